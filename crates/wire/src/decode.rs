@@ -1,0 +1,167 @@
+//! Streaming decode: octets in, one message and the number of octets it used out.
+//!
+//! Every decoder takes the caller's buffer and returns `Ok((message, consumed))`,
+//! `Err(DecodeError::Incomplete)` when the buffer holds only a prefix of a message (a normal
+//! outcome: read more and call again), or `Err(DecodeError::Invalid(_))` when the octets can
+//! never become a valid message. Memory use is bounded: a decoder never looks past
+//! [`MAX_LINE`] octets, and reports [`InvalidKind::LineTooLong`] instead of waiting longer.
+
+use crate::code::Code;
+use crate::message::{Entry, Frame, Hello, Reply, Request};
+use crate::name::NameError;
+use crate::parse::{self, PErr, PResult, PutHead};
+
+use crate::limits::MAX_LINE;
+
+/// Why decoding did not produce a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The buffer holds a strict prefix of a message: read more octets and decode again.
+    #[error("incomplete message: more octets needed")]
+    Incomplete,
+    /// The octets are not a valid message.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+}
+
+/// An invalid message: what was wrong and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} at octet {offset} of the line (rule `{rule}`)")]
+pub struct Invalid {
+    /// What was wrong.
+    pub kind: InvalidKind,
+    /// Length of the offending line, eol included, when the line is complete: skipping that
+    /// many octets resynchronises on the next line. `None` for [`InvalidKind::LineTooLong`].
+    pub line_len: Option<usize>,
+    /// Offset within the line of the first octet that does not fit.
+    pub offset: usize,
+    /// The ABNF rule (of spec/grammar.abnf) that did not match.
+    pub rule: &'static str,
+}
+
+/// The kinds of invalid input, split by what the receiver must do about them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidKind {
+    /// No LF within [`MAX_LINE`] octets (FRAME-2): the framing is lost.
+    #[error("line longer than 4096 octets")]
+    LineTooLong,
+    /// The line does not match the grammar; the next line can still be read.
+    #[error("malformed line")]
+    Syntax,
+    /// A `put` line that does not parse up to its name: where its payload ends is unknown,
+    /// so the connection cannot go on (ERR-6).
+    #[error("malformed put line")]
+    MalformedPut,
+    /// The line parses but its name breaks a NAME rule. For a put, `put` holds the fields
+    /// before the name, which say whether a payload follows and how long it is.
+    #[error("bad name: {error}")]
+    BadName {
+        /// The rule the name breaks.
+        error: NameError,
+        /// For a put line, its size, mode and flow.
+        put: Option<PutHead>,
+    },
+}
+
+impl Invalid {
+    /// The code a server answers an invalid *request* with (ERR-1, ERR-6): 501 for an
+    /// over-long line, 502 for a malformed put, 510 for a bad name, else 500.
+    pub fn reply_code(&self) -> Code {
+        match self.kind {
+            InvalidKind::LineTooLong => Code::LINE_TOO_LONG,
+            InvalidKind::Syntax => Code::SYNTAX,
+            InvalidKind::MalformedPut => Code::PROTOCOL,
+            InvalidKind::BadName { .. } => Code::BAD_NAME,
+        }
+    }
+}
+
+/// Finds the next line: `Ok((content_without_eol, len_with_eol))`.
+fn split_line(buf: &[u8]) -> Result<(&[u8], usize), DecodeError> {
+    let window = &buf[..buf.len().min(MAX_LINE)];
+    match window.iter().position(|&b| b == b'\n') {
+        Some(lf) => {
+            let content = &buf[..lf];
+            let content = content.strip_suffix(b"\r").unwrap_or(content);
+            Ok((content, lf + 1))
+        }
+        None if buf.len() >= MAX_LINE => Err(DecodeError::Invalid(Invalid {
+            kind: InvalidKind::LineTooLong,
+            line_len: None,
+            offset: MAX_LINE,
+            rule: "eol",
+        })),
+        None => Err(DecodeError::Incomplete),
+    }
+}
+
+fn run<'a, T>(
+    buf: &'a [u8],
+    parser: impl FnOnce(&'a [u8]) -> PResult<'a, T>,
+    classify: impl FnOnce(&'a [u8], &PErr<'a>) -> InvalidKind,
+) -> Result<(T, usize), DecodeError> {
+    let (line, len) = split_line(buf)?;
+    match parser(line) {
+        Ok((_, msg)) => Ok((msg, len)),
+        Err(nom::Err::Error(e) | nom::Err::Failure(e)) => {
+            let kind = classify(line, &e);
+            Err(DecodeError::Invalid(Invalid {
+                kind,
+                line_len: Some(len),
+                offset: line.len() - e.input.len(),
+                rule: e.rule.unwrap_or("line"),
+            }))
+        }
+        // Complete parsers on a complete line never ask for more input.
+        Err(nom::Err::Incomplete(_)) => Err(DecodeError::Invalid(Invalid {
+            kind: InvalidKind::Syntax,
+            line_len: Some(len),
+            offset: line.len(),
+            rule: "line",
+        })),
+    }
+}
+
+fn name_or_syntax(e: &PErr<'_>) -> InvalidKind {
+    match e.name {
+        Some(error) => InvalidKind::BadName { error, put: None },
+        None => InvalidKind::Syntax,
+    }
+}
+
+/// Decodes one client request line (`request` rule).
+pub fn decode_request(buf: &[u8]) -> Result<(Request, usize), DecodeError> {
+    run(buf, parse::request, |line, e| {
+        if line.starts_with(b"put ") || line == b"put" {
+            match (e.name, parse::put_head(line)) {
+                (Some(error), Ok((_, head))) => InvalidKind::BadName { error, put: Some(head) },
+                _ => InvalidKind::MalformedPut,
+            }
+        } else {
+            name_or_syntax(e)
+        }
+    })
+}
+
+/// Decodes the server's first line: a greeting or a refusal (`server-hello` rule).
+pub fn decode_hello(buf: &[u8]) -> Result<(Hello, usize), DecodeError> {
+    run(buf, parse::server_hello, |_, e| name_or_syntax(e))
+}
+
+/// Decodes one reply line (`reply` rule). The entries after `ok dir` and the payload after
+/// `ok get` are decoded with [`decode_entry`] and [`decode_frame`].
+pub fn decode_reply(buf: &[u8]) -> Result<(Reply, usize), DecodeError> {
+    run(buf, parse::reply, |_, e| name_or_syntax(e))
+}
+
+/// Decodes one listing line (`entry` rule). A hostile or broken server's name is reported as
+/// [`InvalidKind::BadName`] with the line's length, so a client can skip that line.
+pub fn decode_entry(buf: &[u8]) -> Result<(Entry, usize), DecodeError> {
+    run(buf, parse::entry, |_, e| name_or_syntax(e))
+}
+
+/// Decodes one payload line: `data LEN`, `end DIGEST` or `abort CODE [TEXT]`. After
+/// `data LEN` the next `LEN` octets are raw file data, not a line.
+pub fn decode_frame(buf: &[u8]) -> Result<(Frame, usize), DecodeError> {
+    run(buf, parse::frame, |_, e| name_or_syntax(e))
+}

@@ -1,0 +1,34 @@
+//! Limits of ferry/1, as named constants. Each cites the requirement that fixes it.
+
+/// Longest line, end-of-line octets included (FRAME-2). A receiver that has seen this many
+/// octets without an LF stops reading and answers `501 line-too-long`.
+pub const MAX_LINE: usize = 4096;
+
+/// Longest file name in octets of UTF-8 (NAME-2). Common file systems store 255 octets.
+pub const MAX_NAME: usize = 255;
+
+/// Largest payload chunk in octets (DATA-2). Bounds how long an `abort` can be delayed
+/// behind chunk data, while keeping the per-chunk header overhead under 0.001 %.
+pub const MAX_CHUNK: u32 = 1 << 20;
+
+/// Default TCP port of a ferry server (CONN-1).
+pub const DEFAULT_PORT: u16 = 7450;
+
+/// Default largest file a server accepts with `put` (1 TiB). Servers announce their own
+/// value as `max-size` in the greeting.
+pub const DEFAULT_MAX_SIZE: u64 = 1 << 40;
+
+/// Default largest size of an eager (`now`) put. Announced as `max-eager`.
+pub const DEFAULT_MAX_EAGER: u64 = 1 << 20;
+
+/// Default idle timeout in seconds: waiting for the next request (TIME-1).
+pub const DEFAULT_IDLE_SECS: u64 = 300;
+
+/// Default stall timeout in seconds: no progress inside a request or transfer (TIME-2).
+pub const DEFAULT_STALL_SECS: u64 = 60;
+
+/// Highest protocol version number the grammar admits (`version = %x31-39 *4DIGIT`).
+pub const MAX_VERSION: u32 = 99_999;
+
+/// Longest error text: the longest `err` line (`err 000 ` + text + LF) still fits MAX_LINE.
+pub const MAX_TEXT: usize = MAX_LINE - "err 000 ".len() - 1;

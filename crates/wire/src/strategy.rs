@@ -1,0 +1,163 @@
+//! proptest strategies for every message type, built through the validating constructors so
+//! that they only produce legal values (feature `proptest`).
+
+use proptest::prelude::*;
+
+use crate::code::Code;
+use crate::digest::Digest;
+use crate::limits::{MAX_CHUNK, MAX_VERSION};
+use crate::message::{
+    ChunkLen, Entry, ErrorReply, Frame, Greeting, Hello, Limits, PutFlow, PutMode, Reply, Request,
+};
+use crate::name::FileName;
+use crate::text::{ExtName, ParamName, ParamValue, Text, Version};
+use crate::time::Timestamp;
+
+const NAME_CHARS: &[char] = &[
+    'a', 'b', 'z', 'A', 'Q', '0', '9', ' ', '.', '-', '_', '(', ')', '~', '=', '射', '频', '仿',
+    '真', '天', '线', 'é', 'ß', 'Ω', '😀', '\u{a0}',
+];
+
+/// Valid file names: short and long, ASCII, CJK, accents, emoji, inner spaces and dots.
+pub fn file_name() -> impl Strategy<Value = FileName> {
+    prop_oneof![
+        4 => proptest::collection::vec(proptest::sample::select(NAME_CHARS), 1..24),
+        1 => proptest::collection::vec(proptest::sample::select(NAME_CHARS), 60..120),
+    ]
+    .prop_filter_map("not a valid name", |chars| {
+        let s: String = chars.into_iter().collect();
+        let mut cut = s.len().min(crate::limits::MAX_NAME);
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        FileName::new(&s[..cut]).ok()
+    })
+}
+
+/// Any digest.
+pub fn digest() -> impl Strategy<Value = Digest> {
+    any::<[u8; 16]>().prop_map(Digest::from_bytes)
+}
+
+/// Any representable modification time.
+pub fn timestamp() -> impl Strategy<Value = Timestamp> {
+    (Timestamp::MIN.unix()..=Timestamp::MAX.unix()).prop_map(Timestamp::from_unix_clamped)
+}
+
+/// Any protocol version.
+pub fn version() -> impl Strategy<Value = Version> {
+    (1..=MAX_VERSION).prop_filter_map("version", |n| Version::new(n).ok())
+}
+
+/// Sizes and offsets, biased to the edges.
+pub fn u64_value() -> impl Strategy<Value = u64> {
+    prop_oneof![Just(0u64), Just(u64::MAX), 0..4096u64, any::<u64>()]
+}
+
+/// Defined codes and, more rarely, any three-digit code.
+pub fn code() -> impl Strategy<Value = Code> {
+    prop_oneof![
+        4 => proptest::sample::select(Code::ALL),
+        1 => (0u16..=999).prop_filter_map("code", Code::new),
+    ]
+}
+
+/// Optional error text.
+pub fn text() -> impl Strategy<Value = Option<Text>> {
+    proptest::option::of(
+        proptest::collection::vec(
+            proptest::sample::select(&['a', 'Z', ' ', '!', '天', '"', ':', '\u{e9}'][..]),
+            1..40,
+        )
+        .prop_filter_map("text", |c| Text::new(c.into_iter().collect::<String>()).ok()),
+    )
+}
+
+/// An `err` reply or `abort` trailer body.
+pub fn error_reply() -> impl Strategy<Value = ErrorReply> {
+    (code(), text()).prop_map(|(code, text)| ErrorReply { code, text })
+}
+
+/// Any request.
+pub fn request() -> impl Strategy<Value = Request> {
+    let mode = prop_oneof![Just(PutMode::New), Just(PutMode::Replace)];
+    let flow = prop_oneof![Just(PutFlow::Wait), Just(PutFlow::Now)];
+    prop_oneof![
+        Just(Request::Dir),
+        (u64_value(), file_name()).prop_map(|(offset, name)| Request::Get { offset, name }),
+        (u64_value(), mode, flow, file_name())
+            .prop_map(|(size, mode, flow, name)| Request::Put { size, mode, flow, name }),
+        version().prop_map(Request::Version),
+        Just(Request::Close),
+    ]
+}
+
+/// Any reply line.
+pub fn reply() -> impl Strategy<Value = Reply> {
+    prop_oneof![
+        u64_value().prop_map(|count| Reply::DirOk { count }),
+        (u64_value(), timestamp()).prop_map(|(size, mtime)| Reply::GetOk { size, mtime }),
+        Just(Reply::Go),
+        (u64_value(), digest()).prop_map(|(size, digest)| Reply::PutOk { size, digest }),
+        version().prop_map(Reply::VersionOk),
+        Just(Reply::Bye),
+        error_reply().prop_map(Reply::Err),
+    ]
+}
+
+/// Any listing entry.
+pub fn entry() -> impl Strategy<Value = Entry> {
+    (u64_value(), timestamp(), file_name()).prop_map(|(size, mtime, name)| Entry { size, mtime, name })
+}
+
+/// Any payload frame line.
+pub fn frame() -> impl Strategy<Value = Frame> {
+    prop_oneof![
+        (1..=u64::from(MAX_CHUNK)).prop_filter_map("len", |n| ChunkLen::new(n).map(Frame::Data)),
+        digest().prop_map(Frame::End),
+        error_reply().prop_map(Frame::Abort),
+    ]
+}
+
+fn limits() -> impl Strategy<Value = Limits> {
+    (u64_value(), u64_value(), u64_value(), u64_value(), u64_value(), u64_value(), u64_value())
+        .prop_map(|(max_line, max_name, max_size, max_chunk, max_eager, idle, stall)| Limits {
+            max_line,
+            max_name,
+            max_size,
+            max_chunk,
+            max_eager,
+            idle,
+            stall,
+        })
+}
+
+/// Any greeting: versions, limits, extensions and unknown params.
+pub fn greeting() -> impl Strategy<Value = Greeting> {
+    let ext = proptest::option::of(proptest::collection::vec("[a-z][a-z0-9-]{0,8}", 0..3));
+    let params = proptest::collection::vec(("x-[a-z0-9]{1,6}", "[!-~]{0,10}"), 0..3);
+    (version(), proptest::collection::vec(version(), 0..3), limits(), ext, params).prop_map(
+        |(first, rest, limits, ext, params)| {
+            let mut g = Greeting::new(limits).with_versions(first, &rest);
+            if let Some(exts) = ext {
+                g = Greeting::from_parts(
+                    g.versions().to_vec(),
+                    limits,
+                    Some(exts.into_iter().filter_map(|e| ExtName::new(e).ok()).collect()),
+                    Vec::new(),
+                );
+            }
+            for (k, v) in params {
+                if let (Ok(k), Ok(v)) = (ParamName::new(k), ParamValue::new(v)) {
+                    g = g.clone().with_param(k, v).unwrap_or(g);
+                }
+            }
+            g
+        },
+    )
+}
+
+/// The server's first line.
+pub fn hello() -> impl Strategy<Value = Hello> {
+    prop_oneof![greeting().prop_map(Hello::Greeting), error_reply().prop_map(Hello::Refused)]
+}
