@@ -98,7 +98,11 @@ impl Transcript {
 
     /// Reads every `*.txt` transcript of a folder, sorted by file name.
     pub fn read_dir(dir: &Path) -> Result<Vec<Self>, Error> {
-        let err = |message: String| Error { path: dir.display().to_string(), line: 0, message };
+        let err = |message: String| Error {
+            path: dir.display().to_string(),
+            line: 0,
+            message,
+        };
         let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| err(e.to_string()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -112,12 +116,16 @@ impl Transcript {
     /// server (`@server fault=...` or `@server busy`): such transcripts illustrate the
     /// protocol but are not replayed against real servers.
     pub fn is_illustrative(&self) -> bool {
-        self.server.iter().any(|o| o.starts_with("fault=") || o == "busy")
+        self.server
+            .iter()
+            .any(|o| o.starts_with("fault=") || o == "busy")
     }
 
     /// The value of a `@server KEY=VALUE` option.
     pub fn server_option(&self, key: &str) -> Option<&str> {
-        self.server.iter().find_map(|o| o.strip_prefix(key)?.strip_prefix('='))
+        self.server
+            .iter()
+            .find_map(|o| o.strip_prefix(key)?.strip_prefix('='))
     }
 
     /// Whether a bare `@server FLAG` option is present.
@@ -162,18 +170,30 @@ pub fn unescape(s: &str) -> Result<Vec<u8>, String> {
                     .ok_or_else(|| format!("bad escape \\x{hex}"))?;
                 out.push(v);
             }
-            other => return Err(format!("bad escape \\{}", other.map(String::from).unwrap_or_default())),
+            other => {
+                return Err(format!(
+                    "bad escape \\{}",
+                    other.map(String::from).unwrap_or_default()
+                ));
+            }
         }
     }
     Ok(out)
 }
 
 fn parse(text: &str, path: &Path) -> Result<Transcript, Error> {
-    let mut t = Transcript { path: path.to_path_buf(), ..Transcript::default() };
+    let mut t = Transcript {
+        path: path.to_path_buf(),
+        ..Transcript::default()
+    };
     let mut invalid_next = false;
     for (idx, raw) in text.lines().enumerate() {
         let line_no = idx + 1;
-        let err = |message: String| Error { path: path.display().to_string(), line: line_no, message };
+        let err = |message: String| Error {
+            path: path.display().to_string(),
+            line: line_no,
+            message,
+        };
         if raw.trim().is_empty() {
             continue;
         }
@@ -190,13 +210,21 @@ fn parse(text: &str, path: &Path) -> Result<Transcript, Error> {
                 "requires" => t.requires.extend(val.split_whitespace().map(str::to_owned)),
                 "server" => t.server.extend(val.split_whitespace().map(str::to_owned)),
                 "file" => {
-                    let (mtime, name) =
-                        val.split_once(' ').ok_or_else(|| err("@file needs MTIME NAME".into()))?;
-                    t.files.push(Fixture { mtime: mtime.into(), name: name.into(), content: vec![] });
+                    let (mtime, name) = val
+                        .split_once(' ')
+                        .ok_or_else(|| err("@file needs MTIME NAME".into()))?;
+                    t.files.push(Fixture {
+                        mtime: mtime.into(),
+                        name: name.into(),
+                        content: vec![],
+                    });
                 }
                 "data" => {
                     let bytes = unescape(val).map_err(err)?;
-                    let f = t.files.last_mut().ok_or_else(|| err("@data without @file".into()))?;
+                    let f = t
+                        .files
+                        .last_mut()
+                        .ok_or_else(|| err("@data without @file".into()))?;
                     f.content.extend_from_slice(&bytes);
                 }
                 _ => return Err(err(format!("unknown directive @{key}"))),
@@ -211,7 +239,10 @@ fn parse(text: &str, path: &Path) -> Result<Transcript, Error> {
         let rest = &raw[1..];
         let action = if rest == "." {
             Action::Close
-        } else if let Some(line) = rest.strip_prefix(": ").or_else(|| (rest == ":").then_some("")) {
+        } else if let Some(line) = rest
+            .strip_prefix(": ")
+            .or_else(|| (rest == ":").then_some(""))
+        {
             let mut b = line.as_bytes().to_vec();
             b.push(b'\n');
             Action::Line(b)
@@ -220,7 +251,12 @@ fn parse(text: &str, path: &Path) -> Result<Transcript, Error> {
         } else {
             return Err(err(format!("unrecognised step {raw:?}")));
         };
-        t.steps.push(Step { side, action, line_no, invalid: std::mem::take(&mut invalid_next) });
+        t.steps.push(Step {
+            side,
+            action,
+            line_no,
+            invalid: std::mem::take(&mut invalid_next),
+        });
     }
     Ok(t)
 }
@@ -259,6 +295,9 @@ mod tests {
 
     #[test]
     fn unescape_handles_utf8_and_escapes() {
-        assert_eq!(unescape("射\\x00\\\\\\r\\n").expect("ok"), "射\0\\\r\n".as_bytes());
+        assert_eq!(
+            unescape("射\\x00\\\\\\r\\n").expect("ok"),
+            "射\0\\\r\n".as_bytes()
+        );
     }
 }

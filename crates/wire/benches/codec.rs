@@ -12,8 +12,18 @@ fn requests() -> Vec<u8> {
     let mut out = Vec::new();
     for i in 0..1000u64 {
         let name = FileName::new(format!("天线{i} report.doc")).expect("valid");
-        Request::Get { offset: i, name: name.clone() }.encode(&mut out);
-        Request::Put { size: i * 4096, mode: PutMode::New, flow: PutFlow::Now, name }.encode(&mut out);
+        Request::Get {
+            offset: i,
+            name: name.clone(),
+        }
+        .encode(&mut out);
+        Request::Put {
+            size: i * 4096,
+            mode: PutMode::New,
+            flow: PutFlow::Now,
+            name,
+        }
+        .encode(&mut out);
         Request::Dir.encode(&mut out);
     }
     out
@@ -82,7 +92,9 @@ fn bench_listing(c: &mut Criterion) {
 }
 
 fn bench_payload(c: &mut Criterion) {
-    let data: Vec<u8> = (0..16u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let data: Vec<u8> = (0..16u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
     let mut wire = Vec::new();
     encode_payload(&data, Digest::of(&data), &mut wire);
     let mut g = c.benchmark_group("payload");

@@ -134,8 +134,11 @@ mod tests {
         assert_eq!(Code::NOT_FOUND.class(), Class::Permanent);
         assert_eq!(Code::NO_SPACE.class(), Class::Transient);
         assert_eq!(Code::new(250).map(Code::class), Some(Class::Unknown));
-        let closing: Vec<u16> =
-            Code::ALL.iter().filter(|c| c.closes_connection()).map(|c| c.get()).collect();
+        let closing: Vec<u16> = Code::ALL
+            .iter()
+            .filter(|c| c.closes_connection())
+            .map(|c| c.get())
+            .collect();
         assert_eq!(closing, [420, 421, 422, 501, 502]);
         assert_eq!(Code::ALL.len(), 18);
         assert!(Code::ALL.windows(2).all(|w| w[0] < w[1]));

@@ -134,7 +134,10 @@ pub fn decode_request(buf: &[u8]) -> Result<(Request, usize), DecodeError> {
     run(buf, parse::request, |line, e| {
         if line.starts_with(b"put ") || line == b"put" {
             match (e.name, parse::put_head(line)) {
-                (Some(error), Ok((_, head))) => InvalidKind::BadName { error, put: Some(head) },
+                (Some(error), Ok((_, head))) => InvalidKind::BadName {
+                    error,
+                    put: Some(head),
+                },
                 _ => InvalidKind::MalformedPut,
             }
         } else {

@@ -105,8 +105,14 @@ mod tests {
     /// The test vectors of SUM-1 in spec/protocol.md.
     #[test]
     fn known_answers() {
-        assert_eq!(Digest::of(b"").to_string(), "xxh3-128:99aa06d3014798d86001c324468d497f");
-        assert_eq!(Digest::of(b"hello").to_string(), "xxh3-128:b5e9c1ad071b3e7fc779cfaa5e523818");
+        assert_eq!(
+            Digest::of(b"").to_string(),
+            "xxh3-128:99aa06d3014798d86001c324468d497f"
+        );
+        assert_eq!(
+            Digest::of(b"hello").to_string(),
+            "xxh3-128:b5e9c1ad071b3e7fc779cfaa5e523818"
+        );
     }
 
     #[test]
@@ -123,8 +129,15 @@ mod tests {
     fn hex_round_trip_and_rejections() {
         let d = Digest::of(b"x");
         let s = d.to_string();
-        assert_eq!(Digest::from_lc_hex(&s.as_bytes()[DIGEST_LABEL.len()..]), Some(d));
-        assert_eq!(Digest::from_lc_hex(b"99AA06D3014798D86001C324468D497F"), None, "upper case");
+        assert_eq!(
+            Digest::from_lc_hex(&s.as_bytes()[DIGEST_LABEL.len()..]),
+            Some(d)
+        );
+        assert_eq!(
+            Digest::from_lc_hex(b"99AA06D3014798D86001C324468D497F"),
+            None,
+            "upper case"
+        );
         assert_eq!(Digest::from_lc_hex(b"99aa"), None, "short");
     }
 }

@@ -43,6 +43,13 @@ pub mod time;
 #[cfg(any(test, feature = "proptest"))]
 pub mod strategy;
 
+#[cfg(test)]
+mod negative;
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod snapshots;
+
 pub use code::{Class, Code};
 pub use decode::{
     DecodeError, Invalid, InvalidKind, decode_entry, decode_frame, decode_hello, decode_reply,
@@ -50,8 +57,8 @@ pub use decode::{
 };
 pub use digest::{Digest, Hasher};
 pub use message::{
-    ChunkLen, Entry, ErrorReply, Frame, Greeting, Hello, Limits, PutFlow, PutMode, Reply,
-    Request, chunk_lengths, encode_payload,
+    ChunkLen, Entry, ErrorReply, Frame, Greeting, Hello, Limits, PutFlow, PutMode, Reply, Request,
+    chunk_lengths, encode_payload,
 };
 pub use name::{FileName, NameError};
 pub use parse::PutHead;

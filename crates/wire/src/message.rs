@@ -105,7 +105,10 @@ pub struct ErrorReply {
 impl ErrorReply {
     /// An error with text made valid by [`Text::lossy`].
     pub fn new(code: Code, text: &str) -> Self {
-        Self { code, text: Text::lossy(text) }
+        Self {
+            code,
+            text: Text::lossy(text),
+        }
     }
 }
 
@@ -141,7 +144,11 @@ impl ChunkLen {
 
     /// Validates `len`.
     pub const fn new(len: u64) -> Option<Self> {
-        if len == 0 || len > MAX_CHUNK as u64 { None } else { Some(Self(len as u32)) }
+        if len == 0 || len > MAX_CHUNK as u64 {
+            None
+        } else {
+            Some(Self(len as u32))
+        }
     }
 
     /// The length.
@@ -230,7 +237,11 @@ impl Greeting {
     }
 
     fn check_len(self) -> Result<Self, TokenError> {
-        if self.to_bytes().len() > MAX_LINE { Err(TokenError::TooLong(MAX_LINE)) } else { Ok(self) }
+        if self.to_bytes().len() > MAX_LINE {
+            Err(TokenError::TooLong(MAX_LINE))
+        } else {
+            Ok(self)
+        }
     }
 
     pub(crate) fn from_parts(
@@ -348,7 +359,12 @@ impl Request {
             Request::Get { offset, name } => {
                 let _ = writeln!(out, "get {offset} {name}");
             }
-            Request::Put { size, mode, flow, name } => {
+            Request::Put {
+                size,
+                mode,
+                flow,
+                name,
+            } => {
                 let mode = match mode {
                     PutMode::New => "new",
                     PutMode::Replace => "replace",
@@ -491,7 +507,9 @@ mod tests {
     fn chunking_covers_every_octet_once() {
         let lens: Vec<u32> = chunk_lengths(0).map(ChunkLen::get).collect();
         assert!(lens.is_empty());
-        let lens: Vec<u32> = chunk_lengths(u64::from(MAX_CHUNK) * 2 + 1).map(ChunkLen::get).collect();
+        let lens: Vec<u32> = chunk_lengths(u64::from(MAX_CHUNK) * 2 + 1)
+            .map(ChunkLen::get)
+            .collect();
         assert_eq!(lens, [MAX_CHUNK, MAX_CHUNK, 1]);
         assert_eq!(ChunkLen::new(0), None);
         assert_eq!(ChunkLen::new(u64::from(MAX_CHUNK) + 1), None);

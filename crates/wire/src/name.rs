@@ -90,7 +90,10 @@ pub fn validate(name: &str) -> Result<(), NameError> {
     if name.len() > MAX_NAME {
         return Err(NameError::TooLong(name.len()));
     }
-    if let Some(c) = name.chars().find(|&c| c.is_control() || c == '/' || c == '\\') {
+    if let Some(c) = name
+        .chars()
+        .find(|&c| c.is_control() || c == '/' || c == '\\')
+    {
         return Err(NameError::ForbiddenChar(c));
     }
     if name.starts_with('.') {
@@ -155,8 +158,18 @@ mod tests {
 
     #[test]
     fn accepts_the_names_of_the_teaching_program() {
-        for ok in ["射频仿真.pptx", "天线15.doc", "my report (final).pdf", "a", "x.y.z", "a b"] {
-            assert_eq!(FileName::new(ok).map(|n| n.into_string()), Ok(ok.to_owned()));
+        for ok in [
+            "射频仿真.pptx",
+            "天线15.doc",
+            "my report (final).pdf",
+            "a",
+            "x.y.z",
+            "a b",
+        ] {
+            assert_eq!(
+                FileName::new(ok).map(|n| n.into_string()),
+                Ok(ok.to_owned())
+            );
         }
         assert!(FileName::new("é".repeat(127)).is_ok(), "254 octets");
         assert!(FileName::new("a".repeat(255)).is_ok());

@@ -31,7 +31,11 @@ pub(crate) struct PErr<'a> {
 
 impl<'a> ParseError<&'a [u8]> for PErr<'a> {
     fn from_error_kind(input: &'a [u8], _kind: ErrorKind) -> Self {
-        Self { input, rule: None, name: None }
+        Self {
+            input,
+            rule: None,
+            name: None,
+        }
     }
     fn append(_input: &'a [u8], _kind: ErrorKind, other: Self) -> Self {
         other
@@ -49,7 +53,11 @@ impl<'a> ContextError<&'a [u8]> for PErr<'a> {
 pub(crate) type PResult<'a, O> = IResult<&'a [u8], O, PErr<'a>>;
 
 fn fail<'a, O>(input: &'a [u8], rule: &'static str) -> PResult<'a, O> {
-    Err(nom::Err::Error(PErr { input, rule: Some(rule), name: None }))
+    Err(nom::Err::Error(PErr {
+        input,
+        rule: Some(rule),
+        name: None,
+    }))
 }
 
 fn sp(i: &[u8]) -> PResult<'_, &[u8]> {
@@ -59,17 +67,28 @@ fn sp(i: &[u8]) -> PResult<'_, &[u8]> {
 /// ```abnf
 /// u64           = "0" / (%x31-39 *19DIGIT)
 /// ```
-/// At most 18446744073709551615 (FRAME-5).
+/// At most 18446744073709551615 (FRAME-5). Errors carry no rule name: the caller names the
+/// field (`offset`, `size`, `count`, `chunk-size`).
 pub(crate) fn u64_(i: &[u8]) -> PResult<'_, u64> {
-    let (rest_, digits) = context("u64", take_while1(|b: u8| b.is_ascii_digit())).parse(i)?;
+    let (rest_, digits) = take_while1(|b: u8| b.is_ascii_digit()).parse(i)?;
+    let unnamed = || {
+        Err(nom::Err::Error(PErr {
+            input: i,
+            rule: None,
+            name: None,
+        }))
+    };
     if digits.len() > 1 && digits[0] == b'0' {
-        return fail(i, "u64");
+        return unnamed();
     }
     let mut n: u64 = 0;
     for &d in digits {
-        match n.checked_mul(10).and_then(|n| n.checked_add(u64::from(d - b'0'))) {
+        match n
+            .checked_mul(10)
+            .and_then(|n| n.checked_add(u64::from(d - b'0')))
+        {
             Some(v) => n = v,
-            None => return fail(i, "u64"),
+            None => return unnamed(),
         }
     }
     Ok((rest_, n))
@@ -79,11 +98,14 @@ pub(crate) fn u64_(i: &[u8]) -> PResult<'_, u64> {
 /// version       = %x31-39 *4DIGIT
 /// ```
 pub(crate) fn version(i: &[u8]) -> PResult<'_, Version> {
-    let (r, digits) = context("version", take_while_m_n(1, 5, |b: u8| b.is_ascii_digit())).parse(i)?;
+    let (r, digits) =
+        context("version", take_while_m_n(1, 5, |b: u8| b.is_ascii_digit())).parse(i)?;
     if digits[0] == b'0' || r.first().is_some_and(u8::is_ascii_digit) {
         return fail(i, "version");
     }
-    let n = digits.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
+    let n = digits
+        .iter()
+        .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
     match Version::new(n) {
         Ok(v) => Ok((r, v)),
         Err(_) => fail(i, "version"),
@@ -98,7 +120,11 @@ pub(crate) fn version(i: &[u8]) -> PResult<'_, Version> {
 pub(crate) fn name(i: &[u8]) -> PResult<'_, FileName> {
     match FileName::from_bytes(i) {
         Ok(n) => Ok((&i[i.len()..], n)),
-        Err(e) => Err(nom::Err::Failure(PErr { input: i, rule: Some("name"), name: Some(e) })),
+        Err(e) => Err(nom::Err::Failure(PErr {
+            input: i,
+            rule: Some("name"),
+            name: Some(e),
+        })),
     }
 }
 
@@ -169,7 +195,9 @@ pub(crate) fn digest(i: &[u8]) -> PResult<'_, Digest> {
         "digest",
         preceded(
             tag(DIGEST_LABEL.as_bytes()),
-            take_while_m_n(32, 32, |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            take_while_m_n(32, 32, |b: u8| {
+                b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
+            }),
         ),
     )
     .parse(i)?;
@@ -185,7 +213,10 @@ pub(crate) fn digest(i: &[u8]) -> PResult<'_, Digest> {
 pub(crate) fn put_mode(i: &[u8]) -> PResult<'_, PutMode> {
     context(
         "put-mode",
-        alt((value(PutMode::New, tag(&b"new"[..])), value(PutMode::Replace, tag(&b"replace"[..])))),
+        alt((
+            value(PutMode::New, tag(&b"new"[..])),
+            value(PutMode::Replace, tag(&b"replace"[..])),
+        )),
     )
     .parse(i)
 }
@@ -196,7 +227,10 @@ pub(crate) fn put_mode(i: &[u8]) -> PResult<'_, PutMode> {
 pub(crate) fn put_flow(i: &[u8]) -> PResult<'_, PutFlow> {
     context(
         "put-flow",
-        alt((value(PutFlow::Wait, tag(&b"wait"[..])), value(PutFlow::Now, tag(&b"now"[..])))),
+        alt((
+            value(PutFlow::Wait, tag(&b"wait"[..])),
+            value(PutFlow::Now, tag(&b"now"[..])),
+        )),
     )
     .parse(i)
 }
@@ -243,14 +277,26 @@ pub(crate) fn put_head(i: &[u8]) -> PResult<'_, PutHead> {
 pub(crate) fn put_req(i: &[u8]) -> PResult<'_, Request> {
     let (i, PutHead { size, mode, flow }) = put_head(i)?;
     let (i, name) = name(i)?;
-    Ok((i, Request::Put { size, mode, flow, name }))
+    Ok((
+        i,
+        Request::Put {
+            size,
+            mode,
+            flow,
+            name,
+        },
+    ))
 }
 
 /// ```abnf
 /// version-req   = %s"version" SP version eol
 /// ```
 pub(crate) fn version_req(i: &[u8]) -> PResult<'_, Request> {
-    map(preceded(tag(&b"version "[..]), cut(version)), Request::Version).parse(i)
+    map(
+        preceded(tag(&b"version "[..]), cut(version)),
+        Request::Version,
+    )
+    .parse(i)
 }
 
 /// ```abnf
@@ -272,8 +318,10 @@ pub(crate) fn request(i: &[u8]) -> PResult<'_, Request> {
 }
 
 /// ```abnf
-/// param         = param-name "=" param-value
+/// param         = limit-param / ext-param / other-param
+/// other-param   = param-name "=" param-value
 /// ```
+/// Splits one param; [`greeting`] interprets limit and ext params by name.
 fn param(i: &[u8]) -> PResult<'_, (&[u8], &[u8])> {
     let (i, name) = context(
         "param-name",
@@ -289,6 +337,7 @@ fn param(i: &[u8]) -> PResult<'_, (&[u8], &[u8])> {
 }
 
 /// ```abnf
+/// ext-param     = %s"ext=" ext-list
 /// ext-list      = [ext-name *("," ext-name)]
 /// ```
 fn ext_list(v: &[u8]) -> Option<Vec<ExtName>> {
@@ -296,7 +345,11 @@ fn ext_list(v: &[u8]) -> Option<Vec<ExtName>> {
         return Some(Vec::new());
     }
     v.split(|&b| b == b',')
-        .map(|e| std::str::from_utf8(e).ok().and_then(|e| ExtName::new(e).ok()))
+        .map(|e| {
+            std::str::from_utf8(e)
+                .ok()
+                .and_then(|e| ExtName::new(e).ok())
+        })
         .collect()
 }
 
@@ -338,7 +391,9 @@ pub(crate) fn greeting(line: &[u8]) -> PResult<'_, Greeting> {
             }
             None => {
                 let name = ParamName::new(k_str).ok();
-                let val = std::str::from_utf8(v).ok().and_then(|v| ParamValue::new(v).ok());
+                let val = std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|v| ParamValue::new(v).ok());
                 match (name, val) {
                     (Some(n), Some(v)) => other.push((n, v)),
                     _ => return fail(start, "param"),
@@ -346,12 +401,27 @@ pub(crate) fn greeting(line: &[u8]) -> PResult<'_, Greeting> {
             }
         }
     }
-    let [Some(max_line), Some(max_name), Some(max_size), Some(max_chunk), Some(max_eager), Some(idle), Some(stall)] =
-        known
+    let [
+        Some(max_line),
+        Some(max_name),
+        Some(max_size),
+        Some(max_chunk),
+        Some(max_eager),
+        Some(idle),
+        Some(stall),
+    ] = known
     else {
         return fail(i, "greeting");
     };
-    let limits = Limits { max_line, max_name, max_size, max_chunk, max_eager, idle, stall };
+    let limits = Limits {
+        max_line,
+        max_name,
+        max_size,
+        max_chunk,
+        max_eager,
+        idle,
+        stall,
+    };
     Ok((i, Greeting::from_parts(versions, limits, ext, other)))
 }
 
@@ -360,7 +430,7 @@ pub(crate) fn greeting(line: &[u8]) -> PResult<'_, Greeting> {
 /// ```
 pub(crate) fn err_reply(i: &[u8]) -> PResult<'_, ErrorReply> {
     let (i, _) = tag(&b"err "[..]).parse(i)?;
-    let (i, (code, text)) = cut((code, opt(preceded(sp, text)))).parse(i)?;
+    let (i, (code, text)) = cut((code, opt(preceded(sp, cut(text))))).parse(i)?;
     Ok((i, ErrorReply { code, text }))
 }
 
@@ -370,7 +440,10 @@ pub(crate) fn err_reply(i: &[u8]) -> PResult<'_, ErrorReply> {
 pub(crate) fn server_hello(i: &[u8]) -> PResult<'_, Hello> {
     context(
         "server-hello",
-        all_consuming(alt((map(greeting, Hello::Greeting), map(err_reply, Hello::Refused)))),
+        all_consuming(alt((
+            map(greeting, Hello::Greeting),
+            map(err_reply, Hello::Refused),
+        ))),
     )
     .parse(i)
 }
@@ -380,9 +453,10 @@ pub(crate) fn server_hello(i: &[u8]) -> PResult<'_, Hello> {
 /// ```
 /// The line only; the entries are decoded one by one.
 pub(crate) fn dir_ok(i: &[u8]) -> PResult<'_, Reply> {
-    map(preceded(tag(&b"ok dir "[..]), cut(context("count", u64_))), |count| Reply::DirOk {
-        count,
-    })
+    map(
+        preceded(tag(&b"ok dir "[..]), cut(context("count", u64_))),
+        |count| Reply::DirOk { count },
+    )
     .parse(i)
 }
 
@@ -416,7 +490,11 @@ pub(crate) fn put_ok(i: &[u8]) -> PResult<'_, Reply> {
 /// version-ok    = %s"ok" SP %s"version" SP version eol
 /// ```
 pub(crate) fn version_ok(i: &[u8]) -> PResult<'_, Reply> {
-    map(preceded(tag(&b"ok version "[..]), cut(version)), Reply::VersionOk).parse(i)
+    map(
+        preceded(tag(&b"ok version "[..]), cut(version)),
+        Reply::VersionOk,
+    )
+    .parse(i)
 }
 
 /// ```abnf
@@ -449,8 +527,11 @@ pub(crate) fn reply(i: &[u8]) -> PResult<'_, Reply> {
 /// entry         = size SP mtime SP name eol
 /// ```
 pub(crate) fn entry(i: &[u8]) -> PResult<'_, crate::message::Entry> {
-    let (i, (size, _, mtime, _, name)) =
-        context("entry", all_consuming((context("size", u64_), sp, mtime, sp, name))).parse(i)?;
+    let (i, (size, _, mtime, _, name)) = context(
+        "entry",
+        all_consuming((context("size", u64_), sp, mtime, sp, name)),
+    )
+    .parse(i)?;
     Ok((i, crate::message::Entry { size, mtime, name }))
 }
 
@@ -462,7 +543,11 @@ pub(crate) fn chunk_head(i: &[u8]) -> PResult<'_, Frame> {
     let (r, n) = preceded(tag(&b"data "[..]), cut(context("chunk-size", u64_))).parse(i)?;
     match ChunkLen::new(n) {
         Some(len) => Ok((r, Frame::Data(len))),
-        None => Err(nom::Err::Failure(PErr { input: &i[5..], rule: Some("chunk-size"), name: None })),
+        None => Err(nom::Err::Failure(PErr {
+            input: &i[5..],
+            rule: Some("chunk-size"),
+            name: None,
+        })),
     }
 }
 
@@ -478,7 +563,7 @@ pub(crate) fn end(i: &[u8]) -> PResult<'_, Frame> {
 /// ```
 pub(crate) fn abort(i: &[u8]) -> PResult<'_, Frame> {
     let (i, _) = tag(&b"abort "[..]).parse(i)?;
-    let (i, (code, text)) = cut((code, opt(preceded(sp, text)))).parse(i)?;
+    let (i, (code, text)) = cut((code, opt(preceded(sp, cut(text))))).parse(i)?;
     Ok((i, Frame::Abort(ErrorReply { code, text })))
 }
 

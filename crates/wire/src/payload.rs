@@ -78,7 +78,13 @@ impl PayloadReceiver {
     /// A receiver for the tail of a file: `prefix` has already hashed the octets the
     /// receiver holds (a resumed get, GET-7), so the final check covers the whole file.
     pub fn resuming(expected: u64, prefix: Hasher) -> Self {
-        Self { expected, received: 0, chunk_left: 0, hasher: prefix, finished: false }
+        Self {
+            expected,
+            received: 0,
+            chunk_left: 0,
+            hasher: prefix,
+            finished: false,
+        }
     }
 
     /// Octets of file data delivered so far.
@@ -160,7 +166,13 @@ impl PayloadReceiver {
                 if computed == announced {
                     Ok((Step::Complete(computed), used))
                 } else {
-                    Ok((Step::Corrupt { announced, computed }, used))
+                    Ok((
+                        Step::Corrupt {
+                            announced,
+                            computed,
+                        },
+                        used,
+                    ))
                 }
             }
             Frame::Abort(e) => {
@@ -208,7 +220,11 @@ mod tests {
         for step in [1, 7, 4096, 1 << 20, wire.len()] {
             let mut r = PayloadReceiver::new(data.len() as u64);
             let (out, end) = drive(&mut r, &wire, step);
-            assert_eq!(end, format!("Complete({:?})", Digest::of(&data)), "step {step}");
+            assert_eq!(
+                end,
+                format!("Complete({:?})", Digest::of(&data)),
+                "step {step}"
+            );
             assert!(out == data, "step {step}");
         }
     }
@@ -231,9 +247,16 @@ mod tests {
         let (_, end) = drive(&mut PayloadReceiver::new(5), wire.as_bytes(), 64);
         assert_eq!(end, "error: end after 2 of 5 octets");
 
-        let (out, end) = drive(&mut PayloadReceiver::new(5), b"data 2\nheabort 430 changed\n", 64);
+        let (out, end) = drive(
+            &mut PayloadReceiver::new(5),
+            b"data 2\nheabort 430 changed\n",
+            64,
+        );
         assert_eq!(out, b"he");
-        assert_eq!(end, format!("Aborted({:?})", ErrorReply::new(Code::CHANGED, "changed")));
+        assert_eq!(
+            end,
+            format!("Aborted({:?})", ErrorReply::new(Code::CHANGED, "changed"))
+        );
     }
 
     #[test]
@@ -251,7 +274,10 @@ mod tests {
     fn feeding_after_the_trailer_is_an_error_not_a_panic() {
         let mut r = PayloadReceiver::new(0);
         let wire = format!("end {}\n", Digest::of(b""));
-        assert!(matches!(r.feed(wire.as_bytes()), Ok((Step::Complete(_), _))));
+        assert!(matches!(
+            r.feed(wire.as_bytes()),
+            Ok((Step::Complete(_), _))
+        ));
         assert_eq!(r.feed(b"x"), Err(PayloadError::Finished));
     }
 }

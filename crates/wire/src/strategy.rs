@@ -69,7 +69,9 @@ pub fn text() -> impl Strategy<Value = Option<Text>> {
             proptest::sample::select(&['a', 'Z', ' ', '!', '天', '"', ':', '\u{e9}'][..]),
             1..40,
         )
-        .prop_filter_map("text", |c| Text::new(c.into_iter().collect::<String>()).ok()),
+        .prop_filter_map("text", |c| {
+            Text::new(c.into_iter().collect::<String>()).ok()
+        }),
     )
 }
 
@@ -85,8 +87,12 @@ pub fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
         Just(Request::Dir),
         (u64_value(), file_name()).prop_map(|(offset, name)| Request::Get { offset, name }),
-        (u64_value(), mode, flow, file_name())
-            .prop_map(|(size, mode, flow, name)| Request::Put { size, mode, flow, name }),
+        (u64_value(), mode, flow, file_name()).prop_map(|(size, mode, flow, name)| Request::Put {
+            size,
+            mode,
+            flow,
+            name
+        }),
         version().prop_map(Request::Version),
         Just(Request::Close),
     ]
@@ -107,7 +113,11 @@ pub fn reply() -> impl Strategy<Value = Reply> {
 
 /// Any listing entry.
 pub fn entry() -> impl Strategy<Value = Entry> {
-    (u64_value(), timestamp(), file_name()).prop_map(|(size, mtime, name)| Entry { size, mtime, name })
+    (u64_value(), timestamp(), file_name()).prop_map(|(size, mtime, name)| Entry {
+        size,
+        mtime,
+        name,
+    })
 }
 
 /// Any payload frame line.
@@ -120,30 +130,50 @@ pub fn frame() -> impl Strategy<Value = Frame> {
 }
 
 fn limits() -> impl Strategy<Value = Limits> {
-    (u64_value(), u64_value(), u64_value(), u64_value(), u64_value(), u64_value(), u64_value())
-        .prop_map(|(max_line, max_name, max_size, max_chunk, max_eager, idle, stall)| Limits {
-            max_line,
-            max_name,
-            max_size,
-            max_chunk,
-            max_eager,
-            idle,
-            stall,
-        })
+    (
+        u64_value(),
+        u64_value(),
+        u64_value(),
+        u64_value(),
+        u64_value(),
+        u64_value(),
+        u64_value(),
+    )
+        .prop_map(
+            |(max_line, max_name, max_size, max_chunk, max_eager, idle, stall)| Limits {
+                max_line,
+                max_name,
+                max_size,
+                max_chunk,
+                max_eager,
+                idle,
+                stall,
+            },
+        )
 }
 
 /// Any greeting: versions, limits, extensions and unknown params.
 pub fn greeting() -> impl Strategy<Value = Greeting> {
     let ext = proptest::option::of(proptest::collection::vec("[a-z][a-z0-9-]{0,8}", 0..3));
     let params = proptest::collection::vec(("x-[a-z0-9]{1,6}", "[!-~]{0,10}"), 0..3);
-    (version(), proptest::collection::vec(version(), 0..3), limits(), ext, params).prop_map(
-        |(first, rest, limits, ext, params)| {
+    (
+        version(),
+        proptest::collection::vec(version(), 0..3),
+        limits(),
+        ext,
+        params,
+    )
+        .prop_map(|(first, rest, limits, ext, params)| {
             let mut g = Greeting::new(limits).with_versions(first, &rest);
             if let Some(exts) = ext {
                 g = Greeting::from_parts(
                     g.versions().to_vec(),
                     limits,
-                    Some(exts.into_iter().filter_map(|e| ExtName::new(e).ok()).collect()),
+                    Some(
+                        exts.into_iter()
+                            .filter_map(|e| ExtName::new(e).ok())
+                            .collect(),
+                    ),
                     Vec::new(),
                 );
             }
@@ -153,11 +183,13 @@ pub fn greeting() -> impl Strategy<Value = Greeting> {
                 }
             }
             g
-        },
-    )
+        })
 }
 
 /// The server's first line.
 pub fn hello() -> impl Strategy<Value = Hello> {
-    prop_oneof![greeting().prop_map(Hello::Greeting), error_reply().prop_map(Hello::Refused)]
+    prop_oneof![
+        greeting().prop_map(Hello::Greeting),
+        error_reply().prop_map(Hello::Refused)
+    ]
 }

@@ -56,7 +56,11 @@ impl Text {
             }
             out.push(c);
         }
-        if out.is_empty() { None } else { Some(Self(out)) }
+        if out.is_empty() {
+            None
+        } else {
+            Some(Self(out))
+        }
     }
 
     /// The text.
@@ -87,7 +91,11 @@ impl Version {
 
     /// Validates `n`.
     pub const fn new(n: u32) -> Result<Self, TokenError> {
-        if n == 0 || n > MAX_VERSION { Err(TokenError::Version) } else { Ok(Self(n)) }
+        if n == 0 || n > MAX_VERSION {
+            Err(TokenError::Version)
+        } else {
+            Ok(Self(n))
+        }
     }
 
     /// The number.
@@ -168,8 +176,16 @@ lc_token_type!(
 );
 
 /// Param names whose values the [`crate::Greeting`] holds in typed fields.
-pub(crate) const KNOWN_PARAMS: [&str; 8] =
-    ["max-line", "max-name", "max-size", "max-chunk", "max-eager", "idle", "stall", "ext"];
+pub(crate) const KNOWN_PARAMS: [&str; 8] = [
+    "max-line",
+    "max-name",
+    "max-size",
+    "max-chunk",
+    "max-eager",
+    "idle",
+    "stall",
+    "ext",
+];
 
 impl ParamName {
     /// Validates `name`, which must not be one of the names ferry/1 defines.
@@ -222,7 +238,10 @@ mod tests {
         assert!(Text::new("no such file").is_ok());
         assert_eq!(Text::new(""), Err(TokenError::Empty));
         assert_eq!(Text::new("a\nb"), Err(TokenError::Char('\n')));
-        assert_eq!(Text::new("x".repeat(MAX_TEXT + 1)), Err(TokenError::TooLong(MAX_TEXT)));
+        assert_eq!(
+            Text::new("x".repeat(MAX_TEXT + 1)),
+            Err(TokenError::TooLong(MAX_TEXT))
+        );
         assert_eq!(Text::lossy("a\nb").map(|t| t.0), Some("a?b".to_owned()));
         assert_eq!(Text::lossy(""), None);
         let long = Text::lossy(&"天".repeat(MAX_TEXT)).expect("non-empty");

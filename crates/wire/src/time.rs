@@ -23,7 +23,11 @@ impl Timestamp {
 
     /// The instant `secs` seconds after the Unix epoch, if it is representable.
     pub const fn from_unix(secs: i64) -> Option<Self> {
-        if secs < MIN_SECS || secs > MAX_SECS { None } else { Some(Self(secs)) }
+        if secs < MIN_SECS || secs > MAX_SECS {
+            None
+        } else {
+            Some(Self(secs))
+        }
     }
 
     /// Like [`Timestamp::from_unix`], clamping to [`Timestamp::MIN`] ..= [`Timestamp::MAX`].
@@ -45,7 +49,11 @@ impl Timestamp {
                 // Before the epoch: round towards the past so truncation is "floor".
                 let d = e.duration();
                 let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-                let floor = if d.subsec_nanos() > 0 { secs.saturating_add(1) } else { secs };
+                let floor = if d.subsec_nanos() > 0 {
+                    secs.saturating_add(1)
+                } else {
+                    secs
+                };
                 Self::from_unix_clamped(-floor)
             }
         }
@@ -157,7 +165,11 @@ mod tests {
         for secs in (MIN_SECS..=MAX_SECS).step_by(86_400 * 37 + 3_601) {
             let t = Timestamp(secs);
             let (y, mo, d, h, mi, s) = t.to_fields();
-            assert_eq!(Timestamp::from_fields(y, mo, d, h, mi, s), Some(t), "{secs}");
+            assert_eq!(
+                Timestamp::from_fields(y, mo, d, h, mi, s),
+                Some(t),
+                "{secs}"
+            );
         }
     }
 

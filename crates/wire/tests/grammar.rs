@@ -1,0 +1,174 @@
+//! `spec/grammar.abnf` is real ABNF (RFC 5234 + RFC 7405), closed (every rule it uses is
+//! defined or a core rule, every rule is reachable), and every rule the codec quotes in an
+//! ```abnf doc block exists in it with the same definition.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use abnf::types::Node;
+
+const CORE_RULES: &[&str] = &[
+    "ALPHA", "BIT", "CHAR", "CR", "CRLF", "CTL", "DIGIT", "DQUOTE", "HEXDIG", "HTAB", "LF", "LWSP",
+    "OCTET", "SP", "VCHAR", "WSP",
+];
+const ROOTS: &[&str] = &["client-stream", "server-stream", "request", "reply"];
+
+fn grammar_text() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spec/grammar.abnf");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn rules() -> BTreeMap<String, Node> {
+    let rules =
+        abnf::rulelist(&grammar_text()).unwrap_or_else(|e| panic!("grammar.abnf is not ABNF: {e}"));
+    let mut map = BTreeMap::new();
+    for r in rules {
+        assert!(
+            map.insert(r.name().to_owned(), r.node().clone()).is_none(),
+            "rule {} defined twice",
+            r.name()
+        );
+    }
+    map
+}
+
+fn referenced(node: &Node, out: &mut BTreeSet<String>) {
+    match node {
+        Node::Alternatives(v) | Node::Concatenation(v) => v.iter().for_each(|n| referenced(n, out)),
+        Node::Repetition { node, .. } => referenced(node, out),
+        Node::Group(n) | Node::Optional(n) => referenced(n, out),
+        Node::Rulename(name) => {
+            out.insert(name.clone());
+        }
+        Node::String(_) | Node::TerminalValues(_) | Node::Prose(_) => {}
+    }
+}
+
+#[test]
+fn grammar_parses_and_is_closed() {
+    let rules = rules();
+    assert!(rules.len() > 50, "suspiciously few rules: {}", rules.len());
+    for (name, node) in &rules {
+        let mut used = BTreeSet::new();
+        referenced(node, &mut used);
+        for u in used {
+            assert!(
+                rules.contains_key(&u) || CORE_RULES.contains(&u.as_str()),
+                "rule {name} uses undefined rule {u}"
+            );
+        }
+        assert!(!matches!(node, Node::Prose(_)), "rule {name} is prose only");
+    }
+    // Every rule is reachable from the top-level rules.
+    let mut seen: BTreeSet<String> = ROOTS.iter().map(|s| s.to_string()).collect();
+    let mut todo: Vec<String> = seen.iter().cloned().collect();
+    while let Some(r) = todo.pop() {
+        let mut used = BTreeSet::new();
+        if let Some(node) = rules.get(&r) {
+            referenced(node, &mut used);
+        }
+        for u in used {
+            if seen.insert(u.clone()) {
+                todo.push(u);
+            }
+        }
+    }
+    let unreachable: Vec<&String> = rules.keys().filter(|k| !seen.contains(*k)).collect();
+    assert!(unreachable.is_empty(), "unreachable rules: {unreachable:?}");
+}
+
+/// Removes `;` comments (outside quoted strings) and folds white space.
+fn normalise(def: &str) -> String {
+    let mut out = String::new();
+    for line in def.lines() {
+        let mut in_quote = false;
+        let mut kept = String::new();
+        for c in line.chars() {
+            if c == '"' {
+                in_quote = !in_quote;
+            }
+            if c == ';' && !in_quote {
+                break;
+            }
+            kept.push(c);
+        }
+        out.push(' ');
+        out.push_str(&kept);
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// rule name -> normalised definition, from ABNF text where continuation lines are indented.
+fn definitions(text: &str) -> BTreeMap<String, String> {
+    let mut defs = BTreeMap::new();
+    let mut current: Option<(String, String)> = None;
+    for line in text.lines() {
+        let starts_rule =
+            line.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) && line.contains('=');
+        if starts_rule {
+            if let Some((n, d)) = current.take() {
+                defs.insert(n, normalise(&d));
+            }
+            let (name, def) = line.split_once('=').unwrap_or_default();
+            current = Some((name.trim().to_owned(), def.to_owned()));
+        } else if let Some((_, d)) = current.as_mut() {
+            d.push('\n');
+            d.push_str(line);
+        }
+    }
+    if let Some((n, d)) = current {
+        defs.insert(n, normalise(&d));
+    }
+    defs
+}
+
+#[test]
+fn every_rule_the_code_quotes_is_in_the_grammar_verbatim() {
+    let grammar = definitions(&grammar_text());
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut quoted = 0;
+    for entry in std::fs::read_dir(&src).expect("src dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|x| x != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("source file");
+        let mut block: Option<String> = None;
+        for line in text.lines() {
+            let doc = line
+                .trim_start()
+                .strip_prefix("///")
+                .map(|l| l.strip_prefix(' ').unwrap_or(l));
+            match (doc, block.as_mut()) {
+                (Some("```abnf"), None) => block = Some(String::new()),
+                (Some("```"), Some(b)) => {
+                    for (name, def) in definitions(b) {
+                        quoted += 1;
+                        let want = grammar.get(&name).unwrap_or_else(|| {
+                            panic!(
+                                "{}: quotes rule `{name}`, which grammar.abnf does not define",
+                                path.display()
+                            )
+                        });
+                        assert_eq!(
+                            &def,
+                            want,
+                            "{}: rule `{name}` differs from grammar.abnf",
+                            path.display()
+                        );
+                    }
+                    block = None;
+                }
+                (Some(l), Some(b)) => {
+                    b.push_str(l);
+                    b.push('\n');
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(
+        quoted >= 30,
+        "only {quoted} quoted rules found: the scan is broken"
+    );
+}
