@@ -43,6 +43,9 @@ pub mod time;
 #[cfg(any(test, feature = "proptest"))]
 pub mod strategy;
 
+#[cfg(any(test, feature = "arbitrary"))]
+mod arbitrary;
+
 #[cfg(test)]
 mod negative;
 #[cfg(test)]

@@ -195,14 +195,37 @@ impl Default for Limits {
     }
 }
 
+/// Names of the seven limit params, in the order a new greeting sends them.
+pub(crate) const LIMIT_PARAMS: [&str; 7] = [
+    "max-line",
+    "max-name",
+    "max-size",
+    "max-chunk",
+    "max-eager",
+    "idle",
+    "stall",
+];
+
+/// Where a param of the greeting line stands, so that a decoded greeting encodes back to the
+/// same octets whatever order the server chose (params may come in any order, HELLO-2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum ParamSlot {
+    /// `LIMIT_PARAMS[i]`.
+    Limit(usize),
+    /// The `ext` param.
+    Ext,
+    /// `other[i]`.
+    Other(usize),
+}
+
 /// The server's first line when it accepts the session (`greeting` rule).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Greeting {
     versions: Vec<Version>,
     limits: Limits,
     extensions: Vec<ExtName>,
-    has_ext_param: bool,
     other: Vec<(ParamName, ParamValue)>,
+    order: Vec<ParamSlot>,
 }
 
 impl Greeting {
@@ -212,8 +235,8 @@ impl Greeting {
             versions: vec![Version::V1],
             limits,
             extensions: Vec::new(),
-            has_ext_param: false,
             other: Vec::new(),
+            order: (0..LIMIT_PARAMS.len()).map(ParamSlot::Limit).collect(),
         }
     }
 
@@ -223,15 +246,24 @@ impl Greeting {
         self
     }
 
-    /// Adds an extension to the `ext` param.
+    /// Adds an extension to the `ext` param (names are distinct, EXT-1).
     pub fn with_extension(mut self, ext: ExtName) -> Result<Self, TokenError> {
+        if self.extensions.contains(&ext) {
+            return Err(TokenError::Duplicate);
+        }
         self.extensions.push(ext);
-        self.has_ext_param = true;
+        if !self.order.contains(&ParamSlot::Ext) {
+            self.order.push(ParamSlot::Ext);
+        }
         self.check_len()
     }
 
-    /// Adds a param that ferry/1 does not define.
+    /// Adds a param that ferry/1 does not define (each name at most once, HELLO-3).
     pub fn with_param(mut self, name: ParamName, value: ParamValue) -> Result<Self, TokenError> {
+        if self.other.iter().any(|(n, _)| *n == name) {
+            return Err(TokenError::Duplicate);
+        }
+        self.order.push(ParamSlot::Other(self.other.len()));
         self.other.push((name, value));
         self.check_len()
     }
@@ -247,15 +279,16 @@ impl Greeting {
     pub(crate) fn from_parts(
         versions: Vec<Version>,
         limits: Limits,
-        extensions: Option<Vec<ExtName>>,
+        extensions: Vec<ExtName>,
         other: Vec<(ParamName, ParamValue)>,
+        order: Vec<ParamSlot>,
     ) -> Self {
         Self {
             versions,
             limits,
-            has_ext_param: extensions.is_some(),
-            extensions: extensions.unwrap_or_default(),
+            extensions,
             other,
+            order,
         }
     }
 
@@ -294,28 +327,34 @@ impl Greeting {
             push_num(out, u64::from(v.get()));
         }
         let l = &self.limits;
-        for (k, v) in [
-            ("max-line", l.max_line),
-            ("max-name", l.max_name),
-            ("max-size", l.max_size),
-            ("max-chunk", l.max_chunk),
-            ("max-eager", l.max_eager),
-            ("idle", l.idle),
-            ("stall", l.stall),
-        ] {
-            let _ = write!(out, " {k}={v}");
-        }
-        if self.has_ext_param {
-            out.extend_from_slice(b" ext=");
-            for (i, e) in self.extensions.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
+        let limits = [
+            l.max_line,
+            l.max_name,
+            l.max_size,
+            l.max_chunk,
+            l.max_eager,
+            l.idle,
+            l.stall,
+        ];
+        for slot in &self.order {
+            match *slot {
+                ParamSlot::Limit(i) => {
+                    let _ = write!(out, " {}={}", LIMIT_PARAMS[i], limits[i]);
                 }
-                out.extend_from_slice(e.as_str().as_bytes());
+                ParamSlot::Ext => {
+                    out.extend_from_slice(b" ext=");
+                    for (i, e) in self.extensions.iter().enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        out.extend_from_slice(e.as_str().as_bytes());
+                    }
+                }
+                ParamSlot::Other(i) => {
+                    let (k, v) = &self.other[i];
+                    let _ = write!(out, " {k}={}", v.as_str());
+                }
             }
-        }
-        for (k, v) in &self.other {
-            let _ = write!(out, " {k}={}", v.as_str());
         }
         out.push(b'\n');
     }

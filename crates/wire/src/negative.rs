@@ -205,7 +205,19 @@ fn greeting_rules() {
         format!("ferry/1 {FULL} x\n"),           // param without =
         format!("ferry/1 {FULL} Xy=1\n"),        // bad param name
         format!("ferry/1 {}\n", FULL.replace("max-size=1", "max-size=01")),
+        format!("ferry/1 {FULL} x-y=1 x-y=2\n"), // HELLO-3, any name
+        format!("ferry/1 {FULL} ext=a,a\n"),     // EXT-1
     ] {
         invalid(decode_hello(bad.as_bytes()));
     }
+}
+
+/// Regression (fuzz target decode_hello, crash-68ab963b): params in a non-default order
+/// re-encoded in the default order, so a decoded greeting did not encode back to its octets.
+#[test]
+fn greeting_params_keep_their_order() {
+    let line = "ferry/1 stall=1 ext=a x-y=z max-line=4096 idle=1 max-name=255 max-size=1 max-chunk=1048576 max-eager=0\n";
+    let (hello, used) = decode_hello(line.as_bytes()).expect("valid greeting");
+    assert_eq!(used, line.len());
+    assert_eq!(hello.to_bytes(), line.as_bytes());
 }

@@ -15,10 +15,11 @@ use nom::{IResult, Parser};
 use crate::code::Code;
 use crate::digest::{DIGEST_LABEL, Digest};
 use crate::message::{
-    ChunkLen, ErrorReply, Frame, Greeting, Hello, Limits, PutFlow, PutMode, Reply, Request,
+    ChunkLen, ErrorReply, Frame, Greeting, Hello, LIMIT_PARAMS, Limits, ParamSlot, PutFlow,
+    PutMode, Reply, Request,
 };
 use crate::name::{FileName, NameError};
-use crate::text::{ExtName, KNOWN_PARAMS, ParamName, ParamValue, Text, Version};
+use crate::text::{ExtName, ParamName, ParamValue, Text, Version};
 use crate::time::Timestamp;
 
 /// The crate-private parse error: where it failed, in which rule, and for names why.
@@ -340,17 +341,22 @@ fn param(i: &[u8]) -> PResult<'_, (&[u8], &[u8])> {
 /// ext-param     = %s"ext=" ext-list
 /// ext-list      = [ext-name *("," ext-name)]
 /// ```
+/// Names must be distinct (EXT-1).
 fn ext_list(v: &[u8]) -> Option<Vec<ExtName>> {
+    let mut out: Vec<ExtName> = Vec::new();
     if v.is_empty() {
-        return Some(Vec::new());
+        return Some(out);
     }
-    v.split(|&b| b == b',')
-        .map(|e| {
-            std::str::from_utf8(e)
-                .ok()
-                .and_then(|e| ExtName::new(e).ok())
-        })
-        .collect()
+    for e in v.split(|&b| b == b',') {
+        let e = std::str::from_utf8(e)
+            .ok()
+            .and_then(|e| ExtName::new(e).ok())?;
+        if out.contains(&e) {
+            return None;
+        }
+        out.push(e);
+    }
+    Some(out)
 }
 
 /// ```abnf
@@ -365,39 +371,37 @@ pub(crate) fn greeting(line: &[u8]) -> PResult<'_, Greeting> {
     )
     .parse(line)?;
     let mut known: [Option<u64>; 7] = [None; 7];
-    let mut ext = None;
-    let mut other = Vec::new();
+    let mut ext: Option<Vec<ExtName>> = None;
+    let mut other: Vec<(ParamName, ParamValue)> = Vec::new();
+    let mut order = Vec::new();
     while !i.is_empty() {
         let start = i;
         let (r, (k, v)) = preceded(sp, param).parse(i)?;
         i = r;
         let k_str = std::str::from_utf8(k).unwrap_or_default();
-        match KNOWN_PARAMS.iter().position(|&p| p == k_str) {
-            Some(7) => {
-                if ext.is_some() {
-                    return fail(start, "param");
-                }
-                match ext_list(v) {
-                    Some(list) => ext = Some(list),
-                    None => return fail(start, "ext-list"),
-                }
+        if k_str == "ext" {
+            match ext_list(v) {
+                Some(list) if ext.is_none() => ext = Some(list),
+                _ => return fail(start, "ext-param"),
             }
-            Some(idx) => {
-                let slot = &mut known[idx];
-                match (all_consuming(u64_).parse(v), &slot) {
-                    (Ok((_, n)), None) => *slot = Some(n),
-                    _ => return fail(start, "param"),
-                }
+            order.push(ParamSlot::Ext);
+        } else if let Some(idx) = LIMIT_PARAMS.iter().position(|&p| p == k_str) {
+            match all_consuming(u64_).parse(v) {
+                Ok((_, n)) if known[idx].is_none() => known[idx] = Some(n),
+                _ => return fail(start, "limit-param"),
             }
-            None => {
-                let name = ParamName::new(k_str).ok();
-                let val = std::str::from_utf8(v)
-                    .ok()
-                    .and_then(|v| ParamValue::new(v).ok());
-                match (name, val) {
-                    (Some(n), Some(v)) => other.push((n, v)),
-                    _ => return fail(start, "param"),
+            order.push(ParamSlot::Limit(idx));
+        } else {
+            let name = ParamName::new(k_str).ok();
+            let val = std::str::from_utf8(v)
+                .ok()
+                .and_then(|v| ParamValue::new(v).ok());
+            match (name, val) {
+                (Some(n), Some(v)) if !other.iter().any(|(o, _)| *o == n) => {
+                    order.push(ParamSlot::Other(other.len()));
+                    other.push((n, v));
                 }
+                _ => return fail(start, "other-param"),
             }
         }
     }
@@ -422,7 +426,10 @@ pub(crate) fn greeting(line: &[u8]) -> PResult<'_, Greeting> {
         idle,
         stall,
     };
-    Ok((i, Greeting::from_parts(versions, limits, ext, other)))
+    Ok((
+        i,
+        Greeting::from_parts(versions, limits, ext.unwrap_or_default(), other, order),
+    ))
 }
 
 /// ```abnf

@@ -165,17 +165,10 @@ pub fn greeting() -> impl Strategy<Value = Greeting> {
     )
         .prop_map(|(first, rest, limits, ext, params)| {
             let mut g = Greeting::new(limits).with_versions(first, &rest);
-            if let Some(exts) = ext {
-                g = Greeting::from_parts(
-                    g.versions().to_vec(),
-                    limits,
-                    Some(
-                        exts.into_iter()
-                            .filter_map(|e| ExtName::new(e).ok())
-                            .collect(),
-                    ),
-                    Vec::new(),
-                );
+            for e in ext.into_iter().flatten() {
+                if let Ok(e) = ExtName::new(e) {
+                    g = g.clone().with_extension(e).unwrap_or(g);
+                }
             }
             for (k, v) in params {
                 if let (Ok(k), Ok(v)) = (ParamName::new(k), ParamValue::new(v)) {

@@ -23,6 +23,9 @@ pub enum TokenError {
     /// A param name that ferry/1 already defines (set it through the typed field).
     #[error("param name is reserved by ferry/1")]
     Reserved,
+    /// A name given twice where names must be distinct (HELLO-3, EXT-1).
+    #[error("given twice")]
+    Duplicate,
 }
 
 /// Human-readable text of an `err` or `abort` line (`text = 1*text-char`). Peers never

@@ -41,21 +41,13 @@ impl Timestamp {
         }
     }
 
-    /// A file time, truncated to whole seconds and clamped into range.
+    /// A file's modification time as a server lists it (DIR-5): truncated to whole seconds,
+    /// a time before the epoch sent as [`Timestamp::EPOCH`], one after 9999 as
+    /// [`Timestamp::MAX`].
     pub fn from_system_time(t: SystemTime) -> Self {
         match t.duration_since(UNIX_EPOCH) {
             Ok(d) => Self::from_unix_clamped(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
-            Err(e) => {
-                // Before the epoch: round towards the past so truncation is "floor".
-                let d = e.duration();
-                let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-                let floor = if d.subsec_nanos() > 0 {
-                    secs.saturating_add(1)
-                } else {
-                    secs
-                };
-                Self::from_unix_clamped(-floor)
-            }
+            Err(_) => Self::EPOCH,
         }
     }
 
@@ -189,8 +181,12 @@ mod tests {
     fn system_time_truncates_and_clamps() {
         let t = UNIX_EPOCH + Duration::from_millis(1_500);
         assert_eq!(Timestamp::from_system_time(t).unix(), 1);
-        let before = UNIX_EPOCH - Duration::from_millis(500);
-        assert_eq!(Timestamp::from_system_time(before).unix(), -1);
+        let before = UNIX_EPOCH - Duration::from_secs(86_400);
+        assert_eq!(
+            Timestamp::from_system_time(before),
+            Timestamp::EPOCH,
+            "DIR-5"
+        );
         assert_eq!(Timestamp::from_unix_clamped(i64::MAX), Timestamp::MAX);
         assert_eq!(Timestamp::from_unix_clamped(i64::MIN), Timestamp::MIN);
     }

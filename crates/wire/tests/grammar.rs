@@ -172,3 +172,33 @@ fn every_rule_the_code_quotes_is_in_the_grammar_verbatim() {
         "only {quoted} quoted rules found: the scan is broken"
     );
 }
+
+/// The fuzz dictionary holds every string terminal of the grammar, so a grammar change that
+/// adds a keyword cannot leave the fuzzers blind to it.
+#[test]
+fn fuzz_dictionary_has_every_terminal() {
+    let dict = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/terminals.dict"),
+    )
+    .expect("fuzz/terminals.dict");
+    let entries: BTreeSet<&str> = dict
+        .lines()
+        .filter(|l| l.starts_with('"'))
+        .map(|l| l.trim_matches('"'))
+        .collect();
+    let mut missing = Vec::new();
+    for line in grammar_text().lines() {
+        let code = line.split(';').next().unwrap_or_default();
+        let mut parts = code.split('"');
+        parts.next();
+        while let (Some(term), Some(_)) = (parts.next(), parts.next()) {
+            if !entries.contains(term) {
+                missing.push(term.to_owned());
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "terminals missing from fuzz/terminals.dict: {missing:?}"
+    );
+}

@@ -1,0 +1,2 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ferry_fuzz::check_decode(data, ferry_wire::decode_frame));

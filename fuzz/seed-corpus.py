@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""Builds fuzz/corpus/<target>/ seeds from spec/examples transcripts and the wire snapshots.
+
+Client lines seed decode_request, server lines seed decode_reply/decode_entry/decode_frame/
+decode_hello, whole client and server streams seed split_stream and payload.
+"""
+import hashlib, os, re, sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EXAMPLES = os.path.join(HERE, "..", "spec", "examples")
+
+def unescape(s):
+    out, i = bytearray(), 0
+    while i < len(s):
+        c = s[i]
+        if c == "\\" and i + 1 < len(s):
+            n = s[i + 1]
+            if n == "x":
+                out.append(int(s[i + 2:i + 4], 16)); i += 4; continue
+            out += {"n": b"\n", "r": b"\r", "t": b"\t", "\\": b"\\"}[n]; i += 2; continue
+        out += c.encode(); i += 1
+    return bytes(out)
+
+def put(target, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, hashlib.sha1(data).hexdigest()), "wb") as f:
+        f.write(data)
+
+for name in sorted(os.listdir(EXAMPLES)):
+    if not name.endswith(".txt"):
+        continue
+    streams = {"C": bytearray(), "S": bytearray()}
+    for line in open(os.path.join(EXAMPLES, name), encoding="utf-8").read().splitlines():
+        m = re.match(r"^([CS])(: |> )(.*)$", line) or re.match(r"^([CS])(:)()$", line)
+        if not m:
+            continue
+        side, kind, text = m.groups()
+        data = text.encode() + b"\n" if kind.startswith(":") else unescape(text)
+        streams[side] += data
+        if kind.startswith(":"):
+            if side == "C":
+                put("decode_request", data)
+            else:
+                for t in ("decode_reply", "decode_entry", "decode_frame", "decode_hello"):
+                    put(t, data)
+    for side, data in streams.items():
+        put("split_stream", bytes(data))
+        put("payload", bytes(data))
+print("corpus written to", os.path.join(HERE, "corpus"))

@@ -1,0 +1,82 @@
+//! Shared checks for ferry's fuzz targets (each target is a line or two calling these).
+
+use ferry_wire::{DecodeError, Entry, Frame, Hello, Reply, Request};
+
+/// A message the codec can encode.
+pub trait Wire: Clone + PartialEq + std::fmt::Debug {
+    /// Canonical octets.
+    fn bytes(&self) -> Vec<u8>;
+}
+
+macro_rules! wire {
+    ($($t:ty),*) => { $(impl Wire for $t { fn bytes(&self) -> Vec<u8> { self.to_bytes() } })* };
+}
+wire!(Request, Reply, Entry, Frame, Hello);
+
+/// A decoder of one message kind.
+pub type Decoder<T> = fn(&[u8]) -> Result<(T, usize), DecodeError>;
+
+/// Arbitrary octets: decoding never panics and looks at no more than one line; what decodes
+/// re-encodes to the canonical form of the octets it consumed and decodes back to itself.
+pub fn check_decode<T: Wire>(data: &[u8], decode: Decoder<T>) {
+    match decode(data) {
+        Ok((msg, used)) => {
+            assert!(used <= data.len() && used <= ferry_wire::limits::MAX_LINE);
+            let line = &data[..used];
+            let canonical = match line.strip_suffix(b"\r\n") {
+                Some(body) => [body, b"\n"].concat(),
+                None => line.to_vec(),
+            };
+            let bytes = msg.bytes();
+            assert_eq!(bytes, canonical);
+            assert_eq!(decode(&bytes), Ok((msg, bytes.len())));
+        }
+        Err(DecodeError::Incomplete) => {
+            assert!(data.len() < ferry_wire::limits::MAX_LINE);
+            assert!(!data.contains(&b'\n'));
+        }
+        Err(DecodeError::Invalid(e)) => {
+            if let Some(len) = e.line_len {
+                assert!(len <= data.len() && e.offset < len);
+            }
+        }
+    }
+}
+
+/// An arbitrary valid message encodes to octets that decode to the same message, consuming
+/// all of them, and every strict prefix is Incomplete.
+pub fn check_roundtrip<T: Wire>(msg: &T, decode: Decoder<T>) {
+    let bytes = msg.bytes();
+    assert_eq!(decode(&bytes), Ok((msg.clone(), bytes.len())));
+    for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
+        if cut < bytes.len() {
+            assert_eq!(decode(&bytes[..cut]), Err(DecodeError::Incomplete));
+        }
+    }
+}
+
+/// Decodes a stream of messages from a buffer that grows in the given pieces, the way a
+/// receiver reads from a socket. Returns the messages and how the stream ended.
+pub fn decode_stream<T: Wire>(data: &[u8], cuts: &[usize], decode: Decoder<T>) -> (Vec<T>, Option<String>) {
+    let mut out = Vec::new();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut fed = 0;
+    let mut cuts = cuts.iter().copied().chain(std::iter::repeat(usize::MAX));
+    loop {
+        match decode(&buf) {
+            Ok((msg, used)) => {
+                out.push(msg);
+                buf.drain(..used);
+            }
+            Err(DecodeError::Invalid(e)) => return (out, Some(format!("{:?}", e.kind))),
+            Err(DecodeError::Incomplete) => {
+                if fed == data.len() {
+                    return (out, None);
+                }
+                let n = cuts.next().unwrap_or(usize::MAX).clamp(1, data.len() - fed);
+                buf.extend_from_slice(&data[fed..fed + n]);
+                fed += n;
+            }
+        }
+    }
+}
