@@ -60,8 +60,8 @@ pub use decode::{
 };
 pub use digest::{Digest, Hasher};
 pub use message::{
-    ChunkLen, Entry, ErrorReply, Frame, Greeting, Hello, Limits, PutFlow, PutMode, Reply, Request,
-    chunk_lengths, encode_payload,
+    ChunkLen, Entry, ErrorReply, Frame, Greeting, GreetingError, Hello, Limits, PutFlow, PutMode,
+    Reply, Request, chunk_lengths, encode_payload,
 };
 pub use name::{FileName, NameError};
 pub use parse::PutHead;

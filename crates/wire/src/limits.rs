@@ -30,5 +30,6 @@ pub const DEFAULT_STALL_SECS: u64 = 60;
 /// Highest protocol version number the grammar admits (`version = %x31-39 *4DIGIT`).
 pub const MAX_VERSION: u32 = 99_999;
 
-/// Longest error text: the longest `err` line (`err 000 ` + text + LF) still fits MAX_LINE.
-pub const MAX_TEXT: usize = MAX_LINE - "err 000 ".len() - 1;
+/// Longest error text: the longest line that carries one (`abort 000 ` + text + LF, two
+/// octets longer than `err 000 `) still fits MAX_LINE.
+pub const MAX_TEXT: usize = MAX_LINE - "abort 000 ".len() - 1;

@@ -292,6 +292,33 @@ impl Greeting {
         }
     }
 
+    /// The checks of HELLO-4, HELLO-5 and HELLO-7 that the grammar cannot make: no version
+    /// listed twice, the values ferry/1 fixes (`max-line=4096`, `max-name=255`,
+    /// `max-chunk=1048576`), and `idle`/`stall` of at least 1. A client closes the connection
+    /// when this fails (HELLO-9); whether version 1 is listed is [`Greeting::supports`]
+    /// (HELLO-10).
+    pub fn check(&self) -> Result<(), GreetingError> {
+        for (i, v) in self.versions.iter().enumerate() {
+            if self.versions[..i].contains(v) {
+                return Err(GreetingError::DuplicateVersion(*v));
+            }
+        }
+        let l = &self.limits;
+        for (param, got, want) in [
+            ("max-line", l.max_line, MAX_LINE as u64),
+            ("max-name", l.max_name, MAX_NAME as u64),
+            ("max-chunk", l.max_chunk, u64::from(MAX_CHUNK)),
+        ] {
+            if got != want {
+                return Err(GreetingError::FixedValue { param, got, want });
+            }
+        }
+        if l.idle == 0 || l.stall == 0 {
+            return Err(GreetingError::ZeroTimeout);
+        }
+        Ok(())
+    }
+
     /// The versions the server speaks, in the order it listed them.
     pub fn versions(&self) -> &[Version] {
         &self.versions
@@ -365,6 +392,27 @@ impl Greeting {
         self.encode(&mut out);
         out
     }
+}
+
+/// A greeting that parses but breaks a rule of spec section 4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum GreetingError {
+    /// A version listed twice (HELLO-4).
+    #[error("version {0} listed twice")]
+    DuplicateVersion(Version),
+    /// A value ferry/1 fixes has another value (HELLO-5).
+    #[error("{param}={got}, but ferry/1 fixes {param}={want}")]
+    FixedValue {
+        /// The param.
+        param: &'static str,
+        /// What the server announced.
+        got: u64,
+        /// What ferry/1 requires.
+        want: u64,
+    },
+    /// `idle` or `stall` is 0 (HELLO-7).
+    #[error("idle and stall must be at least 1 second")]
+    ZeroTimeout,
 }
 
 /// The server's first line: a greeting, or a refusal such as `err 420 busy`.
@@ -552,6 +600,44 @@ mod tests {
         assert_eq!(lens, [MAX_CHUNK, MAX_CHUNK, 1]);
         assert_eq!(ChunkLen::new(0), None);
         assert_eq!(ChunkLen::new(u64::from(MAX_CHUNK) + 1), None);
+    }
+
+    #[test]
+    fn greeting_checks() {
+        assert_eq!(Greeting::new(Limits::default()).check(), Ok(()));
+        let twice = Greeting::new(Limits::default()).with_versions(Version::V1, &[Version::V1]);
+        assert_eq!(
+            twice.check(),
+            Err(GreetingError::DuplicateVersion(Version::V1))
+        );
+        let wrong = Greeting::new(Limits {
+            max_line: 100,
+            ..Limits::default()
+        });
+        assert!(matches!(
+            wrong.check(),
+            Err(GreetingError::FixedValue {
+                param: "max-line",
+                ..
+            })
+        ));
+        let zero = Greeting::new(Limits {
+            stall: 0,
+            ..Limits::default()
+        });
+        assert_eq!(zero.check(), Err(GreetingError::ZeroTimeout));
+    }
+
+    #[test]
+    fn the_longest_abort_still_fits_a_line() {
+        let text = Text::new("x".repeat(crate::limits::MAX_TEXT)).expect("at the limit");
+        let abort = Frame::Abort(ErrorReply {
+            code: crate::Code::STORAGE,
+            text: Some(text),
+        });
+        let bytes = abort.to_bytes();
+        assert_eq!(bytes.len(), MAX_LINE);
+        assert_eq!(crate::decode_frame(&bytes), Ok((abort, MAX_LINE)));
     }
 
     #[test]

@@ -56,12 +56,14 @@ impl Timestamp {
         self.0
     }
 
-    /// As a `SystemTime` (for setting a downloaded file's modification time).
-    pub fn to_system_time(self) -> SystemTime {
+    /// As a `SystemTime` (for setting a downloaded file's modification time); `None` where
+    /// the platform's `SystemTime` cannot hold it (Windows stops at 1601).
+    pub fn to_system_time(self) -> Option<SystemTime> {
+        let d = Duration::from_secs(self.0.unsigned_abs());
         if self.0 >= 0 {
-            UNIX_EPOCH + Duration::from_secs(self.0.unsigned_abs())
+            UNIX_EPOCH.checked_add(d)
         } else {
-            UNIX_EPOCH - Duration::from_secs(self.0.unsigned_abs())
+            UNIX_EPOCH.checked_sub(d)
         }
     }
 
@@ -175,6 +177,15 @@ mod tests {
         assert_eq!(Timestamp::from_fields(2024, 13, 1, 0, 0, 0), None);
         assert_eq!(Timestamp::from_fields(2024, 1, 1, 24, 0, 0), None);
         assert_eq!(Timestamp::from_fields(2024, 1, 1, 0, 0, 60), None);
+    }
+
+    #[test]
+    fn conversion_to_system_time_never_panics() {
+        for t in [Timestamp::MIN, Timestamp::EPOCH, Timestamp::MAX] {
+            if let Some(st) = t.to_system_time() {
+                assert_eq!(Timestamp::from_system_time(st), t.max(Timestamp::EPOCH));
+            }
+        }
     }
 
     #[test]
