@@ -2,7 +2,8 @@
 """Builds fuzz/corpus/<target>/ seeds from spec/examples transcripts and the wire snapshots.
 
 Client lines seed decode_request, server lines seed decode_reply/decode_entry/decode_frame/
-decode_hello, whole client and server streams seed split_stream and payload.
+decode_hello, whole client and server streams seed split_stream and payload, client
+streams seed server_session, and server streams (after an operation octet) seed client.
 """
 import hashlib, os, re, sys
 
@@ -47,4 +48,7 @@ for name in sorted(os.listdir(EXAMPLES)):
     for side, data in streams.items():
         put("split_stream", bytes(data))
         put("payload", bytes(data))
+    put("server_session", bytes(streams["C"]))
+    for op in (0, 1, 2):
+        put("client", bytes([op]) + bytes(streams["S"]))
 print("corpus written to", os.path.join(HERE, "corpus"))

@@ -1,1 +1,620 @@
-//! Placeholder: replaced by the storage implementation.
+//! # ferry-store: the served folder of a ferry server
+//!
+//! Everything a ferry/1 server does to its storage goes through [`Root`], so the safety rules
+//! of spec/protocol.md section 11 live in one place, shared by the thread-per-connection
+//! server (`ferry-sync`) and the async one (which calls it from a blocking pool):
+//!
+//! - The served folder is opened **once** (`O_DIRECTORY`) and every name is resolved relative
+//!   to that handle with the `*at` system calls (SEC-1, SEC-5). A [`FileName`] never contains a
+//!   separator and never starts with `.`, so no request can name `..`, a path, or the staging
+//!   area.
+//! - Symbolic links inside the folder are **never followed** (SEC-3, SEC-4): they are not
+//!   listed, reading one is [`StoreError::NotFound`] (`O_NOFOLLOW`, then `fstat` of what was
+//!   opened), `new` refuses a name a link occupies, and `replace` replaces the link itself.
+//! - Uploads are written to an exclusively created staging file in `.ferry-staging/` on the same
+//!   file system (SEC-6, SEC-7), fsynced, then renamed into place; `new` renames with
+//!   `RENAME_NOREPLACE` (or `link` + `unlink`) so a file that appeared meanwhile is never
+//!   replaced (PUT-12, PUT-13), and the folder is fsynced afterwards (PUT-14). An [`Upload`]
+//!   that is dropped without [`Upload::commit`] removes its staging file (PUT-16).
+//! - [`Root::open`] takes an exclusive `flock` on the staging area (SEC-9) and removes leftover
+//!   staging files of an earlier run (SEC-8).
+//!
+//! The crate is Linux-first (it uses `renameat2`), with a `link`/`unlink` fallback where the
+//! file system does not support `RENAME_NOREPLACE`.
+
+use std::fs::File;
+use std::hash::{BuildHasher, Hasher as _, RandomState};
+use std::io::{self, Write as _};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ferry_wire::{Code, Entry, FileName, PutMode, Timestamp};
+use rustix::fs::{
+    AtFlags, Dir, FileType, FlockOperation, Mode, OFlags, RenameFlags, Stat, fchmod, flock, fstat,
+    fstatvfs, fsync, linkat, mkdirat, openat, renameat, renameat_with, statat, unlinkat,
+};
+use rustix::io::Errno;
+
+/// Name of the staging area inside the served folder. NAME-4 (no leading `.`) makes it
+/// unnameable by any request (SEC-6).
+pub const STAGING_DIR: &str = ".ferry-staging";
+
+/// Prefix of every staging file name.
+const STAGING_PREFIX: &str = "upload-";
+
+/// Why a storage operation failed, as the protocol sees it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No regular file of that name (also: a symbolic link, a folder, a special file).
+    #[error("no regular file of that name")]
+    NotFound,
+    /// The name is taken (`new`), or is not a replaceable file (`replace` of a folder).
+    #[error("the name exists")]
+    Exists,
+    /// Not enough free space for the upload (or a quota is exhausted).
+    #[error("not enough free space")]
+    NoSpace,
+    /// The file system is mounted read-only (EROFS).
+    #[error("the file system is read-only")]
+    ReadOnly,
+    /// Any other I/O error.
+    #[error("storage error: {0}")]
+    Io(io::Error),
+}
+
+impl StoreError {
+    /// The ferry/1 code that reports this error: 511, 512, 432, 514 or 431.
+    pub fn code(&self) -> Code {
+        match self {
+            StoreError::NotFound => Code::NOT_FOUND,
+            StoreError::Exists => Code::EXISTS,
+            StoreError::NoSpace => Code::NO_SPACE,
+            StoreError::ReadOnly => Code::READ_ONLY,
+            StoreError::Io(_) => Code::STORAGE,
+        }
+    }
+
+    /// Classifies an I/O error: ENOSPC and EDQUOT are [`StoreError::NoSpace`], EROFS is
+    /// [`StoreError::ReadOnly`], everything else [`StoreError::Io`].
+    pub fn from_io(e: io::Error) -> Self {
+        match e.raw_os_error().map(Errno::from_raw_os_error) {
+            Some(Errno::NOSPC | Errno::DQUOT) => StoreError::NoSpace,
+            Some(Errno::ROFS) => StoreError::ReadOnly,
+            _ => StoreError::Io(e),
+        }
+    }
+
+    fn from_errno(e: Errno) -> Self {
+        Self::from_io(e.into())
+    }
+}
+
+/// The served folder: a directory handle, the staging area's handle (locked) and the
+/// folder's path (for messages only: no operation uses it after [`Root::open`]).
+///
+/// Cloning is cheap (the handles are shared), so a server can hand a `Root` to every session
+/// or blocking task; an [`Upload`] keeps its own clone.
+#[derive(Debug, Clone)]
+pub struct Root {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    dir: OwnedFd,
+    staging: OwnedFd,
+    random: RandomState,
+    counter: AtomicU64,
+}
+
+impl Root {
+    /// Opens the served folder at `path`, creating it (and its parents) when missing, creates
+    /// and locks the staging area `.ferry-staging/` inside it, and removes leftover staging
+    /// files of an earlier run (crash debris).
+    ///
+    /// Fails with [`io::ErrorKind::ResourceBusy`] when another `Root` (in this or another
+    /// process) holds the folder: two servers on one folder would delete each other's staging
+    /// files (SEC-9).
+    pub fn open(path: &Path) -> io::Result<Root> {
+        std::fs::create_dir_all(path)?;
+        let dir = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| with_context(e.into(), "cannot open the served folder", path))?;
+        match mkdirat(&dir, STAGING_DIR, Mode::from_raw_mode(0o700)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => {
+                return Err(with_context(
+                    e.into(),
+                    "cannot create the staging area",
+                    path,
+                ));
+            }
+        }
+        // NOFOLLOW: a symlink planted at `.ferry-staging` must not redirect uploads.
+        let staging = openat(
+            &dir,
+            STAGING_DIR,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| with_context(e.into(), "cannot open the staging area", path))?;
+        lock(&staging, path)?;
+        // Staging files must be reachable by nobody else (SEC-7); the files themselves are
+        // created with the umask's permissions so that committed files get them too.
+        if let Err(e) = fchmod(&staging, Mode::from_raw_mode(0o700)) {
+            tracing::warn!(error = %e, "cannot restrict the permissions of the staging area");
+        }
+        let root = Root {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                dir,
+                staging,
+                random: RandomState::new(),
+                counter: AtomicU64::new(0),
+            }),
+        };
+        let removed = root.remove_debris()?;
+        if removed > 0 {
+            tracing::info!(removed, folder = %path.display(), "removed leftover staging files");
+        }
+        Ok(root)
+    }
+
+    /// The path the folder was opened at (for messages).
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Removes every entry of the staging area (SEC-8). Returns how many it removed.
+    fn remove_debris(&self) -> io::Result<usize> {
+        let mut removed = 0;
+        for entry in Dir::read_from(&self.inner.staging)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if name.to_bytes() == b"." || name.to_bytes() == b".." {
+                continue;
+            }
+            let flags = if entry.file_type() == FileType::Directory {
+                AtFlags::REMOVEDIR
+            } else {
+                AtFlags::empty()
+            };
+            match unlinkat(&self.inner.staging, name, flags) {
+                Ok(()) => removed += 1,
+                Err(Errno::NOENT) => {}
+                Err(e) => {
+                    tracing::warn!(name = ?name, error = %e, "cannot remove a leftover staging entry");
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// The listing of DIR-2 .. DIR-6: the regular files directly inside the folder whose names
+    /// are valid ferry names (so never the staging area, dotfiles or non-NFC names), sorted
+    /// bytewise by name. Symbolic links, folders and special files are left out. A file that
+    /// disappears while the listing is taken is left out; any other error fails the whole
+    /// listing (DIR-7).
+    pub fn list(&self) -> io::Result<Vec<Entry>> {
+        let mut entries = Vec::new();
+        for entry in Dir::read_from(&self.inner.dir)? {
+            let entry = entry?;
+            let Ok(name) = FileName::from_bytes(entry.file_name().to_bytes()) else {
+                continue;
+            };
+            if !matches!(entry.file_type(), FileType::RegularFile | FileType::Unknown) {
+                continue;
+            }
+            let st = match statat(&self.inner.dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => st,
+                Err(Errno::NOENT) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+                continue;
+            }
+            entries.push(Entry {
+                size: stat_size(&st),
+                mtime: stat_mtime(&st),
+                name,
+            });
+        }
+        entries.sort_unstable_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        Ok(entries)
+    }
+
+    /// Opens a regular file for a get (SEC-4): `openat(root, name, O_RDONLY | O_NOFOLLOW |
+    /// O_NONBLOCK | O_CLOEXEC)`, then `fstat` of the opened file. A symbolic link (ELOOP), a
+    /// folder, a FIFO, a socket or a device is [`StoreError::NotFound`]; SIZE and MTIME are
+    /// taken from the opened file (GET-2).
+    pub fn open_read(&self, name: &FileName) -> Result<ReadFile, StoreError> {
+        // A cheap look first, so that special files (FIFOs, devices) are not even opened; the
+        // fstat after the open is what makes the check race-free.
+        match statat(&self.inner.dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {}
+            Ok(_) => return Err(StoreError::NotFound),
+            Err(e) => return Err(not_found_or(e)),
+        }
+        let fd = openat(
+            &self.inner.dir,
+            name.as_str(),
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(not_found_or)?;
+        let st = fstat(&fd).map_err(StoreError::from_errno)?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(StoreError::NotFound);
+        }
+        Ok(ReadFile {
+            file: File::from(fd),
+            size: stat_size(&st),
+            mtime: stat_mtime(&st),
+            snapshot: Snapshot::of(&st),
+        })
+    }
+
+    /// Starts an upload after the storage checks of PUT-2, in order:
+    ///
+    /// - `new`: anything at the name (file, folder, symbolic link — dangling or not, special
+    ///   file) is [`StoreError::Exists`];
+    /// - `replace`: the name must be unused, a regular file or a symbolic link (the link itself
+    ///   is replaced); a folder or special file is [`StoreError::Exists`];
+    /// - the free space available (`fstatvfs`, `f_bavail`) must be at least `size`, else
+    ///   [`StoreError::NoSpace`].
+    ///
+    /// Then creates a staging file exclusively under a unique, unpredictable name. Nothing is
+    /// visible under `name` until [`Upload::commit`].
+    ///
+    /// No space is reserved in advance (`fallocate`): a reservation would let a single request
+    /// line hold the disk's free space for as long as the stall timeout allows, without
+    /// sending any data.
+    pub fn begin_upload(
+        &self,
+        name: &FileName,
+        size: u64,
+        mode: PutMode,
+    ) -> Result<Upload, StoreError> {
+        match statat(&self.inner.dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => {
+                let kind = FileType::from_raw_mode(st.st_mode);
+                let replaceable = matches!(kind, FileType::RegularFile | FileType::Symlink);
+                if mode == PutMode::New || !replaceable {
+                    return Err(StoreError::Exists);
+                }
+            }
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err(StoreError::from_errno(e)),
+        }
+        let vfs = fstatvfs(&self.inner.staging).map_err(StoreError::from_errno)?;
+        let available = vfs.f_bavail.saturating_mul(vfs.f_frsize);
+        if size > available {
+            return Err(StoreError::NoSpace);
+        }
+        let (staging_name, fd) = self.create_staging_file()?;
+        Ok(Upload {
+            root: self.clone(),
+            file: File::from(fd),
+            staging_name,
+            name: name.clone(),
+            mode,
+            size,
+            written: 0,
+            committed: false,
+        })
+    }
+
+    fn create_staging_file(&self) -> Result<(String, OwnedFd), StoreError> {
+        let mut last = Errno::EXIST;
+        for _ in 0..16 {
+            let mut h = self.inner.random.build_hasher();
+            h.write_u64(self.inner.counter.fetch_add(1, Ordering::Relaxed));
+            h.write_u32(std::process::id());
+            if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+                h.write_u128(t.as_nanos());
+            }
+            let name = format!("{STAGING_PREFIX}{:016x}", h.finish());
+            match openat(
+                &self.inner.staging,
+                name.as_str(),
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                // No execute permission (SEC-12); the umask applies, and the staging area
+                // itself is 0700, so nobody else can reach the file before the commit.
+                Mode::from_raw_mode(0o666),
+            ) {
+                Ok(fd) => return Ok((name, fd)),
+                Err(Errno::EXIST) => last = Errno::EXIST,
+                Err(e) => return Err(StoreError::from_errno(e)),
+            }
+        }
+        Err(StoreError::from_errno(last))
+    }
+}
+
+/// Takes the exclusive lock of SEC-9. A lock held only for a moment (a child process that
+/// inherited the descriptor between `fork` and `exec`) is waited for, up to half a second.
+fn lock(staging: &OwnedFd, path: &Path) -> io::Result<()> {
+    for attempt in 0.. {
+        match flock(staging, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(()),
+            Err(Errno::WOULDBLOCK) if attempt < 10 => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(Errno::WOULDBLOCK) => break,
+            Err(e) => return Err(with_context(e.into(), "cannot lock the staging area", path)),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::ResourceBusy,
+        format!(
+            "{}: another ferry server is serving this folder",
+            path.display()
+        ),
+    ))
+}
+
+fn with_context(e: io::Error, what: &str, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {what}: {e}", path.display()))
+}
+
+/// ENOENT, ELOOP (a symbolic link under O_NOFOLLOW), ENXIO (a socket), ENODEV, ENOTDIR and
+/// EISDIR mean "no regular file of that name"; anything else is a storage error.
+fn not_found_or(e: Errno) -> StoreError {
+    match e {
+        Errno::NOENT | Errno::LOOP | Errno::NXIO | Errno::NODEV | Errno::NOTDIR | Errno::ISDIR => {
+            StoreError::NotFound
+        }
+        e => StoreError::from_errno(e),
+    }
+}
+
+fn stat_size(st: &Stat) -> u64 {
+    u64::try_from(st.st_size).unwrap_or(0)
+}
+
+/// MTIME as DIR-5 wants it: whole seconds (st_mtime is already the floor, st_mtime_nsec being
+/// non-negative), a time before the epoch sent as the epoch, one after 9999 as 9999-12-31.
+fn stat_mtime(st: &Stat) -> Timestamp {
+    #[allow(clippy::useless_conversion)] // c_long is i32 on some targets
+    let secs = i64::from(st.st_mtime);
+    Timestamp::from_unix_clamped(secs.max(0))
+}
+
+/// What [`ReadFile::unchanged`] compares: size and modification time at full precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Snapshot {
+    size: u64,
+    mtime_sec: i64,
+    mtime_nsec: u64,
+}
+
+impl Snapshot {
+    #[allow(clippy::useless_conversion)] // field types differ between targets
+    fn of(st: &Stat) -> Self {
+        Self {
+            size: stat_size(st),
+            mtime_sec: i64::from(st.st_mtime),
+            mtime_nsec: u64::from(st.st_mtime_nsec),
+        }
+    }
+}
+
+/// A regular file opened for a get, with the SIZE and MTIME of `ok get` taken from the opened
+/// file (GET-2).
+#[derive(Debug)]
+pub struct ReadFile {
+    /// The open file (read it sequentially from its start).
+    pub file: File,
+    /// Its length when it was opened.
+    pub size: u64,
+    /// Its modification time when it was opened, whole seconds (DIR-5).
+    pub mtime: Timestamp,
+    snapshot: Snapshot,
+}
+
+impl ReadFile {
+    /// Whether the file still has the size and modification time (at the storage's full
+    /// precision) it had when it was opened: the check of GET-9 after the last octet was read.
+    pub fn unchanged(&self) -> io::Result<bool> {
+        let st = fstat(&self.file)?;
+        Ok(Snapshot::of(&st) == self.snapshot)
+    }
+}
+
+/// An upload in progress: a staging file in `.ferry-staging/`. Write the payload's octets with
+/// [`Upload::write_all`], then [`Upload::commit`] after the digest was verified. Dropping an
+/// upload that was not committed removes its staging file.
+#[derive(Debug)]
+pub struct Upload {
+    root: Root,
+    file: File,
+    staging_name: String,
+    name: FileName,
+    mode: PutMode,
+    size: u64,
+    written: u64,
+    committed: bool,
+}
+
+impl Upload {
+    /// The name the file will have.
+    pub fn name(&self) -> &FileName {
+        &self.name
+    }
+
+    /// The announced size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Octets written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Appends the next octets of the file. Writing more than the announced size is refused
+    /// (a caller's bug, reported as [`StoreError::Io`]).
+    pub fn write_all(&mut self, data: &[u8]) -> Result<(), StoreError> {
+        let len = data.len() as u64;
+        if self.written.saturating_add(len) > self.size {
+            return Err(StoreError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "more octets than the announced size",
+            )));
+        }
+        self.file.write_all(data).map_err(StoreError::from_io)?;
+        self.written += len;
+        Ok(())
+    }
+
+    /// Makes the upload visible under its name (PUT-12 .. PUT-14): fsyncs the staging file,
+    /// renames it into place — for `new` with `RENAME_NOREPLACE` (falling back to `link` +
+    /// `unlink` where the file system lacks it), so that anything that appeared under the name
+    /// since [`Root::begin_upload`] is never replaced ([`StoreError::Exists`]); for `replace`
+    /// with a plain rename, which replaces a symbolic link itself, never its target — and
+    /// then fsyncs the folder. On any error the staging file is removed and nothing changed.
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        if self.written != self.size {
+            return Err(StoreError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} of {} octets written", self.written, self.size),
+            )));
+        }
+        self.file.sync_all().map_err(StoreError::from_io)?;
+        let inner = &self.root.inner;
+        let renamed = match self.mode {
+            PutMode::New => rename_noreplace(
+                &inner.staging,
+                &self.staging_name,
+                &inner.dir,
+                self.name.as_str(),
+            ),
+            PutMode::Replace => renameat(
+                &inner.staging,
+                self.staging_name.as_str(),
+                &inner.dir,
+                self.name.as_str(),
+            ),
+        };
+        match renamed {
+            Ok(()) => self.committed = true,
+            // EEXIST: `new` lost a race. EISDIR/ENOTEMPTY: a folder appeared under the name of
+            // a `replace`; it is not a replaceable file (PUT-2).
+            Err(Errno::EXIST | Errno::ISDIR | Errno::NOTEMPTY) => return Err(StoreError::Exists),
+            Err(e) => return Err(StoreError::from_errno(e)),
+        }
+        // The file is visible now; a failed folder fsync cannot be undone, only reported.
+        if let Err(e) = fsync(&inner.dir) {
+            tracing::warn!(name = %self.name, error = %e, "fsync of the served folder failed");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        match unlinkat(
+            &self.root.inner.staging,
+            self.staging_name.as_str(),
+            AtFlags::empty(),
+        ) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(e) => {
+                tracing::warn!(staging = %self.staging_name, error = %e, "cannot remove a staging file");
+            }
+        }
+    }
+}
+
+/// Renames `old` to `new` unless `new` exists: `renameat2(RENAME_NOREPLACE)`, or `linkat` +
+/// `unlinkat` on file systems without it (both refuse with EEXIST).
+fn rename_noreplace(
+    old_dir: impl AsFd,
+    old: &str,
+    new_dir: impl AsFd,
+    new: &str,
+) -> Result<(), Errno> {
+    match renameat_with(&old_dir, old, &new_dir, new, RenameFlags::NOREPLACE) {
+        Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+            link_noreplace(old_dir, old, new_dir, new)
+        }
+        other => other,
+    }
+}
+
+/// The fallback of [`rename_noreplace`]: `link` never replaces, then the staging name goes.
+fn link_noreplace(
+    old_dir: impl AsFd,
+    old: &str,
+    new_dir: impl AsFd,
+    new: &str,
+) -> Result<(), Errno> {
+    linkat(&old_dir, old, &new_dir, new, AtFlags::empty())?;
+    if let Err(e) = unlinkat(&old_dir, old, AtFlags::empty()) {
+        tracing::warn!(staging = old, error = %e, "cannot remove the staging name after link");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> FileName {
+        FileName::new(s).expect("valid name")
+    }
+
+    #[test]
+    fn codes() {
+        assert_eq!(StoreError::NotFound.code(), Code::NOT_FOUND);
+        assert_eq!(StoreError::Exists.code(), Code::EXISTS);
+        assert_eq!(StoreError::NoSpace.code(), Code::NO_SPACE);
+        assert_eq!(StoreError::ReadOnly.code(), Code::READ_ONLY);
+        assert_eq!(StoreError::Io(io::Error::other("x")).code(), Code::STORAGE);
+        let enospc = io::Error::from_raw_os_error(Errno::NOSPC.raw_os_error());
+        assert!(matches!(StoreError::from_io(enospc), StoreError::NoSpace));
+        let erofs = io::Error::from_raw_os_error(Errno::ROFS.raw_os_error());
+        assert!(matches!(StoreError::from_io(erofs), StoreError::ReadOnly));
+    }
+
+    /// The fallback used where `RENAME_NOREPLACE` is unsupported refuses an existing target
+    /// too, and leaves no staging name behind when it succeeds.
+    #[test]
+    fn link_fallback_never_replaces() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = Root::open(tmp.path()).expect("open");
+        let inner = &root.inner;
+        std::fs::write(tmp.path().join("taken"), b"old").expect("write");
+        let mut up = root
+            .begin_upload(&name("free"), 3, PutMode::New)
+            .expect("begin");
+        up.write_all(b"new").expect("write");
+        up.file.sync_all().expect("sync");
+        let r = link_noreplace(&inner.staging, &up.staging_name, &inner.dir, "taken");
+        assert_eq!(r, Err(Errno::EXIST));
+        assert_eq!(
+            std::fs::read(tmp.path().join("taken")).expect("read"),
+            b"old"
+        );
+        link_noreplace(&inner.staging, &up.staging_name, &inner.dir, "free").expect("link");
+        up.committed = true;
+        drop(up);
+        assert_eq!(
+            std::fs::read(tmp.path().join("free")).expect("read"),
+            b"new"
+        );
+        let staging: Vec<_> = std::fs::read_dir(tmp.path().join(STAGING_DIR))
+            .expect("read_dir")
+            .collect();
+        assert!(staging.is_empty());
+    }
+}

@@ -1,1 +1,625 @@
-//! Placeholder.
+//! Shared helpers for ferry's tests.
+//!
+//! - [`TestServer`]: a `ferry_sync::server` on 127.0.0.1:0 serving a temporary folder, in a
+//!   thread; dropping it triggers the shutdown and joins the thread, so no test leaves a
+//!   thread, a socket or a folder behind.
+//! - [`RawSession`]: a client socket for byte-level scripts, every read under a timeout (a
+//!   broken server makes the test fail, never hang), with helpers that decode replies and
+//!   payloads with `ferry-wire`.
+//! - [`replay()`]: plays a `spec/examples` transcript against a [`TestServer`].
+//!
+//! Set `FERRY_TEST_LOG` (an `EnvFilter` directive such as `debug`) to see the server's logs.
+
+mod replay;
+
+use std::fs;
+use std::io::{self, Read as _, Write as _};
+use std::net::{Shutdown as NetShutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+pub use ferry_sync::server::{Config, Shutdown};
+use ferry_wire::{
+    Digest, ErrorReply, FileName, Greeting, Hasher, Hello, PayloadReceiver, PutFlow, PutMode,
+    Reply, Request, Step, decode_hello, decode_reply, encode_payload,
+};
+
+pub use ferry_transcript::Transcript;
+pub use replay::{ReplayError, replay, replay_examples};
+
+/// Name of the staging area inside a served folder.
+pub const STAGING: &str = ".ferry-staging";
+
+/// How long a [`RawSession`] waits for the server by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Installs a log subscriber for the test process when `FERRY_TEST_LOG` is set.
+pub fn init_logging() {
+    if let Ok(filter) = std::env::var("FERRY_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// A ferry server on 127.0.0.1:0 serving a temporary folder, stopped and joined on drop.
+#[derive(Debug)]
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The served folder (a fresh temporary folder unless the config named another).
+    pub root: PathBuf,
+    shutdown: Shutdown,
+    thread: Option<JoinHandle<io::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// A server with the default configuration (but a 2 s shutdown grace).
+    pub fn start() -> Self {
+        Self::with_config(|_| {})
+    }
+
+    /// A server whose configuration `f` adjusts; `config.root` starts as a temporary folder.
+    pub fn with_config(f: impl FnOnce(&mut Config)) -> Self {
+        init_logging();
+        let dir = tempfile::tempdir().expect("create a temporary folder");
+        let mut config = Config {
+            root: dir.path().to_owned(),
+            shutdown_grace: Duration::from_secs(2),
+            ..Config::default()
+        };
+        f(&mut config);
+        let root = config.root.clone();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local address");
+        let shutdown = Shutdown::new();
+        let thread = std::thread::Builder::new()
+            .name("ferry-test-server".into())
+            .spawn({
+                let shutdown = shutdown.clone();
+                move || ferry_sync::server::run(listener, config, shutdown)
+            })
+            .expect("spawn the server thread");
+        let server = Self {
+            addr,
+            root,
+            shutdown,
+            thread: Some(thread),
+            _dir: dir,
+        };
+        // Ready once the served folder is open (its staging area exists).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !server.root.join(STAGING).is_dir() {
+            assert!(
+                Instant::now() < deadline,
+                "the server did not open its folder"
+            );
+            assert!(
+                !server.thread.as_ref().is_some_and(JoinHandle::is_finished),
+                "the server stopped at once"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        server
+    }
+
+    /// The shutdown handle (trigger it to test shutdown behaviour).
+    pub fn shutdown_handle(&self) -> &Shutdown {
+        &self.shutdown
+    }
+
+    /// Triggers the shutdown and waits for `run` to return; returns its result.
+    pub fn stop(mut self) -> io::Result<()> {
+        self.shutdown.trigger();
+        match self.thread.take() {
+            Some(t) => t.join().expect("the server thread panicked"),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether `run` has returned.
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Writes a file into the served folder directly.
+    pub fn write_file(&self, name: &str, data: &[u8]) {
+        fs::write(self.root.join(name), data).expect("write a file into the served folder");
+    }
+
+    /// Writes a file with a given modification time.
+    pub fn write_file_with_mtime(&self, name: &str, data: &[u8], mtime: SystemTime) {
+        self.write_file(name, data);
+        let f = fs::File::options()
+            .write(true)
+            .open(self.root.join(name))
+            .expect("open");
+        f.set_modified(mtime).expect("set the modification time");
+    }
+
+    /// The content of a file of the served folder, if it is there.
+    pub fn read_file(&self, name: &str) -> Option<Vec<u8>> {
+        fs::read(self.root.join(name)).ok()
+    }
+
+    /// The names in the served folder, sorted, without the staging area.
+    pub fn visible_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(&self.root)
+            .expect("read the served folder")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n != STAGING)
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Whether the staging area holds nothing (no upload in progress, no debris).
+    pub fn staging_is_empty(&self) -> bool {
+        match fs::read_dir(self.root.join(STAGING)) {
+            Ok(mut entries) => entries.next().is_none(),
+            Err(e) => e.kind() == io::ErrorKind::NotFound,
+        }
+    }
+
+    /// Waits (up to 5 s) until the staging area is empty: a session removes its staging file
+    /// when it notices the end of its connection, which can be a moment after the client
+    /// closed it.
+    pub fn wait_staging_empty(&self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if self.staging_is_empty() {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Connects and reads the greeting.
+    pub fn session(&self) -> RawSession {
+        let mut s = RawSession::connect(self.addr);
+        s.expect_greeting();
+        s
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+        if let Some(t) = self.thread.take() {
+            let result = t.join();
+            if !std::thread::panicking() {
+                match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => panic!("the server failed: {e}"),
+                    Err(_) => panic!("the server thread panicked"),
+                }
+            }
+        }
+    }
+}
+
+/// How a payload ended, as [`RawSession::read_payload`] saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayloadEnd {
+    /// `end DIGEST` after all octets, and the digest matches the octets received.
+    Complete(Digest),
+    /// `end DIGEST` whose digest does not match.
+    Corrupt {
+        /// What the sender announced.
+        announced: Digest,
+        /// What the octets hash to.
+        computed: Digest,
+    },
+    /// `abort CODE [TEXT]`.
+    Aborted(ErrorReply),
+}
+
+/// A client socket for scripted byte-level tests. Every read has a timeout
+/// ([`DEFAULT_TIMEOUT`] unless changed) and panics when it expires.
+#[derive(Debug)]
+pub struct RawSession {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    timeout: Duration,
+}
+
+impl RawSession {
+    /// Connects (nothing is read yet).
+    pub fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect_timeout(&addr, DEFAULT_TIMEOUT).expect("connect");
+        stream
+            .set_read_timeout(Some(DEFAULT_TIMEOUT))
+            .expect("set read timeout");
+        stream
+            .set_write_timeout(Some(Duration::from_secs(30)))
+            .expect("set write timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        Self {
+            stream,
+            buf: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// The socket.
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Changes how long reads wait.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+        self.stream
+            .set_read_timeout(Some(timeout))
+            .expect("set read timeout");
+    }
+
+    /// Sends octets as they are.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// Sends octets; `Err` when the server has closed the connection.
+    pub fn try_send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Sends a request.
+    pub fn send_request(&mut self, request: &Request) {
+        self.send(&request.to_bytes());
+    }
+
+    /// Closes the sending side (the server reads EOF).
+    pub fn shutdown_write(&mut self) {
+        self.stream
+            .shutdown(NetShutdown::Write)
+            .expect("shutdown write");
+    }
+
+    /// Reads more octets into the buffer; `Ok(0)` at EOF.
+    fn fill(&mut self) -> io::Result<usize> {
+        let mut chunk = vec![0u8; 256 * 1024];
+        let n = self.stream.read(&mut chunk)?;
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n)
+    }
+
+    fn fill_or_panic(&mut self, what: &str) {
+        match self.fill() {
+            Ok(0) => panic!(
+                "EOF while waiting for {what}; buffered: {:?}",
+                lossy(&self.buf)
+            ),
+            Ok(_) => {}
+            Err(e) => panic!(
+                "no {what} within {:?}: {e}; buffered: {:?}",
+                self.timeout,
+                lossy(&self.buf)
+            ),
+        }
+    }
+
+    /// Reads one line and returns it without its LF; `None` at EOF before any octet of it.
+    pub fn try_read_line(&mut self) -> io::Result<Option<Vec<u8>>> {
+        loop {
+            if let Some(lf) = self.buf.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.buf.drain(..=lf).collect();
+                line.pop();
+                return Ok(Some(line));
+            }
+            if self.fill()? == 0 {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "EOF inside a line",
+                ));
+            }
+        }
+    }
+
+    /// Reads one line, without its LF. Panics on EOF or timeout.
+    pub fn read_line(&mut self) -> Vec<u8> {
+        loop {
+            if let Some(lf) = self.buf.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.buf.drain(..=lf).collect();
+                line.pop();
+                return line;
+            }
+            self.fill_or_panic("a line");
+        }
+    }
+
+    /// Reads one line as text.
+    pub fn read_line_str(&mut self) -> String {
+        String::from_utf8(self.read_line()).expect("a UTF-8 line")
+    }
+
+    /// Reads exactly `n` octets.
+    pub fn read_exact(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            self.fill_or_panic("octets");
+        }
+        self.buf.drain(..n).collect()
+    }
+
+    /// Reads a line and checks it is `expected` (given without LF).
+    #[track_caller]
+    pub fn expect_line(&mut self, expected: &str) {
+        let line = self.read_line();
+        assert_eq!(lossy(&line), expected, "unexpected line from the server");
+    }
+
+    /// Reads and checks the greeting; returns it.
+    #[track_caller]
+    pub fn expect_greeting(&mut self) -> Greeting {
+        let mut line = self.read_line();
+        line.push(b'\n');
+        match decode_hello(&line) {
+            Ok((Hello::Greeting(g), _)) => {
+                if let Err(e) = g.check() {
+                    panic!("greeting breaks section 4: {e}: {:?}", lossy(&line));
+                }
+                g
+            }
+            other => panic!("not a greeting: {:?} ({other:?})", lossy(&line)),
+        }
+    }
+
+    /// Reads one reply line and decodes it.
+    #[track_caller]
+    pub fn read_reply(&mut self) -> Reply {
+        let mut line = self.read_line();
+        line.push(b'\n');
+        match decode_reply(&line) {
+            Ok((reply, _)) => reply,
+            Err(e) => panic!("not a reply: {:?} ({e})", lossy(&line)),
+        }
+    }
+
+    /// Reads a reply and checks it is `err CODE`.
+    #[track_caller]
+    pub fn expect_err(&mut self, code: u16) {
+        match self.read_reply() {
+            Reply::Err(e) if e.code.get() == code => {}
+            other => panic!("expected err {code}, got {other:?}"),
+        }
+    }
+
+    /// Reads everything until the server closes the connection (or resets it).
+    pub fn read_to_end(&mut self) -> Vec<u8> {
+        loop {
+            match self.fill() {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!(
+                    "the connection did not close within {:?}: {e}",
+                    self.timeout
+                ),
+            }
+        }
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Checks that the server closed the connection without sending anything more.
+    #[track_caller]
+    pub fn expect_closed(&mut self) {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            if !self.buf.is_empty() {
+                panic!(
+                    "expected the connection to close, got {:?}",
+                    lossy(&self.buf)
+                );
+            }
+            match self.fill() {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return,
+                Err(e) => panic!("the connection did not close: {e}"),
+            }
+            assert!(Instant::now() < deadline, "the connection did not close");
+        }
+    }
+
+    /// Reads a payload of `expected` octets (the octets after `ok get`), handing the file
+    /// octets to `sink` as they arrive; `prefix` hashes what the client already holds (resume).
+    pub fn read_payload_with(
+        &mut self,
+        expected: u64,
+        prefix: Hasher,
+        mut sink: impl FnMut(&[u8]),
+    ) -> PayloadEnd {
+        let mut rx = PayloadReceiver::resuming(expected, prefix);
+        loop {
+            let (step, used) = match rx.feed(&self.buf) {
+                Ok(x) => x,
+                Err(e) => panic!("framing violation in the server's payload: {e}"),
+            };
+            let needs_more = matches!(step, Step::NeedMore) && used == 0;
+            let end = match step {
+                Step::NeedMore => None,
+                Step::Data(d) => {
+                    sink(d);
+                    None
+                }
+                Step::Complete(d) => Some(PayloadEnd::Complete(d)),
+                Step::Corrupt {
+                    announced,
+                    computed,
+                } => Some(PayloadEnd::Corrupt {
+                    announced,
+                    computed,
+                }),
+                Step::Aborted(e) => Some(PayloadEnd::Aborted(e)),
+            };
+            self.buf.drain(..used);
+            if let Some(end) = end {
+                return end;
+            }
+            if needs_more || self.buf.is_empty() {
+                self.fill_or_panic("payload octets");
+            }
+        }
+    }
+
+    /// Reads a payload without hashing it (for very large transfers in debug builds, where
+    /// the caller checks the octets itself): hands chunk data to `sink`, checks the framing
+    /// and returns the trailer line (`end …` or `abort …`, without LF).
+    pub fn read_payload_unhashed(&mut self, expected: u64, mut sink: impl FnMut(&[u8])) -> String {
+        let mut received = 0u64;
+        loop {
+            let line = self.read_line_str();
+            let Some(len) = line.strip_prefix("data ") else {
+                assert!(
+                    line.starts_with("end ") || line.starts_with("abort "),
+                    "not a frame line: {line:?}"
+                );
+                if line.starts_with("end ") {
+                    assert_eq!(received, expected, "end before all octets");
+                }
+                return line;
+            };
+            let len: usize = len.parse().expect("chunk length");
+            assert!((1..=1 << 20).contains(&len), "chunk length {len}");
+            received += len as u64;
+            assert!(received <= expected, "chunks overrun the payload");
+            let mut left = len;
+            while left > 0 {
+                if self.buf.is_empty() {
+                    self.fill_or_panic("chunk data");
+                }
+                let n = left.min(self.buf.len());
+                sink(&self.buf[..n]);
+                self.buf.drain(..n);
+                left -= n;
+            }
+        }
+    }
+
+    /// Reads a whole payload of `expected` octets into memory.
+    pub fn read_payload(&mut self, expected: u64) -> (Vec<u8>, PayloadEnd) {
+        let mut data = Vec::new();
+        let end = self.read_payload_with(expected, Hasher::new(), |d| data.extend_from_slice(d));
+        (data, end)
+    }
+
+    /// `get 0 NAME` and its whole reply: `Ok((data, end))` or the `err` reply.
+    pub fn get(&mut self, name: &str) -> Result<(Vec<u8>, PayloadEnd), ErrorReply> {
+        self.send_request(&Request::Get {
+            offset: 0,
+            name: file_name(name),
+        });
+        match self.read_reply() {
+            Reply::GetOk { size, .. } => Ok(self.read_payload(size)),
+            Reply::Err(e) => Err(e),
+            other => panic!("unexpected reply to get: {other:?}"),
+        }
+    }
+
+    /// Uploads `data` with flow `wait` (waiting for `go`); returns the final reply.
+    pub fn put_wait(&mut self, name: &str, mode: PutMode, data: &[u8]) -> Reply {
+        let size = data.len() as u64;
+        self.send_request(&Request::Put {
+            size,
+            mode,
+            flow: PutFlow::Wait,
+            name: file_name(name),
+        });
+        match self.read_reply() {
+            Reply::Go => {}
+            other => return other,
+        }
+        let mut payload = Vec::new();
+        encode_payload(data, Digest::of(data), &mut payload);
+        self.send(&payload);
+        self.read_reply()
+    }
+
+    /// Uploads `data` with flow `now`; returns the final reply.
+    pub fn put_now(&mut self, name: &str, mode: PutMode, data: &[u8]) -> Reply {
+        self.send(&put_now_bytes(name, mode, data));
+        self.read_reply()
+    }
+}
+
+/// The octets of an eager put of `data`: request line, chunks, `end`.
+pub fn put_now_bytes(name: &str, mode: PutMode, data: &[u8]) -> Vec<u8> {
+    let mut out = Request::Put {
+        size: data.len() as u64,
+        mode,
+        flow: PutFlow::Now,
+        name: file_name(name),
+    }
+    .to_bytes();
+    encode_payload(data, Digest::of(data), &mut out);
+    out
+}
+
+/// A [`FileName`], panicking on invalid names.
+pub fn file_name(name: &str) -> FileName {
+    FileName::new(name).unwrap_or_else(|e| panic!("{name:?} is not a valid name: {e}"))
+}
+
+/// Octets as text for messages (invalid UTF-8 replaced).
+pub fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A small tmpfs mounted on a temporary folder, for ENOSPC tests; unmounted on drop. Needs
+/// permission to mount ([`TinyTmpfs::mount`] returns `None` without it: skip the test, do not
+/// fake it).
+#[derive(Debug)]
+pub struct TinyTmpfs {
+    /// The mount point.
+    pub path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TinyTmpfs {
+    /// Mounts a tmpfs of `size` (as `mount -o size=` takes it, e.g. `"2m"`).
+    pub fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().ok()?;
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then(|| TinyTmpfs {
+            path: dir.path().to_owned(),
+            _dir: dir,
+        })
+    }
+
+    /// Fills the file system with a file at `name` until it is full.
+    pub fn fill(&self, name: &str) {
+        let mut f = fs::File::create(self.path.join(name)).expect("create the filler");
+        let block = vec![0x55u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+    }
+}
+
+impl Drop for TinyTmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(&self.path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// The path of the repository's `spec/examples` folder.
+pub fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spec/examples")
+}

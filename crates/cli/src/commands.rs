@@ -1,0 +1,246 @@
+//! The one-shot commands: `dir`, `get`, `put`.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use ferry_sync::client::{
+    Client, ClientError, ClientOptions, GetOptions, PutOptions, local_path, name_for_local,
+    part_path, visible,
+};
+use ferry_wire::{Code, Entry, FileName, PutMode};
+
+use crate::addr::ServerAddr;
+use crate::exit::{self, Worst};
+use crate::progress::Bars;
+
+/// Prints `ferry: WHAT: ERROR` on stderr.
+pub fn report(what: &str, e: &ClientError) {
+    eprintln!("ferry: {what}: {e}");
+}
+
+/// Connects and reads the greeting; on failure reports it and returns the exit code.
+pub fn connect(addr: &ServerAddr) -> Result<Client, u8> {
+    Client::connect_with(addr.target(), &ClientOptions::default()).map_err(|e| {
+        report(&format!("cannot start a session with {addr}"), &e);
+        exit::for_error(&e)
+    })
+}
+
+/// Ends the session politely if it is still open; a failure here changes nothing that
+/// was done.
+pub fn close(client: Client) {
+    if client.is_open() {
+        if let Err(e) = client.close() {
+            tracing::debug!("close: {e}");
+        }
+    }
+}
+
+/// Writes a listing as aligned columns: size, modification time (UTC), name (with invisible
+/// characters made visible).
+pub fn print_listing(out: &mut dyn Write, entries: &[Entry]) -> io::Result<()> {
+    let width = entries
+        .iter()
+        .map(|e| e.size.to_string().len())
+        .max()
+        .unwrap_or(1);
+    for e in entries {
+        writeln!(
+            out,
+            "{:>width$}  {}  {}",
+            e.size,
+            e.mtime,
+            visible(e.name.as_str())
+        )?;
+    }
+    Ok(())
+}
+
+/// One line of `ferry dir --json`.
+#[derive(serde::Serialize)]
+struct JsonEntry<'a> {
+    name: &'a str,
+    size: u64,
+    /// RFC 3339, UTC.
+    mtime: String,
+}
+
+/// `ferry dir ADDR [--json]`.
+pub fn dir(addr: &ServerAddr, json: bool) -> u8 {
+    let mut client = match connect(addr) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let entries = match client.dir() {
+        Ok(entries) => entries,
+        Err(e) => {
+            report("dir", &e);
+            return exit::for_error(&e);
+        }
+    };
+    close(client);
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let written = if json {
+        entries.iter().try_for_each(|e| {
+            let obj = JsonEntry {
+                name: e.name.as_str(),
+                size: e.size,
+                mtime: e.mtime.to_string(),
+            };
+            let line = serde_json::to_string(&obj).map_err(io::Error::other)?;
+            writeln!(out, "{line}")
+        })
+    } else {
+        print_listing(&mut out, &entries)
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => exit::OK,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => exit::OK,
+        Err(e) => {
+            eprintln!("ferry: writing the listing: {e}");
+            exit::LOCAL_IO
+        }
+    }
+}
+
+/// Says where a failed download's partial data is, if it was kept.
+fn partial_hint(dest: &Path) {
+    if let Ok(part) = part_path(dest) {
+        if fs::symlink_metadata(&part).is_ok_and(|m| m.is_file() && m.len() > 0) {
+            eprintln!(
+                "ferry: partial data kept in {}; `ferry get --continue` resumes it",
+                part.display()
+            );
+        }
+    }
+}
+
+/// `ferry get ADDR NAME... [-o PATH] [--continue]`.
+pub fn get(addr: &ServerAddr, names: &[FileName], output: Option<&Path>, resume: bool) -> u8 {
+    let opts = GetOptions {
+        resume,
+        ..GetOptions::default()
+    };
+    // Where things go is settled before connecting.
+    enum Plan {
+        One(PathBuf),
+        Many(PathBuf),
+    }
+    let plan = if let [name] = names {
+        let dest = match output {
+            None => local_path(Path::new("."), name),
+            Some(p) if p.is_dir() => local_path(p, name),
+            Some(p) => Ok(p.to_path_buf()),
+        };
+        match dest {
+            Ok(d) => Plan::One(d),
+            Err(e) => {
+                report(&format!("get {}", visible(name.as_str())), &e);
+                return exit::for_error(&e);
+            }
+        }
+    } else {
+        let dir = output.unwrap_or(Path::new("."));
+        if dir.exists() && !dir.is_dir() {
+            eprintln!(
+                "ferry: {} is not a folder (several NAMEs need a folder)",
+                dir.display()
+            );
+            return exit::USAGE;
+        }
+        if let Err(e) = fs::create_dir_all(dir) {
+            eprintln!("ferry: {}: {e}", dir.display());
+            return exit::LOCAL_IO;
+        }
+        Plan::Many(dir.to_path_buf())
+    };
+    let mut client = match connect(addr) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut bars = Bars::new();
+    let mut worst = Worst::default();
+    match plan {
+        Plan::One(dest) => {
+            let result = client.get_to_path(&names[0], &dest, &opts, &mut |p| bars.update(p));
+            bars.finish();
+            if let Err(e) = result {
+                report(&format!("get {}", visible(names[0].as_str())), &e);
+                worst.add(exit::for_error(&e));
+                partial_hint(&dest);
+            }
+        }
+        Plan::Many(dir) => {
+            let results = client.get_many(names, &dir, &opts, &mut |p| bars.update(p));
+            bars.finish();
+            for (name, result) in names.iter().zip(results) {
+                if let Err(e) = result {
+                    report(&format!("get {}", visible(name.as_str())), &e);
+                    worst.add(exit::for_error(&e));
+                    if let Ok(dest) = local_path(&dir, name) {
+                        partial_hint(&dest);
+                    }
+                }
+            }
+        }
+    }
+    close(client);
+    worst.code()
+}
+
+/// `ferry put ADDR FILE... [--as NAME] [--replace]`.
+pub fn put(addr: &ServerAddr, files: &[PathBuf], as_name: Option<FileName>, replace: bool) -> u8 {
+    let mode = if replace {
+        PutMode::Replace
+    } else {
+        PutMode::New
+    };
+    let opts = PutOptions {
+        mode,
+        ..PutOptions::default()
+    };
+    let mut worst = Worst::default();
+    let mut batch = Vec::new();
+    for file in files {
+        let name = match &as_name {
+            Some(n) => Ok(n.clone()),
+            None => name_for_local(file),
+        };
+        match name {
+            Ok(name) => batch.push((file.clone(), name)),
+            Err(e) => {
+                report(&format!("put {}", file.display()), &e);
+                eprintln!("ferry: hint: `--as NAME` stores a file under another name");
+                worst.add(exit::for_error(&e));
+            }
+        }
+    }
+    if batch.is_empty() {
+        return worst.code();
+    }
+    let mut client = match connect(addr) {
+        Ok(c) => c,
+        Err(code) => {
+            worst.add(code);
+            return worst.code();
+        }
+    };
+    let mut bars = Bars::new();
+    let results = client.put_many(&batch, &opts, &mut |p| bars.update(p));
+    bars.finish();
+    let mut exists = false;
+    for ((file, _), result) in batch.iter().zip(results) {
+        if let Err(e) = result {
+            report(&format!("put {}", file.display()), &e);
+            worst.add(exit::for_error(&e));
+            exists |= e.code() == Some(Code::EXISTS);
+        }
+    }
+    if exists {
+        eprintln!("ferry: hint: `--replace` replaces files that exist on the server");
+    }
+    close(client);
+    worst.code()
+}

@@ -1,0 +1,136 @@
+//! `ferry serve`: bind, announce the bound address, run the server until SIGINT/SIGTERM.
+
+use std::fs;
+use std::io::{self, Write as _};
+use std::net::TcpListener;
+use std::time::Duration;
+
+use ferry_sync::server::{Config, Shutdown};
+
+use crate::ServeArgs;
+use crate::exit;
+
+/// Runs the server; returns the exit code.
+pub fn run(args: ServeArgs) -> u8 {
+    let mut config = Config {
+        root: args.root,
+        read_only: args.read_only,
+        ..Config::default()
+    };
+    if let Some(n) = args.max_file_size {
+        config.max_size = n;
+    }
+    if let Some(n) = args.max_eager {
+        config.max_eager = n;
+    }
+    if let Some(n) = args.max_connections {
+        config.max_connections = usize::try_from(n).unwrap_or(usize::MAX);
+    }
+    if let Some(s) = args.idle_timeout {
+        config.idle_timeout = Duration::from_secs(s);
+    }
+    if let Some(s) = args.stall_timeout {
+        config.stall_timeout = Duration::from_secs(s);
+    }
+    if let Err(e) = fs::create_dir_all(&config.root) {
+        eprintln!(
+            "ferry: cannot create the served folder {}: {e}",
+            config.root.display()
+        );
+        return exit::LOCAL_IO;
+    }
+    let listener = match TcpListener::bind(args.listen.target()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("ferry: cannot listen on {}: {e}", args.listen);
+            return exit::CONNECTION;
+        }
+    };
+    let local = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("ferry: cannot listen on {}: {e}", args.listen);
+            return exit::CONNECTION;
+        }
+    };
+
+    // Signals are handled before the address is announced, so that a script may stop the
+    // server as soon as it has read the line.
+    let shutdown = Shutdown::new();
+    let signals = match SignalThread::start(&shutdown) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ferry: cannot handle signals: {e}");
+            return exit::LOCAL_IO;
+        }
+    };
+
+    {
+        let mut out = io::stdout().lock();
+        let _ = writeln!(out, "listening on {local}");
+        let _ = out.flush();
+    }
+    tracing::info!(root = %config.root.display(), %local, read_only = config.read_only, "serving");
+    let result = ferry_sync::server::run(listener, config, shutdown);
+    signals.stop();
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped");
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("ferry: the server stopped: {e}");
+            exit::LOCAL_IO
+        }
+    }
+}
+
+/// A thread that turns the first SIGINT or SIGTERM into a graceful shutdown and a second
+/// one into an immediate exit (130).
+#[cfg(unix)]
+struct SignalThread {
+    handle: signal_hook::iterator::Handle,
+    thread: std::thread::JoinHandle<()>,
+}
+
+#[cfg(unix)]
+impl SignalThread {
+    fn start(shutdown: &Shutdown) -> io::Result<Self> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+        let handle = signals.handle();
+        let trigger = shutdown.clone();
+        let thread = std::thread::spawn(move || {
+            let mut seen = 0;
+            for signal in signals.forever() {
+                seen += 1;
+                if seen == 1 {
+                    tracing::info!(signal, "shutting down: finishing requests in flight");
+                    trigger.trigger();
+                } else {
+                    tracing::warn!(signal, "second signal: stopping at once");
+                    std::process::exit(130);
+                }
+            }
+        });
+        Ok(Self { handle, thread })
+    }
+
+    fn stop(self) {
+        self.handle.close();
+        let _ = self.thread.join();
+    }
+}
+
+/// Without Unix signals the server runs until the process is killed.
+#[cfg(not(unix))]
+struct SignalThread;
+
+#[cfg(not(unix))]
+impl SignalThread {
+    fn start(_: &Shutdown) -> io::Result<Self> {
+        Ok(Self)
+    }
+
+    fn stop(self) {}
+}

@@ -1,0 +1,510 @@
+//! The `ferry` binary end to end: `ferry serve` as a child process (killed by a guard, so no
+//! process outlives a test), then `put`, `dir`, `get`, `shell` against it, with their output
+//! and exit codes; and a few scripted fake servers for the integrity and protocol exits.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A `ferry serve` child process, killed and reaped on drop.
+struct Server {
+    child: Child,
+    addr: String,
+    root: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Self {
+        let root = tempfile::tempdir().expect("tempdir");
+        let mut child = Command::new(FERRY)
+            .args(["serve", "--listen", "127.0.0.1:0", "--root"])
+            .arg(root.path())
+            .args(extra)
+            .env("FERRY_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ferry serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = match rx.recv_timeout(TIMEOUT) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("ferry serve printed no address");
+            }
+        };
+        let addr = line
+            .strip_prefix("listening on ")
+            .map(|a| a.trim().to_owned())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        Server { child, addr, root }
+    }
+
+    fn root(&self) -> &Path {
+        self.root.path()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `ferry ARGS` in `cwd` with `stdin`; fails the test if it takes too long.
+fn ferry_in(cwd: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(FERRY)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("FERRY_LOG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ferry");
+    let mut input = child.stdin.take().expect("stdin");
+    let stdin = stdin.to_vec();
+    let feeder = thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let deadline = Instant::now() + TIMEOUT;
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ferry {args:?} did not finish");
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    let _ = feeder.join();
+    child.wait_with_output().expect("output")
+}
+
+fn ferry(args: &[&str]) -> Output {
+    let cwd = std::env::temp_dir();
+    ferry_in(&cwd, args, b"")
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exited normally")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_exit(o: &Output, want: i32) {
+    assert_eq!(
+        code(o),
+        want,
+        "stdout: {}\nstderr: {}",
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// An address nothing listens on.
+fn dead_addr() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let a = l.local_addr().expect("addr").to_string();
+    drop(l);
+    a
+}
+
+#[test]
+fn put_dir_get_round_trip() {
+    let server = Server::start(&[]);
+    let work = tempfile::tempdir().expect("tempdir");
+    let a = work.path().join("天线15.doc");
+    fs::write(&a, b"hello").expect("file");
+    let b = work.path().join("my report (final).pdf");
+    fs::write(&b, vec![7u8; 100_000]).expect("file");
+    let a = a.to_str().expect("utf8");
+    let b = b.to_str().expect("utf8");
+
+    let o = ferry(&["put", &server.addr, a, b]);
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).is_empty(),
+        "quiet when not a terminal: {}",
+        stdout(&o)
+    );
+    assert_eq!(
+        fs::read(server.root().join("天线15.doc")).expect("stored"),
+        b"hello"
+    );
+
+    let o = ferry(&["put", &server.addr, a, "--as", "copy.doc"]);
+    assert_exit(&o, 0);
+
+    let o = ferry(&["dir", &server.addr]);
+    assert_exit(&o, 0);
+    let lines: Vec<String> = stdout(&o).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(
+        lines[0].trim_start().starts_with("     5  ") || lines[0].contains("5  "),
+        "{lines:?}"
+    );
+    assert!(lines[0].ends_with("  copy.doc"), "{lines:?}");
+    assert!(lines[1].ends_with("  my report (final).pdf") && lines[1].contains("100000  "));
+    assert!(lines[2].ends_with("  天线15.doc"));
+
+    let o = ferry(&["dir", &server.addr, "--json"]);
+    assert_exit(&o, 0);
+    let objs: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(objs.len(), 3);
+    assert!(
+        stdout(&o).starts_with("{\"name\":\"copy.doc\",\"size\":5,\"mtime\":\""),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(objs[2]["name"], "天线15.doc");
+    assert_eq!(objs[2]["size"], 5);
+    let mtime = objs[2]["mtime"].as_str().expect("mtime");
+    assert!(
+        mtime.len() == 20 && mtime.ends_with('Z') && mtime.as_bytes()[10] == b'T',
+        "{mtime}"
+    );
+
+    // One name to a file path, several names to a folder (created).
+    let out = tempfile::tempdir().expect("tempdir");
+    let single = out.path().join("renamed.doc");
+    let o = ferry(&[
+        "get",
+        &server.addr,
+        "天线15.doc",
+        "-o",
+        single.to_str().expect("utf8"),
+    ]);
+    assert_exit(&o, 0);
+    assert_eq!(fs::read(&single).expect("got"), b"hello");
+    let folder = out.path().join("many");
+    let o = ferry(&[
+        "get",
+        &server.addr,
+        "天线15.doc",
+        "my report (final).pdf",
+        "copy.doc",
+        "-o",
+        folder.to_str().expect("utf8"),
+    ]);
+    assert_exit(&o, 0);
+    let mut got: Vec<String> = fs::read_dir(&folder)
+        .expect("folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["copy.doc", "my report (final).pdf", "天线15.doc"]);
+    assert_eq!(
+        fs::read(folder.join("my report (final).pdf")).expect("got"),
+        vec![7u8; 100_000]
+    );
+
+    // Into the current folder by default, and with -o naming an existing folder.
+    let o = ferry_in(out.path(), &["get", &server.addr, "copy.doc"], b"");
+    assert_exit(&o, 0);
+    assert_eq!(
+        fs::read(out.path().join("copy.doc")).expect("got"),
+        b"hello"
+    );
+    let o = ferry(&[
+        "get",
+        &server.addr,
+        "copy.doc",
+        "-o",
+        folder.to_str().expect("utf8"),
+    ]);
+    assert_exit(&o, 0);
+}
+
+#[test]
+fn exit_codes_for_refusals_and_connection_failures() {
+    let server = Server::start(&[]);
+    let work = tempfile::tempdir().expect("tempdir");
+    fs::write(work.path().join("a.txt"), b"a").expect("file");
+    let a = work.path().join("a.txt");
+    let a = a.to_str().expect("utf8");
+
+    let o = ferry_in(work.path(), &["get", &server.addr, "nope.txt"], b"");
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("511"), "{}", stderr(&o));
+    assert!(!work.path().join("nope.txt").exists());
+
+    assert_exit(&ferry(&["put", &server.addr, a]), 0);
+    let o = ferry(&["put", &server.addr, a]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("512"), "{}", stderr(&o));
+    assert_exit(&ferry(&["put", &server.addr, a, "--replace"]), 0);
+
+    // The most severe outcome wins: one success, one permanent refusal.
+    let o = ferry_in(
+        work.path(),
+        &["get", &server.addr, "a.txt", "nope.txt"],
+        b"",
+    );
+    assert_exit(&o, 1);
+    assert!(work.path().join("a.txt").exists());
+
+    let o = ferry(&["dir", &dead_addr()]);
+    assert_exit(&o, 3);
+    assert!(stderr(&o).contains("cannot"), "{}", stderr(&o));
+    assert_exit(&ferry(&["get", &dead_addr(), "x"]), 3);
+
+    // Usage errors.
+    assert_exit(&ferry(&["get", &server.addr, "../etc/passwd"]), 2);
+    assert_exit(&ferry(&["put", &server.addr, a, a, "--as", "x"]), 2);
+    assert_exit(&ferry(&["dir"]), 2);
+    let hidden = work.path().join(".hidden");
+    fs::write(&hidden, b"h").expect("file");
+    assert_exit(
+        &ferry(&["put", &server.addr, hidden.to_str().expect("utf8")]),
+        2,
+    );
+    // A missing local file is a local I/O error.
+    let missing = work.path().join("missing");
+    assert_exit(
+        &ferry(&["put", &server.addr, missing.to_str().expect("utf8")]),
+        6,
+    );
+}
+
+#[test]
+fn read_only_and_busy_servers() {
+    let server = Server::start(&["--read-only", "--max-connections", "1"]);
+    let work = tempfile::tempdir().expect("tempdir");
+    let f = work.path().join("f");
+    fs::write(&f, b"f").expect("file");
+    let o = ferry(&["put", &server.addr, f.to_str().expect("utf8")]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("514"), "{}", stderr(&o));
+
+    // Hold the only session, then try another: 420 busy is transient. The put's session may
+    // still hold the slot for a moment after the client exited: wait until it is free.
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let held = loop {
+        let mut held = TcpStream::connect(&server.addr).expect("connect");
+        held.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+        let mut greeting = [0u8; 7];
+        held.read_exact(&mut greeting).expect("greeting");
+        if &greeting == b"ferry/1" {
+            break held;
+        }
+        assert_eq!(&greeting, b"err 420", "neither greeting nor busy");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot was never freed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let o = ferry(&["dir", &server.addr]);
+    assert_exit(&o, 4);
+    assert!(stderr(&o).contains("420"), "{}", stderr(&o));
+    drop(held);
+}
+
+#[test]
+fn resume_with_continue() {
+    let server = Server::start(&[]);
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    fs::write(server.root().join("big.bin"), &data).expect("file");
+    let work = tempfile::tempdir().expect("tempdir");
+    fs::write(work.path().join("big.bin.ferry-part"), &data[..1_234_567]).expect("part");
+    let o = ferry_in(
+        work.path(),
+        &["get", &server.addr, "big.bin", "--continue"],
+        b"",
+    );
+    assert_exit(&o, 0);
+    assert!(fs::read(work.path().join("big.bin")).expect("got") == data);
+    assert!(!work.path().join("big.bin.ferry-part").exists());
+}
+
+#[test]
+fn shell_through_piped_stdin() {
+    let server = Server::start(&[]);
+    fs::write(server.root().join("b.txt"), b"from the server").expect("file");
+    let work = tempfile::tempdir().expect("tempdir");
+    fs::write(work.path().join("a.txt"), b"from the client").expect("file");
+    fs::write(work.path().join("my report (final).pdf"), b"pdf").expect("file");
+    let script = "dir\nput a.txt\nget b.txt\nput my report (final).pdf\nget missing\nfrobnicate\n\
+                  get\nhelp\ndir\nclose\ndir\n";
+    let o = ferry_in(work.path(), &["shell", &server.addr], script.as_bytes());
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    assert!(
+        !out.contains("ferry> "),
+        "no prompt without a terminal: {out}"
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].ends_with("  b.txt") && lines[0].contains("15  "),
+        "{out}"
+    );
+    assert_eq!(lines[1], "sent a.txt (15 bytes)");
+    assert_eq!(lines[2], "received b.txt (15 bytes)");
+    assert_eq!(lines[3], "sent my report (final).pdf (3 bytes)");
+    assert!(
+        lines[4].starts_with("error: get missing: ") && lines[4].contains("511"),
+        "{out}"
+    );
+    assert!(
+        lines[5].starts_with("unknown command \"frobnicate\""),
+        "{out}"
+    );
+    assert_eq!(lines[6], "usage: get NAME");
+    assert!(out.contains("put NAME"), "help text: {out}");
+    let tail: Vec<&str> = lines.iter().rev().take(4).rev().copied().collect();
+    assert!(
+        tail[0].ends_with("  a.txt") && tail[1].ends_with("  b.txt"),
+        "{out}"
+    );
+    assert!(tail[2].ends_with("  my report (final).pdf"), "{out}");
+    assert_eq!(tail[3], "bye", "nothing runs after close: {out}");
+    assert_eq!(
+        fs::read(work.path().join("b.txt")).expect("got"),
+        b"from the server"
+    );
+    assert_eq!(
+        fs::read(server.root().join("a.txt")).expect("stored"),
+        b"from the client"
+    );
+
+    // End of input closes the session too.
+    let o = ferry_in(work.path(), &["shell", &server.addr], b"put a.txt\n");
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("512 exists"), "{}", stdout(&o));
+    assert!(stdout(&o).ends_with("bye\n"), "{}", stdout(&o));
+}
+
+#[test]
+fn sigterm_stops_the_server_promptly_with_status_0() {
+    let mut server = Server::start(&[]);
+    // A session is open when the signal comes: it gets 422 and the server still exits.
+    let mut s = TcpStream::connect(&server.addr).expect("connect");
+    s.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    let mut greeting = [0u8; 7];
+    s.read_exact(&mut greeting).expect("greeting");
+    let started = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let exit = loop {
+        if let Some(status) = server.child.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still running after SIGTERM"
+        );
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(exit.code(), Some(0));
+    let mut rest = String::new();
+    let _ = s.read_to_string(&mut rest);
+    assert!(rest.contains("err 422"), "{rest:?}");
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let o = ferry(&["--help"]);
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    for needle in [
+        "Exit codes",
+        "5  integrity failure",
+        "--impl",
+        "serve",
+        "shell",
+    ] {
+        assert!(out.contains(needle), "{needle}: {out}");
+    }
+    assert_exit(&ferry(&["dir", "127.0.0.1:1", "--impl", "threads"]), 3);
+    assert_exit(&ferry(&["dir", "127.0.0.1:1", "--impl", "tokio"]), 2);
+}
+
+// ------------------------------------------------------- scripted servers ---
+
+const GREETING: &str = "ferry/1 max-line=4096 max-name=255 max-size=1099511627776 \
+                        max-chunk=1048576 max-eager=1048576 idle=300 stall=60\n";
+
+/// A one-connection fake server that answers the first request line with `reply`.
+fn fake(reply: Vec<u8>) -> (String, thread::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr").to_string();
+    let h = thread::spawn(move || {
+        l.set_nonblocking(true).expect("nonblocking");
+        let deadline = Instant::now() + TIMEOUT;
+        let (s, _) = loop {
+            match l.accept() {
+                Ok(x) => break x,
+                Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
+                Err(e) => panic!("no client: {e}"),
+            }
+        };
+        s.set_nonblocking(false).expect("blocking");
+        s.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+        let mut w = s.try_clone().expect("clone");
+        w.write_all(GREETING.as_bytes()).expect("greeting");
+        let mut r = BufReader::new(s);
+        let mut line = String::new();
+        r.read_line(&mut line).expect("request");
+        w.write_all(&reply).expect("reply");
+        let _ = w.shutdown(std::net::Shutdown::Write);
+        let mut sink = Vec::new();
+        let _ = r.read_to_end(&mut sink);
+    });
+    (addr, h)
+}
+
+#[test]
+fn integrity_and_protocol_failures_from_a_bad_server() {
+    let work = tempfile::tempdir().expect("tempdir");
+    // Wrong digest: exit 5, nothing written.
+    let mut reply = b"ok get 5 2024-03-01T08:00:00Z\ndata 5\nhello".to_vec();
+    reply.extend_from_slice(b"end xxh3-128:00000000000000000000000000000000\n");
+    let (addr, h) = fake(reply);
+    let o = ferry_in(work.path(), &["get", &addr, "a.txt"], b"");
+    assert_exit(&o, 5);
+    h.join().expect("fake server");
+    // Truncated: exit 5, the destination is not created.
+    let (addr, h) = fake(b"ok get 10 2024-03-01T08:00:00Z\ndata 10\nhel".to_vec());
+    let o = ferry_in(work.path(), &["get", &addr, "a.txt"], b"");
+    assert_exit(&o, 5);
+    assert!(stderr(&o).contains("--continue"), "{}", stderr(&o));
+    h.join().expect("fake server");
+    assert!(!work.path().join("a.txt").exists());
+    // A hostile listing: exit 3.
+    let (addr, h) = fake(b"ok dir 1\n1 2024-03-01T08:00:00Z ../../etc/passwd\n".to_vec());
+    let o = ferry(&["dir", &addr]);
+    assert_exit(&o, 3);
+    assert!(stdout(&o).is_empty());
+    h.join().expect("fake server");
+}

@@ -1,0 +1,183 @@
+//! [`ClientError`]: everything that can go wrong in a client operation, sorted by who is at
+//! fault (the server's answer, the connection, the data's integrity, the local side).
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use ferry_wire::{Class, Code, Digest, ErrorReply};
+
+/// Why a client operation failed.
+///
+/// The variants fall into the groups the `ferry` command turns into exit codes:
+/// the server refused ([`ClientError::Refused`], by class of its code), the connection failed
+/// or the server broke the protocol ([`ClientError::Connect`], [`ClientError::Io`],
+/// [`ClientError::Closed`], [`ClientError::Disconnected`], [`ClientError::Protocol`]), the data
+/// failed its integrity check ([`ClientError::Corrupt`], [`ClientError::Truncated`]), or
+/// something failed on the local side ([`ClientError::Local`], [`ClientError::LocalName`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// No TCP connection could be made (address resolution or connect failed).
+    #[error("{}", connect_message(.addr, .source))]
+    Connect {
+        /// The address that was tried last, if the name resolved at all.
+        addr: Option<SocketAddr>,
+        /// What the system said.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading from or writing to the connection failed (reset, timeout, …). The session
+    /// has ended.
+    #[error("connection error: {0}")]
+    Io(#[source] io::Error),
+    /// The server closed the connection where a reply was due. The session has ended.
+    ///
+    /// `outcome_unknown` is set for a put whose payload was completely sent: the server may
+    /// have committed it just before the connection ended (PIPE-6); a `dir` tells.
+    #[error("{}", if *.outcome_unknown {
+        "the server closed the connection before confirming the upload; it may or may not have been stored"
+    } else {
+        "the server closed the connection"
+    })]
+    Closed {
+        /// Whether the server may have performed the request.
+        outcome_unknown: bool,
+    },
+    /// The session had already ended before this operation (after an earlier connection
+    /// error, protocol violation, closing error code or `close`): connect again.
+    #[error("the session has already ended: {0}")]
+    Disconnected(String),
+    /// The server answered with `err CODE [TEXT]` or ended a download with
+    /// `abort CODE [TEXT]`. [`ClientError::code`] and [`ClientError::is_transient`] classify
+    /// it; codes 420, 421, 422, 501 and 502 also end the session.
+    #[error("server error {}", ErrorDisplay(.0))]
+    Refused(ErrorReply),
+    /// A download's octets do not match the digest the server announced (SUM-3). Nothing
+    /// was presented as complete; the connection is still usable.
+    #[error(
+        "integrity failure: the server announced {announced} but the data received hashes to {computed}"
+    )]
+    Corrupt {
+        /// The digest in the server's `end` trailer.
+        announced: Digest,
+        /// The digest of what was received (for a resumed get, with the local prefix).
+        computed: Digest,
+    },
+    /// The connection ended in the middle of a download's payload, before its trailer. The
+    /// session has ended.
+    #[error("transfer truncated: the connection ended after {received} of {expected} octets")]
+    Truncated {
+        /// Octets of the file the client held when the connection ended (local prefix
+        /// included).
+        received: u64,
+        /// The file's size.
+        expected: u64,
+    },
+    /// The server sent something the protocol does not allow at that point: a malformed or
+    /// over-long line, an unexpected reply, a framing violation, an invalid file name (a
+    /// broken or hostile server). The client closed the connection (ERR-10).
+    #[error("protocol violation by the server: {0}")]
+    Protocol(String),
+    /// A local name cannot be used as a ferry file name (NAME-1 … NAME-5), or a server's name
+    /// cannot be stored faithfully on this platform (NAME-11).
+    #[error("cannot use {name:?} as a file name: {reason}")]
+    LocalName {
+        /// The name, lossily converted to text.
+        name: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// Reading or writing a local file failed. For a put the upload was aborted (PUT-20);
+    /// for a get the destination was left untouched.
+    #[error("{}", local_message(.path, .source))]
+    Local {
+        /// The local file, if the operation had one.
+        path: Option<PathBuf>,
+        /// What the system said.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn connect_message(addr: &Option<SocketAddr>, source: &io::Error) -> String {
+    match addr {
+        Some(a) => format!("cannot connect to {a}: {source}"),
+        None => format!("cannot resolve the server address: {source}"),
+    }
+}
+
+fn local_message(path: &Option<PathBuf>, source: &io::Error) -> String {
+    match path {
+        Some(p) => format!("{}: {source}", p.display()),
+        None => format!("local I/O error: {source}"),
+    }
+}
+
+/// Displays an [`ErrorReply`] as `511 not-found` or `511 (no text)`.
+pub(crate) struct ErrorDisplay<'a>(pub &'a ErrorReply);
+
+impl fmt::Display for ErrorDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.code)?;
+        match (&self.0.text, self.0.code.name()) {
+            (Some(t), _) => write!(f, " {}", super::names::visible(t.as_str())),
+            (None, Some(n)) => write!(f, " {n}"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+impl ClientError {
+    /// The server's code, for [`ClientError::Refused`].
+    pub fn code(&self) -> Option<Code> {
+        match self {
+            ClientError::Refused(e) => Some(e.code),
+            _ => None,
+        }
+    }
+
+    /// Whether trying the same operation again later, on a new connection if this one ended,
+    /// may succeed: a `4xx` code, a connection failure, a corrupt or truncated transfer.
+    /// `5xx` codes (and unknown classes, ERR-3), protocol violations and local problems are
+    /// not transient.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Refused(e) => e.code.class() == Class::Transient,
+            ClientError::Connect { .. }
+            | ClientError::Io(_)
+            | ClientError::Closed { .. }
+            | ClientError::Disconnected(_)
+            | ClientError::Corrupt { .. }
+            | ClientError::Truncated { .. } => true,
+            ClientError::Protocol(_)
+            | ClientError::LocalName { .. }
+            | ClientError::Local { .. } => false,
+        }
+    }
+
+    /// Whether the error ended the session: the client cannot send further requests on
+    /// this connection.
+    pub fn ends_session(&self) -> bool {
+        match self {
+            ClientError::Refused(e) => e.code.closes_connection(),
+            ClientError::Connect { .. }
+            | ClientError::Io(_)
+            | ClientError::Closed { .. }
+            | ClientError::Disconnected(_)
+            | ClientError::Truncated { .. }
+            | ClientError::Protocol(_) => true,
+            ClientError::Corrupt { .. }
+            | ClientError::LocalName { .. }
+            | ClientError::Local { .. } => false,
+        }
+    }
+
+    pub(crate) fn local(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        ClientError::Local {
+            path: Some(path.into()),
+            source,
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! Timed socket I/O of one session.
+//!
+//! Every read and write races the socket against the deadline that applies (idle, request
+//! line, stall) and against the server's shutdown, so no session can sleep through either.
+//! An operation that can complete at once costs no timer (see [`crate::runtime::deadline`]).
+//! Reads go into a 1 MiB buffer that keeps what it has not handed out yet and appends to it
+//! (a request line or frame head may arrive in pieces), or straight into an upload's write
+//! buffer; writes go through a reply buffer that is flushed before every read that could
+//! block, so that the replies to pipelined requests leave together.
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
+
+use super::Shared;
+use crate::runtime::Runtime;
+
+/// Capacity of a session's input buffer: large reads during uploads, while memory the kernel
+/// never fills is never touched.
+const INPUT_CAPACITY: usize = 1 << 20;
+
+/// When less than this is free at the end of the input buffer, the unread rest moves to the
+/// front before the next read.
+const COMPACT_BELOW: usize = 64 * 1024;
+
+/// Capacity of the reply buffer: smaller writes collect in it, larger ones go out directly.
+const OUTPUT_CAPACITY: usize = 64 * 1024;
+
+/// Why a read or write did not complete.
+#[derive(Debug)]
+pub(super) enum Stop {
+    /// The peer closed its sending side.
+    Eof,
+    /// The idle or stall timeout expired (for a write: the peer accepted nothing).
+    Timeout,
+    /// The server is shutting down: at a request boundary (idle), or its deadline for requests
+    /// in flight passed.
+    Shutdown,
+    /// The connection failed.
+    Io(io::Error),
+}
+
+/// How long a read may wait.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Wait {
+    /// For the first octet of a request: the idle timeout, and a shutdown ends the wait.
+    Idle,
+    /// Until a fixed instant (a request line's deadline, the drain while closing).
+    Until(Instant),
+    /// For the next octet of a payload: the stall timeout, counted from now.
+    Progress,
+}
+
+/// One session's connection: the stream, the unread input and the unsent replies.
+pub(super) struct Conn<R: Runtime> {
+    shared: Arc<Shared<R>>,
+    stream: R::TcpStream,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    out: Vec<u8>,
+    /// How long a write may wait without progress; `None`: the stall timeout.
+    patience: Option<Duration>,
+}
+
+impl<R: Runtime> Conn<R> {
+    pub(super) fn new(shared: Arc<Shared<R>>, stream: R::TcpStream) -> Self {
+        Self {
+            shared,
+            stream,
+            buf: vec![0; INPUT_CAPACITY],
+            start: 0,
+            end: 0,
+            out: Vec::with_capacity(OUTPUT_CAPACITY),
+            patience: None,
+        }
+    }
+
+    /// The octets received and not yet consumed.
+    pub(super) fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Drops the first `n` octets of [`Conn::data`].
+    pub(super) fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Drops everything received so far.
+    pub(super) fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
+    /// Makes writes give up after `patience` without progress (for best-effort last words).
+    pub(super) fn set_patience(&mut self, patience: Option<Duration>) {
+        self.patience = patience;
+    }
+
+    /// Reads more octets, appending them to [`Conn::data`]; waits as `wait` allows.
+    pub(super) async fn fill(&mut self, wait: Wait) -> Result<usize, Stop> {
+        if self.buf.len() - self.end < COMPACT_BELOW && self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            // Cannot happen: lines are at most 4096 octets and chunk data is consumed as it
+            // arrives. Refuse rather than grow.
+            return Err(Stop::Io(io::Error::other("input buffer full")));
+        }
+        let Self {
+            shared,
+            stream,
+            buf,
+            end,
+            ..
+        } = self;
+        let n = read_timed(shared, stream, &mut buf[*end..], wait).await?;
+        *end += n;
+        Ok(n)
+    }
+
+    /// Reads straight into `dst` (chunk data of an upload, when nothing is buffered).
+    pub(super) async fn read_into(&mut self, dst: &mut [u8], wait: Wait) -> Result<usize, Stop> {
+        debug_assert!(self.is_empty());
+        read_timed(&self.shared, &mut self.stream, dst, wait).await
+    }
+
+    /// Queues `data` for sending; sends at once what no longer fits the reply buffer.
+    pub(super) async fn write(&mut self, data: &[u8]) -> Result<(), Stop> {
+        if self.out.len() + data.len() > OUTPUT_CAPACITY {
+            self.flush().await?;
+        }
+        if data.len() >= OUTPUT_CAPACITY {
+            let patience = self.patience;
+            write_timed(&self.shared, &mut self.stream, data, patience).await
+        } else {
+            self.out.extend_from_slice(data);
+            Ok(())
+        }
+    }
+
+    /// Sends the queued replies.
+    pub(super) async fn flush(&mut self) -> Result<(), Stop> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let patience = self.patience;
+        let result = write_timed(&self.shared, &mut self.stream, &self.out, patience).await;
+        self.out.clear();
+        result
+    }
+
+    /// Shuts down the sending direction (the peer reads EOF after the last reply).
+    pub(super) async fn shutdown_write(&mut self) {
+        let patience = self.patience;
+        let close = async { self.stream.close().await.map(|()| 0) };
+        let deadline = deadline_in(&self.shared, patience);
+        let _ = guarded(&self.shared, Guard::Never, deadline, close).await;
+    }
+}
+
+/// What ends a wait besides its own deadline.
+#[derive(Debug, Clone, Copy)]
+enum Guard {
+    /// The shutdown being triggered (a session waiting for its next request).
+    Trigger,
+    /// The shutdown deadline for requests in flight.
+    Hard,
+    /// Nothing: a best-effort last word, bounded by its own short patience.
+    Never,
+}
+
+fn deadline_in<R: Runtime>(shared: &Shared<R>, patience: Option<Duration>) -> Instant {
+    Instant::now() + patience.unwrap_or(shared.stall)
+}
+
+async fn read_timed<R: Runtime>(
+    shared: &Shared<R>,
+    stream: &mut R::TcpStream,
+    dst: &mut [u8],
+    wait: Wait,
+) -> Result<usize, Stop> {
+    let now = Instant::now();
+    let (guard, deadline) = match wait {
+        Wait::Idle => (Guard::Trigger, now + shared.idle),
+        Wait::Until(d) => (Guard::Hard, d),
+        Wait::Progress => (Guard::Hard, now + shared.stall),
+    };
+    match guarded(shared, guard, deadline, stream.read(dst)).await? {
+        0 => Err(Stop::Eof),
+        n => Ok(n),
+    }
+}
+
+async fn write_timed<R: Runtime>(
+    shared: &Shared<R>,
+    stream: &mut R::TcpStream,
+    mut data: &[u8],
+    patience: Option<Duration>,
+) -> Result<(), Stop> {
+    // Last words (a closing error, an abort) have a short patience of their own and go out
+    // even after the shutdown deadline.
+    let guard = if patience.is_some() {
+        Guard::Never
+    } else {
+        Guard::Hard
+    };
+    while !data.is_empty() {
+        let deadline = deadline_in(shared, patience);
+        match guarded(shared, guard, deadline, stream.write(data)).await? {
+            0 => return Err(Stop::Io(io::ErrorKind::WriteZero.into())),
+            n => data = &data[n..],
+        }
+    }
+    Ok(())
+}
+
+/// Runs one socket operation until it completes, `deadline` passes (`Stop::Timeout`), or the
+/// shutdown ends it (`Stop::Shutdown`). The operation is polled once first: when it can
+/// complete at once, no timer or listener is made.
+async fn guarded<R: Runtime>(
+    shared: &Shared<R>,
+    guard: Guard,
+    deadline: Instant,
+    op: impl Future<Output = io::Result<usize>>,
+) -> Result<usize, Stop> {
+    let mut op = std::pin::pin!(op);
+    if let Some(r) = futures_lite::future::poll_once(op.as_mut()).await {
+        return r.map_err(Stop::Io);
+    }
+    let io = async { op.await.map_err(Stop::Io) };
+    let stop = async {
+        match guard {
+            Guard::Trigger => shared.shutdown.triggered().await,
+            Guard::Hard => shared.hard_deadline_passed().await,
+            Guard::Never => std::future::pending().await,
+        }
+        Err(Stop::Shutdown)
+    };
+    let timer = async {
+        shared.rt.sleep_until(deadline).await;
+        Err(Stop::Timeout)
+    };
+    io.or(stop).or(timer).await
+}

@@ -1,0 +1,410 @@
+//! The ferry/1 reference server over `futures-io`: one task per connection, up to a cap.
+//!
+//! ```no_run
+//! use std::net::TcpListener;
+//! use ferry_async::server::{Config, Shutdown};
+//!
+//! let listener = TcpListener::bind("127.0.0.1:7450")?;
+//! let shutdown = Shutdown::new();
+//! // Another thread (a signal handler thread, a test) calls `shutdown.trigger()`.
+//! ferry_async::smol::serve(listener, Config::default(), shutdown)?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! [`run`] is the runtime-neutral entry point (an `async fn` generic over [`Runtime`]); the
+//! drivers' `serve` functions build a runtime and block on it. The protocol logic of one
+//! session is in `session`, its timed socket I/O (idle and stall timeouts, shutdown) in
+//! `conn`, and every storage rule in `ferry-store`, whose calls run on the runtime's
+//! blocking pool.
+
+mod conn;
+mod session;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use event_listener::Event;
+use ferry_store::Root;
+use ferry_wire::limits::{DEFAULT_MAX_EAGER, DEFAULT_MAX_SIZE};
+use ferry_wire::{Code, ErrorReply, Greeting, Limits, Reply};
+use futures_lite::{AsyncWriteExt as _, FutureExt as _};
+use tracing::Instrument as _;
+
+use crate::runtime::{Runtime, Timed, deadline, timeout};
+
+/// Extra time after the shutdown deadline for sessions to notice it themselves before their
+/// tasks are dropped from outside (which closes their sockets and removes their staging
+/// files).
+const FORCE_MARGIN: Duration = Duration::from_secs(1);
+
+/// How long the refusal of a connection (`err 420 busy`, `err 422`) may take.
+const REFUSE_TIME: Duration = Duration::from_secs(1);
+
+/// Server configuration: the same fields, meanings and defaults as `ferry_sync::server::Config`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The served folder; created when missing.
+    pub root: PathBuf,
+    /// Refuse every put with `514 read-only` (SEC-10).
+    pub read_only: bool,
+    /// Largest SIZE accepted in a put (`max-size`).
+    pub max_size: u64,
+    /// Largest SIZE of an eager (`now`) put (`max-eager`); 0 disables eager puts.
+    pub max_eager: u64,
+    /// Most concurrent sessions; more connections get `err 420 busy` (CONN-3).
+    pub max_connections: usize,
+    /// Idle timeout between requests (TIME-1). Announced in whole seconds, at least 1.
+    pub idle_timeout: Duration,
+    /// Stall timeout inside a request, payload or reply (TIME-2). Announced in whole seconds,
+    /// at least 1.
+    pub stall_timeout: Duration,
+    /// How long requests in flight may go on after a shutdown was triggered (CLOSE-8).
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            root: PathBuf::from("ferry-files"),
+            read_only: false,
+            max_size: DEFAULT_MAX_SIZE,
+            max_eager: DEFAULT_MAX_EAGER,
+            max_connections: 256,
+            idle_timeout: Duration::from_secs(300),
+            stall_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Asks a running server to stop. Cloneable; every clone triggers the same shutdown. It may
+/// be triggered from any thread (a signal handler thread, a test), with or without a runtime.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown {
+    inner: Arc<Flag>,
+}
+
+impl Shutdown {
+    /// A shutdown that has not been triggered.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts the shutdown: the server stops accepting connections, idle sessions get
+    /// `err 422 shutting-down`, requests in flight get [`Config::shutdown_grace`] to finish.
+    /// Idempotent; the first call's time counts.
+    pub fn trigger(&self) {
+        self.inner.set();
+    }
+
+    /// Whether [`Shutdown::trigger`] was called.
+    pub fn is_triggered(&self) -> bool {
+        self.inner.is_set()
+    }
+
+    /// Completes once [`Shutdown::trigger`] has been called (at once if it was).
+    pub async fn triggered(&self) {
+        self.inner.wait().await;
+    }
+
+    fn triggered_at(&self) -> Option<Instant> {
+        self.inner.set_at()
+    }
+}
+
+/// A one-way flag that tasks can wait for.
+#[derive(Debug, Default)]
+struct Flag {
+    set: AtomicBool,
+    at: OnceLock<Instant>,
+    event: Event,
+}
+
+impl Flag {
+    fn set(&self) {
+        self.at.get_or_init(Instant::now);
+        self.set.store(true, Ordering::SeqCst);
+        self.event.notify(usize::MAX);
+    }
+
+    fn is_set(&self) -> bool {
+        self.set.load(Ordering::SeqCst)
+    }
+
+    fn set_at(&self) -> Option<Instant> {
+        if self.is_set() {
+            self.at.get().copied()
+        } else {
+            None
+        }
+    }
+
+    async fn wait(&self) {
+        loop {
+            if self.is_set() {
+                return;
+            }
+            let listener = self.event.listen();
+            if self.is_set() {
+                return;
+            }
+            listener.await;
+        }
+    }
+}
+
+/// What every session shares.
+pub(crate) struct Shared<R: Runtime> {
+    rt: R,
+    root: Root,
+    read_only: bool,
+    max_size: u64,
+    max_eager: u64,
+    max_connections: usize,
+    idle: Duration,
+    stall: Duration,
+    grace: Duration,
+    greeting: Vec<u8>,
+    shutdown: Shutdown,
+    /// Sessions in progress (counted against `max_connections`).
+    sessions: AtomicUsize,
+    /// Tasks in progress: sessions and refusals. `run` returns when it is 0.
+    tasks: AtomicUsize,
+    tasks_changed: Event,
+    /// Set when sessions overran the shutdown deadline: their tasks drop them.
+    force: Flag,
+}
+
+impl<R: Runtime> Shared<R> {
+    /// When requests in flight must stop (CLOSE-9), once a shutdown was triggered.
+    fn hard_deadline(&self) -> Option<Instant> {
+        self.shutdown.triggered_at().map(|t| t + self.grace)
+    }
+
+    fn past_hard_deadline(&self) -> bool {
+        self.hard_deadline().is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Completes when the shutdown deadline for requests in flight has passed.
+    async fn hard_deadline_passed(&self) {
+        self.shutdown.triggered().await;
+        if let Some(at) = self.hard_deadline() {
+            self.rt.sleep_until(at).await;
+        }
+    }
+
+    async fn all_tasks_done(&self) {
+        loop {
+            if self.tasks.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            let listener = self.tasks_changed.listen();
+            if self.tasks.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            listener.await;
+        }
+    }
+}
+
+/// Counts a task (and, for a session, its slot) until it ends, however it ends.
+struct TaskGuard<R: Runtime> {
+    shared: Arc<Shared<R>>,
+    session: bool,
+}
+
+impl<R: Runtime> TaskGuard<R> {
+    fn new(shared: &Arc<Shared<R>>, session: bool) -> Self {
+        shared.tasks.fetch_add(1, Ordering::SeqCst);
+        if session {
+            shared.sessions.fetch_add(1, Ordering::SeqCst);
+        }
+        Self {
+            shared: Arc::clone(shared),
+            session,
+        }
+    }
+}
+
+impl<R: Runtime> Drop for TaskGuard<R> {
+    fn drop(&mut self) {
+        if self.session {
+            self.shared.sessions.fetch_sub(1, Ordering::SeqCst);
+        }
+        self.shared.tasks.fetch_sub(1, Ordering::SeqCst);
+        self.shared.tasks_changed.notify(usize::MAX);
+    }
+}
+
+/// Serves `config.root` on `listener` until `shutdown` is triggered; then stops accepting,
+/// lets requests in flight finish for up to [`Config::shutdown_grace`], sends
+/// `err 422 shutting-down` to the other sessions, and returns once every session task has
+/// ended. Fails only when the served folder cannot be opened (or is locked by another server)
+/// or the listener is unusable.
+///
+/// Must be polled on `rt` (the drivers' `serve` functions do that).
+pub async fn run<R: Runtime>(
+    rt: R,
+    listener: std::net::TcpListener,
+    config: Config,
+    shutdown: Shutdown,
+) -> io::Result<()> {
+    let root = {
+        let path = config.root.clone();
+        rt.unblock(move || Root::open(&path)).await??
+    };
+    let local = listener.local_addr()?;
+    let listener = rt.listener(listener)?;
+    // HELLO-5: never time out sooner than announced, and announce at least 1 s.
+    let idle = config.idle_timeout.max(Duration::from_secs(1));
+    let stall = config.stall_timeout.max(Duration::from_secs(1));
+    let limits = Limits {
+        max_size: config.max_size,
+        max_eager: config.max_eager,
+        idle: idle.as_secs(),
+        stall: stall.as_secs(),
+        ..Limits::default()
+    };
+    let shared = Arc::new(Shared {
+        rt: rt.clone(),
+        root,
+        read_only: config.read_only,
+        max_size: config.max_size,
+        max_eager: config.max_eager,
+        max_connections: config.max_connections,
+        idle,
+        stall,
+        grace: config.shutdown_grace,
+        greeting: Greeting::new(limits).to_bytes(),
+        shutdown: shutdown.clone(),
+        sessions: AtomicUsize::new(0),
+        tasks: AtomicUsize::new(0),
+        tasks_changed: Event::new(),
+        force: Flag::default(),
+    });
+    tracing::info!(
+        addr = %local,
+        folder = %config.root.display(),
+        read_only = config.read_only,
+        max_connections = config.max_connections,
+        "serving"
+    );
+
+    let mut next_id: u64 = 0;
+    loop {
+        let accepted = async { Some(rt.accept(&listener).await) }
+            .or(async {
+                shutdown.triggered().await;
+                None
+            })
+            .await;
+        let Some(accepted) = accepted else { break };
+        if shutdown.is_triggered() {
+            if let Ok((stream, _)) = accepted {
+                refuse(&shared, stream, Code::SHUTTING_DOWN);
+            }
+            break;
+        }
+        match accepted {
+            Ok((stream, peer)) => {
+                next_id += 1;
+                start_session(&shared, stream, peer, next_id);
+            }
+            Err(e) => match e.kind() {
+                io::ErrorKind::Interrupted
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::ConnectionReset => {}
+                _ => {
+                    // EMFILE and the like: wait for resources instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    rt.sleep_until(Instant::now() + Duration::from_millis(100))
+                        .await;
+                }
+            },
+        }
+    }
+    drop(listener);
+
+    tracing::info!("shutting down: waiting for sessions");
+    let force_at = shared.hard_deadline().unwrap_or_else(Instant::now) + FORCE_MARGIN;
+    if let Timed::Expired = deadline(&rt, force_at, shared.all_tasks_done()).await {
+        tracing::warn!(
+            sessions = shared.sessions.load(Ordering::SeqCst),
+            "shutdown deadline passed: closing sessions"
+        );
+        shared.force.set();
+        shared.all_tasks_done().await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Starts a session task, or refuses the connection with 420 at the cap (CONN-3, CONN-6).
+fn start_session<R: Runtime>(
+    shared: &Arc<Shared<R>>,
+    stream: R::TcpStream,
+    peer: SocketAddr,
+    id: u64,
+) {
+    // Only this (accept) loop adds sessions, so the check cannot race with another add.
+    if shared.sessions.load(Ordering::SeqCst) >= shared.max_connections {
+        tracing::info!(%peer, "refused: busy");
+        refuse(shared, stream, Code::BUSY);
+        return;
+    }
+    let guard = TaskGuard::new(shared, true);
+    let span = tracing::info_span!("session", id, %peer);
+    let task = {
+        let shared = Arc::clone(shared);
+        async move {
+            let _guard = guard;
+            let session = session::serve(Arc::clone(&shared), stream);
+            let forced = async {
+                shared.force.wait().await;
+                tracing::warn!("session dropped at the shutdown deadline");
+            };
+            session.or(forced).await;
+        }
+    };
+    spawn_guarded(&shared.rt, task.instrument(span), "a session task panicked");
+}
+
+/// Spawns `task`; a panic in it is logged, never propagated into the runtime.
+fn spawn_guarded<R: Runtime>(
+    rt: &R,
+    task: impl Future<Output = ()> + Send + 'static,
+    what: &'static str,
+) {
+    rt.spawn(async move {
+        if std::panic::AssertUnwindSafe(task)
+            .catch_unwind()
+            .await
+            .is_err()
+        {
+            tracing::error!("{what}");
+        }
+    });
+}
+
+/// Sends `err CODE NAME` as the first line, half-closes and drops the connection, in a
+/// task of its own so that the accept loop never waits for it.
+fn refuse<R: Runtime>(shared: &Arc<Shared<R>>, stream: R::TcpStream, code: Code) {
+    let guard = TaskGuard::new(shared, false);
+    let rt = shared.rt.clone();
+    let line = Reply::Err(ErrorReply::new(code, code.name().unwrap_or("error"))).to_bytes();
+    let task = async move {
+        let _guard = guard;
+        let mut stream = stream;
+        let _ = timeout(&rt, Some(REFUSE_TIME), async {
+            stream.write_all(&line).await?;
+            stream.close().await
+        })
+        .await;
+    };
+    spawn_guarded(&shared.rt, task, "a refusal task panicked");
+}

@@ -1,0 +1,429 @@
+//! The ferry/1 reference server on std threads: one thread per connection, up to a cap.
+//!
+//! ```no_run
+//! use std::net::TcpListener;
+//! use ferry_sync::server::{run, Config, Shutdown};
+//!
+//! let listener = TcpListener::bind("127.0.0.1:7450")?;
+//! let shutdown = Shutdown::new();
+//! // Another thread (a signal handler thread, a test) calls `shutdown.trigger()`.
+//! run(listener, Config::default(), shutdown)?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! The protocol logic of one session is in `session`, the timed socket I/O (idle and stall
+//! timeouts, shutdown checks in short slices) in `conn`, and every storage rule in
+//! `ferry-store`.
+
+mod conn;
+mod session;
+
+use std::collections::HashMap;
+use std::io::{self, Write as _};
+use std::net::{
+    IpAddr, Ipv4Addr, Ipv6Addr, Shutdown as NetShutdown, SocketAddr, TcpListener, TcpStream,
+};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use ferry_store::Root;
+use ferry_wire::limits::{DEFAULT_MAX_EAGER, DEFAULT_MAX_SIZE};
+use ferry_wire::{Code, ErrorReply, Greeting, Limits, Reply};
+
+/// Stack size of a session thread. A session keeps its buffers on the heap; its deepest stack
+/// is the request decoder plus a `tracing` event, far below this.
+const SESSION_STACK: usize = 256 * 1024;
+
+/// Extra time after the shutdown deadline for sessions to notice it themselves (they look in
+/// slices of [`conn::SLICE`]) before their sockets are shut down from outside.
+const FORCE_MARGIN: Duration = Duration::from_secs(1);
+
+/// The longest timeout or grace the server applies (a year); longer configured values are cut
+/// to it.
+const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Server configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The served folder; created when missing.
+    pub root: PathBuf,
+    /// Refuse every put with `514 read-only` (SEC-10).
+    pub read_only: bool,
+    /// Largest SIZE accepted in a put (`max-size`).
+    pub max_size: u64,
+    /// Largest SIZE of an eager (`now`) put (`max-eager`); 0 disables eager puts.
+    pub max_eager: u64,
+    /// Most concurrent sessions; more connections get `err 420 busy` (CONN-3).
+    pub max_connections: usize,
+    /// Idle timeout between requests (TIME-1). Announced in whole seconds, at least 1.
+    pub idle_timeout: Duration,
+    /// Stall timeout inside a request, payload or reply (TIME-2). Announced in whole seconds,
+    /// at least 1.
+    pub stall_timeout: Duration,
+    /// How long requests in flight may go on after a shutdown was triggered (CLOSE-8).
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            root: PathBuf::from("ferry-files"),
+            read_only: false,
+            max_size: DEFAULT_MAX_SIZE,
+            max_eager: DEFAULT_MAX_EAGER,
+            max_connections: 256,
+            idle_timeout: Duration::from_secs(300),
+            stall_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Asks a running server to stop. Cloneable; every clone triggers the same shutdown.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown {
+    inner: Arc<ShutdownInner>,
+}
+
+#[derive(Debug, Default)]
+struct ShutdownInner {
+    flag: AtomicBool,
+    at: OnceLock<Instant>,
+    lock: Mutex<()>,
+    cv: Condvar,
+}
+
+impl Shutdown {
+    /// A shutdown that has not been triggered.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts the shutdown: the server stops accepting connections, idle sessions get
+    /// `err 422 shutting-down`, requests in flight get [`Config::shutdown_grace`] to finish.
+    /// Idempotent; the first call's time counts.
+    pub fn trigger(&self) {
+        self.inner.at.get_or_init(Instant::now);
+        self.inner.flag.store(true, Ordering::SeqCst);
+        let _guard = lock(&self.inner.lock);
+        self.inner.cv.notify_all();
+    }
+
+    /// Whether [`Shutdown::trigger`] was called.
+    pub fn is_triggered(&self) -> bool {
+        self.inner.flag.load(Ordering::SeqCst)
+    }
+
+    fn triggered_at(&self) -> Option<Instant> {
+        if self.is_triggered() {
+            self.inner.at.get().copied()
+        } else {
+            None
+        }
+    }
+
+    /// Blocks until the shutdown is triggered (true) or `stop` is set and
+    /// [`Shutdown::wake`] called (false).
+    fn wait(&self, stop: &AtomicBool) -> bool {
+        let mut guard = lock(&self.inner.lock);
+        loop {
+            if self.is_triggered() {
+                return true;
+            }
+            if stop.load(Ordering::SeqCst) {
+                return false;
+            }
+            guard = self
+                .inner
+                .cv
+                .wait(guard)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Blocks until `stop` is set and [`Shutdown::wake`] called, or `timeout` passed.
+    fn sleep_unless(&self, stop: &AtomicBool, timeout: Duration) {
+        let guard = lock(&self.inner.lock);
+        let _unused = self
+            .inner
+            .cv
+            .wait_timeout_while(guard, timeout, |_| !stop.load(Ordering::SeqCst))
+            .unwrap_or_else(PoisonError::into_inner);
+    }
+
+    fn wake(&self) {
+        let _guard = lock(&self.inner.lock);
+        self.inner.cv.notify_all();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What every session shares.
+struct Shared {
+    root: Root,
+    read_only: bool,
+    max_size: u64,
+    max_eager: u64,
+    max_connections: usize,
+    idle: Duration,
+    stall: Duration,
+    grace: Duration,
+    greeting: Vec<u8>,
+    shutdown: Shutdown,
+    sessions: Mutex<Sessions>,
+    sessions_cv: Condvar,
+}
+
+#[derive(Default)]
+struct Sessions {
+    active: usize,
+    streams: HashMap<u64, Arc<TcpStream>>,
+}
+
+impl Shared {
+    /// When requests in flight must stop (CLOSE-9), once a shutdown was triggered.
+    fn hard_deadline(&self) -> Option<Instant> {
+        self.shutdown.triggered_at().map(|t| t + self.grace)
+    }
+
+    fn past_hard_deadline(&self) -> bool {
+        self.hard_deadline().is_some_and(|d| Instant::now() >= d)
+    }
+}
+
+/// Serves `config.root` on `listener` until `shutdown` is triggered; then stops accepting,
+/// lets requests in flight finish for up to [`Config::shutdown_grace`], sends
+/// `err 422 shutting-down` to the other sessions, and returns once every session thread has
+/// ended. Fails only when the served folder cannot be opened (or is locked by another server)
+/// or the listener is unusable.
+pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> io::Result<()> {
+    let root = Root::open(&config.root)?;
+    listener.set_nonblocking(false)?;
+    let local = listener.local_addr()?;
+    // HELLO-5: never time out sooner than announced, and announce at least 1 s.
+    // Bounded above so that deadline arithmetic (`Instant + Duration`) cannot overflow.
+    let idle = config
+        .idle_timeout
+        .clamp(Duration::from_secs(1), MAX_TIMEOUT);
+    let stall = config
+        .stall_timeout
+        .clamp(Duration::from_secs(1), MAX_TIMEOUT);
+    let limits = Limits {
+        max_size: config.max_size,
+        max_eager: config.max_eager,
+        idle: idle.as_secs(),
+        stall: stall.as_secs(),
+        ..Limits::default()
+    };
+    let shared = Arc::new(Shared {
+        root,
+        read_only: config.read_only,
+        max_size: config.max_size,
+        max_eager: config.max_eager,
+        max_connections: config.max_connections,
+        idle,
+        stall,
+        grace: config.shutdown_grace.min(MAX_TIMEOUT),
+        greeting: Greeting::new(limits).to_bytes(),
+        shutdown: shutdown.clone(),
+        sessions: Mutex::new(Sessions::default()),
+        sessions_cv: Condvar::new(),
+    });
+    tracing::info!(
+        addr = %local,
+        folder = %config.root.display(),
+        read_only = config.read_only,
+        max_connections = config.max_connections,
+        "serving"
+    );
+
+    // The accept below blocks; on shutdown this thread wakes it with a connection of its own.
+    let stop_waker = Arc::new(AtomicBool::new(false));
+    let waker = {
+        let shutdown = shutdown.clone();
+        let stop = Arc::clone(&stop_waker);
+        thread::Builder::new()
+            .name("ferry-accept-waker".into())
+            .stack_size(SESSION_STACK)
+            .spawn(move || wake_accept(&shutdown, &stop, wake_addr(local)))?
+    };
+
+    let mut handles: Vec<JoinHandle<()>> = Vec::new();
+    let mut next_id: u64 = 0;
+    loop {
+        let accepted = listener.accept();
+        if shutdown.is_triggered() {
+            if let Ok((stream, _)) = accepted {
+                refuse(&stream, Code::SHUTTING_DOWN);
+            }
+            break;
+        }
+        match accepted {
+            Ok((stream, peer)) => {
+                next_id += 1;
+                if let Some(h) = start_session(&shared, stream, peer, next_id) {
+                    handles.push(h);
+                }
+            }
+            Err(e) => match e.kind() {
+                io::ErrorKind::Interrupted
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::ConnectionReset => {}
+                _ => {
+                    // EMFILE and the like: wait for resources instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    thread::sleep(Duration::from_millis(100));
+                }
+            },
+        }
+        reap(&mut handles);
+    }
+    drop(listener);
+    stop_waker.store(true, Ordering::SeqCst);
+    shutdown.wake();
+    if waker.join().is_err() {
+        tracing::error!("the accept waker panicked");
+    }
+
+    tracing::info!("shutting down: waiting for sessions");
+    let force_at = shared.hard_deadline().unwrap_or_else(Instant::now) + FORCE_MARGIN;
+    let mut sessions = lock(&shared.sessions);
+    while sessions.active > 0 {
+        let now = Instant::now();
+        if now >= force_at {
+            tracing::warn!(
+                sessions = sessions.active,
+                "shutdown deadline passed: closing sessions"
+            );
+            for stream in sessions.streams.values() {
+                let _ = stream.shutdown(NetShutdown::Both);
+            }
+            break;
+        }
+        sessions = shared
+            .sessions_cv
+            .wait_timeout(sessions, force_at - now)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    }
+    drop(sessions);
+    for h in handles {
+        if h.join().is_err() {
+            tracing::error!("a session thread panicked");
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Starts a session thread, or refuses the connection with 420 at the cap (CONN-3, CONN-6).
+fn start_session(
+    shared: &Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+) -> Option<JoinHandle<()>> {
+    let stream = Arc::new(stream);
+    {
+        let mut sessions = lock(&shared.sessions);
+        if sessions.active >= shared.max_connections {
+            drop(sessions);
+            tracing::info!(%peer, "refused: busy");
+            refuse(&stream, Code::BUSY);
+            return None;
+        }
+        sessions.active += 1;
+        sessions.streams.insert(id, Arc::clone(&stream));
+    }
+    let guard = SessionGuard {
+        shared: Arc::clone(shared),
+        id,
+    };
+    let spawned = thread::Builder::new()
+        .name(format!("ferry-session-{id}"))
+        .stack_size(SESSION_STACK)
+        .spawn({
+            let stream = Arc::clone(&stream);
+            move || {
+                let guard = guard;
+                session::serve(&guard.shared, &stream, peer, id);
+            }
+        });
+    match spawned {
+        Ok(h) => Some(h),
+        Err(e) => {
+            // The closure (and with it the guard) was dropped: the slot is free again.
+            tracing::warn!(%peer, error = %e, "cannot start a session thread");
+            refuse(&stream, Code::BUSY);
+            None
+        }
+    }
+}
+
+/// Frees a session's slot when its thread ends, however it ends.
+struct SessionGuard {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        let mut sessions = lock(&self.shared.sessions);
+        sessions.active = sessions.active.saturating_sub(1);
+        sessions.streams.remove(&self.id);
+        drop(sessions);
+        self.shared.sessions_cv.notify_all();
+    }
+}
+
+/// Sends `err CODE NAME` as the first line without blocking the accept loop, then closes.
+fn refuse(stream: &TcpStream, code: Code) {
+    let line = Reply::Err(ErrorReply::new(code, code.name().unwrap_or("error"))).to_bytes();
+    let _ = stream.set_nonblocking(true);
+    let _ = (&*stream).write(&line);
+    let _ = stream.shutdown(NetShutdown::Write);
+}
+
+/// Joins the session threads that have ended.
+fn reap(handles: &mut Vec<JoinHandle<()>>) {
+    let mut i = 0;
+    while i < handles.len() {
+        if handles[i].is_finished() {
+            if handles.swap_remove(i).join().is_err() {
+                tracing::error!("a session thread panicked");
+            }
+        } else {
+            i += 1;
+        }
+    }
+}
+
+/// Where to connect to wake a blocked `accept` on `local`.
+fn wake_addr(local: SocketAddr) -> SocketAddr {
+    let ip = match local.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, local.port())
+}
+
+fn wake_accept(shutdown: &Shutdown, stop: &AtomicBool, addr: SocketAddr) {
+    if !shutdown.wait(stop) {
+        return;
+    }
+    // Retry until the accept loop has noticed (it may be busy starting a session).
+    while !stop.load(Ordering::SeqCst) {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "cannot wake the accept loop"),
+        }
+        shutdown.sleep_unless(stop, Duration::from_millis(250));
+    }
+}

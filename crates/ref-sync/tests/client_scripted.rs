@@ -1,0 +1,1195 @@
+//! The client against scripted fake servers: each test starts a one-connection server on
+//! 127.0.0.1:0 that sends canned octets and checks what the client sends. Broken and hostile
+//! servers must never make the client write outside its destination, leave unverified data
+//! at a destination, hang, or panic. Every socket has a timeout; every file lives in a
+//! temporary folder.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use ferry_sync::client::{Client, ClientError, ClientOptions, GetOptions, PART_SUFFIX, PutOptions};
+use ferry_wire::{Code, Digest, FileName, PutFlow, PutMode, encode_payload};
+
+const GREETING: &str = "ferry/1 max-line=4096 max-name=255 max-size=1099511627776 \
+                        max-chunk=1048576 max-eager=1048576 idle=300 stall=60\n";
+const NO_EAGER: &str = "ferry/1 max-line=4096 max-name=255 max-size=1099511627776 \
+                        max-chunk=1048576 max-eager=0 idle=300 stall=60\n";
+const MTIME: &str = "2024-03-01T08:00:00Z";
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The server side of one scripted connection.
+struct Peer {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl Peer {
+    fn send(&mut self, bytes: impl AsRef<[u8]>) {
+        self.w.write_all(bytes.as_ref()).expect("fake server write");
+    }
+
+    /// Reads one line, without its LF; panics on EOF.
+    fn line(&mut self) -> String {
+        let mut buf = Vec::new();
+        self.r
+            .read_until(b'\n', &mut buf)
+            .expect("fake server read");
+        assert_eq!(
+            buf.last(),
+            Some(&b'\n'),
+            "EOF in a line: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.pop();
+        String::from_utf8(buf).expect("client sends UTF-8 lines")
+    }
+
+    fn expect(&mut self, want: &str) {
+        assert_eq!(self.line(), want);
+    }
+
+    /// Reads a payload: chunk data and the trailer line.
+    fn payload(&mut self) -> (Vec<u8>, String) {
+        let mut data = Vec::new();
+        loop {
+            let line = self.line();
+            match line.strip_prefix("data ") {
+                Some(n) => {
+                    let n: usize = n.parse().expect("chunk length");
+                    let start = data.len();
+                    data.resize(start + n, 0);
+                    self.r.read_exact(&mut data[start..]).expect("chunk data");
+                }
+                None => return (data, line),
+            }
+        }
+    }
+
+    /// Whether the client closes its side (EOF) without sending anything more.
+    fn eof(&mut self) -> bool {
+        let mut rest = Vec::new();
+        self.r.read_to_end(&mut rest).is_ok() && rest.is_empty()
+    }
+}
+
+/// Starts a fake server that runs `script` on the first connection. Join the handle to
+/// surface the script's assertion failures.
+fn serve(script: impl FnOnce(&mut Peer) + Send + 'static) -> (SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let handle = thread::spawn(move || {
+        let deadline = Instant::now() + TIMEOUT;
+        let stream = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
+                Err(e) => panic!("no client connected: {e}"),
+            }
+        };
+        stream.set_nonblocking(false).expect("blocking");
+        stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+        stream.set_write_timeout(Some(TIMEOUT)).expect("timeout");
+        let w = stream.try_clone().expect("clone");
+        let mut peer = Peer {
+            r: BufReader::new(stream),
+            w,
+        };
+        script(&mut peer);
+        // Close as a real server does (CLOSE-6): stop sending, then drain briefly, so that
+        // unread client octets do not turn the close into a reset that destroys replies.
+        let _ = peer.w.shutdown(std::net::Shutdown::Write);
+        let _ = peer.w.set_read_timeout(Some(Duration::from_millis(300)));
+        let mut sink = [0u8; 4096];
+        while matches!(peer.r.read(&mut sink), Ok(n) if n > 0) {}
+    });
+    (addr, handle)
+}
+
+fn options() -> ClientOptions {
+    ClientOptions {
+        connect_timeout: Some(TIMEOUT),
+        read_timeout: Some(TIMEOUT),
+        write_timeout: Some(TIMEOUT),
+        ..ClientOptions::default()
+    }
+}
+
+fn connect(addr: SocketAddr) -> Client {
+    Client::connect_with(addr, &options()).expect("handshake")
+}
+
+fn name(s: &str) -> FileName {
+    FileName::new(s).expect("valid name")
+}
+
+fn payload(data: &[u8], digest: Digest) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_payload(data, digest, &mut out);
+    out
+}
+
+fn get_ok(size: usize) -> String {
+    format!("ok get {size} {MTIME}\n")
+}
+
+fn part_of(dest: &Path) -> std::path::PathBuf {
+    let mut p = dest.as_os_str().to_owned();
+    p.push(PART_SUFFIX);
+    p.into()
+}
+
+/// Every entry of a folder, for "nothing was written" checks.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn no_progress() -> impl FnMut(ferry_sync::client::Progress<'_>) {
+    |_| {}
+}
+
+// ------------------------------------------------------------------ downloads ---
+
+#[test]
+fn wrong_digest_is_corrupt_and_leaves_nothing() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("get 0 a.txt");
+        p.send(get_ok(5));
+        p.send(payload(b"hello", Digest::of(b"hellO")));
+        // The framing was intact: the session goes on.
+        p.expect("dir");
+        p.send("ok dir 0\n");
+        p.expect("close");
+        p.send("bye\n");
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("a.txt");
+    let mut c = connect(addr);
+    let err = c
+        .get_to_path(
+            &name("a.txt"),
+            &dest,
+            &GetOptions::default(),
+            &mut no_progress(),
+        )
+        .expect_err("corrupt");
+    assert!(
+        matches!(err, ClientError::Corrupt { announced, computed }
+            if announced == Digest::of(b"hellO") && computed == Digest::of(b"hello")),
+        "{err:?}"
+    );
+    assert!(!err.ends_session() && c.is_open());
+    assert!(listing(dir.path()).is_empty(), "no file, no .ferry-part");
+    assert_eq!(c.dir().expect("dir after corrupt"), vec![]);
+    c.close().expect("close");
+    server.join().expect("server script");
+}
+
+#[test]
+fn get_to_writer_reports_corrupt_data_as_unverified() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("get 0 a.txt");
+        p.send(get_ok(5));
+        p.send(payload(b"hello", Digest::of(b"other")));
+    });
+    let mut c = connect(addr);
+    let mut sink = Vec::new();
+    let err = c
+        .get_to_writer(&name("a.txt"), &mut sink, &mut no_progress())
+        .expect_err("bad");
+    assert!(matches!(err, ClientError::Corrupt { .. }), "{err:?}");
+    assert_eq!(
+        sink, b"hello",
+        "the writer saw the data before verification"
+    );
+    server.join().expect("server script");
+}
+
+#[test]
+fn truncated_payload_then_eof_is_truncated_and_dest_untouched() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("get 0 a.txt");
+        p.send(get_ok(10));
+        p.send("data 10\nhello");
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("a.txt");
+    fs::write(&dest, b"previous").expect("seed dest");
+    let mut c = connect(addr);
+    let err = c
+        .get_to_path(
+            &name("a.txt"),
+            &dest,
+            &GetOptions::default(),
+            &mut no_progress(),
+        )
+        .expect_err("truncated");
+    assert!(
+        matches!(
+            err,
+            ClientError::Truncated {
+                received: 5,
+                expected: 10
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.ends_session() && !c.is_open());
+    assert_eq!(
+        fs::read(&dest).expect("dest"),
+        b"previous",
+        "destination untouched"
+    );
+    // Kept for a later resume: the octets received so far.
+    assert_eq!(fs::read(part_of(&dest)).expect("part kept"), b"hello");
+    let again = c.dir().expect_err("session over");
+    assert!(matches!(again, ClientError::Disconnected(_)), "{again:?}");
+    server.join().expect("server script");
+}
+
+#[test]
+fn truncated_without_keep_partial_removes_the_part() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("get 0 a.txt");
+        p.send(get_ok(10));
+        p.send("data 10\nhel");
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("a.txt");
+    let mut c = connect(addr);
+    let opts = GetOptions {
+        keep_partial: false,
+        ..GetOptions::default()
+    };
+    let err = c
+        .get_to_path(&name("a.txt"), &dest, &opts, &mut no_progress())
+        .expect_err("eof");
+    assert!(
+        matches!(
+            err,
+            ClientError::Truncated {
+                received: 3,
+                expected: 10
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(listing(dir.path()).is_empty());
+    server.join().expect("server script");
+}
+
+#[test]
+fn abort_mid_transfer_is_a_server_error_and_the_session_goes_on() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("get 0 a.txt");
+        p.send(get_ok(10));
+        p.send("data 5\nhelloabort 430 changed\n");
+        p.expect("get 0 b.txt");
+        p.send("err 511 not-found\n");
+        p.expect("close");
+        p.send("bye\n");
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = connect(addr);
+    let err = c
+        .get_to_path(
+            &name("a.txt"),
+            &dir.path().join("a.txt"),
+            &GetOptions::default(),
+            &mut no_progress(),
+        )
+        .expect_err("aborted");
+    assert_eq!(err.code(), Some(Code::CHANGED));
+    assert!(err.is_transient() && !err.ends_session(), "{err:?}");
+    assert!(!dir.path().join("a.txt").exists());
+    let err = c
+        .get_to_path(
+            &name("b.txt"),
+            &dir.path().join("b.txt"),
+            &GetOptions::default(),
+            &mut no_progress(),
+        )
+        .expect_err("not found");
+    assert_eq!(err.code(), Some(Code::NOT_FOUND));
+    assert!(!err.is_transient());
+    c.close().expect("close");
+    // The aborted download kept its good prefix for a resume; nothing else exists.
+    assert_eq!(listing(dir.path()), vec![format!("a.txt{PART_SUFFIX}")]);
+    server.join().expect("server script");
+}
+
+#[test]
+fn chunk_overrun_is_a_protocol_violation() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("get 0 a.txt");
+        p.send(get_ok(3));
+        p.send("data 5\nhello");
+        assert!(p.eof(), "the client closes the connection (DATA-7)");
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = connect(addr);
+    let err = c
+        .get_to_path(
+            &name("a.txt"),
+            &dir.path().join("a.txt"),
+            &GetOptions::default(),
+            &mut no_progress(),
+        )
+        .expect_err("overrun");
+    assert!(
+        matches!(err, ClientError::Protocol(ref m) if m.contains("overruns")),
+        "{err:?}"
+    );
+    assert!(listing(dir.path()).is_empty());
+    server.join().expect("server script");
+}
+
+#[test]
+fn get_ok_shorter_than_the_offset_is_a_protocol_violation() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("get 3 a.txt");
+        p.send(get_ok(2));
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("a.txt");
+    fs::write(part_of(&dest), b"abc").expect("part");
+    let mut c = connect(addr);
+    let opts = GetOptions {
+        resume: true,
+        ..GetOptions::default()
+    };
+    let err = c
+        .get_to_path(&name("a.txt"), &dest, &opts, &mut no_progress())
+        .expect_err("bad");
+    assert!(
+        matches!(err, ClientError::Protocol(ref m) if m.contains("GET-4")),
+        "{err:?}"
+    );
+    assert!(!dest.exists());
+    server.join().expect("server script");
+}
+
+// ------------------------------------------------------------------- resume ---
+
+#[test]
+fn resume_hashes_the_prefix_and_asks_for_the_rest() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("get 3 a.txt");
+        p.send(get_ok(5));
+        p.send(payload(b"lo", Digest::of(b"hello")));
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("a.txt");
+    fs::write(part_of(&dest), b"hel").expect("part");
+    let mut c = connect(addr);
+    let opts = GetOptions {
+        resume: true,
+        ..GetOptions::default()
+    };
+    let mut seen = Vec::new();
+    let report = c
+        .get_to_path(&name("a.txt"), &dest, &opts, &mut |p| {
+            seen.push((p.done, p.total))
+        })
+        .expect("resumed");
+    assert_eq!(report.resumed_from, 3);
+    assert_eq!(report.size, 5);
+    assert_eq!(report.digest, Digest::of(b"hello"));
+    assert_eq!(report.mtime.to_string(), MTIME);
+    assert_eq!(seen.last(), Some(&(5, 5)));
+    assert_eq!(fs::read(&dest).expect("dest"), b"hello");
+    assert_eq!(listing(dir.path()), vec!["a.txt"], "the part was renamed");
+    let mtime = fs::metadata(&dest)
+        .expect("meta")
+        .modified()
+        .expect("mtime");
+    assert_eq!(mtime, report.mtime.to_system_time().expect("representable"));
+    server.join().expect("server script");
+}
+
+#[test]
+fn resume_mismatch_discards_the_part_and_starts_over() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        // The local prefix "HEL" is stale: the digest of the whole file will not match.
+        p.expect("get 3 a.txt");
+        p.send(get_ok(5));
+        p.send(payload(b"lo", Digest::of(b"hello")));
+        p.expect("get 0 a.txt");
+        p.send(get_ok(5));
+        p.send(payload(b"hello", Digest::of(b"hello")));
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("a.txt");
+    fs::write(part_of(&dest), b"HEL").expect("part");
+    let mut c = connect(addr);
+    let opts = GetOptions {
+        resume: true,
+        ..GetOptions::default()
+    };
+    let report = c
+        .get_to_path(&name("a.txt"), &dest, &opts, &mut no_progress())
+        .expect("retried");
+    assert_eq!(report.resumed_from, 0);
+    assert_eq!(fs::read(&dest).expect("dest"), b"hello");
+    assert_eq!(listing(dir.path()), vec!["a.txt"]);
+    server.join().expect("server script");
+}
+
+#[test]
+fn resume_mismatch_without_retry_is_corrupt_and_removes_the_part() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("get 3 a.txt");
+        p.send(get_ok(5));
+        p.send(payload(b"lo", Digest::of(b"hello")));
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("a.txt");
+    fs::write(part_of(&dest), b"HEL").expect("part");
+    let mut c = connect(addr);
+    let opts = GetOptions {
+        resume: true,
+        retry_from_zero: false,
+        ..GetOptions::default()
+    };
+    let err = c
+        .get_to_path(&name("a.txt"), &dest, &opts, &mut no_progress())
+        .expect_err("bad");
+    assert!(matches!(err, ClientError::Corrupt { .. }), "{err:?}");
+    assert!(
+        listing(dir.path()).is_empty(),
+        "stale part removed, no dest"
+    );
+    server.join().expect("server script");
+}
+
+#[test]
+fn resume_past_the_end_gets_515_and_starts_over() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("get 7 a.txt");
+        p.send("err 515 bad-offset\n");
+        p.expect("get 0 a.txt");
+        p.send(get_ok(5));
+        p.send(payload(b"hello", Digest::of(b"hello")));
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("a.txt");
+    fs::write(part_of(&dest), b"longer!").expect("part");
+    let mut c = connect(addr);
+    let opts = GetOptions {
+        resume: true,
+        ..GetOptions::default()
+    };
+    c.get_to_path(&name("a.txt"), &dest, &opts, &mut no_progress())
+        .expect("retried");
+    assert_eq!(fs::read(&dest).expect("dest"), b"hello");
+    assert_eq!(listing(dir.path()), vec!["a.txt"]);
+    server.join().expect("server script");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_at_the_part_name_is_never_followed() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("get 0 a.txt");
+        p.send(get_ok(5));
+        p.send(payload(b"hello", Digest::of(b"hello")));
+    });
+    let outside = tempfile::tempdir().expect("tempdir");
+    let target = outside.path().join("victim");
+    fs::write(&target, b"precious").expect("victim");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("a.txt");
+    std::os::unix::fs::symlink(&target, part_of(&dest)).expect("plant link");
+    let mut c = connect(addr);
+    c.get_to_path(
+        &name("a.txt"),
+        &dest,
+        &GetOptions::default(),
+        &mut no_progress(),
+    )
+    .expect("get");
+    assert_eq!(
+        fs::read(&target).expect("victim"),
+        b"precious",
+        "not written through the link"
+    );
+    assert_eq!(fs::read(&dest).expect("dest"), b"hello");
+    server.join().expect("server script");
+}
+
+// ------------------------------------------------------------ hostile lines ---
+
+#[test]
+fn hostile_listing_names_are_refused() {
+    for bad in [
+        "../x",
+        "/etc/passwd",
+        "a/b",
+        ".hidden",
+        "..",
+        "a\\b",
+        "e\u{301}",
+    ] {
+        let listing_lines = format!("ok dir 2\n5 {MTIME} good.txt\n5 {MTIME} {bad}\n");
+        let (addr, server) = serve(move |p| {
+            p.send(GREETING);
+            p.expect("dir");
+            p.send(listing_lines);
+            assert!(p.eof(), "the client closes the connection (ERR-10)");
+        });
+        let mut c = connect(addr);
+        let err = c.dir().expect_err("hostile listing");
+        assert!(
+            matches!(err, ClientError::Protocol(ref m) if m.contains("invalid file name")),
+            "{bad}: {err:?}"
+        );
+        assert!(!c.is_open());
+        drop(c);
+        server.join().expect("server script");
+    }
+}
+
+#[test]
+fn unsorted_or_repeated_listing_is_refused() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("dir");
+        p.send(format!("ok dir 2\n5 {MTIME} a\n5 {MTIME} a\n"));
+    });
+    let mut c = connect(addr);
+    let err = c.dir().expect_err("repeated");
+    assert!(
+        matches!(err, ClientError::Protocol(ref m) if m.contains("order")),
+        "{err:?}"
+    );
+    server.join().expect("server script");
+}
+
+#[test]
+fn listing_with_hostile_names_writes_nothing_in_a_batch() {
+    // A server that lists `../x` is refused before any name reaches get_many; and the
+    // names get_many is given can only ever land inside the destination folder.
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("dir");
+        p.send(format!("ok dir 1\n1 {MTIME} ../escape\n"));
+    });
+    let parent = tempfile::tempdir().expect("tempdir");
+    let dest = parent.path().join("dest");
+    fs::create_dir(&dest).expect("dest");
+    let mut c = connect(addr);
+    assert!(c.dir().is_err());
+    let results = c.get_many(
+        &[name("x")],
+        &dest,
+        &GetOptions::default(),
+        &mut no_progress(),
+    );
+    assert!(matches!(results[0], Err(ClientError::Disconnected(_))));
+    assert_eq!(listing(parent.path()), vec!["dest"]);
+    assert!(listing(&dest).is_empty());
+    server.join().expect("server script");
+}
+
+#[test]
+fn over_long_line_is_refused() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("dir");
+        p.send("x".repeat(5000));
+        assert!(p.eof());
+    });
+    let mut c = connect(addr);
+    let err = c.dir().expect_err("too long");
+    assert!(
+        matches!(err, ClientError::Protocol(ref m) if m.contains("4096")),
+        "{err:?}"
+    );
+    server.join().expect("server script");
+}
+
+#[test]
+fn over_long_greeting_is_refused() {
+    let (addr, server) = serve(|p| {
+        p.send(format!("ferry/1 x-pad={}\n", "y".repeat(5000)));
+        assert!(p.eof(), "nothing sent");
+    });
+    let err = Client::connect_with(addr, &options()).expect_err("too long");
+    assert!(matches!(err, ClientError::Protocol(_)), "{err:?}");
+    server.join().expect("server script");
+}
+
+#[test]
+fn garbage_and_unexpected_replies_are_protocol_violations() {
+    for reply in [
+        "hello there\n",
+        "OK DIR 0\n",
+        "ok dir 01\n",
+        "go\n",
+        "\u{0}\u{ff}\n",
+    ] {
+        let (addr, server) = serve(move |p| {
+            p.send(GREETING);
+            p.expect("dir");
+            p.send(reply);
+            assert!(p.eof());
+        });
+        let mut c = connect(addr);
+        let err = c.dir().expect_err("garbage");
+        assert!(
+            matches!(err, ClientError::Protocol(_)),
+            "{reply:?}: {err:?}"
+        );
+        assert!(!c.is_open());
+        drop(c);
+        server.join().expect("server script");
+    }
+}
+
+#[test]
+fn binary_garbage_in_a_payload_never_panics() {
+    // Every prefix of a valid payload followed by EOF, and every single-octet corruption
+    // of it: the client must answer with an error or success, never a panic or a hang.
+    let mut good = get_ok(20).into_bytes();
+    good.extend(payload(
+        b"0123456789abcdefghij",
+        Digest::of(b"0123456789abcdefghij"),
+    ));
+    let cases: Vec<Vec<u8>> = (0..good.len())
+        .step_by(3)
+        .map(|n| good[..n].to_vec())
+        .chain((0..good.len()).step_by(5).map(|i| {
+            let mut v = good.clone();
+            v[i] ^= 0x5a;
+            v
+        }))
+        .collect();
+    for case in cases {
+        let (addr, server) = serve(move |p| {
+            p.send(GREETING);
+            p.expect("get 0 a");
+            p.send(&case);
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dest = dir.path().join("a");
+        let mut c = connect(addr);
+        let r = c.get_to_path(
+            &name("a"),
+            &dest,
+            &GetOptions::default(),
+            &mut no_progress(),
+        );
+        if r.is_err() {
+            assert!(!dest.exists());
+        }
+        drop(c);
+        server.join().expect("server script");
+    }
+}
+
+#[test]
+fn early_close_is_reported() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("dir");
+    });
+    let mut c = connect(addr);
+    let err = c.dir().expect_err("closed");
+    assert!(
+        matches!(
+            err,
+            ClientError::Closed {
+                outcome_unknown: false
+            }
+        ),
+        "{err:?}"
+    );
+    server.join().expect("server script");
+
+    let (addr, server) = serve(|_| {});
+    let err = Client::connect_with(addr, &options()).expect_err("no greeting");
+    assert!(matches!(err, ClientError::Closed { .. }), "{err:?}");
+    server.join().expect("server script");
+}
+
+#[test]
+fn busy_refusal() {
+    let (addr, server) = serve(|p| {
+        p.send("err 420 busy\n");
+        assert!(p.eof(), "the client sends nothing (HELLO-11)");
+    });
+    let err = Client::connect_with(addr, &options()).expect_err("busy");
+    assert_eq!(err.code(), Some(Code::BUSY));
+    assert!(err.is_transient());
+    server.join().expect("server script");
+}
+
+#[test]
+fn greeting_without_version_1_is_refused_silently() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING.replace("ferry/1 ", "ferry/2,3 "));
+        assert!(p.eof(), "the client sends nothing (HELLO-10)");
+    });
+    let err = Client::connect_with(addr, &options()).expect_err("no v1");
+    assert!(
+        matches!(err, ClientError::Protocol(ref m) if m.contains("ferry/1")),
+        "{err:?}"
+    );
+    server.join().expect("server script");
+}
+
+#[test]
+fn greeting_with_wrong_fixed_limits_is_refused() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING.replace("max-chunk=1048576", "max-chunk=99999999"));
+        assert!(p.eof());
+    });
+    let err = Client::connect_with(addr, &options()).expect_err("bad limits");
+    assert!(
+        matches!(err, ClientError::Protocol(ref m) if m.contains("max-chunk")),
+        "{err:?}"
+    );
+    server.join().expect("server script");
+}
+
+#[test]
+fn closing_error_ends_the_session() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("dir");
+        p.send("err 421 timeout\n");
+        assert!(p.eof());
+    });
+    let mut c = connect(addr);
+    let err = c.dir().expect_err("timeout");
+    assert_eq!(err.code(), Some(Code::TIMEOUT));
+    assert!(err.ends_session() && !c.is_open());
+    assert!(matches!(c.dir(), Err(ClientError::Disconnected(_))));
+    server.join().expect("server script");
+}
+
+#[test]
+fn a_silent_server_times_out() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("dir");
+        thread::sleep(Duration::from_millis(800));
+    });
+    let opts = ClientOptions {
+        read_timeout: Some(Duration::from_millis(200)),
+        ..options()
+    };
+    let mut c = Client::connect_with(addr, &opts).expect("connect");
+    let started = Instant::now();
+    let err = c.dir().expect_err("timeout");
+    assert!(matches!(err, ClientError::Io(_)), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    server.join().expect("server script");
+}
+
+// -------------------------------------------------------------------- uploads ---
+
+#[test]
+fn eager_put_sends_the_payload_at_once() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("put 5 new now 天线15.doc");
+        let (data, trailer) = p.payload();
+        assert_eq!(data, b"hello");
+        assert_eq!(trailer, format!("end {}", Digest::of(b"hello")));
+        p.send(format!("ok put 5 {}\n", Digest::of(b"hello")));
+    });
+    let mut c = connect(addr);
+    let report = c
+        .put_from_reader(
+            &name("天线15.doc"),
+            5,
+            &mut &b"hello"[..],
+            &PutOptions::default(),
+            &mut no_progress(),
+        )
+        .expect("put");
+    assert_eq!(report.flow, PutFlow::Now);
+    assert_eq!(report.digest, Digest::of(b"hello"));
+    server.join().expect("server script");
+}
+
+#[test]
+fn waiting_put_sends_nothing_before_go() {
+    let (addr, server) = serve(|p| {
+        p.send(NO_EAGER);
+        p.expect("put 5 replace wait a.txt");
+        // Nothing may follow until go: the next octets must be the payload sent after it.
+        p.w.set_nonblocking(true).expect("nonblocking");
+        thread::sleep(Duration::from_millis(100));
+        let mut probe = [0u8; 1];
+        assert!(p.r.buffer().is_empty(), "nothing before go");
+        assert!(p.r.get_mut().peek(&mut probe).is_err(), "nothing before go");
+        p.w.set_nonblocking(false).expect("blocking");
+        p.send("go\n");
+        let (data, trailer) = p.payload();
+        assert_eq!(data, b"hello");
+        assert!(trailer.starts_with("end "));
+        p.send(format!("ok put 5 {}\n", Digest::of(b"hello")));
+    });
+    let mut c = connect(addr);
+    let opts = PutOptions {
+        mode: PutMode::Replace,
+        ..PutOptions::default()
+    };
+    let report = c
+        .put_from_reader(
+            &name("a.txt"),
+            5,
+            &mut &b"hello"[..],
+            &opts,
+            &mut no_progress(),
+        )
+        .expect("put");
+    assert_eq!(report.flow, PutFlow::Wait);
+    server.join().expect("server script");
+}
+
+#[test]
+fn waiting_put_refused_early_sends_no_payload() {
+    let (addr, server) = serve(|p| {
+        p.send(NO_EAGER);
+        p.expect("put 5 new wait a.txt");
+        p.send("err 512 exists\n");
+        p.expect("dir");
+        p.send("ok dir 0\n");
+    });
+    let mut c = connect(addr);
+    let err = c
+        .put_from_reader(
+            &name("a.txt"),
+            5,
+            &mut &b"hello"[..],
+            &PutOptions::default(),
+            &mut no_progress(),
+        )
+        .expect_err("exists");
+    assert_eq!(err.code(), Some(Code::EXISTS));
+    assert!(c.is_open());
+    c.dir().expect("the session goes on");
+    server.join().expect("server script");
+}
+
+#[test]
+fn zero_byte_put_with_eager_off_waits() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("put 0 new wait empty");
+        p.send("go\n");
+        let (data, trailer) = p.payload();
+        assert!(data.is_empty());
+        assert_eq!(trailer, format!("end {}", Digest::of(b"")));
+        p.send(format!("ok put 0 {}\n", Digest::of(b"")));
+    });
+    let mut c = connect(addr);
+    let opts = PutOptions {
+        eager: false,
+        ..PutOptions::default()
+    };
+    c.put_from_reader(&name("empty"), 0, &mut &b""[..], &opts, &mut no_progress())
+        .expect("put");
+    server.join().expect("server script");
+}
+
+#[test]
+fn short_reader_aborts_the_upload() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("put 10 new now a.txt");
+        let (data, trailer) = p.payload();
+        assert!(
+            data.is_empty(),
+            "never fewer octets than declared, then end"
+        );
+        assert!(trailer.starts_with("abort 430 "), "{trailer}");
+        p.send("err 434 aborted\n");
+    });
+    let mut c = connect(addr);
+    let err = c
+        .put_from_reader(
+            &name("a.txt"),
+            10,
+            &mut &b"short"[..],
+            &PutOptions::default(),
+            &mut no_progress(),
+        )
+        .expect_err("short");
+    assert!(matches!(err, ClientError::Local { .. }), "{err:?}");
+    assert!(c.is_open());
+    server.join().expect("server script");
+}
+
+#[test]
+fn a_confirmation_with_another_digest_is_a_protocol_violation() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("put 5 new now a.txt");
+        let _ = p.payload();
+        p.send(format!("ok put 5 {}\n", Digest::of(b"other")));
+    });
+    let mut c = connect(addr);
+    let err = c
+        .put_from_reader(
+            &name("a.txt"),
+            5,
+            &mut &b"hello"[..],
+            &PutOptions::default(),
+            &mut no_progress(),
+        )
+        .expect_err("wrong confirmation");
+    assert!(matches!(err, ClientError::Protocol(_)), "{err:?}");
+    server.join().expect("server script");
+}
+
+#[test]
+fn connection_lost_after_the_trailer_leaves_the_outcome_unknown() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("put 5 new now a.txt");
+        let _ = p.payload();
+    });
+    let mut c = connect(addr);
+    let err = c
+        .put_from_reader(
+            &name("a.txt"),
+            5,
+            &mut &b"hello"[..],
+            &PutOptions::default(),
+            &mut no_progress(),
+        )
+        .expect_err("lost");
+    assert!(
+        matches!(
+            err,
+            ClientError::Closed {
+                outcome_unknown: true
+            }
+        ),
+        "{err:?}"
+    );
+    server.join().expect("server script");
+}
+
+#[test]
+fn put_from_path_refuses_names_that_are_not_ferry_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hidden = dir.path().join(".hidden");
+    fs::write(&hidden, b"x").expect("file");
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("close");
+        p.send("bye\n");
+    });
+    let mut c = connect(addr);
+    let err = c
+        .put_from_path(&hidden, None, &PutOptions::default(), &mut no_progress())
+        .expect_err("hidden");
+    assert!(matches!(err, ClientError::LocalName { .. }), "{err:?}");
+    c.close().expect("nothing was sent before close");
+    server.join().expect("server script");
+}
+
+// ---------------------------------------------------------------- pipelining ---
+
+#[test]
+fn get_many_pipelines_its_requests() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        // All three requests arrive before any reply is sent.
+        p.expect("get 0 a");
+        p.expect("get 0 b");
+        p.expect("get 0 c");
+        p.send(get_ok(1));
+        p.send(payload(b"A", Digest::of(b"A")));
+        p.send("err 511 not-found\n");
+        p.send(get_ok(1));
+        p.send(payload(b"C", Digest::of(b"C")));
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = connect(addr);
+    let names = [name("a"), name("b"), name("c")];
+    let results = c.get_many(
+        &names,
+        dir.path(),
+        &GetOptions::default(),
+        &mut no_progress(),
+    );
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    assert_eq!(
+        results[1].as_ref().expect_err("missing").code(),
+        Some(Code::NOT_FOUND)
+    );
+    assert_eq!(listing(dir.path()), vec!["a", "c"]);
+    assert_eq!(fs::read(dir.path().join("c")).expect("c"), b"C");
+    server.join().expect("server script");
+}
+
+#[test]
+fn get_many_stops_cleanly_when_the_server_closes() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("get 0 a");
+        p.send(get_ok(1));
+        p.send(payload(b"A", Digest::of(b"A")));
+        p.send("err 422 shutting-down\n");
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = connect(addr);
+    let names = [name("a"), name("b"), name("c")];
+    let results = c.get_many(
+        &names,
+        dir.path(),
+        &GetOptions::default(),
+        &mut no_progress(),
+    );
+    assert!(results[0].is_ok());
+    assert_eq!(
+        results[1].as_ref().expect_err("422").code(),
+        Some(Code::SHUTTING_DOWN)
+    );
+    assert!(
+        matches!(results[2], Err(ClientError::Disconnected(_))),
+        "{:?}",
+        results[2]
+    );
+    assert_eq!(listing(dir.path()), vec!["a"]);
+    server.join().expect("server script");
+}
+
+#[test]
+fn put_many_streams_eager_puts_before_reading_replies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut files = Vec::new();
+    for (n, content) in [("one", &b"1"[..]), ("two", b"22"), ("three", b"333")] {
+        let path = dir.path().join(n);
+        fs::write(&path, content).expect("file");
+        files.push((path, name(n)));
+    }
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        // All three uploads arrive before any reply.
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let line = p.line();
+            let (data, trailer) = p.payload();
+            assert_eq!(trailer, format!("end {}", Digest::of(&data)));
+            got.push((line, data));
+        }
+        assert_eq!(got[0].0, "put 1 new now one");
+        assert_eq!(got[1].0, "put 2 new now two");
+        assert_eq!(got[2].0, "put 3 new now three");
+        p.send(format!("ok put 1 {}\n", Digest::of(b"1")));
+        p.send("err 512 exists\n");
+        p.send(format!("ok put 3 {}\n", Digest::of(b"333")));
+    });
+    let mut c = connect(addr);
+    let mut confirmed = Vec::new();
+    let results = c.put_many(&files, &PutOptions::default(), &mut |p| {
+        confirmed.push(p.name.to_string());
+    });
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    assert_eq!(
+        results[1].as_ref().expect_err("exists").code(),
+        Some(Code::EXISTS)
+    );
+    assert_eq!(confirmed, ["one", "three"]);
+    server.join().expect("server script");
+}
+
+#[test]
+fn put_many_skips_missing_files_without_sending_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let present = dir.path().join("present");
+    fs::write(&present, b"p").expect("file");
+    let files = vec![
+        (dir.path().join("missing"), name("missing")),
+        (present, name("present")),
+    ];
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("put 1 new now present");
+        let _ = p.payload();
+        p.send(format!("ok put 1 {}\n", Digest::of(b"p")));
+    });
+    let mut c = connect(addr);
+    let results = c.put_many(&files, &PutOptions::default(), &mut no_progress());
+    assert!(
+        matches!(results[0], Err(ClientError::Local { .. })),
+        "{:?}",
+        results[0]
+    );
+    assert!(results[1].is_ok(), "{:?}", results[1]);
+    server.join().expect("server script");
+}
+
+#[test]
+fn an_endless_listing_is_cut_off() {
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("dir");
+        p.send("ok dir 18446744073709551615\n");
+    });
+    let opts = ClientOptions {
+        max_listing: 1000,
+        ..options()
+    };
+    let mut c = Client::connect_with(addr, &opts).expect("connect");
+    let err = c.dir().expect_err("too many");
+    assert!(
+        matches!(err, ClientError::Protocol(ref m) if m.contains("18446744073709551615")),
+        "{err:?}"
+    );
+    server.join().expect("server script");
+}
+
+#[test]
+fn extreme_mtimes_do_not_panic() {
+    for mtime in ["0000-01-01T00:00:00Z", "9999-12-31T23:59:59Z"] {
+        let (addr, server) = serve(move |p| {
+            p.send(GREETING);
+            p.expect("get 0 a");
+            p.send(format!("ok get 1 {mtime}\n"));
+            p.send(payload(b"x", Digest::of(b"x")));
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = connect(addr);
+        let report = c
+            .get_to_path(
+                &name("a"),
+                &dir.path().join("a"),
+                &GetOptions::default(),
+                &mut no_progress(),
+            )
+            .expect("get");
+        assert_eq!(report.mtime.to_string(), mtime);
+        assert_eq!(fs::read(dir.path().join("a")).expect("a"), b"x");
+        drop(c);
+        server.join().expect("server script");
+    }
+}

@@ -1,0 +1,434 @@
+//! The served folder's rules, checked on a real file system (a tempdir; ENOSPC on a small
+//! tmpfs when this process may mount one).
+
+use std::fs;
+use std::io::Read as _;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use ferry_store::{Root, STAGING_DIR, StoreError};
+use ferry_wire::{FileName, PutMode, Timestamp};
+
+fn name(s: &str) -> FileName {
+    FileName::new(s).expect("valid name")
+}
+
+fn staging_entries(root: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(root.join(STAGING_DIR))
+        .expect("staging area exists")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn visible(root: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(root)
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n != STAGING_DIR)
+        .collect();
+    v.sort();
+    v
+}
+
+fn mkfifo(path: &Path) {
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::Mode::from_raw_mode(0o644),
+    )
+    .expect("mkfifo");
+}
+
+#[test]
+fn open_creates_the_folder_and_the_staging_area() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("a").join("served");
+    let root = Root::open(&path).expect("open");
+    assert!(path.join(STAGING_DIR).is_dir());
+    assert_eq!(root.path(), path);
+    assert!(root.list().expect("list").is_empty());
+}
+
+#[test]
+fn a_second_root_on_the_same_folder_is_refused_until_the_first_is_dropped() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let first = Root::open(tmp.path()).expect("open");
+    let err = Root::open(tmp.path()).expect_err("second open must fail");
+    assert_eq!(err.kind(), std::io::ErrorKind::ResourceBusy, "{err}");
+    drop(first);
+    Root::open(tmp.path()).expect("open after the first was dropped");
+}
+
+#[test]
+fn listing_has_only_valid_regular_files_sorted_bytewise() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let p = tmp.path();
+    let root = Root::open(p).expect("open");
+    fs::write(p.join("射频仿真.pptx"), b"pptx").expect("write");
+    fs::write(p.join("天线15.doc"), b"hello").expect("write");
+    fs::write(p.join("my report (final).pdf"), b"").expect("write");
+    fs::write(p.join("B"), b"bb").expect("write");
+    fs::write(p.join("a"), b"a").expect("write");
+    fs::write(p.join(".hidden"), b"x").expect("write");
+    fs::write(p.join("e\u{301}.txt"), b"not nfc").expect("write");
+    fs::write(p.join(" lead"), b"x").expect("write");
+    fs::write(p.join("tab\tname"), b"x").expect("write");
+    fs::create_dir(p.join("folder")).expect("mkdir");
+    symlink("/etc/passwd", p.join("passwd-link")).expect("symlink");
+    symlink("a", p.join("link-to-a")).expect("symlink");
+    symlink("/nonexistent", p.join("dangling")).expect("symlink");
+    mkfifo(&p.join("fifo"));
+    // An old and a future mtime are clamped and truncated, never rejected.
+    let f = fs::File::options()
+        .write(true)
+        .open(p.join("a"))
+        .expect("open");
+    f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_999))
+        .expect("set mtime");
+    drop(f);
+
+    // DIR-5: before the epoch is sent as the epoch.
+    let f = fs::File::options()
+        .write(true)
+        .open(p.join("B"))
+        .expect("open");
+    f.set_modified(SystemTime::UNIX_EPOCH - Duration::from_secs(86_400 * 365))
+        .expect("set mtime");
+    drop(f);
+
+    let entries = root.list().expect("list");
+    let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "B",
+            "a",
+            "my report (final).pdf",
+            "天线15.doc",
+            "射频仿真.pptx"
+        ]
+    );
+    let sizes: Vec<u64> = entries.iter().map(|e| e.size).collect();
+    assert_eq!(sizes, [2, 1, 0, 5, 4]);
+    assert_eq!(
+        entries[1].mtime,
+        Timestamp::from_unix(1_700_000_000).expect("in range")
+    );
+    assert_eq!(entries[0].mtime, Timestamp::EPOCH);
+    // Bytewise order: "天" (E5 A4 A9) before "射" (E5 B0 84).
+    assert!(names.windows(2).all(|w| w[0].as_bytes() < w[1].as_bytes()));
+}
+
+#[test]
+fn reads_refuse_links_folders_and_special_files() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let p = tmp.path();
+    let root = Root::open(p).expect("open");
+    fs::write(p.join("real"), b"content").expect("write");
+    symlink("/etc/passwd", p.join("passwd")).expect("symlink");
+    symlink("real", p.join("link-to-real")).expect("symlink");
+    symlink("/etc", p.join("etc")).expect("symlink");
+    fs::create_dir(p.join("folder")).expect("mkdir");
+    mkfifo(&p.join("fifo"));
+    for n in ["passwd", "link-to-real", "etc", "folder", "fifo", "missing"] {
+        match root.open_read(&name(n)) {
+            Err(StoreError::NotFound) => {}
+            other => panic!("{n}: expected NotFound, got {other:?}"),
+        }
+    }
+    let mut rf = root.open_read(&name("real")).expect("open real");
+    assert_eq!(rf.size, 7);
+    let mut s = String::new();
+    rf.file.read_to_string(&mut s).expect("read");
+    assert_eq!(s, "content");
+    assert!(rf.unchanged().expect("fstat"));
+}
+
+#[test]
+fn unchanged_sees_size_and_mtime_changes_of_the_open_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let p = tmp.path();
+    let root = Root::open(p).expect("open");
+    fs::write(p.join("f"), b"0123456789").expect("write");
+    let rf = root.open_read(&name("f")).expect("open");
+    assert!(rf.unchanged().expect("fstat"));
+
+    // Same size, new content and a different mtime (sub-second differences count).
+    let f = fs::File::options()
+        .write(true)
+        .open(p.join("f"))
+        .expect("open");
+    let t = SystemTime::UNIX_EPOCH + Duration::new(1_600_000_000, 123_456_789);
+    f.set_modified(t).expect("mtime");
+    assert!(!rf.unchanged().expect("fstat"));
+
+    let rf = root.open_read(&name("f")).expect("reopen");
+    f.set_modified(t + Duration::from_nanos(1)).expect("mtime");
+    assert!(!rf.unchanged().expect("fstat"), "a 1 ns change is a change");
+
+    let rf = root.open_read(&name("f")).expect("reopen");
+    f.set_len(3).expect("truncate");
+    f.set_modified(t + Duration::from_nanos(1))
+        .expect("same mtime as before");
+    assert!(!rf.unchanged().expect("fstat"), "a size change is a change");
+}
+
+#[test]
+fn new_refuses_anything_at_the_name_replace_refuses_folders() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let p = tmp.path();
+    let root = Root::open(p).expect("open");
+    fs::write(p.join("file"), b"x").expect("write");
+    fs::create_dir(p.join("folder")).expect("mkdir");
+    symlink("/etc/passwd", p.join("link")).expect("symlink");
+    symlink("/nonexistent", p.join("dangling")).expect("symlink");
+    mkfifo(&p.join("fifo"));
+    for n in ["file", "folder", "link", "dangling", "fifo"] {
+        match root.begin_upload(&name(n), 1, PutMode::New) {
+            Err(StoreError::Exists) => {}
+            other => panic!("new {n}: expected Exists, got {other:?}"),
+        }
+    }
+    for n in ["folder", "fifo"] {
+        match root.begin_upload(&name(n), 1, PutMode::Replace) {
+            Err(StoreError::Exists) => {}
+            other => panic!("replace {n}: expected Exists, got {other:?}"),
+        }
+    }
+    assert!(staging_entries(p).is_empty());
+}
+
+#[test]
+fn replace_of_a_symlink_replaces_the_link_never_its_target() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let outside = tempfile::tempdir().expect("tempdir");
+    let target = outside.path().join("target");
+    fs::write(&target, b"outside, must survive").expect("write");
+    let p = tmp.path();
+    let root = Root::open(p).expect("open");
+    symlink(&target, p.join("link")).expect("symlink");
+
+    let mut up = root
+        .begin_upload(&name("link"), 3, PutMode::Replace)
+        .expect("begin");
+    up.write_all(b"new").expect("write");
+    up.commit().expect("commit");
+
+    assert_eq!(
+        fs::read(&target).expect("read target"),
+        b"outside, must survive"
+    );
+    let meta = fs::symlink_metadata(p.join("link")).expect("lstat");
+    assert!(
+        meta.file_type().is_file(),
+        "the link itself was replaced by a regular file"
+    );
+    assert_eq!(fs::read(p.join("link")).expect("read"), b"new");
+    assert!(staging_entries(p).is_empty());
+}
+
+#[test]
+fn upload_is_invisible_until_commit_and_replace_replaces() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let p = tmp.path();
+    let root = Root::open(p).expect("open");
+    fs::write(p.join("doc"), b"old").expect("write");
+
+    let mut up = root
+        .begin_upload(&name("doc"), 6, PutMode::Replace)
+        .expect("begin");
+    up.write_all(b"new").expect("write");
+    assert_eq!(fs::read(p.join("doc")).expect("read"), b"old");
+    assert_eq!(staging_entries(p).len(), 1);
+    up.write_all(b"er!").expect("write");
+    assert!(
+        up.write_all(b"x").is_err(),
+        "more than the announced size is refused"
+    );
+    up.commit().expect("commit");
+    assert_eq!(fs::read(p.join("doc")).expect("read"), b"newer!");
+    assert!(staging_entries(p).is_empty());
+    assert_eq!(visible(p), ["doc"]);
+
+    let mut up = root
+        .begin_upload(&name("short"), 4, PutMode::New)
+        .expect("begin");
+    up.write_all(b"abc").expect("write");
+    assert!(
+        up.commit().is_err(),
+        "fewer octets than announced cannot be committed"
+    );
+    assert_eq!(visible(p), ["doc"]);
+    assert!(staging_entries(p).is_empty());
+}
+
+#[test]
+fn new_loses_the_race_against_a_file_that_appears_before_commit() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let p = tmp.path();
+    let root = Root::open(p).expect("open");
+
+    let mut up = root
+        .begin_upload(&name("race"), 4, PutMode::New)
+        .expect("begin");
+    up.write_all(b"mine").expect("write");
+    fs::write(p.join("race"), b"theirs").expect("a concurrent writer");
+    match up.commit() {
+        Err(StoreError::Exists) => {}
+        other => panic!("expected Exists, got {other:?}"),
+    }
+    assert_eq!(fs::read(p.join("race")).expect("read"), b"theirs");
+    assert!(staging_entries(p).is_empty());
+
+    // A symlink appearing is just as taken.
+    let mut up = root
+        .begin_upload(&name("race2"), 1, PutMode::New)
+        .expect("begin");
+    up.write_all(b"x").expect("write");
+    symlink("/etc/passwd", p.join("race2")).expect("symlink");
+    assert!(matches!(up.commit(), Err(StoreError::Exists)));
+    assert!(
+        fs::symlink_metadata(p.join("race2"))
+            .expect("lstat")
+            .file_type()
+            .is_symlink()
+    );
+
+    // Two uploads of the same new name: the first commit wins.
+    let mut a = root
+        .begin_upload(&name("both"), 1, PutMode::New)
+        .expect("begin a");
+    let mut b = root
+        .begin_upload(&name("both"), 1, PutMode::New)
+        .expect("begin b");
+    a.write_all(b"a").expect("write");
+    b.write_all(b"b").expect("write");
+    b.commit().expect("b commits first");
+    assert!(matches!(a.commit(), Err(StoreError::Exists)));
+    assert_eq!(fs::read(p.join("both")).expect("read"), b"b");
+
+    // A folder appearing under the name of a replace is not replaceable.
+    let mut up = root
+        .begin_upload(&name("dir-race"), 1, PutMode::Replace)
+        .expect("begin");
+    up.write_all(b"x").expect("write");
+    fs::create_dir(p.join("dir-race")).expect("mkdir");
+    assert!(matches!(up.commit(), Err(StoreError::Exists)));
+    assert!(p.join("dir-race").is_dir());
+    assert!(staging_entries(p).is_empty());
+}
+
+#[test]
+fn dropped_upload_leaves_no_debris_and_restart_removes_old_debris() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let p = tmp.path();
+    let root = Root::open(p).expect("open");
+    let mut up = root
+        .begin_upload(&name("gone"), 10, PutMode::New)
+        .expect("begin");
+    up.write_all(b"12345").expect("write");
+    assert_eq!(staging_entries(p).len(), 1);
+    drop(up);
+    assert!(staging_entries(p).is_empty());
+    assert!(visible(p).is_empty());
+
+    // Crash debris: what a process that died mid-upload leaves, plus foreign junk.
+    fs::write(
+        p.join(STAGING_DIR).join("upload-00000000deadbeef"),
+        b"12345",
+    )
+    .expect("write");
+    fs::write(p.join(STAGING_DIR).join("junk"), b"x").expect("write");
+    fs::create_dir(p.join(STAGING_DIR).join("junk-dir")).expect("mkdir");
+    assert_eq!(staging_entries(p).len(), 3);
+    drop(root);
+    let _root = Root::open(p).expect("reopen");
+    assert!(staging_entries(p).is_empty(), "{:?}", staging_entries(p));
+    assert!(visible(p).is_empty());
+}
+
+#[test]
+fn a_symlink_at_the_staging_name_is_not_followed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let outside = tempfile::tempdir().expect("tempdir");
+    symlink(outside.path(), tmp.path().join(STAGING_DIR)).expect("symlink");
+    assert!(
+        Root::open(tmp.path()).is_err(),
+        "a planted staging link must not be used"
+    );
+}
+
+/// ENOSPC on a real, tiny file system: both the free-space check of PUT-2 and a write that
+/// runs out of space mid-upload. Needs permission to mount a tmpfs; skipped (with a note)
+/// otherwise.
+#[test]
+fn no_space_on_a_small_tmpfs() {
+    let Some(mnt) = TinyTmpfs::mount("2m") else {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    };
+    let served = mnt.path.join("served");
+    let root = Root::open(&served).expect("open");
+    match root.begin_upload(&name("big"), 3 << 20, PutMode::New) {
+        Err(StoreError::NoSpace) => {}
+        other => panic!("expected NoSpace, got {other:?}"),
+    }
+    let mut up = root
+        .begin_upload(&name("fits"), 1 << 20, PutMode::New)
+        .expect("begin");
+    // Something else fills the file system after the check.
+    fill(&mnt.path.join("filler"));
+    let chunk = vec![7u8; 64 << 10];
+    let mut err = None;
+    for _ in 0..16 {
+        if let Err(e) = up.write_all(&chunk) {
+            err = Some(e);
+            break;
+        }
+    }
+    assert!(matches!(err, Some(StoreError::NoSpace)), "{err:?}");
+    assert_eq!(err.map(|e| e.code().get()), Some(432));
+    drop(up);
+    assert!(staging_entries(&served).is_empty());
+    assert!(visible(&served).is_empty());
+}
+
+/// Writes until ENOSPC.
+fn fill(path: &Path) {
+    use std::io::Write as _;
+    let mut f = fs::File::create(path).expect("create filler");
+    let block = vec![1u8; 64 << 10];
+    while f.write_all(&block).is_ok() {}
+}
+
+struct TinyTmpfs {
+    path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TinyTmpfs {
+    fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().ok()?;
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then(|| TinyTmpfs {
+            path: dir.path().to_owned(),
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for TinyTmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(&self.path)
+            .status();
+    }
+}
