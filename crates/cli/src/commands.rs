@@ -5,12 +5,13 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use ferry_sync::client::{
-    Client, ClientError, ClientOptions, GetOptions, PutOptions, local_path, name_for_local,
-    part_path, visible,
+    ClientError, ClientOptions, GetOptions, PutOptions, local_path, name_for_local, part_path,
+    visible,
 };
 use ferry_wire::{Code, Entry, FileName, PutMode};
 
 use crate::addr::ServerAddr;
+use crate::engine::{AnyClient, Impl};
 use crate::exit::{self, Worst};
 use crate::progress::Bars;
 
@@ -20,8 +21,8 @@ pub fn report(what: &str, e: &ClientError) {
 }
 
 /// Connects and reads the greeting; on failure reports it and returns the exit code.
-pub fn connect(addr: &ServerAddr) -> Result<Client, u8> {
-    Client::connect_with(addr.target(), &ClientOptions::default()).map_err(|e| {
+pub fn connect(engine: Impl, addr: &ServerAddr) -> Result<AnyClient, u8> {
+    AnyClient::connect(engine, addr.target(), &ClientOptions::default()).map_err(|e| {
         report(&format!("cannot start a session with {addr}"), &e);
         exit::for_error(&e)
     })
@@ -29,7 +30,7 @@ pub fn connect(addr: &ServerAddr) -> Result<Client, u8> {
 
 /// Ends the session politely if it is still open; a failure here changes nothing that
 /// was done.
-pub fn close(client: Client) {
+pub fn close(client: AnyClient) {
     if client.is_open() {
         if let Err(e) = client.close() {
             tracing::debug!("close: {e}");
@@ -67,8 +68,8 @@ struct JsonEntry<'a> {
 }
 
 /// `ferry dir ADDR [--json]`.
-pub fn dir(addr: &ServerAddr, json: bool) -> u8 {
-    let mut client = match connect(addr) {
+pub fn dir(engine: Impl, addr: &ServerAddr, json: bool) -> u8 {
+    let mut client = match connect(engine, addr) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -118,7 +119,13 @@ fn partial_hint(dest: &Path) {
 }
 
 /// `ferry get ADDR NAME... [-o PATH] [--continue]`.
-pub fn get(addr: &ServerAddr, names: &[FileName], output: Option<&Path>, resume: bool) -> u8 {
+pub fn get(
+    engine: Impl,
+    addr: &ServerAddr,
+    names: &[FileName],
+    output: Option<&Path>,
+    resume: bool,
+) -> u8 {
     let opts = GetOptions {
         resume,
         ..GetOptions::default()
@@ -156,7 +163,7 @@ pub fn get(addr: &ServerAddr, names: &[FileName], output: Option<&Path>, resume:
         }
         Plan::Many(dir.to_path_buf())
     };
-    let mut client = match connect(addr) {
+    let mut client = match connect(engine, addr) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -191,7 +198,13 @@ pub fn get(addr: &ServerAddr, names: &[FileName], output: Option<&Path>, resume:
 }
 
 /// `ferry put ADDR FILE... [--as NAME] [--replace]`.
-pub fn put(addr: &ServerAddr, files: &[PathBuf], as_name: Option<FileName>, replace: bool) -> u8 {
+pub fn put(
+    engine: Impl,
+    addr: &ServerAddr,
+    files: &[PathBuf],
+    as_name: Option<FileName>,
+    replace: bool,
+) -> u8 {
     let mode = if replace {
         PutMode::Replace
     } else {
@@ -220,7 +233,7 @@ pub fn put(addr: &ServerAddr, files: &[PathBuf], as_name: Option<FileName>, repl
     if batch.is_empty() {
         return worst.code();
     }
-    let mut client = match connect(addr) {
+    let mut client = match connect(engine, addr) {
         Ok(c) => c,
         Err(code) => {
             worst.add(code);

@@ -4,6 +4,7 @@
 
 mod addr;
 mod commands;
+mod engine;
 mod exit;
 mod progress;
 mod serve;
@@ -12,10 +13,11 @@ mod shell;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use ferry_wire::FileName;
 
 use addr::ServerAddr;
+use engine::Impl;
 
 /// Transfer files with the ferry/1 protocol.
 ///
@@ -30,13 +32,6 @@ struct Cli {
     /// Which implementation of the protocol engine to use.
     #[arg(long = "impl", value_enum, default_value_t = Impl::Threads, global = true)]
     implementation: Impl,
-}
-
-/// Implementations of the protocol engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Impl {
-    /// Blocking sockets, one thread per connection (ferry-sync).
-    Threads,
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,6 +93,13 @@ enum Command {
         #[arg(value_parser = addr::parse)]
         addr: ServerAddr,
     },
+    /// Conformance: test a ferry/1 server or client of any implementation against the spec
+    /// (see crates/conformance/README.md). Exit 1 when a case fails.
+    Conform {
+        /// What to test.
+        #[command(subcommand)]
+        target: ferry_conformance::cli::Target,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -150,15 +152,15 @@ fn init_logging(default: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Impl::Threads = cli.implementation;
+    let engine = cli.implementation;
     let code = match cli.command {
         Command::Serve(args) => {
             init_logging("info");
-            serve::run(args)
+            serve::run(args, engine)
         }
         Command::Dir { addr, json } => {
             init_logging("warn");
-            commands::dir(&addr, json)
+            commands::dir(engine, &addr, json)
         }
         Command::Get {
             addr,
@@ -167,7 +169,7 @@ fn main() -> ExitCode {
             resume,
         } => {
             init_logging("warn");
-            commands::get(&addr, &names, output.as_deref(), resume)
+            commands::get(engine, &addr, &names, output.as_deref(), resume)
         }
         Command::Put {
             addr,
@@ -185,12 +187,13 @@ fn main() -> ExitCode {
                     .exit();
             }
             init_logging("warn");
-            commands::put(&addr, &files, as_name, replace)
+            commands::put(engine, &addr, &files, as_name, replace)
         }
         Command::Shell { addr } => {
             init_logging("warn");
-            shell::run(&addr)
+            shell::run(engine, &addr)
         }
+        Command::Conform { target } => ferry_conformance::cli::run(target),
     };
     ExitCode::from(code)
 }

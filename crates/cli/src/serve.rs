@@ -5,13 +5,14 @@ use std::io::{self, Write as _};
 use std::net::TcpListener;
 use std::time::Duration;
 
-use ferry_sync::server::{Config, Shutdown};
+use ferry_sync::server::Config;
 
 use crate::ServeArgs;
+use crate::engine::{self, AnyShutdown, Impl};
 use crate::exit;
 
 /// Runs the server; returns the exit code.
-pub fn run(args: ServeArgs) -> u8 {
+pub fn run(args: ServeArgs, engine: Impl) -> u8 {
     let mut config = Config {
         root: args.root,
         read_only: args.read_only,
@@ -56,7 +57,7 @@ pub fn run(args: ServeArgs) -> u8 {
 
     // Signals are handled before the address is announced, so that a script may stop the
     // server as soon as it has read the line.
-    let shutdown = Shutdown::new();
+    let shutdown = AnyShutdown::new(engine);
     let signals = match SignalThread::start(&shutdown) {
         Ok(s) => s,
         Err(e) => {
@@ -70,8 +71,8 @@ pub fn run(args: ServeArgs) -> u8 {
         let _ = writeln!(out, "listening on {local}");
         let _ = out.flush();
     }
-    tracing::info!(root = %config.root.display(), %local, read_only = config.read_only, "serving");
-    let result = ferry_sync::server::run(listener, config, shutdown);
+    tracing::info!(root = %config.root.display(), %local, read_only = config.read_only, engine = ?engine, "serving");
+    let result = engine::serve(engine, listener, config, shutdown);
     signals.stop();
     match result {
         Ok(()) => {
@@ -95,7 +96,7 @@ struct SignalThread {
 
 #[cfg(unix)]
 impl SignalThread {
-    fn start(shutdown: &Shutdown) -> io::Result<Self> {
+    fn start(shutdown: &AnyShutdown) -> io::Result<Self> {
         use signal_hook::consts::{SIGINT, SIGTERM};
         let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
         let handle = signals.handle();
@@ -128,7 +129,7 @@ struct SignalThread;
 
 #[cfg(not(unix))]
 impl SignalThread {
-    fn start(_: &Shutdown) -> io::Result<Self> {
+    fn start(_: &AnyShutdown) -> io::Result<Self> {
         Ok(Self)
     }
 

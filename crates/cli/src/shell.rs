@@ -6,12 +6,13 @@ use std::io::{self, BufRead, IsTerminal as _, Write};
 use std::path::Path;
 
 use ferry_sync::client::{
-    Client, ClientError, GetOptions, PutOptions, local_path, name_for_local, visible,
+    ClientError, GetOptions, PutOptions, local_path, name_for_local, visible,
 };
 use ferry_wire::{Code, FileName, PutMode};
 
 use crate::addr::ServerAddr;
 use crate::commands::{connect, print_listing};
+use crate::engine::{AnyClient, Impl};
 use crate::exit;
 use crate::progress::Bars;
 
@@ -27,8 +28,8 @@ NAME is the rest of the line, spaces included.";
 
 /// Runs the shell; returns the exit code: 0 after `close` or end of input, else the code
 /// of the error that ended the session.
-pub fn run(addr: &ServerAddr) -> u8 {
-    let mut client = match connect(addr) {
+pub fn run(engine: Impl, addr: &ServerAddr) -> u8 {
+    let mut client = match connect(engine, addr) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -101,7 +102,7 @@ pub fn run(addr: &ServerAddr) -> u8 {
 }
 
 /// `close`, then exit 0.
-fn finish(client: Client) -> u8 {
+fn finish(client: AnyClient) -> u8 {
     if client.is_open() {
         match client.close() {
             Ok(()) => println!("bye"),
@@ -118,7 +119,7 @@ fn show(what: &str, e: &ClientError) {
     }
 }
 
-fn dir(client: &mut Client) -> Result<(), ClientError> {
+fn dir(client: &mut AnyClient) -> Result<(), ClientError> {
     match client.dir() {
         Ok(entries) if entries.is_empty() => {
             println!("(no files)");
@@ -135,7 +136,7 @@ fn dir(client: &mut Client) -> Result<(), ClientError> {
     }
 }
 
-fn get(client: &mut Client, name: &str) -> Result<(), ClientError> {
+fn get(client: &mut AnyClient, name: &str) -> Result<(), ClientError> {
     let name = match FileName::from_local(name) {
         Ok(n) => n,
         Err(e) => {
@@ -163,7 +164,7 @@ fn get(client: &mut Client, name: &str) -> Result<(), ClientError> {
     }
 }
 
-fn put(client: &mut Client, file: &str, mode: PutMode) -> Result<(), ClientError> {
+fn put(client: &mut AnyClient, file: &str, mode: PutMode) -> Result<(), ClientError> {
     let path = Path::new(file);
     let mut bars = Bars::new();
     let opts = PutOptions {

@@ -447,7 +447,58 @@ fn help_documents_the_exit_codes() {
         assert!(out.contains(needle), "{needle}: {out}");
     }
     assert_exit(&ferry(&["dir", "127.0.0.1:1", "--impl", "threads"]), 3);
-    assert_exit(&ferry(&["dir", "127.0.0.1:1", "--impl", "tokio"]), 2);
+    assert_exit(&ferry(&["dir", "127.0.0.1:1", "--impl", "tokio"]), 3);
+    assert_exit(&ferry(&["dir", "127.0.0.1:1", "--impl", "fibers"]), 2);
+}
+
+/// Every engine serves, and every engine's client talks to every engine's server: a put by
+/// one, a listing and a byte-exact get by the next.
+#[test]
+fn every_impl_serves_and_every_impl_is_a_client() {
+    const IMPLS: [&str; 4] = ["threads", "tokio", "async-std", "smol"];
+    for (i, server_impl) in IMPLS.iter().enumerate() {
+        let server = Server::start(&["--impl", server_impl]);
+        let work = tempfile::tempdir().expect("tempdir");
+        let up = work.path().join("天线15.doc");
+        let body: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+        fs::write(&up, &body).expect("file");
+        let putter = IMPLS[(i + 1) % IMPLS.len()];
+        let getter = IMPLS[(i + 2) % IMPLS.len()];
+        assert_exit(
+            &ferry(&[
+                "put",
+                &server.addr,
+                up.to_str().expect("utf8"),
+                "--impl",
+                putter,
+            ]),
+            0,
+        );
+        let listing = ferry(&["dir", &server.addr, "--json", "--impl", getter]);
+        assert_exit(&listing, 0);
+        assert!(
+            String::from_utf8_lossy(&listing.stdout).contains("\"size\":70000"),
+            "{server_impl}"
+        );
+        let down = work.path().join("down");
+        assert_exit(
+            &ferry(&[
+                "get",
+                &server.addr,
+                "天线15.doc",
+                "-o",
+                down.to_str().expect("utf8"),
+                "--impl",
+                getter,
+            ]),
+            0,
+        );
+        assert_eq!(
+            fs::read(&down).expect("downloaded"),
+            body,
+            "server {server_impl}, client {getter}"
+        );
+    }
 }
 
 // ------------------------------------------------------- scripted servers ---

@@ -47,8 +47,6 @@
 
 mod batch;
 mod conn;
-mod error;
-mod names;
 mod send;
 
 use std::fs::{self, File, OpenOptions};
@@ -57,147 +55,19 @@ use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use ferry_wire::limits::{MAX_CHUNK, MAX_LINE, MAX_NAME};
 use ferry_wire::{
     Code, Digest, Entry, FileName, Greeting, Hasher, Hello, Invalid, InvalidKind, PayloadReceiver,
-    PutFlow, PutMode, Reply, Request, Step, Timestamp, Version, decode_entry, decode_hello,
-    decode_reply,
+    PutFlow, Reply, Request, Step, Timestamp, decode_entry, decode_hello, decode_reply,
 };
 
 use conn::{Inbound, RECV_BUF, ReadFail, snippet};
 use send::{ChunkBuf, Sent, send_payload};
 
-pub use error::ClientError;
-pub use names::{
-    PART_SUFFIX, local_path, name_for_local, part_path, visible, windows_name_problem,
+use ferry_client_core::check_greeting;
+pub use ferry_client_core::{
+    ClientError, ClientOptions, DEFAULT_EAGER_LIMIT, GetOptions, GetReport, PART_SUFFIX, Progress,
+    PutOptions, PutReport, local_path, name_for_local, part_path, visible, windows_name_problem,
 };
-
-/// The largest upload the client sends eagerly (flow `now`) by default: 1 MiB, ferry's
-/// default `max-eager`. The server's `max-eager` applies too, whichever is smaller.
-pub const DEFAULT_EAGER_LIMIT: u64 = 1 << 20;
-
-/// Connection settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientOptions {
-    /// Limit for establishing the TCP connection (default 10 s; `None`: the system's).
-    pub connect_timeout: Option<Duration>,
-    /// Longest wait for any octet from the server (default 120 s; `None`: forever). It must
-    /// leave the server time to fsync and rename a large upload between `end` and `ok put`
-    /// (TIME-7).
-    pub read_timeout: Option<Duration>,
-    /// Longest wait for the server to accept octets (default 120 s; `None`: forever).
-    pub write_timeout: Option<Duration>,
-    /// Uploads up to this size (and up to the server's `max-eager`) are sent eagerly, with
-    /// flow `now`; larger ones wait for `go`. Default [`DEFAULT_EAGER_LIMIT`].
-    pub eager_limit: u64,
-    /// Most entries accepted in one `dir` listing (default 1,000,000): a server that sends
-    /// more is treated as hostile, so that it cannot make the client's memory grow without
-    /// bound (DIR-8).
-    pub max_listing: u64,
-}
-
-impl Default for ClientOptions {
-    fn default() -> Self {
-        Self {
-            connect_timeout: Some(Duration::from_secs(10)),
-            read_timeout: Some(Duration::from_secs(120)),
-            write_timeout: Some(Duration::from_secs(120)),
-            eager_limit: DEFAULT_EAGER_LIMIT,
-            max_listing: 1_000_000,
-        }
-    }
-}
-
-/// How a download to a path behaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GetOptions {
-    /// Continue from an existing `<dest>.ferry-part`: ask for the octets after its length and
-    /// verify the whole file, local prefix included (GET-6, GET-7). Without `resume`, an
-    /// existing `.ferry-part` is discarded first. Default `false`.
-    pub resume: bool,
-    /// When a resumed download fails its digest check (the file changed on the server,
-    /// SUM-5) or the server says the partial file is longer than the file (515, GET-8),
-    /// discard the `.ferry-part` and download once more from offset 0. Default `true`.
-    pub retry_from_zero: bool,
-    /// After a failure that may have left good octets (connection lost, truncated, `abort`
-    /// from the server), keep a non-empty `.ferry-part` for a later `resume`. A `.ferry-part`
-    /// whose content is known bad (digest mismatch) or that failed to be written locally is
-    /// always removed; so is an empty one. Default `true`.
-    pub keep_partial: bool,
-    /// Give the downloaded file the modification time the server announced. Default `true`.
-    pub set_mtime: bool,
-}
-
-impl Default for GetOptions {
-    fn default() -> Self {
-        Self {
-            resume: false,
-            retry_from_zero: true,
-            keep_partial: true,
-            set_mtime: true,
-        }
-    }
-}
-
-/// How an upload behaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PutOptions {
-    /// `new` (default): fail with `512 exists` if the name exists; `replace`: atomically
-    /// replace it.
-    pub mode: PutMode,
-    /// Allow flow `now` for small files (default `true`); `false` always waits for `go`.
-    pub eager: bool,
-}
-
-impl Default for PutOptions {
-    fn default() -> Self {
-        Self {
-            mode: PutMode::New,
-            eager: true,
-        }
-    }
-}
-
-/// Progress of one transfer, reported as octets move.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Progress<'a> {
-    /// The file.
-    pub name: &'a FileName,
-    /// Octets of the file done so far (for a resumed get, the local prefix included).
-    pub done: u64,
-    /// The file's size.
-    pub total: u64,
-}
-
-/// A completed, verified download.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GetReport {
-    /// The file's name on the server.
-    pub name: FileName,
-    /// Where it was stored ([`Client::get_to_path`], [`Client::get_many`]).
-    pub path: Option<PathBuf>,
-    /// The file's size.
-    pub size: u64,
-    /// Its modification time on the server.
-    pub mtime: Timestamp,
-    /// Its verified digest.
-    pub digest: Digest,
-    /// Octets that were already held locally (a resumed download), 0 otherwise.
-    pub resumed_from: u64,
-}
-
-/// A completed upload: the server confirmed it verified, durable and visible.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PutReport {
-    /// The name it was stored under.
-    pub name: FileName,
-    /// Its size.
-    pub size: u64,
-    /// Its digest, as sent and confirmed.
-    pub digest: Digest,
-    /// Whether it was sent eagerly (`now`) or after `go` (`wait`).
-    pub flow: PutFlow,
-}
 
 /// A ferry/1 session with a server. See the [module documentation](self).
 pub struct Client {
@@ -398,35 +268,6 @@ fn system_time(t: Timestamp) -> Option<SystemTime> {
     } else {
         std::time::UNIX_EPOCH.checked_sub(secs)
     }
-}
-
-/// Checks the server's greeting beyond its grammar (HELLO-4, HELLO-8, HELLO-10).
-fn check_greeting(g: &Greeting) -> Result<(), ClientError> {
-    if !g.supports(Version::V1) {
-        let offered: Vec<String> = g.versions().iter().map(ToString::to_string).collect();
-        return Err(ClientError::Protocol(format!(
-            "the server does not speak ferry/1 (it offers version {})",
-            offered.join(",")
-        )));
-    }
-    let l = g.limits();
-    if l.max_line != MAX_LINE as u64
-        || l.max_name != MAX_NAME as u64
-        || l.max_chunk != u64::from(MAX_CHUNK)
-    {
-        return Err(ClientError::Protocol(format!(
-            "the greeting announces max-line={} max-name={} max-chunk={}; ferry/1 fixes them at \
-             {MAX_LINE}, {MAX_NAME} and {MAX_CHUNK}",
-            l.max_line, l.max_name, l.max_chunk
-        )));
-    }
-    let ext = g.extensions();
-    if ext.iter().enumerate().any(|(i, e)| ext[..i].contains(e)) {
-        return Err(ClientError::Protocol(
-            "the greeting lists an extension twice".to_owned(),
-        ));
-    }
-    Ok(())
 }
 
 impl Client {
@@ -1068,7 +909,7 @@ impl Client {
     fn read_reply(&mut self) -> Result<Reply, ClientError> {
         match self.inbound.next(decode_reply) {
             Ok(Reply::Err(e)) if e.code.closes_connection() => {
-                self.end(error::ClientError::Refused(e.clone()).to_string());
+                self.end(ClientError::Refused(e.clone()).to_string());
                 Ok(Reply::Err(e))
             }
             Ok(r) => Ok(r),
@@ -1102,26 +943,5 @@ impl Client {
         }
         self.end(err.to_string());
         err
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn greeting_checks() {
-        let ok = Greeting::new(ferry_wire::Limits::default());
-        assert!(check_greeting(&ok).is_ok());
-        let v2 = Greeting::new(ferry_wire::Limits::default())
-            .with_versions(Version::new(2).expect("valid"), &[]);
-        assert!(
-            matches!(check_greeting(&v2), Err(ClientError::Protocol(m)) if m.contains("version 2"))
-        );
-        let limits = ferry_wire::Limits {
-            max_chunk: 100,
-            ..Default::default()
-        };
-        assert!(check_greeting(&Greeting::new(limits)).is_err());
     }
 }

@@ -122,7 +122,7 @@ impl fmt::Display for ErrorDisplay<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0.code)?;
         match (&self.0.text, self.0.code.name()) {
-            (Some(t), _) => write!(f, " {}", super::names::visible(t.as_str())),
+            (Some(t), _) => write!(f, " {}", crate::names::visible(t.as_str())),
             (None, Some(n)) => write!(f, " {n}"),
             (None, None) => Ok(()),
         }
@@ -174,7 +174,7 @@ impl ClientError {
         }
     }
 
-    pub(crate) fn local(path: impl Into<PathBuf>, source: io::Error) -> Self {
+    pub fn local(path: impl Into<PathBuf>, source: io::Error) -> Self {
         ClientError::Local {
             path: Some(path.into()),
             source,

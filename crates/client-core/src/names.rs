@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use ferry_wire::{Digest, FileName};
 
-use super::ClientError;
+use crate::ClientError;
 
 /// Suffix of the file a download is written to until its digest is verified.
 pub const PART_SUFFIX: &str = ".ferry-part";

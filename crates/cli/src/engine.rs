@@ -1,0 +1,195 @@
+//! The protocol engines the `ferry` command can run on (`--impl`): the threaded reference
+//! implementation and the async one on each runtime. Every engine offers the same client
+//! calls with the same types (from `ferry-client-core`), so the commands are written once.
+
+use std::io;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+use clap::ValueEnum;
+use ferry_sync::client::{
+    ClientError, ClientOptions, GetOptions, GetReport, Progress, PutOptions, PutReport,
+};
+use ferry_wire::{Entry, FileName};
+
+/// Implementations of the protocol engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Impl {
+    /// Blocking sockets, one thread per connection (ferry-sync).
+    Threads,
+    /// async, on tokio (ferry-async).
+    Tokio,
+    /// async, on async-std (ferry-async; async-std is discontinued upstream, RUSTSEC-2025-0052).
+    AsyncStd,
+    /// async, on smol (ferry-async).
+    Smol,
+}
+
+/// A client session on any engine.
+pub enum AnyClient {
+    /// ferry-sync.
+    Threads(ferry_sync::client::Client),
+    /// ferry-async on tokio.
+    Tokio(ferry_async::tokio::BlockingClient),
+    /// ferry-async on async-std.
+    AsyncStd(ferry_async::async_std::BlockingClient),
+    /// ferry-async on smol.
+    Smol(ferry_async::smol::BlockingClient),
+}
+
+/// Calls the same method on whichever client is inside.
+macro_rules! each {
+    ($self:expr, $c:ident => $call:expr) => {
+        match $self {
+            AnyClient::Threads($c) => $call,
+            AnyClient::Tokio($c) => $call,
+            AnyClient::AsyncStd($c) => $call,
+            AnyClient::Smol($c) => $call,
+        }
+    };
+}
+
+impl AnyClient {
+    /// Connects with `engine` and reads the greeting.
+    pub fn connect(
+        engine: Impl,
+        addr: impl std::net::ToSocketAddrs,
+        options: &ClientOptions,
+    ) -> Result<Self, ClientError> {
+        Ok(match engine {
+            Impl::Threads => {
+                Self::Threads(ferry_sync::client::Client::connect_with(addr, options)?)
+            }
+            Impl::Tokio => Self::Tokio(ferry_async::tokio::connect_blocking(addr, options)?),
+            Impl::AsyncStd => {
+                Self::AsyncStd(ferry_async::async_std::connect_blocking(addr, options)?)
+            }
+            Impl::Smol => Self::Smol(ferry_async::smol::connect_blocking(addr, options)?),
+        })
+    }
+
+    /// Whether the session can still be used.
+    pub fn is_open(&self) -> bool {
+        each!(self, c => c.is_open())
+    }
+
+    /// Sends `close` and waits for `bye`.
+    pub fn close(self) -> Result<(), ClientError> {
+        each!(self, c => c.close())
+    }
+
+    /// Lists the served folder.
+    pub fn dir(&mut self) -> Result<Vec<Entry>, ClientError> {
+        each!(self, c => c.dir())
+    }
+
+    /// Downloads one file to `dest`.
+    pub fn get_to_path(
+        &mut self,
+        name: &FileName,
+        dest: &Path,
+        opts: &GetOptions,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<GetReport, ClientError> {
+        each!(self, c => c.get_to_path(name, dest, opts, progress))
+    }
+
+    /// Downloads several files into `dest_dir`, pipelined.
+    pub fn get_many(
+        &mut self,
+        names: &[FileName],
+        dest_dir: &Path,
+        opts: &GetOptions,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Vec<Result<GetReport, ClientError>> {
+        each!(self, c => c.get_many(names, dest_dir, opts, progress))
+    }
+
+    /// Uploads one local file.
+    pub fn put_from_path(
+        &mut self,
+        path: &Path,
+        name: Option<&FileName>,
+        opts: &PutOptions,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<PutReport, ClientError> {
+        each!(self, c => c.put_from_path(path, name, opts, progress))
+    }
+
+    /// Uploads several local files, pipelined.
+    pub fn put_many(
+        &mut self,
+        files: &[(PathBuf, FileName)],
+        opts: &PutOptions,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Vec<Result<PutReport, ClientError>> {
+        each!(self, c => c.put_many(files, opts, progress))
+    }
+}
+
+/// How `ferry serve` stops: a trigger for whichever engine runs.
+#[derive(Clone)]
+pub enum AnyShutdown {
+    /// ferry-sync's.
+    Threads(ferry_sync::server::Shutdown),
+    /// ferry-async's (every runtime).
+    Async(ferry_async::server::Shutdown),
+}
+
+impl AnyShutdown {
+    /// A fresh trigger for `engine`.
+    pub fn new(engine: Impl) -> Self {
+        match engine {
+            Impl::Threads => Self::Threads(ferry_sync::server::Shutdown::new()),
+            _ => Self::Async(ferry_async::server::Shutdown::new()),
+        }
+    }
+
+    /// Starts the graceful shutdown.
+    pub fn trigger(&self) {
+        match self {
+            Self::Threads(s) => s.trigger(),
+            Self::Async(s) => s.trigger(),
+        }
+    }
+}
+
+/// Runs the server of `engine` until `shutdown` and its grace period are over.
+pub fn serve(
+    engine: Impl,
+    listener: TcpListener,
+    config: ferry_sync::server::Config,
+    shutdown: AnyShutdown,
+) -> io::Result<()> {
+    let ferry_sync::server::Config {
+        root,
+        read_only,
+        max_size,
+        max_eager,
+        max_connections,
+        idle_timeout,
+        stall_timeout,
+        shutdown_grace,
+    } = config.clone();
+    let async_config = ferry_async::server::Config {
+        root,
+        read_only,
+        max_size,
+        max_eager,
+        max_connections,
+        idle_timeout,
+        stall_timeout,
+        shutdown_grace,
+    };
+    match (engine, shutdown) {
+        (Impl::Threads, AnyShutdown::Threads(s)) => ferry_sync::server::run(listener, config, s),
+        (Impl::Tokio, AnyShutdown::Async(s)) => {
+            ferry_async::tokio::serve(listener, async_config, s)
+        }
+        (Impl::AsyncStd, AnyShutdown::Async(s)) => {
+            ferry_async::async_std::serve(listener, async_config, s)
+        }
+        (Impl::Smol, AnyShutdown::Async(s)) => ferry_async::smol::serve(listener, async_config, s),
+        _ => Err(io::Error::other("shutdown trigger of another engine")),
+    }
+}

@@ -1,0 +1,971 @@
+//! Client cases: the runner plays a scripted server on 127.0.0.1:0 (correct or hostile) and
+//! launches the client command under test once per case.
+//!
+//! The command's argv may contain placeholders, replaced in every argument:
+//!
+//! | placeholder | env var | value |
+//! |---|---|---|
+//! | `{addr}` | `FERRY_ADDR` | the scripted server, `127.0.0.1:PORT` |
+//! | `{op}` | `FERRY_OP` | `get`, `put` or `dir` |
+//! | `{name}` | `FERRY_NAME` | the remote file name (get, put) |
+//! | `{dir}` | `FERRY_DIR` | a fresh local folder: get writes `{dir}/{name}`, put reads it |
+//!
+//! The command runs in `{dir}`. Exit status 0 means the operation succeeded, any other
+//! status that it failed, and 127 that the client does not support the case
+//! (verdict `unimplemented`). The runner judges the exit status, what the client sent, and
+//! what it left on disk: `{dir}` and the folder around it.
+
+mod cases;
+
+use std::io::{self, Read as _, Write as _};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use ferry_wire::limits::MAX_LINE;
+use ferry_wire::{
+    DecodeError, Digest, FileName, Frame, Hasher, PutFlow, Request, decode_frame, decode_request,
+};
+
+use crate::case::{CaseInfo, Done, Kind, Res, Violation, strongest, unimplemented, violation};
+use crate::net::{Trailer, show};
+
+pub(crate) use cases::all;
+
+/// The client command to test: program and arguments, with placeholders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTarget {
+    /// argv; `argv[0]` is the program.
+    pub argv: Vec<String>,
+}
+
+/// The operation a case asks the client to perform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    Get,
+    Put,
+    Dir,
+}
+
+impl Op {
+    fn as_str(self) -> &'static str {
+        match self {
+            Op::Get => "get",
+            Op::Put => "put",
+            Op::Dir => "dir",
+        }
+    }
+}
+
+/// What the scripted server does after a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum After {
+    /// Reads the next request.
+    Continue,
+    /// Closes the connection.
+    Close,
+    /// Keeps the connection open and reads (and ignores) everything until the client closes.
+    Hold,
+}
+
+/// A canned answer: octets, then what to do.
+#[derive(Debug, Clone)]
+pub(crate) struct Answer {
+    pub bytes: Vec<u8>,
+    pub then: After,
+}
+
+/// How the scripted server answers a put.
+#[derive(Debug, Clone)]
+pub(crate) enum PutAnswer {
+    /// Like a correct server: `go` for wait (after `go_delay`, checking the client sends
+    /// nothing meanwhile), reads and verifies the payload, `ok put SIZE DIGEST`.
+    Accept { go_delay: Duration },
+    /// `go` for wait, reads the payload, then sends these octets instead of the right reply.
+    ReplyWith(Vec<u8>, After),
+    /// Refuses with this `err` line: at once for wait (checking no payload follows), after
+    /// reading the payload for now.
+    Refuse(Vec<u8>),
+}
+
+/// A scripted server.
+#[derive(Debug, Clone)]
+pub(crate) struct Mock {
+    /// The first line (greeting or refusal).
+    pub greeting: Vec<u8>,
+    /// Wait this long before the greeting, checking the client sends nothing (CONN-5).
+    pub greeting_delay: Duration,
+    /// After the first line.
+    pub after_greeting: After,
+    /// The answer to `dir`.
+    pub dir: Answer,
+    /// The answer to `get` (whatever its name and offset).
+    pub get: Answer,
+    /// The answer to `put`.
+    pub put: PutAnswer,
+    /// Send answers this many octets per write, pausing between writes.
+    pub drip: Option<(usize, Duration)>,
+    /// After `bye`, require the client to close within 2 s (CLOSE-3).
+    pub check_close_after_bye: bool,
+    /// The greeting's `max-eager` (for PUT-7 checks).
+    pub max_eager: u64,
+}
+
+/// The default greeting.
+pub(crate) const GREETING: &str = "ferry/1 max-line=4096 max-name=255 max-size=1099511627776 max-chunk=1048576 max-eager=1048576 idle=300 stall=60\n";
+
+impl Default for Mock {
+    fn default() -> Self {
+        Self {
+            greeting: GREETING.as_bytes().to_vec(),
+            greeting_delay: Duration::ZERO,
+            after_greeting: After::Continue,
+            dir: Answer {
+                bytes: b"ok dir 0\n".to_vec(),
+                then: After::Continue,
+            },
+            get: Answer {
+                bytes: b"err 511 not-found\n".to_vec(),
+                then: After::Continue,
+            },
+            put: PutAnswer::Accept {
+                go_delay: Duration::ZERO,
+            },
+            drip: None,
+            check_close_after_bye: false,
+            max_eager: 1 << 20,
+        }
+    }
+}
+
+/// One upload as the scripted server received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Upload {
+    pub name: Vec<u8>,
+    pub size: u64,
+    pub flow: PutFlow,
+    pub data: Vec<u8>,
+    pub trailer: Option<Trailer>,
+}
+
+/// What the scripted server saw.
+#[derive(Debug, Default)]
+pub(crate) struct Log {
+    /// Request lines, in order.
+    pub requests: Vec<Vec<u8>>,
+    /// Uploads.
+    pub uploads: Vec<Upload>,
+    /// Octets received from clients that sent something where nothing was allowed.
+    pub violations: Vec<Violation>,
+    /// Connections accepted.
+    pub connections: usize,
+}
+
+impl Log {
+    fn violate(&mut self, req: &str, expected: impl Into<String>, actual: impl Into<String>) {
+        self.violations.push(Violation {
+            requirement: req.to_owned(),
+            expected: expected.into(),
+            actual: actual.into(),
+        });
+    }
+}
+
+/// What a case run produced, for its judge.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    /// The exit code; `None` when killed by a signal.
+    pub code: Option<i32>,
+    /// The signal that ended the client, if any.
+    pub signal: Option<i32>,
+    /// Whether the runner killed it at the deadline.
+    pub timed_out: bool,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// `{dir}`.
+    pub dir: PathBuf,
+    /// The folder around `{dir}`.
+    pub work: PathBuf,
+    /// `{name}`.
+    pub name: String,
+    /// What the scripted server saw.
+    pub log: Log,
+}
+
+impl Outcome {
+    /// How the client ended, for messages.
+    pub fn status(&self) -> String {
+        let mut s = match (self.code, self.signal) {
+            _ if self.timed_out => "did not exit before the deadline (killed)".to_owned(),
+            (Some(c), _) => format!("exit status {c}"),
+            (None, Some(sig)) => format!("killed by signal {sig}"),
+            (None, None) => "ended without a status".to_owned(),
+        };
+        let err = String::from_utf8_lossy(&self.stderr);
+        let err = err.trim();
+        if !err.is_empty() {
+            let last: Vec<&str> = err.lines().rev().take(3).collect();
+            let last: Vec<&str> = last.into_iter().rev().collect();
+            s.push_str(&format!("; stderr: {}", show(last.join(" | ").as_bytes())));
+        }
+        s
+    }
+
+    /// The file the client was to write or read.
+    pub fn target_file(&self) -> PathBuf {
+        self.dir.join(&self.name)
+    }
+}
+
+/// A client case.
+pub(crate) struct ClientCase {
+    pub info: CaseInfo,
+    pub op: Op,
+    pub name: String,
+    /// Prepares `{dir}` (and its surroundings, `work`) before the client runs.
+    pub setup: fn(dir: &Path, work: &Path, name: &str) -> io::Result<()>,
+    pub mock: Mock,
+    pub judge: fn(&Outcome, &str) -> Res<Done>,
+}
+
+impl ClientCase {
+    pub(crate) fn new(
+        id: &str,
+        title: &str,
+        reqs: &[&str],
+        op: Op,
+        mock: Mock,
+        judge: fn(&Outcome, &str) -> Res<Done>,
+    ) -> Self {
+        let requirements: Vec<String> = reqs.iter().map(|s| (*s).to_owned()).collect();
+        ClientCase {
+            info: CaseInfo {
+                id: format!("client/{id}"),
+                title: title.to_owned(),
+                kind: Kind::Client,
+                level: strongest(&requirements),
+                requirements,
+            },
+            op,
+            name: "ferry-conform.bin".to_owned(),
+            setup: |_, _, _| Ok(()),
+            mock,
+            judge,
+        }
+    }
+
+    pub(crate) fn name(mut self, name: &str) -> Self {
+        self.name = name.to_owned();
+        self
+    }
+
+    pub(crate) fn setup(mut self, f: fn(&Path, &Path, &str) -> io::Result<()>) -> Self {
+        self.setup = f;
+        self
+    }
+}
+
+fn lock(log: &Mutex<Log>) -> std::sync::MutexGuard<'_, Log> {
+    log.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The server side of one connection.
+struct Peer {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    eof: bool,
+    deadline: Instant,
+    drip: Option<(usize, Duration)>,
+}
+
+enum Got {
+    Line(Vec<u8>),
+    Eof,
+    Timeout,
+    TooLong,
+}
+
+impl Peer {
+    fn fill(&mut self) -> Option<bool> {
+        if self.eof {
+            return Some(false);
+        }
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        let _ = self
+            .stream
+            .set_read_timeout(Some(left.min(Duration::from_millis(200))));
+        let mut chunk = vec![0u8; 64 * 1024];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => {
+                self.eof = true;
+                Some(false)
+            }
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                Some(true)
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Some(true)
+            }
+            Err(_) => {
+                self.eof = true;
+                Some(false)
+            }
+        }
+    }
+
+    fn line(&mut self) -> Got {
+        loop {
+            let window = &self.buf[..self.buf.len().min(MAX_LINE)];
+            if let Some(lf) = window.iter().position(|&b| b == b'\n') {
+                return Got::Line(self.buf.drain(..=lf).collect());
+            }
+            if self.buf.len() >= MAX_LINE {
+                return Got::TooLong;
+            }
+            match self.fill() {
+                Some(true) => {}
+                Some(false) => return Got::Eof,
+                None => return Got::Timeout,
+            }
+        }
+    }
+
+    /// Waits `d`; returns the octets that arrived meanwhile.
+    fn quiet(&mut self, d: Duration) -> Vec<u8> {
+        let until = Instant::now() + d;
+        while Instant::now() < until && !self.eof {
+            let saved = self.deadline;
+            self.deadline = until;
+            let _ = self.fill();
+            self.deadline = saved;
+        }
+        self.buf.clone()
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> bool {
+        match self.drip {
+            None => self.stream.write_all(bytes).is_ok(),
+            Some((n, pause)) => {
+                for piece in bytes.chunks(n.max(1)) {
+                    if self.stream.write_all(piece).is_err() {
+                        return false;
+                    }
+                    let _ = self.stream.flush();
+                    std::thread::sleep(pause);
+                }
+                true
+            }
+        }
+    }
+
+    /// Reads the client's payload of `size` octets.
+    fn payload(&mut self, size: u64, log: &Mutex<Log>) -> Option<(Vec<u8>, Trailer)> {
+        let mut data = Vec::new();
+        loop {
+            let line = match self.line() {
+                Got::Line(l) => l,
+                _ => return None,
+            };
+            let frame = match decode_frame(&line) {
+                Ok((f, _)) => f,
+                Err(e) => {
+                    lock(log).violate(
+                        "DATA-1",
+                        "a chunk head or trailer",
+                        format!("{:?}: {e}", show(&line)),
+                    );
+                    return None;
+                }
+            };
+            match frame {
+                Frame::Data(len) => {
+                    if data.len() as u64 + u64::from(len.get()) > size {
+                        lock(log).violate(
+                            "PUT-1",
+                            format!("chunks adding up to the announced SIZE {size}"),
+                            format!("a chunk of {} after {} octets", len.get(), data.len()),
+                        );
+                        return None;
+                    }
+                    while self.buf.len() < len.as_usize() {
+                        if self.fill() != Some(true) {
+                            return None;
+                        }
+                    }
+                    data.extend(self.buf.drain(..len.as_usize()));
+                }
+                Frame::End(d) => {
+                    if data.len() as u64 != size {
+                        lock(log).violate(
+                            "PUT-1",
+                            format!("exactly SIZE = {size} octets before end"),
+                            format!("end after {} octets", data.len()),
+                        );
+                    }
+                    return Some((data, Trailer::End(d)));
+                }
+                Frame::Abort(e) => return Some((data, Trailer::Abort(e))),
+            }
+        }
+    }
+}
+
+/// Checks a request line the client sent; returns the request if valid.
+fn check_request(line: &[u8], log: &Mutex<Log>, first: bool, versions: &[u32]) -> Option<Request> {
+    let mut l = lock(log);
+    l.requests.push(line.to_vec());
+    if line.ends_with(b"\r\n") {
+        l.violate(
+            "FRAME-3",
+            "request lines ending with LF alone",
+            format!("{:?}", show(line)),
+        );
+    }
+    match decode_request(line) {
+        Ok((r, _)) => {
+            let canonical = r.to_bytes();
+            let plain: Vec<u8> = match line.strip_suffix(b"\r\n") {
+                Some(b) => [b, b"\n"].concat(),
+                None => line.to_vec(),
+            };
+            if canonical != plain {
+                l.violate("FRAME-6", show(&canonical), show(line));
+            }
+            if let Request::Version(v) = &r {
+                if !first {
+                    l.violate("VER-3", "version only as the first request", show(line));
+                }
+                if !versions.contains(&v.get()) {
+                    l.violate("VER-3", "only a version the server listed", show(line));
+                }
+            }
+            Some(r)
+        }
+        Err(DecodeError::Invalid(e)) => {
+            let req = match e.kind {
+                ferry_wire::InvalidKind::BadName { .. } => "NAME-7",
+                _ if line.split(|&b| b == b' ').next().is_some_and(|v| {
+                    !matches!(
+                        v.strip_suffix(b"\n").unwrap_or(v),
+                        b"dir" | b"get" | b"put" | b"version" | b"close"
+                    )
+                }) =>
+                {
+                    "EXT-3"
+                }
+                _ => "FRAME-6",
+            };
+            l.violate(
+                req,
+                "a valid ferry/1 request line",
+                format!("{:?}: {e}", show(line)),
+            );
+            None
+        }
+        Err(DecodeError::Incomplete) => None,
+    }
+}
+
+fn versions_of(greeting: &[u8]) -> Vec<u32> {
+    match ferry_wire::decode_hello(greeting) {
+        Ok((ferry_wire::Hello::Greeting(g), _)) => g.versions().iter().map(|v| v.get()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Serves one connection with `mock`.
+fn serve(stream: TcpStream, mock: &Mock, log: &Mutex<Log>, deadline: Instant) {
+    let _ = stream.set_nodelay(true);
+    let mut p = Peer {
+        stream,
+        buf: Vec::new(),
+        eof: false,
+        deadline,
+        drip: mock.drip,
+    };
+    if !mock.greeting_delay.is_zero() {
+        let early = p.quiet(mock.greeting_delay);
+        if !early.is_empty() {
+            lock(log).violate(
+                "CONN-5",
+                "nothing sent before the server's first line",
+                format!("{:?}", show(&early)),
+            );
+        }
+    }
+    if !p.send(&mock.greeting) {
+        return;
+    }
+    let versions = versions_of(&mock.greeting);
+    // A grammatical greeting without version 1 is HELLO-10's business; anything else
+    // unusable is HELLO-9's.
+    let hold_req = if !versions.is_empty() && !versions.contains(&1) {
+        "HELLO-10"
+    } else {
+        "HELLO-9"
+    };
+    match mock.after_greeting {
+        After::Close => {
+            // HELLO-11 (or whichever refusal): the client must send nothing.
+            let _ = p.stream.shutdown(Shutdown::Write);
+            let got = p.quiet(Duration::from_millis(500));
+            if !got.is_empty() {
+                lock(log).violate(
+                    "HELLO-11",
+                    "nothing sent after a refusal",
+                    format!("{:?}", show(&got)),
+                );
+            }
+            return;
+        }
+        After::Hold => {
+            // A first line the client must reject: it must close without sending anything.
+            loop {
+                match p.fill() {
+                    Some(true) if !p.buf.is_empty() => {
+                        lock(log).violate(
+                            hold_req,
+                            "the connection closed without anything sent",
+                            format!("{:?}", show(&p.buf)),
+                        );
+                        return;
+                    }
+                    Some(true) => {}
+                    Some(false) | None => return,
+                }
+            }
+        }
+        After::Continue => {}
+    }
+    let mut first = true;
+    loop {
+        let line = match p.line() {
+            Got::Line(l) => l,
+            Got::Eof | Got::Timeout => return,
+            Got::TooLong => {
+                lock(log).violate(
+                    "FRAME-2",
+                    "request lines of at most 4096 octets",
+                    "4096 octets without LF",
+                );
+                return;
+            }
+        };
+        let Some(req) = check_request(&line, log, first, &versions) else {
+            let _ = p.send(b"err 500 syntax\n");
+            first = false;
+            continue;
+        };
+        first = false;
+        let answer = match req {
+            Request::Dir => mock.dir.clone(),
+            Request::Get { .. } => mock.get.clone(),
+            Request::Version(v) => Answer {
+                bytes: format!("ok version {v}\n").into_bytes(),
+                then: After::Continue,
+            },
+            Request::Close => {
+                let _ = p.send(b"bye\n");
+                let _ = p.stream.shutdown(Shutdown::Write);
+                let rest = p.quiet(Duration::from_millis(if mock.check_close_after_bye {
+                    2000
+                } else {
+                    300
+                }));
+                if !rest.is_empty() {
+                    lock(log).violate(
+                        "CLOSE-2",
+                        "nothing sent after close",
+                        format!("{:?}", show(&rest)),
+                    );
+                } else if mock.check_close_after_bye && !p.eof {
+                    lock(log).violate(
+                        "CLOSE-3",
+                        "the client closes its side once it has read bye",
+                        "still open 2 s after bye",
+                    );
+                }
+                return;
+            }
+            Request::Put {
+                size, flow, name, ..
+            } => match put(&mut p, mock, log, size, flow, &name) {
+                Some(a) => a,
+                None => return,
+            },
+        };
+        if !p.send(&answer.bytes) {
+            return;
+        }
+        match answer.then {
+            After::Continue => {}
+            After::Close => {
+                let _ = p.stream.shutdown(Shutdown::Both);
+                return;
+            }
+            After::Hold => {
+                while p.fill() == Some(true) {}
+                return;
+            }
+        }
+    }
+}
+
+/// Handles a put; returns the final answer to send, or `None` to end the connection.
+fn put(
+    p: &mut Peer,
+    mock: &Mock,
+    log: &Mutex<Log>,
+    size: u64,
+    flow: PutFlow,
+    name: &FileName,
+) -> Option<Answer> {
+    if flow == PutFlow::Now && (mock.max_eager == 0 || size > mock.max_eager) {
+        lock(log).violate(
+            "PUT-7",
+            format!(
+                "flow wait for SIZE {size} with max-eager={}",
+                mock.max_eager
+            ),
+            "flow now",
+        );
+        let _ = p.send(b"err 502 protocol\n");
+        return None;
+    }
+    if let Err(e) = FileName::new(name.as_str()) {
+        lock(log).violate("NAME-7", "a valid name", e.to_string());
+    }
+    let record = |data: Vec<u8>, trailer: Option<Trailer>| {
+        lock(log).uploads.push(Upload {
+            name: name.as_bytes().to_vec(),
+            size,
+            flow,
+            data,
+            trailer,
+        });
+    };
+    match &mock.put {
+        PutAnswer::Refuse(err) => {
+            if flow == PutFlow::Wait {
+                if !p.send(err) {
+                    return None;
+                }
+                // PUT-5: no payload after an err.
+                match p.line() {
+                    Got::Line(l)
+                        if l.starts_with(b"data ")
+                            || l.starts_with(b"end ")
+                            || l.starts_with(b"abort ") =>
+                    {
+                        lock(log).violate(
+                            "PUT-5",
+                            "no payload after err",
+                            format!("{:?}", show(&l)),
+                        );
+                        None
+                    }
+                    Got::Line(l) => {
+                        // Put the line back: it is the next request.
+                        let mut b = l;
+                        b.extend_from_slice(&p.buf);
+                        p.buf = b;
+                        record(Vec::new(), None);
+                        Some(Answer {
+                            bytes: Vec::new(),
+                            then: After::Continue,
+                        })
+                    }
+                    _ => {
+                        record(Vec::new(), None);
+                        None
+                    }
+                }
+            } else {
+                let got = p.payload(size, log);
+                record(
+                    got.as_ref().map(|g| g.0.clone()).unwrap_or_default(),
+                    got.map(|g| g.1),
+                );
+                Some(Answer {
+                    bytes: err.clone(),
+                    then: After::Continue,
+                })
+            }
+        }
+        PutAnswer::Accept { go_delay } => {
+            if flow == PutFlow::Wait {
+                if !go_delay.is_zero() {
+                    let early = p.quiet(*go_delay);
+                    if !early.is_empty() {
+                        lock(log).violate(
+                            "PUT-5",
+                            "nothing sent before go",
+                            format!("{:?}", show(&early)),
+                        );
+                        return None;
+                    }
+                }
+                if !p.send(b"go\n") {
+                    return None;
+                }
+            }
+            let (data, trailer) = p.payload(size, log)?;
+            let answer = match &trailer {
+                Trailer::End(d) if *d == Digest::of(&data) && data.len() as u64 == size => {
+                    format!("ok put {size} {d}\n").into_bytes()
+                }
+                Trailer::End(_) => {
+                    lock(log).violate(
+                        "SUM-1",
+                        "the digest of the octets sent",
+                        format!("a wrong digest for {} octets", data.len()),
+                    );
+                    b"err 433 corrupt\n".to_vec()
+                }
+                Trailer::Abort(_) => b"err 434 aborted\n".to_vec(),
+            };
+            record(data, Some(trailer));
+            Some(Answer {
+                bytes: answer,
+                then: After::Continue,
+            })
+        }
+        PutAnswer::ReplyWith(bytes, then) => {
+            if flow == PutFlow::Wait && !p.send(b"go\n") {
+                return None;
+            }
+            let (data, trailer) = p.payload(size, log)?;
+            record(data, Some(trailer));
+            Some(Answer {
+                bytes: bytes.clone(),
+                then: *then,
+            })
+        }
+    }
+}
+
+/// Replaces the placeholders in one argument.
+pub(crate) fn substitute(arg: &str, addr: &str, op: &str, name: &str, dir: &str) -> String {
+    arg.replace("{addr}", addr)
+        .replace("{op}", op)
+        .replace("{name}", name)
+        .replace("{dir}", dir)
+}
+
+/// Runs one client case.
+pub(crate) fn run_case(case: &ClientCase, target: &ClientTarget, timeout: Duration) -> Res<Done> {
+    let Some(program) = target.argv.first() else {
+        return Err(unimplemented("no client command given"));
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix("ferry-conform-")
+        .tempdir()
+        .map_err(crate::net::local)?;
+    let work = tmp.path().to_path_buf();
+    let dir = work.join("d");
+    std::fs::create_dir(&dir).map_err(crate::net::local)?;
+    (case.setup)(&dir, &work, &case.name).map_err(crate::net::local)?;
+
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(crate::net::local)?;
+    let addr = listener
+        .local_addr()
+        .map_err(crate::net::local)?
+        .to_string();
+    listener.set_nonblocking(true).map_err(crate::net::local)?;
+    let log = Arc::new(Mutex::new(Log::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let deadline = Instant::now() + timeout;
+    let server = {
+        let log = Arc::clone(&log);
+        let stop = Arc::clone(&stop);
+        let mock = case.mock.clone();
+        std::thread::Builder::new()
+            .name("ferry-conform-mock".into())
+            .spawn(move || {
+                let mut handles = Vec::new();
+                while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    match listener.accept() {
+                        Ok((s, _)) => {
+                            let _ = s.set_nonblocking(false);
+                            lock(&log).connections += 1;
+                            let log = Arc::clone(&log);
+                            let mock = mock.clone();
+                            handles
+                                .push(std::thread::spawn(move || serve(s, &mock, &log, deadline)));
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+                for h in handles {
+                    let _ = h.join();
+                }
+            })
+            .map_err(crate::net::local)?
+    };
+
+    let dir_s = dir.to_string_lossy().into_owned();
+    let sub = |a: &str| substitute(a, &addr, case.op.as_str(), &case.name, &dir_s);
+    let mut cmd = Command::new(sub(program));
+    cmd.args(target.argv[1..].iter().map(|a| sub(a)))
+        .current_dir(&dir)
+        .env("FERRY_ADDR", &addr)
+        .env("FERRY_OP", case.op.as_str())
+        .env("FERRY_NAME", &case.name)
+        .env("FERRY_DIR", &dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt as _;
+        cmd.process_group(0);
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            stop.store(true, Ordering::SeqCst);
+            let _ = server.join();
+            return Err(unimplemented(format!(
+                "cannot start the client command {program:?}: {e}"
+            )));
+        }
+    };
+    let pump = |r: Option<Box<dyn io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut out);
+            }
+            out
+        })
+    };
+    let out_t = pump(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn io::Read + Send>),
+    );
+    let err_t = pump(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn io::Read + Send>),
+    );
+    let mut timed_out = false;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break Some(s),
+            Ok(None) if Instant::now() >= deadline => {
+                timed_out = true;
+                kill_group(&mut child);
+                break child.wait().ok();
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(_) => break None,
+        }
+    };
+    let stdout = out_t.join().unwrap_or_default();
+    let stderr = err_t.join().unwrap_or_default();
+    stop.store(true, Ordering::SeqCst);
+    let _ = server.join();
+    let log = std::mem::take(&mut *lock(&log));
+
+    #[cfg(unix)]
+    let signal = {
+        use std::os::unix::process::ExitStatusExt as _;
+        status.and_then(|s| s.signal())
+    };
+    #[cfg(not(unix))]
+    let signal = None;
+    let outcome = Outcome {
+        code: status.and_then(|s| s.code()),
+        signal,
+        timed_out,
+        stdout,
+        stderr,
+        dir,
+        work,
+        name: case.name.clone(),
+        log,
+    };
+    if outcome.code == Some(127) {
+        return Err(unimplemented("the client exited 127: not supported"));
+    }
+    if let Some(v) = outcome.log.violations.first() {
+        return Err(crate::case::Stop::Violation(v.clone()));
+    }
+    if timed_out {
+        return Err(violation(
+            &case.info.requirements[0],
+            "the client exits before the case's deadline",
+            outcome.status(),
+        ));
+    }
+    if outcome.signal.is_some() {
+        return Err(violation(
+            &case.info.requirements[0],
+            "a clean exit, whatever the server sent",
+            outcome.status(),
+        ));
+    }
+    let r = (case.judge)(&outcome, &case.info.requirements[0]);
+    drop(tmp);
+    r
+}
+
+fn kill_group(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    {
+        if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+    }
+    let _ = child.kill();
+}
+
+/// The files under `root` (relative paths, sorted), symbolic links included.
+pub(crate) fn tree(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let rel = p
+                .strip_prefix(root)
+                .map(|r| r.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            out.push(if is_dir { format!("{rel}/") } else { rel });
+            if is_dir {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The digest of a file's content, or `None`.
+pub(crate) fn file_digest(p: &Path) -> Option<Digest> {
+    let data = std::fs::read(p).ok()?;
+    let mut h = Hasher::new();
+    h.update(&data);
+    Some(h.digest())
+}

@@ -1,0 +1,204 @@
+//! Server cases: the runner is the client, the implementation under test a running server.
+//!
+//! The server's served folder must start empty and writable: the runner creates every file
+//! it needs with `put`, under names that start with a prefix unique to the run and the case
+//! (`cf<run>-<case>-`), and looks only at the files of its own prefix in listings. ferry has
+//! no delete command, so the files stay behind; a later run uses other prefixes.
+
+mod cases;
+mod replay;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use ferry_wire::{Greeting, Limits};
+
+use crate::case::{CaseInfo, Done, Kind, Res, Stop, Violation, strongest, unimplemented};
+use crate::net::{Conn, resolve};
+use crate::spec::{self, Level};
+
+/// The server(s) to test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTarget {
+    /// `host:port` of the main server: served folder empty and writable at the start,
+    /// any limits.
+    pub addr: String,
+    /// `host:port` of a read-only server (any folder; the runner only lists it and checks
+    /// that uploads are refused and change nothing).
+    pub read_only: Option<String>,
+    /// `host:port` of further servers with other limits (for example `max-size=10` or
+    /// `max-eager=4`, as some example transcripts assume, or short `idle`/`stall` values),
+    /// each with an empty writable folder. A case that needs a configuration uses the first
+    /// server, the main one included, whose greeting shows it.
+    pub extra: Vec<String>,
+    /// Longest the runner waits for a server timeout: the idle and stall cases run only
+    /// against a server whose `idle`/`stall` is at most this.
+    pub max_wait: Duration,
+    /// The main server's session limit, if known: the busy case (CONN-3) opens that many
+    /// sessions and expects a further connection to be refused with `err 420`.
+    pub session_limit: Option<usize>,
+}
+
+impl ServerTarget {
+    /// A target with only a main server and the default `max_wait` (5 s).
+    pub fn new(addr: impl Into<String>) -> Self {
+        Self {
+            addr: addr.into(),
+            read_only: None,
+            extra: Vec::new(),
+            max_wait: Duration::from_secs(5),
+            session_limit: None,
+        }
+    }
+}
+
+/// The example transcripts embedded in the runner.
+pub(crate) fn embedded_examples() -> &'static [(&'static str, &'static str)] {
+    replay::EMBEDDED
+}
+
+/// The context of one running server case.
+pub(crate) struct Ctx<'a> {
+    pub target: &'a ServerTarget,
+    pub addr: SocketAddr,
+    pub prefix: String,
+    pub timeout: Duration,
+    pub started: Instant,
+    pub soft: Vec<Violation>,
+}
+
+impl Ctx<'_> {
+    /// The case's deadline.
+    pub fn deadline(&self) -> Instant {
+        self.started + self.timeout
+    }
+
+    /// A connection to the main server, greeting checked.
+    pub fn open(&self) -> Res<(Conn, Greeting)> {
+        Conn::open(self.addr, self.deadline())
+    }
+
+    /// A connection to the main server, greeting checked and dropped.
+    pub fn session(&self) -> Res<Conn> {
+        Ok(self.open()?.0)
+    }
+
+    /// A connection to the main server, nothing read.
+    pub fn connect(&self) -> Res<Conn> {
+        Conn::connect(self.addr, self.deadline())
+    }
+
+    /// The case's name for `base`: its prefix, then `base`.
+    pub fn name(&self, base: &str) -> Vec<u8> {
+        format!("{}{base}", self.prefix).into_bytes()
+    }
+
+    /// Records a violation of a SHOULD requirement and goes on; anything else stops.
+    pub fn soft(&mut self, r: Res<()>) -> Res<()> {
+        match r {
+            Err(Stop::Violation(v)) if spec::level_of(&v.requirement) != Level::Must => {
+                self.soft.push(v);
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// The first server (main, then extras) whose greeting satisfies `pred`.
+    pub fn server_with(
+        &self,
+        what: &str,
+        pred: impl Fn(&Limits) -> bool,
+    ) -> Res<(SocketAddr, Greeting)> {
+        let mut seen = Vec::new();
+        for a in std::iter::once(&self.target.addr).chain(&self.target.extra) {
+            let addr = resolve(a).map_err(|e| unimplemented(format!("cannot resolve {a}: {e}")))?;
+            let (c, g) = Conn::open(addr, self.deadline())?;
+            let _ = c.close();
+            if pred(g.limits()) {
+                return Ok((addr, g));
+            }
+            seen.push(a.clone());
+        }
+        Err(unimplemented(format!(
+            "needs a server whose greeting announces {what}; none of {} does (add one with --extra-server)",
+            seen.join(", ")
+        )))
+    }
+
+    /// The read-only server.
+    pub fn read_only(&self) -> Res<SocketAddr> {
+        let a =
+            self.target.read_only.as_ref().ok_or_else(|| {
+                unimplemented("needs a read-only server (--read-only-server ADDR)")
+            })?;
+        resolve(a).map_err(|e| unimplemented(format!("cannot resolve {a}: {e}")))
+    }
+}
+
+type CaseFn = fn(&mut Ctx<'_>) -> Res<Done>;
+
+/// How a case runs.
+pub(crate) enum Body {
+    /// Targeted code.
+    Code(CaseFn),
+    /// A transcript of `spec/examples`, replayed by meaning.
+    Example(&'static replay::Example),
+}
+
+/// A server case.
+pub(crate) struct ServerCase {
+    pub info: CaseInfo,
+    pub body: Body,
+}
+
+/// Every server case, in order: the example transcripts first, then the targeted cases.
+pub(crate) fn all() -> Vec<ServerCase> {
+    let mut out = Vec::new();
+    for ex in replay::examples() {
+        if ex.transcript.is_illustrative() {
+            continue;
+        }
+        // The transcripts also cite what their client does; a server case checks only the
+        // server's side.
+        let requirements: Vec<String> = ex
+            .transcript
+            .requires
+            .iter()
+            .filter(|r| !replay::CLIENT_ONLY.contains(&r.as_str()))
+            .cloned()
+            .collect();
+        out.push(ServerCase {
+            info: CaseInfo {
+                id: format!("server/examples/{}", ex.stem),
+                title: format!("example {}: {}", ex.stem, ex.transcript.title),
+                kind: Kind::Server,
+                level: strongest(&requirements),
+                requirements,
+            },
+            body: Body::Example(ex),
+        });
+    }
+    for (id, title, reqs, f) in cases::CASES {
+        let requirements: Vec<String> = reqs.iter().map(|s| (*s).to_owned()).collect();
+        out.push(ServerCase {
+            info: CaseInfo {
+                id: format!("server/{id}"),
+                title: (*title).to_owned(),
+                kind: Kind::Server,
+                level: strongest(&requirements),
+                requirements,
+            },
+            body: Body::Code(*f),
+        });
+    }
+    out
+}
+
+/// Runs one case body.
+pub(crate) fn run_case(case: &ServerCase, ctx: &mut Ctx<'_>) -> Res<Done> {
+    match &case.body {
+        Body::Code(f) => f(ctx),
+        Body::Example(ex) => replay::run(ex, ctx),
+    }
+}

@@ -1,0 +1,1044 @@
+//! The runner must catch broken implementations. This file holds a small fault-injectable
+//! ferry/1 server and client written on `ferry-wire` alone; each fault breaks ONE rule. The
+//! fault-free variants must pass every case that can run against them; every faulty variant
+//! must fail at least one case, and the cases named for it in `FAULTS.md` must be among the
+//! ones that fail. `FAULTS.md` lists exactly the faults defined here (checked).
+//!
+//! The mini client runs as this test binary started again by the runner
+//! (`FERRY_CONFORM_CLIENT=mini:<fault>`, see [`miniclient_entry`]).
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use ferry_conformance::{
+    ClientTarget, Filter, Report, RunOptions, ServerTarget, Verdict, run_client, run_server,
+};
+use ferry_wire::{
+    Code, DecodeError, Digest, ErrorReply, FileName, Greeting, Hello, InvalidKind, Limits,
+    PayloadReceiver, PutFlow, PutMode, Reply, Request, Step, Timestamp, decode_entry, decode_hello,
+    decode_reply, decode_request, encode_payload,
+};
+
+// ======================================================================= server ===
+
+/// One broken rule of the mini server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SFault {
+    None,
+    WrongDigest,
+    ResumeDigestOfTail,
+    NonAtomicUpload,
+    TraversalAccepted,
+    ListingUnsorted,
+    WrongNotFoundCode,
+    NoSizeCheck,
+    IgnoresMaxLine,
+    NoCrLf,
+    PipelineDrop,
+    EagerNotDiscarded,
+    ExecutesAfterClose,
+    ReadBoundaries,
+    VersionAlwaysOk,
+    NewReplaces,
+}
+
+const SERVER_FAULTS: &[(SFault, &str)] = &[
+    (SFault::WrongDigest, "get trailers carry a wrong digest"),
+    (
+        SFault::ResumeDigestOfTail,
+        "a get from OFFSET > 0 sends the digest of the octets sent, not of the whole file",
+    ),
+    (
+        SFault::NonAtomicUpload,
+        "uploads are written under their final name as they arrive, and never removed",
+    ),
+    (
+        SFault::TraversalAccepted,
+        "names with `/` or a leading `.` are answered as if valid (511, uploads accepted)",
+    ),
+    (SFault::ListingUnsorted, "dir lists names in reverse order"),
+    (
+        SFault::WrongNotFoundCode,
+        "a missing file is answered 500 instead of 511",
+    ),
+    (SFault::NoSizeCheck, "SIZE is not checked against max-size"),
+    (
+        SFault::IgnoresMaxLine,
+        "no 501: an over-long line is read to its LF and answered 500",
+    ),
+    (
+        SFault::NoCrLf,
+        "CR LF is not accepted as eol (the CR stays in the line)",
+    ),
+    (
+        SFault::PipelineDrop,
+        "after an error reply, the rest of what was received is dropped",
+    ),
+    (
+        SFault::EagerNotDiscarded,
+        "a refused eager put's payload is not discarded (read as requests)",
+    ),
+    (
+        SFault::ExecutesAfterClose,
+        "requests received after close are still executed",
+    ),
+    (
+        SFault::ReadBoundaries,
+        "each read() is taken as one line (message boundaries from reads)",
+    ),
+    (
+        SFault::VersionAlwaysOk,
+        "any version N is answered ok version N",
+    ),
+    (SFault::NewReplaces, "put new replaces an existing file"),
+];
+
+type Store = Arc<Mutex<BTreeMap<Vec<u8>, (Vec<u8>, i64)>>>;
+
+struct MiniServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for MiniServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Conf {
+    fault: SFault,
+    max_size: u64,
+    max_eager: u64,
+}
+
+fn start_server(conf: Conf) -> MiniServer {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let stop = Arc::new(AtomicBool::new(false));
+    let store: Store = Arc::default();
+    let thread = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut sessions = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        let _ = s.set_nonblocking(false);
+                        let store = Arc::clone(&store);
+                        let stop = Arc::clone(&stop);
+                        sessions.push(std::thread::spawn(move || {
+                            let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+                            let mut sess = Session {
+                                s,
+                                buf: Vec::new(),
+                                conf,
+                                store,
+                                stop,
+                                first: true,
+                            };
+                            sess.run();
+                        }));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+            for h in sessions {
+                let _ = h.join();
+            }
+        })
+    };
+    MiniServer {
+        addr,
+        stop,
+        thread: Some(thread),
+    }
+}
+
+struct Session {
+    s: TcpStream,
+    buf: Vec<u8>,
+    conf: Conf,
+    store: Store,
+    stop: Arc<AtomicBool>,
+    first: bool,
+}
+
+enum Got {
+    Line(Vec<u8>),
+    TooLong,
+    Eof,
+}
+
+impl Session {
+    fn fault(&self, f: SFault) -> bool {
+        self.conf.fault == f
+    }
+
+    /// Reads more octets; false at EOF (or when the server stops).
+    fn more(&mut self) -> bool {
+        let mut chunk = [0u8; 65536];
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                return false;
+            }
+            match self.s.read(&mut chunk) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    return true;
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
+    fn line(&mut self) -> Got {
+        if self.fault(SFault::ReadBoundaries) {
+            if self.buf.is_empty() && !self.more() {
+                return Got::Eof;
+            }
+            let mut l = std::mem::take(&mut self.buf);
+            if let Some(lf) = l.iter().position(|&b| b == b'\n') {
+                l.truncate(lf + 1);
+            } else {
+                l.push(b'\n');
+            }
+            return Got::Line(l);
+        }
+        loop {
+            let limit = if self.fault(SFault::IgnoresMaxLine) {
+                usize::MAX
+            } else {
+                4096
+            };
+            let window = &self.buf[..self.buf.len().min(limit)];
+            if let Some(lf) = window.iter().position(|&b| b == b'\n') {
+                let mut l: Vec<u8> = self.buf.drain(..=lf).collect();
+                if self.fault(SFault::NoCrLf) && l.ends_with(b"\r\n") {
+                    l.insert(l.len() - 1, b'\r');
+                }
+                if l.len() > 4096 {
+                    // IgnoresMaxLine: treat as an ordinary malformed line.
+                    return Got::Line(b"\x01\n".to_vec());
+                }
+                return Got::Line(l);
+            }
+            if self.buf.len() >= limit {
+                return Got::TooLong;
+            }
+            if !self.more() {
+                return Got::Eof;
+            }
+        }
+    }
+
+    fn send(&mut self, b: &[u8]) -> bool {
+        self.s.write_all(b).is_ok()
+    }
+
+    fn err(&mut self, code: Code) -> bool {
+        let ok = self
+            .send(&Reply::Err(ErrorReply::new(code, code.name().unwrap_or("error"))).to_bytes());
+        if self.fault(SFault::PipelineDrop) {
+            self.buf.clear();
+        }
+        ok
+    }
+
+    fn close(&mut self) {
+        let _ = self.s.shutdown(Shutdown::Write);
+        let until = Instant::now() + Duration::from_secs(1);
+        let mut sink = [0u8; 65536];
+        while Instant::now() < until {
+            match self.s.read(&mut sink) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn run(&mut self) {
+        let limits = Limits {
+            max_size: self.conf.max_size,
+            max_eager: self.conf.max_eager,
+            ..Limits::default()
+        };
+        if !self.send(&Greeting::new(limits).to_bytes()) {
+            return;
+        }
+        loop {
+            let line = match self.line() {
+                Got::Line(l) => l,
+                Got::TooLong => {
+                    let _ = self.err(Code::LINE_TOO_LONG);
+                    return self.close();
+                }
+                Got::Eof => return,
+            };
+            let first = std::mem::replace(&mut self.first, false);
+            let go_on = match decode_request(&line) {
+                Ok((req, _)) => self.request(req, first),
+                Err(DecodeError::Invalid(inv)) => match inv.kind {
+                    InvalidKind::MalformedPut => {
+                        let _ = self.err(Code::PROTOCOL);
+                        false
+                    }
+                    InvalidKind::BadName { put, .. } if self.fault(SFault::TraversalAccepted) => {
+                        let raw = raw_name(&line);
+                        match put {
+                            None => self.err(Code::NOT_FOUND),
+                            Some(h) => self.put(h.size, h.mode, h.flow, raw),
+                        }
+                    }
+                    InvalidKind::BadName { put: Some(h), .. } if h.flow == PutFlow::Now => {
+                        if !self.discard(h.size) {
+                            return;
+                        }
+                        self.err(Code::BAD_NAME)
+                    }
+                    _ => self.err(inv.reply_code()),
+                },
+                Err(DecodeError::Incomplete) => self.err(Code::SYNTAX),
+            };
+            if !go_on {
+                return self.close();
+            }
+        }
+    }
+
+    fn request(&mut self, req: Request, first: bool) -> bool {
+        match req {
+            Request::Dir => {
+                let store = self.store.lock().expect("store");
+                let mut entries: Vec<(Vec<u8>, u64, i64)> = store
+                    .iter()
+                    .map(|(n, (d, m))| (n.clone(), d.len() as u64, *m))
+                    .collect();
+                drop(store);
+                if self.fault(SFault::ListingUnsorted) {
+                    entries.reverse();
+                }
+                let mut out = Reply::DirOk {
+                    count: entries.len() as u64,
+                }
+                .to_bytes();
+                for (n, size, m) in entries {
+                    out.extend_from_slice(
+                        format!("{size} {} ", Timestamp::from_unix_clamped(m)).as_bytes(),
+                    );
+                    out.extend_from_slice(&n);
+                    out.push(b'\n');
+                }
+                self.send(&out)
+            }
+            Request::Get { offset, name } => {
+                let file = self
+                    .store
+                    .lock()
+                    .expect("store")
+                    .get(name.as_bytes())
+                    .cloned();
+                let Some((data, m)) = file else {
+                    return self.err(if self.fault(SFault::WrongNotFoundCode) {
+                        Code::SYNTAX
+                    } else {
+                        Code::NOT_FOUND
+                    });
+                };
+                if offset > data.len() as u64 {
+                    return self.err(Code::BAD_OFFSET);
+                }
+                let tail = &data[offset as usize..];
+                let mut digest = Digest::of(&data);
+                if self.fault(SFault::ResumeDigestOfTail) {
+                    digest = Digest::of(tail);
+                }
+                if self.fault(SFault::WrongDigest) {
+                    let mut b = digest.to_bytes();
+                    b[0] ^= 1;
+                    digest = Digest::from_bytes(b);
+                }
+                let mut out = Reply::GetOk {
+                    size: data.len() as u64,
+                    mtime: Timestamp::from_unix_clamped(m),
+                }
+                .to_bytes();
+                encode_payload(tail, digest, &mut out);
+                self.send(&out)
+            }
+            Request::Put {
+                size,
+                mode,
+                flow,
+                name,
+            } => self.put(size, mode, flow, name.as_bytes().to_vec()),
+            Request::Version(v) => {
+                if first && (v.get() == 1 || self.fault(SFault::VersionAlwaysOk)) {
+                    self.send(&Reply::VersionOk(v).to_bytes())
+                } else if first {
+                    self.err(Code::UNSUPPORTED)
+                } else {
+                    self.err(Code::SYNTAX)
+                }
+            }
+            Request::Close => {
+                let _ = self.send(b"bye\n");
+                if self.fault(SFault::ExecutesAfterClose) {
+                    // Executes what is already buffered before closing.
+                    while self.buf.contains(&b'\n') {
+                        let Got::Line(l) = self.line() else { break };
+                        if let Ok((r, _)) = decode_request(&l) {
+                            if !self.request(r, false) {
+                                break;
+                            }
+                        }
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// Reads and drops a payload; false when the connection cannot go on.
+    fn discard(&mut self, size: u64) -> bool {
+        let mut rx = PayloadReceiver::new(size);
+        loop {
+            match rx.feed(&self.buf) {
+                Ok((Step::NeedMore, 0)) => {
+                    if !self.more() {
+                        return false;
+                    }
+                }
+                Ok((Step::NeedMore | Step::Data(_), n)) => {
+                    self.buf.drain(..n);
+                }
+                Ok((_, n)) => {
+                    self.buf.drain(..n);
+                    return true;
+                }
+                Err(_) => {
+                    let _ = self.err(Code::PROTOCOL);
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn put(&mut self, size: u64, mode: PutMode, flow: PutFlow, name: Vec<u8>) -> bool {
+        if flow == PutFlow::Now && (self.conf.max_eager == 0 || size > self.conf.max_eager) {
+            let _ = self.err(Code::PROTOCOL);
+            return false;
+        }
+        let exists = self.store.lock().expect("store").contains_key(&name);
+        let refusal = if size > self.conf.max_size && !self.fault(SFault::NoSizeCheck) {
+            Some(Code::TOO_LARGE)
+        } else if mode == PutMode::New && exists && !self.fault(SFault::NewReplaces) {
+            Some(Code::EXISTS)
+        } else {
+            None
+        };
+        if let Some(code) = refusal {
+            if flow == PutFlow::Now && !self.fault(SFault::EagerNotDiscarded) && !self.discard(size)
+            {
+                return false;
+            }
+            return self.err(code);
+        }
+        if flow == PutFlow::Wait && !self.send(b"go\n") {
+            return false;
+        }
+        let non_atomic = self.fault(SFault::NonAtomicUpload);
+        let now = || {
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0)
+        };
+        if non_atomic {
+            self.store
+                .lock()
+                .expect("store")
+                .insert(name.clone(), (Vec::new(), now()));
+        }
+        let mut rx = PayloadReceiver::new(size);
+        let mut data = Vec::new();
+        loop {
+            let step = rx.feed(&self.buf);
+            match step {
+                Ok((Step::NeedMore, 0)) => {
+                    if !self.more() {
+                        return false;
+                    }
+                }
+                Ok((Step::NeedMore, n)) => {
+                    self.buf.drain(..n);
+                }
+                Ok((Step::Data(d), n)) => {
+                    data.extend_from_slice(d);
+                    if non_atomic {
+                        self.store
+                            .lock()
+                            .expect("store")
+                            .insert(name.clone(), (data.clone(), now()));
+                    }
+                    self.buf.drain(..n);
+                }
+                Ok((Step::Complete(d), n)) => {
+                    self.buf.drain(..n);
+                    let mut store = self.store.lock().expect("store");
+                    // PUT-13: `new` never replaces what appeared since the check.
+                    if mode == PutMode::New
+                        && !non_atomic
+                        && !self.fault(SFault::NewReplaces)
+                        && store.contains_key(&name)
+                    {
+                        drop(store);
+                        return self.err(Code::EXISTS);
+                    }
+                    store.insert(name, (data, now()));
+                    drop(store);
+                    return self.send(&Reply::PutOk { size, digest: d }.to_bytes());
+                }
+                Ok((Step::Corrupt { .. }, n)) => {
+                    self.buf.drain(..n);
+                    return self.err(Code::CORRUPT);
+                }
+                Ok((Step::Aborted(_), n)) => {
+                    self.buf.drain(..n);
+                    return self.err(Code::ABORTED);
+                }
+                Err(_) => {
+                    let _ = self.err(Code::PROTOCOL);
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// The name field of a get or put line: after the 2nd (get) or 4th (put) space, eol removed.
+fn raw_name(line: &[u8]) -> Vec<u8> {
+    let fields = if line.starts_with(b"put ") { 4 } else { 2 };
+    let mut rest = line;
+    for _ in 0..fields {
+        match rest.iter().position(|&b| b == b' ') {
+            Some(p) => rest = &rest[p + 1..],
+            None => return Vec::new(),
+        }
+    }
+    let rest = rest.strip_suffix(b"\n").unwrap_or(rest);
+    rest.strip_suffix(b"\r").unwrap_or(rest).to_vec()
+}
+
+// ======================================================================= client ===
+
+/// One broken rule of the mini client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CFault {
+    None,
+    IgnoresDigest,
+    TruncationIsSuccess,
+    IgnoresAbort,
+    FollowsHostileName,
+    WritesThroughSymlink,
+    SendsBeforeGreeting,
+    AcceptsAnyGreeting,
+    EagerAlways,
+    PayloadBeforeGo,
+    TrustsOkPut,
+}
+
+const CLIENT_FAULTS: &[(CFault, &str)] = &[
+    (
+        CFault::IgnoresDigest,
+        "stores a download whose digest does not match",
+    ),
+    (
+        CFault::TruncationIsSuccess,
+        "EOF in the middle of a payload counts as the end of the file",
+    ),
+    (
+        CFault::IgnoresAbort,
+        "an abort trailer counts as the end of the file",
+    ),
+    (
+        CFault::FollowsHostileName,
+        "dir creates a local marker file for each listed name, unchecked",
+    ),
+    (
+        CFault::WritesThroughSymlink,
+        "get writes into the destination path, following a symbolic link there",
+    ),
+    (
+        CFault::SendsBeforeGreeting,
+        "sends its request before reading the greeting",
+    ),
+    (
+        CFault::AcceptsAnyGreeting,
+        "goes on whatever the first line is (no version or limit check)",
+    ),
+    (
+        CFault::EagerAlways,
+        "always uploads with flow now, whatever max-eager says",
+    ),
+    (
+        CFault::PayloadBeforeGo,
+        "sends the payload of a wait put without waiting for go",
+    ),
+    (
+        CFault::TrustsOkPut,
+        "any ok put counts as success, whatever its SIZE and DIGEST",
+    ),
+];
+
+fn cfault(name: &str) -> CFault {
+    CLIENT_FAULTS
+        .iter()
+        .find(|(f, _)| format!("{f:?}") == name)
+        .map_or(CFault::None, |(f, _)| *f)
+}
+
+/// When run by the runner with FERRY_CONFORM_CLIENT=mini:<fault>, acts as the mini client and
+/// exits; run normally, does nothing.
+#[test]
+fn miniclient_entry() {
+    let Ok(role) = std::env::var("FERRY_CONFORM_CLIENT") else {
+        return;
+    };
+    let Some(fault) = role.strip_prefix("mini:") else {
+        return;
+    };
+    let code = match miniclient(cfault(fault)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("miniclient: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+type Decoder<T> = fn(&[u8]) -> Result<(T, usize), DecodeError>;
+
+struct Wire {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Wire {
+    fn fill(&mut self) -> Result<bool, String> {
+        let mut chunk = [0u8; 65536];
+        let n = self.s.read(&mut chunk).map_err(|e| e.to_string())?;
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n > 0)
+    }
+
+    fn next<T>(&mut self, decode: Decoder<T>) -> Result<T, String> {
+        loop {
+            match decode(&self.buf) {
+                Ok((v, n)) => {
+                    self.buf.drain(..n);
+                    return Ok(v);
+                }
+                Err(DecodeError::Incomplete) => {
+                    if !self.fill()? {
+                        return Err("connection closed".into());
+                    }
+                }
+                Err(DecodeError::Invalid(e)) => return Err(format!("invalid message: {e}")),
+            }
+        }
+    }
+}
+
+fn miniclient(fault: CFault) -> Result<(), String> {
+    let env = |k: &str| std::env::var(k).unwrap_or_default();
+    let (addr, op, name) = (env("FERRY_ADDR"), env("FERRY_OP"), env("FERRY_NAME"));
+    let dir = std::path::PathBuf::from(env("FERRY_DIR"));
+    let s = TcpStream::connect(&addr).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .map_err(|e| e.to_string())?;
+    let mut w = Wire { s, buf: Vec::new() };
+    let fname = FileName::from_local(&name).map_err(|e| e.to_string());
+    let early = match op.as_str() {
+        "get" => Request::Get {
+            offset: 0,
+            name: fname.clone()?,
+        }
+        .to_bytes(),
+        "dir" => b"dir\n".to_vec(),
+        _ => Vec::new(),
+    };
+    if fault == CFault::SendsBeforeGreeting && !early.is_empty() {
+        w.s.write_all(&early).map_err(|e| e.to_string())?;
+    }
+    let hello = w.next(decode_hello);
+    let greeting = match hello {
+        Ok(Hello::Greeting(g)) => Some(g),
+        Ok(Hello::Refused(e)) => return Err(format!("refused: {}", e.code)),
+        Err(e) if fault != CFault::AcceptsAnyGreeting => return Err(e),
+        Err(_) => None,
+    };
+    if fault != CFault::AcceptsAnyGreeting {
+        let g = greeting.as_ref().ok_or("no greeting")?;
+        let l = g.limits();
+        if !g.supports(ferry_wire::Version::V1)
+            || l.max_line != 4096
+            || l.max_name != 255
+            || l.max_chunk != 1 << 20
+            || l.idle == 0
+            || l.stall == 0
+        {
+            return Err("unusable greeting".into());
+        }
+    }
+    let max_eager = greeting.as_ref().map_or(0, |g| g.limits().max_eager);
+    match op.as_str() {
+        "get" => {
+            if fault != CFault::SendsBeforeGreeting {
+                w.s.write_all(&early).map_err(|e| e.to_string())?;
+            }
+            let size = match w.next(decode_reply)? {
+                Reply::GetOk { size, .. } => size,
+                other => return Err(format!("get answered {other:?}")),
+            };
+            let mut rx = PayloadReceiver::new(size);
+            let mut data = Vec::new();
+            let complete = loop {
+                match rx.feed(&w.buf) {
+                    Ok((Step::NeedMore, 0)) => match w.fill() {
+                        Ok(true) => {}
+                        _ if fault == CFault::TruncationIsSuccess => break true,
+                        _ => return Err("truncated".into()),
+                    },
+                    Ok((Step::NeedMore, n)) => {
+                        w.buf.drain(..n);
+                    }
+                    Ok((Step::Data(d), n)) => {
+                        data.extend_from_slice(d);
+                        w.buf.drain(..n);
+                    }
+                    Ok((Step::Complete(_), n)) => {
+                        w.buf.drain(..n);
+                        break true;
+                    }
+                    Ok((Step::Corrupt { .. }, _)) => break fault == CFault::IgnoresDigest,
+                    Ok((Step::Aborted(_), _)) => break fault == CFault::IgnoresAbort,
+                    Err(e) => return Err(e.to_string()),
+                }
+            };
+            if !complete {
+                return Err("transfer failed".into());
+            }
+            let dest = dir.join(&name);
+            if fault == CFault::WritesThroughSymlink {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&dest)
+                    .and_then(|mut f| f.write_all(&data))
+                    .map_err(|e| e.to_string())?;
+            } else {
+                let part = dir.join(".mini-part");
+                std::fs::write(&part, &data).map_err(|e| e.to_string())?;
+                std::fs::rename(&part, &dest).map_err(|e| e.to_string())?;
+            }
+        }
+        "put" => {
+            let data = std::fs::read(dir.join(&name)).map_err(|e| e.to_string())?;
+            let size = data.len() as u64;
+            let eager = fault == CFault::EagerAlways || (max_eager > 0 && size <= max_eager);
+            let flow = if eager { PutFlow::Now } else { PutFlow::Wait };
+            let mut payload = Vec::new();
+            encode_payload(&data, Digest::of(&data), &mut payload);
+            let head = Request::Put {
+                size,
+                mode: PutMode::New,
+                flow,
+                name: fname?,
+            }
+            .to_bytes();
+            w.s.write_all(&head).map_err(|e| e.to_string())?;
+            if flow == PutFlow::Wait && fault != CFault::PayloadBeforeGo {
+                match w.next(decode_reply)? {
+                    Reply::Go => {}
+                    other => return Err(format!("put answered {other:?}")),
+                }
+            }
+            w.s.write_all(&payload).map_err(|e| e.to_string())?;
+            if flow == PutFlow::Wait && fault == CFault::PayloadBeforeGo {
+                let _ = w.next(decode_reply)?;
+            }
+            match w.next(decode_reply)? {
+                Reply::PutOk { size: s, digest }
+                    if fault == CFault::TrustsOkPut
+                        || (s == size && digest == Digest::of(&data)) => {}
+                other => return Err(format!("put answered {other:?}")),
+            }
+        }
+        "dir" => {
+            if fault != CFault::SendsBeforeGreeting {
+                w.s.write_all(&early).map_err(|e| e.to_string())?;
+            }
+            let count = match w.next(decode_reply)? {
+                Reply::DirOk { count } => count,
+                other => return Err(format!("dir answered {other:?}")),
+            };
+            for _ in 0..count {
+                if fault == CFault::FollowsHostileName {
+                    // Takes the name field as it is and makes a local marker for it.
+                    while !w.buf.contains(&b'\n') {
+                        if !w.fill()? {
+                            return Err("truncated listing".into());
+                        }
+                    }
+                    let lf = w.buf.iter().position(|&b| b == b'\n').unwrap_or(0);
+                    let line: Vec<u8> = w.buf.drain(..=lf).collect();
+                    let name_field = line.splitn(3, |&b| b == b' ').nth(2).unwrap_or_default();
+                    let n = String::from_utf8_lossy(
+                        name_field.strip_suffix(b"\n").unwrap_or(name_field),
+                    )
+                    .into_owned();
+                    let _ = std::fs::write(dir.join(n), b"");
+                    continue;
+                }
+                let e = w.next(decode_entry)?;
+                println!(
+                    "{} {} {}",
+                    e.size,
+                    e.mtime,
+                    e.name.as_str().escape_default()
+                );
+            }
+        }
+        other => return Err(format!("unknown op {other}")),
+    }
+    w.s.write_all(b"close\n").map_err(|e| e.to_string())?;
+    let _ = w.next(decode_reply);
+    let _ = w.s.shutdown(Shutdown::Write);
+    Ok(())
+}
+
+// ======================================================================== tests ===
+
+fn failing(r: &Report) -> Vec<String> {
+    r.cases
+        .iter()
+        .filter(|c| c.verdict == Verdict::Fail)
+        .map(|c| c.id.clone())
+        .collect()
+}
+
+/// `FAULTS.md`: (kind, fault) -> the cases it lists as catching it.
+fn faults_md() -> BTreeMap<(String, String), Vec<String>> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("FAULTS.md"))
+        .expect("FAULTS.md");
+    let mut out = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("| server") || l.starts_with("| client"))
+    {
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        assert!(cells.len() >= 4, "bad FAULTS.md row {line:?}");
+        let cases = cells[3]
+            .split(',')
+            .map(|c| c.trim().trim_matches('`').to_owned())
+            .filter(|c| !c.is_empty())
+            .collect();
+        out.insert(
+            (cells[0].to_owned(), cells[1].trim_matches('`').to_owned()),
+            cases,
+        );
+    }
+    out
+}
+
+fn opts(include: &[String], timeout: u64) -> RunOptions {
+    RunOptions {
+        timeout: Duration::from_secs(timeout),
+        filter: Filter {
+            include: include.to_vec(),
+            exclude: Vec::new(),
+        },
+        ..RunOptions::default()
+    }
+}
+
+fn run_mini_server(fault: SFault, opts: &RunOptions) -> Report {
+    let srv = start_server(Conf {
+        fault,
+        max_size: 1 << 30,
+        max_eager: 1 << 20,
+    });
+    let target = ServerTarget::new(srv.addr.to_string());
+    run_server(&target, opts, &mut |_| {})
+}
+
+fn client_target(fault: &str) -> ClientTarget {
+    let exe = std::env::current_exe().expect("test binary");
+    ClientTarget {
+        argv: vec![
+            "env".into(),
+            format!("FERRY_CONFORM_CLIENT=mini:{fault}"),
+            exe.to_string_lossy().into_owned(),
+            "miniclient_entry".into(),
+            "--exact".into(),
+            "--nocapture".into(),
+            "--test-threads=1".into(),
+            "-q".into(),
+        ],
+    }
+}
+
+/// Runs `jobs` on two threads.
+fn parallel<T: Send>(jobs: Vec<Box<dyn FnOnce() -> T + Send>>) -> Vec<T> {
+    let jobs = Mutex::new(jobs.into_iter().enumerate().collect::<Vec<_>>());
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                loop {
+                    let next = jobs.lock().expect("jobs").pop();
+                    let Some((i, job)) = next else { break };
+                    let r = job();
+                    results.lock().expect("results").push((i, r));
+                }
+            });
+        }
+    });
+    let mut r = results.into_inner().expect("results");
+    r.sort_by_key(|(i, _)| *i);
+    r.into_iter().map(|(_, r)| r).collect()
+}
+
+#[test]
+fn fault_free_mini_server_passes() {
+    let r = run_mini_server(SFault::None, &opts(&[], 10));
+    let bad: Vec<_> = r
+        .cases
+        .iter()
+        .filter(|c| {
+            !matches!(
+                c.verdict,
+                Verdict::Pass | Verdict::Informational | Verdict::Unimplemented
+            )
+        })
+        .map(|c| (c.id.clone(), ferry_conformance::report::detail_lines(c)))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "the fault-free mini server does not pass: {bad:#?}"
+    );
+}
+
+#[test]
+fn fault_free_mini_client_passes() {
+    let r = run_client(&client_target("None"), &opts(&[], 10), &mut |_| {});
+    let bad: Vec<_> = r
+        .cases
+        .iter()
+        .filter(|c| !matches!(c.verdict, Verdict::Pass | Verdict::Informational))
+        .map(|c| (c.id.clone(), ferry_conformance::report::detail_lines(c)))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "the fault-free mini client does not pass: {bad:#?}"
+    );
+}
+
+#[test]
+fn every_fault_is_caught() {
+    let table = faults_md();
+    let mut listed: Vec<(String, String)> = SERVER_FAULTS
+        .iter()
+        .map(|(f, _)| ("server".to_owned(), format!("{f:?}")))
+        .collect();
+    listed.extend(
+        CLIENT_FAULTS
+            .iter()
+            .map(|(f, _)| ("client".to_owned(), format!("{f:?}"))),
+    );
+    let in_md: Vec<(String, String)> = table.keys().cloned().collect();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert_eq!(
+        in_md, sorted,
+        "FAULTS.md must list exactly the faults of tests/faults.rs"
+    );
+    assert!(SERVER_FAULTS.len() >= 8 && CLIENT_FAULTS.len() >= 4);
+
+    // Each faulty variant runs the cases FAULTS.md names for it (all of them with
+    // FERRY_CONFORM_FULL=1, which prints every case that catches each fault).
+    let full = std::env::var_os("FERRY_CONFORM_FULL").is_some();
+    let mut jobs: Vec<Box<dyn FnOnce() -> Vec<String> + Send>> = Vec::new();
+    for (kind, fault) in &listed {
+        let include = if full {
+            Vec::new()
+        } else {
+            table[&(kind.clone(), fault.clone())].clone()
+        };
+        let o = opts(&include, if full { 3 } else { 5 });
+        if kind == "server" {
+            let f = SERVER_FAULTS
+                .iter()
+                .find(|(f, _)| format!("{f:?}") == *fault)
+                .map(|(f, _)| *f)
+                .expect("fault");
+            jobs.push(Box::new(move || failing(&run_mini_server(f, &o))));
+        } else {
+            let name = fault.clone();
+            jobs.push(Box::new(move || {
+                failing(&run_client(&client_target(&name), &o, &mut |_| {}))
+            }));
+        }
+    }
+    let results = parallel(jobs);
+    let mut problems = Vec::new();
+    let mut caught = 0;
+    for ((kind, fault), failed) in listed.iter().zip(&results) {
+        println!(
+            "{kind} {fault}: caught by {} case(s): {}",
+            failed.len(),
+            failed.join(", ")
+        );
+        if failed.is_empty() {
+            problems.push(format!("{kind} fault {fault} was not caught"));
+            continue;
+        }
+        caught += 1;
+        for want in &table[&(kind.clone(), fault.clone())] {
+            if !failed.contains(want) {
+                problems.push(format!(
+                    "{kind} fault {fault}: FAULTS.md says {want} catches it, but it did not fail"
+                ));
+            }
+        }
+    }
+    println!("{caught} of {} faults caught", listed.len());
+    assert!(problems.is_empty(), "{problems:#?}");
+}

@@ -1,0 +1,204 @@
+//! The runner against the reference implementations: the threaded server (`ferry-sync`, via
+//! `ferry_test_support::TestServer`) must pass every server case, and the reference client
+//! library (`ferry_sync::client`, through a small adapter that is this test binary run again,
+//! see [`refclient_entry`]) every client case. Cases that need a configuration get servers
+//! configured for them, so nothing is `unimplemented`.
+//!
+//! Known deviations of the reference implementations are listed in `KNOWN` with the reason;
+//! like Autobahn's expected results, the test fails on any difference, so a fix must also
+//! remove its entry.
+//!
+//! When the `ferry` binary has been built (`target/debug/ferry`), the client cases also run
+//! against it through the adapter command of the README.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use ferry_conformance::{
+    ClientTarget, Report, RunOptions, ServerTarget, Verdict, run_client, run_server,
+};
+use ferry_test_support::TestServer;
+
+/// Cases a reference implementation is known to fail: (case ID, reason).
+const KNOWN: &[(&str, &str)] = &[];
+
+fn opts() -> RunOptions {
+    RunOptions {
+        timeout: Duration::from_secs(10),
+        ..RunOptions::default()
+    }
+}
+
+/// The cases that did not pass, with their details.
+fn not_passed(r: &Report) -> Vec<(String, String)> {
+    r.cases
+        .iter()
+        .filter(|c| !matches!(c.verdict, Verdict::Pass | Verdict::Informational))
+        .map(|c| {
+            (
+                c.id.clone(),
+                format!(
+                    "{} {}",
+                    c.verdict,
+                    ferry_conformance::report::detail_lines(c).join(" / ")
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The cases that did not pass must be exactly the known ones of this kind of run.
+fn check(r: &Report, what: &str) {
+    let bad = not_passed(r);
+    let unexpected: Vec<_> = bad
+        .iter()
+        .filter(|(id, _)| !KNOWN.iter().any(|(k, _)| k == id))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "{what}: cases that did not pass:\n{unexpected:#?}"
+    );
+    let prefix = format!("{}/", r.kind.as_str());
+    let fixed: Vec<_> = KNOWN
+        .iter()
+        .filter(|(k, _)| k.starts_with(&prefix) && !bad.iter().any(|(id, _)| id == k))
+        .collect();
+    assert!(
+        fixed.is_empty(),
+        "{what}: known failures now pass, remove them from KNOWN: {fixed:?}"
+    );
+    println!("{what}: {}", r.summary_line());
+}
+
+#[test]
+fn reference_server_passes_every_server_case() {
+    let main = TestServer::with_config(|c| c.max_connections = 16);
+    let ro = TestServer::with_config(|c| c.read_only = true);
+    ro.write_file("present.txt", b"hello");
+    let size10 = TestServer::with_config(|c| c.max_size = 10);
+    let eager4 = TestServer::with_config(|c| c.max_eager = 4);
+    let timeouts = TestServer::with_config(|c| {
+        c.idle_timeout = Duration::from_secs(1);
+        c.stall_timeout = Duration::from_secs(1);
+    });
+    let target = ServerTarget {
+        addr: main.addr.to_string(),
+        read_only: Some(ro.addr.to_string()),
+        extra: vec![
+            size10.addr.to_string(),
+            eager4.addr.to_string(),
+            timeouts.addr.to_string(),
+        ],
+        max_wait: Duration::from_secs(3),
+        session_limit: Some(16),
+    };
+    let r = run_server(&target, &opts(), &mut |_| {});
+    check(&r, "ferry-sync server");
+    assert_eq!(r.summary.unimplemented, 0);
+    assert!(r.summary.total >= 70, "{}", r.summary.total);
+    // The runner's files all carry its prefixes; nothing else appeared in the folder.
+    let names = main.visible_names();
+    assert!(names.iter().all(|n| n.starts_with("cf")), "{names:?}");
+}
+
+/// The adapter: when run by the conformance runner (FERRY_CONFORM_CLIENT=ref in its
+/// environment), this test performs `FERRY_OP` with the reference client library and exits
+/// 0 on success, 1 on failure. Run normally, it does nothing.
+#[test]
+fn refclient_entry() {
+    if std::env::var_os("FERRY_CONFORM_CLIENT").is_some_and(|v| v == "ref") {
+        let code = refclient();
+        std::process::exit(i32::from(code != ExitCode::SUCCESS));
+    }
+}
+
+fn refclient() -> ExitCode {
+    use ferry_sync::client::{Client, GetOptions, PutOptions, visible};
+    let env = |k: &str| std::env::var(k).unwrap_or_default();
+    let (addr, op, name, dir) = (
+        env("FERRY_ADDR"),
+        env("FERRY_OP"),
+        env("FERRY_NAME"),
+        PathBuf::from(env("FERRY_DIR")),
+    );
+    let result = (|| -> Result<(), Box<dyn std::error::Error>> {
+        let mut c = Client::connect(addr.as_str())?;
+        match op.as_str() {
+            "get" => {
+                let n = ferry_wire::FileName::new(name.as_str())?;
+                c.get_to_path(&n, &dir.join(&name), &GetOptions::default(), &mut |_| {})?;
+            }
+            "put" => {
+                c.put_from_path(&dir.join(&name), None, &PutOptions::default(), &mut |_| {})?;
+            }
+            "dir" => {
+                for e in c.dir()? {
+                    println!("{} {} {}", e.size, e.mtime, visible(e.name.as_str()));
+                }
+            }
+            other => return Err(format!("unknown op {other}").into()),
+        }
+        c.close()?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("refclient: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn self_command(role: &str, entry: &str) -> Vec<String> {
+    let exe = std::env::current_exe().expect("the test binary");
+    vec![
+        "env".into(),
+        format!("FERRY_CONFORM_CLIENT={role}"),
+        exe.to_string_lossy().into_owned(),
+        entry.into(),
+        "--exact".into(),
+        "--nocapture".into(),
+        "--test-threads=1".into(),
+        "-q".into(),
+    ]
+}
+
+#[test]
+fn reference_client_library_passes_every_client_case() {
+    let target = ClientTarget {
+        argv: self_command("ref", "refclient_entry"),
+    };
+    let r = run_client(&target, &opts(), &mut |_| {});
+    check(&r, "ferry-sync client");
+    assert_eq!(r.summary.unimplemented, 0);
+    assert!(r.summary.total >= 40, "{}", r.summary.total);
+}
+
+/// `target/debug/ferry`, if it has been built.
+fn ferry_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    // target/debug/deps/reference-HASH -> target/debug/ferry
+    let p = exe.parent()?.parent()?.join("ferry");
+    Path::new(&p).is_file().then_some(p)
+}
+
+#[test]
+fn ferry_cli_passes_every_client_case_through_the_readme_adapter() {
+    let Some(ferry) = ferry_binary() else {
+        println!("skipped: target/debug/ferry has not been built");
+        return;
+    };
+    let f = ferry.to_string_lossy();
+    let script = format!(
+        "case $FERRY_OP in get) exec '{f}' get \"$FERRY_ADDR\" \"$FERRY_NAME\" -o \"$FERRY_DIR/$FERRY_NAME\";; \
+         put) cd \"$FERRY_DIR\" && exec '{f}' put \"$FERRY_ADDR\" \"$FERRY_NAME\";; \
+         dir) exec '{f}' dir \"$FERRY_ADDR\";; esac"
+    );
+    let target = ClientTarget {
+        argv: vec!["sh".into(), "-c".into(), script],
+    };
+    let r = run_client(&target, &opts(), &mut |_| {});
+    check(&r, "ferry CLI");
+}
