@@ -158,38 +158,16 @@ impl AnyShutdown {
 pub fn serve(
     engine: Impl,
     listener: TcpListener,
-    config: ferry_sync::server::Config,
+    config: ferry_store::ServerConfig,
     shutdown: AnyShutdown,
 ) -> io::Result<()> {
-    let ferry_sync::server::Config {
-        root,
-        read_only,
-        max_size,
-        max_eager,
-        max_connections,
-        idle_timeout,
-        stall_timeout,
-        shutdown_grace,
-    } = config.clone();
-    let async_config = ferry_async::server::Config {
-        root,
-        read_only,
-        max_size,
-        max_eager,
-        max_connections,
-        idle_timeout,
-        stall_timeout,
-        shutdown_grace,
-    };
     match (engine, shutdown) {
         (Impl::Threads, AnyShutdown::Threads(s)) => ferry_sync::server::run(listener, config, s),
-        (Impl::Tokio, AnyShutdown::Async(s)) => {
-            ferry_async::tokio::serve(listener, async_config, s)
-        }
+        (Impl::Tokio, AnyShutdown::Async(s)) => ferry_async::tokio::serve(listener, config, s),
         (Impl::AsyncStd, AnyShutdown::Async(s)) => {
-            ferry_async::async_std::serve(listener, async_config, s)
+            ferry_async::async_std::serve(listener, config, s)
         }
-        (Impl::Smol, AnyShutdown::Async(s)) => ferry_async::smol::serve(listener, async_config, s),
+        (Impl::Smol, AnyShutdown::Async(s)) => ferry_async::smol::serve(listener, config, s),
         _ => Err(io::Error::other("shutdown trigger of another engine")),
     }
 }

@@ -22,6 +22,9 @@
 //! The crate is Linux-first (it uses `renameat2`), with a `link`/`unlink` fallback where the
 //! file system does not support `RENAME_NOREPLACE`.
 
+mod config;
+pub use config::{MAX_TIMEOUT, ServerConfig};
+
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher as _, RandomState};
 use std::io::{self, Write as _};

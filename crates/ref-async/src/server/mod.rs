@@ -23,15 +23,13 @@ mod session;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use event_listener::Event;
 use ferry_store::Root;
-use ferry_wire::limits::{DEFAULT_MAX_EAGER, DEFAULT_MAX_SIZE};
-use ferry_wire::{Code, ErrorReply, Greeting, Limits, Reply};
+use ferry_wire::{Code, ErrorReply, Reply};
 use futures_lite::{AsyncWriteExt as _, FutureExt as _};
 use tracing::Instrument as _;
 
@@ -45,42 +43,8 @@ const FORCE_MARGIN: Duration = Duration::from_secs(1);
 /// How long the refusal of a connection (`err 420 busy`, `err 422`) may take.
 const REFUSE_TIME: Duration = Duration::from_secs(1);
 
-/// Server configuration: the same fields, meanings and defaults as `ferry_sync::server::Config`.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// The served folder; created when missing.
-    pub root: PathBuf,
-    /// Refuse every put with `514 read-only` (SEC-10).
-    pub read_only: bool,
-    /// Largest SIZE accepted in a put (`max-size`).
-    pub max_size: u64,
-    /// Largest SIZE of an eager (`now`) put (`max-eager`); 0 disables eager puts.
-    pub max_eager: u64,
-    /// Most concurrent sessions; more connections get `err 420 busy` (CONN-3).
-    pub max_connections: usize,
-    /// Idle timeout between requests (TIME-1). Announced in whole seconds, at least 1.
-    pub idle_timeout: Duration,
-    /// Stall timeout inside a request, payload or reply (TIME-2). Announced in whole seconds,
-    /// at least 1.
-    pub stall_timeout: Duration,
-    /// How long requests in flight may go on after a shutdown was triggered (CLOSE-8).
-    pub shutdown_grace: Duration,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            root: PathBuf::from("ferry-files"),
-            read_only: false,
-            max_size: DEFAULT_MAX_SIZE,
-            max_eager: DEFAULT_MAX_EAGER,
-            max_connections: 256,
-            idle_timeout: Duration::from_secs(300),
-            stall_timeout: Duration::from_secs(60),
-            shutdown_grace: Duration::from_secs(10),
-        }
-    }
-}
+/// Server configuration (shared with every ferry server implementation).
+pub use ferry_store::ServerConfig as Config;
 
 /// Asks a running server to stop. Cloneable; every clone triggers the same shutdown. It may
 /// be triggered from any thread (a signal handler thread, a test), with or without a runtime.
@@ -260,16 +224,8 @@ pub async fn run<R: Runtime>(
     };
     let local = listener.local_addr()?;
     let listener = rt.listener(listener)?;
-    // HELLO-5: never time out sooner than announced, and announce at least 1 s.
-    let idle = config.idle_timeout.max(Duration::from_secs(1));
-    let stall = config.stall_timeout.max(Duration::from_secs(1));
-    let limits = Limits {
-        max_size: config.max_size,
-        max_eager: config.max_eager,
-        idle: idle.as_secs(),
-        stall: stall.as_secs(),
-        ..Limits::default()
-    };
+    // HELLO-7: never time out sooner than announced, and announce at least 1 s.
+    let (idle, stall) = (config.idle(), config.stall());
     let shared = Arc::new(Shared {
         rt: rt.clone(),
         root,
@@ -279,8 +235,8 @@ pub async fn run<R: Runtime>(
         max_connections: config.max_connections,
         idle,
         stall,
-        grace: config.shutdown_grace,
-        greeting: Greeting::new(limits).to_bytes(),
+        grace: config.grace(),
+        greeting: config.greeting().to_bytes(),
         shutdown: shutdown.clone(),
         sessions: AtomicUsize::new(0),
         tasks: AtomicUsize::new(0),

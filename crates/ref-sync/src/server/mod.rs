@@ -23,15 +23,13 @@ use std::io::{self, Write as _};
 use std::net::{
     IpAddr, Ipv4Addr, Ipv6Addr, Shutdown as NetShutdown, SocketAddr, TcpListener, TcpStream,
 };
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use ferry_store::Root;
-use ferry_wire::limits::{DEFAULT_MAX_EAGER, DEFAULT_MAX_SIZE};
-use ferry_wire::{Code, ErrorReply, Greeting, Limits, Reply};
+use ferry_wire::{Code, ErrorReply, Reply};
 
 /// Stack size of a session thread. A session keeps its buffers on the heap; its deepest stack
 /// is the request decoder plus a `tracing` event, far below this.
@@ -41,46 +39,8 @@ const SESSION_STACK: usize = 256 * 1024;
 /// slices of [`conn::SLICE`]) before their sockets are shut down from outside.
 const FORCE_MARGIN: Duration = Duration::from_secs(1);
 
-/// The longest timeout or grace the server applies (a year); longer configured values are cut
-/// to it.
-const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
-
-/// Server configuration.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// The served folder; created when missing.
-    pub root: PathBuf,
-    /// Refuse every put with `514 read-only` (SEC-10).
-    pub read_only: bool,
-    /// Largest SIZE accepted in a put (`max-size`).
-    pub max_size: u64,
-    /// Largest SIZE of an eager (`now`) put (`max-eager`); 0 disables eager puts.
-    pub max_eager: u64,
-    /// Most concurrent sessions; more connections get `err 420 busy` (CONN-3).
-    pub max_connections: usize,
-    /// Idle timeout between requests (TIME-1). Announced in whole seconds, at least 1.
-    pub idle_timeout: Duration,
-    /// Stall timeout inside a request, payload or reply (TIME-2). Announced in whole seconds,
-    /// at least 1.
-    pub stall_timeout: Duration,
-    /// How long requests in flight may go on after a shutdown was triggered (CLOSE-8).
-    pub shutdown_grace: Duration,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            root: PathBuf::from("ferry-files"),
-            read_only: false,
-            max_size: DEFAULT_MAX_SIZE,
-            max_eager: DEFAULT_MAX_EAGER,
-            max_connections: 256,
-            idle_timeout: Duration::from_secs(300),
-            stall_timeout: Duration::from_secs(60),
-            shutdown_grace: Duration::from_secs(10),
-        }
-    }
-}
+/// Server configuration (shared with every ferry server implementation).
+pub use ferry_store::ServerConfig as Config;
 
 /// Asks a running server to stop. Cloneable; every clone triggers the same shutdown.
 #[derive(Debug, Clone, Default)]
@@ -206,21 +166,9 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> io::Res
     let root = Root::open(&config.root)?;
     listener.set_nonblocking(false)?;
     let local = listener.local_addr()?;
-    // HELLO-5: never time out sooner than announced, and announce at least 1 s.
-    // Bounded above so that deadline arithmetic (`Instant + Duration`) cannot overflow.
-    let idle = config
-        .idle_timeout
-        .clamp(Duration::from_secs(1), MAX_TIMEOUT);
-    let stall = config
-        .stall_timeout
-        .clamp(Duration::from_secs(1), MAX_TIMEOUT);
-    let limits = Limits {
-        max_size: config.max_size,
-        max_eager: config.max_eager,
-        idle: idle.as_secs(),
-        stall: stall.as_secs(),
-        ..Limits::default()
-    };
+    // HELLO-7: never time out sooner than announced, and announce at least 1 s; bounded
+    // above so that deadline arithmetic cannot overflow.
+    let (idle, stall) = (config.idle(), config.stall());
     let shared = Arc::new(Shared {
         root,
         read_only: config.read_only,
@@ -229,8 +177,8 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> io::Res
         max_connections: config.max_connections,
         idle,
         stall,
-        grace: config.shutdown_grace.min(MAX_TIMEOUT),
-        greeting: Greeting::new(limits).to_bytes(),
+        grace: config.grace(),
+        greeting: config.greeting().to_bytes(),
         shutdown: shutdown.clone(),
         sessions: Mutex::new(Sessions::default()),
         sessions_cv: Condvar::new(),

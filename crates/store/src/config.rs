@@ -1,0 +1,105 @@
+//! [`ServerConfig`]: the settings of a ferry server, shared by every implementation so that
+//! they announce and enforce the same limits from the same values.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ferry_wire::limits::{
+    DEFAULT_IDLE_SECS, DEFAULT_MAX_EAGER, DEFAULT_MAX_SIZE, DEFAULT_STALL_SECS,
+};
+use ferry_wire::{Greeting, Limits};
+
+/// The longest timeout or grace a server applies (a year): longer configured values are cut
+/// to it, so that deadline arithmetic (`Instant + Duration`) cannot overflow.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Server configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// The served folder; created when missing.
+    pub root: PathBuf,
+    /// Refuse every put with `514 read-only` (SEC-10).
+    pub read_only: bool,
+    /// Largest SIZE accepted in a put (`max-size`).
+    pub max_size: u64,
+    /// Largest SIZE of an eager (`now`) put (`max-eager`); 0 disables eager puts.
+    pub max_eager: u64,
+    /// Most concurrent sessions; more connections get `err 420 busy` (CONN-3).
+    pub max_connections: usize,
+    /// Idle timeout between requests (TIME-1). Announced in whole seconds, at least 1.
+    pub idle_timeout: Duration,
+    /// Stall timeout inside a request, payload or reply (TIME-2). Announced in whole seconds,
+    /// at least 1.
+    pub stall_timeout: Duration,
+    /// How long requests in flight may go on after a shutdown was triggered (CLOSE-8).
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            root: PathBuf::from("ferry-files"),
+            read_only: false,
+            max_size: DEFAULT_MAX_SIZE,
+            max_eager: DEFAULT_MAX_EAGER,
+            max_connections: 256,
+            idle_timeout: Duration::from_secs(DEFAULT_IDLE_SECS),
+            stall_timeout: Duration::from_secs(DEFAULT_STALL_SECS),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The idle timeout the server applies: at least 1 s (the greeting announces whole
+    /// seconds, at least 1, and a server never times out sooner than announced: HELLO-7),
+    /// at most [`MAX_TIMEOUT`].
+    pub fn idle(&self) -> Duration {
+        self.idle_timeout.clamp(Duration::from_secs(1), MAX_TIMEOUT)
+    }
+
+    /// The stall timeout the server applies, bounded like [`ServerConfig::idle`].
+    pub fn stall(&self) -> Duration {
+        self.stall_timeout
+            .clamp(Duration::from_secs(1), MAX_TIMEOUT)
+    }
+
+    /// The shutdown grace the server applies, at most [`MAX_TIMEOUT`].
+    pub fn grace(&self) -> Duration {
+        self.shutdown_grace.min(MAX_TIMEOUT)
+    }
+
+    /// The greeting that announces these settings (HELLO-2, HELLO-5, HELLO-7).
+    pub fn greeting(&self) -> Greeting {
+        Greeting::new(Limits {
+            max_size: self.max_size,
+            max_eager: self.max_eager,
+            idle: self.idle().as_secs(),
+            stall: self.stall().as_secs(),
+            ..Limits::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_are_announced_as_applied() {
+        let c = ServerConfig {
+            idle_timeout: Duration::from_millis(10),
+            stall_timeout: Duration::MAX,
+            ..ServerConfig::default()
+        };
+        assert_eq!(c.idle(), Duration::from_secs(1));
+        assert_eq!(c.stall(), MAX_TIMEOUT);
+        let l = *c.greeting().limits();
+        assert_eq!((l.idle, l.stall), (1, MAX_TIMEOUT.as_secs()));
+        assert_eq!(c.greeting().check(), Ok(()));
+        assert_eq!(
+            ServerConfig::default().greeting(),
+            Greeting::new(Limits::default())
+        );
+    }
+}
