@@ -40,6 +40,13 @@ pub fn run(args: ServeArgs, engine: Impl) -> u8 {
         );
         return exit::LOCAL_IO;
     }
+    // Open (and so lock and clean, SEC-8, SEC-9) the folder before announcing the address: a
+    // script that reads `listening on` must find a server that will serve, not one that is
+    // about to fail because another server holds the folder. The engine opens it again.
+    if let Err(e) = ferry_store::Root::open(&config.root) {
+        eprintln!("ferry: cannot serve the folder: {e}");
+        return exit::LOCAL_IO;
+    }
     let listener = match TcpListener::bind(args.listen.target()) {
         Ok(l) => l,
         Err(e) => {

@@ -1,17 +1,21 @@
 //! Shared helpers for ferry's tests.
 //!
-//! - [`TestServer`]: a `ferry_sync::server` on 127.0.0.1:0 serving a temporary folder, in a
-//!   thread; dropping it triggers the shutdown and joins the thread, so no test leaves a
-//!   thread, a socket or a folder behind.
+//! - [`TestServer`]: a ferry server on 127.0.0.1:0 serving a temporary folder, in a thread;
+//!   dropping it triggers the shutdown and joins the thread, so no test leaves a thread, a
+//!   socket or a folder behind. By default the threaded server (`ferry_sync::server`); with
+//!   the `async` feature, [`TestServer::start_impl`] also starts `ferry-async` on tokio,
+//!   async-std or smol ([`Impl`]).
 //! - [`RawSession`]: a client socket for byte-level scripts, every read under a timeout (a
 //!   broken server makes the test fail, never hang), with helpers that decode replies and
 //!   payloads with `ferry-wire`.
-//! - [`replay()`]: plays a `spec/examples` transcript against a [`TestServer`].
+//! - [`replay()`]: plays a `spec/examples` transcript against a [`TestServer`];
+//!   [`replay_on`] against any [`Impl`], [`replay_at`] against any server address.
 //!
 //! Set `FERRY_TEST_LOG` (an `EnvFilter` directive such as `debug`) to see the server's logs.
 
 mod replay;
 
+use std::fmt;
 use std::fs;
 use std::io::{self, Read as _, Write as _};
 use std::net::{Shutdown as NetShutdown, SocketAddr, TcpListener, TcpStream};
@@ -26,7 +30,7 @@ use ferry_wire::{
 };
 
 pub use ferry_transcript::Transcript;
-pub use replay::{ReplayError, replay, replay_examples};
+pub use replay::{ReplayError, replay, replay_at, replay_examples, replay_examples_on, replay_on};
 
 /// Name of the staging area inside a served folder.
 pub const STAGING: &str = ".ferry-staging";
@@ -44,6 +48,129 @@ pub fn init_logging() {
     }
 }
 
+/// Longest a [`TestServer`] may take to stop once its shutdown was triggered (its 2 s grace,
+/// the 1 s forced end and a margin); a server that takes longer fails the test instead of
+/// hanging it (its thread is then left behind).
+pub const STOP_LIMIT: Duration = Duration::from_secs(20);
+
+/// A server implementation: the threaded one (`ferry-sync`) or `ferry-async` on one of its
+/// runtimes. The async ones need this crate's `async` feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Impl {
+    /// `ferry_sync::server::run`: a thread per connection.
+    Threads,
+    /// `ferry_async::async_std::serve`.
+    AsyncStd,
+    /// `ferry_async::tokio::serve` (multi-thread runtime).
+    Tokio,
+    /// `ferry_async::smol::serve`.
+    Smol,
+}
+
+impl Impl {
+    /// Every implementation, the threaded one first.
+    pub const ALL: [Impl; 4] = [Impl::Threads, Impl::AsyncStd, Impl::Tokio, Impl::Smol];
+    /// The `ferry-async` runtimes.
+    pub const ASYNC: [Impl; 3] = [Impl::AsyncStd, Impl::Tokio, Impl::Smol];
+
+    /// A short name: `threads`, `async-std`, `tokio`, `smol`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Impl::Threads => "threads",
+            Impl::AsyncStd => "async-std",
+            Impl::Tokio => "tokio",
+            Impl::Smol => "smol",
+        }
+    }
+
+    /// Whether this build can start it (the async ones need the `async` feature).
+    pub fn is_available(self) -> bool {
+        self == Impl::Threads || cfg!(feature = "async")
+    }
+}
+
+impl fmt::Display for Impl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// Starts the server of `imp` in a thread of its own. The returned thread ends when `run`
+/// (or `serve`) returns; for the async servers a second thread passes the trigger of
+/// `shutdown` on to the async server's own shutdown handle, and ends with it.
+fn spawn_server(
+    imp: Impl,
+    listener: TcpListener,
+    config: Config,
+    shutdown: &Shutdown,
+) -> (JoinHandle<io::Result<()>>, Option<JoinHandle<()>>) {
+    let builder = std::thread::Builder::new().name(format!("ferry-test-{imp}"));
+    match imp {
+        Impl::Threads => {
+            let shutdown = shutdown.clone();
+            let t = builder
+                .spawn(move || ferry_sync::server::run(listener, config, shutdown))
+                .expect("spawn the server thread");
+            (t, None)
+        }
+        #[cfg(feature = "async")]
+        Impl::AsyncStd | Impl::Tokio | Impl::Smol => {
+            use ferry_async::server::{Config as AsyncConfig, Shutdown as AsyncShutdown};
+            let config = AsyncConfig {
+                root: config.root,
+                read_only: config.read_only,
+                max_size: config.max_size,
+                max_eager: config.max_eager,
+                max_connections: config.max_connections,
+                idle_timeout: config.idle_timeout,
+                stall_timeout: config.stall_timeout,
+                shutdown_grace: config.shutdown_grace,
+            };
+            let inner = AsyncShutdown::new();
+            let t = builder
+                .spawn({
+                    let inner = inner.clone();
+                    move || match imp {
+                        Impl::AsyncStd => ferry_async::async_std::serve(listener, config, inner),
+                        Impl::Tokio => ferry_async::tokio::serve(listener, config, inner),
+                        _ => ferry_async::smol::serve(listener, config, inner),
+                    }
+                })
+                .expect("spawn the server thread");
+            // `ferry_sync`'s Shutdown offers no blocking wait: look at it every 5 ms.
+            let outer = shutdown.clone();
+            let bridge = std::thread::Builder::new()
+                .name("ferry-test-shutdown".into())
+                .spawn(move || {
+                    while !outer.is_triggered() {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    inner.trigger();
+                })
+                .expect("spawn the shutdown bridge");
+            (t, Some(bridge))
+        }
+        #[cfg(not(feature = "async"))]
+        _ => panic!("{imp}: enable ferry-test-support's `async` feature to start async servers"),
+    }
+}
+
+/// Waits (at most [`STOP_LIMIT`]) for a server thread to end; its result, or an error if it
+/// took too long (the thread is left behind, and the test fails rather than hangs).
+fn join_within(t: JoinHandle<io::Result<()>>) -> io::Result<()> {
+    let deadline = Instant::now() + STOP_LIMIT;
+    while !t.is_finished() {
+        if Instant::now() >= deadline {
+            return Err(io::Error::other(format!(
+                "the server did not stop within {STOP_LIMIT:?}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    t.join()
+        .unwrap_or_else(|_| Err(io::Error::other("the server thread panicked")))
+}
+
 /// A ferry server on 127.0.0.1:0 serving a temporary folder, stopped and joined on drop.
 #[derive(Debug)]
 pub struct TestServer {
@@ -51,19 +178,36 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// The served folder (a fresh temporary folder unless the config named another).
     pub root: PathBuf,
+    /// Which implementation runs.
+    pub imp: Impl,
     shutdown: Shutdown,
     thread: Option<JoinHandle<io::Result<()>>>,
+    bridge: Option<JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
 
 impl TestServer {
-    /// A server with the default configuration (but a 2 s shutdown grace).
+    /// A threaded server with the default configuration (but a 2 s shutdown grace).
     pub fn start() -> Self {
         Self::with_config(|_| {})
     }
 
-    /// A server whose configuration `f` adjusts; `config.root` starts as a temporary folder.
+    /// A threaded server whose configuration `f` adjusts; `config.root` starts as a temporary
+    /// folder.
     pub fn with_config(f: impl FnOnce(&mut Config)) -> Self {
+        Self::with_impl_config(Impl::Threads, f)
+    }
+
+    /// A server of implementation `imp` with the default configuration (but a 2 s shutdown
+    /// grace).
+    pub fn start_impl(imp: Impl) -> Self {
+        Self::with_impl_config(imp, |_| {})
+    }
+
+    /// A server of implementation `imp` whose configuration `f` adjusts (`ferry_sync`'s
+    /// [`Config`]; `ferry-async`'s has the same fields and gets the same values);
+    /// `config.root` starts as a temporary folder.
+    pub fn with_impl_config(imp: Impl, f: impl FnOnce(&mut Config)) -> Self {
         init_logging();
         let dir = tempfile::tempdir().expect("create a temporary folder");
         let mut config = Config {
@@ -76,18 +220,14 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let shutdown = Shutdown::new();
-        let thread = std::thread::Builder::new()
-            .name("ferry-test-server".into())
-            .spawn({
-                let shutdown = shutdown.clone();
-                move || ferry_sync::server::run(listener, config, shutdown)
-            })
-            .expect("spawn the server thread");
+        let (thread, bridge) = spawn_server(imp, listener, config, &shutdown);
         let server = Self {
             addr,
             root,
+            imp,
             shutdown,
             thread: Some(thread),
+            bridge,
             _dir: dir,
         };
         // Ready once the served folder is open (its staging area exists).
@@ -106,25 +246,34 @@ impl TestServer {
         server
     }
 
-    /// The shutdown handle (trigger it to test shutdown behaviour).
+    /// The shutdown handle (trigger it to test shutdown behaviour). For an async server,
+    /// the trigger reaches it within a few milliseconds.
     pub fn shutdown_handle(&self) -> &Shutdown {
         &self.shutdown
     }
 
-    /// Triggers the shutdown and waits for `run` to return; returns its result.
+    /// Triggers the shutdown and waits (at most [`STOP_LIMIT`]) for the server to stop;
+    /// returns its result.
     pub fn stop(mut self) -> io::Result<()> {
+        self.stop_and_join()
+    }
+
+    fn stop_and_join(&mut self) -> io::Result<()> {
         self.shutdown.trigger();
-        match self.thread.take() {
-            Some(t) => t.join().expect("the server thread panicked"),
+        let result = match self.thread.take() {
+            Some(t) => join_within(t),
             None => Ok(()),
+        };
+        if let Some(b) = self.bridge.take() {
+            let _ = b.join();
         }
+        result
     }
 
     /// Whether `run` has returned.
     pub fn is_finished(&self) -> bool {
         self.thread.as_ref().is_none_or(JoinHandle::is_finished)
     }
-
     /// Writes a file into the served folder directly.
     pub fn write_file(&self, name: &str, data: &[u8]) {
         fs::write(self.root.join(name), data).expect("write a file into the served folder");
@@ -190,15 +339,10 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        self.shutdown.trigger();
-        if let Some(t) = self.thread.take() {
-            let result = t.join();
+        let result = self.stop_and_join();
+        if let Err(e) = result {
             if !std::thread::panicking() {
-                match result {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => panic!("the server failed: {e}"),
-                    Err(_) => panic!("the server thread panicked"),
-                }
+                panic!("the {} server failed: {e}", self.imp);
             }
         }
     }

@@ -1,20 +1,25 @@
-//! Replays a `spec/examples` transcript against a [`TestServer`] over a real socket.
+//! Replays a `spec/examples` transcript against a [`TestServer`] (of any [`Impl`]), or
+//! against any server address, over a real socket.
 //!
 //! The client steps are sent as written. Before each client step (and at the end) the octets
 //! the server sent so far are compared with the transcript's server steps up to that point.
 //! The comparison is by message, as the examples' README asks: lines octet for octet, and a
-//! payload by its file octets and trailer, whatever the chunk boundaries.
+//! payload by its file octets and trailer, whatever the chunk boundaries. The one field
+//! masked is a MTIME (in `ok get` and in `dir` entries) that is not the MTIME of any `@file`
+//! fixture: such a time belongs to a file created during the session, whose MTIME is the
+//! time of its commit and cannot be written down in advance (protocol.md 6.4, notes).
 
+use std::collections::HashSet;
 use std::fmt;
 use std::io::{self, Read as _, Write as _};
-use std::net::{Shutdown as NetShutdown, TcpStream};
+use std::net::{Shutdown as NetShutdown, SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ferry_transcript::{Action, Side, Transcript};
 use ferry_wire::decode_entry;
 
-use crate::{TestServer, lossy};
+use crate::{Impl, TestServer, lossy};
 
 /// Why a replay failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +90,54 @@ fn parse_items(bytes: &[u8]) -> Result<(Vec<Item>, usize), String> {
     Ok((items, pos))
 }
 
+/// Whether `field` has the shape of an `mtime` (`YYYY-MM-DDTHH:MM:SSZ`).
+fn is_mtime(field: &str) -> bool {
+    let b = field.as_bytes();
+    b.len() == 20
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            4 | 7 => c == b'-',
+            10 => c == b'T',
+            13 | 16 => c == b':',
+            19 => c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+/// Replaces the MTIME of `ok get SIZE MTIME` lines and of `SIZE MTIME NAME` entry lines with
+/// `MTIME` when it is not one of `fixed` (the `@file` times): it is then the commit time of
+/// a file created during the session.
+fn mask_items(items: &[Item], fixed: &HashSet<String>) -> Vec<Item> {
+    let mask = |line: &str| -> String {
+        let body = line.trim_end_matches('\n');
+        let fields: Vec<&str> = body.split(' ').collect();
+        let at = if body.starts_with("ok get ") && fields.len() == 4 {
+            3
+        } else if fields.len() >= 3
+            && !fields[0].is_empty()
+            && fields[0].bytes().all(|c| c.is_ascii_digit())
+        {
+            1
+        } else {
+            return line.to_owned();
+        };
+        if !is_mtime(fields[at]) || fixed.contains(fields[at]) {
+            return line.to_owned();
+        }
+        let mut out: Vec<&str> = fields.clone();
+        out[at] = "MTIME";
+        let mut s = out.join(" ");
+        s.push_str(&line[body.len()..]);
+        s
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            Item::Line(l) => Item::Line(mask(l)),
+            other => other.clone(),
+        })
+        .collect()
+}
+
 fn describe(items: &[Item]) -> String {
     let mut out = String::new();
     for item in items {
@@ -105,6 +158,8 @@ struct Player {
     stream: TcpStream,
     received: Vec<u8>,
     eof: bool,
+    /// The `@file` MTIMEs (see [`mask_items`]).
+    fixed: HashSet<String>,
 }
 
 impl Player {
@@ -137,9 +192,11 @@ impl Player {
     /// Waits until the server has sent as many messages as `expected` holds, then compares.
     fn sync(&mut self, expected: &[u8], line_no: usize) -> Result<(), String> {
         let (want, _) = parse_items(expected).map_err(|e| format!("transcript: {e}"))?;
+        let want = mask_items(&want, &self.fixed);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let (got, _) = parse_items(&self.received)?;
+            let got = mask_items(&got, &self.fixed);
             let n = got.len().min(want.len());
             if got[..n] != want[..n] {
                 return Err(format!(
@@ -163,10 +220,17 @@ impl Player {
     }
 }
 
-/// Replays one transcript against a fresh [`TestServer`] configured by its `@server`
-/// options. Illustrative transcripts (`busy`, `fault=…`) cannot be forced on a server and are
-/// refused with an error; check [`Transcript::is_illustrative`] first.
+/// Replays one transcript against a fresh threaded [`TestServer`] configured by its
+/// `@server` options ([`replay_on`] with [`Impl::Threads`]). Illustrative transcripts
+/// (`busy`, `fault=…`) cannot be forced on a server and are refused with an error; check
+/// [`Transcript::is_illustrative`] first.
 pub fn replay(t: &Transcript) -> Result<(), ReplayError> {
+    replay_on(Impl::Threads, t)
+}
+
+/// Replays one transcript against a fresh [`TestServer`] of implementation `imp`, configured
+/// by its `@server` options and holding its `@file` fixtures; stops the server afterwards.
+pub fn replay_on(imp: Impl, t: &Transcript) -> Result<(), ReplayError> {
     let fail = |message: String| ReplayError {
         transcript: t.path.display().to_string(),
         message,
@@ -175,7 +239,7 @@ pub fn replay(t: &Transcript) -> Result<(), ReplayError> {
         return Err(fail("illustrative transcript: not replayable".into()));
     }
     let mut bad_option = None;
-    let server = TestServer::with_config(|c| {
+    let server = TestServer::with_impl_config(imp, |c| {
         for option in &t.server {
             match option.split_once('=') {
                 None if option == "read-only" => c.read_only = true,
@@ -205,12 +269,28 @@ pub fn replay(t: &Transcript) -> Result<(), ReplayError> {
             .ok_or_else(|| fail(format!("@file mtime {:?} out of range", f.mtime)))?;
         server.write_file_with_mtime(&f.name, &f.content, mtime);
     }
+    let result = replay_at(t, server.addr);
+    let stopped = server
+        .stop()
+        .map_err(|e| fail(format!("{imp} server: {e}")));
+    result.and(stopped)
+}
 
-    let stream = TcpStream::connect(server.addr).map_err(|e| fail(format!("connect: {e}")))?;
+/// Replays one transcript against the server listening at `addr`, which the caller has
+/// configured by the transcript's `@server` options and given its `@file` fixtures (with
+/// their MTIMEs). One connection; the server is not stopped.
+pub fn replay_at(t: &Transcript, addr: SocketAddr) -> Result<(), ReplayError> {
+    let fail = |message: String| ReplayError {
+        transcript: t.path.display().to_string(),
+        message,
+    };
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+        .map_err(|e| fail(format!("connect: {e}")))?;
     let mut player = Player {
         stream,
         received: Vec::new(),
         eof: false,
+        fixed: t.files.iter().map(|f| f.mtime.clone()).collect(),
     };
     let mut expected = Vec::new();
     let mut server_closes = false;
@@ -245,6 +325,10 @@ pub fn replay(t: &Transcript) -> Result<(), ReplayError> {
         }
         let (got, used) = parse_items(&player.received).map_err(fail)?;
         let (want, _) = parse_items(&expected).map_err(fail)?;
+        let (got, want) = (
+            mask_items(&got, &player.fixed),
+            mask_items(&want, &player.fixed),
+        );
         if got != want {
             return Err(fail(format!(
                 "at the close: server sent{}\nexpected{}",
@@ -259,13 +343,18 @@ pub fn replay(t: &Transcript) -> Result<(), ReplayError> {
             )));
         }
     }
-    drop(player);
-    server.stop().map_err(|e| fail(format!("server: {e}")))?;
     Ok(())
 }
 
-/// Replays every replayable transcript of `dir`; returns how many ran and the failures.
+/// Replays every replayable transcript of `dir` against threaded servers; returns how many
+/// ran and the failures.
 pub fn replay_examples(dir: &Path) -> (usize, Vec<ReplayError>) {
+    replay_examples_on(Impl::Threads, dir)
+}
+
+/// Replays every replayable transcript of `dir` against servers of implementation `imp`
+/// (a fresh one per transcript); returns how many ran and the failures.
+pub fn replay_examples_on(imp: Impl, dir: &Path) -> (usize, Vec<ReplayError>) {
     let transcripts = match Transcript::read_dir(dir) {
         Ok(t) => t,
         Err(e) => {
@@ -282,7 +371,7 @@ pub fn replay_examples(dir: &Path) -> (usize, Vec<ReplayError>) {
     let mut failures = Vec::new();
     for t in transcripts.iter().filter(|t| !t.is_illustrative()) {
         ran += 1;
-        if let Err(e) = replay(t) {
+        if let Err(e) = replay_on(imp, t) {
             failures.push(e);
         }
     }

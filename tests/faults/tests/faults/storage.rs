@@ -1,0 +1,138 @@
+//! Priority 5: storage faults. A file truncated on the server while it is downloaded.
+
+use std::time::Duration;
+
+use ferry_fault_tests::{Impl, TestServer, client_options, random_bytes};
+use ferry_sync::client::{Client, ClientError, GetOptions};
+use ferry_test_support::file_name;
+
+/// The served file shrinks to 1000 octets when the client sees its first progress: the
+/// server ends the payload with `abort 430` (GET-9), the client reports `Refused(430)`,
+/// writes no destination, and the session goes on.
+fn truncated_during_download(imp: Impl) {
+    let server = TestServer::with_impl_config(imp, |c| c.stall_timeout = Duration::from_secs(2));
+    let data = random_bytes(9, 24 << 20);
+    server.write_file("shrinks.bin", &data);
+    let path = server.root.join("shrinks.bin");
+    let local = tempfile::tempdir().expect("tempdir");
+    let dest = local.path().join("shrinks.bin");
+    let mut c = Client::connect_with(server.addr, &client_options()).expect("connect");
+    let mut done = false;
+    let r = c.get_to_path(
+        &file_name("shrinks.bin"),
+        &dest,
+        &GetOptions::default(),
+        &mut |_| {
+            if !done {
+                done = true;
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .expect("open");
+                f.set_len(1000).expect("truncate");
+            }
+        },
+    );
+    match &r {
+        Err(ClientError::Refused(e)) if e.code.get() == 430 => {}
+        other => panic!("{imp}: expected abort 430, got {other:?}"),
+    }
+    assert!(
+        !dest.exists(),
+        "{imp}: destination written from a shrinking file"
+    );
+    c.dir()
+        .unwrap_or_else(|e| panic!("{imp}: session unusable after abort 430: {e}"));
+    println!("STORAGE|{imp}|truncated-during-get|Refused(430), session kept");
+}
+
+#[test]
+fn truncated_threads() {
+    truncated_during_download(Impl::Threads);
+}
+#[test]
+fn truncated_async_std() {
+    truncated_during_download(Impl::AsyncStd);
+}
+#[test]
+fn truncated_tokio() {
+    truncated_during_download(Impl::Tokio);
+}
+#[test]
+fn truncated_smol() {
+    truncated_during_download(Impl::Smol);
+}
+
+/// The served folder's file system is remounted read-only under a running server: every put
+/// (flow `wait` and `now`) gets `err 431` or `err 514`, the session goes on, gets still
+/// work, and the folder is unchanged. Needs permission to mount a tmpfs (skipped without).
+fn read_only_root(imp: Impl) {
+    let Some(fs) = ferry_test_support::TinyTmpfs::mount("8m") else {
+        // CI has these capabilities (root, tmpfs, the ferry binary): never skip there.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "SKIPPED: cannot mount a tmpfs"
+        );
+        eprintln!("SKIPPED: cannot mount a tmpfs");
+        return;
+    };
+    let root = fs.path.join("served");
+    let server = TestServer::with_impl_config(imp, |c| c.root = root.clone());
+    server.write_file("keep.txt", b"keep");
+    let remount = |opt: &str| {
+        std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{opt}")])
+            .arg(&fs.path)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    assert!(remount("ro"), "remount read-only");
+    let before = ferry_fault_tests::names_in(&root);
+    let mut s = server.session();
+    let mut codes = Vec::new();
+    for (i, flow) in ["wait", "now"].into_iter().enumerate() {
+        let name = format!("new-{i}.bin");
+        let data = random_bytes(i as u64 + 1, 4000);
+        let reply = match flow {
+            "wait" => s.put_wait(&name, ferry_wire::PutMode::New, &data),
+            _ => s.put_now(&name, ferry_wire::PutMode::New, &data),
+        };
+        match reply {
+            ferry_wire::Reply::Err(e) if matches!(e.code.get(), 431 | 514) => {
+                codes.push(e.code.get())
+            }
+            other => {
+                remount("rw");
+                panic!("{imp}: put {flow} on a read-only root: {other:?}")
+            }
+        }
+    }
+    let (got, _) = s.get("keep.txt").expect("get still works");
+    assert_eq!(got, b"keep");
+    let after = ferry_fault_tests::names_in(&root);
+    assert!(remount("rw"), "remount read-write");
+    assert_eq!(before, after, "{imp}: the read-only folder changed");
+    assert!(server.staging_is_empty(), "{imp}: staging debris");
+    drop(s);
+    drop(server);
+    println!(
+        "STORAGE|{imp}|read-only-root|put wait/now → {codes:?}, session kept, folder unchanged"
+    );
+}
+
+#[test]
+fn read_only_root_threads() {
+    read_only_root(Impl::Threads);
+}
+#[test]
+fn read_only_root_async_std() {
+    read_only_root(Impl::AsyncStd);
+}
+#[test]
+fn read_only_root_tokio() {
+    read_only_root(Impl::Tokio);
+}
+#[test]
+fn read_only_root_smol() {
+    read_only_root(Impl::Smol);
+}
