@@ -29,19 +29,25 @@ fn timed_out(s: &mut RawSession, since: Instant, limit: Duration, what: &str) {
     s.expect_closed();
 }
 
+// Each measurement starts before the client's last action, so that it cannot start after
+// the server's own clock did: a lower bound that holds however the octets are delayed.
+
 fn idle(server: &TestServer) {
+    let start = Instant::now();
     let mut s = server.session();
-    timed_out(&mut s, Instant::now(), IDLE, "idle");
+    timed_out(&mut s, start, IDLE, "idle");
 }
 
 fn idle_restarts_after_each_request(server: &TestServer) {
     let mut s = server.session();
+    let mut start = Instant::now();
     for _ in 0..4 {
         std::thread::sleep(IDLE / 2);
+        start = Instant::now();
         s.send(b"dir\n");
         assert!(matches!(s.read_reply(), Reply::DirOk { .. }));
     }
-    timed_out(&mut s, Instant::now(), IDLE, "idle after requests");
+    timed_out(&mut s, start, IDLE, "idle after requests");
 }
 
 fn request_line_stall(server: &TestServer) {
@@ -60,8 +66,9 @@ fn upload_stall(server: &TestServer) {
     let mut s = server.session();
     s.send(b"put 10 new wait stalled\n");
     assert_eq!(s.read_reply(), Reply::Go);
+    let start = Instant::now();
     s.send(b"data 10\nhello");
-    timed_out(&mut s, Instant::now(), STALL, "upload");
+    timed_out(&mut s, start, STALL, "upload");
     assert!(
         server.read_file("stalled").is_none(),
         "a stalled upload is visible"
