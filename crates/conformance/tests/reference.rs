@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use ferry_conformance::{
-    ClientTarget, Report, RunOptions, ServerTarget, Verdict, run_client, run_server,
-};
+use ferry_conformance::{ClientTarget, RunOptions, ServerTarget, run_client, run_server};
 use ferry_test_support::TestServer;
+
+mod common;
 
 /// Cases a reference implementation is known to fail: (case ID, reason).
 const KNOWN: &[(&str, &str)] = &[];
@@ -28,47 +28,6 @@ fn opts() -> RunOptions {
         timeout: Duration::from_secs(10),
         ..RunOptions::default()
     }
-}
-
-/// The cases that did not pass, with their details.
-fn not_passed(r: &Report) -> Vec<(String, String)> {
-    r.cases
-        .iter()
-        .filter(|c| !matches!(c.verdict, Verdict::Pass | Verdict::Informational))
-        .map(|c| {
-            (
-                c.id.clone(),
-                format!(
-                    "{} {}",
-                    c.verdict,
-                    ferry_conformance::report::detail_lines(c).join(" / ")
-                ),
-            )
-        })
-        .collect()
-}
-
-/// The cases that did not pass must be exactly the known ones of this kind of run.
-fn check(r: &Report, what: &str) {
-    let bad = not_passed(r);
-    let unexpected: Vec<_> = bad
-        .iter()
-        .filter(|(id, _)| !KNOWN.iter().any(|(k, _)| k == id))
-        .collect();
-    assert!(
-        unexpected.is_empty(),
-        "{what}: cases that did not pass:\n{unexpected:#?}"
-    );
-    let prefix = format!("{}/", r.kind.as_str());
-    let fixed: Vec<_> = KNOWN
-        .iter()
-        .filter(|(k, _)| k.starts_with(&prefix) && !bad.iter().any(|(id, _)| id == k))
-        .collect();
-    assert!(
-        fixed.is_empty(),
-        "{what}: known failures now pass, remove them from KNOWN: {fixed:?}"
-    );
-    println!("{what}: {}", r.summary_line());
 }
 
 #[test]
@@ -94,7 +53,7 @@ fn reference_server_passes_every_server_case() {
         session_limit: Some(16),
     };
     let r = run_server(&target, &opts(), &mut |_| {});
-    check(&r, "ferry-sync server");
+    common::check(&r, "ferry-sync server", KNOWN);
     assert_eq!(r.summary.unimplemented, 0);
     assert!(r.summary.total >= 70, "{}", r.summary.total);
     // The runner's files all carry its prefixes; nothing else appeared in the folder.
@@ -171,7 +130,7 @@ fn reference_client_library_passes_every_client_case() {
         argv: self_command("ref", "refclient_entry"),
     };
     let r = run_client(&target, &opts(), &mut |_| {});
-    check(&r, "ferry-sync client");
+    common::check(&r, "ferry-sync client", KNOWN);
     assert_eq!(r.summary.unimplemented, 0);
     assert!(r.summary.total >= 40, "{}", r.summary.total);
 }
@@ -200,5 +159,5 @@ fn ferry_cli_passes_every_client_case_through_the_readme_adapter() {
         argv: vec!["sh".into(), "-c".into(), script],
     };
     let r = run_client(&target, &opts(), &mut |_| {});
-    check(&r, "ferry CLI");
+    common::check(&r, "ferry CLI", KNOWN);
 }

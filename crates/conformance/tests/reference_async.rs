@@ -3,109 +3,32 @@
 //! `ferry-sync` in `reference.rs` (same rules: known deviations listed in `KNOWN`, checked
 //! both ways).
 
-use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ferry_async::server::{Config, Shutdown};
-use ferry_conformance::{
-    ClientTarget, Report, RunOptions, ServerTarget, Verdict, run_client, run_server,
-};
+use ferry_conformance::{ClientTarget, RunOptions, ServerTarget, run_client, run_server};
+use ferry_test_support::{Impl, TestServer};
+
+mod common;
 
 /// Cases the async reference is known to fail: (case ID, reason).
 const KNOWN: &[(&str, &str)] = &[];
 
-struct AsyncServer {
-    addr: SocketAddr,
-    shutdown: Shutdown,
-    thread: Option<JoinHandle<std::io::Result<()>>>,
-    _dir: tempfile::TempDir,
-}
-
-impl AsyncServer {
-    fn start(f: impl FnOnce(&mut Config)) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = Config {
-            root: dir.path().to_owned(),
-            shutdown_grace: Duration::from_secs(1),
-            ..Config::default()
-        };
-        f(&mut config);
-        let root = config.root.clone();
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let shutdown = Shutdown::new();
-        let thread = std::thread::spawn({
-            let shutdown = shutdown.clone();
-            move || ferry_async::tokio::serve(listener, config, shutdown)
-        });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !root.join(".ferry-staging").is_dir() {
-            assert!(Instant::now() < deadline, "the async server did not start");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        AsyncServer {
-            addr,
-            shutdown,
-            thread: Some(thread),
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for AsyncServer {
-    fn drop(&mut self) {
-        self.shutdown.trigger();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn check(r: &Report, what: &str) {
-    let bad: Vec<(String, String)> = r
-        .cases
-        .iter()
-        .filter(|c| !matches!(c.verdict, Verdict::Pass | Verdict::Informational))
-        .map(|c| {
-            (
-                c.id.clone(),
-                format!(
-                    "{} {}",
-                    c.verdict,
-                    ferry_conformance::report::detail_lines(c).join(" / ")
-                ),
-            )
-        })
-        .collect();
-    let unexpected: Vec<_> = bad
-        .iter()
-        .filter(|(id, _)| !KNOWN.iter().any(|(k, _)| k == id))
-        .collect();
-    assert!(
-        unexpected.is_empty(),
-        "{what}: cases that did not pass:\n{unexpected:#?}"
-    );
-    let prefix = format!("{}/", r.kind.as_str());
-    let fixed: Vec<_> = KNOWN
-        .iter()
-        .filter(|(k, _)| k.starts_with(&prefix) && !bad.iter().any(|(id, _)| id == k))
-        .collect();
-    assert!(
-        fixed.is_empty(),
-        "{what}: known failures now pass, remove them from KNOWN: {fixed:?}"
-    );
-    println!("{what}: {}", r.summary_line());
+/// A tokio-driven ferry-async server on 127.0.0.1:0 (stops and joins on drop).
+fn async_server(f: impl FnOnce(&mut ferry_test_support::Config)) -> TestServer {
+    TestServer::with_impl_config(Impl::Tokio, |c| {
+        c.shutdown_grace = Duration::from_secs(1);
+        f(c);
+    })
 }
 
 #[test]
 fn async_server_passes_every_server_case() {
-    let main = AsyncServer::start(|c| c.max_connections = 16);
-    let ro = AsyncServer::start(|c| c.read_only = true);
-    let size10 = AsyncServer::start(|c| c.max_size = 10);
-    let eager4 = AsyncServer::start(|c| c.max_eager = 4);
-    let timeouts = AsyncServer::start(|c| {
+    let main = async_server(|c| c.max_connections = 16);
+    let ro = async_server(|c| c.read_only = true);
+    let size10 = async_server(|c| c.max_size = 10);
+    let eager4 = async_server(|c| c.max_eager = 4);
+    let timeouts = async_server(|c| {
         c.idle_timeout = Duration::from_secs(1);
         c.stall_timeout = Duration::from_secs(1);
     });
@@ -121,7 +44,7 @@ fn async_server_passes_every_server_case() {
         session_limit: Some(16),
     };
     let r = run_server(&target, &RunOptions::default(), &mut |_| {});
-    check(&r, "ferry-async server (tokio)");
+    common::check(&r, "ferry-async server (tokio)", KNOWN);
     assert_eq!(r.summary.unimplemented, 0);
 }
 
@@ -186,6 +109,6 @@ fn async_client_passes_every_client_case() {
         ],
     };
     let r = run_client(&target, &RunOptions::default(), &mut |_| {});
-    check(&r, "ferry-async client (tokio)");
+    common::check(&r, "ferry-async client (tokio)", KNOWN);
     assert_eq!(r.summary.unimplemented, 0);
 }

@@ -1,0 +1,45 @@
+//! What both reference runs (`reference.rs`, `reference_async.rs`) check about a report.
+
+use ferry_conformance::{Report, Verdict};
+
+/// The cases that did not pass, with their details.
+pub fn not_passed(r: &Report) -> Vec<(String, String)> {
+    r.cases
+        .iter()
+        .filter(|c| !matches!(c.verdict, Verdict::Pass | Verdict::Informational))
+        .map(|c| {
+            (
+                c.id.clone(),
+                format!(
+                    "{} {}",
+                    c.verdict,
+                    ferry_conformance::report::detail_lines(c).join(" / ")
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The cases that did not pass must be exactly the `known` ones (case ID, reason) of this
+/// kind of run: like Autobahn's expected results, a fix must also remove its entry.
+pub fn check(r: &Report, what: &str, known: &[(&str, &str)]) {
+    let bad = not_passed(r);
+    let unexpected: Vec<_> = bad
+        .iter()
+        .filter(|(id, _)| !known.iter().any(|(k, _)| k == id))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "{what}: cases that did not pass:\n{unexpected:#?}"
+    );
+    let prefix = format!("{}/", r.kind.as_str());
+    let fixed: Vec<_> = known
+        .iter()
+        .filter(|(k, _)| k.starts_with(&prefix) && !bad.iter().any(|(id, _)| id == k))
+        .collect();
+    assert!(
+        fixed.is_empty(),
+        "{what}: known failures now pass, remove them from known: {fixed:?}"
+    );
+    println!("{what}: {}", r.summary_line());
+}
