@@ -100,6 +100,10 @@ enum Command {
         #[command(subcommand)]
         target: ferry_conformance::cli::Target,
     },
+    /// Benchmark the server implementations (threads, async-std, tokio, smol) under fixed
+    /// workloads next to this machine's loopback and disk ceilings; writes report.md,
+    /// report.json and report.svg (see docs/PERFORMANCE.md). Build with --release.
+    Bench(ferry_bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +154,40 @@ fn init_logging(default: &str) {
         .try_init();
 }
 
+/// `ferry bench`: servers are started from this very binary (`ferry serve`).
+fn bench(args: &ferry_bench::BenchArgs) -> u8 {
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "ferry bench: warning: this is a debug build; figures mean little (use --release)"
+        );
+    }
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("ferry bench: cannot find the ferry binary to start servers from: {e}");
+            return exit::LOCAL_IO;
+        }
+    };
+    match ferry_bench::run(args, &exe) {
+        Ok(report) => {
+            println!("{}", report.to_markdown());
+            eprintln!(
+                "ferry bench: wrote report.md, report.json and report.svg in {}",
+                args.out.display()
+            );
+            if report.results.iter().any(|r| r.errors > 0) {
+                exit::PERMANENT
+            } else {
+                exit::OK
+            }
+        }
+        Err(e) => {
+            eprintln!("ferry bench: {e}");
+            exit::LOCAL_IO
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let engine = cli.implementation;
@@ -194,6 +232,7 @@ fn main() -> ExitCode {
             shell::run(engine, &addr)
         }
         Command::Conform { target } => ferry_conformance::cli::run(target),
+        Command::Bench(args) => bench(&args),
     };
     ExitCode::from(code)
 }

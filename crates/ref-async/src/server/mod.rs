@@ -142,6 +142,8 @@ pub(crate) struct Shared<R: Runtime> {
     tasks_changed: Event,
     /// Set when sessions overran the shutdown deadline: their tasks drop them.
     force: Flag,
+    /// Spare session buffers: an idle session holds none (see `conn::Buffers`).
+    buffers: conn::Buffers,
 }
 
 impl<R: Runtime> Shared<R> {
@@ -242,6 +244,7 @@ pub async fn run<R: Runtime>(
         tasks: AtomicUsize::new(0),
         tasks_changed: Event::new(),
         force: Flag::default(),
+        buffers: conn::Buffers::default(),
     });
     tracing::info!(
         addr = %local,

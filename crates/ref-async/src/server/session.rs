@@ -646,12 +646,7 @@ impl<R: Runtime> Session<R> {
             Some(hard) => deadline.min(hard.max(Instant::now())),
             None => deadline,
         };
-        loop {
-            self.conn.clear();
-            if self.conn.fill(Wait::Until(deadline)).await.is_err() {
-                break;
-            }
-        }
+        self.conn.drain(deadline).await;
     }
 }
 

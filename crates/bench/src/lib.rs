@@ -1,0 +1,513 @@
+//! `ferry bench`: the reference servers under fixed workloads, next to the ceilings of this
+//! machine, reported as Markdown, JSON and an SVG plot.
+//!
+//! Each implementation runs as its own `ferry serve --impl IMPL` process (what users run) on
+//! 127.0.0.1 with a prepared folder, one at a time, a fresh process per run; the bench process
+//! is the load generator and reads the server's CPU time and memory from `/proc`. The same
+//! load generator drives every implementation (see [`workloads`]), so the server is the only
+//! thing that changes. See `docs/PERFORMANCE.md` for how to read the results.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::ValueEnum;
+
+pub mod baselines;
+pub mod data;
+pub mod plot;
+pub mod procfs;
+pub mod report;
+pub mod server;
+pub mod stats;
+pub mod workloads;
+
+use data::Folders;
+use procfs::Pid;
+use report::{Baseline, CaseResult, Machine, PeerResult, Report, Settings};
+use server::ServerProcess;
+use workloads::{IdleSettings, Measured};
+
+/// The server implementations (`ferry serve --impl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Impl {
+    /// ferry-sync: blocking sockets, a thread per session.
+    Threads,
+    /// ferry-async on async-std.
+    AsyncStd,
+    /// ferry-async on tokio.
+    Tokio,
+    /// ferry-async on smol.
+    Smol,
+}
+
+impl Impl {
+    /// The name `--impl` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Impl::Threads => "threads",
+            Impl::AsyncStd => "async-std",
+            Impl::Tokio => "tokio",
+            Impl::Smol => "smol",
+        }
+    }
+}
+
+/// The workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// 1: one large file, get and put, one session.
+    Large,
+    /// 2: many small files, get and put, on 1 and on 64 sessions.
+    Small,
+    /// 3: dir/get/put mixed, on 16 sessions.
+    Mixed,
+    /// 4: many mostly idle sessions, each doing an occasional small get.
+    Idle,
+}
+
+/// `ferry bench` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Server implementations to measure, in this order.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "threads,async-std,tokio,smol"
+    )]
+    pub impls: Vec<Impl>,
+    /// Workloads to run.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "large,small,mixed,idle"
+    )]
+    pub workloads: Vec<Workload>,
+    /// Where to put the served folders and client destinations (default: /dev/shm, a tmpfs,
+    /// when it exists, so that the disk does not dominate; pass a disk folder to include it).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Where to write report.json, report.md and report.svg.
+    #[arg(long, value_name = "DIR", default_value = "target/ferry-bench")]
+    pub out: PathBuf,
+    /// Workload 1's file size (e.g. 1GiB, 256MiB).
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = report::parse_size)]
+    pub large_size: u64,
+    /// Workload 2's operations (files moved per direction).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub small_ops: usize,
+    /// Workload 2's file size.
+    #[arg(long, value_name = "SIZE", default_value = "4KiB", value_parser = report::parse_size)]
+    pub small_size: u64,
+    /// Workload 2's session counts.
+    #[arg(
+        long,
+        value_name = "N,…",
+        value_delimiter = ',',
+        default_value = "1,64"
+    )]
+    pub small_conns: Vec<usize>,
+    /// Workload 3's operations.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub mixed_ops: usize,
+    /// Workload 3's sessions.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub mixed_conns: usize,
+    /// Workload 4's sessions (up to about 18,000: each side holds one descriptor per session
+    /// under `ulimit -n` 20,000).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub idle_conns: usize,
+    /// Workload 4's measured phase, seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 20.0)]
+    pub idle_secs: f64,
+    /// Workload 4's mean gap between two gets of one session, seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub idle_gap: f64,
+    /// Runs per case for workloads 1–3 (the median is reported).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    pub repeat: u64,
+    /// Skip the TCP and disk baselines.
+    #[arg(long)]
+    pub no_baselines: bool,
+    /// Other tools' figures from `bench/peers.sh` (its peers.json), for the tables, the plot
+    /// and the workload 2 target.
+    #[arg(long, value_name = "FILE")]
+    pub peers: Option<PathBuf>,
+}
+
+/// One case: a workload with its direction and session count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Case {
+    /// Workload 1, download.
+    LargeGet,
+    /// Workload 1, upload.
+    LargePut,
+    /// Workload 2, download, on N sessions.
+    SmallGet(usize),
+    /// Workload 2, upload, on N sessions.
+    SmallPut(usize),
+    /// Workload 3 on N sessions.
+    Mixed(usize),
+    /// Workload 4 with N sessions.
+    Idle(usize),
+}
+
+impl Case {
+    fn parts(self) -> (&'static str, &'static str, usize) {
+        match self {
+            Case::LargeGet => ("large", "get", 1),
+            Case::LargePut => ("large", "put", 1),
+            Case::SmallGet(c) => ("small", "get", c),
+            Case::SmallPut(c) => ("small", "put", c),
+            Case::Mixed(c) => ("mixed", "mixed", c),
+            Case::Idle(c) => ("idle", "idle-get", c),
+        }
+    }
+
+    fn root(self, f: &Folders) -> &Path {
+        match self {
+            Case::LargeGet | Case::LargePut => &f.large,
+            Case::SmallGet(_) | Case::SmallPut(_) => &f.small,
+            Case::Mixed(_) => &f.mixed,
+            Case::Idle(_) => &f.idle,
+        }
+    }
+}
+
+impl BenchArgs {
+    /// The cases to run, in order.
+    pub fn cases(&self) -> Vec<Case> {
+        let mut v = Vec::new();
+        let has = |w| self.workloads.contains(&w);
+        if has(Workload::Large) {
+            v.extend([Case::LargeGet, Case::LargePut]);
+        }
+        if has(Workload::Small) {
+            v.extend(self.small_conns.iter().map(|&c| Case::SmallGet(c.max(1))));
+            v.extend(self.small_conns.iter().map(|&c| Case::SmallPut(c.max(1))));
+        }
+        if has(Workload::Mixed) {
+            v.push(Case::Mixed(self.mixed_conns.max(1)));
+        }
+        if has(Workload::Idle) {
+            v.push(Case::Idle(self.idle_conns.max(1)));
+        }
+        v
+    }
+}
+
+/// Removes the work folder when the run ends, however it ends.
+struct WorkDir(PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn default_dir() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.to_owned()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// Runs the bench with `server_exe` as the `ferry` binary to start servers from; writes the
+/// report files and returns the report.
+pub fn run(args: &BenchArgs, server_exe: &Path) -> io::Result<Report> {
+    let nofile = procfs::raise_open_files_limit()?;
+    let idle_needed = args.idle_conns as u64 + 256;
+    if args.workloads.contains(&Workload::Idle) && nofile < idle_needed {
+        return Err(io::Error::other(format!(
+            "--idle-conns {} needs at least {idle_needed} open files per process; the limit is {nofile}",
+            args.idle_conns
+        )));
+    }
+    let base = args.dir.clone().unwrap_or_else(default_dir);
+    let work = WorkDir(base.join(format!("ferry-bench-{}", std::process::id())));
+    let folders = Folders::under(&work.0);
+    let has = |w| args.workloads.contains(&w);
+    let sizes = data::Sizes {
+        large: if has(Workload::Large) {
+            args.large_size
+        } else {
+            0
+        },
+        small_count: if has(Workload::Small) {
+            args.small_ops
+        } else {
+            0
+        },
+        small_size: args.small_size,
+        mixed: has(Workload::Mixed),
+        idle: has(Workload::Idle),
+    };
+    say(format_args!(
+        "preparing the folders in {} …",
+        work.0.display()
+    ));
+    data::prepare(&folders, sizes)?;
+    let logs = work.0.join("logs");
+    std::fs::create_dir_all(&logs)?;
+
+    let mut report = Report {
+        tool: format!("ferry-bench {}", env!("CARGO_PKG_VERSION")),
+        started_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        machine: machine(&work.0),
+        settings: Settings {
+            implementations: args.impls.iter().map(|i| i.name().to_owned()).collect(),
+            large_size: args.large_size,
+            small_ops: args.small_ops,
+            small_size: args.small_size,
+            mixed_ops: args.mixed_ops,
+            idle_connections: args.idle_conns,
+            idle_seconds: args.idle_secs,
+            idle_mean_gap_seconds: args.idle_gap,
+            repeat: args.repeat as usize,
+        },
+        baselines: Vec::new(),
+        results: Vec::new(),
+        peers: match &args.peers {
+            Some(p) => read_peers(p)?,
+            None => Vec::new(),
+        },
+        targets: Vec::new(),
+    };
+
+    if has(Workload::Large) && !args.no_baselines {
+        report.baselines = measure_baselines(&folders, args.large_size, args.repeat as usize)?;
+    }
+
+    for &imp in &args.impls {
+        for case in args.cases() {
+            let result = run_case(args, server_exe, imp, case, &folders, &logs)?;
+            report.results.push(result);
+        }
+    }
+    report.check_targets();
+    write_report(&report, &args.out)?;
+    Ok(report)
+}
+
+fn say(msg: std::fmt::Arguments<'_>) {
+    eprintln!("ferry bench: {msg}");
+}
+
+fn measure_baselines(f: &Folders, size: u64, repeat: usize) -> io::Result<Vec<Baseline>> {
+    let src = f.large.join(data::LARGE_NAME);
+    let mut out = Vec::new();
+    let mut one = |name: &str, description: &str, run: &mut dyn FnMut() -> io::Result<f64>| {
+        let mut runs = Vec::new();
+        for _ in 0..repeat {
+            runs.push(run()?);
+        }
+        let seconds = stats::median(&runs);
+        let b = Baseline {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            bytes: size,
+            seconds,
+            runs_seconds: runs,
+            mb_per_s: size as f64 / seconds / 1e6,
+        };
+        say(format_args!("baseline {name}: {:.0} MB/s", b.mb_per_s));
+        out.push(b);
+        Ok::<(), io::Error>(())
+    };
+    let dst = f.dest.join("tcp-copy.bin");
+    one(
+        "tcp-copy",
+        "the file read from the served folder, sent over one loopback connection, written to the destination (1 MiB pieces)",
+        &mut || {
+            let s = baselines::tcp_copy(&src, &dst);
+            std::fs::remove_file(&dst)?;
+            s
+        },
+    )?;
+    one(
+        "tcp-memory",
+        "the same octets memory to memory over one loopback connection",
+        &mut || baselines::tcp_memory(size),
+    )?;
+    let w = f.large.join("disk-write.tmp");
+    one(
+        "disk-write",
+        "the same octets written to a new file in the served folder, then fsync",
+        &mut || baselines::disk_write(&src, &w, size),
+    )?;
+    Ok(out)
+}
+
+fn run_case(
+    args: &BenchArgs,
+    exe: &Path,
+    imp: Impl,
+    case: Case,
+    folders: &Folders,
+    logs: &Path,
+) -> io::Result<CaseResult> {
+    let (workload, op, conns) = case.parts();
+    let repeat = match case {
+        Case::Idle(_) => 1,
+        _ => args.repeat as usize,
+    };
+    let max_connections = conns + 64;
+    struct Sample {
+        m: Measured,
+        server_cpu: Duration,
+        client_cpu: Duration,
+        peak: u64,
+    }
+    let mut samples = Vec::new();
+    let mut stop_errors = Vec::new();
+    for run in 0..repeat {
+        let log = logs.join(format!("{}-{workload}-{op}-{conns}-{run}.log", imp.name()));
+        let server = ServerProcess::start(exe, imp, case.root(folders), max_connections, &log)?;
+        let addr = server.addr();
+        let s0 = server.stats()?;
+        let c0 = procfs::read(Pid::This)?;
+        let m = match case {
+            Case::LargeGet => workloads::large_get(addr, folders),
+            Case::LargePut => workloads::large_put(addr, folders),
+            Case::SmallGet(c) => workloads::small_get(addr, folders, args.small_ops, c),
+            Case::SmallPut(c) => workloads::small_put(addr, folders, args.small_ops, c),
+            Case::Mixed(c) => workloads::mixed(addr, folders, args.mixed_ops, c),
+            Case::Idle(c) => workloads::idle(
+                addr,
+                IdleSettings {
+                    connections: c,
+                    duration: Duration::from_secs_f64(args.idle_secs.max(0.1)),
+                    mean_gap: Duration::from_secs_f64(args.idle_gap.max(0.001)),
+                },
+                &|| server.stats(),
+            ),
+        };
+        let s1 = server.stats()?;
+        let c1 = procfs::read(Pid::This)?;
+        if let Err(e) = server.stop() {
+            stop_errors.push(e.to_string());
+        }
+        workloads::clean_up(folders)?;
+        say(format_args!(
+            "{:<9} {workload} {op} ×{conns} run {}/{repeat}: {} ops, {:.3} s, {:.0} MB/s, {} errors",
+            imp.name(),
+            run + 1,
+            m.ops,
+            m.seconds,
+            m.bytes as f64 / m.seconds.max(1e-9) / 1e6,
+            m.errors
+        ));
+        samples.push(Sample {
+            m,
+            server_cpu: s1.cpu.saturating_sub(s0.cpu),
+            client_cpu: c1.cpu.saturating_sub(c0.cpu),
+            peak: s1.peak_rss,
+        });
+    }
+    let seconds: Vec<f64> = samples.iter().map(|s| s.m.seconds).collect();
+    let errors: u64 = samples.iter().map(|s| s.m.errors).sum::<u64>() + stop_errors.len() as u64;
+    let first_error = samples
+        .iter()
+        .find_map(|s| s.m.first_error.clone())
+        .or_else(|| stop_errors.first().cloned());
+    let peak = samples.iter().map(|s| s.peak).max().unwrap_or(0);
+    let mid = stats::median_index(&seconds);
+    let chosen = samples.swap_remove(mid);
+    let mut m = chosen.m;
+    let secs = m.seconds.max(1e-9);
+    Ok(CaseResult {
+        implementation: imp.name().to_owned(),
+        workload: workload.to_owned(),
+        op: op.to_owned(),
+        connections: conns,
+        ops: m.ops,
+        bytes: m.bytes,
+        seconds: m.seconds,
+        runs_seconds: seconds,
+        mb_per_s: m.bytes as f64 / secs / 1e6,
+        ops_per_s: m.ops as f64 / secs,
+        latency: stats::latency(&mut m.latencies),
+        server_cpu_s: chosen.server_cpu.as_secs_f64(),
+        client_cpu_s: chosen.client_cpu.as_secs_f64(),
+        server_peak_rss_mib: peak as f64 / (1024.0 * 1024.0),
+        errors,
+        first_error,
+        idle: m.idle,
+    })
+}
+
+fn read_peers(path: &Path) -> io::Result<Vec<PeerResult>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} is not a peers.json from bench/peers.sh: {e}",
+                path.display()
+            ),
+        )
+    })
+}
+
+/// Writes `report.json`, `report.md` and `report.svg` into `out`.
+pub fn write_report(report: &Report, out: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(out)?;
+    let json = serde_json::to_string_pretty(report).map_err(io::Error::other)?;
+    std::fs::write(out.join("report.json"), json + "\n")?;
+    std::fs::write(out.join("report.md"), report.to_markdown())?;
+    let m = &report.machine;
+    let svg = plot::render(
+        "ferry bench: reference servers on loopback",
+        &format!(
+            "{} cores ({}), Linux {}, folders on {}; median of {} runs; dashed: ceilings measured in the same run",
+            m.cores, m.cpu, m.kernel, m.work_fs, report.settings.repeat
+        ),
+        &plot::panels(report),
+    );
+    std::fs::write(out.join("report.svg"), svg)?;
+    Ok(())
+}
+
+fn machine(work: &Path) -> Machine {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".to_owned());
+    Machine {
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cpu,
+        kernel,
+        work_dir: work.display().to_string(),
+        work_fs: fs_type(work),
+    }
+}
+
+/// The file system type of `path`, from statfs's magic number.
+fn fs_type(path: &Path) -> String {
+    match rustix::fs::statfs(path) {
+        Ok(s) => match s.f_type {
+            0x0102_1994 => "tmpfs".into(),
+            0xEF53 => "ext4".into(),
+            0x5846_5342 => "xfs".into(),
+            0x9123_683E => "btrfs".into(),
+            0x794C_7630 => "overlayfs".into(),
+            other => format!("fs 0x{other:x}"),
+        },
+        Err(e) => format!("unknown ({e})"),
+    }
+}

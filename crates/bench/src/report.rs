@@ -1,0 +1,550 @@
+//! The report: one JSON document (the record), rendered as Markdown tables and an SVG plot.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::stats::Latency;
+use crate::workloads::IdleMemory;
+
+/// Everything one `ferry bench` run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// `ferry-bench <version>`.
+    pub tool: String,
+    /// When the run started, seconds since the Unix epoch.
+    pub started_unix: u64,
+    /// Where it ran.
+    pub machine: Machine,
+    /// What was asked.
+    pub settings: Settings,
+    /// The ceilings, measured in the same run.
+    pub baselines: Vec<Baseline>,
+    /// One entry per implementation and workload case.
+    pub results: Vec<CaseResult>,
+    /// Other tools' figures for workloads 1 and 2 (from `bench/peers.sh`), when given.
+    pub peers: Vec<PeerResult>,
+    /// The goals of issue #7, checked against the figures.
+    pub targets: Vec<TargetCheck>,
+}
+
+/// The machine.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    /// Online CPUs.
+    pub cores: usize,
+    /// From /proc/cpuinfo.
+    pub cpu: String,
+    /// `uname -r`.
+    pub kernel: String,
+    /// The work folder (served folders and client destinations).
+    pub work_dir: String,
+    /// Its file system (`tmpfs`, `ext4`, …).
+    pub work_fs: String,
+}
+
+/// The settings of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    /// Implementations measured.
+    pub implementations: Vec<String>,
+    /// Size of workload 1's file, octets.
+    pub large_size: u64,
+    /// Operations of workload 2.
+    pub small_ops: usize,
+    /// Size of workload 2's files, octets.
+    pub small_size: u64,
+    /// Operations of workload 3.
+    pub mixed_ops: usize,
+    /// Sessions of workload 4.
+    pub idle_connections: usize,
+    /// Measured phase of workload 4, seconds.
+    pub idle_seconds: f64,
+    /// Mean gap between two gets of one idle session, seconds.
+    pub idle_mean_gap_seconds: f64,
+    /// Runs per case (workloads 1–3; workload 4 runs once).
+    pub repeat: usize,
+}
+
+/// One ceiling.
+#[derive(Debug, Clone, Serialize)]
+pub struct Baseline {
+    /// `tcp-copy`, `tcp-memory`, `disk-write`.
+    pub name: String,
+    /// What it measures.
+    pub description: String,
+    /// Octets moved.
+    pub bytes: u64,
+    /// Median seconds.
+    pub seconds: f64,
+    /// Every run's seconds.
+    pub runs_seconds: Vec<f64>,
+    /// Octets per second / 10^6, from the median.
+    pub mb_per_s: f64,
+}
+
+/// One implementation under one workload case.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    /// `threads`, `tokio`, `async-std`, `smol`.
+    pub implementation: String,
+    /// `large`, `small`, `mixed`, `idle`.
+    pub workload: String,
+    /// `get`, `put`, `mixed`, `idle-get`.
+    pub op: String,
+    /// Concurrent sessions.
+    pub connections: usize,
+    /// Operations completed (median run).
+    pub ops: u64,
+    /// File octets moved (median run).
+    pub bytes: u64,
+    /// Seconds of the median run.
+    pub seconds: f64,
+    /// Every run's seconds.
+    pub runs_seconds: Vec<f64>,
+    /// File octets per second / 10^6 (median run).
+    pub mb_per_s: f64,
+    /// Operations per second (median run).
+    pub ops_per_s: f64,
+    /// Per-operation latency (median run).
+    pub latency: Option<Latency>,
+    /// Server CPU time, user + system (median run).
+    pub server_cpu_s: f64,
+    /// Load generator CPU time (median run).
+    pub client_cpu_s: f64,
+    /// Highest server peak RSS over the runs, MiB.
+    pub server_peak_rss_mib: f64,
+    /// Failed operations over every run.
+    pub errors: u64,
+    /// The first failure.
+    pub first_error: Option<String>,
+    /// Workload 4's memory readings.
+    pub idle: Option<IdleMemory>,
+}
+
+impl CaseResult {
+    /// `get ×64`-style label.
+    pub fn label(&self) -> String {
+        format!("{} {} ×{}", self.workload, self.op, self.connections)
+    }
+}
+
+/// One figure of another tool, from `bench/peers.sh`'s `peers.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerResult {
+    /// The tool (`nginx+curl`, `vsftpd+curl`, `rsync`, `sftp`, `ferry`).
+    pub tool: String,
+    /// For ferry's own CLI rows: the implementation.
+    #[serde(default, rename = "impl")]
+    pub implementation: Option<String>,
+    /// `large` or `small`.
+    pub workload: String,
+    /// `get` or `put`.
+    pub direction: String,
+    /// Concurrent sessions.
+    pub connections: usize,
+    /// Files moved.
+    #[serde(default)]
+    pub files: Option<u64>,
+    /// Median seconds of the whole commands.
+    #[serde(default)]
+    pub median_s: Option<f64>,
+    /// MB/s (10^6 octets).
+    #[serde(default)]
+    pub mb_per_s: Option<f64>,
+    /// Files per second.
+    #[serde(default)]
+    pub files_per_s: Option<f64>,
+    /// Whether the tool produced the right octets.
+    #[serde(default)]
+    pub ok: Option<bool>,
+    /// Why not, or what to know.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// One goal, checked.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetCheck {
+    /// The goal.
+    pub goal: String,
+    /// For which implementation.
+    pub implementation: String,
+    /// The figure, as text.
+    pub measured: String,
+    /// `Some(met)`, or `None` when this run cannot tell (say why in `measured`).
+    pub met: Option<bool>,
+}
+
+impl Report {
+    /// The result of `imp` under `workload`/`op` with `connections` sessions.
+    pub fn find(
+        &self,
+        imp: &str,
+        workload: &str,
+        op: &str,
+        connections: Option<usize>,
+    ) -> Option<&CaseResult> {
+        self.results.iter().find(|r| {
+            r.implementation == imp
+                && r.workload == workload
+                && r.op == op
+                && connections.is_none_or(|c| r.connections == c)
+        })
+    }
+
+    /// The baseline called `name`.
+    pub fn baseline(&self, name: &str) -> Option<&Baseline> {
+        self.baselines.iter().find(|b| b.name == name)
+    }
+
+    /// Fills [`Report::targets`] from the figures.
+    pub fn check_targets(&mut self) {
+        let mut checks = Vec::new();
+        for imp in &self.settings.implementations {
+            ratio_check(
+                &mut checks,
+                imp,
+                "workload 1 get ≥ 80 % of the TCP copy",
+                self.find(imp, "large", "get", None),
+                self.baseline("tcp-copy"),
+            );
+            ratio_check(
+                &mut checks,
+                imp,
+                "workload 1 put ≥ 80 % of disk write + fsync",
+                self.find(imp, "large", "put", None),
+                self.baseline("disk-write"),
+            );
+            for op in ["get", "put"] {
+                let Some(r) = self.find(imp, "small", op, Some(64)) else {
+                    continue;
+                };
+                let best = self
+                    .peers
+                    .iter()
+                    .filter(|p| {
+                        p.tool != "ferry"
+                            && p.workload == "small"
+                            && p.direction == op
+                            && p.connections == 64
+                            && p.ok != Some(false)
+                    })
+                    .filter_map(|p| p.files_per_s.map(|f| (f, p.tool.clone())))
+                    .max_by(|a, b| a.0.total_cmp(&b.0));
+                let goal = format!("workload 2 {op} ×64 ahead of every peer");
+                checks.push(match best {
+                    Some((f, tool)) => TargetCheck {
+                        goal,
+                        implementation: imp.clone(),
+                        measured: format!(
+                            "{:.0} files/s vs best peer {tool} {f:.0} files/s",
+                            r.ops_per_s
+                        ),
+                        met: Some(r.ops_per_s > f),
+                    },
+                    None => TargetCheck {
+                        goal,
+                        implementation: imp.clone(),
+                        measured: format!(
+                            "{:.0} files/s; no peer figures (run bench/peers.sh, pass --peers)",
+                            r.ops_per_s
+                        ),
+                        met: None,
+                    },
+                });
+            }
+            if imp != "threads"
+                && let Some(r) = self.find(imp, "idle", "idle-get", None)
+            {
+                let goal = "workload 4: 10,000 idle sessions under 200 MiB RSS".to_owned();
+                let n = r.idle.map_or(0, |i| i.connections);
+                checks.push(if n >= 10_000 {
+                    TargetCheck {
+                        goal,
+                        implementation: imp.clone(),
+                        measured: format!(
+                            "peak {:.1} MiB with {n} sessions",
+                            r.server_peak_rss_mib
+                        ),
+                        met: Some(r.server_peak_rss_mib < 200.0),
+                    }
+                } else {
+                    TargetCheck {
+                        goal,
+                        implementation: imp.clone(),
+                        measured: format!(
+                            "peak {:.1} MiB with {n} sessions (run --idle-conns 10000 to check)",
+                            r.server_peak_rss_mib
+                        ),
+                        met: None,
+                    }
+                });
+            }
+        }
+        self.targets = checks;
+    }
+
+    /// The report as Markdown.
+    pub fn to_markdown(&self) -> String {
+        let mut s = String::new();
+        let m = &self.machine;
+        let _ = writeln!(s, "# ferry bench\n");
+        let _ = writeln!(
+            s,
+            "{} on {} cores ({}), Linux {}; served folders and client destinations in `{}` ({}).\n",
+            self.tool, m.cores, m.cpu, m.kernel, m.work_dir, m.work_fs
+        );
+        let st = &self.settings;
+        let _ = writeln!(
+            s,
+            "Workload 1: one {} file. Workload 2: {} files of {}. Workload 3: {} mixed operations \
+             (70 % get, 20 % put, 10 % dir; files of 4 KiB–1 MiB). Workload 4: {} sessions held \
+             {:.0} s, each getting a {} file every {:.0} s on average. Median of {} runs \
+             (workload 4: one run). MB = 10^6 octets.\n",
+            size_text(st.large_size),
+            st.small_ops,
+            size_text(st.small_size),
+            st.mixed_ops,
+            st.idle_connections,
+            st.idle_seconds,
+            size_text(st.small_size),
+            st.idle_mean_gap_seconds,
+            st.repeat
+        );
+        if !self.baselines.is_empty() {
+            let _ = writeln!(s, "## Baselines\n");
+            let _ = writeln!(s, "| baseline | MB/s | seconds | what |\n|---|--:|--:|---|");
+            for b in &self.baselines {
+                let _ = writeln!(
+                    s,
+                    "| {} | {:.0} | {:.3} | {} |",
+                    b.name, b.mb_per_s, b.seconds, b.description
+                );
+            }
+            s.push('\n');
+        }
+        let _ = writeln!(s, "## Results\n");
+        let _ = writeln!(
+            s,
+            "| implementation | workload | sessions | ops | MB/s | ops/s | p50 ms | p99 ms | max ms | server CPU s | client CPU s | server peak RSS MiB | errors |"
+        );
+        let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+        let mut rows: Vec<&CaseResult> = self.results.iter().collect();
+        rows.sort_by_key(|r| (workload_rank(&r.workload), r.op.clone(), r.connections));
+        for r in rows {
+            let (p50, p99, max) =
+                r.latency.map_or(("–".into(), "–".into(), "–".into()), |l| {
+                    (ms(l.p50_us), ms(l.p99_us), ms(l.max_us))
+                });
+            let _ = writeln!(
+                s,
+                "| {} | {} {} | {} | {} | {:.0} | {:.0} | {} | {} | {} | {:.2} | {:.2} | {:.1} | {} |",
+                r.implementation,
+                r.workload,
+                r.op,
+                r.connections,
+                r.ops,
+                r.mb_per_s,
+                r.ops_per_s,
+                p50,
+                p99,
+                max,
+                r.server_cpu_s,
+                r.client_cpu_s,
+                r.server_peak_rss_mib,
+                r.errors
+            );
+        }
+        s.push('\n');
+        let idle: Vec<&CaseResult> = self.results.iter().filter(|r| r.idle.is_some()).collect();
+        if !idle.is_empty() {
+            let _ = writeln!(s, "## Workload 4: server memory with every session open\n");
+            let _ = writeln!(
+                s,
+                "| implementation | sessions | RSS before MiB | RSS open MiB | per session KiB | peak while opening MiB | peak MiB | ramp-up s |\n|---|--:|--:|--:|--:|--:|--:|--:|"
+            );
+            for r in idle {
+                if let Some(i) = r.idle {
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} |",
+                        r.implementation,
+                        i.connections,
+                        i.rss_before_mib,
+                        i.rss_open_mib,
+                        i.per_connection_kib,
+                        i.peak_open_mib,
+                        r.server_peak_rss_mib,
+                        i.connect_seconds
+                    );
+                }
+            }
+            s.push('\n');
+        }
+        if !self.peers.is_empty() {
+            let _ = writeln!(s, "## Peers (bench/peers.sh, whole commands)\n");
+            let _ = writeln!(
+                s,
+                "| tool | workload | sessions | seconds | MB/s | files/s | ok |\n|---|---|--:|--:|--:|--:|---|"
+            );
+            for p in &self.peers {
+                let tool = match &p.implementation {
+                    Some(i) => format!("{} ({i})", p.tool),
+                    None => p.tool.clone(),
+                };
+                let _ = writeln!(
+                    s,
+                    "| {tool} | {} {} | {} | {} | {} | {} | {} |",
+                    p.workload,
+                    p.direction,
+                    p.connections,
+                    opt(p.median_s, 3),
+                    opt(p.mb_per_s, 0),
+                    opt(p.files_per_s, 0),
+                    match p.ok {
+                        Some(true) => "yes".to_owned(),
+                        Some(false) => format!("NO {}", p.note.clone().unwrap_or_default()),
+                        None => p.note.clone().unwrap_or_default(),
+                    }
+                );
+            }
+            s.push('\n');
+        }
+        if !self.targets.is_empty() {
+            let _ = writeln!(s, "## Targets\n");
+            let _ = writeln!(
+                s,
+                "| goal | implementation | measured | met |\n|---|---|---|---|"
+            );
+            for t in &self.targets {
+                let met = match t.met {
+                    Some(true) => "yes",
+                    Some(false) => "**no**",
+                    None => "not checked",
+                };
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {met} |",
+                    t.goal, t.implementation, t.measured
+                );
+            }
+            s.push('\n');
+        }
+        let errors: Vec<&CaseResult> = self.results.iter().filter(|r| r.errors > 0).collect();
+        if !errors.is_empty() {
+            let _ = writeln!(s, "## Errors\n");
+            for r in errors {
+                let _ = writeln!(
+                    s,
+                    "- {} {}: {} errors, first: {}",
+                    r.implementation,
+                    r.label(),
+                    r.errors,
+                    r.first_error.as_deref().unwrap_or("?")
+                );
+            }
+        }
+        s
+    }
+}
+
+fn ratio_check(
+    checks: &mut Vec<TargetCheck>,
+    imp: &str,
+    goal: &str,
+    r: Option<&CaseResult>,
+    base: Option<&Baseline>,
+) {
+    let Some(r) = r else { return };
+    checks.push(match base {
+        Some(b) if b.mb_per_s > 0.0 => {
+            let ratio = r.mb_per_s / b.mb_per_s;
+            TargetCheck {
+                goal: goal.to_owned(),
+                implementation: imp.to_owned(),
+                measured: format!(
+                    "{:.0} MB/s = {:.0} % of {} {:.0} MB/s",
+                    r.mb_per_s,
+                    ratio * 100.0,
+                    b.name,
+                    b.mb_per_s
+                ),
+                met: Some(ratio >= 0.8),
+            }
+        }
+        _ => TargetCheck {
+            goal: goal.to_owned(),
+            implementation: imp.to_owned(),
+            measured: format!("{:.0} MB/s; no baseline in this run", r.mb_per_s),
+            met: None,
+        },
+    });
+}
+
+fn workload_rank(w: &str) -> usize {
+    ["large", "small", "mixed", "idle"]
+        .iter()
+        .position(|x| *x == w)
+        .unwrap_or(9)
+}
+
+fn ms(us: f64) -> String {
+    if us < 10_000.0 {
+        format!("{:.2}", us / 1000.0)
+    } else {
+        format!("{:.0}", us / 1000.0)
+    }
+}
+
+fn opt(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(|| "–".to_owned(), |v| format!("{v:.decimals$}"))
+}
+
+/// `1 GiB`, `4 KiB`, `1500 B`.
+pub fn size_text(n: u64) -> String {
+    for (unit, name) in [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")] {
+        if n >= unit && n % unit == 0 {
+            return format!("{} {name}", n / unit);
+        }
+    }
+    format!("{n} B")
+}
+
+/// Parses `1GiB`, `64MiB`, `4KiB`, `1G`, `10M`, `4k`, `1000` (octets; binary units).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size such as 1GiB, 64MiB, 4KiB or 1000"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" | "kb" => 1 << 10,
+        "m" | "mib" | "mb" => 1 << 20,
+        "g" | "gib" | "gb" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?} in {s:?}")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_and_print() {
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("4k"), Ok(4096));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("3 parsecs").is_err());
+        assert!(parse_size("99999999999G").is_err());
+        assert_eq!(size_text(1 << 30), "1 GiB");
+        assert_eq!(size_text(4096), "4 KiB");
+        assert_eq!(size_text(1500), "1500 B");
+    }
+}

@@ -1,0 +1,135 @@
+//! `ferry bench` end to end, at a tiny size: every implementation and workload runs as a
+//! child `ferry serve` process, and the report says what happened. This checks that the tool
+//! works and that its report is complete and consistent, not how fast anything is (figures
+//! live in docs/PERFORMANCE.md, from release builds on a quiet machine).
+
+use std::process::Command;
+
+const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
+
+#[test]
+fn bench_runs_every_implementation_and_workload_and_reports_them() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let out = work.path().join("out");
+    let output = Command::new(FERRY)
+        .arg("bench")
+        .arg("--dir")
+        .arg(work.path())
+        .arg("--out")
+        .arg(&out)
+        .args([
+            "--large-size",
+            "3MiB",
+            "--small-ops",
+            "40",
+            "--small-conns",
+            "1,4",
+        ])
+        .args(["--mixed-ops", "40", "--mixed-conns", "3"])
+        .args([
+            "--idle-conns",
+            "20",
+            "--idle-secs",
+            "0.5",
+            "--idle-gap",
+            "0.1",
+        ])
+        .args(["--repeat", "2"])
+        .output()
+        .expect("run ferry bench");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "ferry bench failed: {stderr}");
+
+    let json = std::fs::read_to_string(out.join("report.json")).expect("report.json");
+    let report: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    let results = report["results"].as_array().expect("results");
+    // 4 implementations × (large get, large put, small get ×1 ×4, small put ×1 ×4, mixed, idle).
+    assert_eq!(results.len(), 4 * 8, "{json}");
+    for r in results {
+        let label = format!(
+            "{} {} {} ×{}",
+            r["implementation"], r["workload"], r["op"], r["connections"]
+        );
+        assert_eq!(r["errors"], 0, "{label}: {}", r["first_error"]);
+        let ops = r["ops"].as_u64().expect("ops");
+        match r["workload"].as_str() {
+            Some("large") => {
+                assert_eq!(ops, 1, "{label}");
+                assert_eq!(r["bytes"], 3 << 20, "{label}");
+            }
+            Some("small") => {
+                assert_eq!(ops, 40, "{label}");
+                assert_eq!(r["bytes"], 40 * 4096, "{label}");
+            }
+            Some("mixed") => assert_eq!(ops, 40, "{label}"),
+            Some("idle") => {
+                let idle = &r["idle"];
+                assert_eq!(idle["connections"], 20, "{label}");
+                assert!(
+                    idle["rss_open_mib"].as_f64() >= idle["rss_before_mib"].as_f64(),
+                    "{label}"
+                );
+            }
+            other => panic!("unexpected workload {other:?}"),
+        }
+        if r["workload"] != "idle" {
+            assert_eq!(
+                r["runs_seconds"].as_array().map(Vec::len),
+                Some(2),
+                "{label}"
+            );
+            let lat = &r["latency"];
+            assert_eq!(lat["samples"].as_u64(), Some(ops), "{label}");
+            assert!(lat["p50_us"].as_f64() <= lat["p99_us"].as_f64(), "{label}");
+            assert!(lat["p99_us"].as_f64() <= lat["max_us"].as_f64(), "{label}");
+        }
+        assert!(r["seconds"].as_f64().is_some_and(|s| s > 0.0), "{label}");
+        assert!(
+            r["server_peak_rss_mib"].as_f64().is_some_and(|m| m > 0.5),
+            "{label}"
+        );
+    }
+    let baselines: Vec<&str> = report["baselines"]
+        .as_array()
+        .expect("baselines")
+        .iter()
+        .filter_map(|b| b["name"].as_str())
+        .collect();
+    assert_eq!(baselines, ["tcp-copy", "tcp-memory", "disk-write"]);
+
+    let md = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    for needle in [
+        "## Baselines",
+        "## Results",
+        "## Workload 4",
+        "## Targets",
+        "| smol | small get | 4 |",
+    ] {
+        assert!(md.contains(needle), "report.md lacks {needle:?}:\n{md}");
+    }
+    let svg = std::fs::read_to_string(out.join("report.svg")).expect("report.svg");
+    assert!(
+        svg.starts_with("<svg") && svg.contains("async-std"),
+        "{svg}"
+    );
+    // Every implementation has a bar in each of the six panels.
+    assert!(svg.matches(r#"class="bar""#).count() >= 4 * 6, "{svg}");
+
+    // The work folder is removed; nothing but the report is left.
+    let left: Vec<_> = std::fs::read_dir(work.path())
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(left, ["out"], "{left:?}");
+}
+
+#[test]
+fn bench_refuses_bad_options_clearly() {
+    let output = Command::new(FERRY)
+        .args(["bench", "--large-size", "lots"])
+        .output()
+        .expect("run ferry bench");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not a size"), "{stderr}");
+}
