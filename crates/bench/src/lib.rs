@@ -109,6 +109,15 @@ pub struct BenchArgs {
         default_value = "1,64"
     )]
     pub small_conns: Vec<usize>,
+    /// Workload 2's pipeline depths: 1 sends one request at a time (a round trip per file);
+    /// N > 1 sends batches of N requests at once on each session (`ferry get a b c …`).
+    #[arg(
+        long,
+        value_name = "N,…",
+        value_delimiter = ',',
+        default_value = "1,32"
+    )]
+    pub small_pipeline: Vec<usize>,
     /// Workload 3's operations.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub mixed_ops: usize,
@@ -144,10 +153,10 @@ pub enum Case {
     LargeGet,
     /// Workload 1, upload.
     LargePut,
-    /// Workload 2, download, on N sessions.
-    SmallGet(usize),
-    /// Workload 2, upload, on N sessions.
-    SmallPut(usize),
+    /// Workload 2, download, on N sessions, with pipeline depth D.
+    SmallGet(usize, usize),
+    /// Workload 2, upload, on N sessions, with pipeline depth D.
+    SmallPut(usize, usize),
     /// Workload 3 on N sessions.
     Mixed(usize),
     /// Workload 4 with N sessions.
@@ -155,21 +164,22 @@ pub enum Case {
 }
 
 impl Case {
-    fn parts(self) -> (&'static str, &'static str, usize) {
+    /// (workload, op, sessions, pipeline depth).
+    fn parts(self) -> (&'static str, &'static str, usize, usize) {
         match self {
-            Case::LargeGet => ("large", "get", 1),
-            Case::LargePut => ("large", "put", 1),
-            Case::SmallGet(c) => ("small", "get", c),
-            Case::SmallPut(c) => ("small", "put", c),
-            Case::Mixed(c) => ("mixed", "mixed", c),
-            Case::Idle(c) => ("idle", "idle-get", c),
+            Case::LargeGet => ("large", "get", 1, 1),
+            Case::LargePut => ("large", "put", 1, 1),
+            Case::SmallGet(c, d) => ("small", "get", c, d),
+            Case::SmallPut(c, d) => ("small", "put", c, d),
+            Case::Mixed(c) => ("mixed", "mixed", c, 1),
+            Case::Idle(c) => ("idle", "idle-get", c, 1),
         }
     }
 
     fn root(self, f: &Folders) -> &Path {
         match self {
             Case::LargeGet | Case::LargePut => &f.large,
-            Case::SmallGet(_) | Case::SmallPut(_) => &f.small,
+            Case::SmallGet(..) | Case::SmallPut(..) => &f.small,
             Case::Mixed(_) => &f.mixed,
             Case::Idle(_) => &f.idle,
         }
@@ -185,8 +195,18 @@ impl BenchArgs {
             v.extend([Case::LargeGet, Case::LargePut]);
         }
         if has(Workload::Small) {
-            v.extend(self.small_conns.iter().map(|&c| Case::SmallGet(c.max(1))));
-            v.extend(self.small_conns.iter().map(|&c| Case::SmallPut(c.max(1))));
+            for put in [false, true] {
+                for &d in &self.small_pipeline {
+                    for &c in &self.small_conns {
+                        let (c, d) = (c.max(1), d.max(1));
+                        v.push(if put {
+                            Case::SmallPut(c, d)
+                        } else {
+                            Case::SmallGet(c, d)
+                        });
+                    }
+                }
+            }
         }
         if has(Workload::Mixed) {
             v.push(Case::Mixed(self.mixed_conns.max(1)));
@@ -290,6 +310,16 @@ pub fn run(args: &BenchArgs, server_exe: &Path) -> io::Result<Report> {
             report.results.push(result);
         }
     }
+    if !report.baselines.is_empty() {
+        // The ceilings again after the implementations, so that drift on a shared machine
+        // (other tenants, memory pressure) weighs on both sides of the comparison alike.
+        let after = measure_baselines(&folders, args.large_size, args.repeat as usize)?;
+        for (b, a) in report.baselines.iter_mut().zip(after) {
+            b.runs_seconds.extend(a.runs_seconds);
+            b.seconds = stats::median(&b.runs_seconds);
+            b.mb_per_s = b.bytes as f64 / b.seconds / 1e6;
+        }
+    }
     report.check_targets();
     write_report(&report, &args.out)?;
     Ok(report)
@@ -352,7 +382,7 @@ fn run_case(
     folders: &Folders,
     logs: &Path,
 ) -> io::Result<CaseResult> {
-    let (workload, op, conns) = case.parts();
+    let (workload, op, conns, depth) = case.parts();
     let repeat = match case {
         Case::Idle(_) => 1,
         _ => args.repeat as usize,
@@ -367,7 +397,10 @@ fn run_case(
     let mut samples = Vec::new();
     let mut stop_errors = Vec::new();
     for run in 0..repeat {
-        let log = logs.join(format!("{}-{workload}-{op}-{conns}-{run}.log", imp.name()));
+        let log = logs.join(format!(
+            "{}-{workload}-{op}-{conns}-{depth}-{run}.log",
+            imp.name()
+        ));
         let server = ServerProcess::start(exe, imp, case.root(folders), max_connections, &log)?;
         let addr = server.addr();
         let s0 = server.stats()?;
@@ -375,8 +408,8 @@ fn run_case(
         let m = match case {
             Case::LargeGet => workloads::large_get(addr, folders),
             Case::LargePut => workloads::large_put(addr, folders),
-            Case::SmallGet(c) => workloads::small_get(addr, folders, args.small_ops, c),
-            Case::SmallPut(c) => workloads::small_put(addr, folders, args.small_ops, c),
+            Case::SmallGet(c, d) => workloads::small_get(addr, folders, args.small_ops, c, d),
+            Case::SmallPut(c, d) => workloads::small_put(addr, folders, args.small_ops, c, d),
             Case::Mixed(c) => workloads::mixed(addr, folders, args.mixed_ops, c),
             Case::Idle(c) => workloads::idle(
                 addr,
@@ -395,7 +428,7 @@ fn run_case(
         }
         workloads::clean_up(folders)?;
         say(format_args!(
-            "{:<9} {workload} {op} ×{conns} run {}/{repeat}: {} ops, {:.3} s, {:.0} MB/s, {} errors",
+            "{:<9} {workload} {op} ×{conns} depth {depth} run {}/{repeat}: {} ops, {:.3} s, {:.0} MB/s, {} errors",
             imp.name(),
             run + 1,
             m.ops,
@@ -426,6 +459,7 @@ fn run_case(
         workload: workload.to_owned(),
         op: op.to_owned(),
         connections: conns,
+        pipeline: depth,
         ops: m.ops,
         bytes: m.bytes,
         seconds: m.seconds,

@@ -174,13 +174,18 @@ fn render_panel(out: &mut String, p: &Panel, x0: f64, y0: f64) {
             esc(cat)
         );
     }
-    for (label, v) in &p.lines {
+    for (k, (label, v)) in p.lines.iter().enumerate() {
         let y = y_of(*v);
+        // Labels alternate right and left, so that close lines keep readable labels.
+        let (tx, anchor) = if k % 2 == 0 {
+            (px + pw - 2.0, "end")
+        } else {
+            (px + 2.0, "start")
+        };
         let _ = writeln!(
             out,
-            r##"<line class="ref" x1="{px:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#222" stroke-dasharray="5,3"/><text x="{:.1}" y="{:.1}" font-size="10" text-anchor="end" fill="#222">{} {}</text>"##,
+            r##"<line class="ref" x1="{px:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#222" stroke-dasharray="5,3"/><text x="{tx:.1}" y="{:.1}" font-size="10" text-anchor="{anchor}" fill="#222">{} {}</text>"##,
             px + pw,
-            px + pw - 2.0,
             y - 3.0,
             esc(label),
             short(*v)
@@ -283,61 +288,80 @@ pub fn panels(r: &Report) -> Vec<Panel> {
         });
     }
 
-    // Workload 2.
-    let mut cats2: Vec<(String, &str, usize)> = Vec::new();
-    for op in ["get", "put"] {
-        let mut conns: Vec<usize> = r
-            .results
-            .iter()
-            .filter(|c| c.workload == "small" && c.op == op)
-            .map(|c| c.connections)
-            .collect();
-        conns.sort_unstable();
-        conns.dedup();
-        for c in conns {
-            cats2.push((format!("{op} ×{c}"), op, c));
+    // Workload 2: one panel per pipeline depth; the other tools next to ferry's deepest.
+    let mut depths: Vec<usize> = r
+        .results
+        .iter()
+        .filter(|c| c.workload == "small")
+        .map(|c| c.pipeline)
+        .collect();
+    depths.sort_unstable();
+    depths.dedup();
+    let deepest = depths.last().copied();
+    for depth in depths {
+        let mut cats2: Vec<(String, &str, usize)> = Vec::new();
+        for op in ["get", "put"] {
+            let mut conns: Vec<usize> = r
+                .results
+                .iter()
+                .filter(|c| c.workload == "small" && c.op == op && c.pipeline == depth)
+                .map(|c| c.connections)
+                .collect();
+            conns.sort_unstable();
+            conns.dedup();
+            for c in conns {
+                cats2.push((format!("{op} ×{c}"), op, c));
+            }
         }
-    }
-    if !cats2.is_empty() {
         let mut series: Vec<(String, Vec<Option<f64>>)> = imps
             .iter()
             .map(|i| {
                 let v = cats2
                     .iter()
-                    .map(|(_, op, c)| value(i, "small", op, Some(*c), &|x| Some(x.ops_per_s)))
+                    .map(|(_, op, c)| {
+                        r.find_deep(i, "small", op, Some(*c), depth)
+                            .map(|x| x.ops_per_s)
+                    })
                     .collect();
                 (i.clone(), v)
             })
             .collect();
-        let mut peer_rows: Vec<String> = r
-            .peers
-            .iter()
-            .filter(|p| p.workload == "small" && p.tool != "ferry")
-            .map(|p| p.tool.clone())
-            .collect();
-        peer_rows.sort();
-        peer_rows.dedup();
-        for tool in peer_rows {
-            let v = cats2
+        if Some(depth) == deepest {
+            let mut tools: Vec<String> = r
+                .peers
                 .iter()
-                .map(|(_, op, c)| {
-                    r.peers
-                        .iter()
-                        .find(|p| {
-                            p.tool == tool
-                                && p.workload == "small"
-                                && p.direction == *op
-                                && p.connections == *c
-                                && p.ok != Some(false)
-                        })
-                        .and_then(|p| p.files_per_s)
-                })
+                .filter(|p| p.workload == "small" && p.tool != "ferry")
+                .map(|p| p.tool.clone())
                 .collect();
-            series.push((tool, v));
+            tools.sort();
+            tools.dedup();
+            for tool in tools {
+                let v = cats2
+                    .iter()
+                    .map(|(_, op, c)| {
+                        r.peers
+                            .iter()
+                            .find(|p| {
+                                p.tool == tool
+                                    && p.workload == "small"
+                                    && p.direction == *op
+                                    && p.connections == *c
+                                    && p.ok != Some(false)
+                            })
+                            .and_then(|p| p.files_per_s)
+                    })
+                    .collect();
+                series.push((tool, v));
+            }
         }
+        let how = if depth > 1 {
+            format!("{depth} requests in flight per session")
+        } else {
+            "one request at a time".to_owned()
+        };
         out.push(Panel {
             title: format!(
-                "2 · {} files of {}",
+                "2 · {} files of {}, {how}",
                 r.settings.small_ops,
                 crate::report::size_text(r.settings.small_size)
             ),

@@ -195,34 +195,125 @@ pub fn large_put(addr: SocketAddr, folders: &Folders) -> Measured {
     })
 }
 
-/// Workload 2, download: small files `0..count`, spread over `conns` sessions, one request
-/// at a time per session.
-pub fn small_get(addr: SocketAddr, folders: &Folders, count: usize, conns: usize) -> Measured {
+/// Workload 2, download: small files `0..count`, spread over `conns` sessions, `depth`
+/// requests at a time per session (1: one round trip per file; more: pipelined batches,
+/// as `ferry get a b c …` sends them). In a batch, a file's latency runs from the batch's
+/// start to its last octet, so it includes waiting behind the files before it.
+pub fn small_get(
+    addr: SocketAddr,
+    folders: &Folders,
+    count: usize,
+    conns: usize,
+    depth: usize,
+) -> Measured {
     drive(addr, conns, |c, client, tally| {
-        for i in (c..count).step_by(conns) {
-            let file = name(&data::small_name(i));
-            let dest = folders.dest.join(file.as_str());
-            timed(tally, "get", || {
-                client
-                    .get_to_path(&file, &dest, &GetOptions::default(), &mut |_| {})
-                    .map(|r| r.size)
-            });
+        let mine: Vec<usize> = (c..count).step_by(conns).collect();
+        if depth <= 1 {
+            for &i in &mine {
+                let file = name(&data::small_name(i));
+                let dest = folders.dest.join(file.as_str());
+                timed(tally, "get", || {
+                    client
+                        .get_to_path(&file, &dest, &GetOptions::default(), &mut |_| {})
+                        .map(|r| r.size)
+                });
+            }
+            return;
+        }
+        for batch in mine.chunks(depth) {
+            let names: Vec<FileName> = batch.iter().map(|&i| name(&data::small_name(i))).collect();
+            let start = Instant::now();
+            let mut done_at = std::collections::HashMap::new();
+            let results =
+                client.get_many(&names, &folders.dest, &GetOptions::default(), &mut |p| {
+                    if p.done == p.total {
+                        done_at
+                            .entry(p.name.clone())
+                            .or_insert_with(|| start.elapsed());
+                    }
+                });
+            let batch_time = start.elapsed();
+            for r in results {
+                book(
+                    tally,
+                    "get",
+                    r.map(|r| (r.size, done_at.get(&r.name).copied())),
+                    batch_time,
+                );
+            }
         }
     })
 }
 
+/// Books one result of a batch: its own completion time when known, else the batch's.
+fn book(
+    tally: &mut ThreadTally,
+    what: &str,
+    r: Result<(u64, Option<Duration>), ClientError>,
+    batch_time: Duration,
+) {
+    match r {
+        Ok((bytes, at)) => {
+            tally.latencies.push(at.unwrap_or(batch_time));
+            tally.ops += 1;
+            tally.bytes += bytes;
+        }
+        Err(e) => tally.failures.add(what, &e),
+    }
+}
+
 /// Workload 2, upload: small files `0..count` uploaded as new files, spread over `conns`
-/// sessions, one request at a time per session (flow `now`: no round trip for `go`).
-pub fn small_put(addr: SocketAddr, folders: &Folders, count: usize, conns: usize) -> Measured {
+/// sessions, `depth` at a time per session (flow `now`: no round trip for `go`; with depth
+/// > 1, pipelined batches as `ferry put a b c …` sends them).
+pub fn small_put(
+    addr: SocketAddr,
+    folders: &Folders,
+    count: usize,
+    conns: usize,
+    depth: usize,
+) -> Measured {
     drive(addr, conns, |c, client, tally| {
-        for i in (c..count).step_by(conns) {
-            let src = folders.small.join(data::small_name(i));
-            let as_name = name(&data::small_upload_name(i));
-            timed(tally, "put", || {
-                client
-                    .put_from_path(&src, Some(&as_name), &PutOptions::default(), &mut |_| {})
-                    .map(|r| r.size)
+        let mine: Vec<usize> = (c..count).step_by(conns).collect();
+        if depth <= 1 {
+            for &i in &mine {
+                let src = folders.small.join(data::small_name(i));
+                let as_name = name(&data::small_upload_name(i));
+                timed(tally, "put", || {
+                    client
+                        .put_from_path(&src, Some(&as_name), &PutOptions::default(), &mut |_| {})
+                        .map(|r| r.size)
+                });
+            }
+            return;
+        }
+        for batch in mine.chunks(depth) {
+            let files: Vec<(PathBuf, FileName)> = batch
+                .iter()
+                .map(|&i| {
+                    (
+                        folders.small.join(data::small_name(i)),
+                        name(&data::small_upload_name(i)),
+                    )
+                })
+                .collect();
+            let start = Instant::now();
+            let mut done_at = std::collections::HashMap::new();
+            let results = client.put_many(&files, &PutOptions::default(), &mut |p| {
+                if p.done == p.total {
+                    done_at
+                        .entry(p.name.clone())
+                        .or_insert_with(|| start.elapsed());
+                }
             });
+            let batch_time = start.elapsed();
+            for r in results {
+                book(
+                    tally,
+                    "put",
+                    r.map(|r| (r.size, done_at.get(&r.name).copied())),
+                    batch_time,
+                );
+            }
         }
     })
 }

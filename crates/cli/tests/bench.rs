@@ -11,6 +11,16 @@ const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 fn bench_runs_every_implementation_and_workload_and_reports_them() {
     let work = tempfile::tempdir().expect("tempdir");
     let out = work.path().join("out");
+    // Figures of another tool, as bench/peers.sh writes them.
+    let peers = work.path().join("peers.json");
+    std::fs::write(
+        &peers,
+        r#"[{"tool": "nginx", "impl": null, "client": "curl", "workload": "small",
+             "direction": "get", "connections": 4, "files": 40, "bytes": 163840,
+             "median_s": 0.5, "min_s": 0.5, "max_s": 0.6, "mb_per_s": 0.3,
+             "files_per_s": 80.0, "ok": true, "note": ""}]"#,
+    )
+    .expect("write peers.json");
     let output = Command::new(FERRY)
         .arg("bench")
         .arg("--dir")
@@ -35,6 +45,8 @@ fn bench_runs_every_implementation_and_workload_and_reports_them() {
             "0.1",
         ])
         .args(["--repeat", "2"])
+        .arg("--peers")
+        .arg(&peers)
         .output()
         .expect("run ferry bench");
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -43,8 +55,9 @@ fn bench_runs_every_implementation_and_workload_and_reports_them() {
     let json = std::fs::read_to_string(out.join("report.json")).expect("report.json");
     let report: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
     let results = report["results"].as_array().expect("results");
-    // 4 implementations × (large get, large put, small get ×1 ×4, small put ×1 ×4, mixed, idle).
-    assert_eq!(results.len(), 4 * 8, "{json}");
+    // 4 implementations × (large get, large put, small {get, put} × {×1, ×4} × {1, 32 deep},
+    // mixed, idle).
+    assert_eq!(results.len(), 4 * 12, "{json}");
     for r in results {
         let label = format!(
             "{} {} {} ×{}",
@@ -96,6 +109,10 @@ fn bench_runs_every_implementation_and_workload_and_reports_them() {
         .filter_map(|b| b["name"].as_str())
         .collect();
     assert_eq!(baselines, ["tcp-copy", "tcp-memory", "disk-write"]);
+    for b in report["baselines"].as_array().expect("baselines") {
+        // Two runs before the implementations, two after.
+        assert_eq!(b["runs_seconds"].as_array().map(Vec::len), Some(4), "{b}");
+    }
 
     let md = std::fs::read_to_string(out.join("report.md")).expect("report.md");
     for needle in [
@@ -112,15 +129,17 @@ fn bench_runs_every_implementation_and_workload_and_reports_them() {
         svg.starts_with("<svg") && svg.contains("async-std"),
         "{svg}"
     );
-    // Every implementation has a bar in each of the six panels.
-    assert!(svg.matches(r#"class="bar""#).count() >= 4 * 6, "{svg}");
+    // Every implementation has a bar in each of the seven panels, and the peer one.
+    assert!(svg.matches(r#"class="bar""#).count() >= 4 * 7 + 1, "{svg}");
+    assert!(svg.contains(">nginx<"), "the peer is in the legend");
 
     // The work folder is removed; nothing but the report is left.
-    let left: Vec<_> = std::fs::read_dir(work.path())
+    let mut left: Vec<_> = std::fs::read_dir(work.path())
         .expect("read dir")
         .map(|e| e.expect("entry").file_name())
         .collect();
-    assert_eq!(left, ["out"], "{left:?}");
+    left.sort();
+    assert_eq!(left, ["out", "peers.json"], "{left:?}");
 }
 
 #[test]
