@@ -61,6 +61,9 @@ use ferry_wire::{
 };
 
 use conn::{Inbound, RECV_BUF, ReadFail, snippet};
+
+/// The buffer in front of a download's file ([`Client::get_to_path`]).
+const FILE_WRITE_BUF: usize = 64 * 1024;
 use send::{ChunkBuf, Sent, send_payload};
 
 use ferry_client_core::check_greeting;
@@ -535,7 +538,10 @@ impl Client {
                 });
             }
         };
-        let mut w = BufWriter::with_capacity(RECV_BUF, file);
+        // Pieces of at least FILE_WRITE_BUF octets (what a socket read usually brings during
+        // a large download) go straight to the file; smaller ones are gathered first. A
+        // buffer as large as the receive buffer would copy every octet once more.
+        let mut w = BufWriter::with_capacity(FILE_WRITE_BUF, file);
         let received = self.recv_payload(
             &job.name,
             job.offset,
