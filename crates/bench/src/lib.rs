@@ -318,6 +318,8 @@ pub fn run(args: &BenchArgs, server_exe: &Path) -> io::Result<Report> {
             b.runs_seconds.extend(a.runs_seconds);
             b.seconds = stats::median(&b.runs_seconds);
             b.mb_per_s = b.bytes as f64 / b.seconds / 1e6;
+            let fastest = b.runs_seconds.iter().copied().fold(f64::INFINITY, f64::min);
+            b.best_mb_per_s = b.bytes as f64 / fastest / 1e6;
         }
     }
     report.check_targets();
@@ -338,6 +340,7 @@ fn measure_baselines(f: &Folders, size: u64, repeat: usize) -> io::Result<Vec<Ba
             runs.push(run()?);
         }
         let seconds = stats::median(&runs);
+        let fastest = runs.iter().copied().fold(f64::INFINITY, f64::min);
         let b = Baseline {
             name: name.to_owned(),
             description: description.to_owned(),
@@ -345,6 +348,7 @@ fn measure_baselines(f: &Folders, size: u64, repeat: usize) -> io::Result<Vec<Ba
             seconds,
             runs_seconds: runs,
             mb_per_s: size as f64 / seconds / 1e6,
+            best_mb_per_s: size as f64 / fastest / 1e6,
         };
         say(format_args!("baseline {name}: {:.0} MB/s", b.mb_per_s));
         out.push(b);
@@ -450,6 +454,13 @@ fn run_case(
         .find_map(|s| s.m.first_error.clone())
         .or_else(|| stop_errors.first().cloned());
     let peak = samples.iter().map(|s| s.peak).max().unwrap_or(0);
+    // The fastest run by throughput (octets, else operations, per second).
+    let rate = |s: &Sample| {
+        let secs = s.m.seconds.max(1e-9);
+        (s.m.bytes as f64 / secs, s.m.ops as f64 / secs)
+    };
+    let best_mb_per_s = samples.iter().map(|s| rate(s).0 / 1e6).fold(0.0, f64::max);
+    let best_ops_per_s = samples.iter().map(|s| rate(s).1).fold(0.0, f64::max);
     let mid = stats::median_index(&seconds);
     let chosen = samples.swap_remove(mid);
     let mut m = chosen.m;
@@ -466,6 +477,8 @@ fn run_case(
         runs_seconds: seconds,
         mb_per_s: m.bytes as f64 / secs / 1e6,
         ops_per_s: m.ops as f64 / secs,
+        best_mb_per_s,
+        best_ops_per_s,
         latency: stats::latency(&mut m.latencies),
         server_cpu_s: chosen.server_cpu.as_secs_f64(),
         client_cpu_s: chosen.client_cpu.as_secs_f64(),

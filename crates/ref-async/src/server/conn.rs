@@ -160,6 +160,13 @@ impl<R: Runtime> Conn<R> {
         if matches!(wait, Wait::Idle) && self.is_empty() && self.out.is_empty() {
             return self.fill_idle().await;
         }
+        self.fill_at_most(wait, usize::MAX).await
+    }
+
+    /// [`Conn::fill`], reading at most `max` octets: for a frame head inside an upload, so
+    /// that the chunk data after it is read straight into the upload's buffer
+    /// ([`Conn::read_into`]) instead of being copied out of this one.
+    pub(super) async fn fill_at_most(&mut self, wait: Wait, max: usize) -> Result<usize, Stop> {
         if self.buf.len() < INPUT_CAPACITY {
             // More than the idle read brought is needed: take a full buffer.
             let mut full = self.shared.buffers.take_input();
@@ -186,7 +193,8 @@ impl<R: Runtime> Conn<R> {
             end,
             ..
         } = self;
-        let n = read_timed(shared, stream, &mut buf[*end..], wait).await?;
+        let stop = end.saturating_add(max).min(buf.len());
+        let n = read_timed(shared, stream, &mut buf[*end..stop], wait).await?;
         *end += n;
         Ok(n)
     }

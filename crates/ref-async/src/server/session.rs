@@ -34,6 +34,10 @@ use crate::runtime::{BoxFuture, Runtime};
 /// one write.
 const HEAD_ROOM: usize = 32;
 
+/// The read for a frame head inside an upload: longer than `data LEN` and `end DIGEST` lines
+/// (an `abort` with a long TEXT takes several reads).
+const HEAD_READ: usize = 64;
+
 /// Largest piece written to a staging file in one blocking call.
 const WRITE_PIECE: usize = 1 << 20;
 
@@ -51,7 +55,6 @@ pub(super) async fn serve<R: Runtime>(shared: Arc<Shared<R>>, stream: R::TcpStre
         conn: Conn::new(shared, stream),
         first: true,
         line: Vec::with_capacity(256),
-        bufs: Vec::new(),
     };
     match session.run().await {
         End::Eof => tracing::debug!("session ended by the client"),
@@ -105,8 +108,6 @@ struct Session<R: Runtime> {
     first: bool,
     /// Scratch for encoding lines.
     line: Vec<u8>,
-    /// File buffers of gets (with [`HEAD_ROOM`] in front), kept between requests.
-    bufs: Vec<Vec<u8>>,
 }
 
 fn err_reply(code: Code) -> ErrorReply {
@@ -328,12 +329,9 @@ impl<R: Runtime> Session<R> {
     /// chunk boundary (GET-9, GET-10, CLOSE-9). Every chunk is read before its head is sent
     /// (DATA-12).
     async fn send_payload(&mut self, file: Arc<ReadFile>, offset: u64) -> Flow {
-        let mut reader = ReadAhead::new(
-            self.shared.rt.clone(),
-            Arc::clone(&file),
-            offset,
-            mem::take(&mut self.bufs),
-        );
+        // The file buffers live as long as this get: a session keeps no memory for the
+        // files it served (an idle session that once sent a 1 MiB file holds nothing).
+        let mut reader = ReadAhead::new(self.shared.rt.clone(), Arc::clone(&file), offset);
         let mut sent = 0u64;
         let failed = loop {
             if self.shared.past_hard_deadline() {
@@ -364,7 +362,7 @@ impl<R: Runtime> Session<R> {
             sent += len as u64;
         };
         let digest = reader.digest();
-        self.bufs = reader.into_buffers();
+        drop(reader);
         if let Some(code) = failed {
             return self.abort(code, sent).await;
         }
@@ -486,7 +484,14 @@ impl<R: Runtime> Session<R> {
                 continue;
             }
             if self.conn.is_empty() {
-                if let Err(end) = self.fill_payload().await {
+                // A frame head comes next (chunk data would have been read above): read
+                // little, so that the chunk after it goes straight into the staging buffer.
+                let max = if sink.is_active() {
+                    HEAD_READ
+                } else {
+                    usize::MAX
+                };
+                if let Err(end) = self.fill_payload_at_most(max).await {
                     sink.discard().await;
                     return Err(end.finish(self).await);
                 }
@@ -504,7 +509,12 @@ impl<R: Runtime> Session<R> {
                     self.conn.consume(used);
                     if used == 0 {
                         // An incomplete frame line: more octets must be appended.
-                        if let Err(end) = self.fill_payload().await {
+                        let max = if sink.is_active() {
+                            HEAD_READ
+                        } else {
+                            usize::MAX
+                        };
+                        if let Err(end) = self.fill_payload_at_most(max).await {
                             sink.discard().await;
                             return Err(end.finish(self).await);
                         }
@@ -575,10 +585,10 @@ impl<R: Runtime> Session<R> {
 
     /// Waits for more payload octets (stall timeout, shutdown deadline, EOF). The caller
     /// removes the staging file before it finishes the [`Pending`] end.
-    async fn fill_payload(&mut self) -> Result<(), Pending> {
+    async fn fill_payload_at_most(&mut self, max: usize) -> Result<(), Pending> {
         self.conn.flush().await.map_err(Pending::Write)?;
         self.conn
-            .fill(Wait::Progress)
+            .fill_at_most(Wait::Progress, max)
             .await
             .map(drop)
             .map_err(Pending::Read)
@@ -726,7 +736,7 @@ struct ReadAhead<R: Runtime> {
 }
 
 impl<R: Runtime> ReadAhead<R> {
-    fn new(rt: R, file: Arc<ReadFile>, offset: u64, buffers: Vec<Vec<u8>>) -> Self {
+    fn new(rt: R, file: Arc<ReadFile>, offset: u64) -> Self {
         let block = file.size.clamp(1, u64::from(MAX_CHUNK)) as usize;
         let mut this = Self {
             rt,
@@ -735,7 +745,7 @@ impl<R: Runtime> ReadAhead<R> {
             block,
             pos: 0,
             hasher: Some(Hasher::new()),
-            buffers,
+            buffers: Vec::new(),
             pending: None,
         };
         this.start();
@@ -810,10 +820,6 @@ impl<R: Runtime> ReadAhead<R> {
         self.hasher
             .as_ref()
             .map_or_else(|| Hasher::new().digest(), Hasher::digest)
-    }
-
-    fn into_buffers(self) -> Vec<Vec<u8>> {
-        self.buffers
     }
 }
 

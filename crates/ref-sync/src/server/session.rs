@@ -98,6 +98,10 @@ impl Outcome {
 
 type Flow<T = Outcome> = Result<T, End>;
 
+/// The largest file buffer a session keeps between gets: a session that once sent a 1 MiB
+/// chunk does not hold 1 MiB while it waits for its next request.
+const KEEP_FILE_BUF: usize = 64 * 1024;
+
 struct Session<'a> {
     shared: &'a Shared,
     stream: &'a TcpStream,
@@ -105,7 +109,8 @@ struct Session<'a> {
     out: BufWriter<Output<'a>>,
     /// No request line has been read yet (`version` is allowed, VER-2).
     first: bool,
-    /// File data of gets, with [`HEAD_ROOM`] in front; grown on demand.
+    /// File data of gets, with [`HEAD_ROOM`] in front; grown on demand, and given back after
+    /// a get that needed more than [`KEEP_FILE_BUF`].
     file_buf: Vec<u8>,
     /// Scratch for encoding lines.
     line: Vec<u8>,
@@ -305,7 +310,11 @@ impl Session<'_> {
             size: file.size,
             mtime: file.mtime,
         })?;
-        self.send_payload(&file, offset)
+        let sent = self.send_payload(&file, offset);
+        if self.file_buf.len() > KEEP_FILE_BUF {
+            self.file_buf = Vec::new();
+        }
+        sent
     }
 
     /// Sends octets `offset..size` of `file` as chunks, then `end` with the digest of the whole
