@@ -5,12 +5,12 @@
 //! workload 4 (thousands of connections in one process).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use ferry_sync::client::{Client, ClientError, ClientOptions, GetOptions, PutOptions};
+use ferry_sync::client::{Client, ClientError, ClientOptions, GetOptions, Progress, PutOptions};
 use ferry_wire::{FileName, PutMode};
 use serde::Serialize;
 
@@ -35,6 +35,16 @@ pub struct Measured {
     pub first_error: Option<String>,
     /// Workload 4's memory readings.
     pub idle: Option<IdleMemory>,
+}
+
+impl Measured {
+    /// Adds what one load thread or task did.
+    fn add(&mut self, t: ThreadTally, failures: &mut Failures) {
+        self.ops += t.ops;
+        self.bytes += t.bytes;
+        self.latencies.extend(t.latencies);
+        failures.merge(t.failures);
+    }
 }
 
 /// Workload 4's view of the server's memory.
@@ -145,10 +155,7 @@ where
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
     {
-        m.ops += t.ops;
-        m.bytes += t.bytes;
-        m.latencies.extend(t.latencies);
-        failures.merge(t.failures);
+        m.add(t, &mut failures);
     }
     m.errors = failures.count;
     m.first_error = failures.first;
@@ -197,8 +204,7 @@ pub fn large_put(addr: SocketAddr, folders: &Folders) -> Measured {
 
 /// Workload 2, download: small files `0..count`, spread over `conns` sessions, `depth`
 /// requests at a time per session (1: one round trip per file; more: pipelined batches,
-/// as `ferry get a b c …` sends them). In a batch, a file's latency runs from the batch's
-/// start to its last octet, so it includes waiting behind the files before it.
+/// as `ferry get a b c …` sends them).
 pub fn small_get(
     addr: SocketAddr,
     folders: &Folders,
@@ -206,60 +212,27 @@ pub fn small_get(
     conns: usize,
     depth: usize,
 ) -> Measured {
-    drive(addr, conns, |c, client, tally| {
-        let mine: Vec<usize> = (c..count).step_by(conns).collect();
-        if depth <= 1 {
-            for &i in &mine {
-                let file = name(&data::small_name(i));
-                let dest = folders.dest.join(file.as_str());
-                timed(tally, "get", || {
-                    client
-                        .get_to_path(&file, &dest, &GetOptions::default(), &mut |_| {})
-                        .map(|r| r.size)
-                });
-            }
-            return;
-        }
-        for batch in mine.chunks(depth) {
+    let opts = GetOptions::default();
+    small_files(
+        addr,
+        (count, conns, depth),
+        "get",
+        |client, i| {
+            let file = name(&data::small_name(i));
+            let dest = folders.dest.join(file.as_str());
+            client
+                .get_to_path(&file, &dest, &opts, &mut |_| {})
+                .map(|r| r.size)
+        },
+        |client, batch, progress| {
             let names: Vec<FileName> = batch.iter().map(|&i| name(&data::small_name(i))).collect();
-            let start = Instant::now();
-            let mut done_at = std::collections::HashMap::new();
-            let results =
-                client.get_many(&names, &folders.dest, &GetOptions::default(), &mut |p| {
-                    if p.done == p.total {
-                        done_at
-                            .entry(p.name.clone())
-                            .or_insert_with(|| start.elapsed());
-                    }
-                });
-            let batch_time = start.elapsed();
-            for r in results {
-                book(
-                    tally,
-                    "get",
-                    r.map(|r| (r.size, done_at.get(&r.name).copied())),
-                    batch_time,
-                );
-            }
-        }
-    })
-}
-
-/// Books one result of a batch: its own completion time when known, else the batch's.
-fn book(
-    tally: &mut ThreadTally,
-    what: &str,
-    r: Result<(u64, Option<Duration>), ClientError>,
-    batch_time: Duration,
-) {
-    match r {
-        Ok((bytes, at)) => {
-            tally.latencies.push(at.unwrap_or(batch_time));
-            tally.ops += 1;
-            tally.bytes += bytes;
-        }
-        Err(e) => tally.failures.add(what, &e),
-    }
+            let results = client.get_many(&names, &folders.dest, &opts, progress);
+            results
+                .into_iter()
+                .map(|r| r.map(|r| (r.name, r.size)))
+                .collect()
+        },
+    )
 }
 
 /// Workload 2, upload: small files `0..count` uploaded as new files, spread over `conns`
@@ -272,33 +245,64 @@ pub fn small_put(
     conns: usize,
     depth: usize,
 ) -> Measured {
+    let opts = PutOptions::default();
+    let file = |i: usize| {
+        (
+            folders.small.join(data::small_name(i)),
+            name(&data::small_upload_name(i)),
+        )
+    };
+    small_files(
+        addr,
+        (count, conns, depth),
+        "put",
+        |client, i| {
+            let (src, as_name) = file(i);
+            client
+                .put_from_path(&src, Some(&as_name), &opts, &mut |_| {})
+                .map(|r| r.size)
+        },
+        |client, batch, progress| {
+            let files: Vec<(PathBuf, FileName)> = batch.iter().map(|&i| file(i)).collect();
+            let results = client.put_many(&files, &opts, progress);
+            results
+                .into_iter()
+                .map(|r| r.map(|r| (r.name, r.size)))
+                .collect()
+        },
+    )
+}
+
+/// The results of a pipelined batch: each file's name and size, or why it failed.
+type BatchResults = Vec<Result<(FileName, u64), ClientError>>;
+
+/// Workload 2's driver: files `0..count` spread over `conns` sessions; with `depth` 1 each
+/// goes alone (`one`), else in batches of `depth` (`many`). In a batch, a file's latency runs
+/// from the batch's start to its last octet (as `progress` reports it, else to the batch's
+/// end), so it includes waiting behind the files before it.
+fn small_files<One, Many>(
+    addr: SocketAddr,
+    (count, conns, depth): (usize, usize, usize),
+    what: &str,
+    one: One,
+    many: Many,
+) -> Measured
+where
+    One: Fn(&mut Client, usize) -> Result<u64, ClientError> + Sync,
+    Many: Fn(&mut Client, &[usize], &mut dyn FnMut(Progress<'_>)) -> BatchResults + Sync,
+{
     drive(addr, conns, |c, client, tally| {
         let mine: Vec<usize> = (c..count).step_by(conns).collect();
         if depth <= 1 {
             for &i in &mine {
-                let src = folders.small.join(data::small_name(i));
-                let as_name = name(&data::small_upload_name(i));
-                timed(tally, "put", || {
-                    client
-                        .put_from_path(&src, Some(&as_name), &PutOptions::default(), &mut |_| {})
-                        .map(|r| r.size)
-                });
+                timed(tally, what, || one(client, i));
             }
             return;
         }
         for batch in mine.chunks(depth) {
-            let files: Vec<(PathBuf, FileName)> = batch
-                .iter()
-                .map(|&i| {
-                    (
-                        folders.small.join(data::small_name(i)),
-                        name(&data::small_upload_name(i)),
-                    )
-                })
-                .collect();
             let start = Instant::now();
             let mut done_at = std::collections::HashMap::new();
-            let results = client.put_many(&files, &PutOptions::default(), &mut |p| {
+            let results = many(client, batch, &mut |p| {
                 if p.done == p.total {
                     done_at
                         .entry(p.name.clone())
@@ -307,12 +311,15 @@ pub fn small_put(
             });
             let batch_time = start.elapsed();
             for r in results {
-                book(
-                    tally,
-                    "put",
-                    r.map(|r| (r.size, done_at.get(&r.name).copied())),
-                    batch_time,
-                );
+                match r {
+                    Ok((file, bytes)) => {
+                        let at = done_at.get(&file).copied().unwrap_or(batch_time);
+                        tally.latencies.push(at);
+                        tally.ops += 1;
+                        tally.bytes += bytes;
+                    }
+                    Err(e) => tally.failures.add(what, &e),
+                }
             }
         }
     })
@@ -511,17 +518,10 @@ pub fn idle(
     let mut failures = Failures::default();
     for t in tasks {
         match handle.block_on(t) {
-            Ok(t) => {
-                m.ops += t.ops;
-                m.bytes += t.bytes;
-                m.latencies.extend(t.latencies);
-                failures.merge(t.failures);
-            }
+            Ok(t) => m.add(t, &mut failures),
             Err(e) => failures.add("task", &e),
         }
     }
-    m.errors = failures.count;
-    m.first_error = failures.first;
     match (before, open) {
         (Ok(b), Ok(o)) => {
             let mib = |x: u64| x as f64 / (1024.0 * 1024.0);
@@ -536,24 +536,9 @@ pub fn idle(
                 connect_seconds,
             });
         }
-        (Err(e), _) | (_, Err(e)) => failures_to(&mut m, "server memory", &e),
+        (Err(e), _) | (_, Err(e)) => failures.add("server memory", &e),
     }
+    m.errors = failures.count;
+    m.first_error = failures.first;
     m
-}
-
-fn failures_to(m: &mut Measured, what: &str, e: &dyn std::fmt::Display) {
-    m.errors += 1;
-    if m.first_error.is_none() {
-        m.first_error = Some(format!("{what}: {e}"));
-    }
-}
-
-/// The folder a small-file download lands in (for checks).
-pub fn dest_of(folders: &Folders, name: &str) -> PathBuf {
-    folders.dest.join(name)
-}
-
-/// Whether `a` and `b` hold the same octets.
-pub fn same_content(a: &Path, b: &Path) -> std::io::Result<bool> {
-    Ok(std::fs::read(a)? == std::fs::read(b)?)
 }

@@ -130,7 +130,7 @@ fn bench_runs_every_implementation_and_workload_and_reports_them() {
         "{svg}"
     );
     // Every implementation has a bar in each of the seven panels, and the peer one.
-    assert!(svg.matches(r#"class="bar""#).count() >= 4 * 7 + 1, "{svg}");
+    assert!(svg.matches(r#"class="bar""#).count() > 4 * 7, "{svg}");
     assert!(svg.contains(">nginx<"), "the peer is in the legend");
 
     // The work folder is removed; nothing but the report is left.
