@@ -23,7 +23,7 @@ use ferry_store::{ReadFile, StoreError, Upload};
 use ferry_wire::limits::MAX_CHUNK;
 use ferry_wire::{
     Code, DecodeError, Digest, ErrorReply, FileName, Frame, Hasher, Invalid, InvalidKind,
-    PayloadReceiver, PutFlow, PutMode, Reply, Request, Step, Version, decode_request,
+    PayloadReceiver, PutFlow, PutMode, Reply, Request, Step, Timestamp, Version, decode_request,
 };
 
 use super::Shared;
@@ -300,8 +300,20 @@ impl<R: Runtime> Session<R> {
     async fn get(&mut self, offset: u64, name: &FileName) -> Flow {
         let root = self.shared.root.clone();
         let target = name.clone();
-        let file = match self.storage(move || root.open_read(&target)).await {
-            Ok(Ok(file)) => file,
+        // One trip to the blocking pool opens the file and, when the whole of it is one chunk
+        // sent from offset 0, also reads it, hashes it and checks it is unchanged (GET-9):
+        // each trip is a thread wake-up and a task wake-up, most of a small get's cost.
+        let opened = self.storage(move || {
+            let file = root.open_read(&target)?;
+            Ok::<_, StoreError>(if offset == 0 && file.size <= u64::from(MAX_CHUNK) {
+                Opened::Whole(read_whole(file))
+            } else {
+                Opened::Pieces(file)
+            })
+        });
+        let file = match opened.await {
+            Ok(Ok(Opened::Whole(whole))) => return self.send_whole(whole).await,
+            Ok(Ok(Opened::Pieces(file))) => file,
             Ok(Err(e)) => {
                 if let StoreError::Io(e) = &e {
                     tracing::warn!(%name, error = %e, "cannot open for get");
@@ -322,6 +334,31 @@ impl<R: Runtime> Session<R> {
         })
         .await?;
         self.send_payload(Arc::new(file), offset).await
+    }
+
+    /// `ok get`, the file's one chunk and `end` (or `abort` when reading it failed or it
+    /// changed, GET-9, GET-10) for a file read whole by [`read_whole`].
+    async fn send_whole(&mut self, whole: Whole) -> Flow {
+        self.reply(&Reply::GetOk {
+            size: whole.size,
+            mtime: whole.mtime,
+        })
+        .await?;
+        if self.shared.past_hard_deadline() {
+            return Err(self.abort_and_close().await);
+        }
+        let digest = match whole.outcome {
+            Ok(digest) => digest,
+            Err(code) => return self.abort(code, 0).await,
+        };
+        let mut buf = whole.buf;
+        let len = buf.len() - HEAD_ROOM;
+        if len > 0 {
+            let start = put_chunk_head(&mut buf, len);
+            self.conn.write(&buf[start..]).await.map_err(write_failed)?;
+        }
+        self.frame(&Frame::End(digest)).await?;
+        Ok(Outcome::ok(len as u64))
     }
 
     /// Sends octets `offset..size` of `file` as chunks, then `end` with the digest of the whole
@@ -348,14 +385,7 @@ impl<R: Runtime> Session<R> {
             }
             let mut buf = block.buf;
             let len = block.len;
-            let mut head = [0u8; HEAD_ROOM];
-            let head_len = {
-                let mut w = &mut head[..];
-                let _ = io::Write::write_fmt(&mut w, format_args!("data {len}\n"));
-                HEAD_ROOM - w.len()
-            };
-            let start = HEAD_ROOM - head_len;
-            buf[start..HEAD_ROOM].copy_from_slice(&head[..head_len]);
+            let start = put_chunk_head(&mut buf, len);
             let written = self.conn.write(&buf[start..HEAD_ROOM + len]).await;
             reader.recycle(buf);
             written.map_err(write_failed)?;
@@ -689,6 +719,70 @@ fn log(command: &'static str, name: Option<&FileName>, outcome: &Outcome, starte
 }
 
 /// Reads until `buf` is full or the file ends; returns how much it read.
+/// Writes `data LEN\n` into the [`HEAD_ROOM`] in front of a chunk's `len` octets; returns
+/// where the head starts.
+fn put_chunk_head(buf: &mut [u8], len: usize) -> usize {
+    let mut head = [0u8; HEAD_ROOM];
+    let head_len = {
+        let mut w = &mut head[..];
+        let _ = io::Write::write_fmt(&mut w, format_args!("data {len}\n"));
+        HEAD_ROOM - w.len()
+    };
+    let start = HEAD_ROOM - head_len;
+    buf[start..HEAD_ROOM].copy_from_slice(&head[..head_len]);
+    start
+}
+
+/// What a get's trip to the blocking pool found.
+enum Opened {
+    /// A file of at most one chunk, read whole.
+    Whole(Whole),
+    /// A larger file (or a get from an offset): read in pieces by [`ReadAhead`].
+    Pieces(ReadFile),
+}
+
+/// A file read whole on the blocking pool, with the outcome of reading it.
+struct Whole {
+    size: u64,
+    mtime: Timestamp,
+    /// [`HEAD_ROOM`] octets, then the file.
+    buf: Vec<u8>,
+    /// The digest, or why the payload must be aborted (430 changed, 431 storage).
+    outcome: Result<Digest, Code>,
+}
+
+/// Reads all of `file` (at most one chunk), hashes it and checks it is unchanged afterwards
+/// (GET-9): a blocking call.
+fn read_whole(file: ReadFile) -> Whole {
+    let len = usize::try_from(file.size).unwrap_or(usize::MAX);
+    let mut buf = vec![0u8; HEAD_ROOM.saturating_add(len)];
+    let outcome = match read_full(&file.file, &mut buf[HEAD_ROOM..]) {
+        Ok(n) if n == len => match file.unchanged() {
+            Ok(true) => {
+                let mut hasher = Hasher::new();
+                hasher.update(&buf[HEAD_ROOM..]);
+                Ok(hasher.digest())
+            }
+            Ok(false) => Err(Code::CHANGED),
+            Err(e) => {
+                tracing::warn!(error = %e, "fstat failed");
+                Err(Code::STORAGE)
+            }
+        },
+        Ok(_) => Err(Code::CHANGED),
+        Err(e) => {
+            tracing::warn!(error = %e, "read failed");
+            Err(Code::STORAGE)
+        }
+    };
+    Whole {
+        size: file.size,
+        mtime: file.mtime,
+        buf,
+        outcome,
+    }
+}
+
 fn read_full(mut file: &std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
