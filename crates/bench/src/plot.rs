@@ -268,7 +268,9 @@ pub fn panels(r: &Report) -> Vec<Panel> {
             (i.clone(), v)
         })
         .collect();
-    series.extend(peer_series(r, "large", &cats, 1, |p| p.mb_per_s));
+    series.extend(peer_series(r, "large", &[("get", 1), ("put", 1)], |p| {
+        p.mb_per_s
+    }));
     let mut lines = Vec::new();
     for (name, label) in [("tcp-copy", "TCP copy"), ("disk-write", "disk write+fsync")] {
         if let Some(b) = r.baseline(name) {
@@ -327,32 +329,8 @@ pub fn panels(r: &Report) -> Vec<Panel> {
             })
             .collect();
         if Some(depth) == deepest {
-            let mut tools: Vec<String> = r
-                .peers
-                .iter()
-                .filter(|p| p.workload == "small" && p.tool != "ferry")
-                .map(|p| p.tool.clone())
-                .collect();
-            tools.sort();
-            tools.dedup();
-            for tool in tools {
-                let v = cats2
-                    .iter()
-                    .map(|(_, op, c)| {
-                        r.peers
-                            .iter()
-                            .find(|p| {
-                                p.tool == tool
-                                    && p.workload == "small"
-                                    && p.direction == *op
-                                    && p.connections == *c
-                                    && p.ok != Some(false)
-                            })
-                            .and_then(|p| p.files_per_s)
-                    })
-                    .collect();
-                series.push((tool, v));
-            }
+            let cats: Vec<(&str, usize)> = cats2.iter().map(|(_, op, c)| (*op, *c)).collect();
+            series.extend(peer_series(r, "small", &cats, |p| p.files_per_s));
         }
         let how = if depth > 1 {
             format!("{depth} requests in flight per session")
@@ -486,11 +464,12 @@ pub fn panels(r: &Report) -> Vec<Panel> {
     out
 }
 
+/// One series per other tool (not ferry's own CLI rows) for `workload`, with a value per
+/// category `(direction, connections)`; failed rows count as missing.
 fn peer_series(
     r: &Report,
     workload: &str,
-    ops: &[&str],
-    connections: usize,
+    cats: &[(&str, usize)],
     f: impl Fn(&crate::report::PeerResult) -> Option<f64>,
 ) -> Vec<(String, Vec<Option<f64>>)> {
     let mut tools: Vec<String> = r
@@ -504,15 +483,15 @@ fn peer_series(
     tools
         .into_iter()
         .map(|tool| {
-            let v = ops
+            let v = cats
                 .iter()
-                .map(|op| {
+                .map(|&(op, connections)| {
                     r.peers
                         .iter()
                         .find(|p| {
                             p.tool == tool
                                 && p.workload == workload
-                                && p.direction == *op
+                                && p.direction == op
                                 && p.connections == connections
                                 && p.ok != Some(false)
                         })

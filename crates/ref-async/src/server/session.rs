@@ -339,8 +339,9 @@ impl<R: Runtime> Session<R> {
     /// `ok get`, the file's one chunk and `end` (or `abort` when reading it failed or it
     /// changed, GET-9, GET-10) for a file read whole by [`read_whole`].
     async fn send_whole(&mut self, whole: Whole) -> Flow {
+        let len = whole.buf.len() - HEAD_ROOM;
         self.reply(&Reply::GetOk {
-            size: whole.size,
+            size: len as u64,
             mtime: whole.mtime,
         })
         .await?;
@@ -352,7 +353,6 @@ impl<R: Runtime> Session<R> {
             Err(code) => return self.abort(code, 0).await,
         };
         let mut buf = whole.buf;
-        let len = buf.len() - HEAD_ROOM;
         if len > 0 {
             let start = put_chunk_head(&mut buf, len);
             self.conn.write(&buf[start..]).await.map_err(write_failed)?;
@@ -743,9 +743,8 @@ enum Opened {
 
 /// A file read whole on the blocking pool, with the outcome of reading it.
 struct Whole {
-    size: u64,
     mtime: Timestamp,
-    /// [`HEAD_ROOM`] octets, then the file.
+    /// [`HEAD_ROOM`] octets, then the file (its size when it was opened).
     buf: Vec<u8>,
     /// The digest, or why the payload must be aborted (430 changed, 431 storage).
     outcome: Result<Digest, Code>,
@@ -776,7 +775,6 @@ fn read_whole(file: ReadFile) -> Whole {
         }
     };
     Whole {
-        size: file.size,
         mtime: file.mtime,
         buf,
         outcome,
@@ -1051,5 +1049,55 @@ impl<R: Runtime> Sink<R> {
         if let Some(upload) = self.upload.take() {
             let _ = self.rt.unblock(move || drop(upload)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opened(dir: &std::path::Path, content: &[u8]) -> ReadFile {
+        std::fs::write(dir.join("f"), content).expect("write");
+        let root = ferry_store::Root::open(dir).expect("open the root");
+        root.open_read(&FileName::new("f").expect("name"))
+            .expect("open f")
+    }
+
+    #[test]
+    fn a_whole_read_file_carries_its_digest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let whole = read_whole(opened(dir.path(), b"hello ferry"));
+        assert_eq!(&whole.buf[HEAD_ROOM..], b"hello ferry");
+        let mut h = Hasher::new();
+        h.update(b"hello ferry");
+        assert_eq!(whole.outcome, Ok(h.digest()));
+        let empty = read_whole(opened(dir.path(), b""));
+        assert_eq!(empty.buf.len(), HEAD_ROOM);
+        assert_eq!(empty.outcome, Ok(Hasher::new().digest()));
+    }
+
+    #[test]
+    fn a_file_that_changes_after_it_was_opened_is_aborted_with_430() {
+        // GET-9: shorter than announced, or longer (size and mtime no longer match).
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = opened(dir.path(), b"0123456789");
+        std::fs::write(dir.path().join("f"), b"0123").expect("truncate");
+        assert_eq!(read_whole(file).outcome, Err(Code::CHANGED));
+
+        let file = opened(dir.path(), b"0123456789");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("f"))
+            .expect("open for append");
+        io::Write::write_all(&mut f, b"more").expect("append");
+        assert_eq!(read_whole(file).outcome, Err(Code::CHANGED));
+    }
+
+    #[test]
+    fn chunk_heads_fill_the_room_in_front_of_the_data() {
+        let mut buf = vec![0u8; HEAD_ROOM + 3];
+        buf[HEAD_ROOM..].copy_from_slice(b"abc");
+        let start = put_chunk_head(&mut buf, 3);
+        assert_eq!(&buf[start..], b"data 3\nabc");
     }
 }
