@@ -8,6 +8,11 @@
 //! buffer; writes go through a reply buffer that is flushed before every read that could
 //! block, so that the replies to pipelined requests leave together.
 //!
+//! A chunk of a get payload, once its first octet is written, is written whole (DATA-11) even
+//! when the shutdown deadline passes meanwhile (CLOSE-9: the payload ends at a chunk boundary,
+//! with `abort 422`): its writes give up only after the stall timeout without progress, or a
+//! stall timeout after the shutdown deadline.
+//!
 //! An idle session holds neither buffer: when the wait for its next request would block, it
 //! gives both back to the server's spares ([`Buffers`]) and waits with a small read of its
 //! own, then takes a buffer again. Memory then grows with the sessions that are busy, not
@@ -17,6 +22,7 @@ use std::future::Future;
 use std::io;
 use std::mem;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
@@ -115,12 +121,21 @@ pub(super) struct Conn<R: Runtime> {
     start: usize,
     end: usize,
     out: Vec<u8>,
+    /// `out` holds chunk data (or all of a chunk): its flush is a chunk write.
+    chunk_queued: bool,
+    /// Set while chunk data is being written: the server's forced end of sessions at the
+    /// shutdown deadline waits for it (see `start_session`).
+    sending_chunk: Arc<AtomicBool>,
     /// How long a write may wait without progress; `None`: the stall timeout.
     patience: Option<Duration>,
 }
 
 impl<R: Runtime> Conn<R> {
-    pub(super) fn new(shared: Arc<Shared<R>>, stream: R::TcpStream) -> Self {
+    pub(super) fn new(
+        shared: Arc<Shared<R>>,
+        stream: R::TcpStream,
+        sending_chunk: Arc<AtomicBool>,
+    ) -> Self {
         Self {
             shared,
             stream,
@@ -128,6 +143,8 @@ impl<R: Runtime> Conn<R> {
             start: 0,
             end: 0,
             out: Vec::new(),
+            chunk_queued: false,
+            sending_chunk,
             patience: None,
         }
     }
@@ -262,6 +279,18 @@ impl<R: Runtime> Conn<R> {
 
     /// Queues `data` for sending; sends at once what no longer fits the reply buffer.
     pub(super) async fn write(&mut self, data: &[u8]) -> Result<(), Stop> {
+        self.write_as(data, false).await
+    }
+
+    /// [`Conn::write`] for a whole chunk of a get payload, head and data: once any of it is
+    /// written, all of it is (DATA-11), even past the shutdown deadline (CLOSE-9); it gives
+    /// up (and the session must close without another word) only when the peer accepts
+    /// nothing for the stall timeout, or a stall timeout after the shutdown deadline.
+    pub(super) async fn write_chunk(&mut self, chunk: &[u8]) -> Result<(), Stop> {
+        self.write_as(chunk, true).await
+    }
+
+    async fn write_as(&mut self, data: &[u8], chunk: bool) -> Result<(), Stop> {
         if self.out.capacity() == 0 {
             self.out = self.shared.buffers.take_output();
         }
@@ -269,10 +298,11 @@ impl<R: Runtime> Conn<R> {
             self.flush().await?;
         }
         if data.len() >= OUTPUT_CAPACITY {
-            let patience = self.patience;
-            write_timed(&self.shared, &mut self.stream, data, patience).await
+            let mode = if chunk { Mode::Chunk } else { self.mode() };
+            self.write_now(data, mode).await
         } else {
             self.out.extend_from_slice(data);
+            self.chunk_queued |= chunk;
             Ok(())
         }
     }
@@ -282,9 +312,37 @@ impl<R: Runtime> Conn<R> {
         if self.out.is_empty() {
             return Ok(());
         }
-        let patience = self.patience;
-        let result = write_timed(&self.shared, &mut self.stream, &self.out, patience).await;
+        let mode = if self.chunk_queued {
+            Mode::Chunk
+        } else {
+            self.mode()
+        };
+        let out = mem::take(&mut self.out);
+        let result = self.write_now(&out, mode).await;
+        self.out = out;
         self.out.clear();
+        self.chunk_queued = false;
+        result
+    }
+
+    /// How a write that carries no chunk data may wait.
+    fn mode(&self) -> Mode {
+        match self.patience {
+            Some(patience) => Mode::LastWord(patience),
+            None => Mode::Reply,
+        }
+    }
+
+    /// Writes `data` to the socket at once (nothing is queued in front of it).
+    async fn write_now(&mut self, data: &[u8], mode: Mode) -> Result<(), Stop> {
+        let chunk = matches!(mode, Mode::Chunk);
+        if chunk {
+            self.sending_chunk.store(true, Ordering::SeqCst);
+        }
+        let result = write_timed(&self.shared, &mut self.stream, data, mode).await;
+        if chunk {
+            self.sending_chunk.store(false, Ordering::SeqCst);
+        }
         result
     }
 
@@ -303,6 +361,19 @@ impl<R: Runtime> Drop for Conn<R> {
     }
 }
 
+/// How a write may wait.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// Replies: the stall timeout without progress, and the shutdown deadline.
+    Reply,
+    /// A best-effort last word (a closing error, an abort): its own short patience without
+    /// progress, even after the shutdown deadline.
+    LastWord(Duration),
+    /// Chunk data of a get payload: the stall timeout without progress, and a stall timeout
+    /// after the shutdown deadline (DATA-11, CLOSE-9).
+    Chunk,
+}
+
 /// What ends a wait besides its own deadline.
 #[derive(Debug, Clone, Copy)]
 enum Guard {
@@ -310,6 +381,8 @@ enum Guard {
     Trigger,
     /// The shutdown deadline for requests in flight.
     Hard,
+    /// A stall timeout after the shutdown deadline: the latest a chunk in progress may end.
+    ChunkEnd,
     /// Nothing: a best-effort last word, bounded by its own short patience.
     Never,
 }
@@ -340,14 +413,14 @@ async fn write_timed<R: Runtime>(
     shared: &Shared<R>,
     stream: &mut R::TcpStream,
     mut data: &[u8],
-    patience: Option<Duration>,
+    mode: Mode,
 ) -> Result<(), Stop> {
     // Last words (a closing error, an abort) have a short patience of their own and go out
-    // even after the shutdown deadline.
-    let guard = if patience.is_some() {
-        Guard::Never
-    } else {
-        Guard::Hard
+    // even after the shutdown deadline; so does a chunk, for a stall timeout more.
+    let (guard, patience) = match mode {
+        Mode::Reply => (Guard::Hard, None),
+        Mode::LastWord(patience) => (Guard::Never, Some(patience)),
+        Mode::Chunk => (Guard::ChunkEnd, None),
     };
     while !data.is_empty() {
         let deadline = deadline_in(shared, patience);
@@ -377,6 +450,7 @@ async fn guarded<R: Runtime>(
         match guard {
             Guard::Trigger => shared.shutdown.triggered().await,
             Guard::Hard => shared.hard_deadline_passed().await,
+            Guard::ChunkEnd => shared.chunk_deadline_passed().await,
             Guard::Never => std::future::pending().await,
         }
         Err(Stop::Shutdown)

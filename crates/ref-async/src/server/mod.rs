@@ -37,7 +37,8 @@ use crate::runtime::{Runtime, Timed, deadline, timeout};
 
 /// Extra time after the shutdown deadline for sessions to notice it themselves before their
 /// tasks are dropped from outside (which closes their sockets and removes their staging
-/// files).
+/// files). A session that is writing a chunk then is dropped only this long after the latest
+/// end of that chunk ([`Shared::chunk_deadline`]): it ends by itself before.
 const FORCE_MARGIN: Duration = Duration::from_secs(1);
 
 /// How long the refusal of a connection (`err 420 busy`, `err 422`) may take.
@@ -160,6 +161,21 @@ impl<R: Runtime> Shared<R> {
     async fn hard_deadline_passed(&self) {
         self.shutdown.triggered().await;
         if let Some(at) = self.hard_deadline() {
+            self.rt.sleep_until(at).await;
+        }
+    }
+
+    /// The latest a chunk of a get payload that was being sent at the shutdown deadline may
+    /// end: a stall timeout after the deadline. The chunk is completed (DATA-11) before the
+    /// payload ends with `abort 422` (CLOSE-9), unless the peer is too slow even for that.
+    fn chunk_deadline(&self) -> Option<Instant> {
+        self.hard_deadline().map(|d| d + self.stall)
+    }
+
+    /// Completes when [`Shared::chunk_deadline`] has passed.
+    async fn chunk_deadline_passed(&self) {
+        self.shutdown.triggered().await;
+        if let Some(at) = self.chunk_deadline() {
             self.rt.sleep_until(at).await;
         }
     }
@@ -322,9 +338,15 @@ fn start_session<R: Runtime>(
         let shared = Arc::clone(shared);
         async move {
             let _guard = guard;
-            let session = session::serve(Arc::clone(&shared), stream);
+            // Set while the session writes a chunk, which it completes past the deadline.
+            let sending_chunk = Arc::new(AtomicBool::new(false));
+            let session = session::serve(Arc::clone(&shared), stream, Arc::clone(&sending_chunk));
             let forced = async {
                 shared.force.wait().await;
+                if sending_chunk.load(Ordering::SeqCst) {
+                    let at = shared.chunk_deadline().unwrap_or_else(Instant::now) + FORCE_MARGIN;
+                    shared.rt.sleep_until(at).await;
+                }
                 tracing::warn!("session dropped at the shutdown deadline");
             };
             session.or(forced).await;

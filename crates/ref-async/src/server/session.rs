@@ -17,6 +17,7 @@ use std::future::Future;
 use std::io::{self, Read};
 use std::mem;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use ferry_store::{ReadFile, StoreError, Upload};
@@ -47,12 +48,17 @@ const DRAIN_TIME: Duration = Duration::from_secs(1);
 /// How long a last word (a closing error, `abort 422`) may wait for the peer.
 const LAST_WORD: Duration = Duration::from_millis(250);
 
-/// Runs one session on an accepted connection (inside the session's tracing span).
-pub(super) async fn serve<R: Runtime>(shared: Arc<Shared<R>>, stream: R::TcpStream) {
+/// Runs one session on an accepted connection (inside the session's tracing span);
+/// `sending_chunk` is set while it writes a chunk of a get payload.
+pub(super) async fn serve<R: Runtime>(
+    shared: Arc<Shared<R>>,
+    stream: R::TcpStream,
+    sending_chunk: Arc<AtomicBool>,
+) {
     tracing::debug!("session started");
     let mut session = Session {
         shared: Arc::clone(&shared),
-        conn: Conn::new(shared, stream),
+        conn: Conn::new(shared, stream, sending_chunk),
         first: true,
         line: Vec::with_capacity(256),
     };
@@ -355,7 +361,10 @@ impl<R: Runtime> Session<R> {
         let mut buf = whole.buf;
         if len > 0 {
             let start = put_chunk_head(&mut buf, len);
-            self.conn.write(&buf[start..]).await.map_err(write_failed)?;
+            self.conn
+                .write_chunk(&buf[start..])
+                .await
+                .map_err(write_failed)?;
         }
         self.frame(&Frame::End(digest)).await?;
         Ok(Outcome::ok(len as u64))
@@ -364,7 +373,8 @@ impl<R: Runtime> Session<R> {
     /// Sends octets `offset..size` of `file` as chunks, then `end` with the digest of the whole
     /// file, whose octets before `offset` are read and hashed first (SUM-3); or an `abort` at a
     /// chunk boundary (GET-9, GET-10, CLOSE-9). Every chunk is read before its head is sent
-    /// (DATA-12).
+    /// (DATA-12). A chunk whose head was sent is completed even when the shutdown deadline
+    /// passes meanwhile (DATA-11, see [`Conn::write_chunk`]); no chunk starts after it.
     async fn send_payload(&mut self, file: Arc<ReadFile>, offset: u64) -> Flow {
         // The file buffers live as long as this get: a session keeps no memory for the
         // files it served (an idle session that once sent a 1 MiB file holds nothing).
@@ -383,10 +393,14 @@ impl<R: Runtime> Session<R> {
                 reader.recycle(block.buf);
                 continue;
             }
+            // The deadline may have passed while the block was read.
+            if self.shared.past_hard_deadline() {
+                return Err(self.abort_and_close().await);
+            }
             let mut buf = block.buf;
             let len = block.len;
             let start = put_chunk_head(&mut buf, len);
-            let written = self.conn.write(&buf[start..HEAD_ROOM + len]).await;
+            let written = self.conn.write_chunk(&buf[start..HEAD_ROOM + len]).await;
             reader.recycle(buf);
             written.map_err(write_failed)?;
             sent += len as u64;
@@ -418,7 +432,7 @@ impl<R: Runtime> Session<R> {
         })
     }
 
-    /// CLOSE-9: the shutdown deadline passed during a get payload.
+    /// CLOSE-9: the shutdown deadline passed during a get payload (at a chunk boundary).
     async fn abort_and_close(&mut self) -> End {
         self.conn.set_patience(Some(LAST_WORD));
         if self
