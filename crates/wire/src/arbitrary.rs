@@ -27,7 +27,7 @@ impl<'a> Arbitrary<'a> for FileName {
         let raw: String = u.arbitrary()?;
         let mut s: String = raw
             .chars()
-            .filter(|&c| !(c.is_control() || c == '/' || c == '\\'))
+            .filter(|&c| !(c.is_control() || c == '/' || c == '\\') && crate::name::is_assigned(c))
             .nfc()
             .collect();
         cut(&mut s, MAX_NAME);

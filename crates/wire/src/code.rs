@@ -82,6 +82,9 @@ codes! {
     READ_ONLY = 514, "read-only", false;
     /// The get offset exceeds the file size.
     BAD_OFFSET = 515, "bad-offset", false;
+    /// The server's storage refuses access (permission denied) to the file of a get or to
+    /// the staging file or the name of a put.
+    DENIED = 516, "denied", false;
 }
 
 impl Code {
@@ -140,7 +143,9 @@ mod tests {
             .map(|c| c.get())
             .collect();
         assert_eq!(closing, [420, 421, 422, 501, 502]);
-        assert_eq!(Code::ALL.len(), 18);
+        assert_eq!(Code::ALL.len(), 19);
+        assert_eq!(Code::DENIED.class(), Class::Permanent);
+        assert_eq!(Code::DENIED.name(), Some("denied"));
         assert!(Code::ALL.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(Code::new(7).map(|c| c.to_string()), Some("007".to_owned()));
         assert_eq!(Code::new(1000), None);

@@ -7,8 +7,8 @@
 //! [`MAX_LINE`] octets, and reports [`InvalidKind::LineTooLong`] instead of waiting longer.
 
 use crate::code::Code;
-use crate::message::{Entry, Frame, Hello, Reply, Request};
-use crate::name::NameError;
+use crate::message::{Entry, Frame, Hello, Listed, Reply, Request, SkippedEntry};
+use crate::name::{FileName, NameError};
 use crate::parse::{self, PErr, PResult, PutHead};
 
 use crate::limits::MAX_LINE;
@@ -65,7 +65,9 @@ pub enum InvalidKind {
 
 impl Invalid {
     /// The code a server answers an invalid *request* with (ERR-1, ERR-6): 501 for an
-    /// over-long line, 502 for a malformed put, 510 for a bad name, else 500.
+    /// over-long line, 502 for a malformed put, 510 for a bad name, else 500. A put with
+    /// flow `now` above the server's `max-eager` (or any when it is 0) gets 502 whatever its
+    /// name (PUT-8): the caller checks that first, since this value does not know the limit.
     pub fn reply_code(&self) -> Code {
         match self.kind {
             InvalidKind::LineTooLong => Code::LINE_TOO_LONG,
@@ -163,8 +165,124 @@ pub fn decode_entry(buf: &[u8]) -> Result<(Entry, usize), DecodeError> {
     run(buf, parse::entry, |_, e| name_or_syntax(e))
 }
 
+/// Decodes one listing line as a client reads it (NAME-14): like [`decode_entry`], except
+/// that a line that begins with a valid `size` SP `mtime` SP and whose name field (the rest
+/// of the line) is not a valid name is [`Listed::Skipped`], with the name's raw octets, rather
+/// than invalid: the entry is one line, so the rest of the listing can still be read. Any
+/// other line that does not match `entry` (an invalid SIZE or MTIME, a missing field) is
+/// [`DecodeError::Invalid`] (ERR-10, DIR-9).
+pub fn decode_listed(buf: &[u8]) -> Result<(Listed, usize), DecodeError> {
+    match decode_entry(buf) {
+        Ok((e, used)) => Ok((Listed::Entry(e), used)),
+        Err(DecodeError::Invalid(inv)) => {
+            let Some(len) = inv.line_len else {
+                return Err(DecodeError::Invalid(inv));
+            };
+            let (line, _) = split_line(buf)?;
+            match parse::entry_head(line) {
+                Ok((name, (size, mtime))) => match FileName::from_bytes(name) {
+                    Err(error) => Ok((
+                        Listed::Skipped(SkippedEntry {
+                            size,
+                            mtime,
+                            name: name.to_vec(),
+                            error,
+                        }),
+                        len,
+                    )),
+                    // A valid name would have made the line a valid entry.
+                    Ok(_) => Err(DecodeError::Invalid(inv)),
+                },
+                Err(_) => Err(DecodeError::Invalid(inv)),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Decodes one payload line: `data LEN`, `end DIGEST` or `abort CODE [TEXT]`. After
 /// `data LEN` the next `LEN` octets are raw file data, not a line.
 pub fn decode_frame(buf: &[u8]) -> Result<(Frame, usize), DecodeError> {
     run(buf, parse::frame, |_, e| name_or_syntax(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Listing;
+
+    fn line(name: &[u8]) -> Vec<u8> {
+        let mut l = b"5 2024-03-01T08:00:00Z ".to_vec();
+        l.extend_from_slice(name);
+        l.push(b'\n');
+        l
+    }
+
+    #[test]
+    fn listing_lines_with_unacceptable_names_are_skipped_not_invalid() {
+        let ok = line("天线15.doc".as_bytes());
+        assert!(matches!(decode_listed(&ok), Ok((Listed::Entry(_), n)) if n == ok.len()));
+        for (name, error) in [
+            ("k\u{16d67}\u{16d67}".as_bytes(), NameError::NotNfc),
+            ("a\u{378}".as_bytes(), NameError::Unassigned('\u{378}')),
+            (b"../x".as_slice(), NameError::ForbiddenChar('/')),
+            (b".hidden".as_slice(), NameError::LeadingDot),
+            (b"a/b".as_slice(), NameError::ForbiddenChar('/')),
+            (b"caf\xe9".as_slice(), NameError::NotUtf8),
+            (b"".as_slice(), NameError::Empty),
+        ] {
+            let l = line(name);
+            match decode_listed(&l) {
+                Ok((Listed::Skipped(s), n)) => {
+                    assert_eq!(n, l.len());
+                    assert_eq!(s.name, name);
+                    assert_eq!(s.error, error);
+                    assert_eq!(s.size, 5);
+                }
+                other => panic!("{name:?}: {other:?}"),
+            }
+            assert!(matches!(decode_entry(&l), Err(DecodeError::Invalid(_))));
+        }
+        // Lines whose other fields are wrong stay invalid (ERR-10, DIR-9).
+        for bad in [
+            &b"5 2023-02-30T00:00:00Z a\n"[..],
+            b"5 2024-03-01T08:00:60Z a\n",
+            b"05 2024-03-01T08:00:00Z a\n",
+            b"5 2024-03-01T08:00:00Z\n",
+            b"5  2024-03-01T08:00:00Z a\n",
+            b"garbage\n",
+        ] {
+            assert!(
+                matches!(decode_listed(bad), Err(DecodeError::Invalid(_))),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(
+            decode_listed(b"5 2024-03-01T08:00:00Z a"),
+            Err(DecodeError::Incomplete)
+        );
+    }
+
+    #[test]
+    fn listing_order_covers_skipped_names() {
+        let next = |l: &mut Listing, name: &[u8]| {
+            let (x, _) = decode_listed(&line(name)).expect("a listing line");
+            l.push(x)
+        };
+        let mut l = Listing::new();
+        next(&mut l, b"a").expect("first");
+        next(&mut l, "k\u{16d67}\u{16d67}".as_bytes()).expect("skipped, in order");
+        next(&mut l, b"z").expect("after the skipped one");
+        assert_eq!(l.entries.len(), 2);
+        assert_eq!(l.skipped.len(), 1);
+        assert!(next(&mut l, b"z").is_err(), "a name twice");
+        assert!(next(&mut l, b"b").is_err(), "out of order");
+        let mut l = Listing::new();
+        next(&mut l, "k\u{16d67}\u{16d67}".as_bytes()).expect("first");
+        assert!(
+            next(&mut l, "k\u{16d67}\u{16d67}".as_bytes()).is_err(),
+            "a skipped name twice"
+        );
+    }
 }

@@ -55,15 +55,16 @@ mod snapshots;
 
 pub use code::{Class, Code};
 pub use decode::{
-    DecodeError, Invalid, InvalidKind, decode_entry, decode_frame, decode_hello, decode_reply,
-    decode_request,
+    DecodeError, Invalid, InvalidKind, decode_entry, decode_frame, decode_hello, decode_listed,
+    decode_reply, decode_request,
 };
 pub use digest::{Digest, Hasher};
 pub use message::{
-    ChunkLen, Entry, ErrorReply, Frame, Greeting, GreetingError, Hello, Limits, PutFlow, PutMode,
-    Reply, Request, chunk_lengths, encode_payload,
+    ChunkLen, Entry, ErrorReply, Frame, Greeting, GreetingError, Hello, Limits, Listed, Listing,
+    ListingOrderError, PutFlow, PutMode, Reply, Request, SkippedEntry, chunk_lengths,
+    encode_payload,
 };
-pub use name::{FileName, NameError};
+pub use name::{FileName, NameError, UNICODE_VERSION, is_assigned};
 pub use parse::PutHead;
 pub use payload::{PayloadError, PayloadReceiver, Step};
 pub use text::{ExtName, ParamName, ParamValue, Text, TokenError, Version};

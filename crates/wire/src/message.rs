@@ -9,7 +9,7 @@ use crate::limits::{
     DEFAULT_IDLE_SECS, DEFAULT_MAX_EAGER, DEFAULT_MAX_SIZE, DEFAULT_STALL_SECS, MAX_CHUNK,
     MAX_LINE, MAX_NAME,
 };
-use crate::name::FileName;
+use crate::name::{FileName, NameError};
 use crate::text::{ExtName, ParamName, ParamValue, Text, TokenError, Version};
 use crate::time::Timestamp;
 
@@ -121,6 +121,88 @@ pub struct Entry {
     pub mtime: Timestamp,
     /// The file name.
     pub name: FileName,
+}
+
+/// A listing line whose `size` and `mtime` are valid but whose name field is not a name
+/// the receiver accepts (NAME-9): a client skips the entry and goes on with the listing
+/// (NAME-14), and may tell the user about it (NAME-15).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SkippedEntry {
+    /// Length in octets, as listed.
+    pub size: u64,
+    /// Modification time, as listed.
+    pub mtime: Timestamp,
+    /// The name field's octets as received (possibly not UTF-8): show them escaped.
+    pub name: Vec<u8>,
+    /// The rule the name breaks.
+    pub error: NameError,
+}
+
+/// One line of a listing as a client reads it ([`crate::decode_listed`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Listed {
+    /// A valid entry.
+    Entry(Entry),
+    /// An entry to skip (NAME-14).
+    Skipped(SkippedEntry),
+}
+
+impl Listed {
+    /// The name field's octets, valid or not: what DIR-4's order is checked on.
+    pub fn name_octets(&self) -> &[u8] {
+        match self {
+            Listed::Entry(e) => e.name.as_bytes(),
+            Listed::Skipped(s) => &s.name,
+        }
+    }
+}
+
+/// A `dir` listing as a client accepted it: the valid entries, and the entries it skipped
+/// because it cannot accept their names (NAME-14), both in listing order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Listing {
+    /// The entries with valid names, in ascending bytewise order of their names.
+    pub entries: Vec<Entry>,
+    /// The entries skipped, in listing order.
+    pub skipped: Vec<SkippedEntry>,
+    last: Option<Vec<u8>>,
+}
+
+/// A listing whose names are out of DIR-4's order or repeat one: not a valid listing
+/// (DIR-10).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the listing is not in bytewise order of names or repeats one")]
+pub struct ListingOrderError {
+    /// The name listed before.
+    pub previous: Vec<u8>,
+    /// The name that does not come after it.
+    pub next: Vec<u8>,
+}
+
+impl Listing {
+    /// An empty listing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the next line of the listing, checking that its name's octets, valid or not,
+    /// come strictly after the previous line's (DIR-4, DIR-10).
+    pub fn push(&mut self, line: Listed) -> Result<(), ListingOrderError> {
+        if let Some(prev) = &self.last {
+            if prev.as_slice() >= line.name_octets() {
+                return Err(ListingOrderError {
+                    previous: prev.clone(),
+                    next: line.name_octets().to_vec(),
+                });
+            }
+        }
+        self.last = Some(line.name_octets().to_vec());
+        match line {
+            Listed::Entry(e) => self.entries.push(e),
+            Listed::Skipped(s) => self.skipped.push(s),
+        }
+        Ok(())
+    }
 }
 
 /// A payload message (`chunk-head`, `end`, `abort`), in either direction.

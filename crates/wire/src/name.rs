@@ -1,10 +1,26 @@
-//! `FileName`: a validated ferry file name (NAME-1 .. NAME-5).
+//! `FileName`: a validated ferry file name (NAME-1 .. NAME-5, NAME-13).
+//!
+//! ferry/1 pins the Unicode version that decides NFC (NAME-5) and which code points are
+//! assigned (NAME-13): [`UNICODE_VERSION`], 18.0.0, the version of the data of
+//! `unicode-normalization` and `unicode-properties` that this crate uses. A test checks that
+//! both crates report exactly that version, so a dependency bump cannot change which names
+//! are valid without a change to the specification.
 
 use std::fmt;
 
 use unicode_normalization::{IsNormalized, is_nfc_quick};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use crate::limits::MAX_NAME;
+
+/// The Unicode version ferry/1 pins for its name rules (NAME-5, NAME-13): 18.0.0.
+pub const UNICODE_VERSION: (u8, u8, u8) = (18, 0, 0);
+
+/// Whether `c` is assigned (General_Category other than Cn) in [`UNICODE_VERSION`]
+/// (NAME-13).
+pub fn is_assigned(c: char) -> bool {
+    c.general_category() != GeneralCategory::Unassigned
+}
 
 /// Why a string is not a valid ferry file name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
@@ -30,11 +46,14 @@ pub enum NameError {
     /// The name is not in Unicode Normalization Form C (NAME-5).
     #[error("name is not in Unicode Normalization Form C")]
     NotNfc,
+    /// The name contains a code point that Unicode 18.0.0 does not assign (NAME-13).
+    #[error("name contains U+{:04X}, which Unicode 18.0.0 does not assign", *.0 as u32)]
+    Unassigned(char),
 }
 
 /// A file name that satisfies every rule of the `name` ABNF rule and its prose
-/// (1 to 255 octets of NFC UTF-8, no controls, `/` or `\`, no leading `.`, no
-/// leading or trailing space). Because the only way to build one is through
+/// (1 to 255 octets of NFC UTF-8, every code point assigned in Unicode 18.0.0, no controls,
+/// `/` or `\`, no leading `.`, no leading or trailing space). Because the only way to build one is through
 /// validation, the encoder cannot emit a name the decoder rejects.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FileName(String);
@@ -82,7 +101,7 @@ impl FileName {
     }
 }
 
-/// Checks every rule of NAME-1 .. NAME-5.
+/// Checks every rule of NAME-1 .. NAME-5 and NAME-13.
 pub fn validate(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);
@@ -101,6 +120,10 @@ pub fn validate(name: &str) -> Result<(), NameError> {
     }
     if name.starts_with(' ') || name.ends_with(' ') {
         return Err(NameError::EdgeSpace);
+    }
+    // NAME-13 before NAME-5: NFC is only decided for assigned code points.
+    if let Some(c) = name.chars().find(|&c| !is_assigned(c)) {
+        return Err(NameError::Unassigned(c));
     }
     let nfc = match is_nfc_quick(name.chars()) {
         IsNormalized::Yes => true,
@@ -198,6 +221,49 @@ mod tests {
             assert_eq!(FileName::new(*name), Err(*want), "{name:?}");
         }
         assert_eq!(FileName::from_bytes(b"\xff"), Err(NameError::NotUtf8));
+    }
+
+    #[test]
+    fn the_unicode_version_is_pinned() {
+        // NAME-5 and NAME-13 are decided with Unicode 18.0.0 data: a dependency bump that
+        // brings other data must fail here, not change the rule silently.
+        let norm = unicode_normalization::UNICODE_VERSION;
+        let props = unicode_properties::UNICODE_VERSION;
+        let ours = UNICODE_VERSION;
+        assert_eq!(norm, ours, "unicode-normalization's data");
+        assert_eq!(
+            props,
+            (u64::from(ours.0), u64::from(ours.1), u64::from(ours.2)),
+            "unicode-properties' data"
+        );
+    }
+
+    #[test]
+    fn names_follow_unicode_18() {
+        // U+16D67 U+16D67 composes to U+16D68 (Kirat Rai, Unicode 16.0): not NFC, although
+        // data older than 16.0 sees two unassigned code points and calls it NFC (NAME-5).
+        assert_eq!(FileName::new("k\u{16d67}\u{16d67}"), Err(NameError::NotNfc));
+        assert!(FileName::new("k\u{16d68}").is_ok());
+        // U+0378 is unassigned (NAME-13), as is a noncharacter.
+        assert_eq!(
+            FileName::new("a\u{378}b"),
+            Err(NameError::Unassigned('\u{378}'))
+        );
+        assert_eq!(
+            FileName::new("x\u{ffff}"),
+            Err(NameError::Unassigned('\u{ffff}'))
+        );
+        assert_eq!(
+            FileName::from_bytes("\u{378}".as_bytes()),
+            Err(NameError::Unassigned('\u{378}'))
+        );
+        // U+10940 SIDETIC LETTER N01 (Unicode 17.0: unassigned in 16.0): a starter without a
+        // decomposition, so a valid name on its own and after a Latin letter.
+        assert!(is_assigned('\u{10940}'));
+        assert!(FileName::new("\u{10940}").is_ok());
+        assert!(FileName::new("a\u{10940}.txt").is_ok());
+        // Private use code points are assigned (General_Category Co).
+        assert!(FileName::new("\u{e000}").is_ok());
     }
 
     #[test]

@@ -542,6 +542,13 @@ pub(crate) fn entry(i: &[u8]) -> PResult<'_, crate::message::Entry> {
     Ok((i, crate::message::Entry { size, mtime, name }))
 }
 
+/// `size SP mtime SP`: everything of `entry` before the name. A listing line that matches
+/// this but whose name field is not a valid name is skipped by a client (NAME-14).
+pub(crate) fn entry_head(i: &[u8]) -> PResult<'_, (u64, Timestamp)> {
+    let (i, (size, _, mtime, _)) = (context("size", u64_), sp, mtime, sp).parse(i)?;
+    Ok((i, (size, mtime)))
+}
+
 /// ```abnf
 /// chunk-head    = %s"data" SP chunk-size eol
 /// ```
