@@ -90,6 +90,11 @@ examples![
     "29-read-only",
     "30-bad-offset",
     "31-eof-during-upload",
+    "32-refused-eager-abort",
+    "33-eager-too-large-bad-name",
+    "34-upload-line-too-long",
+    "35-name-unicode",
+    "36-denied",
 ];
 
 /// The parsed embedded transcripts (a transcript that does not parse is left out; the
