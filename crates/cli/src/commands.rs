@@ -118,6 +118,33 @@ fn partial_hint(dest: &Path) {
     }
 }
 
+/// Whether `path` can only name a folder: it ends with a path separator (`downloads/`), or
+/// its last component is `.` or `..`. (`Path` itself forgets a trailing separator:
+/// `Path::new("downloads/").file_name()` is `downloads`.)
+fn names_folder(path: &Path) -> bool {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let last = bytes
+        .rsplit(|&b| std::path::is_separator(char::from(b)))
+        .next()
+        .unwrap_or(bytes);
+    matches!(last, b"" | b"." | b"..")
+}
+
+/// Creates the folder `dir` (and its parents) if missing; on failure reports it (with
+/// `why` after a "not a folder") and returns the exit code.
+fn make_folder(dir: &Path, why: &str) -> Result<(), u8> {
+    // Without a trailing separator, which makes a file look missing to `exists`.
+    let plain: PathBuf = dir.components().collect();
+    if plain.exists() && !plain.is_dir() {
+        eprintln!("ferry: {} is not a folder{why}", dir.display());
+        return Err(exit::USAGE);
+    }
+    fs::create_dir_all(dir).map_err(|e| {
+        eprintln!("ferry: {}: {e}", dir.display());
+        exit::LOCAL_IO
+    })
+}
+
 /// `ferry get ADDR NAME... [-o PATH] [--continue]`.
 pub fn get(
     engine: Impl,
@@ -136,9 +163,17 @@ pub fn get(
         Many(PathBuf),
     }
     let plan = if let [name] = names {
+        // `-o` is the destination file, unless it is a folder: one that exists, or one named
+        // with a trailing separator (`-o downloads/`), created if missing.
         let dest = match output {
             None => local_path(Path::new("."), name),
             Some(p) if p.is_dir() => local_path(p, name),
+            Some(p) if names_folder(p) => {
+                if let Err(code) = make_folder(p, "") {
+                    return code;
+                }
+                local_path(p, name)
+            }
             Some(p) => Ok(p.to_path_buf()),
         };
         match dest {
@@ -150,16 +185,8 @@ pub fn get(
         }
     } else {
         let dir = output.unwrap_or(Path::new("."));
-        if dir.exists() && !dir.is_dir() {
-            eprintln!(
-                "ferry: {} is not a folder (several NAMEs need a folder)",
-                dir.display()
-            );
-            return exit::USAGE;
-        }
-        if let Err(e) = fs::create_dir_all(dir) {
-            eprintln!("ferry: {}: {e}", dir.display());
-            return exit::LOCAL_IO;
+        if let Err(code) = make_folder(dir, " (several NAMEs need a folder)") {
+            return code;
         }
         Plan::Many(dir.to_path_buf())
     };

@@ -345,6 +345,93 @@ fn resume_with_continue() {
     assert!(!work.path().join("big.bin.ferry-part").exists());
 }
 
+/// The names in `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .expect("read the folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn output_ending_with_a_separator_is_a_folder_created_if_missing() {
+    let server = Server::start(&[]);
+    let data: Vec<u8> = (0..1_500_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    fs::write(server.root().join("天线15.doc"), &data).expect("file");
+    fs::write(server.root().join("b.txt"), b"bee").expect("file");
+    for imp in ["threads", "tokio", "async-std", "smol"] {
+        for extra in [&[][..], &["--continue"][..]] {
+            // One name, `-o downloads/` with downloads/ missing: saved inside it.
+            let work = tempfile::tempdir().expect("tempdir");
+            let out = format!("{}/downloads/", work.path().to_str().expect("utf8"));
+            let mut args = vec!["get", &server.addr, "天线15.doc", "-o", &out, "--impl", imp];
+            args.extend_from_slice(extra);
+            let o = ferry(&args);
+            assert_exit(&o, 0);
+            assert!(
+                fs::read(work.path().join("downloads/天线15.doc")).expect("downloaded") == data,
+                "{imp} {extra:?}"
+            );
+            assert_eq!(names_in(work.path()), ["downloads"], "{imp} {extra:?}");
+            assert_eq!(
+                names_in(&work.path().join("downloads")),
+                ["天线15.doc"],
+                "{imp} {extra:?}"
+            );
+
+            // Two names, `-o newdir/` (nested, missing): both inside it.
+            let out = format!("{}/new/dir/", work.path().to_str().expect("utf8"));
+            let mut args = vec!["get", &server.addr, "天线15.doc", "b.txt", "-o", &out];
+            args.extend_from_slice(&["--impl", imp]);
+            args.extend_from_slice(extra);
+            let o = ferry(&args);
+            assert_exit(&o, 0);
+            let dir = work.path().join("new/dir");
+            assert_eq!(names_in(&dir), ["b.txt", "天线15.doc"], "{imp} {extra:?}");
+            assert!(fs::read(dir.join("天线15.doc")).expect("downloaded") == data);
+            assert_eq!(fs::read(dir.join("b.txt")).expect("downloaded"), b"bee");
+            assert_eq!(
+                names_in(work.path()),
+                ["downloads", "new"],
+                "{imp} {extra:?}"
+            );
+            assert_eq!(
+                names_in(&work.path().join("new")),
+                ["dir"],
+                "{imp} {extra:?}"
+            );
+        }
+    }
+
+    // `--continue` into a folder named with a separator resumes the partial file in it.
+    let work = tempfile::tempdir().expect("tempdir");
+    fs::create_dir(work.path().join("downloads")).expect("mkdir");
+    fs::write(
+        work.path().join("downloads/天线15.doc.ferry-part"),
+        &data[..600_000],
+    )
+    .expect("part");
+    let out = format!("{}/downloads/", work.path().to_str().expect("utf8"));
+    let o = ferry(&["get", &server.addr, "天线15.doc", "-o", &out, "--continue"]);
+    assert_exit(&o, 0);
+    assert!(fs::read(work.path().join("downloads/天线15.doc")).expect("resumed") == data);
+    assert_eq!(names_in(&work.path().join("downloads")), ["天线15.doc"]);
+
+    // A file where the folder should be: a usage error, and the file is left alone.
+    let work = tempfile::tempdir().expect("tempdir");
+    fs::write(work.path().join("downloads"), b"a file").expect("file");
+    let out = format!("{}/downloads/", work.path().to_str().expect("utf8"));
+    let o = ferry(&["get", &server.addr, "b.txt", "-o", &out]);
+    assert_exit(&o, 2);
+    assert_eq!(names_in(work.path()), ["downloads"]);
+    assert_eq!(
+        fs::read(work.path().join("downloads")).expect("kept"),
+        b"a file"
+    );
+}
+
 #[test]
 fn shell_through_piped_stdin() {
     let server = Server::start(&[]);

@@ -103,7 +103,23 @@ pub fn local_path(dir: &Path, name: &FileName) -> Result<PathBuf, ClientError> {
 /// Where a download to `dest` keeps its unverified data: `<dest>.ferry-part` beside it, or,
 /// when that name would be too long for the file system, `.ferry-part-<hash of the name>`
 /// in the same folder (deterministic, so a resumed download finds it again).
+///
+/// A `dest` that ends with a path separator names a folder, not a file: it is refused (a
+/// caller saves into a folder with [`local_path`]), rather than turned into a partial file
+/// beside the folder (`Path` drops the separator: `downloads/` has the file name
+/// `downloads`).
 pub fn part_path(dest: &Path) -> Result<PathBuf, ClientError> {
+    let bytes = dest.as_os_str().as_encoded_bytes();
+    if bytes
+        .last()
+        .is_some_and(|&b| std::path::is_separator(char::from(b)))
+    {
+        return Err(ClientError::LocalName {
+            name: dest.display().to_string(),
+            reason: "the destination ends with a separator: it names a folder, not a file"
+                .to_owned(),
+        });
+    }
     let Some(file_name) = dest.file_name() else {
         return Err(ClientError::LocalName {
             name: dest.display().to_string(),
@@ -187,6 +203,16 @@ mod tests {
         let f = p.file_name().expect("name").to_string_lossy().into_owned();
         assert!(f.starts_with(".ferry-part-") && f.len() <= 255, "{f}");
         assert_eq!(p, part_path(&Path::new("/tmp").join(&long)).expect("same"));
+        // A folder is no destination file: never `downloads.ferry-part` beside it.
+        for folder in ["downloads/", "/tmp/x/downloads/", "/", "..", "x/.."] {
+            assert!(
+                matches!(
+                    part_path(Path::new(folder)),
+                    Err(ClientError::LocalName { .. })
+                ),
+                "{folder}"
+            );
+        }
     }
 
     #[test]
