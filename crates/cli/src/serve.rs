@@ -33,17 +33,27 @@ pub fn run(args: ServeArgs, engine: Impl) -> u8 {
     if let Some(s) = args.stall_timeout {
         config.stall_timeout = Duration::from_secs(s);
     }
-    if let Err(e) = fs::create_dir_all(&config.root) {
-        eprintln!(
-            "ferry: cannot create the served folder {}: {e}",
-            config.root.display()
-        );
-        return exit::LOCAL_IO;
+    // SEC-10: a read-only server creates nothing, not even a missing served folder.
+    if !config.read_only {
+        if let Err(e) = fs::create_dir_all(&config.root) {
+            eprintln!(
+                "ferry: cannot create the served folder {}: {e}",
+                config.root.display()
+            );
+            return exit::LOCAL_IO;
+        }
     }
     // Open (and so lock and clean, SEC-8, SEC-9) the folder before announcing the address: a
     // script that reads `listening on` must find a server that will serve, not one that is
-    // about to fail because another server holds the folder. The engine opens it again.
-    if let Err(e) = ferry_store::Root::open(&config.root) {
+    // about to fail because another server holds the folder. The engine opens it again. A
+    // read-only server only opens it (SEC-10).
+    let opened = if config.read_only {
+        ferry_store::Root::open_read_only(&config.root)
+    } else {
+        ferry_store::Root::open(&config.root)
+    };
+    // Closed (and unlocked) at once: the engine opens the folder again.
+    if let Err(e) = opened.map(drop) {
         eprintln!("ferry: cannot serve the folder: {e}");
         return exit::LOCAL_IO;
     }

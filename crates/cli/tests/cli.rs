@@ -303,6 +303,12 @@ fn read_only_and_busy_servers() {
     let o = ferry(&["put", &server.addr, f.to_str().expect("utf8")]);
     assert_exit(&o, 1);
     assert!(stderr(&o).contains("514"), "{}", stderr(&o));
+    // SEC-10: nothing was created in the served folder, not even the staging area.
+    assert_eq!(
+        fs::read_dir(server.root()).expect("served folder").count(),
+        0,
+        "a read-only server wrote to its folder"
+    );
 
     // Hold the only session, then try another: 420 busy is transient. The put's session may
     // still hold the slot for a moment after the client exited: wait until it is free.

@@ -37,6 +37,7 @@ per_runtime!(
     large_file_and_resume,
     disconnect_mid_upload_leaves_nothing,
     hostile_input_never_kills_the_server,
+    read_only_server_leaves_its_folder_unchanged,
 );
 
 const MTIME: &str = "2024-03-01T08:00:00Z";
@@ -197,7 +198,12 @@ fn put_wait_now_and_refusals_512_513_514<D: Driver>() {
     drop(s);
 
     // 514 on a read-only server, after the name check (PUT-2's order) and for both flows.
-    let ro = Server::with_config::<D>(|c| c.read_only = true);
+    // A read-only server never creates a staging area (SEC-10), but the harness waits for one
+    // before it hands out the server: this folder has one already, which it leaves alone.
+    let ro = Server::with_config::<D>(|c| {
+        c.read_only = true;
+        std::fs::create_dir(c.root.join(common::STAGING)).expect("mkdir");
+    });
     let mut s = ro.session();
     assert!(matches!(s.put_wait("a", PutMode::New, b"abc"), Reply::Err(e) if e.code.get() == 514));
     assert!(
@@ -588,4 +594,116 @@ fn hostile_input_never_kills_the_server<D: Driver>() {
     s.send(b"dir\n");
     assert_eq!(s.read_reply(), Reply::DirOk { count: 0 });
     assert!(server.wait_staging_empty());
+}
+
+/// Everything about a folder tree that a write could change: for the folder and every entry
+/// below it (relative path, sorted), its type, permissions, size, modification and
+/// status-change times, and a file's content.
+fn tree(root: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    fn walk(root: &std::path::Path, rel: &std::path::Path, out: &mut Vec<String>) {
+        let path = root.join(rel);
+        let m = std::fs::symlink_metadata(&path).expect("metadata");
+        let content = if m.is_file() {
+            format!("{:?}", std::fs::read(&path).expect("read"))
+        } else {
+            String::new()
+        };
+        out.push(format!(
+            "{} type={:?} mode={:o} size={} mtime={}.{:09} ctime={}.{:09} {content}",
+            rel.display(),
+            m.file_type(),
+            m.mode(),
+            m.size(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+        ));
+        if m.is_dir() {
+            let mut names: Vec<_> = std::fs::read_dir(&path)
+                .expect("read_dir")
+                .map(|e| e.expect("entry").file_name())
+                .collect();
+            names.sort();
+            for n in names {
+                walk(root, &rel.join(n), out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, std::path::Path::new(""), &mut out);
+    out
+}
+
+/// SEC-10: a read-only server serves its folder and leaves it byte for byte as it was — no
+/// staging area created, locked, chmod-ed or cleaned (an operator's file in an existing one
+/// stays) — after a session that lists, gets and tries puts of both flows.
+fn read_only_server_leaves_its_folder_unchanged<D: Driver>() {
+    use std::os::unix::fs::PermissionsExt as _;
+    common::init_logging();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let with_staging = tmp.path().join("served");
+    std::fs::create_dir(&with_staging).expect("mkdir");
+    std::fs::write(with_staging.join("a.txt"), b"alpha").expect("write");
+    let staging = with_staging.join(common::STAGING);
+    std::fs::create_dir(&staging).expect("mkdir");
+    std::fs::write(staging.join("operator-file"), b"keep me").expect("write");
+    std::fs::write(staging.join("upload-00000000deadbeef"), b"debris?").expect("write");
+    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let bare = tmp.path().join("bare");
+    std::fs::create_dir(&bare).expect("mkdir");
+    std::fs::write(bare.join("a.txt"), b"alpha").expect("write");
+    // Timestamps of the writes above must be in the past, so that a change shows.
+    std::thread::sleep(Duration::from_millis(20));
+
+    for folder in [&with_staging, &bare] {
+        let before = tree(folder);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let config = common::Config {
+            root: folder.clone(),
+            read_only: true,
+            ..common::Config::default()
+        };
+        let shutdown = common::Shutdown::new();
+        let server = std::thread::spawn({
+            let shutdown = shutdown.clone();
+            move || D::serve(listener, config, shutdown)
+        });
+        let mut s = RawSession::connect(addr);
+        s.expect_greeting();
+        s.send_request(&Request::Dir);
+        assert_eq!(s.read_reply(), Reply::DirOk { count: 1 });
+        let entry = s.read_line_str();
+        assert!(
+            entry.starts_with("5 ") && entry.ends_with(" a.txt"),
+            "{entry}"
+        );
+        let (data, end) = s.get("a.txt").expect("get");
+        assert_eq!(
+            (data.as_slice(), end),
+            (&b"alpha"[..], PayloadEnd::Complete(Digest::of(b"alpha")))
+        );
+        s.send(b"put 5 new wait notes.txt\n");
+        s.expect_err(514);
+        assert!(
+            matches!(s.put_now("a.txt", PutMode::Replace, b"abc"), Reply::Err(e) if e.code.get() == 514)
+        );
+        s.send_request(&Request::Close);
+        assert_eq!(s.read_reply(), Reply::Bye);
+        s.expect_closed();
+        drop(s);
+        shutdown.trigger();
+        server
+            .join()
+            .expect("the server thread")
+            .expect("the server ran");
+        assert_eq!(tree(folder), before, "{} on {}", folder.display(), D::NAME);
+    }
+    assert!(!bare.join(common::STAGING).exists());
+    assert_eq!(
+        std::fs::read(staging.join("operator-file")).expect("the operator's file stays"),
+        b"keep me"
+    );
 }

@@ -346,6 +346,117 @@ fn a_second_server_on_the_same_folder_refuses_to_start() {
     s.expect_line("ok dir 0");
 }
 
+/// Everything about a folder tree that a write could change: for the folder and every entry
+/// below it (relative path, sorted), its type, permissions, size, modification and
+/// status-change times, and a file's content.
+fn tree(root: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    fn walk(root: &std::path::Path, rel: &std::path::Path, out: &mut Vec<String>) {
+        let path = root.join(rel);
+        let m = std::fs::symlink_metadata(&path).expect("metadata");
+        let content = if m.is_file() {
+            format!("{:?}", std::fs::read(&path).expect("read"))
+        } else {
+            String::new()
+        };
+        out.push(format!(
+            "{} type={:?} mode={:o} size={} mtime={}.{:09} ctime={}.{:09} {content}",
+            rel.display(),
+            m.file_type(),
+            m.mode(),
+            m.size(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+        ));
+        if m.is_dir() {
+            let mut names: Vec<_> = std::fs::read_dir(&path)
+                .expect("read_dir")
+                .map(|e| e.expect("entry").file_name())
+                .collect();
+            names.sort();
+            for n in names {
+                walk(root, &rel.join(n), out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, std::path::Path::new(""), &mut out);
+    out
+}
+
+/// SEC-10: a read-only server serves its folder and leaves it byte for byte as it was — no
+/// staging area created, locked, chmod-ed or cleaned (an operator's file in an existing one
+/// stays) — after a session that lists, gets and tries puts of both flows.
+#[test]
+fn a_read_only_server_leaves_its_folder_unchanged() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let served = tmp.path().join("served");
+    std::fs::create_dir(&served).expect("mkdir");
+    std::fs::write(served.join("天线15.doc"), b"hello").expect("write");
+    let staging = served.join(".ferry-staging");
+    std::fs::create_dir(&staging).expect("mkdir");
+    std::fs::write(staging.join("operator-file"), b"keep me").expect("write");
+    std::fs::write(staging.join("upload-00000000deadbeef"), b"debris?").expect("write");
+    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // A second folder without a staging area: none may appear.
+    let bare = tmp.path().join("bare");
+    std::fs::create_dir(&bare).expect("mkdir");
+    std::fs::write(bare.join("a.txt"), b"alpha").expect("write");
+    // Timestamps of the writes above must be in the past, so that a change shows.
+    std::thread::sleep(Duration::from_millis(20));
+
+    for (folder, file, content) in [
+        (&served, "天线15.doc", &b"hello"[..]),
+        (&bare, "a.txt", &b"alpha"[..]),
+    ] {
+        let before = tree(folder);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let config = ferry_sync::server::Config {
+            root: folder.clone(),
+            read_only: true,
+            ..Default::default()
+        };
+        let shutdown = ferry_sync::server::Shutdown::new();
+        let server = std::thread::spawn({
+            let shutdown = shutdown.clone();
+            move || ferry_sync::server::run(listener, config, shutdown)
+        });
+        let mut s = RawSession::connect(addr);
+        s.expect_greeting();
+        s.send(b"dir\n");
+        assert_eq!(s.read_reply(), Reply::DirOk { count: 1 });
+        let entry = String::from_utf8(s.read_line()).expect("utf8");
+        assert!(entry.ends_with(&format!(" {file}")), "{entry}");
+        let (data, end) = s.get(file).expect("get");
+        assert_eq!(data, content);
+        assert_eq!(end, PayloadEnd::Complete(Digest::of(content)));
+        s.send(b"put 5 new wait notes.txt\n");
+        s.expect_line("err 514 read-only");
+        assert!(
+            matches!(s.put_now(file, PutMode::Replace, b"abc"), Reply::Err(e) if e.code == Code::READ_ONLY)
+        );
+        s.send(b"close\n");
+        s.expect_line("bye");
+        s.expect_closed();
+        drop(s);
+        shutdown.trigger();
+        server
+            .join()
+            .expect("the server thread")
+            .expect("the server ran");
+        assert_eq!(tree(folder), before, "{}", folder.display());
+    }
+    assert!(!bare.join(".ferry-staging").exists());
+    assert_eq!(
+        std::fs::read(staging.join("operator-file")).expect("the operator's file stays"),
+        b"keep me"
+    );
+}
+
 #[test]
 fn huge_configured_timeouts_are_capped_not_overflowed() {
     let server = TestServer::with_config(|c| {

@@ -18,6 +18,9 @@
 //!   that is dropped without [`Upload::commit`] removes its staging file (PUT-16).
 //! - [`Root::open`] takes an exclusive `flock` on the staging area (SEC-9) and removes leftover
 //!   staging files of an earlier run (SEC-8).
+//! - [`Root::open_read_only`], for a read-only server, only opens the folder: it creates,
+//!   locks, changes and removes nothing in it (SEC-10), so it serves a read-only mount or a
+//!   folder the server may not write; such a root refuses every upload.
 //!
 //! The crate is Linux-first (it uses `renameat2`), with a `link`/`unlink` fallback where the
 //! file system does not support `RENAME_NOREPLACE`.
@@ -94,8 +97,9 @@ impl StoreError {
     }
 }
 
-/// The served folder: a directory handle, the staging area's handle (locked) and the
-/// folder's path (for messages only: no operation uses it after [`Root::open`]).
+/// The served folder: a directory handle, the staging area's handle (locked; none for a
+/// read-only root) and the folder's path (for messages only: no operation uses it after
+/// [`Root::open`]).
 ///
 /// Cloning is cheap (the handles are shared), so a server can hand a `Root` to every session
 /// or blocking task; an [`Upload`] keeps its own clone.
@@ -108,7 +112,8 @@ pub struct Root {
 struct Inner {
     path: PathBuf,
     dir: OwnedFd,
-    staging: OwnedFd,
+    /// The staging area, locked; `None`: a read-only root ([`Root::open_read_only`]).
+    staging: Option<OwnedFd>,
     random: RandomState,
     counter: AtomicU64,
 }
@@ -121,6 +126,8 @@ impl Root {
     /// Fails with [`io::ErrorKind::ResourceBusy`] when another `Root` (in this or another
     /// process) holds the folder: two servers on one folder would delete each other's staging
     /// files (SEC-9).
+    ///
+    /// A read-only server uses [`Root::open_read_only`] instead.
     pub fn open(path: &Path) -> io::Result<Root> {
         std::fs::create_dir_all(path)?;
         let dir = rustix::fs::open(
@@ -153,7 +160,32 @@ impl Root {
         if let Err(e) = fchmod(&staging, Mode::from_raw_mode(0o700)) {
             tracing::warn!(error = %e, "cannot restrict the permissions of the staging area");
         }
-        let root = Root {
+        let removed = remove_debris(&staging)?;
+        if removed > 0 {
+            tracing::info!(removed, folder = %path.display(), "removed leftover staging files");
+        }
+        Ok(Root::new(path, dir, Some(staging)))
+    }
+
+    /// Opens the served folder at `path` for a read-only server (SEC-10): the folder must
+    /// exist, and nothing in it is created, locked, changed or removed — no staging area is
+    /// made, an existing one and whatever is in it is left alone (it is never listed: no
+    /// valid name starts with `.`). So it can serve a read-only mount or a folder the server
+    /// may not write, and any number of read-only roots (and one read-write root) may serve
+    /// one folder. Listing and reading work as with [`Root::open`];
+    /// [`Root::begin_upload`] fails with [`StoreError::ReadOnly`].
+    pub fn open_read_only(path: &Path) -> io::Result<Root> {
+        let dir = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| with_context(e.into(), "cannot open the served folder", path))?;
+        Ok(Root::new(path, dir, None))
+    }
+
+    fn new(path: &Path, dir: OwnedFd, staging: Option<OwnedFd>) -> Root {
+        Root {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
                 dir,
@@ -161,12 +193,7 @@ impl Root {
                 random: RandomState::new(),
                 counter: AtomicU64::new(0),
             }),
-        };
-        let removed = root.remove_debris()?;
-        if removed > 0 {
-            tracing::info!(removed, folder = %path.display(), "removed leftover staging files");
         }
-        Ok(root)
     }
 
     /// The path the folder was opened at (for messages).
@@ -174,29 +201,9 @@ impl Root {
         &self.inner.path
     }
 
-    /// Removes every entry of the staging area (SEC-8). Returns how many it removed.
-    fn remove_debris(&self) -> io::Result<usize> {
-        let mut removed = 0;
-        for entry in Dir::read_from(&self.inner.staging)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            if name.to_bytes() == b"." || name.to_bytes() == b".." {
-                continue;
-            }
-            let flags = if entry.file_type() == FileType::Directory {
-                AtFlags::REMOVEDIR
-            } else {
-                AtFlags::empty()
-            };
-            match unlinkat(&self.inner.staging, name, flags) {
-                Ok(()) => removed += 1,
-                Err(Errno::NOENT) => {}
-                Err(e) => {
-                    tracing::warn!(name = ?name, error = %e, "cannot remove a leftover staging entry");
-                }
-            }
-        }
-        Ok(removed)
+    /// Whether this root was opened with [`Root::open_read_only`] (it accepts no upload).
+    pub fn is_read_only(&self) -> bool {
+        self.inner.staging.is_none()
     }
 
     /// The listing of DIR-2 .. DIR-6: the regular files directly inside the folder whose names
@@ -278,12 +285,16 @@ impl Root {
     /// No space is reserved in advance (`fallocate`): a reservation would let a single request
     /// line hold the disk's free space for as long as the stall timeout allows, without
     /// sending any data.
+    ///
+    /// A read-only root ([`Root::open_read_only`]) refuses every upload with
+    /// [`StoreError::ReadOnly`] before any check, touching nothing.
     pub fn begin_upload(
         &self,
         name: &FileName,
         size: u64,
         mode: PutMode,
     ) -> Result<Upload, StoreError> {
+        let staging = self.inner.staging.as_ref().ok_or(StoreError::ReadOnly)?;
         match statat(&self.inner.dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => {
                 let kind = FileType::from_raw_mode(st.st_mode);
@@ -295,12 +306,12 @@ impl Root {
             Err(Errno::NOENT) => {}
             Err(e) => return Err(StoreError::from_errno(e)),
         }
-        let vfs = fstatvfs(&self.inner.staging).map_err(StoreError::from_errno)?;
+        let vfs = fstatvfs(staging).map_err(StoreError::from_errno)?;
         let available = vfs.f_bavail.saturating_mul(vfs.f_frsize);
         if size > available {
             return Err(StoreError::NoSpace);
         }
-        let (staging_name, fd) = self.create_staging_file()?;
+        let (staging_name, fd) = self.create_staging_file(staging)?;
         Ok(Upload {
             root: self.clone(),
             file: File::from(fd),
@@ -313,7 +324,7 @@ impl Root {
         })
     }
 
-    fn create_staging_file(&self) -> Result<(String, OwnedFd), StoreError> {
+    fn create_staging_file(&self, staging: &OwnedFd) -> Result<(String, OwnedFd), StoreError> {
         let mut last = Errno::EXIST;
         for _ in 0..16 {
             let mut h = self.inner.random.build_hasher();
@@ -324,7 +335,7 @@ impl Root {
             }
             let name = format!("{STAGING_PREFIX}{:016x}", h.finish());
             match openat(
-                &self.inner.staging,
+                staging,
                 name.as_str(),
                 OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 // No execute permission (SEC-12); the umask applies, and the staging area
@@ -338,6 +349,31 @@ impl Root {
         }
         Err(StoreError::from_errno(last))
     }
+}
+
+/// Removes every entry of the staging area (SEC-8). Returns how many it removed.
+fn remove_debris(staging: &OwnedFd) -> io::Result<usize> {
+    let mut removed = 0;
+    for entry in Dir::read_from(staging)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_bytes() == b"." || name.to_bytes() == b".." {
+            continue;
+        }
+        let flags = if entry.file_type() == FileType::Directory {
+            AtFlags::REMOVEDIR
+        } else {
+            AtFlags::empty()
+        };
+        match unlinkat(staging, name, flags) {
+            Ok(()) => removed += 1,
+            Err(Errno::NOENT) => {}
+            Err(e) => {
+                tracing::warn!(name = ?name, error = %e, "cannot remove a leftover staging entry");
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// Takes the exclusive lock of SEC-9. A lock held only for a moment (a child process that
@@ -491,15 +527,14 @@ impl Upload {
         }
         self.file.sync_all().map_err(StoreError::from_io)?;
         let inner = &self.root.inner;
+        // An upload exists only on a root with a staging area (`begin_upload`).
+        let staging = inner.staging.as_ref().ok_or(StoreError::ReadOnly)?;
         let renamed = match self.mode {
-            PutMode::New => rename_noreplace(
-                &inner.staging,
-                &self.staging_name,
-                &inner.dir,
-                self.name.as_str(),
-            ),
+            PutMode::New => {
+                rename_noreplace(staging, &self.staging_name, &inner.dir, self.name.as_str())
+            }
             PutMode::Replace => renameat(
-                &inner.staging,
+                staging,
                 self.staging_name.as_str(),
                 &inner.dir,
                 self.name.as_str(),
@@ -522,14 +557,13 @@ impl Upload {
 
 impl Drop for Upload {
     fn drop(&mut self) {
+        let Some(staging) = self.root.inner.staging.as_ref() else {
+            return;
+        };
         if self.committed {
             return;
         }
-        match unlinkat(
-            &self.root.inner.staging,
-            self.staging_name.as_str(),
-            AtFlags::empty(),
-        ) {
+        match unlinkat(staging, self.staging_name.as_str(), AtFlags::empty()) {
             Ok(()) | Err(Errno::NOENT) => {}
             Err(e) => {
                 tracing::warn!(staging = %self.staging_name, error = %e, "cannot remove a staging file");
@@ -596,19 +630,20 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = Root::open(tmp.path()).expect("open");
         let inner = &root.inner;
+        let staging = inner.staging.as_ref().expect("a read-write root");
         std::fs::write(tmp.path().join("taken"), b"old").expect("write");
         let mut up = root
             .begin_upload(&name("free"), 3, PutMode::New)
             .expect("begin");
         up.write_all(b"new").expect("write");
         up.file.sync_all().expect("sync");
-        let r = link_noreplace(&inner.staging, &up.staging_name, &inner.dir, "taken");
+        let r = link_noreplace(staging, &up.staging_name, &inner.dir, "taken");
         assert_eq!(r, Err(Errno::EXIST));
         assert_eq!(
             std::fs::read(tmp.path().join("taken")).expect("read"),
             b"old"
         );
-        link_noreplace(&inner.staging, &up.staging_name, &inner.dir, "free").expect("link");
+        link_noreplace(staging, &up.staging_name, &inner.dir, "free").expect("link");
         up.committed = true;
         drop(up);
         assert_eq!(

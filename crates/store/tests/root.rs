@@ -361,6 +361,167 @@ fn a_symlink_at_the_staging_name_is_not_followed() {
     );
 }
 
+/// Everything about a folder tree that a write could change: for the folder itself and
+/// every entry below it (relative path, sorted), its type, permissions, size, modification
+/// and status-change times, and a file's content or a link's target.
+fn tree(root: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    fn walk(root: &Path, rel: &Path, out: &mut Vec<String>) {
+        let path = root.join(rel);
+        let m = fs::symlink_metadata(&path).expect("metadata");
+        let what = if m.is_file() {
+            format!("file {:?}", fs::read(&path).expect("read"))
+        } else if m.is_symlink() {
+            format!("link {:?}", fs::read_link(&path).expect("readlink"))
+        } else {
+            "dir".to_owned()
+        };
+        out.push(format!(
+            "{} mode={:o} size={} mtime={}.{:09} ctime={}.{:09} {what}",
+            rel.display(),
+            m.mode(),
+            m.size(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+        ));
+        if m.is_dir() {
+            let mut names: Vec<_> = fs::read_dir(&path)
+                .expect("read_dir")
+                .map(|e| e.expect("entry").file_name())
+                .collect();
+            names.sort();
+            for n in names {
+                walk(root, &rel.join(n), out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, Path::new(""), &mut out);
+    out
+}
+
+/// What a read-only server does with its root: list, read every file, try an upload.
+fn use_read_only(root: &Root) -> Vec<String> {
+    assert!(root.is_read_only());
+    let names: Vec<String> = root
+        .list()
+        .expect("list")
+        .into_iter()
+        .map(|e| e.name.as_str().to_owned())
+        .collect();
+    for n in &names {
+        let mut f = root.open_read(&name(n)).expect("open_read");
+        let mut content = Vec::new();
+        f.file.read_to_end(&mut content).expect("read");
+        assert_eq!(content.len() as u64, f.size);
+    }
+    for mode in [PutMode::New, PutMode::Replace] {
+        assert!(
+            matches!(
+                root.begin_upload(&name("upload.txt"), 3, mode),
+                Err(StoreError::ReadOnly)
+            ),
+            "a read-only root must refuse uploads"
+        );
+    }
+    names
+}
+
+/// SEC-10 on a folder the server may not write (0o555): a read-only open works and serves
+/// it. Where permissions are not enforced (tests running as root), the tree comparison
+/// still shows that nothing was created or changed.
+#[test]
+fn read_only_open_serves_a_folder_it_may_not_write() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let p = tmp.path().join("served");
+    fs::create_dir(&p).expect("mkdir");
+    fs::write(p.join("a.txt"), b"alpha").expect("write");
+    fs::write(p.join("b.bin"), [0u8, 1, 2, 255]).expect("write");
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o555)).expect("chmod");
+    let before = tree(&p);
+
+    let root = Root::open_read_only(&p).expect("a read-only open of an unwritable folder");
+    assert_eq!(use_read_only(&root), ["a.txt", "b.bin"]);
+    assert!(!p.join(STAGING_DIR).exists(), "no staging area is created");
+    drop(root);
+    assert_eq!(tree(&p), before);
+
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).expect("chmod back");
+}
+
+/// SEC-10: a read-only open leaves an existing staging area and what an operator put there
+/// in place — no clean-up (SEC-8), no chmod, no lock (SEC-9) — and changes nothing else.
+#[test]
+fn read_only_open_leaves_the_staging_area_and_its_files_alone() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let p = tmp.path();
+    fs::write(p.join("report.pdf"), b"%PDF").expect("write");
+    let staging = p.join(STAGING_DIR);
+    fs::create_dir(&staging).expect("mkdir");
+    fs::write(staging.join("operator-file"), b"keep me").expect("write");
+    // What a read-write open would remove as crash debris, and the permissions it would
+    // restrict to 0o700.
+    fs::write(staging.join("upload-00000000deadbeef"), b"12345").expect("write");
+    fs::create_dir(staging.join("junk-dir")).expect("mkdir");
+    fs::set_permissions(&staging, fs::Permissions::from_mode(0o755)).expect("chmod");
+    // Timestamps of the writes above must be in the past, so that a change shows.
+    std::thread::sleep(Duration::from_millis(20));
+    let before = tree(p);
+
+    let root = Root::open_read_only(p).expect("read-only open");
+    // Not locked: a read-write server of the same folder could take the lock.
+    let dir = rustix::fs::open(
+        &staging,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+        rustix::fs::Mode::empty(),
+    )
+    .expect("open the staging area");
+    rustix::fs::flock(&dir, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        .expect("the staging area is not locked by a read-only root");
+    drop(dir);
+    // A second read-only root on the same folder is fine too.
+    let second = Root::open_read_only(p).expect("second read-only open");
+    assert_eq!(
+        use_read_only(&root),
+        ["report.pdf"],
+        "the staging area is never listed"
+    );
+    assert_eq!(use_read_only(&second), ["report.pdf"]);
+    drop((root, second));
+
+    assert_eq!(tree(p), before);
+    assert_eq!(
+        fs::read(staging.join("operator-file")).expect("the operator's file is still there"),
+        b"keep me"
+    );
+}
+
+/// SEC-10: without a staging area, a read-only open creates none (and no folder either).
+#[test]
+fn read_only_open_creates_no_staging_area() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let p = tmp.path().join("served");
+    fs::create_dir(&p).expect("mkdir");
+    fs::write(p.join("a.txt"), b"alpha").expect("write");
+    std::thread::sleep(Duration::from_millis(20));
+    let before = tree(&p);
+    let root = Root::open_read_only(&p).expect("read-only open");
+    assert!(!p.join(STAGING_DIR).exists());
+    assert_eq!(use_read_only(&root), ["a.txt"]);
+    assert!(!p.join(STAGING_DIR).exists());
+    drop(root);
+    assert_eq!(tree(&p), before);
+
+    // A missing folder is an error, not created.
+    let missing = tmp.path().join("missing");
+    assert!(Root::open_read_only(&missing).is_err());
+    assert!(!missing.exists());
+}
+
 /// ENOSPC on a real, tiny file system: both the free-space check of PUT-2 and a write that
 /// runs out of space mid-upload. Needs permission to mount a tmpfs; skipped (with a note)
 /// otherwise.

@@ -238,7 +238,16 @@ pub async fn run<R: Runtime>(
 ) -> io::Result<()> {
     let root = {
         let path = config.root.clone();
-        rt.unblock(move || Root::open(&path)).await??
+        // SEC-10: a read-only server creates, locks and cleans nothing in the folder.
+        let read_only = config.read_only;
+        rt.unblock(move || {
+            if read_only {
+                Root::open_read_only(&path)
+            } else {
+                Root::open(&path)
+            }
+        })
+        .await??
     };
     let local = listener.local_addr()?;
     let listener = rt.listener(listener)?;

@@ -163,7 +163,12 @@ impl Shared {
 /// ended. Fails only when the served folder cannot be opened (or is locked by another server)
 /// or the listener is unusable.
 pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> io::Result<()> {
-    let root = Root::open(&config.root)?;
+    // SEC-10: a read-only server creates, locks and cleans nothing in the folder.
+    let root = if config.read_only {
+        Root::open_read_only(&config.root)?
+    } else {
+        Root::open(&config.root)?
+    };
     listener.set_nonblocking(false)?;
     let local = listener.local_addr()?;
     // HELLO-7: never time out sooner than announced, and announce at least 1 s; bounded
