@@ -88,6 +88,16 @@ pub struct ServerArgs {
     /// The main server's session limit, for the busy case (CONN-3).
     #[arg(long, value_name = "N")]
     pub session_limit: Option<usize>,
+    /// A shell command that starts the main server's graceful shutdown (e.g. `kill -TERM
+    /// 1234`), for the shutdown case (CLOSE-8, CLOSE-9), which then runs last.
+    #[arg(long, value_name = "CMD")]
+    pub shutdown_cmd: Option<String>,
+    /// A shell command that changes a file of the main server's served folder, for the
+    /// GET-9 cases: `{name}` (also $FERRY_NAME) is the file, `{how}` (also $FERRY_HOW) is
+    /// `append` (add at least one octet) or `truncate` (cut it to 1 octet). Example:
+    /// `sh -c 'f=/srv/root/"$FERRY_NAME"; if [ "$FERRY_HOW" = append ]; then printf x >>"$f"; else truncate -s 1 "$f"; fi'`.
+    #[arg(long, value_name = "CMD")]
+    pub touch_cmd: Option<String>,
     #[command(flatten)]
     pub common: Common,
 }
@@ -176,6 +186,10 @@ pub fn run(target: Target) -> u8 {
                 extra: a.extra_server.clone(),
                 max_wait: Duration::from_secs(a.max_wait),
                 session_limit: a.session_limit,
+                hooks: crate::Hooks {
+                    shutdown: a.shutdown_cmd.clone().map(crate::Hook::command),
+                    touch: a.touch_cmd.clone().map(crate::Hook::command),
+                },
             };
             println!(
                 "ferry-conform {}: server {}",
@@ -183,6 +197,10 @@ pub fn run(target: Target) -> u8 {
                 t.addr
             );
             let quiet = a.common.quiet;
+            if let Err(e) = crate::check_server(&t, &opts) {
+                eprintln!("ferry-conform: {e}");
+                return 2;
+            }
             let r = crate::run_server(&t, &opts, &mut |r| print_result(r, quiet));
             (a.common, r)
         }

@@ -22,6 +22,7 @@
 pub mod case;
 pub mod cli;
 mod client;
+pub mod hooks;
 mod net;
 pub mod report;
 mod server;
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use case::{CaseInfo, CaseResult, Kind, Verdict};
 pub use client::ClientTarget;
+pub use hooks::{Hook, Hooks, Touch};
 pub use report::{Report, Summary};
 pub use server::ServerTarget;
 pub use spec::{Level, Requirement};
@@ -138,7 +140,36 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Runs the selected server cases against `target`, calling `progress` after each.
+/// The precondition of a server run: the main server accepts the runner's uploads (the
+/// server cases create their fixtures with `put`). A 1-octet probe file is uploaded; a clean
+/// refusal (`err 514 read-only`, or any other `err`) is one clear error instead of a cascade
+/// of failures under unrelated requirement IDs. A server that answers something else is left
+/// to the cases, which say what is wrong.
+pub fn check_server(target: &ServerTarget, opts: &RunOptions) -> Result<(), String> {
+    use ferry_wire::{Code, PutFlow, PutMode, Reply};
+    let addr =
+        net::resolve(&target.addr).map_err(|e| format!("cannot resolve {}: {e}", target.addr))?;
+    let deadline = Instant::now() + opts.timeout;
+    let Ok((mut c, _)) = net::Conn::open(addr, deadline) else {
+        return Ok(());
+    };
+    let name = format!("cf{}-probe", run_id());
+    match c.put("PUT-2", name.as_bytes(), PutMode::New, PutFlow::Wait, b"p") {
+        Ok(Reply::Err(e)) if e.code == Code::READ_ONLY => Err(format!(
+            "the server at {} is read-only (err 514): the server cases upload their own files,              so the main server must accept uploads into an empty folder; give a read-only              server as --read-only-server ADDR",
+            target.addr
+        )),
+        Ok(Reply::Err(e)) => Err(format!(
+            "the server at {} refused the runner's 1-octet probe upload with `{}`: the main              server must accept uploads into an empty, writable folder (a read-only one goes              to --read-only-server ADDR)",
+            target.addr,
+            net::show_reply(&Reply::Err(e))
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Runs the selected server cases against `target`, calling `progress` after each. Call
+/// [`check_server`] first for a clear error when the server does not accept uploads.
 pub fn run_server(
     target: &ServerTarget,
     opts: &RunOptions,

@@ -51,6 +51,7 @@ fn reference_server_passes_every_server_case() {
         ],
         max_wait: Duration::from_secs(3),
         session_limit: Some(16),
+        hooks: common::hooks_for(&main),
     };
     let r = run_server(&target, &opts(), &mut |_| {});
     common::check(&r, "ferry-sync server", KNOWN);

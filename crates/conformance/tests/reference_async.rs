@@ -42,6 +42,7 @@ fn async_server_passes_every_server_case() {
         ],
         max_wait: Duration::from_secs(3),
         session_limit: Some(16),
+        hooks: common::hooks_for(&main),
     };
     let r = run_server(&target, &RunOptions::default(), &mut |_| {});
     common::check(&r, "ferry-async server (tokio)", KNOWN);

@@ -13,10 +13,15 @@ use ferry_wire::{Greeting, Limits};
 /// to it, so that deadline arithmetic (`Instant + Duration`) cannot overflow.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
+/// Past the shutdown deadline, how long a server waits for a client that accepts no octet of
+/// the chunk being sent before it closes without finishing it (CLOSE-9): a reading client
+/// gets the whole chunk and `abort 422`, a stuck one cannot hold the shutdown for `stall`.
+pub const SHUTDOWN_CHUNK_PATIENCE: Duration = Duration::from_secs(1);
+
 /// Server configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
-    /// The served folder; created when missing.
+    /// The served folder; created when missing (unless the server is read-only).
     pub root: PathBuf,
     /// Refuse every put with `514 read-only` (SEC-10).
     pub read_only: bool,

@@ -217,6 +217,7 @@ impl TestServer {
         };
         f(&mut config);
         let root = config.root.clone();
+        let read_only = config.read_only;
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let shutdown = Shutdown::new();
@@ -230,9 +231,11 @@ impl TestServer {
             bridge,
             _dir: dir,
         };
-        // Ready once the served folder is open (its staging area exists).
+        // Ready once the served folder is open (its staging area exists). A read-only server
+        // creates nothing in its folder (SEC-10) and cleans nothing that could race the
+        // test: connections wait in the listener's backlog until it accepts them.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !server.root.join(STAGING).is_dir() {
+        while !read_only && !server.root.join(STAGING).is_dir() {
             assert!(
                 Instant::now() < deadline,
                 "the server did not open its folder"

@@ -278,6 +278,13 @@ pub(crate) const CASES: &[(&str, &str, &[&str], CaseFn)] = &[
         pipe_1_effects,
     ),
     (
+        "PIPE-1/3",
+        "3 MiB of pipelined eager puts in one write (more than a server buffers at once): \
+         every one committed, replies in order",
+        &["PIPE-1", "FRAME-1", "PUT-6"],
+        pipe_1_stream,
+    ),
+    (
         "ERR-8/1",
         "nothing is executed after a closing error",
         &["ERR-8", "PIPE-7"],
@@ -1966,6 +1973,42 @@ fn pipe_1_fifty(ctx: &mut Ctx<'_>) -> Res<Done> {
     }
     c.expect_reply("CLOSE-1", &Reply::Bye)?;
     c.expect_closed("CLOSE-1", "bye")?;
+    Ok(Done::Pass)
+}
+
+fn pipe_1_stream(ctx: &mut Ctx<'_>) -> Res<Done> {
+    // Odd sizes and 10,000-octet chunks, so that frame heads straddle every read boundary.
+    let files: Vec<(Vec<u8>, Vec<u8>)> = (0..48)
+        .map(|i| {
+            (
+                ctx.name(&format!("s{i:02}")),
+                pattern(65_003 + i * 11, i as u8),
+            )
+        })
+        .collect();
+    let mut w = Vec::new();
+    for (n, d) in &files {
+        w.extend(put_line(d.len() as u64, PutMode::New, PutFlow::Now, n));
+        for piece in d.chunks(10_000) {
+            w.extend(chunk(piece));
+        }
+        w.extend(end(d));
+    }
+    let mut c = ctx.session()?;
+    c.send("PIPE-1", &w)?;
+    for (i, (_, d)) in files.iter().enumerate() {
+        let want = Reply::PutOk {
+            size: d.len() as u64,
+            digest: Digest::of(d),
+        };
+        let r = c.reply("PIPE-1", &format!("reply {} of 48: ok put", i + 1))?;
+        ensure(r == want, "PIPE-1", show_reply(&want), || {
+            format!("reply {} of 48: {}", i + 1, show_reply(&r))
+        })?;
+    }
+    let (n, d) = &files[47];
+    expect_content(&mut c, "PIPE-1", n, d)?;
+    c.close()?;
     Ok(Done::Pass)
 }
 

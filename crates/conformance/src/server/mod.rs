@@ -6,6 +6,8 @@
 //! no delete command, so the files stay behind; a later run uses other prefixes.
 
 mod cases;
+mod clarified;
+mod hooked;
 mod replay;
 
 use std::net::SocketAddr;
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 use ferry_wire::{Greeting, Limits};
 
 use crate::case::{CaseInfo, Done, Kind, Res, Stop, Violation, strongest, unimplemented};
+use crate::hooks::{Hooks, Touch};
 use crate::net::{Conn, resolve};
 use crate::spec::{self, Level};
 
@@ -37,6 +40,9 @@ pub struct ServerTarget {
     /// The main server's session limit, if known: the busy case (CONN-3) opens that many
     /// sessions and expects a further connection to be refused with `err 420`.
     pub session_limit: Option<usize>,
+    /// What the tester supplies for the cases the wire cannot drive (shutdown, a file that
+    /// changes during a get); cases without their hook are `unimplemented`.
+    pub hooks: Hooks,
 }
 
 impl ServerTarget {
@@ -48,6 +54,7 @@ impl ServerTarget {
             extra: Vec::new(),
             max_wait: Duration::from_secs(5),
             session_limit: None,
+            hooks: Hooks::default(),
         }
     }
 }
@@ -126,6 +133,30 @@ impl Ctx<'_> {
         )))
     }
 
+    /// The touch hook, if given.
+    pub fn touch_hook(&self) -> Res<&crate::hooks::Hook> {
+        self.target.hooks.touch.as_ref().ok_or_else(|| {
+            unimplemented("needs a hook that changes a file of the served folder (--touch-cmd)")
+        })
+    }
+
+    /// Runs the touch hook on `name` of the main server's folder.
+    pub fn touch(&self, name: &[u8], how: Touch) -> Res<()> {
+        let hook = self.touch_hook()?;
+        let name = String::from_utf8_lossy(name);
+        hook.run(&[("name", &name), ("how", how.as_str())])
+            .map_err(unimplemented)
+    }
+
+    /// Whether a shutdown hook was given.
+    pub fn shutdown_hook(&self) -> Res<&crate::hooks::Hook> {
+        self.target.hooks.shutdown.as_ref().ok_or_else(|| {
+            unimplemented(
+                "needs a hook that starts the server's graceful shutdown (--shutdown-cmd)",
+            )
+        })
+    }
+
     /// The read-only server.
     pub fn read_only(&self) -> Res<SocketAddr> {
         let a =
@@ -179,7 +210,21 @@ pub(crate) fn all() -> Vec<ServerCase> {
             body: Body::Example(ex),
         });
     }
-    for (id, title, reqs, f) in cases::CASES {
+    for (id, title, reqs, f) in cases::CASES.iter().chain(clarified::CASES) {
+        let requirements: Vec<String> = reqs.iter().map(|s| (*s).to_owned()).collect();
+        out.push(ServerCase {
+            info: CaseInfo {
+                id: format!("server/{id}"),
+                title: (*title).to_owned(),
+                kind: Kind::Server,
+                level: strongest(&requirements),
+                requirements,
+            },
+            body: Body::Code(*f),
+        });
+    }
+    // The shutdown cases end the main server: they come last.
+    for (id, title, reqs, f) in hooked::CASES.iter().chain(hooked::LAST) {
         let requirements: Vec<String> = reqs.iter().map(|s| (*s).to_owned()).collect();
         out.push(ServerCase {
             info: CaseInfo {

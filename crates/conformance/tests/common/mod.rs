@@ -43,3 +43,37 @@ pub fn check(r: &Report, what: &str, known: &[(&str, &str)]) {
     );
     println!("{what}: {}", r.summary_line());
 }
+
+/// The hooks for an in-process test server: its shutdown handle, and a touch that changes a
+/// file of its folder directly.
+#[allow(dead_code)] // not every test binary that includes this module uses it
+pub fn hooks_for(server: &ferry_test_support::TestServer) -> ferry_conformance::Hooks {
+    use ferry_conformance::{Hook, Hooks};
+    let shutdown = server.shutdown_handle().clone();
+    let root = server.root.clone();
+    Hooks {
+        shutdown: Some(Hook::call(
+            "trigger the test server's shutdown",
+            move |_| {
+                shutdown.trigger();
+                Ok(())
+            },
+        )),
+        touch: Some(Hook::call(
+            "change a file of the test server's folder",
+            move |args| {
+                let arg = |k: &str| args.iter().find(|(n, _)| *n == k).map_or("", |(_, v)| *v);
+                let path = root.join(arg("name"));
+                let f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                match arg("how") {
+                    "append" => std::io::Write::write_all(&mut &f, b"x"),
+                    _ => f.set_len(1),
+                }
+                .map_err(|e| e.to_string())
+            },
+        )),
+    }
+}

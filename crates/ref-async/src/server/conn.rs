@@ -450,7 +450,16 @@ async fn guarded<R: Runtime>(
         match guard {
             Guard::Trigger => shared.shutdown.triggered().await,
             Guard::Hard => shared.hard_deadline_passed().await,
-            Guard::ChunkEnd => shared.chunk_deadline_passed().await,
+            // Past the deadline a chunk goes on while the client accepts something within
+            // SHUTDOWN_CHUNK_PATIENCE, up to a stall timeout after the deadline (CLOSE-9).
+            Guard::ChunkEnd => {
+                let patience = async {
+                    shared.hard_deadline_passed().await;
+                    let at = Instant::now() + ferry_store::SHUTDOWN_CHUNK_PATIENCE;
+                    shared.rt.sleep_until(at).await;
+                };
+                patience.or(shared.chunk_deadline_passed()).await;
+            }
             Guard::Never => std::future::pending().await,
         }
         Err(Stop::Shutdown)

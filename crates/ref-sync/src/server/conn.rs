@@ -12,6 +12,8 @@ use std::io::{self, Read as _, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use ferry_store::SHUTDOWN_CHUNK_PATIENCE;
+
 use super::Shared;
 
 /// The longest a blocked read or write sleeps before it looks at deadlines and the shutdown.
@@ -174,6 +176,11 @@ pub(super) struct Output<'a> {
     shared: &'a Shared,
     /// How long a write may wait without progress; `None`: the stall timeout.
     patience: Option<Duration>,
+    /// A get payload is being sent: its chunks are written whole (DATA-11) even past the
+    /// shutdown deadline, so that the payload ends at a chunk boundary with `abort 422`
+    /// (CLOSE-9). Past the deadline such a write gives up when the client accepts nothing for
+    /// [`SHUTDOWN_CHUNK_PATIENCE`], and at the latest a stall timeout after the deadline.
+    in_payload: bool,
 }
 
 impl<'a> Output<'a> {
@@ -182,7 +189,13 @@ impl<'a> Output<'a> {
             stream,
             shared,
             patience: None,
+            in_payload: false,
         }
+    }
+
+    /// Marks the start or the end of a get payload (see `in_payload`).
+    pub(super) fn set_in_payload(&mut self, in_payload: bool) {
+        self.in_payload = in_payload;
     }
 
     /// Makes writes give up after `patience` without progress (for best-effort last words).
@@ -191,15 +204,31 @@ impl<'a> Output<'a> {
     }
 }
 
+impl Output<'_> {
+    /// Past the shutdown deadline, whether a write that began at `called` may still go on:
+    /// inside a get payload, while the client accepted something within
+    /// [`SHUTDOWN_CHUNK_PATIENCE`], up to a stall timeout after the deadline.
+    fn may_finish_chunk(&self, called: Instant) -> bool {
+        let Some(hard) = self.shared.hard_deadline() else {
+            return false;
+        };
+        let now = Instant::now();
+        self.in_payload
+            && now < called.max(hard) + SHUTDOWN_CHUNK_PATIENCE
+            && now < hard + self.shared.stall
+    }
+}
+
 impl Write for Output<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let deadline = Instant::now() + self.patience.unwrap_or(self.shared.stall);
+        let called = Instant::now();
+        let deadline = called + self.patience.unwrap_or(self.shared.stall);
         loop {
             match (&*self.stream).write(buf) {
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if is_timeout(&e) => {
-                    if self.shared.past_hard_deadline() {
+                    if self.shared.past_hard_deadline() && !self.may_finish_chunk(called) {
                         return Err(io::Error::other(ShuttingDown));
                     }
                     if Instant::now() >= deadline {

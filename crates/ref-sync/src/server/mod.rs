@@ -245,7 +245,10 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> io::Res
     }
 
     tracing::info!("shutting down: waiting for sessions");
-    let force_at = shared.hard_deadline().unwrap_or_else(Instant::now) + FORCE_MARGIN;
+    // A session writing a chunk at the deadline may finish it while its client reads, up to
+    // a stall timeout (CLOSE-9, DATA-11); the others notice the deadline within a slice.
+    let force_at =
+        shared.hard_deadline().unwrap_or_else(Instant::now) + shared.stall + FORCE_MARGIN;
     let mut sessions = lock(&shared.sessions);
     while sessions.active > 0 {
         let now = Instant::now();

@@ -322,6 +322,19 @@ impl Session<'_> {
     /// chunk boundary (GET-9, GET-10, CLOSE-9). Every chunk is read before its head is sent
     /// (DATA-12).
     fn send_payload(&mut self, file: &ReadFile, offset: u64) -> Flow {
+        self.out.get_mut().set_in_payload(true);
+        let mut result = self.send_chunks(file, offset);
+        if result.is_ok() && self.shared.shutdown.is_triggered() {
+            // Chunk data still queued must leave whole while the deadline may pass.
+            if let Err(end) = self.flush() {
+                result = Err(end);
+            }
+        }
+        self.out.get_mut().set_in_payload(false);
+        result
+    }
+
+    fn send_chunks(&mut self, file: &ReadFile, offset: u64) -> Flow {
         let total = file.size;
         let block = total.clamp(1, u64::from(MAX_CHUNK)) as usize;
         if self.file_buf.len() < HEAD_ROOM + block {
@@ -395,6 +408,10 @@ impl Session<'_> {
 
     /// CLOSE-9: the shutdown deadline passed during a get payload.
     fn abort_and_close(&mut self) -> End {
+        // Chunk data still queued leaves whole first (DATA-11).
+        if let Err(end) = self.flush() {
+            return end;
+        }
         self.out.get_mut().set_patience(Some(SLICE));
         if self
             .frame(&Frame::Abort(err_reply(Code::SHUTTING_DOWN)))
