@@ -16,6 +16,7 @@
 //! what it left on disk: `{dir}` and the folder around it.
 
 mod cases;
+mod clarified;
 
 use std::io::{self, Read as _, Write as _};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -33,7 +34,10 @@ use ferry_wire::{
 use crate::case::{CaseInfo, Done, Kind, Res, Violation, strongest, unimplemented, violation};
 use crate::net::{Trailer, show};
 
-pub(crate) use cases::all;
+/// Every client case: the targeted ones, then those of the clarified rules.
+pub(crate) fn all() -> Vec<ClientCase> {
+    cases::all().into_iter().chain(clarified::all()).collect()
+}
 
 /// The client command to test: program and arguments, with placeholders.
 #[derive(Debug, Clone, PartialEq, Eq)]
