@@ -30,8 +30,8 @@
 //! - **Only where asked.** Names received from a server are [`FileName`]s: validated, without
 //!   separators, never `.`/`..` or hidden. [`Client::get_many`] joins them onto the folder the
 //!   caller chose and nothing else (NAME-9, NAME-10); renaming onto the destination replaces a
-//!   symbolic link there rather than writing through it. A listing that contains an invalid
-//!   name is refused as a protocol violation.
+//!   symbolic link there rather than writing through it. A listing entry whose name is not
+//!   valid is skipped, never turned into a path ([`Client::dir_listing`] reports it, NAME-14).
 //! - **No panic on any server bytes**, and memory bounded by what the client decides: a
 //!   1 MiB receive buffer, no allocation sized from announced counts (DIR-8).
 //! - **Errors keep their meaning**: [`ClientError`] separates server refusals (with code
@@ -56,8 +56,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use ferry_wire::{
-    Code, Digest, Entry, FileName, Greeting, Hasher, Hello, Invalid, InvalidKind, PayloadReceiver,
-    PutFlow, Reply, Request, Step, Timestamp, decode_entry, decode_hello, decode_reply,
+    Code, Digest, Entry, FileName, Greeting, Hasher, Hello, Listing, PayloadReceiver, PutFlow,
+    Reply, Request, Step, Timestamp, decode_hello, decode_listed, decode_reply,
 };
 
 use conn::{Inbound, RECV_BUF, ReadFail, snippet};
@@ -372,13 +372,30 @@ impl Client {
     }
 
     /// Lists the served folder (`dir`): regular files with size and modification time, in
-    /// bytewise order of their names.
-    ///
-    /// A listing with an invalid name (`../x`, `/etc/passwd`, `a/b`, `.hidden`, …), a
-    /// malformed line, or names out of order or repeated (DIR-4) is refused with
-    /// [`ClientError::Protocol`] and the session ends (ERR-10): such a server is broken or
-    /// hostile, and none of its names reach the caller.
+    /// bytewise order of their names. Entries whose names this client cannot accept are left
+    /// out (NAME-14); [`Client::dir_listing`] returns them too, to show the user.
     pub fn dir(&mut self) -> Result<Vec<Entry>, ClientError> {
+        let listing = self.dir_listing()?;
+        for s in &listing.skipped {
+            tracing::warn!(
+                name = %visible(&String::from_utf8_lossy(&s.name)),
+                error = %s.error,
+                "listing entry skipped"
+            );
+        }
+        Ok(listing.entries)
+    }
+
+    /// Lists the served folder (`dir`), with the entries skipped because their names are
+    /// not valid for this client (`../x`, `a/b`, `.hidden`, a name that is not NFC or holds a
+    /// code point Unicode 18.0.0 does not assign, …): those reach the caller only as
+    /// [`ferry_wire::SkippedEntry`], raw octets to show, never as names or paths; the rest
+    /// of the listing and the session go on (NAME-14).
+    ///
+    /// A malformed line (an invalid SIZE or MTIME included, DIR-9) or names out of order or
+    /// repeated (DIR-4, DIR-10, skipped names included) make the listing invalid: the result
+    /// is [`ClientError::Protocol`] and the session ends (ERR-10).
+    pub fn dir_listing(&mut self) -> Result<Listing, ClientError> {
         self.check_open()?;
         self.send(&Request::Dir.to_bytes())?;
         match self.read_reply()? {
@@ -388,7 +405,7 @@ impl Client {
         }
     }
 
-    fn read_entries(&mut self, count: u64) -> Result<Vec<Entry>, ClientError> {
+    fn read_entries(&mut self, count: u64) -> Result<Listing, ClientError> {
         if count > self.options.max_listing {
             return Err(self.violation(format!(
                 "the listing announces {count} entries, more than the {} this client accepts",
@@ -396,37 +413,24 @@ impl Client {
             )));
         }
         // DIR-8: COUNT is the server's claim, not an allocation size.
-        let mut entries: Vec<Entry> = Vec::with_capacity(count.min(1024) as usize);
+        let mut listing = Listing::new();
+        listing.entries.reserve(count.min(1024) as usize);
         for _ in 0..count {
-            let entry = match self.inbound.next(decode_entry) {
-                Ok(e) => e,
-                Err(ReadFail::Invalid {
-                    error:
-                        Invalid {
-                            kind: InvalidKind::BadName { error, .. },
-                            ..
-                        },
-                    line,
-                }) => {
-                    return Err(self.violation(format!(
-                        "the listing contains an invalid file name ({error}): \"{line}\""
-                    )));
-                }
+            // NAME-14: a line whose only fault is its name is skipped, not fatal.
+            let line = match self.inbound.next(decode_listed) {
+                Ok(l) => l,
                 Err(f) => return Err(self.read_failed(f, "listing entry")),
             };
-            if let Some(prev) = entries.last() {
-                if prev.name.as_bytes() >= entry.name.as_bytes() {
-                    return Err(self.violation(format!(
-                        "the listing is not in bytewise order of names or repeats one: \"{}\" \
-                         after \"{}\"",
-                        visible(entry.name.as_str()),
-                        visible(prev.name.as_str())
-                    )));
-                }
+            if let Err(e) = listing.push(line) {
+                // DIR-10.
+                return Err(self.violation(format!(
+                    "{e}: \"{}\" after \"{}\"",
+                    visible(&String::from_utf8_lossy(&e.next)),
+                    visible(&String::from_utf8_lossy(&e.previous))
+                )));
             }
-            entries.push(entry);
         }
-        Ok(entries)
+        Ok(listing)
     }
 
     /// Downloads `name` into `w`.
@@ -585,7 +589,10 @@ impl Client {
                 })
             }
             (Err(error), _) => {
-                job.discard(opts.keep_partial);
+                // GET-13: after `abort 430` the file changed while it was read; its octets
+                // are never kept for a resume. Other failures may keep them (GET-12).
+                let changed = matches!(&error, ClientError::Refused(e) if e.code == Code::CHANGED);
+                job.discard(opts.keep_partial && !changed);
                 Err(error.into())
             }
         }
