@@ -8,7 +8,7 @@ use ferry_sync::client::{
     ClientError, ClientOptions, GetOptions, PutOptions, local_path, name_for_local, part_path,
     visible,
 };
-use ferry_wire::{Code, Entry, FileName, PutMode};
+use ferry_wire::{Code, Entry, FileName, NameError, PutMode, SkippedEntry};
 
 use crate::addr::ServerAddr;
 use crate::engine::{AnyClient, Impl};
@@ -73,14 +73,20 @@ pub fn dir(engine: Impl, addr: &ServerAddr, json: bool) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let entries = match client.dir() {
-        Ok(entries) => entries,
+    let listing = match client.dir_listing() {
+        Ok(listing) => listing,
         Err(e) => {
             report("dir", &e);
             return exit::for_error(&e);
         }
     };
     close(client);
+    // NAME-14, NAME-15: an entry whose name this client cannot accept is left out of the
+    // listing and named on stderr; the rest of the listing is good, so the exit status is 0.
+    for s in &listing.skipped {
+        warn_skipped(s);
+    }
+    let entries = listing.entries;
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let written = if json {
@@ -104,6 +110,37 @@ pub fn dir(engine: Impl, addr: &ServerAddr, json: bool) -> u8 {
             exit::LOCAL_IO
         }
     }
+}
+
+/// The warning for a listing entry skipped because its name is not valid here (NAME-15).
+fn warn_skipped(s: &SkippedEntry) {
+    eprintln!(
+        "ferry: warning: skipped a listed file whose name is not valid ({}): {}",
+        s.error,
+        shown_octets(&s.name, s.error == NameError::NotNfc)
+    );
+}
+
+/// A name's octets for a person, whatever they hold: invisible and direction-changing
+/// characters as `\u{…}` ([`visible`]), code points that Unicode 18.0.0 does not assign as
+/// `\u{…}` too (and, with `all_non_ascii`, every character outside ASCII, so that a name
+/// that is not NFC does not look like its NFC form), and octets that are not UTF-8 as `\xHH`.
+fn shown_octets(name: &[u8], all_non_ascii: bool) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for chunk in name.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if (c.is_ascii() || !all_non_ascii) && ferry_wire::is_assigned(c) {
+                out.push_str(&visible(c.encode_utf8(&mut [0; 4])));
+            } else {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
 }
 
 /// Says where a failed download's partial data is, if it was kept.

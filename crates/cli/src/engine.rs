@@ -7,10 +7,11 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
+use ferry_async::BlockOn as _;
 use ferry_sync::client::{
     ClientError, ClientOptions, GetOptions, GetReport, Progress, PutOptions, PutReport,
 };
-use ferry_wire::{Entry, FileName};
+use ferry_wire::{Entry, FileName, Listing};
 
 /// Implementations of the protocol engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -81,6 +82,26 @@ impl AnyClient {
     /// Lists the served folder.
     pub fn dir(&mut self) -> Result<Vec<Entry>, ClientError> {
         each!(self, c => c.dir())
+    }
+
+    /// Lists the served folder, with the entries skipped because their names are not valid
+    /// here (NAME-14).
+    pub fn dir_listing(&mut self) -> Result<Listing, ClientError> {
+        match self {
+            AnyClient::Threads(c) => c.dir_listing(),
+            AnyClient::Tokio(c) => {
+                let rt = c.get_mut().runtime().clone();
+                rt.block_on(c.get_mut().dir_listing())
+            }
+            AnyClient::AsyncStd(c) => {
+                let rt = *c.get_mut().runtime();
+                rt.block_on(c.get_mut().dir_listing())
+            }
+            AnyClient::Smol(c) => {
+                let rt = c.get_mut().runtime().clone();
+                rt.block_on(c.get_mut().dir_listing())
+            }
+        }
     }
 
     /// Downloads one file to `dest`.
