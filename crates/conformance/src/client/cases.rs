@@ -148,13 +148,39 @@ fn failed_only(o: &Outcome, req: &str) -> Res<Done> {
     Ok(Done::Pass)
 }
 
-/// A hostile listing: nothing may be created anywhere, and the dir must fail (ERR-10).
+/// The client sent `dir` and printed `names` (the listing's valid entries) on stdout.
+fn listed(o: &Outcome, req: &str, names: &[&str]) -> Res<()> {
+    ensure(
+        o.log.requests.iter().any(|r| r.as_slice() == b"dir\n"),
+        req,
+        "a `dir` request",
+        || {
+            format!(
+                "requests {:?}",
+                o.log.requests.iter().map(|r| show(r)).collect::<Vec<_>>()
+            )
+        },
+    )?;
+    let out = String::from_utf8_lossy(&o.stdout);
+    let missing: Vec<&&str> = names.iter().filter(|n| !out.contains(**n)).collect();
+    ensure(
+        missing.is_empty(),
+        req,
+        format!("the listing's valid entries {names:?} shown"),
+        || format!("{missing:?} missing from the output"),
+    )
+}
+
+/// A listing with an entry whose name is hostile (NAME-9) among valid ones ending with
+/// `z.txt`: nothing may be created anywhere; the entry is skipped and the rest of the
+/// listing presented (NAME-14).
 fn hostile_listing(o: &Outcome, req: &str) -> Res<Done> {
     let t = tree(&o.work);
     ensure(t == ["d/"], req, "no file created anywhere", || {
         format!("files now: {t:?}")
     })?;
-    failed(o, "ERR-10")?;
+    succeeded(o, "NAME-14")?;
+    listed(o, "NAME-14", &["z.txt"])?;
     Ok(Done::Pass)
 }
 
@@ -371,11 +397,11 @@ pub(crate) fn all() -> Vec<ClientCase> {
         // ---- listings
         ClientCase::new("DIR-8/1", "dir: a long valid listing is accepted", &["DIR-8"], Op::Dir, Mock { dir: Answer { bytes: long_listing, then: After::Continue }, ..Mock::default() }, ok_only),
         ClientCase::new("DIR-8/2", "dir: COUNT 2^64-1 then EOF: no huge allocation, failure", &["DIR-8", "CLOSE-7"], Op::Dir, Mock { dir: Answer { bytes: format!("ok dir 18446744073709551615\n1 {MTIME} a\n").into_bytes(), then: After::Close }, ..Mock::default() }, failed_only),
-        ClientCase::new("NAME-9/1", "dir: a listed name `../x` creates nothing, the listing fails", &["NAME-9", "NAME-10", "ERR-10"], Op::Dir, Mock { dir: Answer { bytes: listing(&[b"../x", b"ok.txt"]), then: After::Hold }, ..Mock::default() }, hostile_listing),
-        ClientCase::new("NAME-9/2", "dir: a listed name `a/b` creates nothing, the listing fails", &["NAME-9", "NAME-10", "ERR-10"], Op::Dir, Mock { dir: Answer { bytes: listing(&[b"a/b"]), then: After::Hold }, ..Mock::default() }, hostile_listing),
-        ClientCase::new("NAME-9/3", "dir: a listed name `.hidden` creates nothing, the listing fails", &["NAME-9", "ERR-10"], Op::Dir, Mock { dir: Answer { bytes: listing(&[b".hidden"]), then: After::Hold }, ..Mock::default() }, hostile_listing),
-        ClientCase::new("NAME-9/4", "dir: a listed name not in NFC creates nothing, the listing fails", &["NAME-9", "NAME-5", "ERR-10"], Op::Dir, Mock { dir: Answer { bytes: listing(&["cafe\u{301}.txt".as_bytes()]), then: After::Hold }, ..Mock::default() }, hostile_listing),
-        ClientCase::new("FRAME-4/1", "dir: a listed name that is not UTF-8 creates nothing, the listing fails", &["FRAME-4", "NAME-9", "ERR-10"], Op::Dir, Mock { dir: Answer { bytes: listing(&[b"caf\xe9.txt"]), then: After::Hold }, ..Mock::default() }, hostile_listing),
+        ClientCase::new("NAME-9/1", "dir: a listed name `../x` creates nothing; the entry is skipped, the rest listed", &["NAME-9", "NAME-10", "NAME-14"], Op::Dir, Mock { dir: Answer { bytes: listing(&[b"../x", b"z.txt"]), then: After::Continue }, ..Mock::default() }, hostile_listing),
+        ClientCase::new("NAME-9/2", "dir: a listed name `a/b` creates nothing; the entry is skipped, the rest listed", &["NAME-9", "NAME-10", "NAME-14"], Op::Dir, Mock { dir: Answer { bytes: listing(&[b"a/b", b"z.txt"]), then: After::Continue }, ..Mock::default() }, hostile_listing),
+        ClientCase::new("NAME-9/3", "dir: a listed name `.hidden` creates nothing; the entry is skipped, the rest listed", &["NAME-9", "NAME-14"], Op::Dir, Mock { dir: Answer { bytes: listing(&[b".hidden", b"z.txt"]), then: After::Continue }, ..Mock::default() }, hostile_listing),
+        ClientCase::new("NAME-9/4", "dir: a listed name not in NFC creates nothing; the entry is skipped, the rest listed", &["NAME-9", "NAME-5", "NAME-14"], Op::Dir, Mock { dir: Answer { bytes: listing(&["cafe\u{301}.txt".as_bytes(), b"z.txt"]), then: After::Continue }, ..Mock::default() }, hostile_listing),
+        ClientCase::new("FRAME-4/1", "dir: a listed name that is not UTF-8 creates nothing; the entry is skipped, the rest listed", &["FRAME-4", "NAME-9", "NAME-14"], Op::Dir, Mock { dir: Answer { bytes: listing(&[b"caf\xe9.txt", b"z.txt"]), then: After::Continue }, ..Mock::default() }, hostile_listing),
         ClientCase::new("NAME-12/1", "dir: invisible characters in names are shown visibly", &["NAME-12"], Op::Dir, Mock { dir: Answer { bytes: listing(&["a\u{200b}b".as_bytes(), "evil\u{202e}fdp.exe".as_bytes()]), then: After::Continue }, ..Mock::default() }, ok_dir_visible),
         // ---- uploads
         ClientCase::new("PUT-1/1", "put: 2 MiB + 1 octets: exact SIZE, chunks and digest", &["PUT-1", "DATA-1", "DATA-2", "DATA-4", "SUM-1", "PUT-6"], Op::Put, Mock::default(), ok_put).setup(setup_put_big),
