@@ -37,6 +37,7 @@ fn reference_server_passes_every_server_case() {
     ro.write_file("present.txt", b"hello");
     let size10 = TestServer::with_config(|c| c.max_size = 10);
     let eager4 = TestServer::with_config(|c| c.max_eager = 4);
+    let eager0 = TestServer::with_config(|c| c.max_eager = 0);
     let timeouts = TestServer::with_config(|c| {
         c.idle_timeout = Duration::from_secs(1);
         c.stall_timeout = Duration::from_secs(1);
@@ -47,6 +48,7 @@ fn reference_server_passes_every_server_case() {
         extra: vec![
             size10.addr.to_string(),
             eager4.addr.to_string(),
+            eager0.addr.to_string(),
             timeouts.addr.to_string(),
         ],
         max_wait: Duration::from_secs(3),

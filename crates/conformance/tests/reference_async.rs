@@ -28,6 +28,7 @@ fn async_server_passes_every_server_case() {
     let ro = async_server(|c| c.read_only = true);
     let size10 = async_server(|c| c.max_size = 10);
     let eager4 = async_server(|c| c.max_eager = 4);
+    let eager0 = async_server(|c| c.max_eager = 0);
     let timeouts = async_server(|c| {
         c.idle_timeout = Duration::from_secs(1);
         c.stall_timeout = Duration::from_secs(1);
@@ -38,6 +39,7 @@ fn async_server_passes_every_server_case() {
         extra: vec![
             size10.addr.to_string(),
             eager4.addr.to_string(),
+            eager0.addr.to_string(),
             timeouts.addr.to_string(),
         ],
         max_wait: Duration::from_secs(3),

@@ -65,19 +65,24 @@ pub enum StoreError {
     /// The file system is mounted read-only (EROFS).
     #[error("the file system is read-only")]
     ReadOnly,
+    /// The server may not access the file or the staging area (EACCES, EPERM): permanent,
+    /// `err 516 denied`, not 431, which tells a client that retrying may help.
+    #[error("permission denied")]
+    Denied,
     /// Any other I/O error.
     #[error("storage error: {0}")]
     Io(io::Error),
 }
 
 impl StoreError {
-    /// The ferry/1 code that reports this error: 511, 512, 432, 514 or 431.
+    /// The ferry/1 code that reports this error: 511, 512, 432, 514, 516 or 431.
     pub fn code(&self) -> Code {
         match self {
             StoreError::NotFound => Code::NOT_FOUND,
             StoreError::Exists => Code::EXISTS,
             StoreError::NoSpace => Code::NO_SPACE,
             StoreError::ReadOnly => Code::READ_ONLY,
+            StoreError::Denied => Code::DENIED,
             StoreError::Io(_) => Code::STORAGE,
         }
     }
@@ -88,6 +93,7 @@ impl StoreError {
         match e.raw_os_error().map(Errno::from_raw_os_error) {
             Some(Errno::NOSPC | Errno::DQUOT) => StoreError::NoSpace,
             Some(Errno::ROFS) => StoreError::ReadOnly,
+            Some(Errno::ACCESS | Errno::PERM) => StoreError::Denied,
             _ => StoreError::Io(e),
         }
     }
@@ -621,6 +627,12 @@ mod tests {
         assert!(matches!(StoreError::from_io(enospc), StoreError::NoSpace));
         let erofs = io::Error::from_raw_os_error(Errno::ROFS.raw_os_error());
         assert!(matches!(StoreError::from_io(erofs), StoreError::ReadOnly));
+        for errno in [Errno::ACCESS, Errno::PERM] {
+            let e = io::Error::from_raw_os_error(errno.raw_os_error());
+            let e = StoreError::from_io(e);
+            assert!(matches!(e, StoreError::Denied), "{e:?}");
+            assert_eq!(e.code(), Code::DENIED);
+        }
     }
 
     /// The fallback used where `RENAME_NOREPLACE` is unsupported refuses an existing target

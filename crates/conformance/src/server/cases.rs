@@ -254,6 +254,12 @@ pub(crate) const CASES: &[(&str, &str, &[&str], CaseFn)] = &[
         put_8_eager_too_large,
     ),
     (
+        "PUT-8/3",
+        "max-eager=0: every eager put, even of 0 octets, gets 502 and close; wait puts work",
+        &["PUT-8", "ERR-5", "HELLO-7"],
+        put_8_eager_disabled,
+    ),
+    (
         "PUT-19/1",
         "a failed upload is not resumed: the next put starts from scratch",
         &["PUT-19"],
@@ -355,6 +361,18 @@ pub(crate) const CASES: &[(&str, &str, &[&str], CaseFn)] = &[
         "no idle timeout during a slow but progressing upload",
         &["TIME-3", "TIME-1"],
         time_3_slow_upload,
+    ),
+    (
+        "TIME-2/5",
+        "a download read in bursts with pauses shorter than stall completes",
+        &["TIME-2", "TIME-3", "HELLO-7"],
+        time_2_slow_reader,
+    ),
+    (
+        "TIME-2/6",
+        "a client that accepts no output for longer than stall is dropped, without `end`",
+        &["TIME-2", "TIME-5"],
+        time_2_stuck_reader,
     ),
 ];
 
@@ -1791,6 +1809,30 @@ fn put_8_eager_too_large(ctx: &mut Ctx<'_>) -> Res<Done> {
     Ok(Done::Pass)
 }
 
+fn put_8_eager_disabled(ctx: &mut Ctx<'_>) -> Res<Done> {
+    let (addr, _) = ctx.server_with("max-eager=0", |l| l.max_eager == 0)?;
+    let open = || Conn::open(addr, ctx.deadline()).map(|(c, _)| c);
+    for size in [0u64, 1] {
+        let mut c = open()?;
+        let name = ctx.name(&format!("no-eager-{size}"));
+        let mut w = put_line(size, PutMode::New, PutFlow::Now, &name);
+        w.extend(payload_of(&b"x"[..size as usize]));
+        c.send("PUT-8", &w)?;
+        c.expect_err("PUT-8", 502)?;
+        c.expect_closed("ERR-5", "err 502")?;
+    }
+    let mut c = open()?;
+    c.put_ok(
+        "PUT-3",
+        &ctx.name("wait-ok"),
+        PutMode::New,
+        PutFlow::Wait,
+        b"waited",
+    )?;
+    c.close()?;
+    Ok(Done::Pass)
+}
+
 fn put_19_no_resume(ctx: &mut Ctx<'_>) -> Res<Done> {
     let name = ctx.name("restart");
     let mut c = start_upload(ctx, &name, PutMode::New, 10, &chunk(b"0123"))?;
@@ -1837,10 +1879,8 @@ fn data_5_framing(ctx: &mut Ctx<'_>) -> Res<Done> {
         let _ = c.send_lenient(bytes);
         match c.reply("DATA-6", "err 502") {
             Ok(Reply::Err(e)) if e.code == Code::PROTOCOL => {}
-            // The spec is ambiguous here: DATA-5 makes an over-long line in a payload a
-            // framing violation (502), FRAME-2 makes any 4096 octets without LF a 501. Both
-            // close the connection; either is accepted.
-            Ok(Reply::Err(e)) if e.code == Code::LINE_TOO_LONG && i + 1 == variants.len() => {}
+            // FRAME-2: inside an upload an over-long line is a framing violation (502), not
+            // the 501 of a request line.
             Ok(other) => {
                 return Err(violation(
                     "DATA-6",
@@ -2377,5 +2417,109 @@ fn time_3_slow_upload(ctx: &mut Ctx<'_>) -> Res<Done> {
         "upload took {:.1} s with idle={} s",
         start.elapsed().as_secs_f64(),
         idle.as_secs()
+    )))
+}
+
+/// How many pipelined gets of a 2 MiB file make more output than loopback socket buffers
+/// hold, so that a server sending it to a client that does not read blocks in the middle.
+const GETS: usize = 12;
+
+/// Uploads a 2 MiB file to the server at `addr` and sends [`GETS`] gets of it in one write;
+/// returns the connection and the file, nothing of the replies read.
+fn gets_unread(ctx: &Ctx<'_>, addr: std::net::SocketAddr, base: &str) -> Res<(Conn, Vec<u8>)> {
+    let name = ctx.name(base);
+    let data = pattern(2 << 20, 21);
+    let (mut c, _) = Conn::open(addr, ctx.deadline() + Duration::from_secs(30))?;
+    c.put_ok("PUT-12", &name, PutMode::New, PutFlow::Wait, &data)?;
+    let line = get_line(0, &name);
+    c.send("PIPE-2", &line.repeat(GETS))?;
+    Ok((c, data))
+}
+
+fn time_2_slow_reader(ctx: &mut Ctx<'_>) -> Res<Done> {
+    let (addr, stall) = stall_server(ctx)?;
+    let (mut c, data) = gets_unread(ctx, addr, "slow-reader")?;
+    // Pauses of half the stall timeout, each followed by reading everything the socket
+    // holds: the server's blocked writes progress at least every half stall, so it must not
+    // give up on the client.
+    let pause = stall / 2;
+    let start = Instant::now();
+    'outer: while start.elapsed() < stall * 3 {
+        std::thread::sleep(pause);
+        loop {
+            c.set_deadline(Instant::now() + Duration::from_millis(20));
+            match c.read_more() {
+                Some(true) => {}
+                Some(false) => break 'outer,
+                None => break,
+            }
+        }
+    }
+    c.set_deadline(Instant::now() + Duration::from_secs(30));
+    for i in 0..GETS {
+        let r = c.read_get("TIME-2", 0).map_err(|s| match s {
+            crate::case::Stop::Violation(mut v) => {
+                v.requirement = "TIME-2".into();
+                v.expected = format!(
+                    "reply {} of {GETS}: the whole payload, the client read at least every \
+                     {:.1} s (stall={} s) ({})",
+                    i + 1,
+                    pause.as_secs_f64(),
+                    stall.as_secs(),
+                    v.expected
+                );
+                crate::case::Stop::Violation(v)
+            }
+            other => other,
+        })?;
+        match r {
+            GetReply::Ok { payload, .. }
+                if payload.data == data && payload.trailer == Trailer::End(Digest::of(&data)) => {}
+            other => {
+                return Err(violation(
+                    "GET-5",
+                    format!(
+                        "reply {} of {GETS}: the file and `end` with its digest",
+                        i + 1
+                    ),
+                    other.show(),
+                ));
+            }
+        }
+    }
+    Ok(Done::Pass)
+}
+
+fn time_2_stuck_reader(ctx: &mut Ctx<'_>) -> Res<Done> {
+    let (addr, stall) = stall_server(ctx)?;
+    let (c, data) = gets_unread(ctx, addr, "stuck-reader")?;
+    // Accept nothing for stall + 2 s (the server blocks on a full socket), then read all.
+    std::thread::sleep(stall + Duration::from_secs(2));
+    let mut c = c;
+    c.set_deadline(Instant::now() + Duration::from_secs(20));
+    let (closed, rest) = match c.wait_closed() {
+        Ok(r) => (true, r),
+        Err(r) => (false, r),
+    };
+    let all = GETS * data.len();
+    ensure(
+        closed && rest.len() < all,
+        "TIME-2",
+        format!(
+            "the session dropped: the client accepted no octet for {} s with stall={} s",
+            (stall + Duration::from_secs(2)).as_secs(),
+            stall.as_secs()
+        ),
+        || {
+            if rest.len() >= all {
+                format!("all {GETS} payloads were sent ({} octets)", rest.len())
+            } else {
+                format!("still open after {} octets", rest.len())
+            }
+        },
+    )?;
+    Ok(Done::PassWith(format!(
+        "dropped after {} of {all} octets",
+        rest.len()
     )))
 }

@@ -154,6 +154,11 @@ impl<R: Runtime> Conn<R> {
         &self.buf[self.start..self.end]
     }
 
+    /// Whether replies are queued and not yet sent.
+    pub(super) fn has_pending_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.start == self.end
     }

@@ -156,14 +156,18 @@ impl<R: Runtime> Session<R> {
                 return Err(self.stopped(stop).await);
             }
         }
-        // TIME-2: the whole line within the stall timeout of its first octet.
-        let line_deadline = Instant::now() + self.shared.stall;
+        // TIME-2: the whole line within the stall timeout of its first octet, or of the end
+        // of the previous reply when that was still being sent (a pipelined line).
+        let mut line_deadline = Instant::now() + self.shared.stall;
         let decoded = loop {
             match decode_request(self.conn.data()) {
                 Ok(x) => break Ok(x),
                 Err(DecodeError::Invalid(invalid)) => break Err(invalid),
                 Err(DecodeError::Incomplete) => {
-                    self.flush().await?;
+                    if self.conn.has_pending_output() {
+                        self.flush().await?;
+                        line_deadline = line_deadline.max(Instant::now() + self.shared.stall);
+                    }
                     if let Err(stop) = self.conn.fill(Wait::Until(line_deadline)).await {
                         return Err(self.stopped(stop).await);
                     }

@@ -160,14 +160,18 @@ impl Session<'_> {
                 return Err(self.stopped(stop));
             }
         }
-        // TIME-2: the whole line within the stall timeout of its first octet.
-        let line_deadline = Instant::now() + self.shared.stall;
+        // TIME-2: the whole line within the stall timeout of its first octet, or of the end
+        // of the previous reply when that was still being sent (a pipelined line).
+        let mut line_deadline = Instant::now() + self.shared.stall;
         let decoded = loop {
             match decode_request(self.input.data()) {
                 Ok(x) => break Ok(x),
                 Err(DecodeError::Invalid(inv)) => break Err(inv),
                 Err(DecodeError::Incomplete) => {
-                    self.flush()?;
+                    if !self.out.buffer().is_empty() {
+                        self.flush()?;
+                        line_deadline = line_deadline.max(Instant::now() + self.shared.stall);
+                    }
                     if let Err(stop) = self.input.fill(Wait::Until(line_deadline)) {
                         return Err(self.stopped(stop));
                     }
