@@ -20,9 +20,9 @@ use ferry_conformance::{
     ClientTarget, Filter, Report, RunOptions, ServerTarget, Verdict, run_client, run_server,
 };
 use ferry_wire::{
-    Code, DecodeError, Digest, ErrorReply, FileName, Greeting, Hello, InvalidKind, Limits,
-    PayloadReceiver, PutFlow, PutMode, Reply, Request, Step, Timestamp, decode_entry, decode_hello,
-    decode_reply, decode_request, encode_payload,
+    Code, DecodeError, Digest, ErrorReply, FileName, Greeting, Hello, InvalidKind, Limits, Listed,
+    Listing, PayloadReceiver, PutFlow, PutMode, Reply, Request, Step, Timestamp, decode_entry,
+    decode_hello, decode_listed, decode_reply, decode_request, encode_payload,
 };
 
 // ======================================================================= server ===
@@ -46,6 +46,7 @@ enum SFault {
     ReadBoundaries,
     VersionAlwaysOk,
     NewReplaces,
+    EagerLimitAfterName,
 }
 
 const SERVER_FAULTS: &[(SFault, &str)] = &[
@@ -97,6 +98,10 @@ const SERVER_FAULTS: &[(SFault, &str)] = &[
         "any version N is answered ok version N",
     ),
     (SFault::NewReplaces, "put new replaces an existing file"),
+    (
+        SFault::EagerLimitAfterName,
+        "an eager put with an invalid name gets its payload read and 510, even above max-eager",
+    ),
 ];
 
 type Store = Arc<Mutex<BTreeMap<Vec<u8>, (Vec<u8>, i64)>>>;
@@ -314,6 +319,16 @@ impl Session {
                             Some(h) => self.put(h.size, h.mode, h.flow, raw),
                         }
                     }
+                    // PUT-8 is decided before the name: an eager put above max-eager (or any
+                    // when it is 0) gets 502 and the close, its payload unread.
+                    InvalidKind::BadName { put: Some(h), .. }
+                        if h.flow == PutFlow::Now
+                            && !self.eager_allowed(h.size)
+                            && !self.fault(SFault::EagerLimitAfterName) =>
+                    {
+                        let _ = self.err(Code::PROTOCOL);
+                        false
+                    }
                     InvalidKind::BadName { put: Some(h), .. } if h.flow == PutFlow::Now => {
                         if !self.discard(h.size) {
                             return;
@@ -448,8 +463,13 @@ impl Session {
         }
     }
 
+    /// Whether an eager put of `size` octets is within `max-eager` (PUT-8).
+    fn eager_allowed(&self, size: u64) -> bool {
+        self.conf.max_eager > 0 && size <= self.conf.max_eager
+    }
+
     fn put(&mut self, size: u64, mode: PutMode, flow: PutFlow, name: Vec<u8>) -> bool {
-        if flow == PutFlow::Now && (self.conf.max_eager == 0 || size > self.conf.max_eager) {
+        if flow == PutFlow::Now && !self.eager_allowed(size) {
             let _ = self.err(Code::PROTOCOL);
             return false;
         }
@@ -570,6 +590,9 @@ enum CFault {
     EagerAlways,
     PayloadBeforeGo,
     TrustsOkPut,
+    AcceptsVersionTwice,
+    RefusesBadNameListing,
+    AcceptsUnsortedListing,
 }
 
 const CLIENT_FAULTS: &[(CFault, &str)] = &[
@@ -612,6 +635,18 @@ const CLIENT_FAULTS: &[(CFault, &str)] = &[
     (
         CFault::TrustsOkPut,
         "any ok put counts as success, whatever its SIZE and DIGEST",
+    ),
+    (
+        CFault::AcceptsVersionTwice,
+        "accepts a greeting that lists a version twice (its other checks kept)",
+    ),
+    (
+        CFault::RefusesBadNameListing,
+        "refuses a whole listing for one entry whose name it cannot accept, instead of skipping it",
+    ),
+    (
+        CFault::AcceptsUnsortedListing,
+        "accepts a listing out of order or with a name twice (the entries out of place dropped)",
     ),
 ];
 
@@ -705,15 +740,25 @@ fn miniclient(fault: CFault) -> Result<(), String> {
     };
     if fault != CFault::AcceptsAnyGreeting {
         let g = greeting.as_ref().ok_or("no greeting")?;
-        let l = g.limits();
-        if !g.supports(ferry_wire::Version::V1)
-            || l.max_line != 4096
-            || l.max_name != 255
-            || l.max_chunk != 1 << 20
-            || l.idle == 0
-            || l.stall == 0
-        {
-            return Err("unusable greeting".into());
+        // HELLO-9: no version listed twice (HELLO-4), the fixed values (HELLO-5), idle and
+        // stall of at least 1 (HELLO-7); HELLO-10: version 1 listed.
+        let checked = if fault == CFault::AcceptsVersionTwice {
+            // The same checks on the list of versions with its repeats removed.
+            let mut versions: Vec<ferry_wire::Version> = Vec::new();
+            for v in g.versions() {
+                if !versions.contains(v) {
+                    versions.push(*v);
+                }
+            }
+            g.clone().with_versions(versions[0], &versions[1..]).check()
+        } else {
+            g.check()
+        };
+        if let Err(e) = checked {
+            return Err(format!("unusable greeting: {e}"));
+        }
+        if !g.supports(ferry_wire::Version::V1) {
+            return Err("unusable greeting: no version 1".into());
         }
     }
     let max_eager = greeting.as_ref().map_or(0, |g| g.limits().max_eager);
@@ -770,12 +815,11 @@ fn miniclient(fault: CFault) -> Result<(), String> {
             }
         }
         "put" => {
-            let data = std::fs::read(dir.join(&name)).map_err(|e| e.to_string())?;
+            let read = || std::fs::read(dir.join(&name)).map_err(|e| e.to_string());
+            let mut data = read()?;
             let size = data.len() as u64;
             let eager = fault == CFault::EagerAlways || (max_eager > 0 && size <= max_eager);
             let flow = if eager { PutFlow::Now } else { PutFlow::Wait };
-            let mut payload = Vec::new();
-            encode_payload(&data, Digest::of(&data), &mut payload);
             let head = Request::Put {
                 size,
                 mode: PutMode::New,
@@ -789,7 +833,18 @@ fn miniclient(fault: CFault) -> Result<(), String> {
                     Reply::Go => {}
                     other => return Err(format!("put answered {other:?}")),
                 }
+                // The payload is what the file holds now; a file that no longer has SIZE
+                // octets ends the payload with `abort 430` (PUT-20).
+                data = read()?;
+                if data.len() as u64 != size {
+                    w.s.write_all(b"abort 430 changed\n")
+                        .map_err(|e| e.to_string())?;
+                    let _ = w.next(decode_reply);
+                    return Err("the local file changed before the upload".into());
+                }
             }
+            let mut payload = Vec::new();
+            encode_payload(&data, Digest::of(&data), &mut payload);
             w.s.write_all(&payload).map_err(|e| e.to_string())?;
             if flow == PutFlow::Wait && fault == CFault::PayloadBeforeGo {
                 let _ = w.next(decode_reply)?;
@@ -809,6 +864,7 @@ fn miniclient(fault: CFault) -> Result<(), String> {
                 Reply::DirOk { count } => count,
                 other => return Err(format!("dir answered {other:?}")),
             };
+            let mut listing = Listing::new();
             for _ in 0..count {
                 if fault == CFault::FollowsHostileName {
                     // Takes the name field as it is and makes a local marker for it.
@@ -827,7 +883,27 @@ fn miniclient(fault: CFault) -> Result<(), String> {
                     let _ = std::fs::write(dir.join(n), b"");
                     continue;
                 }
-                let e = w.next(decode_entry)?;
+                // NAME-14: an entry whose only fault is its name is skipped (and reported,
+                // NAME-15); DIR-10: the order is checked over every name, skipped ones too.
+                let line = if fault == CFault::RefusesBadNameListing {
+                    Listed::Entry(w.next(decode_entry)?)
+                } else {
+                    w.next(decode_listed)?
+                };
+                match listing.push(line) {
+                    Ok(()) => {}
+                    Err(_) if fault == CFault::AcceptsUnsortedListing => {}
+                    Err(e) => return Err(format!("invalid listing: {e}")),
+                }
+            }
+            for s in &listing.skipped {
+                eprintln!(
+                    "skipped an entry whose name is not valid ({}): {}",
+                    s.error,
+                    s.name.escape_ascii()
+                );
+            }
+            for e in &listing.entries {
                 println!(
                     "{} {} {}",
                     e.size,
