@@ -12,7 +12,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use ferry_sync::client::{Client, ClientError, ClientOptions, GetOptions, PART_SUFFIX, PutOptions};
-use ferry_wire::{Code, Digest, FileName, PutFlow, PutMode, encode_payload};
+use ferry_wire::{Code, Digest, FileName, NameError, PutFlow, PutMode, encode_payload};
 
 const GREETING: &str = "ferry/1 max-line=4096 max-name=255 max-size=1099511627776 \
                         max-chunk=1048576 max-eager=1048576 idle=300 stall=60\n";
@@ -299,12 +299,17 @@ fn abort_mid_transfer_is_a_server_error_and_the_session_goes_on() {
         p.send(get_ok(10));
         p.send("data 5\nhelloabort 430 changed\n");
         p.expect("get 0 b.txt");
+        p.send(get_ok(10));
+        p.send("data 5\nworldabort 431 storage\n");
+        p.expect("get 0 c.txt");
         p.send("err 511 not-found\n");
         p.expect("close");
         p.send("bye\n");
     });
     let dir = tempfile::tempdir().expect("tempdir");
     let mut c = connect(addr);
+    // GetOptions::default() keeps partial downloads (keep_partial: true)...
+    assert!(GetOptions::default().keep_partial);
     let err = c
         .get_to_path(
             &name("a.txt"),
@@ -316,6 +321,8 @@ fn abort_mid_transfer_is_a_server_error_and_the_session_goes_on() {
     assert_eq!(err.code(), Some(Code::CHANGED));
     assert!(err.is_transient() && !err.ends_session(), "{err:?}");
     assert!(!dir.path().join("a.txt").exists());
+    // ...but never after `abort 430`: the file changed while it was read (GET-13).
+    assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
     let err = c
         .get_to_path(
             &name("b.txt"),
@@ -323,12 +330,58 @@ fn abort_mid_transfer_is_a_server_error_and_the_session_goes_on() {
             &GetOptions::default(),
             &mut no_progress(),
         )
+        .expect_err("aborted");
+    assert_eq!(err.code(), Some(Code::STORAGE));
+    assert!(err.is_transient() && !err.ends_session(), "{err:?}");
+    assert!(!dir.path().join("b.txt").exists());
+    let err = c
+        .get_to_path(
+            &name("c.txt"),
+            &dir.path().join("c.txt"),
+            &GetOptions::default(),
+            &mut no_progress(),
+        )
         .expect_err("not found");
     assert_eq!(err.code(), Some(Code::NOT_FOUND));
     assert!(!err.is_transient());
     c.close().expect("close");
-    // The aborted download kept its good prefix for a resume; nothing else exists.
+    // After `abort 431` the good prefix is kept for a resume (GET-12); nothing is left of
+    // the download aborted with 430, and nothing else exists.
+    assert_eq!(listing(dir.path()), vec![format!("b.txt{PART_SUFFIX}")]);
+    assert_eq!(
+        fs::read(part_of(&dir.path().join("b.txt"))).expect("part kept"),
+        b"world"
+    );
+    server.join().expect("server script");
+}
+
+#[test]
+fn abort_422_then_close_keeps_the_partial_download() {
+    // GET-12: after `abort 422` (the server shuts down) the octets received may be kept for a
+    // resume, and GetOptions::default() keeps them.
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("get 0 a.txt");
+        p.send(get_ok(10));
+        p.send("data 5\nhelloabort 422 shutting-down\n");
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("a.txt");
+    let mut c = connect(addr);
+    let err = c
+        .get_to_path(
+            &name("a.txt"),
+            &dest,
+            &GetOptions::default(),
+            &mut no_progress(),
+        )
+        .expect_err("aborted");
+    assert_eq!(err.code(), Some(Code::SHUTTING_DOWN), "{err:?}");
+    assert!(err.is_transient(), "{err:?}");
+    assert!(!dest.exists());
     assert_eq!(listing(dir.path()), vec![format!("a.txt{PART_SUFFIX}")]);
+    assert_eq!(fs::read(part_of(&dest)).expect("part kept"), b"hello");
+    drop(c);
     server.join().expect("server script");
 }
 
@@ -541,33 +594,74 @@ fn a_symlink_at_the_part_name_is_never_followed() {
 // ------------------------------------------------------------ hostile lines ---
 
 #[test]
-fn hostile_listing_names_are_refused() {
-    for bad in [
-        "../x",
-        "/etc/passwd",
-        "a/b",
-        ".hidden",
-        "..",
-        "a\\b",
-        "e\u{301}",
+fn hostile_listing_names_are_skipped() {
+    // NAME-14: an entry whose only fault is its name is skipped; the valid entries are
+    // returned and the listing and the session stay valid. Every bad name sorts before
+    // `good.txt`, so the listing is in order (DIR-10).
+    for (bad, error) in [
+        (&b"../x"[..], NameError::ForbiddenChar('/')),
+        (b"/etc/passwd", NameError::ForbiddenChar('/')),
+        (b"a/b", NameError::ForbiddenChar('/')),
+        (b".hidden", NameError::LeadingDot),
+        (b"..", NameError::LeadingDot),
+        (b"a\\b", NameError::ForbiddenChar('\\')),
+        ("e\u{301}".as_bytes(), NameError::NotNfc),
+        ("a\u{378}".as_bytes(), NameError::Unassigned('\u{378}')),
+        (b"caf\xe9", NameError::NotUtf8),
     ] {
-        let listing_lines = format!("ok dir 2\n5 {MTIME} good.txt\n5 {MTIME} {bad}\n");
+        let mut listing_lines = format!("ok dir 2\n7 {MTIME} ").into_bytes();
+        listing_lines.extend_from_slice(bad);
+        listing_lines.extend_from_slice(format!("\n5 {MTIME} good.txt\n").as_bytes());
         let (addr, server) = serve(move |p| {
             p.send(GREETING);
             p.expect("dir");
-            p.send(listing_lines);
-            assert!(p.eof(), "the client closes the connection (ERR-10)");
+            p.send(&listing_lines);
+            // The session goes on: the same listing once more, through dir().
+            p.expect("dir");
+            p.send(&listing_lines);
+            p.expect("close");
+            p.send("bye\n");
         });
+        let shown = String::from_utf8_lossy(bad).into_owned();
         let mut c = connect(addr);
-        let err = c.dir().expect_err("hostile listing");
-        assert!(
-            matches!(err, ClientError::Protocol(ref m) if m.contains("invalid file name")),
-            "{bad}: {err:?}"
+        let got = c
+            .dir_listing()
+            .expect("a listing with a skipped entry is valid");
+        let names: Vec<&str> = got.entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["good.txt"], "{shown}");
+        assert_eq!(got.skipped.len(), 1, "{shown}");
+        let skipped = &got.skipped[0];
+        assert_eq!(skipped.name, bad, "{shown}: the octets as received");
+        assert_eq!((skipped.size, skipped.error), (7, error), "{shown}");
+        assert!(c.is_open(), "{shown}");
+        let entries = c.dir().expect("dir");
+        assert_eq!(
+            entries, got.entries,
+            "{shown}: dir() leaves the skipped entry out"
         );
-        assert!(!c.is_open());
-        drop(c);
+        c.close().expect("close");
         server.join().expect("server script");
     }
+}
+
+#[test]
+fn a_skipped_name_out_of_order_makes_the_listing_invalid() {
+    // DIR-10: the order is checked over every name, skipped ones included.
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("dir");
+        p.send(format!("ok dir 2\n5 {MTIME} good.txt\n5 {MTIME} ../x\n"));
+        assert!(p.eof(), "the client closes the connection (ERR-10)");
+    });
+    let mut c = connect(addr);
+    let err = c.dir_listing().expect_err("out of order");
+    assert!(
+        matches!(err, ClientError::Protocol(ref m) if m.contains("order")),
+        "{err:?}"
+    );
+    assert!(!c.is_open());
+    drop(c);
+    server.join().expect("server script");
 }
 
 #[test]
@@ -588,27 +682,34 @@ fn unsorted_or_repeated_listing_is_refused() {
 
 #[test]
 fn listing_with_hostile_names_writes_nothing_in_a_batch() {
-    // A server that lists `../x` is refused before any name reaches get_many; and the
-    // names get_many is given can only ever land inside the destination folder.
+    // A server that lists `../escape` and `.hidden`: those entries are skipped and never
+    // reach get_many; the valid one is fetched into the destination folder and nothing is
+    // written anywhere else.
     let (addr, server) = serve(|p| {
         p.send(GREETING);
         p.expect("dir");
-        p.send(format!("ok dir 1\n1 {MTIME} ../escape\n"));
+        p.send(format!(
+            "ok dir 3\n1 {MTIME} ../escape\n1 {MTIME} .hidden\n1 {MTIME} x\n"
+        ));
+        p.expect("get 0 x");
+        p.send(get_ok(1));
+        p.send(payload(b"X", Digest::of(b"X")));
+        p.expect("close");
+        p.send("bye\n");
     });
     let parent = tempfile::tempdir().expect("tempdir");
     let dest = parent.path().join("dest");
     fs::create_dir(&dest).expect("dest");
     let mut c = connect(addr);
-    assert!(c.dir().is_err());
-    let results = c.get_many(
-        &[name("x")],
-        &dest,
-        &GetOptions::default(),
-        &mut no_progress(),
-    );
-    assert!(matches!(results[0], Err(ClientError::Disconnected(_))));
+    let entries = c.dir().expect("the listing stays valid (NAME-14)");
+    let names: Vec<FileName> = entries.into_iter().map(|e| e.name).collect();
+    assert_eq!(names, [name("x")]);
+    let results = c.get_many(&names, &dest, &GetOptions::default(), &mut no_progress());
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    c.close().expect("close");
     assert_eq!(listing(parent.path()), vec!["dest"]);
-    assert!(listing(&dest).is_empty());
+    assert_eq!(listing(&dest), vec!["x"]);
+    assert_eq!(fs::read(dest.join("x")).expect("x"), b"X");
     server.join().expect("server script");
 }
 
