@@ -156,11 +156,15 @@ pub fn check_server(target: &ServerTarget, opts: &RunOptions) -> Result<(), Stri
     let name = format!("cf{}-probe", run_id());
     match c.put("PUT-2", name.as_bytes(), PutMode::New, PutFlow::Wait, b"p") {
         Ok(Reply::Err(e)) if e.code == Code::READ_ONLY => Err(format!(
-            "the server at {} is read-only (err 514): the server cases upload their own files,              so the main server must accept uploads into an empty folder; give a read-only              server as --read-only-server ADDR",
+            "the server at {} is read-only (err 514): the server cases upload their own files, \
+             so the main server must accept uploads into an empty folder; give a read-only \
+             server as --read-only-server ADDR",
             target.addr
         )),
         Ok(Reply::Err(e)) => Err(format!(
-            "the server at {} refused the runner's 1-octet probe upload with `{}`: the main              server must accept uploads into an empty, writable folder (a read-only one goes              to --read-only-server ADDR)",
+            "the server at {} refused the runner's 1-octet probe upload with `{}`: the main \
+             server must accept uploads into an empty, writable folder (a read-only one goes \
+             to --read-only-server ADDR)",
             target.addr,
             net::show_reply(&Reply::Err(e))
         )),
