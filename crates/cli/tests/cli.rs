@@ -645,8 +645,30 @@ fn integrity_and_protocol_failures_from_a_bad_server() {
     assert!(stderr(&o).contains("--continue"), "{}", stderr(&o));
     h.join().expect("fake server");
     assert!(!work.path().join("a.txt").exists());
-    // A hostile listing: exit 3.
-    let (addr, h) = fake(b"ok dir 1\n1 2024-03-01T08:00:00Z ../../etc/passwd\n".to_vec());
+    // A listing with hostile names: those entries are skipped and named on stderr (escaped),
+    // the valid one is listed, exit 0 (NAME-14, NAME-15).
+    let (addr, h) = fake(
+        b"ok dir 3\n1 2024-03-01T08:00:00Z ../../etc/passwd\n2 2024-03-01T08:00:00Z caf\xe9.txt\n\
+          5 2024-03-01T08:00:00Z good.txt\n"
+            .to_vec(),
+    );
+    let o = ferry(&["dir", &addr]);
+    assert_exit(&o, 0);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("good.txt"), "{out}");
+    assert!(!out.contains("passwd") && !out.contains("caf"), "{out}");
+    let skipped: Vec<&str> = err.lines().filter(|l| l.contains("skipped")).collect();
+    assert_eq!(skipped.len(), 2, "{err}");
+    assert!(skipped[0].contains("../../etc/passwd"), "{err}");
+    assert!(skipped[1].contains("caf\\xe9.txt"), "{err}");
+    h.join().expect("fake server");
+    // A listing out of order (even by a skipped name) is a protocol violation: exit 3,
+    // nothing listed (DIR-10).
+    let (addr, h) = fake(
+        b"ok dir 2\n5 2024-03-01T08:00:00Z good.txt\n1 2024-03-01T08:00:00Z ../../etc/passwd\n"
+            .to_vec(),
+    );
     let o = ferry(&["dir", &addr]);
     assert_exit(&o, 3);
     assert!(stdout(&o).is_empty());
