@@ -443,7 +443,54 @@ const GREETING: &str = "ferry/1 max-line=4096 max-name=255 max-size=109951162777
 
 fn hostile_server_is_refused<D: Driver>() {
     let rt = D::runtime();
-    // A listing with a traversal name: refused, session ended (NAME-9, ERR-10).
+    // A listing with a traversal name and a hidden one, in order: those entries are skipped
+    // and reach the caller only as octets; the valid one is listed and fetched into the
+    // folder asked for, nothing is written anywhere else, and the session goes on (NAME-9,
+    // NAME-10, NAME-14).
+    let (addr, h) = fake(|r, w| {
+        w.write_all(GREETING.as_bytes()).expect("greet");
+        let mut line = String::new();
+        r.read_line(&mut line).expect("dir");
+        assert_eq!(line, "dir\n");
+        w.write_all(
+            b"ok dir 3\n5 2024-03-01T08:00:00Z ../evil\n5 2024-03-01T08:00:00Z .hidden\n\
+              5 2024-03-01T08:00:00Z a\n",
+        )
+        .expect("reply");
+        line.clear();
+        r.read_line(&mut line).expect("get");
+        assert_eq!(line, "get 0 a\n", "only the valid entry is fetched");
+        let mut reply = b"ok get 5 2024-03-01T08:00:00Z\n".to_vec();
+        encode_payload(b"hello", Digest::of(b"hello"), &mut reply);
+        w.write_all(&reply).expect("reply");
+        line.clear();
+        r.read_line(&mut line).expect("close");
+        assert_eq!(line, "close\n");
+        w.write_all(b"bye\n").expect("bye");
+    });
+    let parent = tempfile::tempdir().expect("tempdir");
+    let down = parent.path().join("down");
+    fs::create_dir(&down).expect("down");
+    rt.block_on(async {
+        let mut c = connect(&rt, addr).await;
+        let got = c.dir_listing().await.expect("the listing stays valid");
+        let skipped: Vec<&[u8]> = got.skipped.iter().map(|s| s.name.as_slice()).collect();
+        assert_eq!(skipped, [&b"../evil"[..], b".hidden"]);
+        let names: Vec<FileName> = got.entries.into_iter().map(|e| e.name).collect();
+        assert_eq!(names, [file_name("a")]);
+        assert!(c.is_open());
+        let results = c
+            .get_many(&names, &down, &GetOptions::default(), no_progress)
+            .await;
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        c.close().await.expect("close");
+    });
+    h.join().expect("fake server");
+    assert_eq!(listing(parent.path()), ["down"]);
+    assert_eq!(listing(&down), ["a"]);
+
+    // A listing out of order, by a name it would skip: refused, session ended (DIR-10,
+    // ERR-10).
     let (addr, h) = fake(|r, w| {
         w.write_all(GREETING.as_bytes()).expect("greet");
         let mut line = String::new();
@@ -453,8 +500,11 @@ fn hostile_server_is_refused<D: Driver>() {
     });
     rt.block_on(async {
         let mut c = connect(&rt, addr).await;
-        let e = c.dir().await.expect_err("hostile listing");
-        assert!(matches!(e, ClientError::Protocol(_)), "{e}");
+        let e = c.dir().await.expect_err("listing out of order");
+        assert!(
+            matches!(e, ClientError::Protocol(ref m) if m.contains("order")),
+            "{e}"
+        );
         assert!(!c.is_open());
     });
     h.join().expect("fake server");
