@@ -68,10 +68,12 @@ pub struct GetOptions {
     /// SUM-5) or the server says the partial file is longer than the file (515, GET-8),
     /// discard the `.ferry-part` and download once more from offset 0. Default `true`.
     pub retry_from_zero: bool,
-    /// After a failure that may have left good octets (connection lost, truncated, `abort`
-    /// from the server), keep a non-empty `.ferry-part` for a later `resume`. A `.ferry-part`
-    /// whose content is known bad (digest mismatch) or that failed to be written locally is
-    /// always removed; so is an empty one. Default `true`.
+    /// After a failure that may have left good octets (connection lost, truncated, timed out,
+    /// `abort 422` or `abort 431` from the server, GET-12), keep a non-empty `.ferry-part` for
+    /// a later `resume`. A `.ferry-part` whose content is known bad (digest mismatch) or that
+    /// failed to be written locally is always removed; so is an empty one, and so is one left
+    /// by `abort 430` (the file changed on the server while it was sent: its octets are never
+    /// kept, whatever this option says, GET-13). Default `true`.
     pub keep_partial: bool,
     /// Give the downloaded file the modification time the server announced. Default `true`.
     pub set_mtime: bool,
