@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ferry_wire::Digest;
+use ferry_wire::{Code, Digest};
 
 use super::{After, Answer, ClientCase, GREETING, Mock, Op, Outcome, PutAnswer, file_digest, tree};
 use crate::case::{Done, Res, ensure, violation};
@@ -184,6 +184,62 @@ fn hostile_listing(o: &Outcome, req: &str) -> Res<Done> {
     Ok(Done::Pass)
 }
 
+/// The long listing of DIR-8/1: accepted, every entry read (the first and last shown).
+fn ok_long_listing(o: &Outcome, req: &str) -> Res<Done> {
+    succeeded(o, req)?;
+    listed(o, req, &["f00000", "f09999"])?;
+    Ok(Done::Pass)
+}
+
+/// No file under `{dir}` holds `octets` (received, then to be discarded).
+fn nothing_holds(o: &Outcome, req: &str, octets: &[u8], what: &str) -> Res<()> {
+    for rel in tree(&o.dir) {
+        let Ok(data) = std::fs::read(o.dir.join(&rel)) else {
+            continue;
+        };
+        ensure(
+            !data.windows(octets.len()).any(|w| w == octets),
+            req,
+            format!("the octets received discarded ({what})"),
+            || format!("{{dir}}/{rel} holds them ({} octets)", data.len()),
+        )?;
+    }
+    Ok(())
+}
+
+/// A get whose digest did not match: failure, no file, and the octets received are not
+/// kept anywhere in `{dir}`, not even as a partial download (SUM-4).
+fn failed_discarded(o: &Outcome, req: &str) -> Res<Done> {
+    failed_no_file(o, req)?;
+    nothing_holds(o, "SUM-4", &content()[..100], "after a digest mismatch")?;
+    Ok(Done::Pass)
+}
+
+/// A get refused with an unknown 5xx code: failure, no file, and the request not repeated
+/// unchanged (the code is permanent, ERR-3).
+fn failed_not_repeated(o: &Outcome, req: &str) -> Res<Done> {
+    failed_no_file(o, req)?;
+    let gets: Vec<&Vec<u8>> = o
+        .log
+        .requests
+        .iter()
+        .filter(|r| r.starts_with(b"get "))
+        .collect();
+    ensure(
+        gets.len() == 1,
+        req,
+        "one `get`: a permanent error is not retried unchanged",
+        || {
+            format!(
+                "{} gets: {:?}",
+                gets.len(),
+                gets.iter().map(|r| show(r)).collect::<Vec<_>>()
+            )
+        },
+    )?;
+    Ok(Done::Pass)
+}
+
 fn ok_only(o: &Outcome, req: &str) -> Res<Done> {
     succeeded(o, req)?;
     Ok(Done::Pass)
@@ -203,6 +259,112 @@ fn ok_dir_visible(o: &Outcome, req: &str) -> Res<Done> {
         "invisible characters shown visibly (escaped)",
         || format!("the output contains {} as is", raw.join(" and ")),
     )?;
+    Ok(Done::Pass)
+}
+
+/// A get with a stale partial download in `{dir}` (`{name}.ferry-part`, octets that are not
+/// the file's): a client that resumes from it must find the mismatch (GET-7, SUM-4) and
+/// should get the file again (SUM-5); the result is the file the server sent.
+fn ok_get_stale_partial(o: &Outcome, req: &str) -> Res<Done> {
+    ensure(
+        o.code == Some(0),
+        "SUM-5",
+        "the file downloaded (a stale partial file discarded, or verified and got again from offset 0)",
+        || o.status(),
+    )?;
+    let got = std::fs::read(o.target_file()).map_err(crate::net::local)?;
+    ensure(
+        got == content(),
+        req,
+        "the 3000 octets the server sent, not the stale partial octets",
+        || format!("{} octets that differ", got.len()),
+    )?;
+    nothing_outside(o, "NAME-10")?;
+    Ok(Done::Pass)
+}
+
+/// The upload that the scripted server received, or a violation of `req`.
+fn the_upload<'a>(o: &'a Outcome, req: &str) -> Res<&'a super::Upload> {
+    o.log
+        .uploads
+        .first()
+        .ok_or_else(|| violation(req, "an upload", format!("none; {}", o.status())))
+}
+
+/// The local file shrank after the put line (before `go`): the payload ends with `abort 430`
+/// after whole chunks of the file's octets, never fewer octets than SIZE then `end`
+/// (PUT-20), and the put fails.
+fn aborted_changed(o: &Outcome, req: &str) -> Res<Done> {
+    let up = the_upload(o, req)?;
+    let abort = match &up.trailer {
+        Some(Trailer::Abort(e)) => e,
+        other => {
+            return Err(violation(
+                req,
+                "the payload ended with `abort 430`",
+                other
+                    .as_ref()
+                    .map_or_else(|| "no trailer".to_owned(), Trailer::show),
+            ));
+        }
+    };
+    ensure(
+        abort.code == Code::CHANGED,
+        req,
+        "abort code 430 (local file changed)",
+        || abort.code.to_string(),
+    )?;
+    let local = std::fs::read(o.target_file()).map_err(crate::net::local)?;
+    ensure(
+        local.starts_with(&up.data),
+        "DATA-3",
+        "chunk data that is the local file's octets",
+        || format!("{} octets that differ", up.data.len()),
+    )?;
+    failed(o, "PUT-21")?;
+    abort_text(abort)?;
+    Ok(Done::Pass)
+}
+
+/// ERR-7: the text of an abort begins with its code's name.
+fn abort_text(abort: &ferry_wire::ErrorReply) -> Res<()> {
+    let name = abort.code.name().unwrap_or("");
+    let text = abort.text.as_ref().map_or("", |t| t.as_str());
+    ensure(
+        text.starts_with(name),
+        "ERR-7",
+        format!("a text beginning with {name:?}"),
+        || format!("{text:?}"),
+    )
+}
+
+/// The local file grew after the put line (before `go`): the client sends exactly SIZE
+/// octets and their digest (the mock checks both, PUT-1, SUM-1) and succeeds, or ends the
+/// payload with `abort 430` and fails (PUT-20).
+fn grown_sent_or_aborted(o: &Outcome, req: &str) -> Res<Done> {
+    let up = the_upload(o, req)?;
+    match &up.trailer {
+        Some(Trailer::End(_)) => {
+            ensure(
+                up.data.len() as u64 == up.size,
+                "PUT-1",
+                format!("{} octets", up.size),
+                || up.data.len().to_string(),
+            )?;
+            succeeded(o, req)?;
+        }
+        Some(Trailer::Abort(e)) => {
+            ensure(
+                e.code == Code::CHANGED,
+                req,
+                "abort code 430 (local file changed)",
+                || e.code.to_string(),
+            )?;
+            failed(o, "PUT-21")?;
+            abort_text(e)?;
+        }
+        None => return Err(violation(req, "a payload with a trailer", o.status())),
+    }
     Ok(Done::Pass)
 }
 
@@ -311,6 +473,94 @@ fn setup_put_empty(dir: &Path, _: &Path, name: &str) -> std::io::Result<()> {
     write_put_file(dir, name, 0)
 }
 
+fn setup_put_1m(dir: &Path, _: &Path, name: &str) -> std::io::Result<()> {
+    write_put_file(dir, name, 1_048_576 + 1000)
+}
+
+/// The partial-download name the reference clients use (`ferry_client_core::PART_SUFFIX`);
+/// to any other client it is just a file next to the destination.
+fn partial_name(name: &str) -> String {
+    format!("{name}.ferry-part")
+}
+
+fn setup_stale_partial(dir: &Path, _: &Path, name: &str) -> std::io::Result<()> {
+    std::fs::write(dir.join(partial_name(name)), vec![0xAA; 1000])
+}
+
+fn setup_symlink_partial(dir: &Path, work: &Path, name: &str) -> std::io::Result<()> {
+    std::fs::write(work.join("keep-target"), b"precious")?;
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("../keep-target", dir.join(partial_name(name)))?;
+    Ok(())
+}
+
+fn shrink_local(p: &Path) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(p)?
+        .set_len(1_048_576 + 500)
+}
+
+fn grow_local(p: &Path) -> std::io::Result<()> {
+    use std::io::Write as _;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(p)?
+        .write_all(b"0123456789")
+}
+
+/// A correct get reply for a client asking from `offset`: the tail of [`content`] with the
+/// whole file's digest, or 515 past its end.
+fn get_at_offset(offset: u64) -> Answer {
+    let c = content();
+    let bytes = match usize::try_from(offset) {
+        Ok(k) if k <= c.len() => {
+            let mut out = format!("ok get {} {MTIME}\n", c.len()).into_bytes();
+            for piece in c[k..].chunks(1000) {
+                out.extend_from_slice(format!("data {}\n", piece.len()).as_bytes());
+                out.extend_from_slice(piece);
+            }
+            out.extend_from_slice(format!("end {}\n", Digest::of(&c)).as_bytes());
+            out
+        }
+        _ => b"err 515 bad-offset\n".to_vec(),
+    };
+    Answer {
+        bytes,
+        then: After::Continue,
+    }
+}
+
+/// `ok get` and a payload of 1,100,000 octets in chunks of 30, to be sent 38 octets per
+/// write: every write then ends two octets into a chunk head (`da|ta 30`), so the client
+/// never holds a complete message at the end of a read and its buffer must make room.
+fn mid_head_reply() -> (Vec<u8>, usize) {
+    let data = big_content();
+    let out = get_reply(&data, 30);
+    let head = format!("ok get {} {MTIME}\n", data.len()).len();
+    let unit = "data 30\n".len() + 30;
+    debug_assert_eq!(unit - head % unit, 2);
+    (out, unit)
+}
+
+fn big_content() -> Vec<u8> {
+    (0..1_100_000u32)
+        .map(|i| ((i * 13 + 5) % 251) as u8)
+        .collect()
+}
+
+fn ok_get_big(o: &Outcome, req: &str) -> Res<Done> {
+    succeeded(o, req)?;
+    let got = std::fs::read(o.target_file()).map_err(crate::net::local)?;
+    ensure(
+        got == big_content(),
+        req,
+        "the 1,100,000 octets the server sent",
+        || format!("{} octets that differ", got.len()),
+    )?;
+    Ok(Done::Pass)
+}
+
 fn setup_symlink(dir: &Path, work: &Path, name: &str) -> std::io::Result<()> {
     std::fs::write(work.join("keep-target"), b"precious")?;
     #[cfg(unix)]
@@ -348,6 +598,12 @@ pub(crate) fn all() -> Vec<ClientCase> {
         Digest::of(b"hello")
     )
     .into_bytes();
+    let mid_head = mid_head_reply();
+    let year_0 = {
+        let mut r = b"ok get 3000 0000-01-01T00:00:00Z\n".to_vec();
+        r.extend_from_slice(&get_reply(&c, 1000)[format!("ok get 3000 {MTIME}\n").len()..]);
+        r
+    };
     let long_listing = {
         let mut out = b"ok dir 10000\n".to_vec();
         for i in 0..10_000 {
@@ -371,7 +627,7 @@ pub(crate) fn all() -> Vec<ClientCase> {
         ClientCase::new("CONN-5/1", "nothing is sent before the greeting", &["CONN-5"], Op::Get, Mock { greeting_delay: Duration::from_millis(400), ..get_mock(get_reply(&c, 1000), After::Continue) }, ok_get),
         ClientCase::new("NAME-10/1", "get does not write through a symbolic link at the destination", &["NAME-10"], Op::Get, get_mock(get_reply(&c, 1000), After::Continue), symlink_kept).setup(setup_symlink),
         // ---- downloads that must fail and leave nothing
-        ClientCase::new("SUM-2/1", "get: wrong digest: failure, no file", &["SUM-2", "SUM-4", "DATA-10", "GET-11"], Op::Get, get_mock(get_reply_with(&c, 1000, bad_digest, "\n"), After::Continue), failed_no_file),
+        ClientCase::new("SUM-2/1", "get: wrong digest: failure, no file, the octets not kept", &["SUM-2", "SUM-4", "DATA-10", "GET-11"], Op::Get, get_mock(get_reply_with(&c, 1000, bad_digest, "\n"), After::Continue), failed_discarded),
         ClientCase::new("DATA-10/1", "get: truncated payload then EOF: failure, no file", &["DATA-10", "GET-11", "CLOSE-7"], Op::Get, get_mock(trunc, After::Close), failed_no_file),
         ClientCase::new("DATA-9/1", "get: abort 431 in the middle: failure, no file", &["DATA-9", "GET-11"], Op::Get, get_mock(abort_mid, After::Continue), failed_no_file),
         ClientCase::new("DATA-9/2", "get: abort 430 before any chunk: failure, no file", &["DATA-9", "GET-11"], Op::Get, get_mock(format!("ok get 3000 {MTIME}\nabort 430 changed\n").into_bytes(), After::Continue), failed_no_file),
@@ -382,7 +638,7 @@ pub(crate) fn all() -> Vec<ClientCase> {
         ClientCase::new("FRAME-5/1", "a SIZE with a leading zero: failure, no file", &["FRAME-5", "FRAME-7", "ERR-10"], Op::Get, get_mock(zeros, After::Hold), failed_no_file),
         ClientCase::new("FRAME-7/1", "an upper-case keyword: failure, no file", &["FRAME-7", "ERR-10"], Op::Get, get_mock(upper, After::Hold), failed_no_file),
         ClientCase::new("ERR-10/1", "get answered with `go`: failure, no file", &["ERR-10"], Op::Get, get_mock(b"go\n".to_vec(), After::Hold), failed_no_file),
-        ClientCase::new("ERR-3/1", "an unknown error code: failure, no file", &["ERR-3"], Op::Get, get_mock(b"err 599 something new\n".to_vec(), After::Continue), failed_no_file),
+        ClientCase::new("ERR-3/1", "an unknown 5xx error code: failure, no file, not retried unchanged", &["ERR-3"], Op::Get, get_mock(b"err 599 something new\n".to_vec(), After::Continue), failed_not_repeated),
         ClientCase::new("ERR-4/1", "an error whose text looks like success: failure, no file", &["ERR-4"], Op::Get, get_mock(format!("err 511 ok get 5 {MTIME}\n").into_bytes(), After::Continue), failed_no_file),
         ClientCase::new("ERR-9/1", "err 421 instead of the reply, then close: failure", &["ERR-9", "CLOSE-7"], Op::Get, get_mock(b"err 421 timeout\n".to_vec(), After::Close), failed_no_file),
         ClientCase::new("CLOSE-7/1", "the server closes without replying: failure, no file", &["CLOSE-7", "PIPE-6"], Op::Get, get_mock(Vec::new(), After::Close), failed_no_file),
@@ -395,7 +651,7 @@ pub(crate) fn all() -> Vec<ClientCase> {
         ClientCase::new("HELLO-9/4", "a greeting with a parameter twice: failure, nothing sent", &["HELLO-9", "HELLO-3"], Op::Get, Mock { greeting: GREETING.replace("stall=60", "stall=60 idle=300").into_bytes(), after_greeting: After::Hold, ..Mock::default() }, failed_no_file),
         ClientCase::new("HELLO-9/5", "a first line that is not ferry: failure, nothing sent", &["HELLO-9"], Op::Get, Mock { greeting: b"SSH-2.0-OpenSSH_9.6\r\n".to_vec(), after_greeting: After::Hold, ..Mock::default() }, failed_no_file),
         // ---- listings
-        ClientCase::new("DIR-8/1", "dir: a long valid listing is accepted", &["DIR-8"], Op::Dir, Mock { dir: Answer { bytes: long_listing, then: After::Continue }, ..Mock::default() }, ok_only),
+        ClientCase::new("DIR-8/1", "dir: a long valid listing is accepted, every entry read", &["DIR-8"], Op::Dir, Mock { dir: Answer { bytes: long_listing, then: After::Continue }, ..Mock::default() }, ok_long_listing),
         ClientCase::new("DIR-8/2", "dir: COUNT 2^64-1 then EOF: no huge allocation, failure", &["DIR-8", "CLOSE-7"], Op::Dir, Mock { dir: Answer { bytes: format!("ok dir 18446744073709551615\n1 {MTIME} a\n").into_bytes(), then: After::Close }, ..Mock::default() }, failed_only),
         ClientCase::new("NAME-9/1", "dir: a listed name `../x` creates nothing; the entry is skipped, the rest listed", &["NAME-9", "NAME-10", "NAME-14"], Op::Dir, Mock { dir: Answer { bytes: listing(&[b"../x", b"z.txt"]), then: After::Continue }, ..Mock::default() }, hostile_listing),
         ClientCase::new("NAME-9/2", "dir: a listed name `a/b` creates nothing; the entry is skipped, the rest listed", &["NAME-9", "NAME-10", "NAME-14"], Op::Dir, Mock { dir: Answer { bytes: listing(&[b"a/b", b"z.txt"]), then: After::Continue }, ..Mock::default() }, hostile_listing),
@@ -417,5 +673,24 @@ pub(crate) fn all() -> Vec<ClientCase> {
         ClientCase::new("ERR-9/2", "err 422 as the reply to a put: not success", &["ERR-9"], Op::Put, Mock { put: PutAnswer::ReplyWith(b"err 422 shutting-down\n".to_vec(), After::Close), ..Mock::default() }, failed_only).setup(setup_put_small),
         ClientCase::new("NAME-8/1", "put of a local name in NFD sends the NFC name", &["NAME-8"], Op::Put, Mock::default(), ok_put_nfc).name("cafe\u{301}.txt").setup(setup_put_small),
         ClientCase::new("CLOSE-3/1", "the client closes its side once it has read bye", &["CLOSE-3"], Op::Dir, Mock { check_close_after_bye: true, ..Mock::default() }, ok_only),
+        // ---- added for the mutation score (crates/conformance/MUTANTS.md)
+        ClientCase::new("FRAME-1/3", "get: 1.1 MB in 30-octet chunks, every write ending inside a chunk head", &["FRAME-1", "GET-5", "DATA-3", "DATA-10"], Op::Get, Mock { drip: Some((mid_head.1, Duration::ZERO)), ..get_mock(mid_head.0, After::Continue) }, ok_get_big),
+        ClientCase::new("SUM-5/1", "get with a stale partial download `{name}.ferry-part` beside it: the file as sent, never the stale octets", &["SUM-5", "SUM-4", "GET-11"], Op::Get, Mock { get_at: Some(get_at_offset), ..Mock::default() }, ok_get_stale_partial).setup(setup_stale_partial),
+        ClientCase::new("NAME-10/2", "get does not write through a symbolic link at `{name}.ferry-part`", &["NAME-10"], Op::Get, Mock { get_at: Some(get_at_offset), ..Mock::default() }, symlink_kept).setup(setup_symlink_partial),
+        ClientCase::new("DIR-9/5", "`ok get` with MTIME 0000-01-01T00:00:00Z is accepted", &["DIR-9"], Op::Get, get_mock(year_0, After::Continue), ok_get),
+        ClientCase::new("PUT-7/3", "put of an empty file with max-eager=0 uses flow wait", &["PUT-7"], Op::Put, Mock { greeting: greeting_eager(0), max_eager: 0, ..Mock::default() }, ok_put).setup(setup_put_empty),
+        ClientCase::new("PUT-20/1", "put: the local file shrinks before go: whole chunks, then abort 430, failure", &["PUT-20", "DATA-12", "ERR-7", "PUT-21"], Op::Put, Mock { greeting: greeting_eager(0), max_eager: 0, put: PutAnswer::ChangeLocal(shrink_local), ..Mock::default() }, aborted_changed).setup(setup_put_1m),
+        ClientCase::new("PUT-20/2", "put: the local file grows before go: exactly SIZE octets, or abort 430", &["PUT-20", "PUT-1", "ERR-7"], Op::Put, Mock { greeting: greeting_eager(0), max_eager: 0, put: PutAnswer::ChangeLocal(grow_local), ..Mock::default() }, grown_sent_or_aborted).setup(setup_put_small),
+        ClientCase::new("ERR-10/2", "`go` as the reply to an eager put: failure", &["ERR-10", "PUT-4", "PUT-21"], Op::Put, Mock { put: PutAnswer::ReplyWith(b"go\n".to_vec(), After::Hold), ..Mock::default() }, failed_only).setup(setup_put_small),
+        ClientCase::new("ERR-10/3", "`ok put` instead of go: failure, no payload", &["ERR-10", "PUT-5", "PUT-21"], Op::Put, Mock { greeting: greeting_eager(0), max_eager: 0, put: PutAnswer::Refuse(format!("ok put 100 {}\n", Digest::of(b"x")).into_bytes()), ..Mock::default() }, failed_only).setup(setup_put_small),
+        ClientCase::new("ERR-10/4", "dir answered with `ok get`: failure, nothing created", &["ERR-10"], Op::Dir, Mock { dir: Answer { bytes: format!("ok get 5 {MTIME}\ndata 5\nhelloend {}\n", Digest::of(b"hello")).into_bytes(), then: After::Hold }, ..Mock::default() }, failed_only),
+        ClientCase::new("ERR-10/5", "get answered with `bye`: failure, no file", &["ERR-10", "CLOSE-7"], Op::Get, get_mock(b"bye\n".to_vec(), After::Hold), failed_no_file),
+        ClientCase::new("HELLO-6/2", "a greeting ending in CR LF is accepted", &["HELLO-6", "FRAME-3"], Op::Get, Mock { greeting: GREETING.replace('\n', "\r\n").into_bytes(), ..get_mock(get_reply(&c, 1000), After::Continue) }, ok_get),
+        ClientCase::new("HELLO-10/2", "a greeting `ferry/10`: no version 1, failure, nothing sent", &["HELLO-10"], Op::Get, Mock { greeting: GREETING.replace("ferry/1 ", "ferry/10 ").into_bytes(), after_greeting: After::Hold, ..Mock::default() }, failed_no_file),
+        ClientCase::new("HELLO-9/8", "a greeting with stall=0: failure, nothing sent", &["HELLO-9", "HELLO-7"], Op::Get, Mock { greeting: GREETING.replace("stall=60", "stall=0").into_bytes(), after_greeting: After::Hold, ..Mock::default() }, failed_no_file),
+        ClientCase::new("HELLO-9/9", "a greeting with max-name=256: failure, nothing sent", &["HELLO-9", "HELLO-5"], Op::Get, Mock { greeting: GREETING.replace("max-name=255", "max-name=256").into_bytes(), after_greeting: After::Hold, ..Mock::default() }, failed_no_file),
+        ClientCase::new("HELLO-9/10", "a greeting listing an extension twice: failure, nothing sent", &["HELLO-9", "EXT-1"], Op::Get, Mock { greeting: GREETING.replace("stall=60", "stall=60 ext=x-zip,x-zip").into_bytes(), after_greeting: After::Hold, ..Mock::default() }, failed_no_file),
+        ClientCase::new("HELLO-9/11", "a greeting with max-size=2^64: failure, nothing sent", &["HELLO-9", "FRAME-5"], Op::Get, Mock { greeting: GREETING.replace("max-size=1099511627776", "max-size=18446744073709551616").into_bytes(), after_greeting: After::Hold, ..Mock::default() }, failed_no_file),
+        ClientCase::new("HELLO-9/12", "a greeting with two spaces between fields: failure, nothing sent", &["HELLO-9", "FRAME-7"], Op::Get, Mock { greeting: GREETING.replace("ferry/1 ", "ferry/1  ").into_bytes(), after_greeting: After::Hold, ..Mock::default() }, failed_no_file),
     ]
 }

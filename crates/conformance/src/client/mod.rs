@@ -93,6 +93,10 @@ pub(crate) enum PutAnswer {
     /// Refuses with this `err` line: at once for wait (checking no payload follows), after
     /// reading the payload for now.
     Refuse(Vec<u8>),
+    /// Changes the client's local file (`{dir}/{name}`, [`Mock::local_file`]) with this
+    /// function once the put line has arrived (for wait: before `go`), then answers like
+    /// [`PutAnswer::Accept`]: the client must notice what it can no longer send (PUT-20).
+    ChangeLocal(fn(&Path) -> io::Result<()>),
 }
 
 /// A scripted server.
@@ -116,6 +120,11 @@ pub(crate) struct Mock {
     pub check_close_after_bye: bool,
     /// The greeting's `max-eager` (for PUT-7 checks).
     pub max_eager: u64,
+    /// When set, the answer to `get OFFSET NAME` for each OFFSET (instead of [`Mock::get`]),
+    /// so that a client that resumes gets the right tail.
+    pub get_at: Option<fn(u64) -> Answer>,
+    /// `{dir}/{name}`, filled in by the runner (for [`PutAnswer::ChangeLocal`]).
+    pub local_file: PathBuf,
 }
 
 /// The default greeting.
@@ -141,6 +150,8 @@ impl Default for Mock {
             drip: None,
             check_close_after_bye: false,
             max_eager: 1 << 20,
+            get_at: None,
+            local_file: PathBuf::new(),
         }
     }
 }
@@ -577,7 +588,9 @@ fn serve(stream: TcpStream, mock: &Mock, log: &Mutex<Log>, deadline: Instant) {
         first = false;
         let answer = match req {
             Request::Dir => mock.dir.clone(),
-            Request::Get { .. } => mock.get.clone(),
+            Request::Get { offset, .. } => {
+                mock.get_at.map_or_else(|| mock.get.clone(), |f| f(offset))
+            }
             Request::Version(v) => Answer {
                 bytes: format!("ok version {v}\n").into_bytes(),
                 then: After::Continue,
@@ -748,6 +761,23 @@ fn put(
                 then: After::Continue,
             })
         }
+        PutAnswer::ChangeLocal(change) => {
+            if let Err(e) = change(&mock.local_file) {
+                lock(log).violate(
+                    "PUT-20",
+                    "the runner changes the client's local file",
+                    format!("it could not: {e}"),
+                );
+                return None;
+            }
+            let accept = Mock {
+                put: PutAnswer::Accept {
+                    go_delay: Duration::ZERO,
+                },
+                ..mock.clone()
+            };
+            put(p, &accept, log, size, flow, name)
+        }
         PutAnswer::ReplyWith(bytes, then) => {
             if flow == PutFlow::Wait && !p.send(b"go\n") {
                 return None;
@@ -796,7 +826,8 @@ pub(crate) fn run_case(case: &ClientCase, target: &ClientTarget, timeout: Durati
     let server = {
         let log = Arc::clone(&log);
         let stop = Arc::clone(&stop);
-        let mock = case.mock.clone();
+        let mut mock = case.mock.clone();
+        mock.local_file = dir.join(&case.name);
         std::thread::Builder::new()
             .name("ferry-conform-mock".into())
             .spawn(move || {
