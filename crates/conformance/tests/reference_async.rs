@@ -14,22 +14,23 @@ mod common;
 /// Cases the async reference is known to fail: (case ID, reason).
 const KNOWN: &[(&str, &str)] = &[];
 
-/// A tokio-driven ferry-async server on 127.0.0.1:0 (stops and joins on drop).
-fn async_server(f: impl FnOnce(&mut ferry_test_support::Config)) -> TestServer {
-    TestServer::with_impl_config(Impl::Tokio, |c| {
+/// A ferry-async server of runtime `imp` on 127.0.0.1:0 (stops and joins on drop).
+fn async_server(imp: Impl, f: impl FnOnce(&mut ferry_test_support::Config)) -> TestServer {
+    TestServer::with_impl_config(imp, |c| {
         c.shutdown_grace = Duration::from_secs(1);
         f(c);
     })
 }
 
-#[test]
-fn async_server_passes_every_server_case() {
-    let main = async_server(|c| c.max_connections = 16);
-    let ro = async_server(|c| c.read_only = true);
-    let size10 = async_server(|c| c.max_size = 10);
-    let eager4 = async_server(|c| c.max_eager = 4);
-    let eager0 = async_server(|c| c.max_eager = 0);
-    let timeouts = async_server(|c| {
+/// Every server case against the async server on runtime `imp`, configured for every case
+/// (nothing `unimplemented`).
+fn server_passes_every_server_case(imp: Impl) {
+    let main = async_server(imp, |c| c.max_connections = 16);
+    let ro = async_server(imp, |c| c.read_only = true);
+    let size10 = async_server(imp, |c| c.max_size = 10);
+    let eager4 = async_server(imp, |c| c.max_eager = 4);
+    let eager0 = async_server(imp, |c| c.max_eager = 0);
+    let timeouts = async_server(imp, |c| {
         c.idle_timeout = Duration::from_secs(1);
         c.stall_timeout = Duration::from_secs(1);
     });
@@ -47,8 +48,23 @@ fn async_server_passes_every_server_case() {
         hooks: common::hooks_for(&main),
     };
     let r = run_server(&target, &RunOptions::default(), &mut |_| {});
-    common::check(&r, "ferry-async server (tokio)", KNOWN);
+    common::check(&r, &format!("ferry-async server ({imp})"), KNOWN);
     assert_eq!(r.summary.unimplemented, 0);
+}
+
+#[test]
+fn async_server_passes_every_server_case() {
+    server_passes_every_server_case(Impl::Tokio);
+}
+
+#[test]
+fn async_std_server_passes_every_server_case() {
+    server_passes_every_server_case(Impl::AsyncStd);
+}
+
+#[test]
+fn smol_server_passes_every_server_case() {
+    server_passes_every_server_case(Impl::Smol);
 }
 
 /// The adapter, run by the runner with FERRY_CONFORM_CLIENT=async (see reference.rs).

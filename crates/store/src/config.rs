@@ -14,9 +14,11 @@ use ferry_wire::{Greeting, Limits};
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Past the shutdown deadline, how long a server waits for a client that accepts no octet of
-/// the chunk being sent before it closes without finishing it (CLOSE-9): a reading client
-/// gets the whole chunk and `abort 422`, a stuck one cannot hold the shutdown for `stall`.
-pub const SHUTDOWN_CHUNK_PATIENCE: Duration = Duration::from_secs(1);
+/// the chunk being sent before it closes without finishing it (CLOSE-9, CLOSE-10): a reading
+/// client gets the whole chunk and `abort 422`, a stuck one cannot hold the shutdown for
+/// `stall`. 5 s, because a server sees a reader's progress only when the kernel reports the
+/// socket writable again, which takes up to half a send buffer read by the client.
+pub const SHUTDOWN_CHUNK_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Server configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
