@@ -134,6 +134,10 @@ struct ServeArgs {
     /// Seconds without progress inside a request or transfer (at least 1; default 60).
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     stall_timeout: Option<u64>,
+    /// Seconds that requests in flight get to finish after Ctrl-C / SIGTERM before downloads
+    /// are cut with `abort 422` and uploads with `err 422` (default 10).
+    #[arg(long, value_name = "SECS")]
+    shutdown_grace: Option<u64>,
 }
 
 fn parse_name(s: &str) -> Result<FileName, String> {

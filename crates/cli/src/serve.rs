@@ -33,6 +33,9 @@ pub fn run(args: ServeArgs, engine: Impl) -> u8 {
     if let Some(s) = args.stall_timeout {
         config.stall_timeout = Duration::from_secs(s);
     }
+    if let Some(s) = args.shutdown_grace {
+        config.shutdown_grace = Duration::from_secs(s);
+    }
     // SEC-10: a read-only server creates nothing, not even a missing served folder.
     if !config.read_only {
         if let Err(e) = fs::create_dir_all(&config.root) {

@@ -92,6 +92,11 @@ pub struct ServerArgs {
     /// 1234`), for the shutdown case (CLOSE-8, CLOSE-9), which then runs last.
     #[arg(long, value_name = "CMD")]
     pub shutdown_cmd: Option<String>,
+    /// The main server's deadline for requests in flight after --shutdown-cmd, in seconds
+    /// (`ferry serve --shutdown-grace`): with 3 s or less the shutdown case also checks that a
+    /// download still being read is cut at that deadline with `abort 422`.
+    #[arg(long, value_name = "SECS", requires = "shutdown_cmd")]
+    pub shutdown_grace: Option<f64>,
     /// A shell command that changes a file of the main server's served folder, for the
     /// GET-9 cases: `{name}` (also $FERRY_NAME) is the file, `{how}` (also $FERRY_HOW) is
     /// `append` (add at least one octet) or `truncate` (cut it to 1 octet). Example:
@@ -188,6 +193,10 @@ pub fn run(target: Target) -> u8 {
                 session_limit: a.session_limit,
                 hooks: crate::Hooks {
                     shutdown: a.shutdown_cmd.clone().map(crate::Hook::command),
+                    shutdown_grace: a
+                        .shutdown_grace
+                        .filter(|s| s.is_finite() && *s >= 0.0)
+                        .map(Duration::from_secs_f64),
                     touch: a.touch_cmd.clone().map(crate::Hook::command),
                 },
             };

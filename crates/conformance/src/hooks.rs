@@ -95,6 +95,10 @@ pub struct Hooks {
     /// Starts a graceful shutdown of the main server (for `kill -TERM PID`, say). The cases
     /// that use it run after every other case, since the server is gone afterwards.
     pub shutdown: Option<Hook>,
+    /// The main server's deadline for requests in flight after the shutdown hook, when known:
+    /// the shutdown case then also checks that a download still being read 2 s after it is
+    /// cut with `abort 422` (CLOSE-9). Only deadlines up to 3 s are checked this way.
+    pub shutdown_grace: Option<std::time::Duration>,
     /// Changes a file of the main server's served folder: called with `name` (the file) and
     /// `how` ([`Touch`]: `append` one octet or more, or `truncate` to 1 octet).
     pub touch: Option<Hook>,

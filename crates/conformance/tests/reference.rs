@@ -39,7 +39,7 @@ fn reference_server_passes_every_server_case() {
     let eager4 = TestServer::with_config(|c| c.max_eager = 4);
     let eager0 = TestServer::with_config(|c| c.max_eager = 0);
     let timeouts = TestServer::with_config(|c| {
-        c.idle_timeout = Duration::from_secs(1);
+        c.idle_timeout = Duration::from_secs(2);
         c.stall_timeout = Duration::from_secs(1);
     });
     let target = ServerTarget {
@@ -53,7 +53,7 @@ fn reference_server_passes_every_server_case() {
         ],
         max_wait: Duration::from_secs(3),
         session_limit: Some(16),
-        hooks: common::hooks_for(&main),
+        hooks: common::hooks_for(&main, Duration::from_secs(2)),
     };
     let r = run_server(&target, &opts(), &mut |_| {});
     common::check(&r, "ferry-sync server", KNOWN);

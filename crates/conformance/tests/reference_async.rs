@@ -31,7 +31,7 @@ fn server_passes_every_server_case(imp: Impl) {
     let eager4 = async_server(imp, |c| c.max_eager = 4);
     let eager0 = async_server(imp, |c| c.max_eager = 0);
     let timeouts = async_server(imp, |c| {
-        c.idle_timeout = Duration::from_secs(1);
+        c.idle_timeout = Duration::from_secs(2);
         c.stall_timeout = Duration::from_secs(1);
     });
     let target = ServerTarget {
@@ -45,7 +45,7 @@ fn server_passes_every_server_case(imp: Impl) {
         ],
         max_wait: Duration::from_secs(3),
         session_limit: Some(16),
-        hooks: common::hooks_for(&main),
+        hooks: common::hooks_for(&main, Duration::from_secs(1)),
     };
     let r = run_server(&target, &RunOptions::default(), &mut |_| {});
     common::check(&r, &format!("ferry-async server ({imp})"), KNOWN);

@@ -262,7 +262,15 @@ fn close_8_shutdown(ctx: &mut Ctx<'_>) -> Res<Done> {
     // shutdown began, so that a server with a shorter deadline aborts it; then read at full
     // speed. Either the whole payload and `end`, then 422, or whole chunks then `abort 422`
     // and the close (CLOSE-9) — never a cut chunk: the client kept reading (CLOSE-10).
-    'slow: while t0.elapsed() < Duration::from_secs(3) {
+    // With a known deadline of at most 3 s the download must be cut: read slowly until 2 s
+    // past it (24 MiB at 2.5 MiB/s lasts longer).
+    let grace = ctx
+        .target
+        .hooks
+        .shutdown_grace
+        .filter(|g| *g <= Duration::from_secs(3));
+    let slow_for = grace.map_or(Duration::from_secs(3), |g| g + Duration::from_secs(2));
+    'slow: while t0.elapsed() < slow_for {
         let before = get.buffered().len();
         while get.buffered().len() < before + (1 << 20) {
             get.set_deadline(Instant::now() + Duration::from_millis(100));
@@ -307,6 +315,18 @@ fn close_8_shutdown(ctx: &mut Ctx<'_>) -> Res<Done> {
                 }
             }
             format!("the get was aborted after {} octets", p.data.len())
+        }
+        Trailer::End(_) if grace.is_some() => {
+            return Err(violation(
+                "CLOSE-9",
+                format!(
+                    "`abort 422 shutting-down`: the download was still being read {:.1} s after \
+                     the shutdown began, past the server's deadline of {:.1} s (--shutdown-grace)",
+                    slow_for.as_secs_f64(),
+                    grace.unwrap_or_default().as_secs_f64()
+                ),
+                format!("the whole payload and `end` ({} octets)", p.data.len()),
+            ));
         }
         Trailer::End(d) => {
             ensure(

@@ -47,7 +47,10 @@ pub fn check(r: &Report, what: &str, known: &[(&str, &str)]) {
 /// The hooks for an in-process test server: its shutdown handle, and a touch that changes a
 /// file of its folder directly.
 #[allow(dead_code)] // not every test binary that includes this module uses it
-pub fn hooks_for(server: &ferry_test_support::TestServer) -> ferry_conformance::Hooks {
+pub fn hooks_for(
+    server: &ferry_test_support::TestServer,
+    grace: std::time::Duration,
+) -> ferry_conformance::Hooks {
     use ferry_conformance::{Hook, Hooks};
     let shutdown = server.shutdown_handle().clone();
     let root = server.root.clone();
@@ -59,6 +62,7 @@ pub fn hooks_for(server: &ferry_test_support::TestServer) -> ferry_conformance::
                 Ok(())
             },
         )),
+        shutdown_grace: Some(grace),
         touch: Some(Hook::call(
             "change a file of the test server's folder",
             move |args| {
