@@ -368,6 +368,26 @@ fn grown_sent_or_aborted(o: &Outcome, req: &str) -> Res<Done> {
     Ok(Done::Pass)
 }
 
+/// A put of a local file whose name is not a valid ferry name: the client sends no put
+/// (an invalid name would be flagged by the scripted server) and fails.
+fn failed_no_put(o: &Outcome, req: &str) -> Res<Done> {
+    let puts: Vec<String> = o
+        .log
+        .requests
+        .iter()
+        .filter(|r| r.starts_with(b"put "))
+        .map(|r| show(r).into())
+        .collect();
+    ensure(
+        puts.is_empty(),
+        req,
+        "no put: the local name is not a valid name and is not silently altered",
+        || format!("{puts:?}"),
+    )?;
+    failed(o, req)?;
+    Ok(Done::Pass)
+}
+
 fn ok_put(o: &Outcome, req: &str) -> Res<Done> {
     succeeded(o, req)?;
     let local = std::fs::read(o.target_file()).map_err(crate::net::local)?;
@@ -499,6 +519,10 @@ fn shrink_local(p: &Path) -> std::io::Result<()> {
         .write(true)
         .open(p)?
         .set_len(1_048_576 + 500)
+}
+
+fn shrink_local_small(p: &Path) -> std::io::Result<()> {
+    std::fs::OpenOptions::new().write(true).open(p)?.set_len(50)
 }
 
 fn grow_local(p: &Path) -> std::io::Result<()> {
@@ -672,6 +696,8 @@ pub(crate) fn all() -> Vec<ClientCase> {
         ClientCase::new("PIPE-6/1", "connection closed after the trailer, before the reply: not success", &["PIPE-6", "CLOSE-7"], Op::Put, Mock { put: PutAnswer::ReplyWith(Vec::new(), After::Close), ..Mock::default() }, failed_only).setup(setup_put_small),
         ClientCase::new("ERR-9/2", "err 422 as the reply to a put: not success", &["ERR-9"], Op::Put, Mock { put: PutAnswer::ReplyWith(b"err 422 shutting-down\n".to_vec(), After::Close), ..Mock::default() }, failed_only).setup(setup_put_small),
         ClientCase::new("NAME-8/1", "put of a local name in NFD sends the NFC name", &["NAME-8"], Op::Put, Mock::default(), ok_put_nfc).name("cafe\u{301}.txt").setup(setup_put_small),
+        ClientCase::new("NAME-4/1", "put of a local file named ` lead.txt` (leading space): no put, failure", &["NAME-4"], Op::Put, Mock::default(), failed_no_put).name(" lead.txt").setup(setup_put_small),
+        ClientCase::new("NAME-3/1", "put of a local file named `a\\b.txt` (backslash): no put, failure", &["NAME-3"], Op::Put, Mock::default(), failed_no_put).name("a\\b.txt").setup(setup_put_small),
         ClientCase::new("CLOSE-3/1", "the client closes its side once it has read bye", &["CLOSE-3"], Op::Dir, Mock { check_close_after_bye: true, ..Mock::default() }, ok_only),
         // ---- added for the mutation score (crates/conformance/MUTANTS.md)
         ClientCase::new("FRAME-1/3", "get: 1.1 MB in 30-octet chunks, every write ending inside a chunk head", &["FRAME-1", "GET-5", "DATA-3", "DATA-10"], Op::Get, Mock { drip: Some((mid_head.1, Duration::ZERO)), ..get_mock(mid_head.0, After::Continue) }, ok_get_big),
@@ -680,6 +706,7 @@ pub(crate) fn all() -> Vec<ClientCase> {
         ClientCase::new("DIR-9/5", "`ok get` with MTIME 0000-01-01T00:00:00Z is accepted", &["DIR-9"], Op::Get, get_mock(year_0, After::Continue), ok_get),
         ClientCase::new("PUT-7/3", "put of an empty file with max-eager=0 uses flow wait", &["PUT-7"], Op::Put, Mock { greeting: greeting_eager(0), max_eager: 0, ..Mock::default() }, ok_put).setup(setup_put_empty),
         ClientCase::new("PUT-20/1", "put: the local file shrinks before go: whole chunks, then abort 430, failure", &["PUT-20", "DATA-12", "ERR-7", "PUT-21"], Op::Put, Mock { greeting: greeting_eager(0), max_eager: 0, put: PutAnswer::ChangeLocal(shrink_local), ..Mock::default() }, aborted_changed).setup(setup_put_1m),
+        ClientCase::new("PUT-20/3", "put: the local file shrinks to half before go: abort 430 before any chunk, failure", &["PUT-20", "ERR-7", "PUT-21"], Op::Put, Mock { greeting: greeting_eager(0), max_eager: 0, put: PutAnswer::ChangeLocal(shrink_local_small), ..Mock::default() }, aborted_changed).setup(setup_put_small),
         ClientCase::new("PUT-20/2", "put: the local file grows before go: exactly SIZE octets, or abort 430", &["PUT-20", "PUT-1", "ERR-7"], Op::Put, Mock { greeting: greeting_eager(0), max_eager: 0, put: PutAnswer::ChangeLocal(grow_local), ..Mock::default() }, grown_sent_or_aborted).setup(setup_put_small),
         ClientCase::new("ERR-10/2", "`go` as the reply to an eager put: failure", &["ERR-10", "PUT-4", "PUT-21"], Op::Put, Mock { put: PutAnswer::ReplyWith(b"go\n".to_vec(), After::Hold), ..Mock::default() }, failed_only).setup(setup_put_small),
         ClientCase::new("ERR-10/3", "`ok put` instead of go: failure, no payload", &["ERR-10", "PUT-5", "PUT-21"], Op::Put, Mock { greeting: greeting_eager(0), max_eager: 0, put: PutAnswer::Refuse(format!("ok put 100 {}\n", Digest::of(b"x")).into_bytes()), ..Mock::default() }, failed_only).setup(setup_put_small),

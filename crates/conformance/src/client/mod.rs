@@ -591,10 +591,13 @@ fn serve(stream: TcpStream, mock: &Mock, log: &Mutex<Log>, deadline: Instant) {
             Request::Get { offset, .. } => {
                 mock.get_at.map_or_else(|| mock.get.clone(), |f| f(offset))
             }
-            Request::Version(v) => Answer {
-                bytes: format!("ok version {v}\n").into_bytes(),
-                then: After::Continue,
-            },
+            Request::Version(v) => {
+                version_waits(&mut p, log);
+                Answer {
+                    bytes: format!("ok version {v}\n").into_bytes(),
+                    then: After::Continue,
+                }
+            }
             Request::Close => {
                 let _ = p.send(b"bye\n");
                 let _ = p.stream.shutdown(Shutdown::Write);
@@ -639,6 +642,18 @@ fn serve(stream: TcpStream, mock: &Mock, log: &Mutex<Log>, deadline: Instant) {
                 return;
             }
         }
+    }
+}
+
+/// VER-3: after `version` the client sends nothing until the reply; waits a moment to see.
+fn version_waits(p: &mut Peer, log: &Mutex<Log>) {
+    let early = p.quiet(Duration::from_millis(200));
+    if !early.is_empty() {
+        lock(log).violate(
+            "VER-3",
+            "nothing sent after `version` until its reply",
+            format!("{:?}", show(&early)),
+        );
     }
 }
 
