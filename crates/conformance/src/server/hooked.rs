@@ -193,10 +193,17 @@ fn close_8_shutdown(ctx: &mut Ctx<'_>) -> Res<Done> {
 
     // The upload in progress: the request finishes (`ok put`, then 422 and the close) or the
     // deadline passed (422 and the close, nothing committed).
+    // A known deadline of the server (at most 3 s) is held against it below.
+    let grace = ctx
+        .target
+        .hooks
+        .shutdown_grace
+        .filter(|g| *g <= Duration::from_secs(3));
     let data = b"abcdefghij";
     let mut rest = b"data 6\nefghij".to_vec();
     rest.extend_from_slice(format!("end {}\n", Digest::of(data)).as_bytes());
     let sent = upload.send_lenient(&rest);
+    let sent_after = t0.elapsed();
     upload.set_deadline(t0 + within);
     let upload_note = match upload.line() {
         LineRead::Line(l) if l.starts_with(b"ok put ") => {
@@ -225,6 +232,18 @@ fn close_8_shutdown(ctx: &mut Ctx<'_>) -> Res<Done> {
             "the upload finished"
         }
         LineRead::Line(l) if l.starts_with(b"err 422") => {
+            if let Some(g) = grace.filter(|g| sent_after < *g / 2) {
+                return Err(violation(
+                    "CLOSE-8",
+                    format!(
+                        "ok put: the upload was complete {:.2} s after the shutdown began, well \
+                         before the server's deadline of {:.1} s (--shutdown-grace)",
+                        sent_after.as_secs_f64(),
+                        g.as_secs_f64()
+                    ),
+                    "err 422 shutting-down",
+                ));
+            }
             upload.expect_closed("ERR-5", "err 422")?;
             "the upload was cut at the deadline"
         }
@@ -264,11 +283,6 @@ fn close_8_shutdown(ctx: &mut Ctx<'_>) -> Res<Done> {
     // and the close (CLOSE-9) — never a cut chunk: the client kept reading (CLOSE-10).
     // With a known deadline of at most 3 s the download must be cut: read slowly until 2 s
     // past it (24 MiB at 2.5 MiB/s lasts longer).
-    let grace = ctx
-        .target
-        .hooks
-        .shutdown_grace
-        .filter(|g| *g <= Duration::from_secs(3));
     let slow_for = grace.map_or(Duration::from_secs(3), |g| g + Duration::from_secs(2));
     'slow: while t0.elapsed() < slow_for {
         let before = get.buffered().len();
