@@ -379,7 +379,7 @@ pub(crate) const CASES: &[(&str, &str, &[&str], CaseFn)] = &[
 // ------------------------------------------------------------------- helpers ---
 
 /// `n` octets of a pattern that includes LF, CR, NUL and non-UTF-8 octets.
-fn pattern(n: usize, seed: u8) -> Vec<u8> {
+pub(super) fn pattern(n: usize, seed: u8) -> Vec<u8> {
     (0..n)
         .map(|i| ((i as u64 * 31 + u64::from(seed) * 7) % 251) as u8)
         .collect()
@@ -455,13 +455,13 @@ fn start_upload(ctx: &Ctx<'_>, name: &[u8], mode: PutMode, size: u64, head: &[u8
     Ok(c)
 }
 
-fn chunk(data: &[u8]) -> Vec<u8> {
+pub(super) fn chunk(data: &[u8]) -> Vec<u8> {
     let mut v = format!("data {}\n", data.len()).into_bytes();
     v.extend_from_slice(data);
     v
 }
 
-fn end(data: &[u8]) -> Vec<u8> {
+pub(super) fn end(data: &[u8]) -> Vec<u8> {
     format!("end {}\n", Digest::of(data)).into_bytes()
 }
 

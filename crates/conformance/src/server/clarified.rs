@@ -14,6 +14,7 @@ use ferry_wire::{
 };
 
 use super::Ctx;
+use super::cases::{chunk, pattern};
 use crate::case::{Done, Res, ensure, unimplemented, violation};
 use crate::net::{Conn, GetReply, after, payload_of, put_line, show, show_reply};
 
@@ -66,19 +67,6 @@ fn get_line(name: &[u8]) -> Vec<u8> {
     l.extend_from_slice(name);
     l.push(b'\n');
     l
-}
-
-fn chunk(data: &[u8]) -> Vec<u8> {
-    let mut v = format!("data {}\n", data.len()).into_bytes();
-    v.extend_from_slice(data);
-    v
-}
-
-/// `n` octets of a pattern that includes LF, CR, NUL and non-UTF-8 octets.
-fn pattern(n: usize, seed: u8) -> Vec<u8> {
-    (0..n)
-        .map(|i| ((i as u64 * 31 + u64::from(seed) * 7) % 251) as u8)
-        .collect()
 }
 
 /// Expects `err CODE` for each name sent with `line`, in order, on one session.

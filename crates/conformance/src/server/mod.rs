@@ -210,21 +210,13 @@ pub(crate) fn all() -> Vec<ServerCase> {
             body: Body::Example(ex),
         });
     }
-    for (id, title, reqs, f) in cases::CASES.iter().chain(clarified::CASES) {
-        let requirements: Vec<String> = reqs.iter().map(|s| (*s).to_owned()).collect();
-        out.push(ServerCase {
-            info: CaseInfo {
-                id: format!("server/{id}"),
-                title: (*title).to_owned(),
-                kind: Kind::Server,
-                level: strongest(&requirements),
-                requirements,
-            },
-            body: Body::Code(*f),
-        });
-    }
     // The shutdown cases end the main server: they come last.
-    for (id, title, reqs, f) in hooked::CASES.iter().chain(hooked::LAST) {
+    let tables = cases::CASES
+        .iter()
+        .chain(clarified::CASES)
+        .chain(hooked::CASES)
+        .chain(hooked::LAST);
+    for (id, title, reqs, f) in tables {
         let requirements: Vec<String> = reqs.iter().map(|s| (*s).to_owned()).collect();
         out.push(ServerCase {
             info: CaseInfo {
