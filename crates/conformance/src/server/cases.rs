@@ -291,6 +291,13 @@ pub(crate) const CASES: &[(&str, &str, &[&str], CaseFn)] = &[
         pipe_1_stream,
     ),
     (
+        "PIPE-1/4",
+        "2 MiB of pipelined eager puts in 1-octet chunks (frame heads straddle every read): \
+         every one committed, replies in order",
+        &["PIPE-1", "FRAME-1", "DATA-2"],
+        pipe_1_tiny_chunks,
+    ),
+    (
         "ERR-8/1",
         "nothing is executed after a closing error",
         &["ERR-8", "PIPE-7"],
@@ -2048,6 +2055,36 @@ fn pipe_1_stream(ctx: &mut Ctx<'_>) -> Res<Done> {
     }
     let (n, d) = &files[47];
     expect_content(&mut c, "PIPE-1", n, d)?;
+    c.close()?;
+    Ok(Done::Pass)
+}
+
+fn pipe_1_tiny_chunks(ctx: &mut Ctx<'_>) -> Res<Done> {
+    // Eight wire octets per file octet: most reads end inside a chunk head, which a server
+    // must keep while it reads on, however much input has arrived before it.
+    let files: Vec<(Vec<u8>, Vec<u8>)> = (0..16)
+        .map(|i| (ctx.name(&format!("t{i:02}")), pattern(16_384 + i, i as u8)))
+        .collect();
+    let mut w = Vec::new();
+    for (n, d) in &files {
+        w.extend(put_line(d.len() as u64, PutMode::New, PutFlow::Now, n));
+        for piece in d.chunks(1) {
+            w.extend(chunk(piece));
+        }
+        w.extend(end(d));
+    }
+    let mut c = ctx.session()?;
+    c.send("PIPE-1", &w)?;
+    for (i, (_, d)) in files.iter().enumerate() {
+        let want = Reply::PutOk {
+            size: d.len() as u64,
+            digest: Digest::of(d),
+        };
+        let r = c.reply("PIPE-1", &format!("reply {} of 16: ok put", i + 1))?;
+        ensure(r == want, "PIPE-1", show_reply(&want), || {
+            format!("reply {} of 16: {}", i + 1, show_reply(&r))
+        })?;
+    }
     c.close()?;
     Ok(Done::Pass)
 }
