@@ -281,10 +281,18 @@ fn close_8_shutdown(ctx: &mut Ctx<'_>) -> Res<Done> {
     // shutdown began, so that a server with a shorter deadline aborts it; then read at full
     // speed. Either the whole payload and `end`, then 422, or whole chunks then `abort 422`
     // and the close (CLOSE-9) — never a cut chunk: the client kept reading (CLOSE-10).
-    // With a known deadline of at most 3 s the download must be cut: read slowly until 2 s
-    // past it (24 MiB at 2.5 MiB/s lasts longer).
-    let slow_for = grace.map_or(Duration::from_secs(3), |g| g + Duration::from_secs(2));
+    // With a known deadline of at most 3 s the download must be cut: read slowly until 3 s
+    // past it (24 MiB at 2.5 MiB/s, with a pause, lasts longer).
+    // With the deadline known, the client also pauses 1.5 s across it, from 0.5 s before
+    // (CLOSE-10 grants it 5 s): the server is then blocked in the middle of a chunk when the
+    // deadline passes, and one that gives up on that chunk at the deadline cuts it.
+    let slow_for = grace.map_or(Duration::from_secs(3), |g| g + Duration::from_secs(3));
+    let mut pause_at = grace.map(|g| g.saturating_sub(Duration::from_millis(500)));
     'slow: while t0.elapsed() < slow_for {
+        if pause_at.is_some_and(|at| t0.elapsed() >= at) {
+            pause_at = None;
+            std::thread::sleep(Duration::from_millis(1500));
+        }
         let before = get.buffered().len();
         while get.buffered().len() < before + (1 << 20) {
             get.set_deadline(Instant::now() + Duration::from_millis(100));
