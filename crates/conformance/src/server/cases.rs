@@ -2476,14 +2476,18 @@ fn gets_unread(ctx: &Ctx<'_>, addr: std::net::SocketAddr, base: &str) -> Res<(Co
 fn time_2_slow_reader(ctx: &mut Ctx<'_>) -> Res<Done> {
     let (addr, stall) = stall_server(ctx)?;
     let (mut c, data) = gets_unread(ctx, addr, "slow-reader")?;
-    // Pauses of half the stall timeout, each followed by reading everything the socket
-    // holds: the server's blocked writes progress at least every half stall, so it must not
-    // give up on the client.
+    // Pauses of half the stall timeout, each followed by a burst of reading: the server's
+    // blocked writes progress at least every half stall, so it must not give up on the
+    // client.
     let pause = stall / 2;
     let start = Instant::now();
     'outer: while start.elapsed() < stall * 3 {
         std::thread::sleep(pause);
-        loop {
+        // At most 2 MiB per burst, so that the server really waits between bursts (an
+        // unbounded drain would take everything as fast as the server writes it). 2 MiB
+        // frees enough of a send buffer for a server to see the socket writable again.
+        let before = c.buffered().len();
+        while c.buffered().len() < before + (2 << 20) {
             c.set_deadline(Instant::now() + Duration::from_millis(20));
             match c.read_more() {
                 Some(true) => {}
