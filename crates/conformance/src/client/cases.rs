@@ -191,6 +191,32 @@ fn ok_long_listing(o: &Outcome, req: &str) -> Res<Done> {
     Ok(Done::Pass)
 }
 
+/// The name of entry `i` of the wide listing: five digits, then `n` up to 255 octets.
+fn wide_name(i: usize) -> String {
+    format!("{i:05}{}", "n".repeat(250))
+}
+
+/// A listing of 11,000 entries with 255-octet names, about 3 MiB, sent in one write: the
+/// transport cuts it into segments anywhere, so the client's reads end inside lines while
+/// more than its buffer's worth goes by (if its buffer is 1 MiB, it must make room for the
+/// partial line at its end).
+fn wide_listing() -> Vec<u8> {
+    let mut out = format!("ok dir {WIDE}\n").into_bytes();
+    for i in 0..WIDE {
+        out.extend_from_slice(format!("{i} {MTIME} {}\n", wide_name(i)).as_bytes());
+    }
+    out
+}
+
+const WIDE: usize = 11_000;
+
+/// The wide listing: accepted, every entry read (the first and last shown).
+fn ok_wide_listing(o: &Outcome, req: &str) -> Res<Done> {
+    succeeded(o, req)?;
+    listed(o, req, &[&wide_name(0), &wide_name(WIDE - 1)])?;
+    Ok(Done::Pass)
+}
+
 /// No file under `{dir}` holds `octets` (received, then to be discarded).
 fn nothing_holds(o: &Outcome, req: &str, octets: &[u8], what: &str) -> Res<()> {
     for rel in tree(&o.dir) {
@@ -677,6 +703,7 @@ pub(crate) fn all() -> Vec<ClientCase> {
         // ---- listings
         ClientCase::new("DIR-8/1", "dir: a long valid listing is accepted, every entry read", &["DIR-8"], Op::Dir, Mock { dir: Answer { bytes: long_listing, then: After::Continue }, ..Mock::default() }, ok_long_listing),
         ClientCase::new("DIR-8/2", "dir: COUNT 2^64-1 then EOF: no huge allocation, failure", &["DIR-8", "CLOSE-7"], Op::Dir, Mock { dir: Answer { bytes: format!("ok dir 18446744073709551615\n1 {MTIME} a\n").into_bytes(), then: After::Close }, ..Mock::default() }, failed_only),
+        ClientCase::new("DIR-8/3", "dir: 11,000 entries with 255-octet names (3 MiB) in one write", &["DIR-8", "FRAME-1"], Op::Dir, Mock { dir: Answer { bytes: wide_listing(), then: After::Continue }, ..Mock::default() }, ok_wide_listing),
         ClientCase::new("NAME-9/1", "dir: a listed name `../x` creates nothing; the entry is skipped, the rest listed", &["NAME-9", "NAME-10", "NAME-14"], Op::Dir, Mock { dir: Answer { bytes: listing(&[b"../x", b"z.txt"]), then: After::Continue }, ..Mock::default() }, hostile_listing),
         ClientCase::new("NAME-9/2", "dir: a listed name `a/b` creates nothing; the entry is skipped, the rest listed", &["NAME-9", "NAME-10", "NAME-14"], Op::Dir, Mock { dir: Answer { bytes: listing(&[b"a/b", b"z.txt"]), then: After::Continue }, ..Mock::default() }, hostile_listing),
         ClientCase::new("NAME-9/3", "dir: a listed name `.hidden` creates nothing; the entry is skipped, the rest listed", &["NAME-9", "NAME-14"], Op::Dir, Mock { dir: Answer { bytes: listing(&[b".hidden", b"z.txt"]), then: After::Continue }, ..Mock::default() }, hostile_listing),
