@@ -66,13 +66,13 @@ pub const VALID_NAMES: &[&str] = &[
     "a b",
     "😀",
     // NFC edge cases: precomposed, Hangul syllable, a sequence whose composition is
-    // excluded (stays decomposed in NFC), an unassigned code point, a noncharacter, a line
-    // separator and a zero-width space (not controls: allowed by NAME-3 and the grammar).
+    // excluded (stays decomposed in NFC), a letter assigned in Unicode 17.0 (NAME-13 pins
+    // 18.0.0), a line separator and a zero-width space (not controls: allowed by NAME-3 and
+    // the grammar).
     "\u{c5}",
     "가",
     "\u{915}\u{93c}",
-    "\u{378}",
-    "\u{ffff}",
+    "\u{10940}",
     "a\u{2028}b",
     "a\u{200b}b",
 ];
@@ -103,6 +103,9 @@ pub const INVALID_NAMES: &[&[u8]] = &[
     b"\xed\xa0\x80",
     b"\xc0\xaf",
     b"ab\xe5\xa4",
+    // Not assigned in Unicode 18.0.0 (NAME-13): an unassigned code point, a noncharacter.
+    "\u{378}".as_bytes(),
+    "\u{ffff}".as_bytes(),
 ];
 
 /// Names of 255 and 256 octets (NAME-2), ASCII or in 3-octet characters.

@@ -13,7 +13,8 @@ pub const MAX_NAME: usize = 255;
 
 /// Whether `name` is a valid name: NAME-1 (UTF-8), NAME-2 (1 to 255 octets), NAME-3 (no
 /// control character U+0000–U+001F, U+007F–U+009F, no `/` or `\`), NAME-4 (no leading `.`,
-/// no leading or trailing SP), NAME-5 (NFC).
+/// no leading or trailing SP), NAME-5 (NFC), NAME-13 (every code point assigned: its
+/// General_Category is not Cn, as the Unicode data of `unicode-properties` says).
 pub fn name_is_valid(name: &[u8]) -> bool {
     let Ok(s) = std::str::from_utf8(name) else {
         return false;
@@ -25,6 +26,10 @@ pub fn name_is_valid(name: &[u8]) -> bool {
         && !s.starts_with(' ')
         && !s.ends_with(' ')
         && is_nfc(s)
+        && s.chars().all(|c| {
+            use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+            c.general_category() != GeneralCategory::Unassigned
+        })
 }
 
 /// A `u64` field (FRAME-5): decimal digits, no sign, no leading zero, at most 2^64 − 1.
