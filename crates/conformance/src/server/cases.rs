@@ -2023,21 +2023,31 @@ fn pipe_1_fifty(ctx: &mut Ctx<'_>) -> Res<Done> {
     Ok(Done::Pass)
 }
 
-fn pipe_1_stream(ctx: &mut Ctx<'_>) -> Res<Done> {
-    // Odd sizes and 10,000-octet chunks, so that frame heads straddle every read boundary.
-    let files: Vec<(Vec<u8>, Vec<u8>)> = (0..48)
+/// A file the case uploads: (name, content).
+type NamedFile = (Vec<u8>, Vec<u8>);
+
+/// Eager puts of `count` files (`base` + index, `size` + index·`step` octets) in chunks of
+/// `piece` octets, all in one write; every reply must be the file's `ok put`, in order.
+/// Returns the session and the files, for further checks.
+fn pipelined_puts(
+    ctx: &Ctx<'_>,
+    base: &str,
+    count: usize,
+    size: usize,
+    step: usize,
+    piece: usize,
+) -> Res<(Conn, Vec<NamedFile>)> {
+    let files: Vec<NamedFile> = (0..count)
         .map(|i| {
-            (
-                ctx.name(&format!("s{i:02}")),
-                pattern(65_003 + i * 11, i as u8),
-            )
+            let name = ctx.name(&format!("{base}{i:02}"));
+            (name, pattern(size + i * step, i as u8))
         })
         .collect();
     let mut w = Vec::new();
     for (n, d) in &files {
         w.extend(put_line(d.len() as u64, PutMode::New, PutFlow::Now, n));
-        for piece in d.chunks(10_000) {
-            w.extend(chunk(piece));
+        for p in d.chunks(piece) {
+            w.extend(chunk(p));
         }
         w.extend(end(d));
     }
@@ -2048,11 +2058,17 @@ fn pipe_1_stream(ctx: &mut Ctx<'_>) -> Res<Done> {
             size: d.len() as u64,
             digest: Digest::of(d),
         };
-        let r = c.reply("PIPE-1", &format!("reply {} of 48: ok put", i + 1))?;
+        let r = c.reply("PIPE-1", &format!("reply {} of {count}: ok put", i + 1))?;
         ensure(r == want, "PIPE-1", show_reply(&want), || {
-            format!("reply {} of 48: {}", i + 1, show_reply(&r))
+            format!("reply {} of {count}: {}", i + 1, show_reply(&r))
         })?;
     }
+    Ok((c, files))
+}
+
+fn pipe_1_stream(ctx: &mut Ctx<'_>) -> Res<Done> {
+    // Odd sizes and 10,000-octet chunks, so that frame heads straddle read boundaries.
+    let (mut c, files) = pipelined_puts(ctx, "s", 48, 65_003, 11, 10_000)?;
     let (n, d) = &files[47];
     expect_content(&mut c, "PIPE-1", n, d)?;
     c.close()?;
@@ -2062,29 +2078,7 @@ fn pipe_1_stream(ctx: &mut Ctx<'_>) -> Res<Done> {
 fn pipe_1_tiny_chunks(ctx: &mut Ctx<'_>) -> Res<Done> {
     // Eight wire octets per file octet: most reads end inside a chunk head, which a server
     // must keep while it reads on, however much input has arrived before it.
-    let files: Vec<(Vec<u8>, Vec<u8>)> = (0..16)
-        .map(|i| (ctx.name(&format!("t{i:02}")), pattern(16_384 + i, i as u8)))
-        .collect();
-    let mut w = Vec::new();
-    for (n, d) in &files {
-        w.extend(put_line(d.len() as u64, PutMode::New, PutFlow::Now, n));
-        for piece in d.chunks(1) {
-            w.extend(chunk(piece));
-        }
-        w.extend(end(d));
-    }
-    let mut c = ctx.session()?;
-    c.send("PIPE-1", &w)?;
-    for (i, (_, d)) in files.iter().enumerate() {
-        let want = Reply::PutOk {
-            size: d.len() as u64,
-            digest: Digest::of(d),
-        };
-        let r = c.reply("PIPE-1", &format!("reply {} of 16: ok put", i + 1))?;
-        ensure(r == want, "PIPE-1", show_reply(&want), || {
-            format!("reply {} of 16: {}", i + 1, show_reply(&r))
-        })?;
-    }
+    let (c, _) = pipelined_puts(ctx, "t", 16, 16_384, 1, 1)?;
     c.close()?;
     Ok(Done::Pass)
 }
