@@ -347,46 +347,6 @@ fn a_second_server_on_the_same_folder_refuses_to_start() {
     s.expect_line("ok dir 0");
 }
 
-/// Everything about a folder tree that a write could change: for the folder and every entry
-/// below it (relative path, sorted), its type, permissions, size, modification and
-/// status-change times, and a file's content.
-fn tree(root: &std::path::Path) -> Vec<String> {
-    use std::os::unix::fs::MetadataExt as _;
-    fn walk(root: &std::path::Path, rel: &std::path::Path, out: &mut Vec<String>) {
-        let path = root.join(rel);
-        let m = std::fs::symlink_metadata(&path).expect("metadata");
-        let content = if m.is_file() {
-            format!("{:?}", std::fs::read(&path).expect("read"))
-        } else {
-            String::new()
-        };
-        out.push(format!(
-            "{} type={:?} mode={:o} size={} mtime={}.{:09} ctime={}.{:09} {content}",
-            rel.display(),
-            m.file_type(),
-            m.mode(),
-            m.size(),
-            m.mtime(),
-            m.mtime_nsec(),
-            m.ctime(),
-            m.ctime_nsec(),
-        ));
-        if m.is_dir() {
-            let mut names: Vec<_> = std::fs::read_dir(&path)
-                .expect("read_dir")
-                .map(|e| e.expect("entry").file_name())
-                .collect();
-            names.sort();
-            for n in names {
-                walk(root, &rel.join(n), out);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(root, std::path::Path::new(""), &mut out);
-    out
-}
-
 /// SEC-10: a read-only server serves its folder and leaves it byte for byte as it was — no
 /// staging area created, locked, chmod-ed or cleaned (an operator's file in an existing one
 /// stays) — after a session that lists, gets and tries puts of both flows.
@@ -413,7 +373,7 @@ fn a_read_only_server_leaves_its_folder_unchanged() {
         (&served, "天线15.doc", &b"hello"[..]),
         (&bare, "a.txt", &b"alpha"[..]),
     ] {
-        let before = tree(folder);
+        let before = ferry_test_support::folder_state(folder);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let config = ferry_sync::server::Config {
@@ -449,7 +409,12 @@ fn a_read_only_server_leaves_its_folder_unchanged() {
             .join()
             .expect("the server thread")
             .expect("the server ran");
-        assert_eq!(tree(folder), before, "{}", folder.display());
+        assert_eq!(
+            ferry_test_support::folder_state(folder),
+            before,
+            "{}",
+            folder.display()
+        );
     }
     assert!(!bare.join(".ferry-staging").exists());
     assert_eq!(

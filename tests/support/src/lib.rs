@@ -770,3 +770,44 @@ impl Drop for TinyTmpfs {
 pub fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spec/examples")
 }
+
+/// Everything about a folder tree that a write could change: for the folder and every entry
+/// below it (relative path, sorted), its type, permissions, size, modification and
+/// status-change times, and a file's content. Two calls that return equal vectors saw a
+/// folder nothing wrote to in between (what a read-only server must leave it, SEC-10).
+pub fn folder_state(root: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    fn walk(root: &std::path::Path, rel: &std::path::Path, out: &mut Vec<String>) {
+        let path = root.join(rel);
+        let m = std::fs::symlink_metadata(&path).expect("metadata");
+        let content = if m.is_file() {
+            format!("{:?}", std::fs::read(&path).expect("read"))
+        } else {
+            String::new()
+        };
+        out.push(format!(
+            "{} type={:?} mode={:o} size={} mtime={}.{:09} ctime={}.{:09} {content}",
+            rel.display(),
+            m.file_type(),
+            m.mode(),
+            m.size(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+        ));
+        if m.is_dir() {
+            let mut names: Vec<_> = std::fs::read_dir(&path)
+                .expect("read_dir")
+                .map(|e| e.expect("entry").file_name())
+                .collect();
+            names.sort();
+            for n in names {
+                walk(root, &rel.join(n), out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, std::path::Path::new(""), &mut out);
+    out
+}
