@@ -31,7 +31,7 @@ fn get_reply_with(data: &[u8], chunk: usize, digest: Digest, eol: &str) -> Vec<u
     out
 }
 
-fn get_mock(bytes: Vec<u8>, then: After) -> Mock {
+pub(super) fn get_mock(bytes: Vec<u8>, then: After) -> Mock {
     Mock {
         get: Answer { bytes, then },
         ..Mock::default()
@@ -44,7 +44,7 @@ fn greeting_eager(max_eager: u64) -> Vec<u8> {
         .into_bytes()
 }
 
-fn listing(names: &[&[u8]]) -> Vec<u8> {
+pub(super) fn listing(names: &[&[u8]]) -> Vec<u8> {
     let mut out = format!("ok dir {}\n", names.len()).into_bytes();
     for n in names {
         out.extend_from_slice(format!("5 {MTIME} ").as_bytes());
@@ -56,7 +56,7 @@ fn listing(names: &[&[u8]]) -> Vec<u8> {
 
 // ------------------------------------------------------------------- judges ---
 
-fn succeeded(o: &Outcome, req: &str) -> Res<()> {
+pub(super) fn succeeded(o: &Outcome, req: &str) -> Res<()> {
     ensure(
         o.code == Some(0),
         req,
@@ -65,7 +65,7 @@ fn succeeded(o: &Outcome, req: &str) -> Res<()> {
     )
 }
 
-fn failed(o: &Outcome, req: &str) -> Res<()> {
+pub(super) fn failed(o: &Outcome, req: &str) -> Res<()> {
     ensure(
         o.code != Some(0),
         req,
@@ -266,7 +266,7 @@ fn failed_not_repeated(o: &Outcome, req: &str) -> Res<Done> {
     Ok(Done::Pass)
 }
 
-fn ok_only(o: &Outcome, req: &str) -> Res<Done> {
+pub(super) fn ok_only(o: &Outcome, req: &str) -> Res<Done> {
     succeeded(o, req)?;
     Ok(Done::Pass)
 }
