@@ -8,10 +8,10 @@
 //! like Autobahn's expected results, the test fails on any difference, so a fix must also
 //! remove its entry.
 //!
-//! When the `ferry` binary has been built (`target/debug/ferry`), the client cases also run
-//! against it through the adapter command of the README.
+//! The `ferry` binary runs the client cases through the README's adapter command in
+//! crates/cli/tests/conform_client.rs (where Cargo builds it for the test).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -78,21 +78,43 @@ fn refclient_entry() {
 fn refclient() -> ExitCode {
     use ferry_sync::client::{Client, GetOptions, PutOptions, visible};
     let env = |k: &str| std::env::var(k).unwrap_or_default();
-    let (addr, op, name, dir) = (
+    let (addr, op, name, name2, dir) = (
         env("FERRY_ADDR"),
         env("FERRY_OP"),
         env("FERRY_NAME"),
+        env("FERRY_NAME2"),
         PathBuf::from(env("FERRY_DIR")),
     );
     let result = (|| -> Result<(), Box<dyn std::error::Error>> {
         let mut c = Client::connect(addr.as_str())?;
+        let names = || -> Result<[ferry_wire::FileName; 2], ferry_wire::NameError> {
+            Ok([
+                ferry_wire::FileName::new(name.as_str())?,
+                ferry_wire::FileName::new(name2.as_str())?,
+            ])
+        };
         match op.as_str() {
-            "get" => {
+            "get" | "resume" => {
+                let opts = GetOptions {
+                    resume: op == "resume",
+                    ..GetOptions::default()
+                };
                 let n = ferry_wire::FileName::new(name.as_str())?;
-                c.get_to_path(&n, &dir.join(&name), &GetOptions::default(), &mut |_| {})?;
+                c.get_to_path(&n, &dir.join(&name), &opts, &mut |_| {})?;
             }
             "put" => {
                 c.put_from_path(&dir.join(&name), None, &PutOptions::default(), &mut |_| {})?;
+            }
+            "mget" => {
+                for r in c.get_many(&names()?, &dir, &GetOptions::default(), &mut |_| {}) {
+                    r?;
+                }
+            }
+            "mput" => {
+                let files = names()?.map(|n| (dir.join(n.as_str()), n));
+                for r in c.put_many(&files, &PutOptions::default(), &mut |_| {}) {
+                    r?;
+                }
             }
             "dir" => {
                 for e in c.dir()? {
@@ -136,31 +158,4 @@ fn reference_client_library_passes_every_client_case() {
     common::check(&r, "ferry-sync client", KNOWN);
     assert_eq!(r.summary.unimplemented, 0);
     assert!(r.summary.total >= 40, "{}", r.summary.total);
-}
-
-/// `target/debug/ferry`, if it has been built.
-fn ferry_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    // target/debug/deps/reference-HASH -> target/debug/ferry
-    let p = exe.parent()?.parent()?.join("ferry");
-    Path::new(&p).is_file().then_some(p)
-}
-
-#[test]
-fn ferry_cli_passes_every_client_case_through_the_readme_adapter() {
-    let Some(ferry) = ferry_binary() else {
-        println!("skipped: target/debug/ferry has not been built");
-        return;
-    };
-    let f = ferry.to_string_lossy();
-    let script = format!(
-        "case $FERRY_OP in get) exec '{f}' get \"$FERRY_ADDR\" \"$FERRY_NAME\" -o \"$FERRY_DIR/$FERRY_NAME\";; \
-         put) cd \"$FERRY_DIR\" && exec '{f}' put \"$FERRY_ADDR\" \"$FERRY_NAME\";; \
-         dir) exec '{f}' dir \"$FERRY_ADDR\";; esac"
-    );
-    let target = ClientTarget {
-        argv: vec!["sh".into(), "-c".into(), script],
-    };
-    let r = run_client(&target, &opts(), &mut |_| {});
-    common::check(&r, "ferry CLI", KNOWN);
 }

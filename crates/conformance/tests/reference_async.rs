@@ -75,21 +75,43 @@ fn asyncclient_entry() {
     }
     use ferry_async::client::{ClientOptions, GetOptions, PutOptions};
     let env = |k: &str| std::env::var(k).unwrap_or_default();
-    let (addr, op, name, dir) = (
+    let (addr, op, name, name2, dir) = (
         env("FERRY_ADDR"),
         env("FERRY_OP"),
         env("FERRY_NAME"),
+        env("FERRY_NAME2"),
         PathBuf::from(env("FERRY_DIR")),
     );
     let result = (|| -> Result<(), Box<dyn std::error::Error>> {
         let mut c = ferry_async::tokio::connect_blocking(addr.as_str(), &ClientOptions::default())?;
+        let names = || -> Result<[ferry_wire::FileName; 2], ferry_wire::NameError> {
+            Ok([
+                ferry_wire::FileName::new(name.as_str())?,
+                ferry_wire::FileName::new(name2.as_str())?,
+            ])
+        };
         match op.as_str() {
-            "get" => {
+            "get" | "resume" => {
+                let opts = GetOptions {
+                    resume: op == "resume",
+                    ..GetOptions::default()
+                };
                 let n = ferry_wire::FileName::new(name.as_str())?;
-                c.get_to_path(&n, &dir.join(&name), &GetOptions::default(), &mut |_| {})?;
+                c.get_to_path(&n, &dir.join(&name), &opts, &mut |_| {})?;
             }
             "put" => {
                 c.put_from_path(&dir.join(&name), None, &PutOptions::default(), &mut |_| {})?;
+            }
+            "mget" => {
+                for r in c.get_many(&names()?, &dir, &GetOptions::default(), &mut |_| {}) {
+                    r?;
+                }
+            }
+            "mput" => {
+                let files = names()?.map(|n| (dir.join(n.as_str()), n));
+                for r in c.put_many(&files, &PutOptions::default(), &mut |_| {}) {
+                    r?;
+                }
             }
             "dir" => {
                 for e in c.dir()? {

@@ -9,10 +9,10 @@ use super::{After, Answer, ClientCase, GREETING, Mock, Op, Outcome, PutAnswer, f
 use crate::case::{Done, Res, ensure, violation};
 use crate::net::{Trailer, show};
 
-const MTIME: &str = "2024-03-01T08:00:00Z";
+pub(super) const MTIME: &str = "2024-03-01T08:00:00Z";
 
 /// The content of a downloaded file: 3000 octets including LF, CR, NUL and non-UTF-8.
-fn content() -> Vec<u8> {
+pub(super) fn content() -> Vec<u8> {
     (0..3000u32).map(|i| ((i * 31 + 7) % 251) as u8).collect()
 }
 
@@ -21,7 +21,7 @@ fn get_reply(data: &[u8], chunk: usize) -> Vec<u8> {
     get_reply_with(data, chunk, Digest::of(data), "\n")
 }
 
-fn get_reply_with(data: &[u8], chunk: usize, digest: Digest, eol: &str) -> Vec<u8> {
+pub(super) fn get_reply_with(data: &[u8], chunk: usize, digest: Digest, eol: &str) -> Vec<u8> {
     let mut out = format!("ok get {} {MTIME}{eol}", data.len()).into_bytes();
     for c in data.chunks(chunk.max(1)) {
         out.extend_from_slice(format!("data {}{eol}", c.len()).as_bytes());
@@ -75,7 +75,7 @@ pub(super) fn failed(o: &Outcome, req: &str) -> Res<()> {
 }
 
 /// Nothing but `{dir}` and what the case put there exists in the work folder.
-fn nothing_outside(o: &Outcome, req: &str) -> Res<()> {
+pub(super) fn nothing_outside(o: &Outcome, req: &str) -> Res<()> {
     let t = tree(&o.work);
     let outside: Vec<&String> = t
         .iter()
@@ -502,7 +502,7 @@ fn symlink_kept(o: &Outcome, req: &str) -> Res<Done> {
 
 // -------------------------------------------------------------------- setups ---
 
-fn write_put_file(dir: &Path, name: &str, len: usize) -> std::io::Result<()> {
+pub(super) fn write_put_file(dir: &Path, name: &str, len: usize) -> std::io::Result<()> {
     let data: Vec<u8> = (0..len).map(|i| ((i * 7 + 3) % 256) as u8).collect();
     std::fs::write(dir.join(name), data)
 }
@@ -561,7 +561,7 @@ fn grow_local(p: &Path) -> std::io::Result<()> {
 
 /// A correct get reply for a client asking from `offset`: the tail of [`content`] with the
 /// whole file's digest, or 515 past its end.
-fn get_at_offset(offset: u64) -> Answer {
+pub(super) fn get_at_offset(_name: &str, offset: u64) -> Answer {
     let c = content();
     let bytes = match usize::try_from(offset) {
         Ok(k) if k <= c.len() => {

@@ -6,17 +6,30 @@
 //! | placeholder | env var | value |
 //! |---|---|---|
 //! | `{addr}` | `FERRY_ADDR` | the scripted server, `127.0.0.1:PORT` |
-//! | `{op}` | `FERRY_OP` | `get`, `put` or `dir` |
-//! | `{name}` | `FERRY_NAME` | the remote file name (get, put) |
+//! | `{op}` | `FERRY_OP` | `get`, `put`, `dir`, `resume`, `mget` or `mput` |
+//! | `{name}` | `FERRY_NAME` | the remote file name (get, put, resume, mget, mput) |
+//! | `{name2}` | `FERRY_NAME2` | the second file name (mget, mput) |
 //! | `{dir}` | `FERRY_DIR` | a fresh local folder: get writes `{dir}/{name}`, put reads it |
 //!
+//! The operations, each on one connection:
+//!
+//! - `get`: download `{name}` to `{dir}/{name}`; `put`: upload `{dir}/{name}` as `{name}`;
+//!   `dir`: list the files on stdout, one per line.
+//! - `resume`: like `get`, resuming from what an earlier interrupted `get` of `{name}` into the
+//!   same `{dir}` kept, if it kept anything (GET-6). The cases that use it run the client
+//!   twice in one `{dir}`: `get` against a server that cuts the download, then `resume`.
+//! - `mget`: download `{name}` and `{name2}` into `{dir}`; `mput`: upload `{dir}/{name}` and
+//!   `{dir}/{name2}`. Both in one session, in that order, pipelined or not (PIPE-2); exit 0
+//!   only if both succeeded.
+//!
 //! The command runs in `{dir}`. Exit status 0 means the operation succeeded, any other
-//! status that it failed, and 127 that the client does not support the case
+//! status that it failed, and 127 that the client does not support the operation
 //! (verdict `unimplemented`). The runner judges the exit status, what the client sent, and
 //! what it left on disk: `{dir}` and the folder around it.
 
 mod cases;
 mod clarified;
+mod multi;
 
 use std::io::{self, Read as _, Write as _};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -36,7 +49,11 @@ use crate::net::{Trailer, show};
 
 /// Every client case: the targeted ones, then those of the clarified rules.
 pub(crate) fn all() -> Vec<ClientCase> {
-    cases::all().into_iter().chain(clarified::all()).collect()
+    cases::all()
+        .into_iter()
+        .chain(clarified::all())
+        .chain(multi::all())
+        .collect()
 }
 
 /// The client command to test: program and arguments, with placeholders.
@@ -52,6 +69,12 @@ pub(crate) enum Op {
     Get,
     Put,
     Dir,
+    /// A get that resumes from what an earlier interrupted get kept (GET-6).
+    Resume,
+    /// Two gets in one session.
+    MGet,
+    /// Two puts in one session.
+    MPut,
 }
 
 impl Op {
@@ -60,6 +83,9 @@ impl Op {
             Op::Get => "get",
             Op::Put => "put",
             Op::Dir => "dir",
+            Op::Resume => "resume",
+            Op::MGet => "mget",
+            Op::MPut => "mput",
         }
     }
 }
@@ -97,6 +123,11 @@ pub(crate) enum PutAnswer {
     /// function once the put line has arrived (for wait: before `go`), then answers like
     /// [`PutAnswer::Accept`]: the client must notice what it can no longer send (PUT-20).
     ChangeLocal(fn(&Path) -> io::Result<()>),
+    /// Ends the session with this `err 42x` line (instead of `go` for wait, after the payload
+    /// for now). For wait, it then watches for 500 ms: the client must send nothing more
+    /// (ERR-9); after an eager put it just closes (what the client pipelined meanwhile cannot
+    /// be told apart from what it sent after the err).
+    EndSession(Vec<u8>),
 }
 
 /// A scripted server.
@@ -120,12 +151,17 @@ pub(crate) struct Mock {
     pub check_close_after_bye: bool,
     /// The greeting's `max-eager` (for PUT-7 checks).
     pub max_eager: u64,
-    /// When set, the answer to `get OFFSET NAME` for each OFFSET (instead of [`Mock::get`]),
-    /// so that a client that resumes gets the right tail.
-    pub get_at: Option<fn(u64) -> Answer>,
+    /// When set, the answer to `get OFFSET NAME` for each NAME and OFFSET (instead of
+    /// [`Mock::get`]), so that a client that resumes gets the right tail.
+    pub get_at: Option<fn(&str, u64) -> Answer>,
+    /// When set, how to answer a put of each NAME (instead of [`Mock::put`]).
+    pub put_for: Option<fn(&str) -> PutAnswer>,
     /// `{dir}/{name}`, filled in by the runner (for [`PutAnswer::ChangeLocal`]).
     pub local_file: PathBuf,
 }
+
+/// The default `{name2}`.
+pub(crate) const NAME2: &str = "ferry-conform-2.bin";
 
 /// The default greeting.
 pub(crate) const GREETING: &str = "ferry/1 max-line=4096 max-name=255 max-size=1099511627776 max-chunk=1048576 max-eager=1048576 idle=300 stall=60\n";
@@ -151,6 +187,7 @@ impl Default for Mock {
             check_close_after_bye: false,
             max_eager: 1 << 20,
             get_at: None,
+            put_for: None,
             local_file: PathBuf::new(),
         }
     }
@@ -208,6 +245,9 @@ pub(crate) struct Outcome {
     pub name: String,
     /// What the scripted server saw.
     pub log: Log,
+    /// For a case with earlier runs: every regular file under the work folder after them
+    /// (relative path, content), before the judged run.
+    pub between: Vec<(String, Vec<u8>)>,
 }
 
 impl Outcome {
@@ -240,6 +280,12 @@ pub(crate) struct ClientCase {
     pub info: CaseInfo,
     pub op: Op,
     pub name: String,
+    /// `{name2}` (mget, mput).
+    pub name2: String,
+    /// Earlier runs of the client in the same `{dir}`, each with its own scripted server,
+    /// before the judged one (for `resume`). Their violations count; their exit status is
+    /// not judged.
+    pub before: Vec<(Op, Mock)>,
     /// Prepares `{dir}` (and its surroundings, `work`) before the client runs.
     pub setup: fn(dir: &Path, work: &Path, name: &str) -> io::Result<()>,
     pub mock: Mock,
@@ -266,6 +312,8 @@ impl ClientCase {
             },
             op,
             name: "ferry-conform.bin".to_owned(),
+            name2: NAME2.to_owned(),
+            before: Vec::new(),
             setup: |_, _, _| Ok(()),
             mock,
             judge,
@@ -279,6 +327,12 @@ impl ClientCase {
 
     pub(crate) fn setup(mut self, f: fn(&Path, &Path, &str) -> io::Result<()>) -> Self {
         self.setup = f;
+        self
+    }
+
+    /// Runs the client with `op` against `mock` in the same `{dir}` first.
+    pub(crate) fn after_run(mut self, op: Op, mock: Mock) -> Self {
+        self.before.push((op, mock));
         self
     }
 }
@@ -588,9 +642,9 @@ fn serve(stream: TcpStream, mock: &Mock, log: &Mutex<Log>, deadline: Instant) {
         first = false;
         let answer = match req {
             Request::Dir => mock.dir.clone(),
-            Request::Get { offset, .. } => {
-                mock.get_at.map_or_else(|| mock.get.clone(), |f| f(offset))
-            }
+            Request::Get { offset, name } => mock
+                .get_at
+                .map_or_else(|| mock.get.clone(), |f| f(name.as_str(), offset)),
             Request::Version(v) => {
                 version_waits(&mut p, log);
                 Answer {
@@ -680,6 +734,14 @@ fn put(
     }
     if let Err(e) = FileName::new(name.as_str()) {
         lock(log).violate("NAME-7", "a valid name", e.to_string());
+    }
+    if let Some(f) = mock.put_for {
+        let named = Mock {
+            put: f(name.as_str()),
+            put_for: None,
+            ..mock.clone()
+        };
+        return put(p, &named, log, size, flow, name);
     }
     let record = |data: Vec<u8>, trailer: Option<Trailer>| {
         lock(log).uploads.push(Upload {
@@ -793,6 +855,45 @@ fn put(
             };
             put(p, &accept, log, size, flow, name)
         }
+        PutAnswer::EndSession(err) => {
+            let got = if flow == PutFlow::Now {
+                p.payload(size, log)
+            } else {
+                None
+            };
+            record(
+                got.as_ref().map(|g| g.0.clone()).unwrap_or_default(),
+                got.map(|g| g.1),
+            );
+            if flow == PutFlow::Now {
+                // What the client pipelined after an eager put cannot be told apart from what
+                // it sends after reading the err: only a waiting put is checked.
+                let _ = p.send(err);
+                let _ = p.stream.shutdown(Shutdown::Both);
+                return None;
+            }
+            if !p.buf.is_empty() {
+                lock(log).violate(
+                    "PUT-5",
+                    "nothing sent after put ... wait before its reply",
+                    format!("{:?}", show(&p.buf)),
+                );
+                return None;
+            }
+            if !p.send(err) {
+                return None;
+            }
+            let _ = p.stream.shutdown(Shutdown::Write);
+            let late = p.quiet(Duration::from_millis(500));
+            if !late.is_empty() {
+                lock(log).violate(
+                    "ERR-9",
+                    "nothing sent once the closing err arrived (the session has ended)",
+                    format!("{:?}", show(&late)),
+                );
+            }
+            None
+        }
         PutAnswer::ReplyWith(bytes, then) => {
             if flow == PutFlow::Wait && !p.send(b"go\n") {
                 return None;
@@ -808,18 +909,39 @@ fn put(
 }
 
 /// Replaces the placeholders in one argument.
-pub(crate) fn substitute(arg: &str, addr: &str, op: &str, name: &str, dir: &str) -> String {
-    arg.replace("{addr}", addr)
-        .replace("{op}", op)
-        .replace("{name}", name)
-        .replace("{dir}", dir)
+pub(crate) fn substitute(arg: &str, v: &Vars<'_>) -> String {
+    arg.replace("{addr}", v.addr)
+        .replace("{op}", v.op)
+        .replace("{name2}", v.name2)
+        .replace("{name}", v.name)
+        .replace("{dir}", v.dir)
+}
+
+/// The values of the placeholders for one run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Vars<'a> {
+    pub addr: &'a str,
+    pub op: &'a str,
+    pub name: &'a str,
+    pub name2: &'a str,
+    pub dir: &'a str,
+}
+
+/// How one run of the client command ended.
+struct Run {
+    code: Option<i32>,
+    signal: Option<i32>,
+    timed_out: bool,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    log: Log,
 }
 
 /// Runs one client case.
 pub(crate) fn run_case(case: &ClientCase, target: &ClientTarget, timeout: Duration) -> Res<Done> {
-    let Some(program) = target.argv.first() else {
+    if target.argv.is_empty() {
         return Err(unimplemented("no client command given"));
-    };
+    }
     let tmp = tempfile::Builder::new()
         .prefix("ferry-conform-")
         .tempdir()
@@ -829,6 +951,90 @@ pub(crate) fn run_case(case: &ClientCase, target: &ClientTarget, timeout: Durati
     std::fs::create_dir(&dir).map_err(crate::net::local)?;
     (case.setup)(&dir, &work, &case.name).map_err(crate::net::local)?;
 
+    for (op, mock) in &case.before {
+        let run = run_once(case, *op, mock, target, &dir, timeout)?;
+        if run.code == Some(127) {
+            return Err(unimplemented(format!(
+                "the client exited 127 for `{}`: not supported",
+                op.as_str()
+            )));
+        }
+        if let Some(v) = run.log.violations.first() {
+            return Err(crate::case::Stop::Violation(v.clone()));
+        }
+        if run.timed_out || run.signal.is_some() {
+            return Err(violation(
+                &case.info.requirements[0],
+                format!(
+                    "a clean exit of the earlier `{}` run before the deadline",
+                    op.as_str()
+                ),
+                if run.timed_out {
+                    "killed at the deadline".to_owned()
+                } else {
+                    format!("killed by signal {:?}", run.signal)
+                },
+            ));
+        }
+    }
+    let between = if case.before.is_empty() {
+        Vec::new()
+    } else {
+        files_under(&work)
+    };
+
+    let run = run_once(case, case.op, &case.mock, target, &dir, timeout)?;
+    let outcome = Outcome {
+        code: run.code,
+        signal: run.signal,
+        timed_out: run.timed_out,
+        stdout: run.stdout,
+        stderr: run.stderr,
+        dir,
+        work,
+        name: case.name.clone(),
+        log: run.log,
+        between,
+    };
+    if outcome.code == Some(127) {
+        return Err(unimplemented(format!(
+            "the client exited 127 for `{}`: not supported",
+            case.op.as_str()
+        )));
+    }
+    if let Some(v) = outcome.log.violations.first() {
+        return Err(crate::case::Stop::Violation(v.clone()));
+    }
+    if outcome.timed_out {
+        return Err(violation(
+            &case.info.requirements[0],
+            "the client exits before the case's deadline",
+            outcome.status(),
+        ));
+    }
+    if outcome.signal.is_some() {
+        return Err(violation(
+            &case.info.requirements[0],
+            "a clean exit, whatever the server sent",
+            outcome.status(),
+        ));
+    }
+    let r = (case.judge)(&outcome, &case.info.requirements[0]);
+    drop(tmp);
+    r
+}
+
+/// Starts the scripted server `mock`, runs the client command once for `op`, and waits for
+/// both.
+fn run_once(
+    case: &ClientCase,
+    op: Op,
+    mock: &Mock,
+    target: &ClientTarget,
+    dir: &Path,
+    timeout: Duration,
+) -> Res<Run> {
+    let program = &target.argv[0];
     let listener = TcpListener::bind("127.0.0.1:0").map_err(crate::net::local)?;
     let addr = listener
         .local_addr()
@@ -841,7 +1047,7 @@ pub(crate) fn run_case(case: &ClientCase, target: &ClientTarget, timeout: Durati
     let server = {
         let log = Arc::clone(&log);
         let stop = Arc::clone(&stop);
-        let mut mock = case.mock.clone();
+        let mut mock = mock.clone();
         mock.local_file = dir.join(&case.name);
         std::thread::Builder::new()
             .name("ferry-conform-mock".into())
@@ -868,14 +1074,21 @@ pub(crate) fn run_case(case: &ClientCase, target: &ClientTarget, timeout: Durati
     };
 
     let dir_s = dir.to_string_lossy().into_owned();
-    let sub = |a: &str| substitute(a, &addr, case.op.as_str(), &case.name, &dir_s);
-    let mut cmd = Command::new(sub(program));
-    cmd.args(target.argv[1..].iter().map(|a| sub(a)))
-        .current_dir(&dir)
+    let vars = Vars {
+        addr: &addr,
+        op: op.as_str(),
+        name: &case.name,
+        name2: &case.name2,
+        dir: &dir_s,
+    };
+    let mut cmd = Command::new(substitute(program, &vars));
+    cmd.args(target.argv[1..].iter().map(|a| substitute(a, &vars)))
+        .current_dir(dir)
         .env("FERRY_ADDR", &addr)
-        .env("FERRY_OP", case.op.as_str())
+        .env("FERRY_OP", op.as_str())
         .env("FERRY_NAME", &case.name)
-        .env("FERRY_DIR", &dir)
+        .env("FERRY_NAME2", &case.name2)
+        .env("FERRY_DIR", dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -941,40 +1154,29 @@ pub(crate) fn run_case(case: &ClientCase, target: &ClientTarget, timeout: Durati
     };
     #[cfg(not(unix))]
     let signal = None;
-    let outcome = Outcome {
+    Ok(Run {
         code: status.and_then(|s| s.code()),
         signal,
         timed_out,
         stdout,
         stderr,
-        dir,
-        work,
-        name: case.name.clone(),
         log,
-    };
-    if outcome.code == Some(127) {
-        return Err(unimplemented("the client exited 127: not supported"));
-    }
-    if let Some(v) = outcome.log.violations.first() {
-        return Err(crate::case::Stop::Violation(v.clone()));
-    }
-    if timed_out {
-        return Err(violation(
-            &case.info.requirements[0],
-            "the client exits before the case's deadline",
-            outcome.status(),
-        ));
-    }
-    if outcome.signal.is_some() {
-        return Err(violation(
-            &case.info.requirements[0],
-            "a clean exit, whatever the server sent",
-            outcome.status(),
-        ));
-    }
-    let r = (case.judge)(&outcome, &case.info.requirements[0]);
-    drop(tmp);
-    r
+    })
+}
+
+/// Every regular file under `root`: relative path and content.
+fn files_under(root: &Path) -> Vec<(String, Vec<u8>)> {
+    tree(root)
+        .into_iter()
+        .filter(|rel| !rel.ends_with('/'))
+        .filter_map(|rel| {
+            let p = root.join(&rel);
+            let meta = std::fs::symlink_metadata(&p).ok()?;
+            meta.is_file()
+                .then(|| std::fs::read(&p).ok().map(|c| (rel, c)))
+                .flatten()
+        })
+        .collect()
 }
 
 fn kill_group(child: &mut std::process::Child) {
