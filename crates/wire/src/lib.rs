@@ -66,6 +66,6 @@ pub use message::{
 };
 pub use name::{FileName, NameError, UNICODE_VERSION, is_assigned};
 pub use parse::PutHead;
-pub use payload::{PayloadError, PayloadReceiver, Step};
+pub use payload::{HEAD_ROOM, PayloadError, PayloadReceiver, Step, write_chunk_head};
 pub use text::{ExtName, ParamName, ParamValue, Text, TokenError, Version};
 pub use time::Timestamp;

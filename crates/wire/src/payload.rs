@@ -183,6 +183,28 @@ impl PayloadReceiver {
     }
 }
 
+/// Room a sender keeps in front of a chunk's data for its `data LEN` line (at most 13
+/// octets: `data 1048576` and LF), so that head and data leave in one write without a copy.
+pub const HEAD_ROOM: usize = 32;
+
+/// Writes the `data LEN` line of a chunk of `len` octets at the end of `room` (the
+/// [`HEAD_ROOM`] octets in front of the chunk's data) and returns where it starts: the chunk
+/// on the wire is `room[start..]` followed by the data. The sending side of the framing that
+/// [`PayloadReceiver`] checks.
+pub fn write_chunk_head(room: &mut [u8; HEAD_ROOM], len: crate::message::ChunkLen) -> usize {
+    use std::io::Write as _;
+    let mut head = [0u8; HEAD_ROOM];
+    let n = {
+        let mut w = &mut head[..];
+        // `data ` + at most 7 digits + LF: always fits.
+        let _ = writeln!(w, "data {}", len.get());
+        HEAD_ROOM - w.len()
+    };
+    let start = HEAD_ROOM - n;
+    room[start..].copy_from_slice(&head[..n]);
+    start
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,5 +301,17 @@ mod tests {
             Ok((Step::Complete(_), _))
         ));
         assert_eq!(r.feed(b"x"), Err(PayloadError::Finished));
+    }
+
+    #[test]
+    fn chunk_heads_fit_their_room_and_decode_back() {
+        for n in [1u64, 9, 10, 99_999, u64::from(crate::limits::MAX_CHUNK)] {
+            let len = crate::message::ChunkLen::new(n).expect("a chunk length");
+            let mut room = [b'#'; HEAD_ROOM];
+            let start = write_chunk_head(&mut room, len);
+            assert!(room[..start].iter().all(|&b| b == b'#'));
+            let (frame, used) = decode_frame(&room[start..]).expect("a frame");
+            assert_eq!((frame, used), (Frame::Data(len), HEAD_ROOM - start));
+        }
     }
 }

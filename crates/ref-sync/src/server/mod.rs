@@ -11,11 +11,10 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
-//! The protocol logic of one session is in `session`, the timed socket I/O (idle and stall
-//! timeouts, shutdown checks in short slices) in `conn`, and every storage rule in
-//! `ferry-store`.
+//! The protocol logic of a session is `ferry_proto::server`'s state machine, which every
+//! ferry server shares; `session` drives it over a blocking socket (timeouts and shutdown
+//! checks in short slices), and every storage rule is in `ferry-store`.
 
-mod conn;
 mod session;
 
 use std::collections::HashMap;
@@ -28,6 +27,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use ferry_proto::server::SessionConfig;
 use ferry_store::Root;
 use ferry_wire::{Code, ErrorReply, Reply};
 
@@ -36,7 +36,7 @@ use ferry_wire::{Code, ErrorReply, Reply};
 const SESSION_STACK: usize = 256 * 1024;
 
 /// Extra time after the shutdown deadline for sessions to notice it themselves (they look in
-/// slices of [`conn::SLICE`]) before their sockets are shut down from outside.
+/// slices of [`session::SLICE`]) before their sockets are shut down from outside.
 const FORCE_MARGIN: Duration = Duration::from_secs(1);
 
 /// Server configuration (shared with every ferry server implementation).
@@ -127,14 +127,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// What every session shares.
 struct Shared {
     root: Root,
-    read_only: bool,
-    max_size: u64,
-    max_eager: u64,
+    /// The limits, timeouts and greeting of each session.
+    session: SessionConfig,
     max_connections: usize,
-    idle: Duration,
-    stall: Duration,
     grace: Duration,
-    greeting: Vec<u8>,
     shutdown: Shutdown,
     sessions: Mutex<Sessions>,
     sessions_cv: Condvar,
@@ -150,10 +146,6 @@ impl Shared {
     /// When requests in flight must stop (CLOSE-9), once a shutdown was triggered.
     fn hard_deadline(&self) -> Option<Instant> {
         self.shutdown.triggered_at().map(|t| t + self.grace)
-    }
-
-    fn past_hard_deadline(&self) -> bool {
-        self.hard_deadline().is_some_and(|d| Instant::now() >= d)
     }
 }
 
@@ -176,14 +168,17 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> io::Res
     let (idle, stall) = (config.idle(), config.stall());
     let shared = Arc::new(Shared {
         root,
-        read_only: config.read_only,
-        max_size: config.max_size,
-        max_eager: config.max_eager,
+        session: SessionConfig {
+            greeting: config.greeting().to_bytes(),
+            read_only: config.read_only,
+            max_size: config.max_size,
+            max_eager: config.max_eager,
+            idle,
+            stall,
+            chunk_patience: ferry_store::SHUTDOWN_CHUNK_PATIENCE,
+        },
         max_connections: config.max_connections,
-        idle,
-        stall,
         grace: config.grace(),
-        greeting: config.greeting().to_bytes(),
         shutdown: shutdown.clone(),
         sessions: Mutex::new(Sessions::default()),
         sessions_cv: Condvar::new(),
@@ -248,7 +243,7 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> io::Res
     // A session writing a chunk at the deadline may finish it while its client reads, up to
     // a stall timeout (CLOSE-9, DATA-11); the others notice the deadline within a slice.
     let force_at =
-        shared.hard_deadline().unwrap_or_else(Instant::now) + shared.stall + FORCE_MARGIN;
+        shared.hard_deadline().unwrap_or_else(Instant::now) + shared.session.stall + FORCE_MARGIN;
     let mut sessions = lock(&shared.sessions);
     while sessions.active > 0 {
         let now = Instant::now();

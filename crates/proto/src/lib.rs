@@ -1,0 +1,10 @@
+//! The ferry/1 protocol as sans-IO state machines, after quinn-proto and rustls: a session
+//! takes the octets received, the current time and the results of storage operations, and
+//! gives the octets to send, the storage operations to perform and its next deadline. It
+//! opens no socket, touches no file and reads no clock, so every implementation — threads,
+//! tokio, async-std, smol — drives the same protocol code with a small I/O loop, and tests run
+//! two peers in memory on a virtual clock.
+//!
+//! - [`server`]: one server session (spec/protocol.md sections 3 to 9).
+
+pub mod server;

@@ -1,0 +1,1190 @@
+//! The server side of one ferry/1 session (spec/protocol.md sections 3 to 9) as a state
+//! machine that does no I/O and reads no clock.
+//!
+//! A driver owns the socket, the served folder (`ferry-store`) and a clock. It asks the
+//! session what to do next with [`ServerSession::poll`], performs that [`Action`], and reports
+//! the result with the matching method; then it polls again:
+//!
+//! | action | the driver … | then calls |
+//! |---|---|---|
+//! | [`Action::Send`] | writes [`ServerSession::output`] (some of it is enough), waiting until `deadline` at most | [`ServerSession::sent`], or [`ServerSession::timed_out`] |
+//! | [`Action::Receive`] | reads into [`ServerSession::input_space`], waiting until `deadline` at most | [`ServerSession::received`], [`ServerSession::eof`] or [`ServerSession::timed_out`] |
+//! | [`Action::List`] | lists the folder | [`ServerSession::listed`] |
+//! | [`Action::OpenRead`] | opens the file for a get | [`ServerSession::opened`] |
+//! | [`Action::ReadFile`] | reads the next `len` octets of the open file into [`ServerSession::file_space`] | [`ServerSession::file_read`] |
+//! | [`Action::CheckUnchanged`] | compares the open file's size and mtime with those of the open (GET-9) | [`ServerSession::checked`] |
+//! | [`Action::CloseFile`] | closes the open file | — |
+//! | [`Action::BeginUpload`] | starts an upload (staging file) | [`ServerSession::upload_begun`] |
+//! | [`Action::WriteUpload`] | writes [`ServerSession::upload_data`] to the staging file | [`ServerSession::upload_written`] |
+//! | [`Action::CommitUpload`] | fsyncs and renames the staging file into place | [`ServerSession::upload_committed`] |
+//! | [`Action::DiscardUpload`] | drops the upload (removes the staging file) | — |
+//! | [`Action::Drain`] | shuts down its sending side and reads and discards input until `until` or EOF | [`ServerSession::drained`] |
+//! | [`Action::Finished`] | closes the connection; the session is over | — |
+//!
+//! A shutdown of the server is an input too: [`ServerSession::shutdown`] with the instant at
+//! which requests in flight must stop (CLOSE-8, CLOSE-9). A driver that waits (for input, for
+//! its peer to accept output) must wake when the shutdown is triggered and report it.
+//!
+//! Buffers: the session owns its input buffer (1 MiB, for large reads during uploads), its
+//! reply buffer and the file buffer of gets, which keeps room in front of each chunk for the
+//! chunk's `data LEN` line, so that head and data leave in one write without a copy.
+
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use ferry_wire::limits::MAX_CHUNK;
+use ferry_wire::{
+    ChunkLen, Code, DecodeError, Digest, Entry, ErrorReply, FileName, Frame, HEAD_ROOM, Hasher,
+    Invalid, InvalidKind, PayloadReceiver, PutFlow, PutMode, Reply, Request, Step, Timestamp,
+    Version, decode_request, write_chunk_head,
+};
+
+/// Capacity of the input buffer: large reads during uploads (memory the kernel never fills
+/// is never touched).
+const INPUT_CAPACITY: usize = 1 << 20;
+
+/// When less than this is free at the end of the input buffer, the unread rest moves to the
+/// front before the next read.
+const COMPACT_BELOW: usize = 64 * 1024;
+
+/// Replies are gathered up to this many octets before they are sent (pipelined replies
+/// leave together); a chunk larger than what is left is sent on its own, without a copy.
+const OUTPUT_CAPACITY: usize = 64 * 1024;
+
+/// The largest file buffer a session keeps between gets: a session that once sent a 1 MiB
+/// chunk does not hold 1 MiB while it waits for its next request.
+const KEEP_FILE_BUF: usize = 64 * 1024;
+
+/// How long a closing server keeps reading (and discarding) after its last reply (CLOSE-6).
+pub const DRAIN_TIME: Duration = Duration::from_secs(1);
+
+/// How long the last words of a closing session (a closing error, `bye` after a timeout) may
+/// wait for the peer to accept them: the peer may be the reason the session ends (TIME-5).
+pub const LAST_WORDS_PATIENCE: Duration = Duration::from_millis(250);
+
+/// The limits and timeouts of one session, as the greeting announces them.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// The greeting line, sent first.
+    pub greeting: Vec<u8>,
+    /// Refuse every put with `514 read-only`.
+    pub read_only: bool,
+    /// `max-size`.
+    pub max_size: u64,
+    /// `max-eager` (0: no eager puts).
+    pub max_eager: u64,
+    /// Idle timeout between requests (TIME-1), as applied.
+    pub idle: Duration,
+    /// Stall timeout inside a request, payload or reply (TIME-2), as applied.
+    pub stall: Duration,
+    /// Past the shutdown deadline, how long a get's chunk that has begun may wait for the
+    /// client to take the rest of it, so that the payload still ends at a chunk boundary
+    /// (CLOSE-10).
+    pub chunk_patience: Duration,
+}
+
+/// What the driver does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Write [`ServerSession::output`]; report with [`ServerSession::sent`]. Give up at
+    /// `deadline` if the peer accepted nothing by then ([`ServerSession::timed_out`]).
+    Send {
+        /// When to report a timeout if nothing could be written.
+        deadline: Instant,
+    },
+    /// Read into [`ServerSession::input_space`]; report with [`ServerSession::received`] or
+    /// [`ServerSession::eof`]; at `deadline` without input, [`ServerSession::timed_out`].
+    Receive {
+        /// When to report a timeout.
+        deadline: Instant,
+    },
+    /// List the served folder: [`ServerSession::listed`].
+    List,
+    /// Open a file for reading: [`ServerSession::opened`].
+    OpenRead(FileName),
+    /// Read the next `len` octets of the open file into [`ServerSession::file_space`]:
+    /// [`ServerSession::file_read`].
+    ReadFile {
+        /// How many octets (the file is read sequentially from its start).
+        len: usize,
+    },
+    /// Check whether the open file is unchanged since it was opened:
+    /// [`ServerSession::checked`].
+    CheckUnchanged,
+    /// Close the open file.
+    CloseFile,
+    /// Start an upload: [`ServerSession::upload_begun`].
+    BeginUpload {
+        /// The name to store.
+        name: FileName,
+        /// Its announced size.
+        size: u64,
+        /// `new` or `replace`.
+        mode: PutMode,
+    },
+    /// Write [`ServerSession::upload_data`] to the upload: [`ServerSession::upload_written`].
+    WriteUpload,
+    /// Commit the upload: [`ServerSession::upload_committed`].
+    CommitUpload,
+    /// Drop the upload (its staging file is removed).
+    DiscardUpload,
+    /// Shut down the sending direction, read and discard input until `until` or EOF:
+    /// [`ServerSession::drained`] (CLOSE-6).
+    Drain {
+        /// When to stop reading.
+        until: Instant,
+    },
+    /// The session is over: close the connection.
+    Finished(End),
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// The client closed its side (no `bye`, CLOSE-4).
+    Eof,
+    /// The session answered `close` with `bye` and closed.
+    Bye,
+    /// The session sent a closing error and closed.
+    Closed(Code),
+    /// A write made no progress for the stall timeout, or the shutdown deadline passed while
+    /// the session could not send anything: closed without a last word.
+    Dropped(&'static str),
+}
+
+/// A file opened for a get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMeta {
+    /// Its size.
+    pub size: u64,
+    /// Its modification time.
+    pub mtime: Timestamp,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Between requests (`line_deadline` unset), or inside a request line.
+    Request {
+        line_deadline: Option<Instant>,
+        /// Output was flushed mid-line: the line's clock restarts from the flush (TIME-2).
+        extend: bool,
+    },
+    /// `dir`: waiting for the listing.
+    Listing,
+    /// `get`: waiting for the file to open.
+    Opening { offset: u64, name: FileName },
+    /// `get`: reading the file (hashing the prefix before `offset`, then sending chunks).
+    Reading(Box<Get>),
+    /// `get`: waiting for the unchanged check after the last chunk.
+    Checking(Box<Get>),
+    /// `put`: waiting for the upload to begin.
+    Beginning {
+        size: u64,
+        mode: PutMode,
+        flow: PutFlow,
+        name: FileName,
+    },
+    /// `put`: receiving the payload.
+    Receiving(Box<Put>),
+    /// `put`: waiting for the commit.
+    Committing {
+        size: u64,
+        digest: Digest,
+        name: FileName,
+    },
+    /// The last words are queued; once they are sent, drain.
+    Closing(End),
+    /// Waiting for the drain to finish.
+    Draining { end: End, until: Instant },
+    /// Sending what was answered before the client's EOF (CLOSE-5), then finished.
+    Flushing(End),
+    /// Over.
+    Finished(End),
+}
+
+#[derive(Debug)]
+struct Get {
+    name: FileName,
+    total: u64,
+    offset: u64,
+    /// Octets read so far (prefix and chunks).
+    pos: u64,
+    hasher: Hasher,
+    block: usize,
+    /// A `ReadFile` is outstanding for this many octets.
+    reading: Option<usize>,
+}
+
+#[derive(Debug)]
+struct Put {
+    name: Option<FileName>,
+    rx: PayloadReceiver,
+    size: u64,
+    /// The upload is open (false once refused, or after a storage error).
+    uploading: bool,
+    /// The error to answer once the payload has been read past (a refused eager put, PUT-9,
+    /// or a storage failure midway, PUT-17).
+    pending: Option<Code>,
+    /// Data of the input buffer handed to the driver for writing, and the input octets to
+    /// consume once it is written.
+    writing: Option<(Range<usize>, usize)>,
+}
+
+/// One server session. See the module documentation for the driving loop.
+#[derive(Debug)]
+pub struct ServerSession {
+    cfg: SessionConfig,
+    state: State,
+    now: Instant,
+    input: Vec<u8>,
+    in_start: usize,
+    in_end: usize,
+    out: Vec<u8>,
+    out_sent: usize,
+    /// The file buffer of gets, [`HEAD_ROOM`] in front of the data.
+    file_buf: Vec<u8>,
+    /// A chunk waiting to be sent straight from `file_buf`, after `out`.
+    chunk: Option<Range<usize>>,
+    /// No request line has been read yet (`version` is allowed, VER-2).
+    first: bool,
+    /// The shutdown deadline for requests in flight, once a shutdown was triggered.
+    hard: Option<Instant>,
+    /// Get payload octets are in the output: they leave whole even past the shutdown
+    /// deadline, within [`SessionConfig::chunk_patience`] (CLOSE-9, CLOSE-10).
+    in_payload: bool,
+    /// Last words: writes wait at most [`LAST_WORDS_PATIENCE`].
+    last_words: bool,
+    /// When the current wait to send began (progress restarts it).
+    send_since: Option<Instant>,
+    /// When the current wait for input began (input restarts it).
+    recv_since: Option<Instant>,
+    /// The driver must drop the upload before anything else.
+    discard: bool,
+    /// The driver must close the open file before anything else.
+    close_file: bool,
+    /// When the current request began, for the log.
+    started: Instant,
+    /// The last wait the session asked for (send, receive, drain), for [`ServerSession::timed_out`].
+    waiting: Option<Action>,
+}
+
+fn err_reply(code: Code) -> ErrorReply {
+    ErrorReply::new(code, code.name().unwrap_or("error"))
+}
+
+impl ServerSession {
+    /// A session on a connection accepted at `now`; its first action sends the greeting.
+    pub fn new(cfg: SessionConfig, now: Instant) -> Self {
+        let mut out = Vec::with_capacity(4096);
+        out.extend_from_slice(&cfg.greeting);
+        Self {
+            cfg,
+            state: State::Request {
+                line_deadline: None,
+                extend: false,
+            },
+            now,
+            input: vec![0; INPUT_CAPACITY],
+            in_start: 0,
+            in_end: 0,
+            out,
+            out_sent: 0,
+            file_buf: Vec::new(),
+            chunk: None,
+            first: true,
+            hard: None,
+            in_payload: false,
+            last_words: false,
+            send_since: None,
+            recv_since: None,
+            discard: false,
+            close_file: false,
+            started: now,
+            waiting: None,
+        }
+    }
+
+    // -------------------------------------------------------------- getters ---
+
+    /// The octets to send now (for [`Action::Send`]).
+    pub fn output(&self) -> &[u8] {
+        if self.out_sent < self.out.len() {
+            &self.out[self.out_sent..]
+        } else if let Some(r) = &self.chunk {
+            &self.file_buf[r.clone()]
+        } else {
+            &[]
+        }
+    }
+
+    /// The upload data to write (for [`Action::WriteUpload`]).
+    pub fn upload_data(&self) -> &[u8] {
+        match &self.state {
+            State::Receiving(put) => match &put.writing {
+                Some((r, _)) => &self.input[r.clone()],
+                None => &[],
+            },
+            _ => &[],
+        }
+    }
+
+    /// Where to read the file's next octets (for [`Action::ReadFile`]): exactly `len` octets.
+    pub fn file_space(&mut self) -> &mut [u8] {
+        let len = match &self.state {
+            State::Reading(get) => get.reading.unwrap_or(0),
+            _ => 0,
+        };
+        &mut self.file_buf[HEAD_ROOM..HEAD_ROOM + len]
+    }
+
+    /// The free space at the end of the input buffer, to read into (for
+    /// [`Action::Receive`] and [`Action::Drain`]).
+    pub fn input_space(&mut self) -> &mut [u8] {
+        if matches!(self.state, State::Draining { .. }) {
+            self.in_start = 0;
+            self.in_end = 0;
+        } else if self.input.len() - self.in_end < COMPACT_BELOW && self.in_start > 0 {
+            self.input.copy_within(self.in_start..self.in_end, 0);
+            self.in_end -= self.in_start;
+            self.in_start = 0;
+        }
+        &mut self.input[self.in_end..]
+    }
+
+    /// Whether [`ServerSession::shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.hard.is_some()
+    }
+
+    /// Whether the session is over.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state, State::Finished(_))
+    }
+
+    // --------------------------------------------------------------- inputs ---
+
+    /// The server is shutting down: requests in flight must stop at `hard_deadline`.
+    /// Idempotent; the first deadline counts.
+    pub fn shutdown(&mut self, hard_deadline: Instant) {
+        if self.hard.is_none() {
+            self.hard = Some(hard_deadline);
+        }
+    }
+
+    /// `n` octets were read into [`ServerSession::input_space`].
+    pub fn received(&mut self, n: usize) {
+        if matches!(self.state, State::Draining { .. }) {
+            return;
+        }
+        if n > 0 {
+            self.recv_since = None;
+        }
+        self.in_end = (self.in_end + n).min(self.input.len());
+    }
+
+    /// `n` octets of [`ServerSession::output`] were written.
+    pub fn sent(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.send_since = None;
+        if self.out_sent < self.out.len() {
+            self.out_sent = (self.out_sent + n).min(self.out.len());
+            if self.out_sent == self.out.len() {
+                self.out.clear();
+                self.out_sent = 0;
+            }
+        } else if let Some(r) = &mut self.chunk {
+            r.start = (r.start + n).min(r.end);
+            if r.start == r.end {
+                self.chunk = None;
+            }
+        }
+    }
+
+    /// The peer closed its sending side.
+    pub fn eof(&mut self) {
+        let state = std::mem::replace(&mut self.state, State::Finished(End::Eof));
+        self.state = match state {
+            State::Draining { end, .. } => State::Finished(end),
+            State::Receiving(put) => {
+                // CLOSE-4, PUT-16: the upload in progress leaves nothing visible.
+                self.discard = put.uploading;
+                State::Flushing(End::Eof)
+            }
+            // CLOSE-5: the replies to what was received completely still go out.
+            _ => State::Flushing(End::Eof),
+        };
+    }
+
+    /// The deadline of the last [`Action::Send`], [`Action::Receive`] or [`Action::Drain`]
+    /// passed (at `now`) without progress. A call before the deadline is ignored.
+    pub fn timed_out(&mut self, now: Instant) {
+        self.now = now;
+        let Some(action) = self.waiting.take() else {
+            return;
+        };
+        match action {
+            Action::Send { deadline } if now >= deadline => {
+                let end = match &self.state {
+                    State::Closing(end) | State::Flushing(end) => end.clone(),
+                    _ if self.past_hard() => End::Dropped("shutdown deadline passed"),
+                    _ => End::Dropped("peer accepts no output"),
+                };
+                if matches!(&self.state, State::Receiving(p) if p.uploading) {
+                    tracing::debug!("upload dropped: the peer accepts no output");
+                }
+                self.state = State::Finished(end);
+            }
+            Action::Receive { deadline } if now >= deadline => {
+                // TIME-5 (421) or CLOSE-8 (422); an upload's staging file goes first (TIME-4).
+                if let State::Receiving(put) = &self.state {
+                    self.discard = put.uploading;
+                }
+                let code = if self.hard.is_some_and(|h| now >= h)
+                    || (self.hard.is_some() && self.between_requests())
+                {
+                    Code::SHUTTING_DOWN
+                } else {
+                    Code::TIMEOUT
+                };
+                self.close_with(code);
+            }
+            Action::Drain { until } if now >= until => {
+                if let State::Draining { end, .. } = &self.state {
+                    self.state = State::Finished(end.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The result of [`Action::List`].
+    pub fn listed(&mut self, result: Result<Vec<Entry>, Code>) {
+        if !matches!(self.state, State::Listing) {
+            return;
+        }
+        self.state = Self::between();
+        match result {
+            Ok(entries) => {
+                Reply::DirOk {
+                    count: entries.len() as u64,
+                }
+                .encode(&mut self.out);
+                for entry in &entries {
+                    entry.encode(&mut self.out);
+                }
+                self.log("dir", None, None, entries.len() as u64);
+            }
+            Err(code) => self.reply_err("dir", None, code),
+        }
+    }
+
+    /// The result of [`Action::OpenRead`]. On success the driver holds the open file until
+    /// [`Action::CloseFile`].
+    pub fn opened(&mut self, result: Result<FileMeta, Code>) {
+        let State::Opening { offset, name } = std::mem::replace(&mut self.state, Self::between())
+        else {
+            return;
+        };
+        let meta = match result {
+            Ok(m) => m,
+            Err(code) => return self.reply_err("get", Some(&name), code),
+        };
+        if offset > meta.size {
+            self.close_file = true;
+            return self.reply_err("get", Some(&name), Code::BAD_OFFSET);
+        }
+        self.reply(&Reply::GetOk {
+            size: meta.size,
+            mtime: meta.mtime,
+        });
+        let block = meta.size.clamp(1, u64::from(MAX_CHUNK)) as usize;
+        if self.file_buf.len() < HEAD_ROOM + block {
+            self.file_buf.resize(HEAD_ROOM + block, 0);
+        }
+        self.in_payload = true;
+        self.state = State::Reading(Box::new(Get {
+            name,
+            total: meta.size,
+            offset,
+            pos: 0,
+            hasher: Hasher::new(),
+            block,
+            reading: None,
+        }));
+    }
+
+    /// The result of [`Action::ReadFile`]: how many octets were read into
+    /// [`ServerSession::file_space`] (fewer than asked: the file ended early).
+    pub fn file_read(&mut self, result: Result<usize, Code>) {
+        let State::Reading(get) = &mut self.state else {
+            return;
+        };
+        let Some(len) = get.reading.take() else {
+            return;
+        };
+        let sent = get.pos.saturating_sub(get.offset);
+        match result {
+            Ok(n) if n == len => {}
+            Ok(_) => return self.abort(Code::CHANGED, sent),
+            Err(code) => return self.abort(code, sent),
+        }
+        let data = &self.file_buf[HEAD_ROOM..HEAD_ROOM + len];
+        get.hasher.update(data);
+        let chunk = get.pos >= get.offset;
+        get.pos += len as u64;
+        if !chunk {
+            return;
+        }
+        let Some(chunk_len) = ChunkLen::new(len as u64) else {
+            return;
+        };
+        let mut room = [0u8; HEAD_ROOM];
+        room.copy_from_slice(&self.file_buf[..HEAD_ROOM]);
+        let start = write_chunk_head(&mut room, chunk_len);
+        self.file_buf[start..HEAD_ROOM].copy_from_slice(&room[start..]);
+        let whole = start..HEAD_ROOM + len;
+        if self.out.len() + whole.len() <= OUTPUT_CAPACITY {
+            // Small chunks are gathered with the replies around them.
+            self.out.extend_from_slice(&self.file_buf[whole]);
+        } else {
+            self.chunk = Some(whole);
+        }
+    }
+
+    /// The result of [`Action::CheckUnchanged`].
+    pub fn checked(&mut self, result: Result<bool, Code>) {
+        let State::Checking(get) = std::mem::replace(&mut self.state, Self::between()) else {
+            return;
+        };
+        let sent = get.total - get.offset;
+        match result {
+            Ok(true) => {
+                self.frame(&Frame::End(get.hasher.digest()));
+                self.close_file = true;
+                self.end_payload();
+                self.log("get", Some(&get.name), None, sent);
+            }
+            Ok(false) => {
+                self.state = State::Reading(get);
+                self.abort(Code::CHANGED, sent);
+            }
+            Err(code) => {
+                self.state = State::Reading(get);
+                self.abort(code, sent);
+            }
+        }
+    }
+
+    /// The result of [`Action::BeginUpload`]. On success the driver holds the upload until
+    /// [`Action::CommitUpload`] or [`Action::DiscardUpload`].
+    pub fn upload_begun(&mut self, result: Result<(), Code>) {
+        let State::Beginning {
+            size, flow, name, ..
+        } = std::mem::replace(&mut self.state, Self::between())
+        else {
+            return;
+        };
+        self.start_put(size, flow, name, result);
+    }
+
+    /// The result of [`Action::WriteUpload`].
+    pub fn upload_written(&mut self, result: Result<(), Code>) {
+        let State::Receiving(put) = &mut self.state else {
+            return;
+        };
+        let Some((_, used)) = put.writing.take() else {
+            return;
+        };
+        if let Err(code) = result {
+            // PUT-17: drop the staging file, read past the rest, then answer.
+            tracing::warn!(code = %code, "write to staging file failed");
+            put.pending = Some(code);
+            put.uploading = false;
+            self.discard = true;
+        }
+        self.consume(used);
+    }
+
+    /// The result of [`Action::CommitUpload`].
+    pub fn upload_committed(&mut self, result: Result<(), Code>) {
+        let State::Committing { size, digest, name } =
+            std::mem::replace(&mut self.state, Self::between())
+        else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                self.reply(&Reply::PutOk { size, digest });
+                self.log("put", Some(&name), None, size);
+            }
+            Err(code) => self.reply_err("put", Some(&name), code),
+        }
+    }
+
+    /// The result of [`Action::Drain`]: the peer closed, or the drain ended.
+    pub fn drained(&mut self) {
+        if let State::Draining { end, .. } = &self.state {
+            self.state = State::Finished(end.clone());
+        }
+    }
+
+    // ---------------------------------------------------------------- poll ---
+
+    /// What to do next, at `now`.
+    pub fn poll(&mut self, now: Instant) -> Action {
+        self.now = now;
+        loop {
+            if let Some(action) = self.peek() {
+                self.waiting = match &action {
+                    Action::Send { .. } | Action::Receive { .. } | Action::Drain { .. } => {
+                        Some(action.clone())
+                    }
+                    _ => None,
+                };
+                return action;
+            }
+        }
+    }
+
+    /// One step: the next action, or `None` after a state change that needs another look.
+    fn peek(&mut self) -> Option<Action> {
+        if self.discard {
+            self.discard = false;
+            return Some(Action::DiscardUpload);
+        }
+        if self.close_file {
+            self.close_file = false;
+            return Some(Action::CloseFile);
+        }
+        let now = self.now;
+        let pending_output = self.has_output();
+        match &mut self.state {
+            State::Finished(end) => Some(Action::Finished(end.clone())),
+            State::Flushing(end) => {
+                if pending_output {
+                    Some(self.send())
+                } else {
+                    self.state = State::Finished(end.clone());
+                    None
+                }
+            }
+            State::Closing(end) => {
+                if pending_output {
+                    return Some(self.send());
+                }
+                let end = end.clone();
+                let mut until = now + DRAIN_TIME;
+                if let Some(hard) = self.hard {
+                    until = until.min(hard.max(now));
+                }
+                self.state = State::Draining { end, until };
+                None
+            }
+            State::Draining { until, .. } => Some(Action::Drain { until: *until }),
+            State::Listing => Some(Action::List),
+            State::Opening { name, .. } => Some(Action::OpenRead(name.clone())),
+            State::Beginning {
+                name, size, mode, ..
+            } => Some(Action::BeginUpload {
+                name: name.clone(),
+                size: *size,
+                mode: *mode,
+            }),
+            State::Committing { .. } => Some(Action::CommitUpload),
+            State::Checking(_) => Some(Action::CheckUnchanged),
+            State::Request { .. } => self.peek_request(),
+            State::Reading(_) => self.peek_get(),
+            State::Receiving(_) => self.peek_put(),
+        }
+    }
+
+    /// Between requests, or inside a request line.
+    fn peek_request(&mut self) -> Option<Action> {
+        let now = self.now;
+        let pending_output = self.has_output();
+        if self.out.len() - self.out_sent >= OUTPUT_CAPACITY || self.chunk.is_some() {
+            // Replies to a long run of pipelined requests leave before more are read.
+            return Some(self.send());
+        }
+        let State::Request {
+            line_deadline,
+            extend,
+        } = &mut self.state
+        else {
+            return None;
+        };
+        let deadline = match *line_deadline {
+            Some(d) => d,
+            None => {
+                // CLOSE-8: at a request boundary a shutdown ends the session, even with
+                // pipelined requests waiting.
+                if self.hard.is_some() {
+                    if pending_output && self.in_payload {
+                        // The end of the last get payload leaves whole first.
+                        return Some(self.send());
+                    }
+                    self.close_with(Code::SHUTTING_DOWN);
+                    return None;
+                }
+                if self.in_start == self.in_end {
+                    if pending_output {
+                        return Some(self.send());
+                    }
+                    let since = *self.recv_since.get_or_insert(now);
+                    return Some(Action::Receive {
+                        deadline: since + self.cfg.idle,
+                    });
+                }
+                // TIME-2: the whole line within the stall timeout of its first octet.
+                let d = now + self.cfg.stall;
+                *line_deadline = Some(d);
+                d
+            }
+        };
+        if *extend && !pending_output {
+            // ... or of the end of the previous reply, when that was still being sent.
+            *extend = false;
+            *line_deadline = Some(deadline.max(now + self.cfg.stall));
+            return None;
+        }
+        match decode_request(&self.input[self.in_start..self.in_end]) {
+            Ok((request, used)) => {
+                self.consume(used);
+                self.started = now;
+                let first = std::mem::replace(&mut self.first, false);
+                self.state = Self::between();
+                self.execute(request, first);
+            }
+            Err(DecodeError::Invalid(invalid)) => {
+                self.started = now;
+                self.first = false;
+                self.state = Self::between();
+                self.invalid(invalid);
+            }
+            Err(DecodeError::Incomplete) => {
+                if pending_output {
+                    *extend = true;
+                    return Some(self.send());
+                }
+                let deadline = match self.hard {
+                    Some(h) => deadline.min(h),
+                    None => deadline,
+                };
+                return Some(Action::Receive { deadline });
+            }
+        }
+        None
+    }
+
+    fn execute(&mut self, request: Request, first: bool) {
+        match request {
+            Request::Dir => self.state = State::Listing,
+            Request::Get { offset, name } => self.state = State::Opening { offset, name },
+            Request::Put {
+                size,
+                mode,
+                flow,
+                name,
+            } => {
+                // PUT-8: before any other check, and without reading the payload.
+                if flow == PutFlow::Now && !self.eager_allowed(size) {
+                    return self.close_with(Code::PROTOCOL);
+                }
+                // PUT-2, in order (the name was checked by the decoder).
+                let refused = if self.cfg.read_only {
+                    Some(Code::READ_ONLY)
+                } else if size > self.cfg.max_size {
+                    Some(Code::TOO_LARGE)
+                } else {
+                    None
+                };
+                match refused {
+                    Some(code) => self.start_put(size, flow, name, Err(code)),
+                    None => {
+                        self.state = State::Beginning {
+                            size,
+                            mode,
+                            flow,
+                            name,
+                        };
+                    }
+                }
+            }
+            Request::Version(v) => {
+                if !first {
+                    // VER-6: only as the first request.
+                    self.reply_err("version", None, Code::SYNTAX);
+                } else if v == Version::V1 {
+                    self.reply(&Reply::VersionOk(v));
+                    self.log("version", None, None, 0);
+                } else {
+                    self.reply_err("version", None, Code::UNSUPPORTED);
+                }
+            }
+            Request::Close => {
+                self.reply(&Reply::Bye);
+                self.log("close", None, None, 0);
+                self.state = State::Closing(End::Bye);
+            }
+        }
+    }
+
+    /// A request line that does not match `request` (ERR-6).
+    fn invalid(&mut self, invalid: Invalid) {
+        tracing::info!(error = %invalid, "invalid request");
+        let Some(line_len) = invalid.line_len else {
+            // Only a line without LF within 4096 octets has no length (FRAME-2).
+            return self.close_with(Code::LINE_TOO_LONG);
+        };
+        // ERR-6: the codec sorts invalid lines by what the server must answer.
+        match invalid.kind {
+            InvalidKind::LineTooLong => self.close_with(Code::LINE_TOO_LONG),
+            InvalidKind::MalformedPut => self.close_with(Code::PROTOCOL),
+            InvalidKind::BadName {
+                put: Some(head), ..
+            } => {
+                self.consume(line_len);
+                if head.flow == PutFlow::Now {
+                    if !self.eager_allowed(head.size) {
+                        return self.close_with(Code::PROTOCOL);
+                    }
+                    // PUT-9: the payload follows anyway; read past it, then answer.
+                    self.receive(None, head.size, false, Some(Code::BAD_NAME));
+                } else {
+                    self.reply_err("invalid", None, Code::BAD_NAME);
+                }
+            }
+            InvalidKind::BadName { put: None, .. } => {
+                self.consume(line_len);
+                self.reply_err("invalid", None, Code::BAD_NAME);
+            }
+            InvalidKind::Syntax => {
+                self.consume(line_len);
+                self.reply_err("invalid", None, Code::SYNTAX);
+            }
+        }
+    }
+
+    fn eager_allowed(&self, size: u64) -> bool {
+        self.cfg.max_eager > 0 && size <= self.cfg.max_eager
+    }
+
+    // ----------------------------------------------------------------- get ---
+
+    fn peek_get(&mut self) -> Option<Action> {
+        // Chunk data leaves before the file buffer is read into again.
+        if self.chunk.is_some() || self.out.len() - self.out_sent >= OUTPUT_CAPACITY {
+            return Some(self.send());
+        }
+        let past_hard = self.past_hard();
+        let pending_output = self.has_output();
+        let State::Reading(get) = &mut self.state else {
+            return None;
+        };
+        if let Some(len) = get.reading {
+            return Some(Action::ReadFile { len });
+        }
+        if past_hard {
+            // CLOSE-9: the shutdown deadline passed during a get payload. Chunk data still
+            // queued leaves whole first (DATA-11), then `abort 422`, and the session closes.
+            if pending_output {
+                return Some(self.send());
+            }
+            self.in_payload = false;
+            self.close_file = true;
+            let name = get.name.clone();
+            let sent = get.pos.saturating_sub(get.offset);
+            self.log("get", Some(&name), Some(Code::SHUTTING_DOWN), sent);
+            self.frame(&Frame::Abort(err_reply(Code::SHUTTING_DOWN)));
+            self.last_words = true;
+            self.state = State::Closing(End::Closed(Code::SHUTTING_DOWN));
+            return None;
+        }
+        let len = if get.pos < get.offset {
+            (get.offset - get.pos).min(get.block as u64)
+        } else if get.pos < get.total {
+            (get.total - get.pos).min(u64::from(MAX_CHUNK))
+        } else {
+            let State::Reading(get) = std::mem::replace(&mut self.state, Self::between()) else {
+                return None;
+            };
+            self.state = State::Checking(get);
+            return Some(Action::CheckUnchanged);
+        };
+        let len = len as usize;
+        get.reading = Some(len);
+        Some(Action::ReadFile { len })
+    }
+
+    /// Ends a get payload with `abort CODE` at a chunk boundary (GET-9, GET-10).
+    fn abort(&mut self, code: Code, sent: u64) {
+        let name = match std::mem::replace(&mut self.state, Self::between()) {
+            State::Reading(get) | State::Checking(get) => get.name,
+            other => {
+                self.state = other;
+                return;
+            }
+        };
+        self.frame(&Frame::Abort(err_reply(code)));
+        self.close_file = true;
+        self.end_payload();
+        self.log("get", Some(&name), Some(code), sent);
+    }
+
+    /// The payload's last octets are queued.
+    fn end_payload(&mut self) {
+        // During a shutdown they must still leave whole (peek_request sends them first).
+        if self.hard.is_none() {
+            self.in_payload = false;
+        }
+        if self.file_buf.len() > KEEP_FILE_BUF + HEAD_ROOM {
+            self.file_buf = Vec::new();
+        }
+    }
+
+    // ----------------------------------------------------------------- put ---
+
+    fn start_put(&mut self, size: u64, flow: PutFlow, name: FileName, checked: Result<(), Code>) {
+        match (flow, checked) {
+            (PutFlow::Wait, Err(code)) => self.reply_err("put", Some(&name), code),
+            (PutFlow::Wait, Ok(())) => {
+                self.reply(&Reply::Go);
+                self.receive(Some(name), size, true, None);
+            }
+            (PutFlow::Now, Err(code)) => self.receive(Some(name), size, false, Some(code)),
+            (PutFlow::Now, Ok(())) => self.receive(Some(name), size, true, None),
+        }
+    }
+
+    fn receive(
+        &mut self,
+        name: Option<FileName>,
+        size: u64,
+        uploading: bool,
+        pending: Option<Code>,
+    ) {
+        self.state = State::Receiving(Box::new(Put {
+            name,
+            rx: PayloadReceiver::new(size),
+            size,
+            uploading,
+            pending,
+            writing: None,
+        }));
+    }
+
+    fn peek_put(&mut self) -> Option<Action> {
+        let now = self.now;
+        let past_hard = self.past_hard();
+        let pending_output = self.has_output();
+        let State::Receiving(put) = &mut self.state else {
+            return None;
+        };
+        if put.writing.is_some() {
+            return Some(Action::WriteUpload);
+        }
+        if past_hard {
+            // CLOSE-9: remove the staging file, say why, close.
+            self.discard = put.uploading;
+            self.close_with(Code::SHUTTING_DOWN);
+            return None;
+        }
+        let data = &self.input[self.in_start..self.in_end];
+        let fed = put.rx.feed(data);
+        let (step, used) = match fed {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::info!(error = %e, "framing violation in upload");
+                self.discard = put.uploading;
+                self.close_with(Code::PROTOCOL);
+                return None;
+            }
+        };
+        let need_input = |used: usize, left: usize| used == 0 || left == used;
+        match step {
+            Step::NeedMore => {
+                let left = data.len();
+                self.consume(used);
+                if need_input(used, left) {
+                    if pending_output {
+                        return Some(self.send());
+                    }
+                    let since = *self.recv_since.get_or_insert(now);
+                    let mut deadline = since + self.cfg.stall;
+                    if let Some(h) = self.hard {
+                        deadline = deadline.min(h.max(now));
+                    }
+                    return Some(Action::Receive { deadline });
+                }
+                None
+            }
+            Step::Data(d) => {
+                if put.uploading {
+                    let start = self.in_start + (d.as_ptr() as usize - data.as_ptr() as usize);
+                    put.writing = Some((start..start + d.len(), used));
+                    Some(Action::WriteUpload)
+                } else {
+                    self.consume(used);
+                    None
+                }
+            }
+            Step::Complete(digest) => {
+                self.consume(used);
+                let State::Receiving(put) = std::mem::replace(&mut self.state, Self::between())
+                else {
+                    return None;
+                };
+                let name = put.name.clone();
+                match (put.pending, put.uploading, put.name) {
+                    (Some(code), uploading, _) => {
+                        self.discard = uploading;
+                        self.reply_err("put", name.as_ref(), code);
+                    }
+                    (None, true, Some(name)) => {
+                        self.state = State::Committing {
+                            size: put.size,
+                            digest,
+                            name,
+                        };
+                    }
+                    (None, _, _) => self.reply_err("put", name.as_ref(), Code::STORAGE),
+                }
+                None
+            }
+            Step::Corrupt {
+                announced,
+                computed,
+            } => {
+                self.consume(used);
+                let State::Receiving(put) = std::mem::replace(&mut self.state, Self::between())
+                else {
+                    return None;
+                };
+                self.discard = put.uploading;
+                if put.pending.is_none() {
+                    tracing::info!(%announced, %computed, "digest mismatch");
+                }
+                self.reply_err(
+                    "put",
+                    put.name.as_ref(),
+                    put.pending.unwrap_or(Code::CORRUPT),
+                );
+                None
+            }
+            Step::Aborted(reason) => {
+                self.consume(used);
+                let State::Receiving(put) = std::mem::replace(&mut self.state, Self::between())
+                else {
+                    return None;
+                };
+                self.discard = put.uploading;
+                tracing::debug!(code = %reason.code, "client aborted the upload");
+                self.reply_err(
+                    "put",
+                    put.name.as_ref(),
+                    put.pending.unwrap_or(Code::ABORTED),
+                );
+                None
+            }
+        }
+    }
+
+    // ------------------------------------------------------------- helpers ---
+
+    fn between() -> State {
+        State::Request {
+            line_deadline: None,
+            extend: false,
+        }
+    }
+
+    fn between_requests(&self) -> bool {
+        matches!(
+            self.state,
+            State::Request {
+                line_deadline: None,
+                ..
+            }
+        )
+    }
+
+    fn past_hard(&self) -> bool {
+        self.hard.is_some_and(|h| self.now >= h)
+    }
+
+    fn has_output(&self) -> bool {
+        self.out_sent < self.out.len() || self.chunk.is_some()
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.in_start = (self.in_start + n).min(self.in_end);
+        if self.in_start == self.in_end {
+            self.in_start = 0;
+            self.in_end = 0;
+        }
+    }
+
+    /// [`Action::Send`] with the deadline the current wait allows.
+    fn send(&mut self) -> Action {
+        let now = self.now;
+        let since = *self.send_since.get_or_insert(now);
+        let patience = if self.last_words {
+            LAST_WORDS_PATIENCE
+        } else {
+            self.cfg.stall
+        };
+        let mut deadline = since + patience;
+        if let Some(hard) = self.hard {
+            deadline = if self.in_payload {
+                // CLOSE-10: a chunk that has begun may still go out while the client takes
+                // something within the patience, up to a stall timeout after the deadline.
+                deadline
+                    .min(since.max(hard) + self.cfg.chunk_patience)
+                    .min(hard + self.cfg.stall)
+            } else {
+                deadline.min(hard.max(since))
+            };
+        }
+        Action::Send { deadline }
+    }
+
+    fn reply(&mut self, reply: &Reply) {
+        reply.encode(&mut self.out);
+    }
+
+    fn frame(&mut self, frame: &Frame) {
+        frame.encode(&mut self.out);
+    }
+
+    fn reply_err(&mut self, command: &'static str, name: Option<&FileName>, code: Code) {
+        self.reply(&Reply::Err(err_reply(code)));
+        self.log(command, name, Some(code), 0);
+    }
+
+    /// Sends a closing error (420, 421, 422, 501, 502) and closes (ERR-5, CLOSE-6).
+    fn close_with(&mut self, code: Code) {
+        tracing::info!(code = %code, "closing");
+        // Without waiting long: the peer may be the reason the session ends (TIME-5).
+        self.last_words = true;
+        self.send_since = None;
+        self.reply(&Reply::Err(err_reply(code)));
+        self.state = State::Closing(End::Closed(code));
+    }
+
+    /// One info event per request: command, name, octets moved (entries for `dir`), the
+    /// error code if any, and how long it took.
+    fn log(&self, command: &'static str, name: Option<&FileName>, code: Option<Code>, n: u64) {
+        let micros = u64::try_from(self.now.saturating_duration_since(self.started).as_micros())
+            .unwrap_or(u64::MAX);
+        let code = code.map(Code::get);
+        match (command, name) {
+            ("dir", _) => tracing::info!(command, entries = n, code, micros, "request"),
+            (_, Some(name)) => {
+                tracing::info!(command, %name, bytes = n, code, micros, "request");
+            }
+            (_, None) => tracing::info!(command, code, micros, "request"),
+        }
+    }
+}
