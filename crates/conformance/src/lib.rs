@@ -295,6 +295,21 @@ mod tests {
         }
     }
 
+    /// A case's judge reports what it finds wrong under the case's first requirement unless
+    /// it names another: a MAY there would turn every such failure into mere information.
+    #[test]
+    fn no_case_reports_under_a_may_unless_it_is_only_about_one() {
+        for c in server_cases().into_iter().chain(client_cases()) {
+            let first = spec::requirement(&c.requirements[0]).map(|r| r.level);
+            assert!(
+                first != Some(spec::Level::May) || c.level == spec::Level::May,
+                "{}: {:?}",
+                c.id,
+                c.requirements
+            );
+        }
+    }
+
     #[test]
     fn run_ids_look_like_names() {
         let id = run_id();

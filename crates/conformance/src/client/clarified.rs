@@ -251,7 +251,7 @@ pub(crate) fn all() -> Vec<ClientCase> {
         ClientCase::new(
             "GET-12/1",
             "get: abort 422 after 1000 octets, then close: failure, no complete file",
-            &["GET-12", "GET-11", "DATA-9"],
+            &["GET-11", "GET-12", "DATA-9"],
             Op::Get,
             get_mock(abort_422, After::Close),
             failed_no_file,
