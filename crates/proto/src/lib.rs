@@ -6,5 +6,7 @@
 //! two peers in memory on a virtual clock.
 //!
 //! - [`server`]: one server session (spec/protocol.md sections 3 to 9).
+//! - [`memory`]: an in-memory driver of a server session (tests, fuzzing).
 
+pub mod memory;
 pub mod server;

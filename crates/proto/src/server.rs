@@ -25,7 +25,7 @@
 //! which requests in flight must stop (CLOSE-8, CLOSE-9). A driver that waits (for input, for
 //! its peer to accept output) must wake when the shutdown is triggered and report it.
 //!
-//! Buffers: the session owns its input buffer (1 MiB, for large reads during uploads), its
+//! Buffers: the session owns its input buffer (64 KiB, 1 MiB once it receives an upload), its
 //! reply buffer and the file buffer of gets, which keeps room in front of each chunk for the
 //! chunk's `data LEN` line, so that head and data leave in one write without a copy.
 
@@ -39,8 +39,11 @@ use ferry_wire::{
     Version, decode_request, write_chunk_head,
 };
 
-/// Capacity of the input buffer: large reads during uploads (memory the kernel never fills
-/// is never touched).
+/// Capacity of the input buffer between uploads: request lines (at most 4096 octets) and a
+/// run of pipelined ones.
+const INPUT_SMALL: usize = 64 * 1024;
+
+/// Capacity of the input buffer during an upload: large reads of payload data.
 const INPUT_CAPACITY: usize = 1 << 20;
 
 /// When less than this is free at the end of the input buffer, the unread rest moves to the
@@ -284,7 +287,7 @@ impl ServerSession {
                 extend: false,
             },
             now,
-            input: vec![0; INPUT_CAPACITY],
+            input: vec![0; INPUT_SMALL],
             in_start: 0,
             in_end: 0,
             out,
@@ -343,6 +346,9 @@ impl ServerSession {
         if matches!(self.state, State::Draining { .. }) {
             self.in_start = 0;
             self.in_end = 0;
+        } else if matches!(self.state, State::Receiving(_)) && self.input.len() < INPUT_CAPACITY {
+            // An upload reads in large pieces; the buffer stays large for the session.
+            self.input.resize(INPUT_CAPACITY, 0);
         } else if self.input.len() - self.in_end < COMPACT_BELOW && self.in_start > 0 {
             self.input.copy_within(self.in_start..self.in_end, 0);
             self.in_end -= self.in_start;

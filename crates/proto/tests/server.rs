@@ -2,11 +2,11 @@
 //! is a script — octets from the client, time passing — and checks the octets the session
 //! sends and what it asks of its storage.
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ferry_proto::server::{Action, End, FileMeta, ServerSession, SessionConfig};
-use ferry_wire::{Code, Digest, Entry, FileName, Timestamp};
+use ferry_proto::memory::Harness;
+use ferry_proto::server::{Action, End, SessionConfig};
+use ferry_wire::{Code, Digest};
 
 const GREETING: &[u8] = b"ferry/1 max-line=4096 max-name=255 max-size=1000000 max-chunk=1048576 max-eager=100 idle=300 stall=60\n";
 
@@ -19,201 +19,6 @@ fn config() -> SessionConfig {
         idle: Duration::from_secs(300),
         stall: Duration::from_secs(60),
         chunk_patience: Duration::from_secs(5),
-    }
-}
-
-fn mtime() -> Timestamp {
-    Timestamp::from_fields(2024, 3, 1, 8, 0, 0).expect("a timestamp")
-}
-
-/// A client, a clock and a folder in memory around one session.
-struct Harness {
-    s: ServerSession,
-    now: Instant,
-    files: BTreeMap<String, Vec<u8>>,
-    /// The open file of a get and the read position.
-    open: Option<(Vec<u8>, usize)>,
-    /// The upload in progress: name and octets.
-    upload: Option<(String, Vec<u8>)>,
-    /// Storage operations the session asked for, in order (for checks).
-    ops: Vec<String>,
-    inbox: Vec<u8>,
-    eof: bool,
-    /// What the session sent.
-    sent: Vec<u8>,
-    /// How many octets the client accepts before it stops reading (None: all).
-    window: Option<usize>,
-    /// The wait the session is in when `run` returns.
-    waiting: Option<Action>,
-}
-
-impl Harness {
-    fn new(cfg: SessionConfig) -> Self {
-        let now = Instant::now();
-        Self {
-            s: ServerSession::new(cfg, now),
-            now,
-            files: BTreeMap::new(),
-            open: None,
-            upload: None,
-            ops: Vec::new(),
-            inbox: Vec::new(),
-            eof: false,
-            sent: Vec::new(),
-            window: None,
-            waiting: None,
-        }
-    }
-
-    fn client(&mut self, bytes: &[u8]) -> &mut Self {
-        self.inbox.extend_from_slice(bytes);
-        self
-    }
-
-    /// Drives the session until it waits for something the script has not provided yet
-    /// (input, a peer that accepts output, time) or is finished.
-    fn run(&mut self) -> &mut Self {
-        loop {
-            let action = self.s.poll(self.now);
-            match action {
-                Action::Send { .. } => {
-                    let out = self.s.output();
-                    let n = match self.window {
-                        Some(w) => out.len().min(w),
-                        None => out.len(),
-                    };
-                    if n == 0 {
-                        self.waiting = Some(action);
-                        return self;
-                    }
-                    self.sent.extend_from_slice(&out[..n]);
-                    if let Some(w) = &mut self.window {
-                        *w -= n;
-                    }
-                    self.s.sent(n);
-                }
-                Action::Receive { .. } => {
-                    if self.inbox.is_empty() {
-                        if self.eof {
-                            self.s.eof();
-                            continue;
-                        }
-                        self.waiting = Some(action);
-                        return self;
-                    }
-                    let space = self.s.input_space();
-                    let n = space.len().min(self.inbox.len());
-                    space[..n].copy_from_slice(&self.inbox[..n]);
-                    self.inbox.drain(..n);
-                    self.s.received(n);
-                }
-                Action::Drain { .. } => {
-                    self.waiting = Some(action);
-                    return self;
-                }
-                Action::Finished(_) => {
-                    self.waiting = Some(action);
-                    return self;
-                }
-                Action::List => {
-                    self.ops.push("list".into());
-                    let entries = self
-                        .files
-                        .iter()
-                        .map(|(n, d)| Entry {
-                            size: d.len() as u64,
-                            mtime: mtime(),
-                            name: FileName::new(n).expect("a name"),
-                        })
-                        .collect();
-                    self.s.listed(Ok(entries));
-                }
-                Action::OpenRead(name) => {
-                    self.ops.push(format!("open {name}"));
-                    match self.files.get(name.as_str()) {
-                        Some(d) => {
-                            self.open = Some((d.clone(), 0));
-                            self.s.opened(Ok(FileMeta {
-                                size: d.len() as u64,
-                                mtime: mtime(),
-                            }));
-                        }
-                        None => self.s.opened(Err(Code::NOT_FOUND)),
-                    }
-                }
-                Action::ReadFile { len } => {
-                    let (data, pos) = self.open.as_mut().expect("an open file");
-                    let space = self.s.file_space();
-                    assert_eq!(space.len(), len);
-                    let n = len.min(data.len() - *pos);
-                    space[..n].copy_from_slice(&data[*pos..*pos + n]);
-                    *pos += n;
-                    self.s.file_read(Ok(n));
-                }
-                Action::CheckUnchanged => self.s.checked(Ok(true)),
-                Action::CloseFile => {
-                    self.ops.push("close-file".into());
-                    self.open = None;
-                }
-                Action::BeginUpload { name, size, .. } => {
-                    self.ops.push(format!("begin {name} {size}"));
-                    self.upload = Some((name.as_str().to_owned(), Vec::new()));
-                    self.s.upload_begun(Ok(()));
-                }
-                Action::WriteUpload => {
-                    let data = self.s.upload_data().to_vec();
-                    self.upload.as_mut().expect("an upload").1.extend(data);
-                    self.s.upload_written(Ok(()));
-                }
-                Action::CommitUpload => {
-                    self.ops.push("commit".into());
-                    let (name, data) = self.upload.take().expect("an upload");
-                    self.files.insert(name, data);
-                    self.s.upload_committed(Ok(()));
-                }
-                Action::DiscardUpload => {
-                    self.ops.push("discard".into());
-                    self.upload = None;
-                }
-            }
-        }
-    }
-
-    /// Lets `d` pass; a wait whose deadline passed times out.
-    fn wait(&mut self, d: Duration) -> &mut Self {
-        self.now += d;
-        let due = match &self.waiting {
-            Some(Action::Send { deadline } | Action::Receive { deadline }) => *deadline <= self.now,
-            Some(Action::Drain { until }) => *until <= self.now,
-            _ => false,
-        };
-        if due {
-            self.s.timed_out(self.now);
-        }
-        self.run()
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.sent).into_owned()
-    }
-
-    /// What was sent after the greeting.
-    fn replies(&self) -> String {
-        self.text()
-            .strip_prefix(std::str::from_utf8(GREETING).expect("ASCII"))
-            .expect("the greeting first")
-            .to_owned()
-    }
-
-    fn finished(&self) -> Option<End> {
-        match &self.waiting {
-            Some(Action::Finished(end)) => Some(end.clone()),
-            _ => None,
-        }
-    }
-
-    fn draining(&self) -> bool {
-        matches!(self.waiting, Some(Action::Drain { .. }))
     }
 }
 
@@ -349,4 +154,31 @@ fn a_client_that_accepts_nothing_is_dropped_after_the_stall_timeout() {
     assert_eq!(h.finished(), None);
     h.wait(Duration::from_secs(1));
     assert_eq!(h.finished(), Some(End::Dropped("peer accepts no output")));
+}
+
+#[test]
+fn a_storage_write_failure_drops_the_upload_reads_past_the_payload_and_answers_431() {
+    let mut h = Harness::new(config());
+    h.run();
+    h.faults = vec![Code::STORAGE];
+    let mut put = b"put 5 new now f\ndata 5\nhello".to_vec();
+    put.extend_from_slice(format!("end {}\ndir\n", Digest::of(b"hello")).as_bytes());
+    h.client(&put).run();
+    assert_eq!(h.replies(), "err 431 storage\nok dir 0\n");
+    assert_eq!(h.ops, ["begin f 5", "write failed", "discard", "list"]);
+}
+
+#[test]
+fn a_read_failure_during_a_get_ends_its_payload_with_abort_431_and_the_session_goes_on() {
+    let mut h = Harness::new(config());
+    h.files.insert("f".into(), b"hello".to_vec());
+    h.run();
+    h.faults = vec![Code::STORAGE];
+    h.client(b"get 0 f\ndir\n").run();
+    let replies = h.replies();
+    assert!(
+        replies.contains("abort 431 storage\nok dir 1\n"),
+        "{replies:?}"
+    );
+    assert!(!replies.contains("data "), "{replies:?}");
 }

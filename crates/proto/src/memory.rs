@@ -1,0 +1,246 @@
+//! An in-memory driver of [`ServerSession`], for tests and fuzzing: the client's octets,
+//! a virtual clock and a folder are plain values, so a whole session runs without a socket,
+//! a file or a sleep, and every deadline is met exactly.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use ferry_wire::{Code, Entry, FileName, Timestamp};
+
+use crate::server::{Action, End, FileMeta, ServerSession, SessionConfig};
+
+/// A client, a clock and a folder in memory around one server session.
+#[derive(Debug)]
+pub struct Harness {
+    pub s: ServerSession,
+    pub now: Instant,
+    pub files: BTreeMap<String, Vec<u8>>,
+    /// The open file of a get and the read position.
+    pub open: Option<(Vec<u8>, usize)>,
+    /// The upload in progress: name and octets.
+    pub upload: Option<(String, Vec<u8>)>,
+    /// Storage operations the session asked for, in order (for checks).
+    pub ops: Vec<String>,
+    pub inbox: Vec<u8>,
+    pub eof: bool,
+    /// What the session sent.
+    pub sent: Vec<u8>,
+    /// How many octets the client accepts before it stops reading (None: all).
+    pub window: Option<usize>,
+    /// The wait the session is in when `run` returns.
+    pub waiting: Option<Action>,
+    /// The next storage operations fail with these codes, in order (then succeed again).
+    pub faults: Vec<Code>,
+    /// The modification time of every file.
+    pub mtime: Timestamp,
+}
+
+impl Harness {
+    /// A session with `cfg`, accepted now.
+    pub fn new(cfg: SessionConfig) -> Self {
+        let now = Instant::now();
+        Self {
+            s: ServerSession::new(cfg, now),
+            now,
+            files: BTreeMap::new(),
+            open: None,
+            upload: None,
+            ops: Vec::new(),
+            inbox: Vec::new(),
+            eof: false,
+            sent: Vec::new(),
+            window: None,
+            waiting: None,
+            faults: Vec::new(),
+            mtime: Timestamp::from_unix_clamped(1_709_280_000),
+        }
+    }
+
+    /// Octets the client sends (delivered by [`Harness::run`]).
+    pub fn client(&mut self, bytes: &[u8]) -> &mut Self {
+        self.inbox.extend_from_slice(bytes);
+        self
+    }
+
+    /// Drives the session until it waits for something the script has not provided yet
+    /// (input, a peer that accepts output, time) or is finished.
+    pub fn run(&mut self) -> &mut Self {
+        loop {
+            let action = self.s.poll(self.now);
+            match action {
+                Action::Send { .. } => {
+                    let out = self.s.output();
+                    let n = match self.window {
+                        Some(w) => out.len().min(w),
+                        None => out.len(),
+                    };
+                    if n == 0 {
+                        self.waiting = Some(action);
+                        return self;
+                    }
+                    self.sent.extend_from_slice(&out[..n]);
+                    if let Some(w) = &mut self.window {
+                        *w -= n;
+                    }
+                    self.s.sent(n);
+                }
+                Action::Receive { .. } => {
+                    if self.inbox.is_empty() {
+                        if self.eof {
+                            self.s.eof();
+                            continue;
+                        }
+                        self.waiting = Some(action);
+                        return self;
+                    }
+                    let space = self.s.input_space();
+                    let n = space.len().min(self.inbox.len());
+                    space[..n].copy_from_slice(&self.inbox[..n]);
+                    self.inbox.drain(..n);
+                    self.s.received(n);
+                }
+                Action::Drain { .. } => {
+                    self.waiting = Some(action);
+                    return self;
+                }
+                Action::Finished(_) => {
+                    self.waiting = Some(action);
+                    return self;
+                }
+                Action::List if !self.faults.is_empty() => {
+                    self.ops.push("list failed".into());
+                    let code = self.faults.remove(0);
+                    self.s.listed(Err(code));
+                }
+                Action::ReadFile { .. } if !self.faults.is_empty() => {
+                    let code = self.faults.remove(0);
+                    self.s.file_read(Err(code));
+                }
+                Action::WriteUpload if !self.faults.is_empty() => {
+                    self.ops.push("write failed".into());
+                    let code = self.faults.remove(0);
+                    self.s.upload_written(Err(code));
+                }
+                Action::CommitUpload if !self.faults.is_empty() => {
+                    self.ops.push("commit failed".into());
+                    self.upload = None;
+                    let code = self.faults.remove(0);
+                    self.s.upload_committed(Err(code));
+                }
+                Action::List => {
+                    self.ops.push("list".into());
+                    let entries = self
+                        .files
+                        .iter()
+                        .map(|(n, d)| Entry {
+                            size: d.len() as u64,
+                            mtime: self.mtime,
+                            name: FileName::new(n).expect("names in the folder are valid"),
+                        })
+                        .collect();
+                    self.s.listed(Ok(entries));
+                }
+                Action::OpenRead(name) => {
+                    self.ops.push(format!("open {name}"));
+                    match self.files.get(name.as_str()) {
+                        Some(d) => {
+                            self.open = Some((d.clone(), 0));
+                            self.s.opened(Ok(FileMeta {
+                                size: d.len() as u64,
+                                mtime: self.mtime,
+                            }));
+                        }
+                        None => self.s.opened(Err(Code::NOT_FOUND)),
+                    }
+                }
+                Action::ReadFile { len } => {
+                    let Some((data, pos)) = self.open.as_mut() else {
+                        self.s.file_read(Err(Code::STORAGE));
+                        continue;
+                    };
+                    let space = self.s.file_space();
+                    assert_eq!(space.len(), len, "file_space is as long as ReadFile asked");
+                    let n = len.min(data.len() - *pos);
+                    space[..n].copy_from_slice(&data[*pos..*pos + n]);
+                    *pos += n;
+                    self.s.file_read(Ok(n));
+                }
+                Action::CheckUnchanged => self.s.checked(Ok(true)),
+                Action::CloseFile => {
+                    self.ops.push("close-file".into());
+                    self.open = None;
+                }
+                Action::BeginUpload { name, size, .. } => {
+                    self.ops.push(format!("begin {name} {size}"));
+                    self.upload = Some((name.as_str().to_owned(), Vec::new()));
+                    self.s.upload_begun(Ok(()));
+                }
+                Action::WriteUpload => {
+                    let data = self.s.upload_data().to_vec();
+                    match self.upload.as_mut() {
+                        Some(up) => {
+                            up.1.extend(data);
+                            self.s.upload_written(Ok(()));
+                        }
+                        None => self.s.upload_written(Err(Code::STORAGE)),
+                    }
+                }
+                Action::CommitUpload => {
+                    self.ops.push("commit".into());
+                    match self.upload.take() {
+                        Some((name, data)) => {
+                            self.files.insert(name, data);
+                            self.s.upload_committed(Ok(()));
+                        }
+                        None => self.s.upload_committed(Err(Code::STORAGE)),
+                    }
+                }
+                Action::DiscardUpload => {
+                    self.ops.push("discard".into());
+                    self.upload = None;
+                }
+            }
+        }
+    }
+
+    /// Lets `d` pass; a wait whose deadline passed times out.
+    pub fn wait(&mut self, d: Duration) -> &mut Self {
+        self.now += d;
+        let due = match &self.waiting {
+            Some(Action::Send { deadline } | Action::Receive { deadline }) => *deadline <= self.now,
+            Some(Action::Drain { until }) => *until <= self.now,
+            _ => false,
+        };
+        if due {
+            self.s.timed_out(self.now);
+        }
+        self.run()
+    }
+
+    /// What the session sent, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.sent).into_owned()
+    }
+
+    /// What was sent after the greeting.
+    pub fn replies(&self) -> String {
+        let text = self.text();
+        match text.find('\n') {
+            Some(lf) => text[lf + 1..].to_owned(),
+            None => String::new(),
+        }
+    }
+
+    /// How the session ended, once it did.
+    pub fn finished(&self) -> Option<End> {
+        match &self.waiting {
+            Some(Action::Finished(end)) => Some(end.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether the session is draining (its last words sent).
+    pub fn draining(&self) -> bool {
+        matches!(self.waiting, Some(Action::Drain { .. }))
+    }
+}
