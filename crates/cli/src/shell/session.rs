@@ -394,3 +394,194 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read as _, Write as _};
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::thread;
+
+    use ferry_test_support::TestServer;
+
+    use super::*;
+
+    /// Which way a [`Relay`]'s first connection stalls.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Stall {
+        /// The server's octets stop after this many (a download hangs).
+        Down(usize),
+        /// The client's octets stop after this many (an upload hangs).
+        Up(usize),
+    }
+
+    /// A TCP relay in front of `server`: its first connection stops forwarding one way after
+    /// some octets (the rest is dropped), so a transfer on it hangs until cancelled, whatever
+    /// the engine; later connections are relayed in full. Each connection's threads end when
+    /// either side closes.
+    struct Relay {
+        addr: ServerAddr,
+        stop: Arc<AtomicBool>,
+    }
+
+    impl Relay {
+        fn start(upstream: std::net::SocketAddr, stall: Stall) -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+            let port = listener.local_addr().expect("addr").port();
+            let stop = Arc::new(AtomicBool::new(false));
+            let stopped = Arc::clone(&stop);
+            thread::spawn(move || {
+                let mut first = true;
+                for client in listener.incoming() {
+                    if stopped.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(client) = client else { break };
+                    let Ok(server) = TcpStream::connect(upstream) else {
+                        break;
+                    };
+                    let (down, up) = match (first, stall) {
+                        (true, Stall::Down(n)) => (n, usize::MAX),
+                        (true, Stall::Up(n)) => (usize::MAX, n),
+                        (false, _) => (usize::MAX, usize::MAX),
+                    };
+                    first = false;
+                    pipe(&server, &client, down);
+                    pipe(&client, &server, up);
+                }
+            });
+            Relay {
+                addr: ServerAddr {
+                    host: "127.0.0.1".into(),
+                    port,
+                },
+                stop,
+            }
+        }
+    }
+
+    impl Drop for Relay {
+        fn drop(&mut self) {
+            // Wake the accept loop so that its thread ends.
+            self.stop.store(true, Ordering::SeqCst);
+            let _ = TcpStream::connect(("127.0.0.1", self.addr.port));
+        }
+    }
+
+    /// Copies `from` to `to` in a thread, at most `limit` octets; past the limit it reads
+    /// and drops the rest, so the receiving side waits forever. When `from` ends it shuts
+    /// both sockets down, which ends the other direction's thread too.
+    fn pipe(from: &TcpStream, to: &TcpStream, limit: usize) {
+        let (mut from, mut to) = (
+            from.try_clone().expect("clone"),
+            to.try_clone().expect("clone"),
+        );
+        thread::spawn(move || {
+            let mut buf = vec![0; 64 * 1024];
+            let mut sent = 0;
+            loop {
+                let n = match from.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                let pass = n.min(limit - sent);
+                if pass > 0 && to.write_all(&buf[..pass]).is_err() {
+                    break;
+                }
+                sent += pass;
+            }
+            let _ = from.shutdown(Shutdown::Both);
+            let _ = to.shutdown(Shutdown::Both);
+        });
+    }
+
+    const ENGINES: [Impl; 4] = [Impl::Threads, Impl::Tokio, Impl::AsyncStd, Impl::Smol];
+
+    #[test]
+    fn cancel_stops_a_hanging_download_and_the_next_request_works() {
+        let server = TestServer::start();
+        server.write_file("big.bin", &vec![7; 8 << 20]);
+        let name = FileName::from_local("big.bin").expect("name");
+        let local = tempfile::tempdir().expect("tempdir");
+        for engine in ENGINES {
+            // The download hangs after 3 MiB of the server's octets.
+            let relay = Relay::start(server.addr, Stall::Down(3 << 20));
+            let cancel = Canceller::default();
+            let mut session =
+                Session::connect(engine, &relay.addr, cancel.clone()).expect("connect");
+            let dest = local.path().join(format!("{engine:?}.bin"));
+            let mut fired = false;
+            let result = session.get(&name, &dest, &GetOptions::default(), &mut |p| {
+                if p.done > 0 && !fired {
+                    fired = cancel.cancel();
+                }
+            });
+            assert!(fired, "{engine:?}: the transfer was running");
+            assert!(
+                matches!(result, Err(Failed::Cancelled)),
+                "{engine:?}: {result:?}"
+            );
+            assert!(
+                !dest.exists(),
+                "{engine:?}: nothing unverified at the destination"
+            );
+            assert!(!cancel.cancel(), "{engine:?}: nothing runs any more");
+            // A new session is open, over the relay's second (full) connection.
+            assert!(session.is_open(), "{engine:?}");
+            let listing = session.dir().expect("dir after the cancel");
+            assert_eq!(listing.entries.len(), 1, "{engine:?}");
+            let report = session
+                .get(&name, &dest, &GetOptions::default(), &mut |_| {})
+                .expect("get after the cancel");
+            assert_eq!(report.size, 8 << 20, "{engine:?}");
+            session.close().expect("close");
+        }
+    }
+
+    #[test]
+    fn cancel_stops_a_hanging_upload_and_nothing_is_stored() {
+        let server = TestServer::start();
+        let local = tempfile::tempdir().expect("tempdir");
+        let file = local.path().join("up.bin");
+        std::fs::write(&file, vec![9; 32 << 20]).expect("file");
+        let name = FileName::from_local("up.bin").expect("name");
+        for engine in ENGINES {
+            // The upload hangs after 2 MiB of the client's octets.
+            let relay = Relay::start(server.addr, Stall::Up(2 << 20));
+            let cancel = Canceller::default();
+            let mut session =
+                Session::connect(engine, &relay.addr, cancel.clone()).expect("connect");
+            let mut fired = false;
+            let result = session.put(&file, &name, &PutOptions::default(), &mut |p| {
+                if p.done > 0 && !fired {
+                    fired = cancel.cancel();
+                }
+            });
+            assert!(fired, "{engine:?}: the transfer was running");
+            assert!(
+                matches!(result, Err(Failed::Cancelled)),
+                "{engine:?}: {result:?}"
+            );
+            drop(relay);
+            assert!(server.wait_staging_empty(), "{engine:?}: staging cleaned");
+            assert_eq!(
+                server.read_file("up.bin"),
+                None,
+                "{engine:?}: nothing stored"
+            );
+            let listing = session.dir().expect("dir after the cancel");
+            assert!(listing.entries.is_empty(), "{engine:?}");
+        }
+    }
+
+    #[test]
+    fn cancel_outside_a_request_does_nothing() {
+        let cancel = Canceller::default();
+        assert!(!cancel.cancel());
+        let _rx = cancel.arm(None);
+        assert!(cancel.cancel());
+        assert!(cancel.disarm());
+        assert!(!cancel.disarm(), "a cancel counts once");
+        assert!(!cancel.cancel());
+    }
+}
