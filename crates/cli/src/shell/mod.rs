@@ -277,8 +277,22 @@ impl Shell {
     /// (the next command opens a new one).
     fn failed(&mut self, what: &str, f: &Failed) -> u8 {
         match f {
-            Failed::Cancelled => {
-                eprintln!("{what}: cancelled");
+            Failed::Cancelled {
+                reconnect_error: None,
+            } => {
+                eprintln!(
+                    "{what}: cancelled; reconnected to {} (ferry/1 ends the session of a cancelled transfer)",
+                    self.session.addr()
+                );
+                exit::CONNECTION
+            }
+            Failed::Cancelled {
+                reconnect_error: Some(e),
+            } => {
+                eprintln!(
+                    "{what}: cancelled; cannot reconnect to {} now: {e} (the next command tries again)",
+                    self.session.addr()
+                );
                 exit::CONNECTION
             }
             Failed::Client(e) => {
@@ -364,7 +378,7 @@ impl Shell {
         let result = self
             .session
             .get(&name, &dest, &opts, &mut |p| bars.update(p));
-        bars.finish();
+        bars.end(result.is_ok());
         match result {
             Ok(report) => {
                 println!(
@@ -415,7 +429,7 @@ impl Shell {
                     .get_many(&names, Path::new("."), &GetOptions::default(), &mut |p| {
                         bars.update(p)
                     });
-            bars.finish();
+            bars.end(results.is_ok());
             match results {
                 Ok(results) => {
                     for (name, r) in names.iter().zip(results) {
@@ -460,7 +474,7 @@ impl Shell {
         let result = self
             .session
             .put(path, &name, &opts, &mut |p| bars.update(p));
-        bars.finish();
+        bars.end(result.is_ok());
         match result {
             Ok(report) => {
                 println!(
@@ -511,7 +525,7 @@ impl Shell {
             let results = self
                 .session
                 .put_many(&files, &opts, &mut |p| bars.update(p));
-            bars.finish();
+            bars.end(results.is_ok());
             match results {
                 Ok(results) => {
                     for ((path, _), r) in files.iter().zip(results) {

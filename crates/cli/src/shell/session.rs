@@ -27,8 +27,12 @@ use crate::engine::{AnyClient, Impl};
 pub enum Failed {
     /// The request failed (the session may have ended with it).
     Client(ClientError),
-    /// Ctrl-C (or [`Canceller::cancel`]) stopped it; the session was closed.
-    Cancelled,
+    /// Ctrl-C (or [`Canceller::cancel`]) stopped it; the session was closed and a new one
+    /// opened, or, if that failed, why (the next request tries again).
+    Cancelled {
+        /// Why no new session could be opened.
+        reconnect_error: Option<ClientError>,
+    },
 }
 
 impl From<ClientError> for Failed {
@@ -303,20 +307,14 @@ impl Session {
                 // The socket was shut down or the request dropped half-way: this session
                 // cannot go on.
                 self.client = None;
-                match open(self.engine, &self.addr, &self.options) {
+                let reconnect_error = match open(self.engine, &self.addr, &self.options) {
                     Ok(o) => {
-                        eprintln!(
-                            "ferry: cancelled; reconnected to {} (a cancelled transfer ends its session)",
-                            self.addr
-                        );
                         self.client = Some(o);
+                        None
                     }
-                    Err(e) => eprintln!(
-                        "ferry: cancelled; cannot reconnect to {} now: {e} (the next command tries again)",
-                        self.addr
-                    ),
-                }
-                Err(Failed::Cancelled)
+                    Err(e) => Some(e),
+                };
+                Err(Failed::Cancelled { reconnect_error })
             }
         }
     }
@@ -397,102 +395,16 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{Read as _, Write as _};
-    use std::net::TcpListener;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::thread;
-
     use ferry_test_support::TestServer;
+    use ferry_test_support::relay::{Relay, Stall};
 
     use super::*;
 
-    /// Which way a [`Relay`]'s first connection stalls.
-    #[derive(Clone, Copy, PartialEq, Eq)]
-    enum Stall {
-        /// The server's octets stop after this many (a download hangs).
-        Down(usize),
-        /// The client's octets stop after this many (an upload hangs).
-        Up(usize),
-    }
-
-    /// A TCP relay in front of `server`: its first connection stops forwarding one way after
-    /// some octets (the rest is dropped), so a transfer on it hangs until cancelled, whatever
-    /// the engine; later connections are relayed in full. Each connection's threads end when
-    /// either side closes.
-    struct Relay {
-        addr: ServerAddr,
-        stop: Arc<AtomicBool>,
-    }
-
-    impl Relay {
-        fn start(upstream: std::net::SocketAddr, stall: Stall) -> Self {
-            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-            let port = listener.local_addr().expect("addr").port();
-            let stop = Arc::new(AtomicBool::new(false));
-            let stopped = Arc::clone(&stop);
-            thread::spawn(move || {
-                let mut first = true;
-                for client in listener.incoming() {
-                    if stopped.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(client) = client else { break };
-                    let Ok(server) = TcpStream::connect(upstream) else {
-                        break;
-                    };
-                    let (down, up) = match (first, stall) {
-                        (true, Stall::Down(n)) => (n, usize::MAX),
-                        (true, Stall::Up(n)) => (usize::MAX, n),
-                        (false, _) => (usize::MAX, usize::MAX),
-                    };
-                    first = false;
-                    pipe(&server, &client, down);
-                    pipe(&client, &server, up);
-                }
-            });
-            Relay {
-                addr: ServerAddr {
-                    host: "127.0.0.1".into(),
-                    port,
-                },
-                stop,
-            }
+    fn via(relay: &Relay) -> ServerAddr {
+        ServerAddr {
+            host: "127.0.0.1".into(),
+            port: relay.addr.port(),
         }
-    }
-
-    impl Drop for Relay {
-        fn drop(&mut self) {
-            // Wake the accept loop so that its thread ends.
-            self.stop.store(true, Ordering::SeqCst);
-            let _ = TcpStream::connect(("127.0.0.1", self.addr.port));
-        }
-    }
-
-    /// Copies `from` to `to` in a thread, at most `limit` octets; past the limit it reads
-    /// and drops the rest, so the receiving side waits forever. When `from` ends it shuts
-    /// both sockets down, which ends the other direction's thread too.
-    fn pipe(from: &TcpStream, to: &TcpStream, limit: usize) {
-        let (mut from, mut to) = (
-            from.try_clone().expect("clone"),
-            to.try_clone().expect("clone"),
-        );
-        thread::spawn(move || {
-            let mut buf = vec![0; 64 * 1024];
-            let mut sent = 0;
-            loop {
-                let n = match from.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                let pass = n.min(limit - sent);
-                if pass > 0 && to.write_all(&buf[..pass]).is_err() {
-                    break;
-                }
-                sent += pass;
-            }
-            let _ = from.shutdown(Shutdown::Both);
-            let _ = to.shutdown(Shutdown::Both);
-        });
     }
 
     const ENGINES: [Impl; 4] = [Impl::Threads, Impl::Tokio, Impl::AsyncStd, Impl::Smol];
@@ -508,7 +420,7 @@ mod tests {
             let relay = Relay::start(server.addr, Stall::Down(3 << 20));
             let cancel = Canceller::default();
             let mut session =
-                Session::connect(engine, &relay.addr, cancel.clone()).expect("connect");
+                Session::connect(engine, &via(&relay), cancel.clone()).expect("connect");
             let dest = local.path().join(format!("{engine:?}.bin"));
             let mut fired = false;
             let result = session.get(&name, &dest, &GetOptions::default(), &mut |p| {
@@ -518,7 +430,12 @@ mod tests {
             });
             assert!(fired, "{engine:?}: the transfer was running");
             assert!(
-                matches!(result, Err(Failed::Cancelled)),
+                matches!(
+                    result,
+                    Err(Failed::Cancelled {
+                        reconnect_error: None
+                    })
+                ),
                 "{engine:?}: {result:?}"
             );
             assert!(
@@ -550,7 +467,7 @@ mod tests {
             let relay = Relay::start(server.addr, Stall::Up(2 << 20));
             let cancel = Canceller::default();
             let mut session =
-                Session::connect(engine, &relay.addr, cancel.clone()).expect("connect");
+                Session::connect(engine, &via(&relay), cancel.clone()).expect("connect");
             let mut fired = false;
             let result = session.put(&file, &name, &PutOptions::default(), &mut |p| {
                 if p.done > 0 && !fired {
@@ -559,7 +476,12 @@ mod tests {
             });
             assert!(fired, "{engine:?}: the transfer was running");
             assert!(
-                matches!(result, Err(Failed::Cancelled)),
+                matches!(
+                    result,
+                    Err(Failed::Cancelled {
+                        reconnect_error: None
+                    })
+                ),
                 "{engine:?}: {result:?}"
             );
             drop(relay);
