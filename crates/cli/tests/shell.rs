@@ -321,3 +321,20 @@ fn local_commands_lcd_lls_lpwd_and_bang() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_session_idle_past_the_servers_limit_is_opened_again() {
+    let server = TestServer::with_config(|c| c.idle_timeout = Duration::from_secs(2));
+    server.write_file("a.txt", b"a");
+    let work = tempfile::tempdir().expect("tempdir");
+    // The session is idle for 3 s, past the server's limit of 2 s (its greeting says so).
+    let o = shell(&server, work.path(), "dir\n!sleep 3\nget a.txt\n");
+    assert_exit(&o, 0);
+    assert!(out(&o).contains("received a.txt (1 bytes)"), "{}", out(&o));
+    assert!(
+        err(&o).contains("ferry: reconnected to ")
+            && err(&o).contains("the server ends sessions idle"),
+        "{}",
+        err(&o)
+    );
+}

@@ -20,8 +20,8 @@ pub enum Stall {
 
 /// A TCP relay on 127.0.0.1:0 in front of a server: its first connection stops forwarding
 /// one way after some octets (it reads and drops the rest, so the receiving side waits
-/// forever); later connections are relayed in full. Each connection's threads end when
-/// either side closes; dropping the relay stops accepting.
+/// forever); later connections are relayed in full. Each direction's thread ends when its
+/// sender closes; dropping the relay stops accepting.
 #[derive(Debug)]
 pub struct Relay {
     /// Where the relay listens.
@@ -94,8 +94,10 @@ impl Drop for Relay {
 }
 
 /// Copies `from` to `to` in a thread, at most `limit` octets (all without a limit); past the
-/// limit it reads and drops the rest and signals `stalled`. When `from` ends it shuts both
-/// sockets down, which ends the other direction's thread too.
+/// limit, or once `to` cannot take more, it reads and drops the rest, so that the sender
+/// never blocks on the relay. When `from` ends it passes the end on (`to`'s sending side is
+/// shut down) and the thread ends; the peers then close their sockets themselves. (Shutting
+/// down both ways instead can leave a sender blocked on a zero window until its timeout.)
 fn pipe(
     from: &TcpStream,
     to: &TcpStream,
@@ -110,14 +112,15 @@ fn pipe(
     thread::spawn(move || {
         let mut buf = vec![0; 64 * 1024];
         let mut sent = 0;
+        let mut forwarding = true;
         loop {
             let n = match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            let pass = n.min(limit - sent);
+            let pass = if forwarding { n.min(limit - sent) } else { 0 };
             if pass > 0 && to.write_all(&buf[..pass]).is_err() {
-                break;
+                forwarding = false;
             }
             sent += pass;
             if sent == limit {
@@ -126,7 +129,6 @@ fn pipe(
                 cv.notify_all();
             }
         }
-        let _ = from.shutdown(Shutdown::Both);
-        let _ = to.shutdown(Shutdown::Both);
+        let _ = to.shutdown(Shutdown::Write);
     });
 }

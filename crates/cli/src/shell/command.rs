@@ -134,7 +134,11 @@ pub fn help() -> String {
         } else {
             format!("{} {}", s.names[0], s.usage)
         };
-        out.push_str(&format!("  {:<22} {}\n", head.trim_end(), s.help));
+        let also = match s.names[1..].join(", ") {
+            a if a.is_empty() => a,
+            a => format!(" (also: {a})"),
+        };
+        out.push_str(&format!("  {:<22} {}{also}\n", head.trim_end(), s.help));
     }
     out.push_str(
         "NAME, FILE and DIR are the rest of the line, spaces included; in PATTERN lists, quote\n\

@@ -22,6 +22,9 @@ use ferry_wire::{FileName, Listing};
 use crate::addr::ServerAddr;
 use crate::engine::{AnyClient, Impl};
 
+/// A session idle for this much less than the server's limit is already treated as closed.
+const IDLE_MARGIN: Duration = Duration::from_secs(1);
+
 /// Why a request did not give its result.
 #[derive(Debug)]
 pub enum Failed {
@@ -270,7 +273,8 @@ impl Session {
         let why = match &self.client {
             None => Some("the previous session ended"),
             Some(o) if !o.client.is_open() => Some("the previous session ended"),
-            Some(o) if !o.idle.is_zero() && o.last_used.elapsed() >= o.idle => {
+            // With a margin: the server may be closing it right now.
+            Some(o) if !o.idle.is_zero() && o.last_used.elapsed() + IDLE_MARGIN >= o.idle => {
                 Some("the server ends sessions idle for longer than its limit")
             }
             Some(_) => None,
