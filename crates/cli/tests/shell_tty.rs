@@ -1,8 +1,8 @@
 //! `ferry shell` on a pseudo-terminal, as a person uses it: Ctrl-C at the prompt, Tab
 //! completion of a server name, history written to `$XDG_STATE_HOME/ferry/history`, Ctrl-C
 //! (SIGINT, as the terminal sends it) during a download that hangs, the next command on a
-//! new session, Ctrl-D. The download hangs because a relay stalls the first connection, so
-//! nothing depends on timing.
+//! new session, Ctrl-D; and a history file that cannot be written. The download hangs
+//! because a relay stalls the first connection, so nothing depends on timing.
 #![cfg(unix)]
 
 use std::fs::{self, File, OpenOptions};
@@ -56,7 +56,7 @@ impl Terminal {
         let master = File::from(master);
         let screen = Arc::new(Mutex::new(Vec::new()));
         let (mut reader, sink) = (master.try_clone().expect("clone"), Arc::clone(&screen));
-        // Ends when the child's side is closed (EIO) .
+        // Ends when the child's side is closed (EIO).
         thread::spawn(move || {
             let mut buf = [0; 4096];
             while let Ok(n) = reader.read(&mut buf) {
@@ -95,6 +95,23 @@ impl Terminal {
                 let _ = self.child.kill();
                 panic!("{what:?} did not show up; the terminal shows:\n{text}");
             }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for the child to exit.
+    #[track_caller]
+    fn wait(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ferry did not exit; the terminal shows:\n{}",
+                self.text()
+            );
             thread::sleep(Duration::from_millis(10));
         }
     }
@@ -163,17 +180,38 @@ fn interactive_shell_on_a_terminal() {
     // Ctrl-D leaves, exit 0.
     term.type_keys("\x04");
     term.expect("bye");
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(s) = term.child.try_wait().expect("try_wait") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "ferry did not exit after Ctrl-D");
-        thread::sleep(Duration::from_millis(10));
-    };
-    assert_eq!(status.code(), Some(0), "{}", term.text());
+    assert_eq!(term.wait().code(), Some(0), "{}", term.text());
 
     let history = fs::read_to_string(state.path().join("ferry/history")).expect("history");
     let lines: Vec<&str> = history.lines().filter(|l| !l.starts_with('#')).collect();
     assert_eq!(lines, ["get notes.txt", "get big.bin", "dir"], "{history}");
+}
+
+#[test]
+fn a_history_that_cannot_be_written_costs_nothing_else() {
+    let server = TestServer::start();
+    server.write_file("notes.txt", b"hi");
+    let work = tempfile::tempdir().expect("tempdir");
+    // The state folder would have to be inside a file: creating it fails (even for root).
+    let blocker = work.path().join("not-a-folder");
+    fs::write(&blocker, b"").expect("file");
+    let mut term = Terminal::spawn(
+        Command::new(FERRY)
+            .args(["shell", &server.addr.to_string()])
+            .current_dir(work.path())
+            .env("XDG_STATE_HOME", &blocker)
+            .env("HOME", &blocker)
+            .env("TERM", "xterm")
+            .env_remove("FERRY_LOG")
+            .env_remove("RUST_LOG"),
+    );
+    term.expect("ferry> ");
+    term.type_keys("get notes.txt\r");
+    term.expect("received notes.txt (2 bytes)");
+    term.expect("ferry> ");
+    term.type_keys("close\r");
+    term.expect("bye");
+    assert_eq!(term.wait().code(), Some(0), "{}", term.text());
+    assert!(!term.text().contains("history"), "{}", term.text());
+    assert_eq!(fs::read(&blocker).expect("still a file"), b"");
 }
