@@ -113,7 +113,7 @@ pub fn dir(engine: Impl, addr: &ServerAddr, json: bool) -> u8 {
 }
 
 /// The warning for a listing entry skipped because its name is not valid here (NAME-15).
-fn warn_skipped(s: &SkippedEntry) {
+pub fn warn_skipped(s: &SkippedEntry) {
     eprintln!(
         "ferry: warning: skipped a listed file whose name is not valid ({}): {}",
         s.error,

@@ -11,7 +11,7 @@ use ferry_async::BlockOn as _;
 use ferry_sync::client::{
     ClientError, ClientOptions, GetOptions, GetReport, Progress, PutOptions, PutReport,
 };
-use ferry_wire::{Entry, FileName, Listing};
+use ferry_wire::{FileName, Listing};
 
 /// Implementations of the protocol engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -79,11 +79,6 @@ impl AnyClient {
         each!(self, c => c.close())
     }
 
-    /// Lists the served folder.
-    pub fn dir(&mut self) -> Result<Vec<Entry>, ClientError> {
-        each!(self, c => c.dir())
-    }
-
     /// Lists the served folder, with the entries skipped because their names are not valid
     /// here (NAME-14).
     pub fn dir_listing(&mut self) -> Result<Listing, ClientError> {
@@ -124,17 +119,6 @@ impl AnyClient {
         progress: &mut dyn FnMut(Progress<'_>),
     ) -> Vec<Result<GetReport, ClientError>> {
         each!(self, c => c.get_many(names, dest_dir, opts, progress))
-    }
-
-    /// Uploads one local file.
-    pub fn put_from_path(
-        &mut self,
-        path: &Path,
-        name: Option<&FileName>,
-        opts: &PutOptions,
-        progress: &mut dyn FnMut(Progress<'_>),
-    ) -> Result<PutReport, ClientError> {
-        each!(self, c => c.put_from_path(path, name, opts, progress))
     }
 
     /// Uploads several local files, pipelined.

@@ -87,11 +87,19 @@ enum Command {
         #[arg(long)]
         replace: bool,
     },
-    /// Interactive session: dir, get NAME, put NAME, close (type `help`).
+    /// Interactive session like sftp: dir, get, put, mget/mput with globs, lcd, lls, !cmd
+    /// (type `help`); line editing, history and Tab completion on a terminal.
+    ///
+    /// Without a terminal on stdin, or with -b, the commands run as a batch: each is echoed,
+    /// the first that fails stops the shell with its exit code; a line starting with `-` may
+    /// fail.
     Shell {
         /// The server.
         #[arg(value_parser = addr::parse)]
         addr: ServerAddr,
+        /// Run the commands of FILE (`-` for stdin) as a batch.
+        #[arg(short = 'b', long = "batch", value_name = "FILE")]
+        batch: Option<PathBuf>,
     },
     /// Conformance: test a ferry/1 server or client of any implementation against the spec
     /// (see crates/conformance/README.md). Exit 1 when a case fails.
@@ -231,9 +239,9 @@ fn main() -> ExitCode {
             init_logging("warn");
             commands::put(engine, &addr, &files, as_name, replace)
         }
-        Command::Shell { addr } => {
+        Command::Shell { addr, batch } => {
             init_logging("warn");
-            shell::run(engine, &addr)
+            shell::run(engine, &addr, batch.as_deref())
         }
         Command::Conform { target } => ferry_conformance::cli::run(target),
         Command::Bench(args) => bench(&args),

@@ -46,6 +46,23 @@ impl Bars {
         self.current = Some((p.name.as_str().to_owned(), bar));
     }
 
+    /// Ends the current bar where it stopped (after a failure or a cancel), leaving it on
+    /// screen.
+    pub fn abandon(&mut self) {
+        if let Some((_, bar)) = self.current.take() {
+            bar.abandon();
+        }
+    }
+
+    /// [`Bars::finish`] after a success, [`Bars::abandon`] otherwise.
+    pub fn end(&mut self, success: bool) {
+        if success {
+            self.finish();
+        } else {
+            self.abandon();
+        }
+    }
+
     /// Ends the current bar, leaving its last state on screen.
     pub fn finish(&mut self) {
         if let Some((_, bar)) = self.current.take() {

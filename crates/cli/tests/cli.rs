@@ -1,5 +1,5 @@
 //! The `ferry` binary end to end: `ferry serve` as a child process (killed by a guard, so no
-//! process outlives a test), then `put`, `dir`, `get`, `shell` against it, with their output
+//! process outlives a test), then `put`, `dir`, `get` against it (`shell` in shell.rs), with their output
 //! and exit codes; and a few scripted fake servers for the integrity and protocol exits.
 
 use std::fs;
@@ -436,63 +436,6 @@ fn output_ending_with_a_separator_is_a_folder_created_if_missing() {
         fs::read(work.path().join("downloads")).expect("kept"),
         b"a file"
     );
-}
-
-#[test]
-fn shell_through_piped_stdin() {
-    let server = Server::start(&[]);
-    fs::write(server.root().join("b.txt"), b"from the server").expect("file");
-    let work = tempfile::tempdir().expect("tempdir");
-    fs::write(work.path().join("a.txt"), b"from the client").expect("file");
-    fs::write(work.path().join("my report (final).pdf"), b"pdf").expect("file");
-    let script = "dir\nput a.txt\nget b.txt\nput my report (final).pdf\nget missing\nfrobnicate\n\
-                  get\nhelp\ndir\nclose\ndir\n";
-    let o = ferry_in(work.path(), &["shell", &server.addr], script.as_bytes());
-    assert_exit(&o, 0);
-    let out = stdout(&o);
-    assert!(
-        !out.contains("ferry> "),
-        "no prompt without a terminal: {out}"
-    );
-    let lines: Vec<&str> = out.lines().collect();
-    assert!(
-        lines[0].ends_with("  b.txt") && lines[0].contains("15  "),
-        "{out}"
-    );
-    assert_eq!(lines[1], "sent a.txt (15 bytes)");
-    assert_eq!(lines[2], "received b.txt (15 bytes)");
-    assert_eq!(lines[3], "sent my report (final).pdf (3 bytes)");
-    assert!(
-        lines[4].starts_with("error: get missing: ") && lines[4].contains("511"),
-        "{out}"
-    );
-    assert!(
-        lines[5].starts_with("unknown command \"frobnicate\""),
-        "{out}"
-    );
-    assert_eq!(lines[6], "usage: get NAME");
-    assert!(out.contains("put NAME"), "help text: {out}");
-    let tail: Vec<&str> = lines.iter().rev().take(4).rev().copied().collect();
-    assert!(
-        tail[0].ends_with("  a.txt") && tail[1].ends_with("  b.txt"),
-        "{out}"
-    );
-    assert!(tail[2].ends_with("  my report (final).pdf"), "{out}");
-    assert_eq!(tail[3], "bye", "nothing runs after close: {out}");
-    assert_eq!(
-        fs::read(work.path().join("b.txt")).expect("got"),
-        b"from the server"
-    );
-    assert_eq!(
-        fs::read(server.root().join("a.txt")).expect("stored"),
-        b"from the client"
-    );
-
-    // End of input closes the session too.
-    let o = ferry_in(work.path(), &["shell", &server.addr], b"put a.txt\n");
-    assert_exit(&o, 0);
-    assert!(stdout(&o).contains("512 exists"), "{}", stdout(&o));
-    assert!(stdout(&o).ends_with("bye\n"), "{}", stdout(&o));
 }
 
 #[test]

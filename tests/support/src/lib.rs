@@ -11,8 +11,12 @@
 //! - [`replay()`]: plays a `spec/examples` transcript against a [`TestServer`];
 //!   [`replay_on`] against any [`Impl`], [`replay_at`] against any server address.
 //!
+//! - [`relay::Relay`]: a TCP relay whose first connection stalls one way (a transfer that
+//!   hangs until the client cancels it).
+//!
 //! Set `FERRY_TEST_LOG` (an `EnvFilter` directive such as `debug`) to see the server's logs.
 
+pub mod relay;
 mod replay;
 
 use std::fmt;

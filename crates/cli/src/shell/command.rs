@@ -1,0 +1,343 @@
+//! The shell's commands: their table (for `help` and completion) and the parsing of a line.
+
+use ferry_wire::PutMode;
+
+/// What a command's arguments name, for completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Args {
+    /// No arguments.
+    None,
+    /// One server file name: the rest of the line, spaces included.
+    RemoteName,
+    /// Server file names or glob patterns, separated by spaces (quote names with spaces).
+    RemoteWords,
+    /// One local path: the rest of the line.
+    LocalPath,
+    /// One local folder: the rest of the line.
+    LocalDir,
+    /// Local paths or glob patterns, separated by spaces.
+    LocalWords,
+}
+
+/// One entry of the command table.
+#[derive(Debug)]
+pub struct Spec {
+    /// The names the command answers to (the first is the one `help` shows).
+    pub names: &'static [&'static str],
+    /// Its arguments, as `help` shows them.
+    pub usage: &'static str,
+    /// What it does.
+    pub help: &'static str,
+    /// What its arguments name.
+    pub args: Args,
+}
+
+/// Every command, in the order `help` lists them.
+pub const COMMANDS: &[Spec] = &[
+    Spec {
+        names: &["dir", "ls"],
+        usage: "[PATTERN...]",
+        help: "list the files on the server (those matching a PATTERN)",
+        args: Args::RemoteWords,
+    },
+    Spec {
+        names: &["get"],
+        usage: "NAME",
+        help: "download NAME into the local folder",
+        args: Args::RemoteName,
+    },
+    Spec {
+        names: &["reget"],
+        usage: "NAME",
+        help: "resume the download of NAME from its NAME.ferry-part",
+        args: Args::RemoteName,
+    },
+    Spec {
+        names: &["mget"],
+        usage: "PATTERN...",
+        help: "download every file matching a PATTERN (*, ?, [a-z]), pipelined",
+        args: Args::RemoteWords,
+    },
+    Spec {
+        names: &["put"],
+        usage: "FILE",
+        help: "upload FILE (error if the server has that name)",
+        args: Args::LocalPath,
+    },
+    Spec {
+        names: &["replace"],
+        usage: "FILE",
+        help: "upload FILE, replacing the server's copy",
+        args: Args::LocalPath,
+    },
+    Spec {
+        names: &["mput"],
+        usage: "PATTERN...",
+        help: "upload every local file matching a PATTERN, pipelined",
+        args: Args::LocalWords,
+    },
+    Spec {
+        names: &["mreplace"],
+        usage: "PATTERN...",
+        help: "as mput, replacing the server's copies",
+        args: Args::LocalWords,
+    },
+    Spec {
+        names: &["lcd"],
+        usage: "[DIR]",
+        help: "change the local folder (default: your home folder)",
+        args: Args::LocalDir,
+    },
+    Spec {
+        names: &["lls"],
+        usage: "[DIR]",
+        help: "list a local folder",
+        args: Args::LocalPath,
+    },
+    Spec {
+        names: &["lpwd"],
+        usage: "",
+        help: "print the local folder",
+        args: Args::None,
+    },
+    Spec {
+        names: &["!"],
+        usage: "[COMMAND]",
+        help: "run COMMAND with the system shell (alone: start a shell)",
+        args: Args::LocalWords,
+    },
+    Spec {
+        names: &["help", "?"],
+        usage: "",
+        help: "this text",
+        args: Args::None,
+    },
+    Spec {
+        names: &["close", "quit", "exit", "bye"],
+        usage: "",
+        help: "end the session (also Ctrl-D, end of input)",
+        args: Args::None,
+    },
+];
+
+/// The command table's entry for `name`.
+pub fn spec(name: &str) -> Option<&'static Spec> {
+    COMMANDS.iter().find(|s| s.names.contains(&name))
+}
+
+/// The text of `help`.
+pub fn help() -> String {
+    let mut out = String::from("commands:\n");
+    for s in COMMANDS {
+        let head = if s.names[0] == "!" {
+            format!("!{}", s.usage)
+        } else {
+            format!("{} {}", s.names[0], s.usage)
+        };
+        let also = match s.names[1..].join(", ") {
+            a if a.is_empty() => a,
+            a => format!(" (also: {a})"),
+        };
+        out.push_str(&format!("  {:<22} {}{also}\n", head.trim_end(), s.help));
+    }
+    out.push_str(
+        "NAME, FILE and DIR are the rest of the line, spaces included; in PATTERN lists, quote\n\
+         names with spaces. Ctrl-C cancels a running transfer (and opens a new session).\n\
+         In a batch (-b FILE, or commands piped in), the first failing command stops ferry\n\
+         with its exit code; a line that starts with - may fail.",
+    );
+    out
+}
+
+/// A parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Nothing to do (an empty line or a `#` comment).
+    Nothing,
+    Help,
+    Close,
+    Dir(Vec<String>),
+    Get {
+        name: String,
+        resume: bool,
+    },
+    Mget(Vec<String>),
+    Put {
+        file: String,
+        mode: PutMode,
+    },
+    Mput {
+        patterns: Vec<String>,
+        mode: PutMode,
+    },
+    Lcd(Option<String>),
+    Lls(Option<String>),
+    Lpwd,
+    /// `!COMMAND`; `None`: start an interactive shell.
+    Local(Option<String>),
+}
+
+/// A line that is not a valid command: the message to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage(pub String);
+
+/// Splits a line into its command word and the rest (trimmed).
+pub fn split_command(line: &str) -> (&str, &str) {
+    let line = line.trim();
+    if let Some(rest) = line.strip_prefix('!') {
+        return ("!", rest.trim());
+    }
+    match line.split_once(char::is_whitespace) {
+        Some((c, r)) => (c, r.trim()),
+        None => (line, ""),
+    }
+}
+
+/// Parses one line (without a batch's leading `-`).
+pub fn parse(line: &str) -> Result<Command, Usage> {
+    let trimmed = line.trim();
+    if trimmed.is_empty() || trimmed.starts_with('#') {
+        return Ok(Command::Nothing);
+    }
+    let (word, rest) = split_command(trimmed);
+    let Some(spec) = spec(word) else {
+        return Err(Usage(format!(
+            "unknown command {:?}; type help for the commands",
+            ferry_sync::client::visible(word)
+        )));
+    };
+    let usage = || {
+        Usage(
+            format!("usage: {} {}", spec.names[0], spec.usage)
+                .trim_end()
+                .into(),
+        )
+    };
+    let words = || shell_words::split(rest).map_err(|e| Usage(format!("{word}: {e}")));
+    let one = || (!rest.is_empty()).then(|| rest.to_owned());
+    Ok(match spec.names[0] {
+        "dir" => Command::Dir(words()?),
+        "get" | "reget" => Command::Get {
+            name: one().ok_or_else(usage)?,
+            resume: word == "reget",
+        },
+        "mget" => match words()? {
+            w if w.is_empty() => return Err(usage()),
+            w => Command::Mget(w),
+        },
+        "put" | "replace" => Command::Put {
+            file: one().ok_or_else(usage)?,
+            mode: mode(spec.names[0]),
+        },
+        "mput" | "mreplace" => match words()? {
+            w if w.is_empty() => return Err(usage()),
+            patterns => Command::Mput {
+                patterns,
+                mode: mode(spec.names[0]),
+            },
+        },
+        "lcd" => Command::Lcd(one()),
+        "lls" => Command::Lls(one()),
+        "!" => Command::Local(one()),
+        _ if !rest.is_empty() => return Err(usage()),
+        "lpwd" => Command::Lpwd,
+        "help" => Command::Help,
+        _ => Command::Close,
+    })
+}
+
+fn mode(command: &str) -> PutMode {
+    if command.contains("replace") {
+        PutMode::Replace
+    } else {
+        PutMode::New
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(line: &str) -> Command {
+        parse(line).unwrap_or_else(|e| panic!("{line:?}: {e:?}"))
+    }
+
+    #[test]
+    fn the_seed_commands_keep_their_meaning() {
+        assert_eq!(ok("dir"), Command::Dir(vec![]));
+        assert_eq!(
+            ok("get my report (final).pdf"),
+            Command::Get {
+                name: "my report (final).pdf".into(),
+                resume: false
+            }
+        );
+        assert_eq!(
+            ok("  put  a b.txt "),
+            Command::Put {
+                file: "a b.txt".into(),
+                mode: PutMode::New
+            }
+        );
+        assert_eq!(
+            ok("replace x"),
+            Command::Put {
+                file: "x".into(),
+                mode: PutMode::Replace
+            }
+        );
+        for close in ["close", "quit", "exit", "bye"] {
+            assert_eq!(ok(close), Command::Close);
+        }
+        assert_eq!(ok("?"), Command::Help);
+        assert_eq!(ok(""), Command::Nothing);
+        assert_eq!(ok("# a comment"), Command::Nothing);
+    }
+
+    #[test]
+    fn word_lists_take_quotes() {
+        assert_eq!(
+            ok("mget *.txt 'my report*' b\\ c"),
+            Command::Mget(vec!["*.txt".into(), "my report*".into(), "b c".into()])
+        );
+        assert_eq!(
+            ok("mreplace *.log"),
+            Command::Mput {
+                patterns: vec!["*.log".into()],
+                mode: PutMode::Replace
+            }
+        );
+        assert_eq!(ok("ls *.md"), Command::Dir(vec!["*.md".into()]));
+    }
+
+    #[test]
+    fn local_commands() {
+        assert_eq!(ok("lcd"), Command::Lcd(None));
+        assert_eq!(ok("lcd my dir"), Command::Lcd(Some("my dir".into())));
+        assert_eq!(ok("lls"), Command::Lls(None));
+        assert_eq!(ok("lpwd"), Command::Lpwd);
+        assert_eq!(ok("!ls -l"), Command::Local(Some("ls -l".into())));
+        assert_eq!(ok("! echo hi"), Command::Local(Some("echo hi".into())));
+        assert_eq!(ok("!"), Command::Local(None));
+    }
+
+    #[test]
+    fn bad_lines_say_why() {
+        assert_eq!(parse("get"), Err(Usage("usage: get NAME".into())));
+        assert_eq!(parse("mget"), Err(Usage("usage: mget PATTERN...".into())));
+        assert_eq!(parse("lpwd x"), Err(Usage("usage: lpwd".into())));
+        assert_eq!(parse("close now"), Err(Usage("usage: close".into())));
+        assert!(
+            parse("frobnicate").is_err_and(|u| u.0.starts_with("unknown command \"frobnicate\""))
+        );
+        assert!(parse("mget 'open").is_err_and(|u| u.0.starts_with("mget: ")));
+    }
+
+    #[test]
+    fn help_lists_every_command() {
+        let h = help();
+        for s in COMMANDS {
+            assert!(h.contains(s.names[0]), "{}", s.names[0]);
+        }
+    }
+}
