@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use serde::Serialize;
 
 /// `spec/protocol.md` as it was when the runner was built.
-pub const PROTOCOL_MD: &str = include_str!("../../../spec/protocol.md");
+pub const PROTOCOL_MD: &str = include_str!("../spec/protocol.md");
 
 /// The requirement level of a requirement (RFC 2119 key word, negated or not).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

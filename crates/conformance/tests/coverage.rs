@@ -1,7 +1,7 @@
 //! Requirement coverage: every MUST requirement of spec/protocol.md is checked by at least
 //! one case or listed, with a reason, in `uncovered.toml`; an ID listed there is not covered
-//! by any case and exists in the spec. Also: the embedded copies of the spec and of the
-//! example transcripts are current.
+//! by any case and exists in the spec. Also: what the runner embeds is the crate's copy of the
+//! spec (`spec/`, kept identical to the workspace's `spec/` by `tests/spec_copy.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use ferry_conformance::spec::{Level, parse_requirements};
 use ferry_conformance::{UNCOVERED_TOML, client_cases, server_cases};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+/// The crate's copy of the specification (what the runner embeds).
+fn spec() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("spec")
 }
 
 #[derive(serde::Deserialize)]
@@ -26,7 +27,7 @@ struct Entry {
 
 #[test]
 fn every_must_requirement_is_covered_or_listed_as_uncovered() {
-    let md = std::fs::read_to_string(repo().join("spec/protocol.md")).expect("spec/protocol.md");
+    let md = std::fs::read_to_string(spec().join("protocol.md")).expect("spec/protocol.md");
     let reqs = parse_requirements(&md);
     assert_eq!(
         reqs.len(),
@@ -107,12 +108,12 @@ fn every_must_requirement_is_covered_or_listed_as_uncovered() {
 
 #[test]
 fn embedded_spec_and_examples_are_current() {
-    let md = std::fs::read_to_string(repo().join("spec/protocol.md")).expect("spec/protocol.md");
+    let md = std::fs::read_to_string(spec().join("protocol.md")).expect("spec/protocol.md");
     assert!(
         md == ferry_conformance::spec::PROTOCOL_MD,
         "rebuild: the embedded spec/protocol.md is stale"
     );
-    let mut on_disk: Vec<String> = std::fs::read_dir(repo().join("spec/examples"))
+    let mut on_disk: Vec<String> = std::fs::read_dir(spec().join("examples"))
         .expect("spec/examples")
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -126,11 +127,11 @@ fn embedded_spec_and_examples_are_current() {
         .collect();
     assert_eq!(
         embedded, on_disk,
-        "src/server/replay.rs must embed exactly the transcripts of spec/examples"
+        "src/server/replay.rs must embed exactly the transcripts of the crate's spec/examples"
     );
     for (stem, text) in ferry_conformance::embedded_examples() {
-        let disk = std::fs::read_to_string(repo().join(format!("spec/examples/{stem}.txt")))
-            .expect("example");
+        let disk =
+            std::fs::read_to_string(spec().join(format!("examples/{stem}.txt"))).expect("example");
         assert!(disk == *text, "{stem}: the embedded copy is stale");
         ferry_transcript::Transcript::parse(text).unwrap_or_else(|e| panic!("{stem}: {e}"));
     }

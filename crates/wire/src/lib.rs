@@ -69,3 +69,8 @@ pub use parse::PutHead;
 pub use payload::{HEAD_ROOM, PayloadError, PayloadReceiver, Step, write_chunk_head};
 pub use text::{ExtName, ParamName, ParamValue, Text, TokenError, Version};
 pub use time::Timestamp;
+
+/// The examples of README.md, run as doctests so that they cannot drift.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -53,7 +53,7 @@ macro_rules! examples {
     ($($stem:literal),* $(,)?) => {
         /// The example transcripts, embedded when the runner was built.
         pub(crate) const EMBEDDED: &[(&str, &str)] = &[
-            $(($stem, include_str!(concat!("../../../../spec/examples/", $stem, ".txt"))),)*
+            $(($stem, include_str!(concat!("../../spec/examples/", $stem, ".txt"))),)*
         ];
     };
 }
