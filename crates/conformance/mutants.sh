@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The conformance runner's strength, measured by mutation (crates/conformance/MUTANTS.md).
 #
-# cargo-mutants (crates.io) mutates the reference implementation's code in ferry-sync — the
-# threaded server's session code (server/) or the reference client (client/) — and for each
+# cargo-mutants (crates.io) mutates the reference implementation's code — the server session
+# core every server drives (ferry-proto's server.rs) with ferry-sync's driver of it (server/),
+# or the reference client (ferry-sync's client/) — and for each
 # mutant runs ONLY the conformance runner against it: the test
 # `reference_server_passes_every_server_case` or `reference_client_library_passes_every_client_case`
 # of crates/conformance/tests/reference.rs. A mutant is caught when the runner reports a
@@ -22,11 +23,14 @@ cd "$(dirname "$0")/../.."
 side=${1:-}
 case $side in
 server)
-    files='crates/ref-sync/src/server/*'
+    # The protocol core every server drives, and ferry-sync's driver of it.
+    packages=(-p ferry-proto -p ferry-sync)
+    files=(-f 'crates/proto/src/server.rs' -f 'crates/ref-sync/src/server/*')
     test=reference_server_passes_every_server_case
     ;;
 client)
-    files='crates/ref-sync/src/client/*'
+    packages=(-p ferry-sync)
+    files=(-f 'crates/ref-sync/src/client/*')
     test=reference_client_library_passes_every_client_case
     ;;
 *)
@@ -51,10 +55,10 @@ fi
 echo "== baseline: the runner against the unmutated reference ($test)"
 cargo test -p ferry-conformance --test reference -- "$test" --exact
 
-echo "== mutants of $files, tested by the conformance runner only"
+echo "== mutants of ${files[*]}, tested by the conformance runner only"
 mkdir -p "$out"
 status=0
-cargo mutants -p ferry-sync -f "$files" \
+cargo mutants "${packages[@]}" "${files[@]}" \
     --test-package ferry-conformance --cargo-arg=--test --cargo-arg=reference \
     --baseline skip --timeout 180 --build-timeout 900 -j "${JOBS:-2}" \
     -o "$out" "$@" -- -- "$test" --exact || status=$?
