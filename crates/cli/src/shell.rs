@@ -10,9 +10,10 @@ use ferry_sync::client::{
 };
 use ferry_wire::{Code, FileName, PutMode};
 
+use crate::ClientArgs;
 use crate::addr::ServerAddr;
 use crate::commands::{connect, print_listing};
-use crate::engine::{AnyClient, Impl};
+use crate::engine::AnyClient;
 use crate::exit;
 use crate::progress::Bars;
 
@@ -28,8 +29,8 @@ NAME is the rest of the line, spaces included.";
 
 /// Runs the shell; returns the exit code: 0 after `close` or end of input, else the code
 /// of the error that ended the session.
-pub fn run(engine: Impl, addr: &ServerAddr) -> u8 {
-    let mut client = match connect(engine, addr) {
+pub fn run(how: ClientArgs, addr: &ServerAddr) -> u8 {
+    let mut client = match connect(how, addr) {
         Ok(c) => c,
         Err(code) => return code,
     };
