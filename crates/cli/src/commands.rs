@@ -300,15 +300,19 @@ impl Outcomes {
                 let _ = writeln!(out, "{line}");
             }
         } else if self.human && o.outcome == "ok" {
-            let local = o.path.as_ref().or(o.file.as_ref());
+            // `received a.txt to d/a.txt (5 B in 0.01s)`, `sent a.txt (5 B in 0.01s)`, or
+            // `sent notes.md as n.md (…)` when the name differs from the file's.
+            let local = match (&o.path, &o.file) {
+                (Some(p), _) => format!(" to {p}"),
+                (None, Some(f)) if Path::new(f).file_name() != Some(o.name.as_ref()) => {
+                    format!(" from {f}")
+                }
+                _ => String::new(),
+            };
             let _ = writeln!(
                 out,
-                "{verb} {}{} ({} in {:.2}s)",
+                "{verb} {}{local} ({} in {:.2}s)",
                 visible(&o.name),
-                local.map_or(String::new(), |l| format!(
-                    " {} {l}",
-                    if o.path.is_some() { "to" } else { "from" }
-                )),
                 ferry_bench::units::size_text(o.bytes.unwrap_or(0)),
                 o.seconds
             );

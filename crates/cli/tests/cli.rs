@@ -1093,3 +1093,23 @@ fn bench_quick_takes_no_size_flags() {
     assert_exit(&o, 2);
     assert!(stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_server_that_stops_answering_mid_session_is_named() {
+    // Greets, reads the request, then says nothing until the client gives up and closes.
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr").to_string();
+    let h = thread::spawn(move || {
+        let (s, _) = l.accept().expect("client");
+        s.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+        let mut w = s.try_clone().expect("clone");
+        w.write_all(GREETING.as_bytes()).expect("greeting");
+        let mut sink = Vec::new();
+        let _ = BufReader::new(s).read_to_end(&mut sink);
+    });
+    let o = ferry(&["dir", &addr, "--timeout", "1s"]);
+    assert_exit(&o, 3);
+    let want = format!("dir: the server at {addr} sent or accepted nothing for 1s");
+    assert!(stderr(&o).contains(&want), "{}", stderr(&o));
+    h.join().expect("fake server");
+}
