@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{ArgAction, Args, CommandFactory as _, Parser, Subcommand};
+use clap::{ArgAction, Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use ferry_bench::units;
 use ferry_wire::FileName;
 
@@ -242,8 +242,32 @@ fn bench(args: &ferry_bench::BenchArgs) -> u8 {
     }
 }
 
+/// The command line: [`Cli`], with the usage of `conform server` and `conform client` showing
+/// their argument as required (clap shows an argument that is required unless `--list` as
+/// optional).
+fn command() -> clap::Command {
+    Cli::command().mut_subcommand("conform", |c| {
+        c.mut_subcommand("server", |s| {
+            s.override_usage(
+                "ferry conform server [OPTIONS] <ADDR>\n       ferry conform server --list [OPTIONS]",
+            )
+            .mut_arg("addr", |a| {
+                a.help("The server to test (host:port); required unless --list")
+            })
+        })
+        .mut_subcommand("client", |s| {
+            s.override_usage(
+                "ferry conform client [OPTIONS] -- <COMMAND>...\n       ferry conform client --list [OPTIONS]",
+            )
+            .mut_arg("command", |a| {
+                a.help("The client command and its arguments, after `--`; required unless --list")
+            })
+        })
+    })
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
     let client_logs = |c: &ClientArgs| init_logging(WARN, c.verbosity, LogFormat::Text);
     let code = match cli.command {
         Command::Serve(args) => match args.resolve() {
@@ -280,7 +304,7 @@ fn main() -> ExitCode {
             client,
         } => {
             if as_name.is_some() && files.len() != 1 {
-                Cli::command()
+                command()
                     .error(
                         clap::error::ErrorKind::ArgumentConflict,
                         "--as needs exactly one FILE",
@@ -297,18 +321,16 @@ fn main() -> ExitCode {
         Command::Conform { target } => ferry_conformance::cli::run(target),
         Command::Bench(args) => bench(&args.resolved()),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "ferry", &mut std::io::stdout());
+            clap_complete::generate(shell, &mut command(), "ferry", &mut std::io::stdout());
             exit::OK
         }
-        Command::Man => {
-            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
-                Ok(()) => exit::OK,
-                Err(e) => {
-                    eprintln!("ferry: writing the man page: {e}");
-                    exit::LOCAL_IO
-                }
+        Command::Man => match clap_mangen::Man::new(command()).render(&mut std::io::stdout()) {
+            Ok(()) => exit::OK,
+            Err(e) => {
+                eprintln!("ferry: writing the man page: {e}");
+                exit::LOCAL_IO
             }
-        }
+        },
     };
     ExitCode::from(code)
 }
@@ -321,6 +343,6 @@ mod tests {
     /// otherwise makes only when that subcommand is used.
     #[test]
     fn the_command_line_is_consistent() {
-        Cli::command().debug_assert();
+        command().debug_assert();
     }
 }
