@@ -26,7 +26,7 @@ pub fn report(what: &str, e: &ClientError) {
 
 /// Prints `ferry: WHAT: ERROR` on stderr, with what the error means and what to try
 /// ([`hints::explain`]).
-fn report_in_session(what: &str, e: &ClientError, how: &ClientArgs, addr: &ServerAddr) {
+pub fn report_in_session(what: &str, e: &ClientError, how: &ClientArgs, addr: &ServerAddr) {
     let text = hints::explain(e, addr, how.timeout, Stage::Session);
     eprintln!("ferry: {what}: {text}");
 }
