@@ -188,9 +188,13 @@ fn init_logging(default: usize, v: Verbosity, format: LogFormat) {
             .or_else(|_| EnvFilter::try_from_default_env())
             .unwrap_or_else(|_| by_flags())
     };
+    // A log line that cannot be written (stderr closed, e.g. `ferry serve 2>&1 | head -1`)
+    // is dropped: tracing-subscriber's own report of it would panic in `eprintln!`, killing
+    // the thread that logged (for the signal thread: before it starts the shutdown).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         // Colours only on a terminal: logs redirected to a file stay plain text.

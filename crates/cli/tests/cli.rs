@@ -1113,3 +1113,49 @@ fn a_server_that_stops_answering_mid_session_is_named() {
     assert!(stderr(&o).contains(&want), "{}", stderr(&o));
     h.join().expect("fake server");
 }
+
+/// `ferry serve 2>&1 | head -1`: once stderr is closed, log lines are lost, but the server
+/// still serves and still stops on SIGTERM with status 0 (it used to panic on the first
+/// line it could not write, or, if that was in the signal thread, never stop).
+#[test]
+fn serve_survives_a_closed_stderr() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(FERRY)
+        .args(["serve", "--listen", "127.0.0.1:0", "--root"])
+        .arg(root.path())
+        .env("FERRY_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stderr.take());
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("line");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("addr")
+        .to_owned();
+    assert_exit(&ferry(&["dir", &addr]), 0);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + TIMEOUT;
+    let exit = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ferry serve did not stop on SIGTERM with its stderr closed");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(exit.code(), Some(0));
+}
