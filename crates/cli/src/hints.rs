@@ -152,5 +152,16 @@ mod tests {
             explain(&refused, &addr(), Duration::from_secs(10), Stage::Connect)
                 .ends_with("is `ferry serve` running on 127.0.0.1:7450?")
         );
+        // A connect that times out (a host that drops SYNs): exercised here, since a test
+        // cannot count on an unroutable address.
+        let dropped = ClientError::Connect {
+            addr: Some("127.0.0.1:7450".parse().expect("sa")),
+            source: io::Error::from(io::ErrorKind::TimedOut),
+        };
+        assert!(
+            explain(&dropped, &addr(), Duration::from_secs(3), Stage::Connect).starts_with(
+                "no answer from 127.0.0.1:7450 within 3s — is `ferry serve` running there"
+            )
+        );
     }
 }
