@@ -20,6 +20,7 @@ pub mod procfs;
 pub mod report;
 pub mod server;
 pub mod stats;
+pub mod units;
 pub mod workloads;
 
 use data::Folders;
@@ -93,13 +94,13 @@ pub struct BenchArgs {
     #[arg(long, value_name = "DIR", default_value = "target/ferry-bench")]
     pub out: PathBuf,
     /// Workload 1's file size (e.g. 1GiB, 256MiB).
-    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = report::parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = units::parse_size)]
     pub large_size: u64,
     /// Workload 2's operations (files moved per direction).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub small_ops: usize,
     /// Workload 2's file size.
-    #[arg(long, value_name = "SIZE", default_value = "4KiB", value_parser = report::parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "4KiB", value_parser = units::parse_size)]
     pub small_size: u64,
     /// Workload 2's session counts.
     #[arg(
@@ -128,12 +129,14 @@ pub struct BenchArgs {
     /// under `ulimit -n` 20,000).
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub idle_conns: usize,
-    /// Workload 4's measured phase, seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 20.0)]
-    pub idle_secs: f64,
-    /// Workload 4's mean gap between two gets of one session, seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    pub idle_gap: f64,
+    /// Workload 4's measured phase.
+    #[arg(long, alias = "idle-secs", value_name = "DURATION", default_value = "20s",
+          value_parser = units::parse_duration_nonzero)]
+    pub idle_time: Duration,
+    /// Workload 4's mean gap between two gets of one session.
+    #[arg(long, value_name = "DURATION", default_value = "10s",
+          value_parser = units::parse_duration_nonzero)]
+    pub idle_gap: Duration,
     /// Runs per case for workloads 1–3 (the median is reported).
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     pub repeat: u64,
@@ -144,6 +147,27 @@ pub struct BenchArgs {
     /// and the workload 2 target.
     #[arg(long, value_name = "FILE")]
     pub peers: Option<PathBuf>,
+    /// A run of under a minute: every case at a small size, once (--large-size 64MiB,
+    /// --small-ops 1000 on 1 and 8 sessions, --mixed-ops 1000, --idle-conns 200 for 2s,
+    /// --repeat 1). Figures are rough; the sizes cannot be set with it.
+    #[arg(long, conflicts_with_all = [
+        "large_size", "small_ops", "small_size", "small_conns", "mixed_ops", "mixed_conns",
+        "idle_conns", "idle_time", "idle_gap", "repeat",
+    ])]
+    pub quick: bool,
+    /// What to print on stdout: `table`, a summary for the terminal (one row per case, one
+    /// column per implementation), or `md`, the whole Markdown report (also in report.md).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// What `ferry bench` prints on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// An aligned summary table.
+    Table,
+    /// The Markdown report.
+    Md,
 }
 
 /// One case: a workload with its direction and session count.
@@ -187,6 +211,22 @@ impl Case {
 }
 
 impl BenchArgs {
+    /// The settings to run with: these, or with `--quick` its small sizes.
+    pub fn resolved(&self) -> BenchArgs {
+        let mut a = self.clone();
+        if a.quick {
+            a.large_size = 64 << 20;
+            a.small_ops = 1000;
+            a.small_conns = vec![1, 8];
+            a.mixed_ops = 1000;
+            a.idle_conns = 200;
+            a.idle_time = Duration::from_secs(2);
+            a.idle_gap = Duration::from_millis(500);
+            a.repeat = 1;
+        }
+        a
+    }
+
     /// The cases to run, in order.
     pub fn cases(&self) -> Vec<Case> {
         let mut v = Vec::new();
@@ -287,8 +327,8 @@ pub fn run(args: &BenchArgs, server_exe: &Path) -> io::Result<Report> {
             small_size: args.small_size,
             mixed_ops: args.mixed_ops,
             idle_connections: args.idle_conns,
-            idle_seconds: args.idle_secs,
-            idle_mean_gap_seconds: args.idle_gap,
+            idle_seconds: args.idle_time.as_secs_f64(),
+            idle_mean_gap_seconds: args.idle_gap.as_secs_f64(),
             repeat: args.repeat as usize,
         },
         baselines: Vec::new(),
@@ -317,9 +357,9 @@ pub fn run(args: &BenchArgs, server_exe: &Path) -> io::Result<Report> {
         for (b, a) in report.baselines.iter_mut().zip(after) {
             b.runs_seconds.extend(a.runs_seconds);
             b.seconds = stats::median(&b.runs_seconds);
-            b.mb_per_s = b.bytes as f64 / b.seconds / 1e6;
+            b.mib_per_s = b.bytes as f64 / b.seconds / units::MIB;
             let fastest = b.runs_seconds.iter().copied().fold(f64::INFINITY, f64::min);
-            b.best_mb_per_s = b.bytes as f64 / fastest / 1e6;
+            b.best_mib_per_s = b.bytes as f64 / fastest / units::MIB;
         }
     }
     report.check_targets();
@@ -347,10 +387,10 @@ fn measure_baselines(f: &Folders, size: u64, repeat: usize) -> io::Result<Vec<Ba
             bytes: size,
             seconds,
             runs_seconds: runs,
-            mb_per_s: size as f64 / seconds / 1e6,
-            best_mb_per_s: size as f64 / fastest / 1e6,
+            mib_per_s: size as f64 / seconds / units::MIB,
+            best_mib_per_s: size as f64 / fastest / units::MIB,
         };
-        say(format_args!("baseline {name}: {:.0} MB/s", b.mb_per_s));
+        say(format_args!("baseline {name}: {:.0} MiB/s", b.mib_per_s));
         out.push(b);
         Ok::<(), io::Error>(())
     };
@@ -419,8 +459,8 @@ fn run_case(
                 addr,
                 IdleSettings {
                     connections: c,
-                    duration: Duration::from_secs_f64(args.idle_secs.max(0.1)),
-                    mean_gap: Duration::from_secs_f64(args.idle_gap.max(0.001)),
+                    duration: args.idle_time.max(Duration::from_millis(100)),
+                    mean_gap: args.idle_gap.max(Duration::from_millis(1)),
                 },
                 &|| server.stats(),
             ),
@@ -432,12 +472,12 @@ fn run_case(
         }
         workloads::clean_up(folders)?;
         say(format_args!(
-            "{:<9} {workload} {op} ×{conns} depth {depth} run {}/{repeat}: {} ops, {:.3} s, {:.0} MB/s, {} errors",
+            "{:<9} {workload} {op} ×{conns} depth {depth} run {}/{repeat}: {} ops, {:.3} s, {:.0} MiB/s, {} errors",
             imp.name(),
             run + 1,
             m.ops,
             m.seconds,
-            m.bytes as f64 / m.seconds.max(1e-9) / 1e6,
+            m.bytes as f64 / m.seconds.max(1e-9) / units::MIB,
             m.errors
         ));
         samples.push(Sample {
@@ -459,7 +499,10 @@ fn run_case(
         let secs = s.m.seconds.max(1e-9);
         (s.m.bytes as f64 / secs, s.m.ops as f64 / secs)
     };
-    let best_mb_per_s = samples.iter().map(|s| rate(s).0 / 1e6).fold(0.0, f64::max);
+    let best_mib_per_s = samples
+        .iter()
+        .map(|s| rate(s).0 / units::MIB)
+        .fold(0.0, f64::max);
     let best_ops_per_s = samples.iter().map(|s| rate(s).1).fold(0.0, f64::max);
     let mid = stats::median_index(&seconds);
     let chosen = samples.swap_remove(mid);
@@ -475,9 +518,9 @@ fn run_case(
         bytes: m.bytes,
         seconds: m.seconds,
         runs_seconds: seconds,
-        mb_per_s: m.bytes as f64 / secs / 1e6,
+        mib_per_s: m.bytes as f64 / secs / units::MIB,
         ops_per_s: m.ops as f64 / secs,
-        best_mb_per_s,
+        best_mib_per_s,
         best_ops_per_s,
         latency: stats::latency(&mut m.latencies),
         server_cpu_s: chosen.server_cpu.as_secs_f64(),

@@ -263,27 +263,27 @@ pub fn panels(r: &Report) -> Vec<Panel> {
         .map(|i| {
             let v = cats
                 .iter()
-                .map(|op| value(i, "large", op, None, &|c| Some(c.mb_per_s)))
+                .map(|op| value(i, "large", op, None, &|c| Some(c.mib_per_s)))
                 .collect();
             (i.clone(), v)
         })
         .collect();
     series.extend(peer_series(r, "large", &[("get", 1), ("put", 1)], |p| {
-        p.mb_per_s
+        p.mib_per_s()
     }));
     let mut lines = Vec::new();
     for (name, label) in [("tcp-copy", "TCP copy"), ("disk-write", "disk write+fsync")] {
         if let Some(b) = r.baseline(name) {
-            lines.push((label.to_owned(), b.mb_per_s));
+            lines.push((label.to_owned(), b.mib_per_s));
         }
     }
     if series.iter().any(|(_, v)| v.iter().any(Option::is_some)) {
         out.push(Panel {
             title: format!(
                 "1 · one {} file, one session",
-                crate::report::size_text(r.settings.large_size)
+                crate::units::size_text(r.settings.large_size)
             ),
-            unit: "MB/s".into(),
+            unit: "MiB/s".into(),
             categories: cats.iter().map(|s| s.to_string()).collect(),
             series,
             lines,
@@ -341,7 +341,7 @@ pub fn panels(r: &Report) -> Vec<Panel> {
             title: format!(
                 "2 · {} files of {}, {how}",
                 r.settings.small_ops,
-                crate::report::size_text(r.settings.small_size)
+                crate::units::size_text(r.settings.small_size)
             ),
             unit: "files/s".into(),
             categories: cats2.iter().map(|c| c.0.clone()).collect(),
@@ -522,7 +522,7 @@ mod tests {
     fn a_panel_draws_one_bar_per_value_and_every_reference_line() {
         let p = Panel {
             title: "t <&>".into(),
-            unit: "MB/s".into(),
+            unit: "MiB/s".into(),
             categories: vec!["get".into(), "put".into()],
             series: vec![
                 ("threads".into(), vec![Some(2000.0), Some(900.0)]),

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::stats::Latency;
+use crate::units::{MIB, size_text};
 use crate::workloads::IdleMemory;
 
 /// Everything one `ferry bench` run measured.
@@ -79,10 +80,10 @@ pub struct Baseline {
     pub seconds: f64,
     /// Every run's seconds: half measured before the implementations, half after.
     pub runs_seconds: Vec<f64>,
-    /// Octets per second / 10^6, from the median.
-    pub mb_per_s: f64,
-    /// Octets per second / 10^6, from the fastest run.
-    pub best_mb_per_s: f64,
+    /// MiB (2^20 octets) per second, from the median.
+    pub mib_per_s: f64,
+    /// MiB per second, from the fastest run.
+    pub best_mib_per_s: f64,
 }
 
 /// One implementation under one workload case.
@@ -106,12 +107,12 @@ pub struct CaseResult {
     pub seconds: f64,
     /// Every run's seconds.
     pub runs_seconds: Vec<f64>,
-    /// File octets per second / 10^6 (median run).
-    pub mb_per_s: f64,
+    /// File MiB (2^20 octets) per second (median run).
+    pub mib_per_s: f64,
     /// Operations per second (median run).
     pub ops_per_s: f64,
-    /// File octets per second / 10^6 of the fastest run.
-    pub best_mb_per_s: f64,
+    /// File MiB per second of the fastest run.
+    pub best_mib_per_s: f64,
     /// Operations per second of the fastest run.
     pub best_ops_per_s: f64,
     /// Per-operation latency (median run).
@@ -140,6 +141,14 @@ impl CaseResult {
             self.connections,
             self.depth_text()
         )
+    }
+
+    /// `large get ×1`, `small put ×8 (32 deep)`, `mixed ×16`, `idle ×1000`.
+    pub fn short_label(&self) -> String {
+        match self.workload.as_str() {
+            "mixed" | "idle" => format!("{} ×{}", self.workload, self.connections),
+            _ => self.label(),
+        }
     }
 
     /// ` (32 deep)` for pipelined cases, else nothing.
@@ -172,7 +181,7 @@ pub struct PeerResult {
     /// Median seconds of the whole commands.
     #[serde(default)]
     pub median_s: Option<f64>,
-    /// MB/s (10^6 octets).
+    /// MiB/s (10^6 octets: peers.sh's unit; shown as MiB/s by [`PeerResult::mib_per_s`]).
     #[serde(default)]
     pub mb_per_s: Option<f64>,
     /// Files per second.
@@ -184,6 +193,13 @@ pub struct PeerResult {
     /// Why not, or what to know.
     #[serde(default)]
     pub note: Option<String>,
+}
+
+impl PeerResult {
+    /// The rate in MiB/s, the unit of the rest of the report.
+    pub fn mib_per_s(&self) -> Option<f64> {
+        self.mb_per_s.map(|v| v * 1e6 / MIB)
+    }
 }
 
 /// One goal, checked.
@@ -333,6 +349,165 @@ impl Report {
         self.targets = checks;
     }
 
+    /// A summary for the terminal: one aligned row per case, one column per implementation
+    /// with the case's main figure, then the ceilings, the targets and any errors. Units are
+    /// said once, in the heading.
+    pub fn to_table(&self) -> String {
+        let mut s = String::new();
+        let m = &self.machine;
+        let runs = match self.settings.repeat {
+            1 => "one run per case".to_owned(),
+            n => format!("median of {n} runs"),
+        };
+        let _ = writeln!(
+            s,
+            "{} on {} cores ({}), Linux {}, folders on {}; {runs}.",
+            self.tool, m.cores, m.cpu, m.kernel, m.work_fs
+        );
+        let _ = writeln!(
+            s,
+            "Rates in MiB/s and sizes in MiB (1 MiB = 2^20 octets); small files and mixed \
+             operations per second; idle: the server's peak memory.\n"
+        );
+        let imps = &self.settings.implementations;
+        let mut cases: Vec<&CaseResult> = Vec::new();
+        for r in &self.results {
+            if !cases.iter().any(|c| {
+                (
+                    c.workload.as_str(),
+                    c.op.as_str(),
+                    c.connections,
+                    c.pipeline,
+                ) == (
+                    r.workload.as_str(),
+                    r.op.as_str(),
+                    r.connections,
+                    r.pipeline,
+                )
+            }) {
+                cases.push(r);
+            }
+        }
+        cases.sort_by_key(|r| {
+            (
+                workload_rank(&r.workload),
+                r.op.clone(),
+                r.pipeline,
+                r.connections,
+            )
+        });
+        let mut rows: Vec<Vec<String>> = Vec::new();
+        let mut head = vec!["case".to_owned(), "unit".to_owned()];
+        head.extend(imps.iter().cloned());
+        rows.push(head);
+        for c in &cases {
+            let unit = match c.workload.as_str() {
+                "large" => "MiB/s",
+                "small" => "files/s",
+                "idle" => "peak MiB",
+                _ => "ops/s",
+            };
+            let mut row = vec![c.short_label(), unit.to_owned()];
+            for imp in imps {
+                let r = self.results.iter().find(|r| {
+                    &r.implementation == imp
+                        && (
+                            r.workload.as_str(),
+                            r.op.as_str(),
+                            r.connections,
+                            r.pipeline,
+                        ) == (
+                            c.workload.as_str(),
+                            c.op.as_str(),
+                            c.connections,
+                            c.pipeline,
+                        )
+                });
+                row.push(match r {
+                    None => "–".to_owned(),
+                    Some(r) => {
+                        let v = match c.workload.as_str() {
+                            "large" => r.mib_per_s,
+                            "idle" => r.server_peak_rss_mib,
+                            _ => r.ops_per_s,
+                        };
+                        let figure = if v >= 10.0 {
+                            format!("{v:.0}")
+                        } else {
+                            format!("{v:.1}")
+                        };
+                        if r.errors > 0 {
+                            format!("{figure} ({} errors)", r.errors)
+                        } else {
+                            figure
+                        }
+                    }
+                });
+            }
+            rows.push(row);
+        }
+        let widths: Vec<usize> = (0..rows[0].len())
+            .map(|i| {
+                rows.iter()
+                    .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        for row in &rows {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                let pad = widths[i].saturating_sub(cell.chars().count());
+                if i < 2 {
+                    line.push_str(cell);
+                    line.push_str(&" ".repeat(pad));
+                } else {
+                    line.push_str(&" ".repeat(pad));
+                    line.push_str(cell);
+                }
+                line.push_str("  ");
+            }
+            let _ = writeln!(s, "{}", line.trim_end());
+        }
+        if !self.baselines.is_empty() {
+            let b: Vec<String> = self
+                .baselines
+                .iter()
+                .map(|b| format!("{} {:.0}", b.name, b.mib_per_s))
+                .collect();
+            let _ = writeln!(s, "\nCeilings (MiB/s): {}.", b.join(", "));
+        }
+        if !self.targets.is_empty() {
+            let met = self.targets.iter().filter(|t| t.met == Some(true)).count();
+            let mut line = format!("Targets: {met} of {} met", self.targets.len());
+            // Each goal once, with the implementations that missed it (figures in report.md).
+            for (what, label) in [(Some(false), "not met"), (None, "not checked")] {
+                let mut goals: Vec<(&str, Vec<&str>)> = Vec::new();
+                for t in self.targets.iter().filter(|t| t.met == what) {
+                    match goals.iter_mut().find(|(g, _)| *g == t.goal) {
+                        Some((_, imps)) => imps.push(&t.implementation),
+                        None => goals.push((&t.goal, vec![&t.implementation])),
+                    }
+                }
+                for (goal, imps) in goals {
+                    let _ = write!(line, "\n  {label}: {goal} ({})", imps.join(", "));
+                }
+            }
+            let _ = writeln!(s, "{line}");
+        }
+        for r in self.results.iter().filter(|r| r.errors > 0) {
+            let _ = writeln!(
+                s,
+                "Errors: {} {}: {}, first: {}",
+                r.implementation,
+                r.label(),
+                r.errors,
+                r.first_error.as_deref().unwrap_or("?")
+            );
+        }
+        s
+    }
+
     /// The report as Markdown.
     pub fn to_markdown(&self) -> String {
         let mut s = String::new();
@@ -348,29 +523,31 @@ impl Report {
             s,
             "Workload 1: one {} file. Workload 2: {} files of {}. Workload 3: {} mixed operations \
              (70 % get, 20 % put, 10 % dir; files of 4 KiB–1 MiB). Workload 4: {} sessions held \
-             {:.0} s, each getting a {} file every {:.0} s on average. Median of {} runs \
-             (workload 4: one run). MB = 10^6 octets.\n",
+             {}, each getting a {} file every {} on average. {} Sizes and rates in binary units: 1 MiB = 2^20 octets.\n",
             size_text(st.large_size),
             st.small_ops,
             size_text(st.small_size),
             st.mixed_ops,
             st.idle_connections,
-            st.idle_seconds,
+            seconds_text(st.idle_seconds),
             size_text(st.small_size),
-            st.idle_mean_gap_seconds,
-            st.repeat
+            seconds_text(st.idle_mean_gap_seconds),
+            match st.repeat {
+                1 => "One run per case.".to_owned(),
+                n => format!("Median of {n} runs (workload 4: one run)."),
+            }
         );
         if !self.baselines.is_empty() {
             let _ = writeln!(s, "## Baselines\n");
             let _ = writeln!(
                 s,
-                "| baseline | MB/s (median) | MB/s (best) | seconds (median) | what |\n|---|--:|--:|--:|---|"
+                "| baseline | MiB/s (median) | MiB/s (best) | seconds (median) | what |\n|---|--:|--:|--:|---|"
             );
             for b in &self.baselines {
                 let _ = writeln!(
                     s,
                     "| {} | {:.0} | {:.0} | {:.3} | {} |",
-                    b.name, b.mb_per_s, b.best_mb_per_s, b.seconds, b.description
+                    b.name, b.mib_per_s, b.best_mib_per_s, b.seconds, b.description
                 );
             }
             s.push('\n');
@@ -378,7 +555,7 @@ impl Report {
         let _ = writeln!(s, "## Results\n");
         let _ = writeln!(
             s,
-            "| implementation | workload | sessions | ops | MB/s | best MB/s | ops/s | best ops/s | p50 ms | p99 ms | max ms | server CPU s | client CPU s | server peak RSS MiB | errors |"
+            "| implementation | workload | sessions | ops | MiB/s | best MiB/s | ops/s | best ops/s | p50 ms | p99 ms | max ms | server CPU s | client CPU s | server peak RSS MiB | errors |"
         );
         let _ = writeln!(
             s,
@@ -407,8 +584,8 @@ impl Report {
                 r.depth_text(),
                 r.connections,
                 r.ops,
-                r.mb_per_s,
-                r.best_mb_per_s,
+                r.mib_per_s,
+                r.best_mib_per_s,
                 r.ops_per_s,
                 r.best_ops_per_s,
                 p50,
@@ -450,7 +627,7 @@ impl Report {
             let _ = writeln!(s, "## Peers (bench/peers.sh, whole commands)\n");
             let _ = writeln!(
                 s,
-                "| tool | workload | sessions | seconds | MB/s | files/s | ok |\n|---|---|--:|--:|--:|--:|---|"
+                "| tool | workload | sessions | seconds | MiB/s | files/s | ok |\n|---|---|--:|--:|--:|--:|---|"
             );
             for p in &self.peers {
                 let tool = match &p.implementation {
@@ -464,7 +641,7 @@ impl Report {
                     p.direction,
                     p.connections,
                     opt(p.median_s, 3),
-                    opt(p.mb_per_s, 0),
+                    opt(p.mib_per_s(), 0),
                     opt(p.files_per_s, 0),
                     match p.ok {
                         Some(true) => "yes".to_owned(),
@@ -522,23 +699,23 @@ fn ratio_check(
 ) {
     let Some(r) = r else { return };
     checks.push(match base {
-        Some(b) if b.best_mb_per_s > 0.0 && b.mb_per_s > 0.0 => {
+        Some(b) if b.best_mib_per_s > 0.0 && b.mib_per_s > 0.0 => {
             // Interference on a shared machine only ever slows a run down: the fastest runs
             // are compared (the medians are shown too).
-            let best = r.best_mb_per_s / b.best_mb_per_s;
-            let median = r.mb_per_s / b.mb_per_s;
+            let best = r.best_mib_per_s / b.best_mib_per_s;
+            let median = r.mib_per_s / b.mib_per_s;
             TargetCheck {
                 goal: goal.to_owned(),
                 implementation: imp.to_owned(),
                 measured: format!(
-                    "best {:.0} MB/s = {:.0} % of {} {:.0} MB/s (medians: {:.0} = {:.0} % of {:.0})",
-                    r.best_mb_per_s,
+                    "best {:.0} MiB/s = {:.0} % of {} {:.0} MiB/s (medians: {:.0} = {:.0} % of {:.0})",
+                    r.best_mib_per_s,
                     best * 100.0,
                     b.name,
-                    b.best_mb_per_s,
-                    r.mb_per_s,
+                    b.best_mib_per_s,
+                    r.mib_per_s,
                     median * 100.0,
-                    b.mb_per_s
+                    b.mib_per_s
                 ),
                 met: Some(best >= 0.8),
             }
@@ -546,10 +723,15 @@ fn ratio_check(
         _ => TargetCheck {
             goal: goal.to_owned(),
             implementation: imp.to_owned(),
-            measured: format!("{:.0} MB/s; no baseline in this run", r.mb_per_s),
+            measured: format!("{:.0} MiB/s; no baseline in this run", r.mib_per_s),
             met: None,
         },
     });
+}
+
+/// Seconds as a duration text: `20s`, `500ms`.
+fn seconds_text(s: f64) -> String {
+    crate::units::duration_text(std::time::Duration::try_from_secs_f64(s).unwrap_or_default())
 }
 
 fn workload_rank(w: &str) -> usize {
@@ -569,52 +751,4 @@ fn ms(us: f64) -> String {
 
 fn opt(v: Option<f64>, decimals: usize) -> String {
     v.map_or_else(|| "–".to_owned(), |v| format!("{v:.decimals$}"))
-}
-
-/// `1 GiB`, `4 KiB`, `1500 B`.
-pub fn size_text(n: u64) -> String {
-    for (unit, name) in [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")] {
-        if n >= unit && n % unit == 0 {
-            return format!("{} {name}", n / unit);
-        }
-    }
-    format!("{n} B")
-}
-
-/// Parses `1GiB`, `64MiB`, `4KiB`, `1G`, `10M`, `4k`, `1000` (octets; binary units).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size such as 1GiB, 64MiB, 4KiB or 1000"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" | "kb" => 1 << 10,
-        "m" | "mib" | "mb" => 1 << 20,
-        "g" | "gib" | "gb" => 1 << 30,
-        other => return Err(format!("unknown size unit {other:?} in {s:?}")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_parse_and_print() {
-        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
-        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
-        assert_eq!(parse_size("4k"), Ok(4096));
-        assert_eq!(parse_size("1000"), Ok(1000));
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("3 parsecs").is_err());
-        assert!(parse_size("99999999999G").is_err());
-        assert_eq!(size_text(1 << 30), "1 GiB");
-        assert_eq!(size_text(4096), "4 KiB");
-        assert_eq!(size_text(1500), "1500 B");
-    }
 }

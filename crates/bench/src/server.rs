@@ -44,7 +44,7 @@ impl ServerProcess {
             .args(["--listen", "127.0.0.1:0"])
             .args(["--max-connections", &max_connections.to_string()])
             // Benchmarks hold idle sessions and large uploads: no timeout may fire.
-            .args(["--idle-timeout", "3600", "--stall-timeout", "600"])
+            .args(["--idle-timeout", "1h", "--stall-timeout", "10m"])
             .env("FERRY_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

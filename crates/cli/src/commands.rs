@@ -1,8 +1,10 @@
 //! The one-shot commands: `dir`, `get`, `put`.
 
+use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal as _, Write};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use ferry_sync::client::{
     ClientError, ClientOptions, GetOptions, PutOptions, local_path, name_for_local, part_path,
@@ -10,9 +12,11 @@ use ferry_sync::client::{
 };
 use ferry_wire::{Code, Entry, FileName, NameError, PutMode, SkippedEntry};
 
+use crate::ClientArgs;
 use crate::addr::ServerAddr;
-use crate::engine::{AnyClient, Impl};
+use crate::engine::AnyClient;
 use crate::exit::{self, Worst};
+use crate::hints::{self, Stage};
 use crate::progress::Bars;
 
 /// Prints `ferry: WHAT: ERROR` on stderr.
@@ -20,11 +24,39 @@ pub fn report(what: &str, e: &ClientError) {
     eprintln!("ferry: {what}: {e}");
 }
 
-/// Connects and reads the greeting; on failure reports it and returns the exit code.
-pub fn connect(engine: Impl, addr: &ServerAddr) -> Result<AnyClient, u8> {
-    AnyClient::connect(engine, addr.target(), &ClientOptions::default()).map_err(|e| {
-        report(&format!("cannot start a session with {addr}"), &e);
-        exit::for_error(&e)
+/// Prints `ferry: WHAT: ERROR` on stderr, with what the error means and what to try
+/// ([`hints::explain`]).
+pub fn report_in_session(what: &str, e: &ClientError, how: &ClientArgs, addr: &ServerAddr) {
+    let text = hints::explain(e, addr, how.timeout, Stage::Session);
+    eprintln!("ferry: {what}: {text}");
+}
+
+/// The client's options for `how`: `--timeout` bounds the connect and every wait for the
+/// server (its greeting, a reply, taking octets).
+pub fn options(how: &ClientArgs) -> ClientOptions {
+    ClientOptions {
+        connect_timeout: Some(how.timeout),
+        read_timeout: Some(how.timeout),
+        write_timeout: Some(how.timeout),
+        ..ClientOptions::default()
+    }
+}
+
+/// Connects and reads the greeting; on failure reports it, with a hint, and returns the
+/// exit code.
+pub fn connect(how: ClientArgs, addr: &ServerAddr) -> Result<AnyClient, u8> {
+    connect_explained(how, addr).map_err(|(code, _)| code)
+}
+
+/// [`connect`], also returning the message of a failure.
+fn connect_explained(how: ClientArgs, addr: &ServerAddr) -> Result<AnyClient, (u8, String)> {
+    AnyClient::connect(how.implementation, addr.target(), &options(&how)).map_err(|e| {
+        let text = format!(
+            "cannot start a session with {addr}: {}",
+            hints::explain(&e, addr, how.timeout, Stage::Connect)
+        );
+        eprintln!("ferry: {text}");
+        (exit::for_error(&e), text)
     })
 }
 
@@ -68,15 +100,15 @@ struct JsonEntry<'a> {
 }
 
 /// `ferry dir ADDR [--json]`.
-pub fn dir(engine: Impl, addr: &ServerAddr, json: bool) -> u8 {
-    let mut client = match connect(engine, addr) {
+pub fn dir(how: ClientArgs, addr: &ServerAddr, json: bool) -> u8 {
+    let mut client = match connect(how, addr) {
         Ok(c) => c,
         Err(code) => return code,
     };
     let listing = match client.dir_listing() {
         Ok(listing) => listing,
         Err(e) => {
-            report("dir", &e);
+            report_in_session("dir", &e, &how, addr);
             return exit::for_error(&e);
         }
     };
@@ -182,18 +214,166 @@ fn make_folder(dir: &Path, why: &str) -> Result<(), u8> {
     })
 }
 
-/// `ferry get ADDR NAME... [-o PATH] [--continue]`.
+/// One line of `ferry get --json` and `ferry put --json`.
+#[derive(Debug, serde::Serialize)]
+struct FileOutcome {
+    /// The name on the server.
+    name: String,
+    /// get: where the file was (or would have been) saved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    /// put: the local file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<String>,
+    /// The file's size (null after a failure).
+    bytes: Option<u64>,
+    /// Its verified digest, `xxh3-128:…` (null after a failure).
+    digest: Option<String>,
+    /// Seconds the file occupied the connection, from the end of the previous file (or
+    /// from the start of the batch) to its last octet.
+    seconds: f64,
+    /// `ok` or `failed`.
+    outcome: &'static str,
+    /// What went wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// The server's code, when it refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<u16>,
+}
+
+impl FileOutcome {
+    fn failed(name: &str, e: &ClientError, seconds: f64) -> Self {
+        Self::failed_with(name, e.to_string(), e.code().map(|c| c.get()), seconds)
+    }
+
+    fn failed_with(name: &str, error: String, code: Option<u16>, seconds: f64) -> Self {
+        FileOutcome {
+            name: name.to_owned(),
+            path: None,
+            file: None,
+            bytes: None,
+            digest: None,
+            seconds,
+            outcome: "failed",
+            error: Some(error),
+            code,
+        }
+    }
+
+    fn ok(name: &str, bytes: u64, digest: String, seconds: f64) -> Self {
+        FileOutcome {
+            name: name.to_owned(),
+            path: None,
+            file: None,
+            bytes: Some(bytes),
+            digest: Some(digest),
+            seconds,
+            outcome: "ok",
+            error: None,
+            code: None,
+        }
+    }
+}
+
+/// Where the per-file results go on stdout: JSON lines with `--json`, one line for a person
+/// when stdout is a terminal, nothing otherwise (a script asks with `--json`).
+struct Outcomes {
+    json: bool,
+    human: bool,
+}
+
+impl Outcomes {
+    fn new(json: bool) -> Self {
+        Outcomes {
+            json,
+            human: !json && io::stdout().is_terminal(),
+        }
+    }
+
+    /// Writes one result; `verb` is `received` or `sent`. A closed stdout is not an error
+    /// of the transfer: the files are where they are.
+    fn emit(&self, o: &FileOutcome, verb: &str) {
+        let mut out = io::stdout().lock();
+        if self.json {
+            if let Ok(line) = serde_json::to_string(o) {
+                let _ = writeln!(out, "{line}");
+            }
+        } else if self.human && o.outcome == "ok" {
+            // `received a.txt to d/a.txt (5 B in 0.01s)`, `sent a.txt (5 B in 0.01s)`, or
+            // `sent notes.md as n.md (…)` when the name differs from the file's.
+            let local = match (&o.path, &o.file) {
+                (Some(p), _) => format!(" to {p}"),
+                (None, Some(f)) if Path::new(f).file_name() != Some(o.name.as_ref()) => {
+                    format!(" from {f}")
+                }
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "{verb} {}{local} ({} in {:.2}s)",
+                visible(&o.name),
+                ferry_bench::units::size_text(o.bytes.unwrap_or(0)),
+                o.seconds
+            );
+        }
+        let _ = out.flush();
+    }
+}
+
+/// Per-file times from the progress reports of a batch: a file's time runs from the last
+/// report before its first one (or the start of the batch) to its own last report.
+struct Timing {
+    last: Instant,
+    current: Option<String>,
+    files: HashMap<String, (Instant, Instant)>,
+}
+
+impl Timing {
+    fn start() -> Self {
+        Timing {
+            last: Instant::now(),
+            current: None,
+            files: HashMap::new(),
+        }
+    }
+
+    fn see(&mut self, name: &FileName) {
+        let now = Instant::now();
+        if self.current.as_deref() != Some(name.as_str()) {
+            self.current = Some(name.as_str().to_owned());
+            self.files
+                .entry(name.as_str().to_owned())
+                .or_insert((self.last, now));
+        }
+        if let Some(t) = self.files.get_mut(name.as_str()) {
+            t.1 = now;
+        }
+        self.last = now;
+    }
+
+    /// Seconds for `name` (rounded to microseconds), 0 if it had no progress report.
+    fn seconds(&self, name: &str) -> f64 {
+        self.files
+            .get(name)
+            .map_or(0.0, |(a, b)| ((*b - *a).as_secs_f64() * 1e6).round() / 1e6)
+    }
+}
+
+/// `ferry get ADDR NAME... [-o PATH] [--continue] [--json]`.
 pub fn get(
-    engine: Impl,
+    how: ClientArgs,
     addr: &ServerAddr,
     names: &[FileName],
     output: Option<&Path>,
     resume: bool,
+    json: bool,
 ) -> u8 {
     let opts = GetOptions {
         resume,
         ..GetOptions::default()
     };
+    let outcomes = Outcomes::new(json);
     // Where things go is settled before connecting.
     enum Plan {
         One(PathBuf),
@@ -217,6 +397,7 @@ pub fn get(
             Ok(d) => Plan::One(d),
             Err(e) => {
                 report(&format!("get {}", visible(name.as_str())), &e);
+                outcomes.emit(&FileOutcome::failed(name.as_str(), &e, 0.0), "");
                 return exit::for_error(&e);
             }
         }
@@ -227,47 +408,64 @@ pub fn get(
         }
         Plan::Many(dir.to_path_buf())
     };
-    let mut client = match connect(engine, addr) {
-        Ok(c) => c,
-        Err(code) => return code,
+    let dest_of = |name: &FileName| match &plan {
+        Plan::One(dest) => Some(dest.clone()),
+        Plan::Many(dir) => local_path(dir, name).ok(),
     };
-    let mut bars = Bars::new();
-    let mut worst = Worst::default();
-    match plan {
-        Plan::One(dest) => {
-            let result = client.get_to_path(&names[0], &dest, &opts, &mut |p| bars.update(p));
-            bars.finish();
-            if let Err(e) = result {
-                report(&format!("get {}", visible(names[0].as_str())), &e);
-                worst.add(exit::for_error(&e));
-                partial_hint(&dest);
-            }
-        }
-        Plan::Many(dir) => {
-            let results = client.get_many(names, &dir, &opts, &mut |p| bars.update(p));
-            bars.finish();
-            for (name, result) in names.iter().zip(results) {
-                if let Err(e) = result {
-                    report(&format!("get {}", visible(name.as_str())), &e);
-                    worst.add(exit::for_error(&e));
-                    if let Ok(dest) = local_path(&dir, name) {
-                        partial_hint(&dest);
-                    }
+    let mut client = match connect_explained(how, addr) {
+        Ok(c) => c,
+        Err((code, text)) => {
+            if json {
+                for name in names {
+                    let mut o = FileOutcome::failed_with(name.as_str(), text.clone(), None, 0.0);
+                    o.path = dest_of(name).map(|p| p.display().to_string());
+                    outcomes.emit(&o, "");
                 }
             }
+            return code;
         }
+    };
+    let mut bars = Bars::new();
+    let mut timing = Timing::start();
+    let mut progress = |p: ferry_sync::client::Progress<'_>| {
+        timing.see(p.name);
+        bars.update(p);
+    };
+    let results = match &plan {
+        Plan::One(dest) => vec![client.get_to_path(&names[0], dest, &opts, &mut progress)],
+        Plan::Many(dir) => client.get_many(names, dir, &opts, &mut progress),
+    };
+    bars.finish();
+    let mut worst = Worst::default();
+    for (name, result) in names.iter().zip(results) {
+        let seconds = timing.seconds(name.as_str());
+        let dest = dest_of(name);
+        let mut o = match result {
+            Ok(r) => FileOutcome::ok(name.as_str(), r.size, r.digest.to_string(), seconds),
+            Err(e) => {
+                report_in_session(&format!("get {}", visible(name.as_str())), &e, &how, addr);
+                worst.add(exit::for_error(&e));
+                if let Some(dest) = &dest {
+                    partial_hint(dest);
+                }
+                FileOutcome::failed(name.as_str(), &e, seconds)
+            }
+        };
+        o.path = dest.map(|p| p.display().to_string());
+        outcomes.emit(&o, "received");
     }
     close(client);
     worst.code()
 }
 
-/// `ferry put ADDR FILE... [--as NAME] [--replace]`.
+/// `ferry put ADDR FILE... [--as NAME] [--replace] [--json]`.
 pub fn put(
-    engine: Impl,
+    how: ClientArgs,
     addr: &ServerAddr,
     files: &[PathBuf],
     as_name: Option<FileName>,
     replace: bool,
+    json: bool,
 ) -> u8 {
     let mode = if replace {
         PutMode::Replace
@@ -278,6 +476,7 @@ pub fn put(
         mode,
         ..PutOptions::default()
     };
+    let outcomes = Outcomes::new(json);
     let mut worst = Worst::default();
     let mut batch = Vec::new();
     for file in files {
@@ -291,29 +490,50 @@ pub fn put(
                 report(&format!("put {}", file.display()), &e);
                 eprintln!("ferry: hint: `--as NAME` stores a file under another name");
                 worst.add(exit::for_error(&e));
+                let mut o = FileOutcome::failed(&file.to_string_lossy(), &e, 0.0);
+                o.file = Some(file.display().to_string());
+                outcomes.emit(&o, "");
             }
         }
     }
     if batch.is_empty() {
         return worst.code();
     }
-    let mut client = match connect(engine, addr) {
+    let mut client = match connect_explained(how, addr) {
         Ok(c) => c,
-        Err(code) => {
+        Err((code, text)) => {
+            if json {
+                for (file, name) in &batch {
+                    let mut o = FileOutcome::failed_with(name.as_str(), text.clone(), None, 0.0);
+                    o.file = Some(file.display().to_string());
+                    outcomes.emit(&o, "");
+                }
+            }
             worst.add(code);
             return worst.code();
         }
     };
     let mut bars = Bars::new();
-    let results = client.put_many(&batch, &opts, &mut |p| bars.update(p));
+    let mut timing = Timing::start();
+    let results = client.put_many(&batch, &opts, &mut |p| {
+        timing.see(p.name);
+        bars.update(p);
+    });
     bars.finish();
     let mut exists = false;
-    for ((file, _), result) in batch.iter().zip(results) {
-        if let Err(e) = result {
-            report(&format!("put {}", file.display()), &e);
-            worst.add(exit::for_error(&e));
-            exists |= e.code() == Some(Code::EXISTS);
-        }
+    for ((file, name), result) in batch.iter().zip(results) {
+        let seconds = timing.seconds(name.as_str());
+        let mut o = match result {
+            Ok(r) => FileOutcome::ok(r.name.as_str(), r.size, r.digest.to_string(), seconds),
+            Err(e) => {
+                report_in_session(&format!("put {}", file.display()), &e, &how, addr);
+                worst.add(exit::for_error(&e));
+                exists |= e.code() == Some(Code::EXISTS);
+                FileOutcome::failed(name.as_str(), &e, seconds)
+            }
+        };
+        o.file = Some(file.display().to_string());
+        outcomes.emit(&o, "sent");
     }
     if exists {
         eprintln!("ferry: hint: `--replace` replaces files that exist on the server");

@@ -30,7 +30,8 @@ Exit codes:
   6  local I/O error
 With several operations the most severe applies, in this order: 5, 6, 3, 1, 2, 4.
 
-Logging: FERRY_LOG (or RUST_LOG) sets the filter, e.g. FERRY_LOG=debug; logs go to stderr.";
+Logging (on stderr): -v/-q on serve and the client commands, else FERRY_LOG (or RUST_LOG),
+e.g. FERRY_LOG=debug.";
 
 /// The exit code for one failed operation.
 pub fn for_error(e: &ClientError) -> u8 {

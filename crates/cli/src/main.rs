@@ -1,42 +1,74 @@
 //! `ferry`: serve a folder over ferry/1, and list, download and upload files from a ferry
-//! server, one shot or in an interactive shell. A thin layer over `ferry_sync`; see
+//! server, one shot or in an interactive shell, on any of the protocol engines (ferry-sync's
+//! threads, ferry-async on tokio, async-std or smol); also `conform` and `bench`. See
 //! crates/cli/README.md.
 
 mod addr;
 mod commands;
+mod config;
 mod engine;
 mod exit;
+mod hints;
 mod progress;
 mod serve;
 mod shell;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
+use ferry_bench::units;
 use ferry_wire::FileName;
 
 use addr::ServerAddr;
+use config::{LogFormat, ServeArgs};
 use engine::Impl;
 
 /// Transfer files with the ferry/1 protocol.
 ///
 /// `ferry serve` offers one folder; `ferry dir`, `get`, `put` and `shell` talk to a server.
-/// ADDR is HOST:PORT or HOST (port 7450).
+/// ADDR is HOST:PORT or HOST (port 7450). Sizes are written 10MiB, 1GB, 4KiB or 1000
+/// (octets); durations 90s, 5m, 1h 30m or 60 (seconds).
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, after_help = exit::HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
 
+/// `-v` and `-q` (serve and the client commands).
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct Verbosity {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); overrides FERRY_LOG.
+    #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Less log output on stderr (-q errors only, -qq none); overrides FERRY_LOG.
+    #[arg(short, long, action = ArgAction::Count)]
+    pub quiet: u8,
+}
+
+/// How a client command reaches the server: `--impl` and `--timeout`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ClientArgs {
     /// Which implementation of the protocol engine to use.
-    #[arg(long = "impl", value_enum, default_value_t = Impl::Threads, global = true)]
-    implementation: Impl,
+    #[arg(long = "impl", value_enum, default_value_t = Impl::Threads)]
+    pub implementation: Impl,
+    /// Longest wait to connect, and then for the server to answer or to take data (e.g. 30s,
+    /// 2m); a server that stays silent that long ends the command with exit 3.
+    #[arg(long, value_name = "DURATION", default_value = "10s",
+          value_parser = units::parse_duration_nonzero)]
+    pub timeout: Duration,
+    #[command(flatten)]
+    pub verbosity: Verbosity,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve a folder: print `listening on ADDR`, then run until SIGINT or SIGTERM.
+    ///
+    /// Every setting can come from a flag, from its FERRY_* environment variable (shown with
+    /// each flag) or from the `--config` file, in that order of precedence.
     Serve(ServeArgs),
     /// List the files a server offers: size, modification time (UTC) and name.
     Dir {
@@ -46,13 +78,16 @@ enum Command {
         /// One JSON object per line: {"name": …, "size": …, "mtime": "RFC 3339"}.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
     },
     /// Download files (pipelined on one connection).
     ///
     /// A file is written to NAME.ferry-part and renamed to NAME only once its digest is
     /// verified; an existing file is replaced only then. After a failure that may have left
     /// good data (connection lost, transfer truncated or aborted), the .ferry-part is kept
-    /// and `--continue` resumes from it; otherwise it is removed.
+    /// and `--continue` resumes from it; otherwise it is removed. Nothing is printed on
+    /// stdout unless it is a terminal or `--json` is given.
     Get {
         /// The server.
         #[arg(value_parser = addr::parse)]
@@ -68,11 +103,18 @@ enum Command {
         /// stale partial file is discarded and the download starts over).
         #[arg(short = 'c', long = "continue")]
         resume: bool,
+        /// One JSON object per file on stdout: name, path, bytes, digest, seconds, outcome
+        /// ("ok" or "failed"), and for a failure error and code.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
     },
     /// Upload files (small files pipelined on one connection).
     ///
     /// Each file is stored under its own name (converted to Unicode NFC) unless `--as`
     /// names it. Without `--replace`, a name that exists on the server is an error (512).
+    /// Nothing is printed on stdout unless it is a terminal or `--json` is given.
     Put {
         /// The server.
         #[arg(value_parser = addr::parse)]
@@ -86,6 +128,12 @@ enum Command {
         /// Replace an existing file of the same name (atomically).
         #[arg(long)]
         replace: bool,
+        /// One JSON object per file on stdout: name, file, bytes, digest, seconds, outcome
+        /// ("ok" or "failed"), and for a failure error and code.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
     },
     /// Interactive session like sftp: dir, get, put, mget/mput with globs, lcd, lls, !cmd
     /// (type `help`); line editing, history and Tab completion on a terminal.
@@ -100,6 +148,8 @@ enum Command {
         /// Run the commands of FILE (`-` for stdin) as a batch.
         #[arg(short = 'b', long = "batch", value_name = "FILE")]
         batch: Option<PathBuf>,
+        #[command(flatten)]
+        client: ClientArgs,
     },
     /// Conformance: test a ferry/1 server or client of any implementation against the spec
     /// (see crates/conformance/README.md). Exit 1 when a case fails.
@@ -109,62 +159,62 @@ enum Command {
         target: ferry_conformance::cli::Target,
     },
     /// Benchmark the server implementations (threads, async-std, tokio, smol) under fixed
-    /// workloads next to this machine's loopback and disk ceilings; writes report.md,
-    /// report.json and report.svg (see docs/PERFORMANCE.md). Build with --release.
+    /// workloads next to this machine's loopback and disk ceilings; prints a summary table
+    /// and writes report.md, report.json and report.svg (see docs/PERFORMANCE.md). Build
+    /// with --release; `--quick` runs in under a minute.
     Bench(ferry_bench::BenchArgs),
-}
-
-#[derive(Debug, Args)]
-struct ServeArgs {
-    /// The folder to serve (created if missing).
-    #[arg(long, value_name = "DIR", default_value = "ferry-files")]
-    root: PathBuf,
-    /// The address to listen on; port 0 picks a free port (the line `listening on ADDR`
-    /// tells which).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7450", value_parser = addr::parse)]
-    listen: ServerAddr,
-    /// Refuse every upload (514 read-only).
-    #[arg(long)]
-    read_only: bool,
-    /// Largest upload accepted, in octets (default 1 TiB).
-    #[arg(long, value_name = "BYTES")]
-    max_file_size: Option<u64>,
-    /// Largest upload a client may send without waiting for `go`, in octets (0 disables;
-    /// default 1 MiB).
-    #[arg(long, value_name = "BYTES")]
-    max_eager: Option<u64>,
-    /// Most concurrent sessions; further connections get `err 420 busy`.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    max_connections: Option<u64>,
-    /// Seconds a session may wait between requests (at least 1; default 300).
-    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
-    idle_timeout: Option<u64>,
-    /// Seconds without progress inside a request or transfer (at least 1; default 60).
-    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
-    stall_timeout: Option<u64>,
-    /// Seconds that requests in flight get to finish after Ctrl-C / SIGTERM before downloads
-    /// are cut with `abort 422` and uploads with `err 422` (default 10).
-    #[arg(long, value_name = "SECS")]
-    shutdown_grace: Option<u64>,
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell, e.g.
+    /// `ferry completions bash > ~/.local/share/bash-completion/completions/ferry`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `ferry man > ferry.1; man ./ferry.1`.
+    #[command(hide = true)]
+    Man,
 }
 
 fn parse_name(s: &str) -> Result<FileName, String> {
     FileName::from_local(s).map_err(|e| format!("{e}"))
 }
 
-fn init_logging(default: &str) {
+/// Logging on stderr. The level: `default`, moved by `-v`/`-q`; without them, FERRY_LOG
+/// (or RUST_LOG) if set.
+fn init_logging(default: usize, v: Verbosity, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("FERRY_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new(default));
-    // Colours only on a terminal: logs redirected to a file stay plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
+    let Verbosity { verbose, quiet } = v;
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let level = (default + usize::from(verbose))
+        .saturating_sub(usize::from(quiet))
+        .min(LEVELS.len() - 1);
+    let by_flags = || EnvFilter::new(LEVELS[level]);
+    let filter = if verbose > 0 || quiet > 0 {
+        by_flags()
+    } else {
+        EnvFilter::try_from_env("FERRY_LOG")
+            .or_else(|_| EnvFilter::try_from_default_env())
+            .unwrap_or_else(|_| by_flags())
+    };
+    // A log line that cannot be written (stderr closed, e.g. `ferry serve 2>&1 | head -1`)
+    // is dropped: tracing-subscriber's own report of it would panic in `eprintln!`, killing
+    // the thread that logged (for the signal thread: before it starts the shutdown).
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .try_init();
+        .log_internal_errors(false);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        // Colours only on a terminal: logs redirected to a file stay plain text.
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
 }
+
+/// The default log levels (indexes into `init_logging`'s ladder).
+const INFO: usize = 3;
+const WARN: usize = 2;
 
 /// `ferry bench`: servers are started from this very binary (`ferry serve`).
 fn bench(args: &ferry_bench::BenchArgs) -> u8 {
@@ -182,7 +232,11 @@ fn bench(args: &ferry_bench::BenchArgs) -> u8 {
     };
     match ferry_bench::run(args, &exe) {
         Ok(report) => {
-            println!("{}", report.to_markdown());
+            let text = match args.format {
+                ferry_bench::Format::Table => report.to_table(),
+                ferry_bench::Format::Md => report.to_markdown(),
+            };
+            print!("{text}");
             eprintln!(
                 "ferry bench: wrote report.md, report.json and report.svg in {}",
                 args.out.display()
@@ -200,51 +254,111 @@ fn bench(args: &ferry_bench::BenchArgs) -> u8 {
     }
 }
 
+/// The command line: [`Cli`], with the usage of `conform server` and `conform client` showing
+/// their argument as required (clap shows an argument that is required unless `--list` as
+/// optional).
+fn command() -> clap::Command {
+    Cli::command().mut_subcommand("conform", |c| {
+        c.mut_subcommand("server", |s| {
+            s.override_usage(
+                "ferry conform server [OPTIONS] <ADDR>\n       ferry conform server --list [OPTIONS]",
+            )
+            .mut_arg("addr", |a| {
+                a.help("The server to test (host:port); required unless --list")
+            })
+        })
+        .mut_subcommand("client", |s| {
+            s.override_usage(
+                "ferry conform client [OPTIONS] -- <COMMAND>...\n       ferry conform client --list [OPTIONS]",
+            )
+            .mut_arg("command", |a| {
+                a.help("The client command and its arguments, after `--`; required unless --list")
+            })
+        })
+    })
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let engine = cli.implementation;
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
+    let client_logs = |c: &ClientArgs| init_logging(WARN, c.verbosity, LogFormat::Text);
     let code = match cli.command {
-        Command::Serve(args) => {
-            init_logging("info");
-            serve::run(args, engine)
-        }
-        Command::Dir { addr, json } => {
-            init_logging("warn");
-            commands::dir(engine, &addr, json)
+        Command::Serve(args) => match args.resolve() {
+            Ok(settings) => {
+                init_logging(INFO, settings.verbosity, settings.log_format);
+                serve::run(settings)
+            }
+            Err(e) => {
+                eprintln!("ferry: {e}");
+                exit::USAGE
+            }
+        },
+        Command::Dir { addr, json, client } => {
+            client_logs(&client);
+            commands::dir(client, &addr, json)
         }
         Command::Get {
             addr,
             names,
             output,
             resume,
+            json,
+            client,
         } => {
-            init_logging("warn");
-            commands::get(engine, &addr, &names, output.as_deref(), resume)
+            client_logs(&client);
+            commands::get(client, &addr, &names, output.as_deref(), resume, json)
         }
         Command::Put {
             addr,
             files,
             as_name,
             replace,
+            json,
+            client,
         } => {
             if as_name.is_some() && files.len() != 1 {
-                use clap::CommandFactory as _;
-                Cli::command()
+                command()
                     .error(
                         clap::error::ErrorKind::ArgumentConflict,
                         "--as needs exactly one FILE",
                     )
                     .exit();
             }
-            init_logging("warn");
-            commands::put(engine, &addr, &files, as_name, replace)
+            client_logs(&client);
+            commands::put(client, &addr, &files, as_name, replace, json)
         }
-        Command::Shell { addr, batch } => {
-            init_logging("warn");
-            shell::run(engine, &addr, batch.as_deref())
+        Command::Shell {
+            addr,
+            batch,
+            client,
+        } => {
+            client_logs(&client);
+            shell::run(client, &addr, batch.as_deref())
         }
         Command::Conform { target } => ferry_conformance::cli::run(target),
-        Command::Bench(args) => bench(&args),
+        Command::Bench(args) => bench(&args.resolved()),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut command(), "ferry", &mut std::io::stdout());
+            exit::OK
+        }
+        Command::Man => match clap_mangen::Man::new(command()).render(&mut std::io::stdout()) {
+            Ok(()) => exit::OK,
+            Err(e) => {
+                eprintln!("ferry: writing the man page: {e}");
+                exit::LOCAL_IO
+            }
+        },
     };
     ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap's own consistency checks (no flag defined twice on one subcommand, …), which it
+    /// otherwise makes only when that subcommand is used.
+    #[test]
+    fn the_command_line_is_consistent() {
+        command().debug_assert();
+    }
 }

@@ -3,38 +3,37 @@
 use std::fs;
 use std::io::{self, Write as _};
 use std::net::TcpListener;
-use std::time::Duration;
 
-use ferry_sync::server::Config;
-
-use crate::ServeArgs;
-use crate::engine::{self, AnyShutdown, Impl};
+use crate::config::Serve;
+use crate::engine::{self, AnyShutdown};
 use crate::exit;
 
 /// Runs the server; returns the exit code.
-pub fn run(args: ServeArgs, engine: Impl) -> u8 {
-    let mut config = Config {
-        root: args.root,
-        read_only: args.read_only,
-        ..Config::default()
-    };
-    if let Some(n) = args.max_file_size {
-        config.max_size = n;
-    }
-    if let Some(n) = args.max_eager {
-        config.max_eager = n;
-    }
-    if let Some(n) = args.max_connections {
-        config.max_connections = usize::try_from(n).unwrap_or(usize::MAX);
-    }
-    if let Some(s) = args.idle_timeout {
-        config.idle_timeout = Duration::from_secs(s);
-    }
-    if let Some(s) = args.stall_timeout {
-        config.stall_timeout = Duration::from_secs(s);
-    }
-    if let Some(s) = args.shutdown_grace {
-        config.shutdown_grace = Duration::from_secs(s);
+pub fn run(settings: Serve) -> u8 {
+    let Serve {
+        engine,
+        listen,
+        config,
+        log_format: _,
+        verbosity: _,
+    } = settings;
+    tracing::debug!(
+        ?engine,
+        max_file_size = config.max_size,
+        max_eager = config.max_eager,
+        idle_timeout = ?config.idle_timeout,
+        stall_timeout = ?config.stall_timeout,
+        shutdown_grace = ?config.shutdown_grace,
+        "settings"
+    );
+    // A root that names something other than a folder is a mistake in the arguments, whether
+    // the server would create the folder or only open it.
+    if fs::metadata(&config.root).is_ok_and(|m| !m.is_dir()) {
+        eprintln!(
+            "ferry: the served folder {} is not a folder (--root must name a folder)",
+            config.root.display()
+        );
+        return exit::USAGE;
     }
     // SEC-10: a read-only server creates nothing, not even a missing served folder.
     if !config.read_only {
@@ -60,17 +59,17 @@ pub fn run(args: ServeArgs, engine: Impl) -> u8 {
         eprintln!("ferry: cannot serve the folder: {e}");
         return exit::LOCAL_IO;
     }
-    let listener = match TcpListener::bind(args.listen.target()) {
+    let listener = match TcpListener::bind(listen.target()) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("ferry: cannot listen on {}: {e}", args.listen);
+            eprintln!("ferry: cannot listen on {listen}: {e}");
             return exit::CONNECTION;
         }
     };
     let local = match listener.local_addr() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("ferry: cannot listen on {}: {e}", args.listen);
+            eprintln!("ferry: cannot listen on {listen}: {e}");
             return exit::CONNECTION;
         }
     };
@@ -91,14 +90,11 @@ pub fn run(args: ServeArgs, engine: Impl) -> u8 {
         let _ = writeln!(out, "listening on {local}");
         let _ = out.flush();
     }
-    tracing::info!(root = %config.root.display(), %local, read_only = config.read_only, engine = ?engine, "serving");
+    // The engine logs `serving` (address, folder, limits) and `stopped` itself: each once.
     let result = engine::serve(engine, listener, config, shutdown);
     signals.stop();
     match result {
-        Ok(()) => {
-            tracing::info!("stopped");
-            exit::OK
-        }
+        Ok(()) => exit::OK,
         Err(e) => {
             eprintln!("ferry: the server stopped: {e}");
             exit::LOCAL_IO

@@ -114,7 +114,32 @@ fn bench_runs_every_implementation_and_workload_and_reports_them() {
         assert_eq!(b["runs_seconds"].as_array().map(Vec::len), Some(4), "{b}");
     }
 
+    // stdout: the terminal summary, one row per case, one column per implementation, and
+    // one unit system said once (binary: MiB, never MB).
+    let table = String::from_utf8_lossy(&output.stdout);
+    let head = table
+        .lines()
+        .find(|l| l.starts_with("case "))
+        .unwrap_or_else(|| panic!("no table heading:\n{table}"));
+    for imp in ["threads", "async-std", "tokio", "smol"] {
+        assert!(head.contains(imp), "{head}");
+    }
+    let rows = table
+        .lines()
+        .skip_while(|l| !l.starts_with("case "))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .count();
+    assert_eq!(rows, 12, "{table}");
+    assert_eq!(table.matches("1 MiB = 2^20 octets").count(), 1, "{table}");
+    assert!(
+        table.contains("large get ×1") && table.contains("idle ×20"),
+        "{table}"
+    );
+    assert!(!table.contains("| ") && !table.contains(" MB"), "{table}");
+
     let md = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    assert!(!md.contains("MB/s") && md.contains("MiB/s"), "{md}");
     for needle in [
         "## Baselines",
         "## Results",

@@ -23,12 +23,18 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Self {
+        Self::start_with(extra, &[])
+    }
+
+    /// A server with `extra` arguments and `env` variables.
+    fn start_with(extra: &[&str], env: &[(&str, &str)]) -> Self {
         let root = tempfile::tempdir().expect("tempdir");
         let mut child = Command::new(FERRY)
             .args(["serve", "--listen", "127.0.0.1:0", "--root"])
             .arg(root.path())
             .args(extra)
             .env("FERRY_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -473,13 +479,7 @@ fn help_documents_the_exit_codes() {
     let o = ferry(&["--help"]);
     assert_exit(&o, 0);
     let out = stdout(&o);
-    for needle in [
-        "Exit codes",
-        "5  integrity failure",
-        "--impl",
-        "serve",
-        "shell",
-    ] {
+    for needle in ["Exit codes", "5  integrity failure", "serve", "shell"] {
         assert!(out.contains(needle), "{needle}: {out}");
     }
     assert_exit(&ferry(&["dir", "127.0.0.1:1", "--impl", "threads"]), 3);
@@ -616,4 +616,489 @@ fn integrity_and_protocol_failures_from_a_bad_server() {
     assert_exit(&o, 3);
     assert!(stdout(&o).is_empty());
     h.join().expect("fake server");
+}
+
+// ------------------------------------------------- issue 18: a tool to enjoy ---
+
+/// A port that accepts connections and never says anything; it stops by itself once the
+/// returned sender is dropped (or after a minute).
+fn silent_server() -> (String, mpsc::Sender<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr").to_string();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    l.set_nonblocking(true).expect("nonblocking");
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok((s, _)) = l.accept() {
+                held.push(s);
+            }
+            match stop_rx.recv_timeout(Duration::from_millis(10)) {
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                _ => break,
+            }
+        }
+    });
+    (addr, stop_tx)
+}
+
+#[test]
+fn a_silent_server_fails_after_timeout_with_a_hint() {
+    let (addr, _stop) = silent_server();
+    let work = tempfile::tempdir().expect("tempdir");
+    let file = work.path().join("a.txt");
+    fs::write(&file, b"a").expect("file");
+    let want = format!("no answer from {addr} within 1s — is `ferry serve` running there?");
+    for args in [
+        vec!["dir", &addr, "--timeout", "1s"],
+        vec!["dir", &addr, "--timeout", "1s", "--impl", "tokio"],
+        vec!["dir", &addr, "--timeout", "1s", "--impl", "smol"],
+        vec!["get", &addr, "x", "--timeout", "1s", "--impl", "async-std"],
+        vec![
+            "put",
+            &addr,
+            file.to_str().expect("utf8"),
+            "--timeout",
+            "1s",
+        ],
+    ] {
+        let o = ferry_in(work.path(), &args, b"");
+        assert_exit(&o, 3);
+        assert!(stderr(&o).contains(&want), "{args:?}: {}", stderr(&o));
+    }
+    // Durations are written one way: a bad one is a usage error naming the forms.
+    let o = ferry(&["dir", &addr, "--timeout", "soon"]);
+    assert_exit(&o, 2);
+    assert!(stderr(&o).contains("90s, 5m"), "{}", stderr(&o));
+    assert_exit(&ferry(&["dir", &addr, "--timeout", "0s"]), 2);
+}
+
+#[test]
+fn connection_refused_asks_whether_the_server_runs() {
+    let addr = dead_addr();
+    let o = ferry(&["dir", &addr]);
+    assert_exit(&o, 3);
+    assert!(
+        stderr(&o).contains(&format!("is `ferry serve` running on {addr}?")),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn denied_is_shown_with_its_meaning() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (addr, h) = fake(b"err 516 denied\n".to_vec());
+    let o = ferry_in(work.path(), &["get", &addr, "a.txt"], b"");
+    assert_exit(&o, 1);
+    let err = stderr(&o);
+    assert!(
+        err.contains("get a.txt: server error 516 denied ("),
+        "{err}"
+    );
+    assert!(err.contains("permission problem on the server"), "{err}");
+    assert!(err.contains("retrying will not help"), "{err}");
+    h.join().expect("fake server");
+}
+
+#[test]
+fn sizes_in_serve_flags_env_and_config_file() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let big = work.path().join("big.bin");
+    fs::write(&big, vec![7u8; 2000]).expect("file");
+    let small = work.path().join("small.bin");
+    fs::write(&small, vec![7u8; 1000]).expect("file");
+    let (big, small) = (
+        big.to_str().expect("utf8").to_owned(),
+        small.to_str().expect("utf8").to_owned(),
+    );
+    // A flag.
+    let server = Server::start(&["--max-file-size", "1KiB"]);
+    let o = ferry(&["put", &server.addr, &big]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("513 too-large"), "{}", stderr(&o));
+    assert_exit(&ferry(&["put", &server.addr, &small]), 0);
+    drop(server);
+    // The environment.
+    let server = Server::start_with(&[], &[("FERRY_MAX_FILE_SIZE", "1kB")]);
+    assert_exit(&ferry(&["put", &server.addr, &small]), 0);
+    let o = ferry(&["put", &server.addr, &big]);
+    assert_exit(&o, 1);
+    drop(server);
+    // Accepted and refused forms.
+    for ok in ["10MiB", "1GB", "4 KiB", "1000"] {
+        let server = Server::start(&["--max-file-size", ok, "--max-eager", ok]);
+        assert_exit(&ferry(&["dir", &server.addr]), 0);
+    }
+    for bad in ["10 parsecs", "MiB", "-1", "1.5.3GB"] {
+        let o = ferry(&["serve", &format!("--max-file-size={bad}")]);
+        assert_exit(&o, 2);
+        assert!(
+            stderr(&o).contains("is not a size such as 10MiB"),
+            "{bad}: {}",
+            stderr(&o)
+        );
+    }
+    for bad in ["0s", "500ms", "later"] {
+        assert_exit(&ferry(&["serve", "--idle-timeout", bad]), 2);
+    }
+}
+
+#[test]
+fn serve_config_file_with_flags_and_env_over_it() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let conf = work.path().join("ferry.toml");
+    fs::write(
+        &conf,
+        "root = \"served\"\nread-only = true\nmax-file-size = \"1KiB\"\nidle-timeout = \"5m\"\n",
+    )
+    .expect("config");
+    fs::create_dir(work.path().join("served")).expect("folder");
+    fs::write(work.path().join("served/there.txt"), b"hi").expect("file");
+    let file = work.path().join("up.bin");
+    fs::write(&file, vec![1u8; 100]).expect("file");
+    let file = file.to_str().expect("utf8");
+    // Server::start passes its own --root, which beats the file's root; a server without it
+    // serves the file's root (relative to the file's folder).
+    let mut child = Command::new(FERRY)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&conf)
+        .env("FERRY_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("line");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("address")
+        .to_owned();
+    let o = ferry(&["dir", &addr]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("there.txt"), "{}", stdout(&o));
+
+    let conf = conf.to_str().expect("utf8");
+    // read-only from the file.
+    let server = Server::start(&["--config", conf]);
+    let o = ferry(&["put", &server.addr, file]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("514 read-only"), "{}", stderr(&o));
+    drop(server);
+    // A flag beats the file; the rest of the file still applies (max-file-size 1KiB).
+    let server = Server::start(&["--config", conf, "--read-only=false"]);
+    assert_exit(&ferry(&["put", &server.addr, file]), 0);
+    let big = work.path().join("big.bin");
+    fs::write(&big, vec![1u8; 2000]).expect("file");
+    let o = ferry(&["put", &server.addr, big.to_str().expect("utf8")]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("513"), "{}", stderr(&o));
+    drop(server);
+    // So does a variable.
+    let server = Server::start_with(&["--config", conf], &[("FERRY_READ_ONLY", "false")]);
+    assert_exit(&ferry(&["put", &server.addr, file]), 0);
+    drop(server);
+    // A wrong key or value is a usage error naming it.
+    let bad = work.path().join("bad.toml");
+    fs::write(&bad, "max-size = 10\n").expect("config");
+    let o = ferry(&["serve", "--config", bad.to_str().expect("utf8")]);
+    assert_exit(&o, 2);
+    assert!(
+        stderr(&o).contains("unknown field `max-size`"),
+        "{}",
+        stderr(&o)
+    );
+    fs::write(&bad, "stall-timeout = \"forever\"\n").expect("config");
+    let o = ferry(&["serve", "--config", bad.to_str().expect("utf8")]);
+    assert_exit(&o, 2);
+    assert!(
+        stderr(&o).contains("stall-timeout: \"forever\""),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn root_that_is_a_file_is_not_a_folder() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let f = work.path().join("plain");
+    fs::write(&f, b"x").expect("file");
+    for extra in [&[][..], &["--read-only"][..]] {
+        let mut args = vec!["serve", "--root", f.to_str().expect("utf8")];
+        args.extend_from_slice(extra);
+        let o = ferry(&args);
+        assert_exit(&o, 2);
+        assert!(stderr(&o).contains("is not a folder"), "{}", stderr(&o));
+    }
+}
+
+/// Runs `ferry serve ARGS` until it has announced itself, stops it with SIGTERM and
+/// returns its stderr.
+fn serve_log(args: &[&str], env: &[(&str, &str)]) -> String {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(FERRY)
+        .args(["serve", "--listen", "127.0.0.1:0", "--root"])
+        .arg(root.path())
+        .args(args)
+        .env_remove("FERRY_LOG")
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("line");
+    assert!(line.starts_with("listening on "), "{line}");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("addr")
+        .to_owned();
+    assert_exit(&ferry(&["dir", &addr]), 0);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let o = child.wait_with_output().expect("output");
+    assert_eq!(o.status.code(), Some(0));
+    stderr(&o)
+}
+
+#[test]
+fn serve_logs_each_startup_line_once_and_obeys_q_and_json() {
+    let log = serve_log(&[], &[]);
+    let count = |what: &str| log.lines().filter(|l| l.contains(what)).count();
+    assert_eq!(count(" serving "), 1, "{log}");
+    assert_eq!(count(" stopped"), 1, "{log}");
+    let quiet = serve_log(&["-q"], &[]);
+    assert!(!quiet.contains("INFO"), "{quiet}");
+    let json = serve_log(&["--log-format", "json", "--impl", "tokio"], &[]);
+    let lines: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|v| v["fields"]["message"] == "serving"),
+        "{json}"
+    );
+    let via_env = serve_log(&[], &[("FERRY_LOG_FORMAT", "json")]);
+    assert!(via_env.lines().all(|l| l.starts_with('{')), "{via_env}");
+    let debug = serve_log(&["-vv"], &[]);
+    assert!(debug.contains("DEBUG"), "{debug}");
+}
+
+fn json_lines(o: &Output) -> Vec<serde_json::Value> {
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn get_and_put_json_and_quiet_stdout() {
+    let server = Server::start(&[]);
+    let work = tempfile::tempdir().expect("tempdir");
+    fs::write(work.path().join("a.txt"), b"hello").expect("file");
+    fs::write(work.path().join("b.txt"), b"hello, world").expect("file");
+    let (a, b) = (
+        work.path().join("a.txt").to_str().expect("utf8").to_owned(),
+        work.path().join("b.txt").to_str().expect("utf8").to_owned(),
+    );
+    // Without a terminal and without --json: nothing on stdout.
+    let o = ferry(&["put", &server.addr, &a]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "");
+    // --json: one object per file, failures included.
+    let o = ferry(&["put", &server.addr, &a, &b, "--json"]);
+    assert_exit(&o, 1);
+    let objs = json_lines(&o);
+    assert_eq!(objs.len(), 2, "{}", stdout(&o));
+    assert_eq!(objs[0]["name"], "a.txt");
+    assert_eq!(objs[0]["outcome"], "failed");
+    assert_eq!(objs[0]["code"], 512);
+    assert!(objs[0]["error"].as_str().expect("error").contains("512"));
+    assert_eq!(objs[1]["name"], "b.txt");
+    assert_eq!(objs[1]["file"], b.as_str());
+    assert_eq!(objs[1]["outcome"], "ok");
+    assert_eq!(objs[1]["bytes"], 12);
+    let digest = objs[1]["digest"].as_str().expect("digest").to_owned();
+    assert!(digest.starts_with("xxh3-128:"), "{digest}");
+    assert!(objs[1]["seconds"].as_f64().expect("seconds") >= 0.0);
+
+    let down = tempfile::tempdir().expect("tempdir");
+    let o = ferry_in(down.path(), &["get", &server.addr, "a.txt", "b.txt"], b"");
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "");
+    let o = ferry_in(
+        down.path(),
+        &["get", &server.addr, "b.txt", "nope", "--json", "-o", "d/"],
+        b"",
+    );
+    assert_exit(&o, 1);
+    let objs = json_lines(&o);
+    assert_eq!(objs.len(), 2, "{}", stdout(&o));
+    assert_eq!(objs[0]["name"], "b.txt");
+    assert_eq!(objs[0]["outcome"], "ok");
+    assert_eq!(objs[0]["bytes"], 12);
+    assert_eq!(objs[0]["digest"], digest.as_str());
+    assert!(objs[0]["path"].as_str().expect("path").ends_with("b.txt"));
+    assert_eq!(objs[1]["name"], "nope");
+    assert_eq!(objs[1]["outcome"], "failed");
+    assert_eq!(objs[1]["code"], 511);
+    assert_eq!(objs[1]["bytes"], serde_json::Value::Null);
+    assert_eq!(
+        fs::read(down.path().join("d/b.txt")).expect("got"),
+        b"hello, world"
+    );
+    // A session that cannot start: every file is reported failed.
+    let o = ferry(&["get", &dead_addr(), "x", "y", "--json"]);
+    assert_exit(&o, 3);
+    let objs = json_lines(&o);
+    assert_eq!(objs.len(), 2);
+    assert!(objs.iter().all(|v| v["outcome"] == "failed"));
+}
+
+#[test]
+fn impl_is_offered_only_where_it_does_something() {
+    for sub in ["serve", "dir", "get", "put", "shell"] {
+        let o = ferry(&[sub, "--help"]);
+        assert!(stdout(&o).contains("--impl"), "{sub}");
+    }
+    for sub in [&["conform", "server"][..], &["bench"], &["completions"]] {
+        let mut args = sub.to_vec();
+        args.push("--help");
+        let o = ferry(&args);
+        assert_exit(&o, 0);
+        assert!(!stdout(&o).contains("--impl "), "{sub:?}: {}", stdout(&o));
+    }
+    assert_exit(&ferry(&["--impl", "tokio", "dir", "127.0.0.1:1"]), 2);
+    assert_exit(
+        &ferry(&["conform", "--impl", "tokio", "server", "--list"]),
+        2,
+    );
+    // Required arguments are marked as such (<…>, not […]) in the usage line.
+    let o = ferry(&["get", "--help"]);
+    assert!(
+        stdout(&o).contains("Usage: ferry get [OPTIONS] <ADDR> <NAME>..."),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn completions_and_man_page() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = ferry(&["completions", shell]);
+        assert_exit(&o, 0);
+        let script = stdout(&o);
+        for sub in [
+            "serve",
+            "dir",
+            "get",
+            "put",
+            "shell",
+            "conform",
+            "bench",
+            "completions",
+        ] {
+            assert!(script.contains(sub), "{shell}: {sub}");
+        }
+        assert!(script.contains("max-file-size"), "{shell}");
+    }
+    assert_exit(&ferry(&["completions", "tcsh"]), 2);
+    let o = ferry(&["man"]);
+    assert_exit(&o, 0);
+    let page = stdout(&o);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH ferry"),
+        "{page}"
+    );
+    for needle in ["serve", "completions", "Exit codes"] {
+        assert!(page.contains(needle), "{needle}");
+    }
+}
+
+#[test]
+fn bench_quick_takes_no_size_flags() {
+    let o = ferry(&["bench", "--quick", "--repeat", "3"]);
+    assert_exit(&o, 2);
+    assert!(stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_server_that_stops_answering_mid_session_is_named() {
+    // Greets, reads the request, then says nothing until the client gives up and closes.
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr").to_string();
+    let h = thread::spawn(move || {
+        let (s, _) = l.accept().expect("client");
+        s.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+        let mut w = s.try_clone().expect("clone");
+        w.write_all(GREETING.as_bytes()).expect("greeting");
+        let mut sink = Vec::new();
+        let _ = BufReader::new(s).read_to_end(&mut sink);
+    });
+    let o = ferry(&["dir", &addr, "--timeout", "1s"]);
+    assert_exit(&o, 3);
+    let want = format!("dir: the server at {addr} sent or accepted nothing for 1s");
+    assert!(stderr(&o).contains(&want), "{}", stderr(&o));
+    h.join().expect("fake server");
+}
+
+/// `ferry serve 2>&1 | head -1`: once stderr is closed, log lines are lost, but the server
+/// still serves and still stops on SIGTERM with status 0 (it used to panic on the first
+/// line it could not write, or, if that was in the signal thread, never stop).
+#[test]
+fn serve_survives_a_closed_stderr() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(FERRY)
+        .args(["serve", "--listen", "127.0.0.1:0", "--root"])
+        .arg(root.path())
+        .env("FERRY_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stderr.take());
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("line");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("addr")
+        .to_owned();
+    assert_exit(&ferry(&["dir", &addr]), 0);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + TIMEOUT;
+    let exit = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ferry serve did not stop on SIGTERM with its stderr closed");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(exit.code(), Some(0));
 }

@@ -83,6 +83,14 @@ const HANDLING: &[(&str, How)] = &[
         How::Run,
     ),
     // crates/bench/README.md: minutes of benchmarking each
+    ("cargo run --release -p ferry -- bench --quick", How::Parse),
+    (
+        "cargo run --release -p ferry -- bench --format md",
+        How::Parse,
+    ),
+    // crates/cli/README.md: what the timeout hints print (tests/cli.rs runs them)
+    ("ferry dir 127.0.0.1:7450", How::Parse),
+    ("ferry dir 127.0.0.1:7451", How::Parse),
     ("cargo run --release -p ferry -- bench", How::Parse),
     (
         "cargo run --release -p ferry -- bench --impls threads,tokio --workloads large,small --repeat 5",
@@ -101,34 +109,6 @@ const HANDLING: &[(&str, How)] = &[
         How::Skip("criterion benchmarks (minutes, release build); not a ferry command"),
     ),
     // crates/cli/README.md
-    (
-        "ferry serve [--root DIR] [--listen ADDR] [--read-only] [--max-file-size BYTES]",
-        How::Skip("usage synopsis, not a command (better in a ```text block)"),
-    ),
-    (
-        "[--max-eager BYTES] [--max-connections N] [--idle-timeout SECS] [--stall-timeout SECS]",
-        How::Skip("usage synopsis, not a command (better in a ```text block)"),
-    ),
-    (
-        "[--shutdown-grace SECS]",
-        How::Skip("usage synopsis, not a command (better in a ```text block)"),
-    ),
-    (
-        "ferry dir ADDR [--json]",
-        How::Skip("usage synopsis, not a command (better in a ```text block)"),
-    ),
-    (
-        "ferry get ADDR NAME... [-o PATH] [--continue]",
-        How::Skip("usage synopsis, not a command (better in a ```text block)"),
-    ),
-    (
-        "ferry put ADDR FILE... [--as NAME] [--replace]",
-        How::Skip("usage synopsis, not a command (better in a ```text block)"),
-    ),
-    (
-        "ferry shell ADDR [-b FILE]",
-        How::Skip("usage synopsis, not a command (better in a ```text block)"),
-    ),
     (
         "printf 'dir\\nmget *.txt\\n-get maybe.log\\nclose\\n' | ferry shell HOST",
         How::Parse,

@@ -27,9 +27,9 @@ use ferry_sync::client::{
 };
 use ferry_wire::{Code, FileName, PutMode};
 
+use crate::ClientArgs;
 use crate::addr::ServerAddr;
 use crate::commands::{print_listing, report, warn_skipped};
-use crate::engine::Impl;
 use crate::exit::{self, Worst};
 use crate::progress::Bars;
 use command::Command;
@@ -46,7 +46,9 @@ pub enum Batch {
 }
 
 /// Runs the shell; returns the exit code.
-pub fn run(engine: Impl, addr: &ServerAddr, batch: Option<&Path>) -> u8 {
+pub fn run(how: ClientArgs, addr: &ServerAddr, batch: Option<&Path>) -> u8 {
+    let engine = how.implementation;
+    let options = crate::commands::options(&how);
     let batch = match batch {
         Some(p) if p == Path::new("-") => Some(Batch::Stdin),
         Some(p) => Some(Batch::File(p.to_owned())),
@@ -66,7 +68,7 @@ pub fn run(engine: Impl, addr: &ServerAddr, batch: Option<&Path>) -> u8 {
         None => None,
     };
     let cancel = Canceller::default();
-    let session = match Session::connect(engine, addr, cancel.clone()) {
+    let session = match Session::connect(engine, addr, options, cancel.clone()) {
         Ok(s) => s,
         Err(e) => {
             report(&format!("cannot start a session with {addr}"), &e);

@@ -239,9 +239,9 @@ impl Session {
     pub fn connect(
         engine: Impl,
         addr: &ServerAddr,
+        options: ClientOptions,
         cancel: Canceller,
     ) -> Result<Self, ClientError> {
-        let options = ClientOptions::default();
         let open = open(engine, addr, &options)?;
         Ok(Self {
             engine,
@@ -423,8 +423,13 @@ mod tests {
             // The download hangs after 3 MiB of the server's octets.
             let relay = Relay::start(server.addr, Stall::Down(3 << 20));
             let cancel = Canceller::default();
-            let mut session =
-                Session::connect(engine, &via(&relay), cancel.clone()).expect("connect");
+            let mut session = Session::connect(
+                engine,
+                &via(&relay),
+                ClientOptions::default(),
+                cancel.clone(),
+            )
+            .expect("connect");
             let dest = local.path().join(format!("{engine:?}.bin"));
             let mut fired = false;
             let result = session.get(&name, &dest, &GetOptions::default(), &mut |p| {
@@ -470,8 +475,13 @@ mod tests {
             // The upload hangs after 2 MiB of the client's octets.
             let relay = Relay::start(server.addr, Stall::Up(2 << 20));
             let cancel = Canceller::default();
-            let mut session =
-                Session::connect(engine, &via(&relay), cancel.clone()).expect("connect");
+            let mut session = Session::connect(
+                engine,
+                &via(&relay),
+                ClientOptions::default(),
+                cancel.clone(),
+            )
+            .expect("connect");
             let mut fired = false;
             let result = session.put(&file, &name, &PutOptions::default(), &mut |p| {
                 if p.done > 0 && !fired {

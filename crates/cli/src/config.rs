@@ -1,0 +1,368 @@
+//! `ferry serve`'s settings from three places, the first that names a setting wins: a flag,
+//! its `FERRY_*` environment variable (clap `env`), the `--config` TOML file, the default.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use ferry_bench::units;
+use ferry_sync::server::Config;
+
+use crate::Verbosity;
+use crate::addr::{self, ServerAddr};
+use crate::engine::Impl;
+
+/// How the server writes its log on stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event.
+    #[default]
+    Text,
+    /// One JSON object per line (tracing-subscriber's JSON format).
+    Json,
+}
+
+/// `ferry serve`'s flags. None has a clap default, so that an absent flag lets the
+/// environment variable, then the config file, then the default decide.
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// A TOML file with the same keys as these flags (`root = "/srv/ferry"`,
+    /// `max-file-size = "10GiB"`, `idle-timeout = "5m"`, …); flags and FERRY_* variables
+    /// override it. A relative `root` in it is relative to the file's folder.
+    #[arg(long, value_name = "FILE", env = "FERRY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Which implementation of the protocol engine serves [default: threads].
+    #[arg(long = "impl", value_enum, env = "FERRY_IMPL")]
+    pub implementation: Option<Impl>,
+    /// The folder to serve, created if missing [default: ferry-files].
+    #[arg(long, value_name = "DIR", env = "FERRY_ROOT")]
+    pub root: Option<PathBuf>,
+    /// The address to listen on; port 0 picks a free port (the line `listening on ADDR`
+    /// tells which) [default: 127.0.0.1:7450].
+    #[arg(long, value_name = "ADDR", env = "FERRY_LISTEN", value_parser = addr::parse)]
+    pub listen: Option<ServerAddr>,
+    /// Refuse every upload (514 read-only); `--read-only=false` overrides the config file.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        env = "FERRY_READ_ONLY",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub read_only: Option<bool>,
+    /// Largest upload accepted, e.g. 10MiB, 1GB [default: 1TiB].
+    #[arg(long, value_name = "SIZE", env = "FERRY_MAX_FILE_SIZE", value_parser = units::parse_size)]
+    pub max_file_size: Option<u64>,
+    /// Largest upload a client may send without waiting for `go` (0 disables) [default: 1MiB].
+    #[arg(long, value_name = "SIZE", env = "FERRY_MAX_EAGER", value_parser = units::parse_size)]
+    pub max_eager: Option<u64>,
+    /// Most concurrent sessions; further connections get `err 420 busy` [default: 256].
+    #[arg(long, value_name = "N", env = "FERRY_MAX_CONNECTIONS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+    /// How long a session may wait between requests, at least 1s [default: 5m].
+    #[arg(long, value_name = "DURATION", env = "FERRY_IDLE_TIMEOUT",
+          value_parser = units::parse_duration_at_least_1s)]
+    pub idle_timeout: Option<Duration>,
+    /// How long without progress inside a request or transfer, at least 1s [default: 1m].
+    #[arg(long, value_name = "DURATION", env = "FERRY_STALL_TIMEOUT",
+          value_parser = units::parse_duration_at_least_1s)]
+    pub stall_timeout: Option<Duration>,
+    /// How long requests in flight get to finish after Ctrl-C / SIGTERM before downloads
+    /// are cut with `abort 422` and uploads with `err 422` [default: 10s].
+    #[arg(long, value_name = "DURATION", env = "FERRY_SHUTDOWN_GRACE",
+          value_parser = units::parse_duration)]
+    pub shutdown_grace: Option<Duration>,
+    /// The log format on stderr [default: text].
+    #[arg(long, value_enum, value_name = "FORMAT", env = "FERRY_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    #[command(flatten)]
+    pub verbosity: Verbosity,
+}
+
+/// The settings `ferry serve` runs with.
+#[derive(Debug, Clone)]
+pub struct Serve {
+    /// The engine.
+    pub engine: Impl,
+    /// Where to listen.
+    pub listen: ServerAddr,
+    /// The log format.
+    pub log_format: LogFormat,
+    /// `-v`, `-q`.
+    pub verbosity: Verbosity,
+    /// Everything the engine needs.
+    pub config: Config,
+}
+
+/// A setting in a config file that is wrong, or a config file that cannot be read.
+#[derive(Debug)]
+pub struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A size or a duration in a config file: a number (octets, seconds) or a text (`"10MiB"`,
+/// `"5m"`).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+enum Value {
+    Number(u64),
+    Text(String),
+}
+
+/// The keys of a config file: those of the flags.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct File {
+    #[serde(rename = "impl")]
+    implementation: Option<String>,
+    root: Option<PathBuf>,
+    listen: Option<String>,
+    read_only: Option<bool>,
+    max_file_size: Option<Value>,
+    max_eager: Option<Value>,
+    max_connections: Option<u64>,
+    idle_timeout: Option<Value>,
+    stall_timeout: Option<Value>,
+    shutdown_grace: Option<Value>,
+    log_format: Option<String>,
+}
+
+fn size(key: &str, v: Option<Value>) -> Result<Option<u64>, String> {
+    match v {
+        None => Ok(None),
+        Some(Value::Number(n)) => Ok(Some(n)),
+        Some(Value::Text(t)) => units::parse_size(&t)
+            .map(Some)
+            .map_err(|e| format!("{key}: {e}")),
+    }
+}
+
+fn duration(
+    key: &str,
+    v: Option<Value>,
+    parse: fn(&str) -> Result<Duration, String>,
+) -> Result<Option<Duration>, String> {
+    match v {
+        None => Ok(None),
+        Some(Value::Number(n)) => parse(&n.to_string())
+            .map(Some)
+            .map_err(|e| format!("{key}: {e}")),
+        Some(Value::Text(t)) => parse(&t).map(Some).map_err(|e| format!("{key}: {e}")),
+    }
+}
+
+fn value_enum<T: ValueEnum>(key: &str, v: Option<String>) -> Result<Option<T>, String> {
+    v.map(|s| {
+        T::from_str(&s, false).map_err(|_| {
+            let names: Vec<String> = T::value_variants()
+                .iter()
+                .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_owned()))
+                .collect();
+            format!("{key}: {s:?} is not one of {}", names.join(", "))
+        })
+    })
+    .transpose()
+}
+
+/// `file`'s settings as [`ServeArgs`] (a relative root made relative to the file's folder).
+fn read_file(path: &Path) -> Result<ServeArgs, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError(format!(
+            "cannot read the config file {}: {e}",
+            path.display()
+        ))
+    })?;
+    parse_file(&text, path.parent().unwrap_or(Path::new("")))
+        .map_err(|e| ConfigError(format!("{}: {e}", path.display())))
+}
+
+/// Parses a config file's text; `base` is the folder a relative root is relative to.
+fn parse_file(text: &str, base: &Path) -> Result<ServeArgs, String> {
+    let f: File = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
+    let max_connections = match f.max_connections {
+        Some(0) => return Err("max-connections: must be at least 1".into()),
+        n => n,
+    };
+    Ok(ServeArgs {
+        config: None,
+        implementation: value_enum("impl", f.implementation)?,
+        root: f.root.map(|r| base.join(r)),
+        listen: f
+            .listen
+            .map(|l| addr::parse(&l).map_err(|e| format!("listen: {e}")))
+            .transpose()?,
+        read_only: f.read_only,
+        max_file_size: size("max-file-size", f.max_file_size)?,
+        max_eager: size("max-eager", f.max_eager)?,
+        max_connections,
+        idle_timeout: duration(
+            "idle-timeout",
+            f.idle_timeout,
+            units::parse_duration_at_least_1s,
+        )?,
+        stall_timeout: duration(
+            "stall-timeout",
+            f.stall_timeout,
+            units::parse_duration_at_least_1s,
+        )?,
+        shutdown_grace: duration("shutdown-grace", f.shutdown_grace, units::parse_duration)?,
+        log_format: value_enum("log-format", f.log_format)?,
+        verbosity: Verbosity::default(),
+    })
+}
+
+impl ServeArgs {
+    /// The settings: these flags (and variables) over the config file over the defaults.
+    pub fn resolve(self) -> Result<Serve, ConfigError> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => ServeArgs::default(),
+        };
+        Ok(self.over(file))
+    }
+
+    /// `self` where it names a setting, else `file`, else the default.
+    fn over(self, file: ServeArgs) -> Serve {
+        let d = Config::default();
+        let config = Config {
+            root: self.root.or(file.root).unwrap_or(d.root),
+            read_only: self.read_only.or(file.read_only).unwrap_or(d.read_only),
+            max_size: self
+                .max_file_size
+                .or(file.max_file_size)
+                .unwrap_or(d.max_size),
+            max_eager: self.max_eager.or(file.max_eager).unwrap_or(d.max_eager),
+            max_connections: self
+                .max_connections
+                .or(file.max_connections)
+                .map_or(d.max_connections, |n| {
+                    usize::try_from(n).unwrap_or(usize::MAX)
+                }),
+            idle_timeout: self
+                .idle_timeout
+                .or(file.idle_timeout)
+                .unwrap_or(d.idle_timeout),
+            stall_timeout: self
+                .stall_timeout
+                .or(file.stall_timeout)
+                .unwrap_or(d.stall_timeout),
+            shutdown_grace: self
+                .shutdown_grace
+                .or(file.shutdown_grace)
+                .unwrap_or(d.shutdown_grace),
+        };
+        Serve {
+            engine: self
+                .implementation
+                .or(file.implementation)
+                .unwrap_or(Impl::Threads),
+            listen: self.listen.or(file.listen).unwrap_or_else(|| ServerAddr {
+                host: "127.0.0.1".into(),
+                port: ferry_wire::limits::DEFAULT_PORT,
+            }),
+            log_format: self.log_format.or(file.log_format).unwrap_or_default(),
+            verbosity: self.verbosity,
+            config,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"
+        impl = "tokio"
+        root = "files"
+        listen = "0.0.0.0:9000"
+        read-only = true
+        max-file-size = "10MiB"
+        max-eager = 4096
+        max-connections = 8
+        idle-timeout = "5m"
+        stall-timeout = 30
+        shutdown-grace = "1m 30s"
+        log-format = "json"
+    "#;
+
+    fn full() -> ServeArgs {
+        parse_file(FULL, Path::new("/etc/ferry")).expect("valid")
+    }
+
+    #[test]
+    fn every_key_is_read_and_flags_win() {
+        let s = ServeArgs::default().over(full());
+        assert_eq!(s.engine, Impl::Tokio);
+        assert_eq!(s.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(s.log_format, LogFormat::Json);
+        let c = &s.config;
+        assert_eq!(c.root, Path::new("/etc/ferry/files"));
+        assert!(c.read_only);
+        assert_eq!(c.max_size, 10 << 20);
+        assert_eq!(c.max_eager, 4096);
+        assert_eq!(c.max_connections, 8);
+        assert_eq!(c.idle_timeout, Duration::from_secs(300));
+        assert_eq!(c.stall_timeout, Duration::from_secs(30));
+        assert_eq!(c.shutdown_grace, Duration::from_secs(90));
+
+        let flags = ServeArgs {
+            implementation: Some(Impl::Smol),
+            root: Some("/srv/x".into()),
+            read_only: Some(false),
+            max_file_size: Some(1),
+            idle_timeout: Some(Duration::from_secs(7)),
+            ..ServeArgs::default()
+        };
+        let s = flags.over(full());
+        assert_eq!(s.engine, Impl::Smol);
+        assert_eq!(s.config.root, Path::new("/srv/x"));
+        assert!(!s.config.read_only);
+        assert_eq!(s.config.max_size, 1);
+        assert_eq!(s.config.idle_timeout, Duration::from_secs(7));
+        // What the flags leave open still comes from the file.
+        assert_eq!(s.config.max_eager, 4096);
+        assert_eq!(s.listen.to_string(), "0.0.0.0:9000");
+    }
+
+    #[test]
+    fn defaults_without_file_or_flags() {
+        let s = ServeArgs::default().over(ServeArgs::default());
+        assert_eq!(s.engine, Impl::Threads);
+        assert_eq!(s.listen.to_string(), "127.0.0.1:7450");
+        assert_eq!(s.config, Config::default());
+        assert_eq!(s.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn bad_files_say_which_key() {
+        for (text, want) in [
+            ("max-size = 1", "unknown field `max-size`"),
+            (
+                "max-file-size = \"lots\"",
+                "max-file-size: \"lots\" is not a size",
+            ),
+            (
+                "idle-timeout = \"0s\"",
+                "idle-timeout: \"0s\" is less than 1s",
+            ),
+            (
+                "impl = \"fibers\"",
+                "impl: \"fibers\" is not one of threads, tokio",
+            ),
+            ("listen = \"a b\"", "listen: "),
+            ("max-connections = 0", "max-connections: must be at least 1"),
+            ("root = 5", "invalid type"),
+        ] {
+            let e = parse_file(text, Path::new("")).err().unwrap_or_default();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+    }
+}
