@@ -962,7 +962,7 @@ pub(crate) fn run_case(case: &ClientCase, target: &ClientTarget, timeout: Durati
         if let Some(v) = run.log.violations.first() {
             return Err(crate::case::Stop::Violation(v.clone()));
         }
-        if run.timed_out || run.signal.is_some() {
+        if run.timed_out || crashed(run.code, run.signal, &run.stderr) {
             return Err(violation(
                 &case.info.requirements[0],
                 format!(
@@ -972,7 +972,10 @@ pub(crate) fn run_case(case: &ClientCase, target: &ClientTarget, timeout: Durati
                 if run.timed_out {
                     "killed at the deadline".to_owned()
                 } else {
-                    format!("killed by signal {:?}", run.signal)
+                    format!(
+                        "crashed (signal {:?}, exit status {:?})",
+                        run.signal, run.code
+                    )
                 },
             ));
         }
@@ -1012,7 +1015,7 @@ pub(crate) fn run_case(case: &ClientCase, target: &ClientTarget, timeout: Durati
             outcome.status(),
         ));
     }
-    if outcome.signal.is_some() {
+    if crashed(outcome.code, outcome.signal, &outcome.stderr) {
         return Err(violation(
             &case.info.requirements[0],
             "a clean exit, whatever the server sent",
@@ -1177,6 +1180,13 @@ fn files_under(root: &Path) -> Vec<(String, Vec<u8>)> {
                 .flatten()
         })
         .collect()
+}
+
+/// A crash is not a failure the client reports: killed by a signal, or a Rust client's panic
+/// (exit status 101 and `panicked at` on stderr).
+fn crashed(code: Option<i32>, signal: Option<i32>, stderr: &[u8]) -> bool {
+    signal.is_some()
+        || (code == Some(101) && String::from_utf8_lossy(stderr).contains("panicked at"))
 }
 
 fn kill_group(child: &mut std::process::Child) {
