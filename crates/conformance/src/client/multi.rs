@@ -511,6 +511,11 @@ fn setup_small_then_large(dir: &Path, _: &Path, name: &str) -> std::io::Result<(
     setup_two(dir, name, 300, 3000)
 }
 
+/// `{name}` of exactly the `max-eager` of [`eager_limit`]`(1000, …)`, then a smaller one.
+fn setup_at_the_limit(dir: &Path, _: &Path, name: &str) -> std::io::Result<()> {
+    setup_two(dir, name, 1000, 500)
+}
+
 fn greeting_eager(max_eager: u64) -> Vec<u8> {
     GREETING
         .replace("max-eager=1048576", &format!("max-eager={max_eager}"))
@@ -633,6 +638,7 @@ pub(super) fn all() -> Vec<ClientCase> {
         ClientCase::new("PIPE-2/2", "mput: two small files in one session (eager puts may be pipelined)", &["PUT-1", "SUM-1", "PIPE-2"], Op::MPut, Mock::default(), both_put).setup(setup_two_small),
         ClientCase::new("PIPE-2/3", "mput: two files above max-eager: each put waits for its go, nothing pipelined behind it", &["PUT-5", "PUT-7", "PIPE-2"], Op::MPut, eager_limit(1000, accept_slowly()), both_put).setup(setup_two_large),
         ClientCase::new("PIPE-2/4", "mput: a file under max-eager, then one above: now, then wait", &["PUT-7", "PUT-5", "PIPE-2"], Op::MPut, eager_limit(1000, accept_slowly()), both_put).setup(setup_small_then_large),
+        ClientCase::new("PIPE-2/5", "mput: a file of exactly max-eager octets, then a smaller one: both stored", &["PUT-1", "PUT-7", "PIPE-2"], Op::MPut, eager_limit(1000, accept_slowly()), both_put).setup(setup_at_the_limit),
         ClientCase::new("PIPE-5/2", "mput: the first put is refused (512), the second is still sent and stored", &["PIPE-5", "PUT-21"], Op::MPut, Mock { put_for: Some(refuse_first), ..Mock::default() }, second_put_first_refused).setup(setup_two_small),
         ClientCase::new("PIPE-5/3", "mput with flow wait: the first put is refused (512), the second is still sent and stored", &["PIPE-5", "PUT-5", "PUT-21"], Op::MPut, Mock { put_for: Some(refuse_first), ..eager_limit(0, accept_slowly()) }, second_put_first_refused).setup(setup_two_large),
         ClientCase::new("ERR-9/5", "mput: err 421 instead of go ends the session: nothing more sent, failure", &["ERR-9", "PUT-21"], Op::MPut, eager_limit(0, PutAnswer::EndSession(b"err 421 busy\n".to_vec())), ended_at_first_put).setup(setup_two_large),
