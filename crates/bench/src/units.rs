@@ -26,10 +26,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if let Ok(secs) = t.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    if t.starts_with(|c: char| c.is_ascii_digit()) {
-        if let Ok(secs) = t.parse::<f64>() {
-            return Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"));
-        }
+    if t.starts_with(|c: char| c.is_ascii_digit())
+        && let Ok(secs) = t.parse::<f64>()
+    {
+        return Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"));
     }
     humantime::parse_duration(t)
         .map_err(|e| format!("{s:?} is not a duration such as 90s, 5m, 1h 30m or 250ms ({e})"))
@@ -62,7 +62,7 @@ pub fn duration_text(d: Duration) -> String {
 pub fn size_text(n: u64) -> String {
     for (unit, name) in [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")] {
         if n >= unit {
-            return if n % unit == 0 {
+            return if n.is_multiple_of(unit) {
                 format!("{} {name}", n / unit)
             } else {
                 format!("{:.1} {name}", n as f64 / unit as f64)

@@ -63,10 +63,10 @@ fn connect_explained(how: ClientArgs, addr: &ServerAddr) -> Result<AnyClient, (u
 /// Ends the session politely if it is still open; a failure here changes nothing that
 /// was done.
 pub fn close(client: AnyClient) {
-    if client.is_open() {
-        if let Err(e) = client.close() {
-            tracing::debug!("close: {e}");
-        }
+    if client.is_open()
+        && let Err(e) = client.close()
+    {
+        tracing::debug!("close: {e}");
     }
 }
 
@@ -177,13 +177,13 @@ fn shown_octets(name: &[u8], all_non_ascii: bool) -> String {
 
 /// Says where a failed download's partial data is, if it was kept.
 fn partial_hint(dest: &Path) {
-    if let Ok(part) = part_path(dest) {
-        if fs::symlink_metadata(&part).is_ok_and(|m| m.is_file() && m.len() > 0) {
-            eprintln!(
-                "ferry: partial data kept in {}; `ferry get --continue` resumes it",
-                part.display()
-            );
-        }
+    if let Ok(part) = part_path(dest)
+        && fs::symlink_metadata(&part).is_ok_and(|m| m.is_file() && m.len() > 0)
+    {
+        eprintln!(
+            "ferry: partial data kept in {}; `ferry get --continue` resumes it",
+            part.display()
+        );
     }
 }
 

@@ -27,11 +27,11 @@ impl Bars {
         if !self.enabled {
             return;
         }
-        if let Some((name, bar)) = &self.current {
-            if name == p.name.as_str() {
-                bar.set_position(p.done);
-                return;
-            }
+        if let Some((name, bar)) = &self.current
+            && name == p.name.as_str()
+        {
+            bar.set_position(p.done);
+            return;
         }
         self.finish();
         let bar = ProgressBar::new(p.total);

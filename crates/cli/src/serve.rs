@@ -36,14 +36,14 @@ pub fn run(settings: Serve) -> u8 {
         return exit::USAGE;
     }
     // SEC-10: a read-only server creates nothing, not even a missing served folder.
-    if !config.read_only {
-        if let Err(e) = fs::create_dir_all(&config.root) {
-            eprintln!(
-                "ferry: cannot create the served folder {}: {e}",
-                config.root.display()
-            );
-            return exit::LOCAL_IO;
-        }
+    if !config.read_only
+        && let Err(e) = fs::create_dir_all(&config.root)
+    {
+        eprintln!(
+            "ferry: cannot create the served folder {}: {e}",
+            config.root.display()
+        );
+        return exit::LOCAL_IO;
     }
     // Open (and so lock and clean, SEC-8, SEC-9) the folder before announcing the address: a
     // script that reads `listening on` must find a server that will serve, not one that is

@@ -384,10 +384,10 @@ fn extract(root: &Path, path: &Path) -> Vec<DocCommand> {
                         text: collapse(cmd),
                         output: Vec::new(),
                     });
-                } else if let Some(last) = out.last_mut().filter(|c| c.block == block) {
-                    if last.file == file {
-                        last.output.push(l.to_owned());
-                    }
+                } else if let Some(last) = out.last_mut().filter(|c| c.block == block)
+                    && last.file == file
+                {
+                    last.output.push(l.to_owned());
                 }
             }
         }

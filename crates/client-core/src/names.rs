@@ -88,14 +88,14 @@ pub fn windows_name_problem(name: &str) -> Option<&'static str> {
 /// separator and cannot be `.` or `..`, so the result is always directly inside `dir`
 /// (NAME-10); on Windows, names Windows would misread are refused (NAME-11).
 pub fn local_path(dir: &Path, name: &FileName) -> Result<PathBuf, ClientError> {
-    if cfg!(windows) {
-        if let Some(reason) = windows_name_problem(name.as_str()) {
-            let reason = reason.to_owned();
-            return Err(ClientError::LocalName {
-                name: name.to_string(),
-                reason,
-            });
-        }
+    if cfg!(windows)
+        && let Some(reason) = windows_name_problem(name.as_str())
+    {
+        let reason = reason.to_owned();
+        return Err(ClientError::LocalName {
+            name: name.to_string(),
+            reason,
+        });
     }
     Ok(dir.join(name.as_str()))
 }

@@ -259,17 +259,17 @@ fn finish(common: &Common, report: &Report) -> u8 {
              is the client on PATH? A shell exits 127 for a command it cannot find."
         );
     }
-    if let Some(p) = &common.json {
-        if let Err(e) = std::fs::write(p, report.to_json()) {
-            eprintln!("ferry-conform: cannot write {}: {e}", p.display());
-            return 2;
-        }
+    if let Some(p) = &common.json
+        && let Err(e) = std::fs::write(p, report.to_json())
+    {
+        eprintln!("ferry-conform: cannot write {}: {e}", p.display());
+        return 2;
     }
-    if let Some(p) = &common.junit {
-        if let Err(e) = std::fs::write(p, report.to_junit()) {
-            eprintln!("ferry-conform: cannot write {}: {e}", p.display());
-            return 2;
-        }
+    if let Some(p) = &common.junit
+        && let Err(e) = std::fs::write(p, report.to_junit())
+    {
+        eprintln!("ferry-conform: cannot write {}: {e}", p.display());
+        return 2;
     }
     u8::from(report.failed())
 }

@@ -426,10 +426,10 @@ impl Session {
                     // Executes what is already buffered before closing.
                     while self.buf.contains(&b'\n') {
                         let Got::Line(l) = self.line() else { break };
-                        if let Ok((r, _)) = decode_request(&l) {
-                            if !self.request(r, false) {
-                                break;
-                            }
+                        if let Ok((r, _)) = decode_request(&l)
+                            && !self.request(r, false)
+                        {
+                            break;
                         }
                     }
                 }

@@ -28,10 +28,11 @@ fn crate_dir() -> &'static Path {
 
 fn locate() -> Location {
     let root = crate_dir().join("../..");
-    if let Ok(manifest) = std::fs::read_to_string(root.join("Cargo.toml")) {
-        if manifest.contains("[workspace]") && manifest.contains("\"crates/conformance\"") {
-            return Location::Workspace(root);
-        }
+    if let Ok(manifest) = std::fs::read_to_string(root.join("Cargo.toml"))
+        && manifest.contains("[workspace]")
+        && manifest.contains("\"crates/conformance\"")
+    {
+        return Location::Workspace(root);
     }
     if crate_dir().join("Cargo.toml.orig").is_file() {
         return Location::Package;

@@ -68,12 +68,12 @@ fn read_slowly(stream: &mut TcpStream, trigger: impl FnOnce()) -> (Vec<u8>, Endi
             "still reading after {LIMIT:?} ({} octets)",
             got.len()
         );
-        if started.elapsed() >= BEFORE_SHUTDOWN {
-            if let Some(trigger) = trigger.take() {
-                trigger();
-                std::thread::sleep(PAUSE);
-                (origin, base) = (Instant::now(), got.len());
-            }
+        if started.elapsed() >= BEFORE_SHUTDOWN
+            && let Some(trigger) = trigger.take()
+        {
+            trigger();
+            std::thread::sleep(PAUSE);
+            (origin, base) = (Instant::now(), got.len());
         }
         let n = match stream.read(&mut buf) {
             Ok(0) => return (got, Ending::Eof),

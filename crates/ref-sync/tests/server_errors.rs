@@ -98,7 +98,7 @@ fn random_garbage_never_panics_or_hangs_the_server() {
             x ^= x >> 7;
             x ^= x << 17;
             let b = (x >> 24) as u8;
-            garbage.push(if b % 17 == 0 { b'\n' } else { b });
+            garbage.push(if b.is_multiple_of(17) { b'\n' } else { b });
         }
         let mut s = server.session();
         let _ = s.try_send(&garbage);

@@ -188,13 +188,13 @@ impl Listing {
     /// Adds the next line of the listing, checking that its name's octets, valid or not,
     /// come strictly after the previous line's (DIR-4, DIR-10).
     pub fn push(&mut self, line: Listed) -> Result<(), ListingOrderError> {
-        if let Some(prev) = &self.last {
-            if prev.as_slice() >= line.name_octets() {
-                return Err(ListingOrderError {
-                    previous: prev.clone(),
-                    next: line.name_octets().to_vec(),
-                });
-            }
+        if let Some(prev) = &self.last
+            && prev.as_slice() >= line.name_octets()
+        {
+            return Err(ListingOrderError {
+                previous: prev.clone(),
+                next: line.name_octets().to_vec(),
+            });
         }
         self.last = Some(line.name_octets().to_vec());
         match line {

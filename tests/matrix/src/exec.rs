@@ -470,10 +470,8 @@ impl Executor {
                 ended
             }
         };
-        if ended {
-            if let Some(c) = self.conn.take() {
-                let _ = c.stream.shutdown(Shutdown::Both);
-            }
+        if ended && let Some(c) = self.conn.take() {
+            let _ = c.stream.shutdown(Shutdown::Both);
         }
         Ok(())
     }

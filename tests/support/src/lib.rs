@@ -347,10 +347,10 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         let result = self.stop_and_join();
-        if let Err(e) = result {
-            if !std::thread::panicking() {
-                panic!("the {} server failed: {e}", self.imp);
-            }
+        if let Err(e) = result
+            && !std::thread::panicking()
+        {
+            panic!("the {} server failed: {e}", self.imp);
         }
     }
 }

@@ -169,10 +169,10 @@ impl Shell {
             remote: Arc::clone(&self.remote),
         }));
         let history = history_path();
-        if let Some(h) = &history {
-            if let Err(e) = editor.load_history(h) {
-                tracing::debug!("history {}: {e}", h.display());
-            }
+        if let Some(h) = &history
+            && let Err(e) = editor.load_history(h)
+        {
+            tracing::debug!("history {}: {e}", h.display());
         }
         #[cfg(unix)]
         let _signals = match SigintThread::start(cancel) {
@@ -570,14 +570,14 @@ fn compile(patterns: &[String]) -> Result<Vec<glob::Pattern>, u8> {
 
 /// Says where a failed download's partial data is, if it was kept.
 fn partial_hint(name: &FileName, dest: &Path) {
-    if let Ok(part) = part_path(dest) {
-        if local::has_data(&part) {
-            eprintln!(
-                "partial data kept in {}; `reget {}` resumes it",
-                part.display(),
-                visible(name.as_str())
-            );
-        }
+    if let Ok(part) = part_path(dest)
+        && local::has_data(&part)
+    {
+        eprintln!(
+            "partial data kept in {}; `reget {}` resumes it",
+            part.display(),
+            visible(name.as_str())
+        );
     }
 }
 

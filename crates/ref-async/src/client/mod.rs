@@ -1051,16 +1051,13 @@ impl<R: Runtime> Replies<R> {
     async fn write_failed(&mut self, e: io::Error) -> ClientError {
         use io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
         let mut err = ClientError::Io(e);
-        if let ClientError::Io(e) = &err {
-            if matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted)
-                && self.ended.is_none()
-            {
-                if let Ok(Reply::Err(r)) = self.inbound.next(decode_reply).await {
-                    if r.code.closes_connection() {
-                        err = ClientError::Refused(r);
-                    }
-                }
-            }
+        if let ClientError::Io(e) = &err
+            && matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted)
+            && self.ended.is_none()
+            && let Ok(Reply::Err(r)) = self.inbound.next(decode_reply).await
+            && r.code.closes_connection()
+        {
+            err = ClientError::Refused(r);
         }
         self.end(err.to_string());
         err
@@ -1292,10 +1289,10 @@ impl<R: Runtime> Replies<R> {
             };
             match step {
                 Step::Data(d) => {
-                    if sink_error.is_none() {
-                        if let Err(e) = sink.write(d).await {
-                            sink_error = Some(e);
-                        }
+                    if sink_error.is_none()
+                        && let Err(e) = sink.write(d).await
+                    {
+                        sink_error = Some(e);
                     }
                     self.inbound.consume(used);
                     progress(Progress {

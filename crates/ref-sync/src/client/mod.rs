@@ -636,10 +636,10 @@ impl Client {
             };
             match step {
                 Step::Data(d) => {
-                    if sink_error.is_none() {
-                        if let Err(e) = sink.write_all(d) {
-                            sink_error = Some(e);
-                        }
+                    if sink_error.is_none()
+                        && let Err(e) = sink.write_all(d)
+                    {
+                        sink_error = Some(e);
                     }
                     self.inbound.consume(used);
                     progress(Progress {
@@ -943,16 +943,13 @@ impl Client {
     fn write_failed(&mut self, e: io::Error) -> ClientError {
         use io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
         let mut err = ClientError::Io(e);
-        if let ClientError::Io(e) = &err {
-            if matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted)
-                && self.ended.is_none()
-            {
-                if let Ok(Reply::Err(r)) = self.inbound.next(decode_reply) {
-                    if r.code.closes_connection() {
-                        err = ClientError::Refused(r);
-                    }
-                }
-            }
+        if let ClientError::Io(e) = &err
+            && matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted)
+            && self.ended.is_none()
+            && let Ok(Reply::Err(r)) = self.inbound.next(decode_reply)
+            && r.code.closes_connection()
+        {
+            err = ClientError::Refused(r);
         }
         self.end(err.to_string());
         err

@@ -67,7 +67,7 @@ fn soak() {
         }
         let _ = std::fs::remove_dir_all(&sub);
         let _ = std::fs::remove_file(server.root.join(&name));
-        if n % 25 == 0 {
+        if n.is_multiple_of(25) {
             assert_service(server, "probe.txt", b"probe", &format!("svc-{n}.txt"));
             sessions += 1;
         }
