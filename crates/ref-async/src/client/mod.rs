@@ -11,11 +11,11 @@
 //! ```no_run
 //! use std::path::Path;
 //! use ferry_async::client::{Client, GetOptions};
-//! use ferry_async::smol::Smol;
+//! use ferry_async::tokio::Tokio;
 //! use ferry_async::BlockOn as _;
 //! use ferry_wire::FileName;
 //!
-//! let rt = Smol::new();
+//! let rt = Tokio::new_current_thread().map_err(ferry_async::client::ClientError::Io)?;
 //! rt.block_on(async {
 //!     let mut client = Client::connect(rt.clone(), "127.0.0.1:7450").await?;
 //!     for entry in client.dir().await? {

@@ -7,7 +7,7 @@
 //! let listener = TcpListener::bind("127.0.0.1:7450")?;
 //! let shutdown = Shutdown::new();
 //! // Another thread (a signal handler thread, a test) calls `shutdown.trigger()`.
-//! ferry_async::smol::serve(listener, Config::default(), shutdown)?;
+//! ferry_async::tokio::serve(listener, Config::default(), shutdown)?;
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
