@@ -7,7 +7,7 @@ use ferry_wire::limits::DEFAULT_PORT;
 
 /// A server address as the user wrote it, split into host and port.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerAddr {
+pub(crate) struct ServerAddr {
     /// A host name or an IP address (IPv6 without brackets).
     pub host: String,
     /// The TCP port.
@@ -16,7 +16,7 @@ pub struct ServerAddr {
 
 impl ServerAddr {
     /// What `ToSocketAddrs` resolves.
-    pub fn target(&self) -> (&str, u16) {
+    pub(crate) fn target(&self) -> (&str, u16) {
         (&self.host, self.port)
     }
 }
@@ -32,7 +32,7 @@ impl fmt::Display for ServerAddr {
 }
 
 /// Parses `ADDR` (a clap value parser).
-pub fn parse(s: &str) -> Result<ServerAddr, String> {
+pub(crate) fn parse(s: &str) -> Result<ServerAddr, String> {
     if s.is_empty() {
         return Err("the address is empty".into());
     }

@@ -20,20 +20,20 @@ use crate::hints::{self, Stage};
 use crate::progress::Bars;
 
 /// Prints `ferry: WHAT: ERROR` on stderr.
-pub fn report(what: &str, e: &ClientError) {
+pub(crate) fn report(what: &str, e: &ClientError) {
     eprintln!("ferry: {what}: {e}");
 }
 
 /// Prints `ferry: WHAT: ERROR` on stderr, with what the error means and what to try
 /// ([`hints::explain`]).
-pub fn report_in_session(what: &str, e: &ClientError, how: &ClientArgs, addr: &ServerAddr) {
+pub(crate) fn report_in_session(what: &str, e: &ClientError, how: &ClientArgs, addr: &ServerAddr) {
     let text = hints::explain(e, addr, how.timeout, Stage::Session);
     eprintln!("ferry: {what}: {text}");
 }
 
 /// The client's options for `how`: `--timeout` bounds the connect and every wait for the
 /// server (its greeting, a reply, taking octets).
-pub fn options(how: &ClientArgs) -> ClientOptions {
+pub(crate) fn options(how: &ClientArgs) -> ClientOptions {
     ClientOptions {
         connect_timeout: Some(how.timeout),
         read_timeout: Some(how.timeout),
@@ -44,7 +44,7 @@ pub fn options(how: &ClientArgs) -> ClientOptions {
 
 /// Connects and reads the greeting; on failure reports it, with a hint, and returns the
 /// exit code.
-pub fn connect(how: ClientArgs, addr: &ServerAddr) -> Result<AnyClient, u8> {
+pub(crate) fn connect(how: ClientArgs, addr: &ServerAddr) -> Result<AnyClient, u8> {
     connect_explained(how, addr).map_err(|(code, _)| code)
 }
 
@@ -62,7 +62,7 @@ fn connect_explained(how: ClientArgs, addr: &ServerAddr) -> Result<AnyClient, (u
 
 /// Ends the session politely if it is still open; a failure here changes nothing that
 /// was done.
-pub fn close(client: AnyClient) {
+pub(crate) fn close(client: AnyClient) {
     if client.is_open()
         && let Err(e) = client.close()
     {
@@ -72,7 +72,7 @@ pub fn close(client: AnyClient) {
 
 /// Writes a listing as aligned columns: size, modification time (UTC), name (with invisible
 /// characters made visible).
-pub fn print_listing(out: &mut dyn Write, entries: &[Entry]) -> io::Result<()> {
+pub(crate) fn print_listing(out: &mut dyn Write, entries: &[Entry]) -> io::Result<()> {
     let width = entries
         .iter()
         .map(|e| e.size.to_string().len())
@@ -100,7 +100,7 @@ struct JsonEntry<'a> {
 }
 
 /// `ferry dir ADDR [--json]`.
-pub fn dir(how: ClientArgs, addr: &ServerAddr, json: bool) -> u8 {
+pub(crate) fn dir(how: ClientArgs, addr: &ServerAddr, json: bool) -> u8 {
     let mut client = match connect(how, addr) {
         Ok(c) => c,
         Err(code) => return code,
@@ -145,7 +145,7 @@ pub fn dir(how: ClientArgs, addr: &ServerAddr, json: bool) -> u8 {
 }
 
 /// The warning for a listing entry skipped because its name is not valid here (NAME-15).
-pub fn warn_skipped(s: &SkippedEntry) {
+pub(crate) fn warn_skipped(s: &SkippedEntry) {
     eprintln!(
         "ferry: warning: skipped a listed file whose name is not valid ({}): {}",
         s.error,
@@ -361,7 +361,7 @@ impl Timing {
 }
 
 /// `ferry get ADDR NAME... [-o PATH] [--continue] [--json]`.
-pub fn get(
+pub(crate) fn get(
     how: ClientArgs,
     addr: &ServerAddr,
     names: &[FileName],
@@ -459,7 +459,7 @@ pub fn get(
 }
 
 /// `ferry put ADDR FILE... [--as NAME] [--replace] [--json]`.
-pub fn put(
+pub(crate) fn put(
     how: ClientArgs,
     addr: &ServerAddr,
     files: &[PathBuf],

@@ -15,7 +15,7 @@ use crate::engine::Impl;
 
 /// How the server writes its log on stderr.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// One line of text per event.
     #[default]
     Text,
@@ -26,7 +26,7 @@ pub enum LogFormat {
 /// `ferry serve`'s flags. None has a clap default, so that an absent flag lets the
 /// environment variable, then the config file, then the default decide.
 #[derive(Debug, Default, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// A TOML file with the same keys as these flags (`root = "/srv/ferry"`,
     /// `max-file-size = "10GiB"`, `idle-timeout = "5m"`, …); flags and FERRY_* variables
     /// override it. A relative `root` in it is relative to the file's folder.
@@ -85,7 +85,7 @@ pub struct ServeArgs {
 
 /// The settings `ferry serve` runs with.
 #[derive(Debug, Clone)]
-pub struct Serve {
+pub(crate) struct Serve {
     /// The engine.
     pub engine: Impl,
     /// Where to listen.
@@ -100,7 +100,7 @@ pub struct Serve {
 
 /// A setting in a config file that is wrong, or a config file that cannot be read.
 #[derive(Debug)]
-pub struct ConfigError(String);
+pub(crate) struct ConfigError(String);
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -221,7 +221,7 @@ fn parse_file(text: &str, base: &Path) -> Result<ServeArgs, String> {
 
 impl ServeArgs {
     /// The settings: these flags (and variables) over the config file over the defaults.
-    pub fn resolve(self) -> Result<Serve, ConfigError> {
+    pub(crate) fn resolve(self) -> Result<Serve, ConfigError> {
         let file = match &self.config {
             Some(path) => read_file(path)?,
             None => ServeArgs::default(),

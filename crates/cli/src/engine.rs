@@ -27,7 +27,7 @@ pub enum Impl {
 }
 
 /// A client session on any engine.
-pub enum AnyClient {
+pub(crate) enum AnyClient {
     /// ferry-sync.
     Threads(ferry_sync::client::Client),
     /// ferry-async on tokio.
@@ -52,7 +52,7 @@ macro_rules! each {
 
 impl AnyClient {
     /// Connects with `engine` and reads the greeting.
-    pub fn connect(
+    pub(crate) fn connect(
         engine: Impl,
         addr: impl std::net::ToSocketAddrs,
         options: &ClientOptions,
@@ -70,18 +70,18 @@ impl AnyClient {
     }
 
     /// Whether the session can still be used.
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         each!(self, c => c.is_open())
     }
 
     /// Sends `close` and waits for `bye`.
-    pub fn close(self) -> Result<(), ClientError> {
+    pub(crate) fn close(self) -> Result<(), ClientError> {
         each!(self, c => c.close())
     }
 
     /// Lists the served folder, with the entries skipped because their names are not valid
     /// here (NAME-14).
-    pub fn dir_listing(&mut self) -> Result<Listing, ClientError> {
+    pub(crate) fn dir_listing(&mut self) -> Result<Listing, ClientError> {
         match self {
             AnyClient::Threads(c) => c.dir_listing(),
             AnyClient::Tokio(c) => {
@@ -100,7 +100,7 @@ impl AnyClient {
     }
 
     /// Downloads one file to `dest`.
-    pub fn get_to_path(
+    pub(crate) fn get_to_path(
         &mut self,
         name: &FileName,
         dest: &Path,
@@ -111,7 +111,7 @@ impl AnyClient {
     }
 
     /// Downloads several files into `dest_dir`, pipelined.
-    pub fn get_many(
+    pub(crate) fn get_many(
         &mut self,
         names: &[FileName],
         dest_dir: &Path,
@@ -122,7 +122,7 @@ impl AnyClient {
     }
 
     /// Uploads several local files, pipelined.
-    pub fn put_many(
+    pub(crate) fn put_many(
         &mut self,
         files: &[(PathBuf, FileName)],
         opts: &PutOptions,
@@ -134,7 +134,7 @@ impl AnyClient {
 
 /// How `ferry serve` stops: a trigger for whichever engine runs.
 #[derive(Clone)]
-pub enum AnyShutdown {
+pub(crate) enum AnyShutdown {
     /// ferry-sync's.
     Threads(ferry_sync::server::Shutdown),
     /// ferry-async's (every runtime).
@@ -143,7 +143,7 @@ pub enum AnyShutdown {
 
 impl AnyShutdown {
     /// A fresh trigger for `engine`.
-    pub fn new(engine: Impl) -> Self {
+    pub(crate) fn new(engine: Impl) -> Self {
         match engine {
             Impl::Threads => Self::Threads(ferry_sync::server::Shutdown::new()),
             _ => Self::Async(ferry_async::server::Shutdown::new()),
@@ -151,7 +151,7 @@ impl AnyShutdown {
     }
 
     /// Starts the graceful shutdown.
-    pub fn trigger(&self) {
+    pub(crate) fn trigger(&self) {
         match self {
             Self::Threads(s) => s.trigger(),
             Self::Async(s) => s.trigger(),
@@ -160,7 +160,7 @@ impl AnyShutdown {
 }
 
 /// Runs the server of `engine` until `shutdown` and its grace period are over.
-pub fn serve(
+pub(crate) fn serve(
     engine: Impl,
     listener: TcpListener,
     config: ferry_store::ServerConfig,

@@ -4,22 +4,22 @@ use ferry_sync::client::ClientError;
 use ferry_wire::Class;
 
 /// Success.
-pub const OK: u8 = 0;
+pub(crate) const OK: u8 = 0;
 /// Some operation failed with a permanent server error (5xx).
-pub const PERMANENT: u8 = 1;
+pub(crate) const PERMANENT: u8 = 1;
 /// Usage error: bad arguments (clap), or a local file name that is not a valid ferry name.
-pub const USAGE: u8 = 2;
+pub(crate) const USAGE: u8 = 2;
 /// Could not connect, connection lost, or the server violated the protocol.
-pub const CONNECTION: u8 = 3;
+pub(crate) const CONNECTION: u8 = 3;
 /// Transient server error (4xx): retrying may help.
-pub const TRANSIENT: u8 = 4;
+pub(crate) const TRANSIENT: u8 = 4;
 /// Integrity failure: digest mismatch or truncated transfer.
-pub const INTEGRITY: u8 = 5;
+pub(crate) const INTEGRITY: u8 = 5;
 /// Local I/O error.
-pub const LOCAL_IO: u8 = 6;
+pub(crate) const LOCAL_IO: u8 = 6;
 
 /// The text of `ferry --help` about exit codes (also in crates/cli/README.md).
-pub const HELP: &str = "\
+pub(crate) const HELP: &str = "\
 Exit codes:
   0  success
   1  some operation failed with a permanent server error (5xx, e.g. 511 not-found, 512 exists)
@@ -34,7 +34,7 @@ Logging (on stderr): -v/-q on serve and the client commands, else FERRY_LOG (or 
 e.g. FERRY_LOG=debug.";
 
 /// The exit code for one failed operation.
-pub fn for_error(e: &ClientError) -> u8 {
+pub(crate) fn for_error(e: &ClientError) -> u8 {
     match e {
         ClientError::Refused(r) => match r.code.class() {
             Class::Transient => TRANSIENT,
@@ -62,18 +62,18 @@ fn severity(code: u8) -> u8 {
 
 /// The most severe of the outcomes so far.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Worst(u8);
+pub(crate) struct Worst(u8);
 
 impl Worst {
     /// Takes `code` into account.
-    pub fn add(&mut self, code: u8) {
+    pub(crate) fn add(&mut self, code: u8) {
         if severity(code) > severity(self.0) {
             self.0 = code;
         }
     }
 
     /// The exit code.
-    pub fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         self.0
     }
 }

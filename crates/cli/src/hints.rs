@@ -13,7 +13,7 @@ use crate::addr::ServerAddr;
 /// Where an error happened: while starting the session (connecting, waiting for the
 /// greeting) or inside it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
+pub(crate) enum Stage {
     /// Connecting and reading the greeting.
     Connect,
     /// A request of an open session.
@@ -22,7 +22,12 @@ pub enum Stage {
 
 /// The message for `e`: the client's own text, with the meaning of a server code, or a hint
 /// when the server could not be reached or stayed silent for `timeout`.
-pub fn explain(e: &ClientError, addr: &ServerAddr, timeout: Duration, stage: Stage) -> String {
+pub(crate) fn explain(
+    e: &ClientError,
+    addr: &ServerAddr,
+    timeout: Duration,
+    stage: Stage,
+) -> String {
     let within = duration_text(timeout);
     match e {
         ClientError::Connect {
@@ -79,7 +84,7 @@ fn timed_out(e: &io::Error) -> bool {
 }
 
 /// What a server code means for the user (spec/protocol.md, the table of section 9).
-pub fn meaning(name: &str) -> Option<&'static str> {
+pub(crate) fn meaning(name: &str) -> Option<&'static str> {
     Some(match name {
         "busy" => "the server is at its session limit",
         "timeout" => "the server ended the session after a pause",

@@ -59,6 +59,7 @@ pub struct ClientArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s",
           value_parser = units::parse_duration_nonzero)]
     pub timeout: Duration,
+    /// `-v` / `-q`.
     #[command(flatten)]
     pub verbosity: Verbosity,
 }

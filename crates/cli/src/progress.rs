@@ -8,14 +8,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 /// The bar of the file being transferred, if bars are on.
 #[derive(Debug)]
-pub struct Bars {
+pub(crate) struct Bars {
     enabled: bool,
     current: Option<(String, ProgressBar)>,
 }
 
 impl Bars {
     /// Bars if stderr is a terminal, nothing otherwise.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             enabled: std::io::stderr().is_terminal(),
             current: None,
@@ -23,7 +23,7 @@ impl Bars {
     }
 
     /// Shows `p`, starting a new bar when the file changes.
-    pub fn update(&mut self, p: Progress<'_>) {
+    pub(crate) fn update(&mut self, p: Progress<'_>) {
         if !self.enabled {
             return;
         }
@@ -48,14 +48,14 @@ impl Bars {
 
     /// Ends the current bar where it stopped (after a failure or a cancel), leaving it on
     /// screen.
-    pub fn abandon(&mut self) {
+    pub(crate) fn abandon(&mut self) {
         if let Some((_, bar)) = self.current.take() {
             bar.abandon();
         }
     }
 
     /// [`Bars::finish`] after a success, [`Bars::abandon`] otherwise.
-    pub fn end(&mut self, success: bool) {
+    pub(crate) fn end(&mut self, success: bool) {
         if success {
             self.finish();
         } else {
@@ -64,7 +64,7 @@ impl Bars {
     }
 
     /// Ends the current bar, leaving its last state on screen.
-    pub fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         if let Some((_, bar)) = self.current.take() {
             bar.finish();
         }

@@ -9,7 +9,7 @@ use crate::engine::{self, AnyShutdown};
 use crate::exit;
 
 /// Runs the server; returns the exit code.
-pub fn run(settings: Serve) -> u8 {
+pub(crate) fn run(settings: Serve) -> u8 {
     let Serve {
         engine,
         listen,

@@ -174,6 +174,7 @@ impl ClientError {
         }
     }
 
+    /// A failed read or write of the local file at `path`.
     pub fn local(path: impl Into<PathBuf>, source: io::Error) -> Self {
         ClientError::Local {
             path: Some(path.into()),

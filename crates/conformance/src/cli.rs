@@ -103,6 +103,7 @@ pub struct ServerArgs {
     /// `sh -c 'f=/srv/root/"$FERRY_NAME"; if [ "$FERRY_HOW" = append ]; then printf x >>"$f"; else truncate -s 1 "$f"; fi'`.
     #[arg(long, value_name = "CMD")]
     pub touch_cmd: Option<String>,
+    /// The options both kinds of run share.
     #[command(flatten)]
     pub common: Common,
 }
@@ -110,6 +111,7 @@ pub struct ServerArgs {
 /// `ferry-conform client`.
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
+    /// The options both kinds of run share.
     #[command(flatten)]
     pub common: Common,
     /// The client command and its arguments, after `--`.

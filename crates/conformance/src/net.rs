@@ -51,7 +51,7 @@ impl std::ops::Deref for Shown {
 }
 
 /// Octets as text for messages: invalid UTF-8 and control characters escaped, long runs cut.
-pub fn show(bytes: &[u8]) -> Shown {
+pub(crate) fn show(bytes: &[u8]) -> Shown {
     Shown(show_string(bytes))
 }
 
@@ -82,13 +82,13 @@ fn show_string(bytes: &[u8]) -> String {
 }
 
 /// A reply as it was on the wire (without its LF).
-pub fn show_reply(r: &Reply) -> String {
+pub(crate) fn show_reply(r: &Reply) -> String {
     show(r.to_bytes().strip_suffix(b"\n").unwrap_or(&[])).into()
 }
 
 /// The end of a payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Trailer {
+pub(crate) enum Trailer {
     /// `end DIGEST`.
     End(Digest),
     /// `abort CODE [TEXT]`.
@@ -97,7 +97,7 @@ pub enum Trailer {
 
 impl Trailer {
     /// As on the wire.
-    pub fn show(&self) -> String {
+    pub(crate) fn show(&self) -> String {
         match self {
             Trailer::End(d) => format!("end {d}"),
             Trailer::Abort(e) => show(
@@ -113,7 +113,7 @@ impl Trailer {
 
 /// A payload as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Payload {
+pub(crate) struct Payload {
     /// The file octets.
     pub data: Vec<u8>,
     /// The chunk lengths, in order.
@@ -124,7 +124,7 @@ pub struct Payload {
 
 /// The answer to a get.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GetReply {
+pub(crate) enum GetReply {
     /// `ok get SIZE MTIME` and its payload.
     Ok {
         /// SIZE.
@@ -140,7 +140,7 @@ pub enum GetReply {
 
 impl GetReply {
     /// A short description.
-    pub fn show(&self) -> String {
+    pub(crate) fn show(&self) -> String {
         match self {
             GetReply::Ok { size, payload, .. } => format!(
                 "ok get {size} ..., {} octets {:?}, {}",
@@ -161,7 +161,7 @@ enum Fill {
 }
 
 /// A line, or why there is none.
-pub enum LineRead {
+pub(crate) enum LineRead {
     /// A complete line, eol included.
     Line(Vec<u8>),
     /// The connection ended; the octets of an incomplete line, if any.
@@ -174,7 +174,7 @@ pub enum LineRead {
 
 /// One connection to a server.
 #[derive(Debug)]
-pub struct Conn {
+pub(crate) struct Conn {
     stream: TcpStream,
     buf: Vec<u8>,
     eof: bool,
@@ -182,7 +182,7 @@ pub struct Conn {
 }
 
 /// Resolves `addr` (`host:port`).
-pub fn resolve(addr: &str) -> io::Result<SocketAddr> {
+pub(crate) fn resolve(addr: &str) -> io::Result<SocketAddr> {
     addr.to_socket_addrs()?
         .next()
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the address resolves to nothing"))
@@ -191,7 +191,7 @@ pub fn resolve(addr: &str) -> io::Result<SocketAddr> {
 impl Conn {
     /// Connects, without reading anything. A server that does not accept connections
     /// violates CONN-7 (it must keep listening).
-    pub fn connect(addr: SocketAddr, deadline: Instant) -> Res<Conn> {
+    pub(crate) fn connect(addr: SocketAddr, deadline: Instant) -> Res<Conn> {
         let left = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(100));
@@ -213,25 +213,25 @@ impl Conn {
     }
 
     /// Connects and reads and checks the greeting (HELLO-1 .. HELLO-7, CONN-4).
-    pub fn open(addr: SocketAddr, deadline: Instant) -> Res<(Conn, Greeting)> {
+    pub(crate) fn open(addr: SocketAddr, deadline: Instant) -> Res<(Conn, Greeting)> {
         let mut c = Conn::connect(addr, deadline)?;
         let g = c.greeting()?;
         Ok((c, g))
     }
 
     /// Moves the deadline.
-    pub fn set_deadline(&mut self, deadline: Instant) {
+    pub(crate) fn set_deadline(&mut self, deadline: Instant) {
         self.deadline = deadline;
     }
 
     /// Octets received and not consumed yet.
-    pub fn buffered(&self) -> &[u8] {
+    pub(crate) fn buffered(&self) -> &[u8] {
         &self.buf
     }
 
     /// Sends octets. A failure (the server closed or reset the connection) is reported as a
     /// violation of `req`.
-    pub fn send(&mut self, req: &str, bytes: &[u8]) -> Res<()> {
+    pub(crate) fn send(&mut self, req: &str, bytes: &[u8]) -> Res<()> {
         self.stream.write_all(bytes).map_err(|e| {
             violation(
                 req,
@@ -242,12 +242,12 @@ impl Conn {
     }
 
     /// Sends octets, ignoring failures (the server may legitimately have closed).
-    pub fn send_lenient(&mut self, bytes: &[u8]) -> bool {
+    pub(crate) fn send_lenient(&mut self, bytes: &[u8]) -> bool {
         self.stream.write_all(bytes).is_ok()
     }
 
     /// Sends octets `per_write` at a time, pausing `pause` between writes.
-    pub fn send_drip(
+    pub(crate) fn send_drip(
         &mut self,
         req: &str,
         bytes: &[u8],
@@ -264,7 +264,7 @@ impl Conn {
     }
 
     /// Closes the sending direction (the server reads EOF).
-    pub fn shutdown_write(&mut self) {
+    pub(crate) fn shutdown_write(&mut self) {
         let _ = self.stream.shutdown(Shutdown::Write);
     }
 
@@ -306,7 +306,7 @@ impl Conn {
 
     /// Reads more octets into the buffer: `Some(true)` data, `Some(false)` EOF (or reset),
     /// `None` deadline reached.
-    pub fn read_more(&mut self) -> Option<bool> {
+    pub(crate) fn read_more(&mut self) -> Option<bool> {
         match self.fill() {
             Fill::Data => Some(true),
             Fill::Eof => Some(false),
@@ -315,7 +315,7 @@ impl Conn {
     }
 
     /// Reads one line (eol included), at most 4096 octets.
-    pub fn line(&mut self) -> LineRead {
+    pub(crate) fn line(&mut self) -> LineRead {
         loop {
             let window = &self.buf[..self.buf.len().min(MAX_LINE)];
             if let Some(lf) = window.iter().position(|&b| b == b'\n') {
@@ -398,7 +398,7 @@ impl Conn {
 
     /// Reads and checks the greeting: grammar and HELLO-2/3 (decoder), version 1 listed once
     /// (HELLO-4), fixed values (HELLO-5), `idle` and `stall` at least 1 (HELLO-7).
-    pub fn greeting(&mut self) -> Res<Greeting> {
+    pub(crate) fn greeting(&mut self) -> Res<Greeting> {
         let line = self.server_line("CONN-4", "the greeting as the server's first line")?;
         let g = match decode_hello(&line) {
             Ok((Hello::Greeting(g), _)) => g,
@@ -423,7 +423,7 @@ impl Conn {
 
     /// Reads one reply. `expected` describes what the case waits for; a missing reply is a
     /// violation of `req`. Replies with codes outside the table violate ERR-1.
-    pub fn reply(&mut self, req: &str, expected: &str) -> Res<Reply> {
+    pub(crate) fn reply(&mut self, req: &str, expected: &str) -> Res<Reply> {
         let line = self.server_line(req, expected)?;
         match decode_reply(&line) {
             Ok((r, _)) => {
@@ -441,7 +441,7 @@ impl Conn {
     }
 
     /// Reads a reply and checks that it is `err CODE`.
-    pub fn expect_err(&mut self, req: &str, code: u16) -> Res<ErrorReply> {
+    pub(crate) fn expect_err(&mut self, req: &str, code: u16) -> Res<ErrorReply> {
         let expected = format!("err {code}");
         match self.reply(req, &expected)? {
             Reply::Err(e) if e.code.get() == code => Ok(e),
@@ -450,14 +450,14 @@ impl Conn {
     }
 
     /// Reads a reply and checks that it is exactly `want`.
-    pub fn expect_reply(&mut self, req: &str, want: &Reply) -> Res<()> {
+    pub(crate) fn expect_reply(&mut self, req: &str, want: &Reply) -> Res<()> {
         let expected = show_reply(want);
         let got = self.reply(req, &expected)?;
         ensure(&got == want, req, expected, || show_reply(&got))
     }
 
     /// Reads `count` entry lines.
-    pub fn entries(&mut self, count: u64) -> Res<Vec<Entry>> {
+    pub(crate) fn entries(&mut self, count: u64) -> Res<Vec<Entry>> {
         let mut out = Vec::new();
         for i in 0..count {
             let line = self.server_line("DIR-3", &format!("entry line {} of {count}", i + 1))?;
@@ -477,7 +477,7 @@ impl Conn {
 
     /// Reads a payload: chunks then a trailer. `expected_len`, when known, is the announced
     /// count (DATA-4).
-    pub fn payload(&mut self, expected_len: Option<u64>) -> Res<Payload> {
+    pub(crate) fn payload(&mut self, expected_len: Option<u64>) -> Res<Payload> {
         let mut data = Vec::new();
         let mut chunks = Vec::new();
         loop {
@@ -538,7 +538,7 @@ impl Conn {
 
     /// Checks that the server closes the connection and sends nothing more. `after` says
     /// after what (for messages).
-    pub fn expect_closed(&mut self, req: &str, after: &str) -> Res<()> {
+    pub(crate) fn expect_closed(&mut self, req: &str, after: &str) -> Res<()> {
         loop {
             if !self.buf.is_empty() {
                 return Err(violation(
@@ -562,7 +562,7 @@ impl Conn {
     }
 
     /// Checks that nothing arrives for `quiet` (and the connection stays open).
-    pub fn expect_silence(&mut self, req: &str, quiet: Duration, why: &str) -> Res<()> {
+    pub(crate) fn expect_silence(&mut self, req: &str, quiet: Duration, why: &str) -> Res<()> {
         let saved = self.deadline;
         self.deadline = Instant::now() + quiet;
         let result = loop {
@@ -590,7 +590,7 @@ impl Conn {
     }
 
     /// Waits until the connection ends; returns what arrived before (for timeout checks).
-    pub fn wait_closed(&mut self) -> Result<Vec<u8>, Vec<u8>> {
+    pub(crate) fn wait_closed(&mut self) -> Result<Vec<u8>, Vec<u8>> {
         loop {
             match self.fill() {
                 Fill::Data => {}
@@ -603,13 +603,13 @@ impl Conn {
     // ----------------------------------------------------------------- requests ---
 
     /// `dir` and its listing.
-    pub fn dir(&mut self, req: &str) -> Res<Vec<Entry>> {
+    pub(crate) fn dir(&mut self, req: &str) -> Res<Vec<Entry>> {
         self.send(req, b"dir\n")?;
         self.read_dir(req)
     }
 
     /// The reply to a `dir` already sent.
-    pub fn read_dir(&mut self, req: &str) -> Res<Vec<Entry>> {
+    pub(crate) fn read_dir(&mut self, req: &str) -> Res<Vec<Entry>> {
         match self.reply(req, "ok dir COUNT")? {
             Reply::DirOk { count } => {
                 let entries = self.entries(count)?;
@@ -621,7 +621,7 @@ impl Conn {
     }
 
     /// `get OFFSET NAME` (name as raw octets) and its reply.
-    pub fn get(&mut self, req: &str, offset: u64, name: &[u8]) -> Res<GetReply> {
+    pub(crate) fn get(&mut self, req: &str, offset: u64, name: &[u8]) -> Res<GetReply> {
         let mut line = format!("get {offset} ").into_bytes();
         line.extend_from_slice(name);
         line.push(b'\n');
@@ -630,7 +630,7 @@ impl Conn {
     }
 
     /// The reply to a get already sent.
-    pub fn read_get(&mut self, req: &str, offset: u64) -> Res<GetReply> {
+    pub(crate) fn read_get(&mut self, req: &str, offset: u64) -> Res<GetReply> {
         match self.reply(req, "ok get SIZE MTIME, or err")? {
             Reply::GetOk { size, mtime } => {
                 ensure(
@@ -656,7 +656,7 @@ impl Conn {
     }
 
     /// Gets a whole file that must exist and arrive complete and verified.
-    pub fn get_ok(&mut self, req: &str, name: &[u8]) -> Res<Vec<u8>> {
+    pub(crate) fn get_ok(&mut self, req: &str, name: &[u8]) -> Res<Vec<u8>> {
         match self.get(req, 0, name)? {
             GetReply::Ok { payload, .. } => {
                 let Trailer::End(d) = payload.trailer else {
@@ -683,7 +683,7 @@ impl Conn {
     }
 
     /// Sends a put (wait: waits for `go` first) and returns the final reply.
-    pub fn put(
+    pub(crate) fn put(
         &mut self,
         req: &str,
         name: &[u8],
@@ -714,7 +714,7 @@ impl Conn {
     }
 
     /// A put that must succeed with `ok put SIZE DIGEST`.
-    pub fn put_ok(
+    pub(crate) fn put_ok(
         &mut self,
         req: &str,
         name: &[u8],
@@ -731,7 +731,7 @@ impl Conn {
     }
 
     /// `close`, `bye`, then the close of the connection (CLOSE-1).
-    pub fn close(mut self) -> Res<()> {
+    pub(crate) fn close(mut self) -> Res<()> {
         self.send("CLOSE-1", b"close\n")?;
         self.expect_reply("CLOSE-1", &Reply::Bye)?;
         self.expect_closed("CLOSE-1", "bye")
@@ -739,7 +739,7 @@ impl Conn {
 }
 
 /// `put SIZE MODE FLOW NAME` with the name as raw octets.
-pub fn put_line(size: u64, mode: PutMode, flow: PutFlow, name: &[u8]) -> Vec<u8> {
+pub(crate) fn put_line(size: u64, mode: PutMode, flow: PutFlow, name: &[u8]) -> Vec<u8> {
     let mode = match mode {
         PutMode::New => "new",
         PutMode::Replace => "replace",
@@ -755,14 +755,14 @@ pub fn put_line(size: u64, mode: PutMode, flow: PutFlow, name: &[u8]) -> Vec<u8>
 }
 
 /// The payload octets of `data` with its correct digest.
-pub fn payload_of(data: &[u8]) -> Vec<u8> {
+pub(crate) fn payload_of(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     encode_payload(data, Digest::of(data), &mut out);
     out
 }
 
 /// ERR-1: only the codes of the table.
-pub fn check_code(e: &ErrorReply) -> Res<()> {
+pub(crate) fn check_code(e: &ErrorReply) -> Res<()> {
     ensure(
         e.code.is_known(),
         "ERR-1",
@@ -772,7 +772,7 @@ pub fn check_code(e: &ErrorReply) -> Res<()> {
 }
 
 /// DIR-4: bytewise order, each name once.
-pub fn check_listing(entries: &[Entry]) -> Res<()> {
+pub(crate) fn check_listing(entries: &[Entry]) -> Res<()> {
     for w in entries.windows(2) {
         ensure(
             w[0].name.as_bytes() < w[1].name.as_bytes(),
@@ -791,7 +791,7 @@ pub fn check_listing(entries: &[Entry]) -> Res<()> {
 }
 
 /// The checks of a decoded greeting the decoder does not make.
-pub fn check_greeting(g: &Greeting, line: &[u8]) -> Res<()> {
+pub(crate) fn check_greeting(g: &Greeting, line: &[u8]) -> Res<()> {
     let versions = g.versions();
     ensure(
         versions.iter().any(|v| v.get() == 1),
@@ -824,11 +824,11 @@ pub fn check_greeting(g: &Greeting, line: &[u8]) -> Res<()> {
 }
 
 /// A deadline `d` from now.
-pub fn after(d: Duration) -> Instant {
+pub(crate) fn after(d: Duration) -> Instant {
     Instant::now() + d
 }
 
 /// Stop helper: the case cannot go on for a reason outside the protocol (local failure).
-pub fn local(e: impl std::fmt::Display) -> Stop {
+pub(crate) fn local(e: impl std::fmt::Display) -> Stop {
     Stop::Unimplemented(format!("runner-side failure: {e}"))
 }

@@ -12,8 +12,11 @@ use crate::server::{Action, End, FileMeta, ServerSession, SessionConfig};
 /// A client, a clock and a folder in memory around one server session.
 #[derive(Debug)]
 pub struct Harness {
+    /// The session under test.
     pub s: ServerSession,
+    /// The virtual clock.
     pub now: Instant,
+    /// The served folder: name and content.
     pub files: BTreeMap<String, Vec<u8>>,
     /// The open file of a get and the read position.
     pub open: Option<(Vec<u8>, usize)>,
@@ -21,7 +24,9 @@ pub struct Harness {
     pub upload: Option<(String, Vec<u8>)>,
     /// Storage operations the session asked for, in order (for checks).
     pub ops: Vec<String>,
+    /// Octets the client sent that the session has not read yet.
     pub inbox: Vec<u8>,
+    /// The client closes its side once the inbox is empty.
     pub eof: bool,
     /// What the session sent.
     pub sent: Vec<u8>,

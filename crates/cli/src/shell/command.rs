@@ -4,7 +4,7 @@ use ferry_wire::PutMode;
 
 /// What a command's arguments name, for completion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Args {
+pub(super) enum Args {
     /// No arguments.
     None,
     /// One server file name: the rest of the line, spaces included.
@@ -21,7 +21,7 @@ pub enum Args {
 
 /// One entry of the command table.
 #[derive(Debug)]
-pub struct Spec {
+pub(super) struct Spec {
     /// The names the command answers to (the first is the one `help` shows).
     pub names: &'static [&'static str],
     /// Its arguments, as `help` shows them.
@@ -33,7 +33,7 @@ pub struct Spec {
 }
 
 /// Every command, in the order `help` lists them.
-pub const COMMANDS: &[Spec] = &[
+pub(super) const COMMANDS: &[Spec] = &[
     Spec {
         names: &["dir", "ls"],
         usage: "[PATTERN...]",
@@ -121,12 +121,12 @@ pub const COMMANDS: &[Spec] = &[
 ];
 
 /// The command table's entry for `name`.
-pub fn spec(name: &str) -> Option<&'static Spec> {
+pub(super) fn spec(name: &str) -> Option<&'static Spec> {
     COMMANDS.iter().find(|s| s.names.contains(&name))
 }
 
 /// The text of `help`.
-pub fn help() -> String {
+pub(super) fn help() -> String {
     let mut out = String::from("commands:\n");
     for s in COMMANDS {
         let head = if s.names[0] == "!" {
@@ -151,7 +151,7 @@ pub fn help() -> String {
 
 /// A parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
+pub(super) enum Command {
     /// Nothing to do (an empty line or a `#` comment).
     Nothing,
     Help,
@@ -179,10 +179,10 @@ pub enum Command {
 
 /// A line that is not a valid command: the message to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Usage(pub String);
+pub(super) struct Usage(pub String);
 
 /// Splits a line into its command word and the rest (trimmed).
-pub fn split_command(line: &str) -> (&str, &str) {
+pub(super) fn split_command(line: &str) -> (&str, &str) {
     let line = line.trim();
     if let Some(rest) = line.strip_prefix('!') {
         return ("!", rest.trim());
@@ -194,7 +194,7 @@ pub fn split_command(line: &str) -> (&str, &str) {
 }
 
 /// Parses one line (without a batch's leading `-`).
-pub fn parse(line: &str) -> Result<Command, Usage> {
+pub(super) fn parse(line: &str) -> Result<Command, Usage> {
     let trimmed = line.trim();
     if trimmed.is_empty() || trimmed.starts_with('#') {
         return Ok(Command::Nothing);

@@ -15,7 +15,7 @@ use super::command::{Args, COMMANDS, spec};
 
 /// One way to complete the text before the cursor.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
+pub(super) struct Candidate {
     /// What the list of choices shows.
     pub display: String,
     /// What replaces the text from the returned start to the cursor.
@@ -23,11 +23,11 @@ pub struct Candidate {
 }
 
 /// A local folder's entries: (name, is a folder). Names that are not UTF-8 are left out.
-pub type ListLocal<'a> = &'a dyn Fn(&Path) -> Vec<(String, bool)>;
+pub(super) type ListLocal<'a> = &'a dyn Fn(&Path) -> Vec<(String, bool)>;
 
 /// Completes `line` at byte offset `pos`: returns where the replaced text starts and the
 /// candidates, sorted. `remote` is the server's file names as last listed.
-pub fn complete(
+pub(super) fn complete(
     line: &str,
     pos: usize,
     remote: &[String],
@@ -209,7 +209,7 @@ fn unquote(word: &str) -> String {
 }
 
 /// The entries of a local folder, for completion.
-pub fn read_local(dir: &Path) -> Vec<(String, bool)> {
+pub(super) fn read_local(dir: &Path) -> Vec<(String, bool)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -225,11 +225,11 @@ pub fn read_local(dir: &Path) -> Vec<(String, bool)> {
 }
 
 /// The server's file names as last listed, shared between the shell and the line editor.
-pub type RemoteNames = Arc<Mutex<Vec<String>>>;
+pub(super) type RemoteNames = Arc<Mutex<Vec<String>>>;
 
 /// rustyline's helper: completion only.
 #[derive(Debug)]
-pub struct Helper {
+pub(super) struct Helper {
     /// The names completion offers for the server's files.
     pub remote: RemoteNames,
 }

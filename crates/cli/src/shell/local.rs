@@ -22,14 +22,14 @@ fn expand(path: &str) -> PathBuf {
 }
 
 /// The user's home folder.
-pub fn home() -> Option<PathBuf> {
+pub(super) fn home() -> Option<PathBuf> {
     std::env::var_os(if cfg!(windows) { "USERPROFILE" } else { "HOME" })
         .filter(|h| !h.is_empty())
         .map(PathBuf::from)
 }
 
 /// `lcd [DIR]`: changes the local folder (default: home).
-pub fn lcd(dir: Option<&str>) -> Result<(), u8> {
+pub(super) fn lcd(dir: Option<&str>) -> Result<(), u8> {
     let target = match dir {
         Some(d) => expand(d),
         None => home().ok_or_else(|| {
@@ -44,7 +44,7 @@ pub fn lcd(dir: Option<&str>) -> Result<(), u8> {
 }
 
 /// `lpwd`: prints the local folder.
-pub fn lpwd() -> Result<(), u8> {
+pub(super) fn lpwd() -> Result<(), u8> {
     match std::env::current_dir() {
         Ok(d) => {
             println!("{}", d.display());
@@ -59,7 +59,7 @@ pub fn lpwd() -> Result<(), u8> {
 
 /// `lls [DIR]`: the folder's entries as `dir` shows the server's: size, modification time
 /// (UTC), name; folders end with `/`, hidden entries are left out.
-pub fn lls(dir: Option<&str>) -> Result<(), u8> {
+pub(super) fn lls(dir: Option<&str>) -> Result<(), u8> {
     let path = expand(dir.unwrap_or("."));
     let fail = |e: io::Error| {
         eprintln!("error: lls {}: {e}", path.display());
@@ -110,7 +110,7 @@ fn row(mut name: String, m: &fs::Metadata) -> (String, String, String) {
 /// `!COMMAND` (run with `sh -c`, or `cmd /C` on Windows) or `!` alone (an interactive
 /// shell). `script_on_stdin`: the shell's own commands come from stdin, which the command
 /// must not read.
-pub fn run(command: Option<&str>, script_on_stdin: bool) -> Result<(), u8> {
+pub(super) fn run(command: Option<&str>, script_on_stdin: bool) -> Result<(), u8> {
     let mut cmd = match command {
         Some(c) if cfg!(windows) => {
             let mut cmd = Command::new("cmd");
@@ -151,7 +151,7 @@ pub fn run(command: Option<&str>, script_on_stdin: bool) -> Result<(), u8> {
 
 /// The local files (not folders) matching the glob `pattern`, in order; an error message
 /// if the pattern is not valid. Unreadable entries are skipped.
-pub fn glob_files(pattern: &str) -> Result<Vec<PathBuf>, String> {
+pub(super) fn glob_files(pattern: &str) -> Result<Vec<PathBuf>, String> {
     let expanded = expand(pattern);
     let text = expanded.to_string_lossy();
     let paths = glob::glob(&text).map_err(|e| format!("bad pattern {pattern:?}: {e}"))?;
@@ -162,6 +162,6 @@ pub fn glob_files(pattern: &str) -> Result<Vec<PathBuf>, String> {
 }
 
 /// Whether `path` exists with data in it (a kept partial download).
-pub fn has_data(path: &Path) -> bool {
+pub(super) fn has_data(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0)
 }

@@ -38,7 +38,7 @@ use session::{Canceller, Failed, Session};
 
 /// Where a batch's commands come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Batch {
+pub(crate) enum Batch {
     /// Standard input (`-b -`, or stdin is not a terminal).
     Stdin,
     /// A file (`-b FILE`).
@@ -46,7 +46,7 @@ pub enum Batch {
 }
 
 /// Runs the shell; returns the exit code.
-pub fn run(how: ClientArgs, addr: &ServerAddr, batch: Option<&Path>) -> u8 {
+pub(crate) fn run(how: ClientArgs, addr: &ServerAddr, batch: Option<&Path>) -> u8 {
     let engine = how.implementation;
     let options = crate::commands::options(&how);
     let batch = match batch {

@@ -27,7 +27,7 @@ const IDLE_MARGIN: Duration = Duration::from_secs(1);
 
 /// Why a request did not give its result.
 #[derive(Debug)]
-pub enum Failed {
+pub(super) enum Failed {
     /// The request failed (the session may have ended with it).
     Client(ClientError),
     /// Ctrl-C (or [`Canceller::cancel`]) stopped it; the session was closed and a new one
@@ -59,11 +59,11 @@ struct Armed {
 
 /// Stops the request in flight, from any thread (the Ctrl-C thread, a test).
 #[derive(Debug, Clone, Default)]
-pub struct Canceller(Arc<Mutex<Armed>>);
+pub(super) struct Canceller(Arc<Mutex<Armed>>);
 
 impl Canceller {
     /// Cancels the running request, if any; returns whether one was running.
-    pub fn cancel(&self) -> bool {
+    pub(super) fn cancel(&self) -> bool {
         let mut a = self.lock();
         if !a.active {
             return false;
@@ -148,7 +148,7 @@ macro_rules! cancellable {
 }
 
 /// The open session and what it takes to open another.
-pub struct Session {
+pub(super) struct Session {
     engine: Impl,
     addr: ServerAddr,
     options: ClientOptions,
@@ -236,7 +236,7 @@ fn connect_tcp(addr: &ServerAddr, options: &ClientOptions) -> Result<TcpStream, 
 
 impl Session {
     /// Opens the first session.
-    pub fn connect(
+    pub(super) fn connect(
         engine: Impl,
         addr: &ServerAddr,
         options: ClientOptions,
@@ -253,17 +253,17 @@ impl Session {
     }
 
     /// The server, as the user wrote it.
-    pub fn addr(&self) -> &ServerAddr {
+    pub(super) fn addr(&self) -> &ServerAddr {
         &self.addr
     }
 
     /// Whether a session is open (as far as the client knows).
-    pub fn is_open(&self) -> bool {
+    pub(super) fn is_open(&self) -> bool {
         self.client.as_ref().is_some_and(|o| o.client.is_open())
     }
 
     /// Ends the session (the next request opens a new one).
-    pub fn drop_session(&mut self) {
+    pub(super) fn drop_session(&mut self) {
         self.client = None;
     }
 
@@ -324,7 +324,7 @@ impl Session {
     }
 
     /// Lists the served folder.
-    pub fn dir(&mut self) -> Result<Listing, Failed> {
+    pub(super) fn dir(&mut self) -> Result<Listing, Failed> {
         self.run(
             |client, rx| cancellable!(client, rx, c => c.dir_listing(), async c.dir_listing()),
         )?
@@ -332,7 +332,7 @@ impl Session {
     }
 
     /// Downloads `name` to `dest`.
-    pub fn get(
+    pub(super) fn get(
         &mut self,
         name: &FileName,
         dest: &Path,
@@ -347,7 +347,7 @@ impl Session {
     }
 
     /// Downloads `names` into `dir`, pipelined.
-    pub fn get_many(
+    pub(super) fn get_many(
         &mut self,
         names: &[FileName],
         dir: &Path,
@@ -361,7 +361,7 @@ impl Session {
     }
 
     /// Uploads `path` under `name`.
-    pub fn put(
+    pub(super) fn put(
         &mut self,
         path: &Path,
         name: &FileName,
@@ -376,7 +376,7 @@ impl Session {
     }
 
     /// Uploads `files`, pipelined.
-    pub fn put_many(
+    pub(super) fn put_many(
         &mut self,
         files: &[(PathBuf, FileName)],
         opts: &PutOptions,
@@ -389,7 +389,7 @@ impl Session {
     }
 
     /// Ends the session politely.
-    pub fn close(self) -> Result<(), ClientError> {
+    pub(super) fn close(self) -> Result<(), ClientError> {
         match self.client {
             Some(o) if o.client.is_open() => o.client.close(),
             _ => Ok(()),

@@ -252,7 +252,7 @@ pub(crate) struct Outcome {
 
 impl Outcome {
     /// How the client ended, for messages.
-    pub fn status(&self) -> String {
+    pub(crate) fn status(&self) -> String {
         let mut s = match (self.code, self.signal) {
             _ if self.timed_out => "did not exit before the deadline (killed)".to_owned(),
             (Some(c), _) => format!("exit status {c}"),
@@ -270,7 +270,7 @@ impl Outcome {
     }
 
     /// The file the client was to write or read.
-    pub fn target_file(&self) -> PathBuf {
+    pub(crate) fn target_file(&self) -> PathBuf {
         self.dir.join(&self.name)
     }
 }

@@ -76,32 +76,32 @@ pub(crate) struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// The case's deadline.
-    pub fn deadline(&self) -> Instant {
+    pub(crate) fn deadline(&self) -> Instant {
         self.started + self.timeout
     }
 
     /// A connection to the main server, greeting checked.
-    pub fn open(&self) -> Res<(Conn, Greeting)> {
+    pub(crate) fn open(&self) -> Res<(Conn, Greeting)> {
         Conn::open(self.addr, self.deadline())
     }
 
     /// A connection to the main server, greeting checked and dropped.
-    pub fn session(&self) -> Res<Conn> {
+    pub(crate) fn session(&self) -> Res<Conn> {
         Ok(self.open()?.0)
     }
 
     /// A connection to the main server, nothing read.
-    pub fn connect(&self) -> Res<Conn> {
+    pub(crate) fn connect(&self) -> Res<Conn> {
         Conn::connect(self.addr, self.deadline())
     }
 
     /// The case's name for `base`: its prefix, then `base`.
-    pub fn name(&self, base: &str) -> Vec<u8> {
+    pub(crate) fn name(&self, base: &str) -> Vec<u8> {
         format!("{}{base}", self.prefix).into_bytes()
     }
 
     /// Records a violation of a SHOULD requirement and goes on; anything else stops.
-    pub fn soft(&mut self, r: Res<()>) -> Res<()> {
+    pub(crate) fn soft(&mut self, r: Res<()>) -> Res<()> {
         match r {
             Err(Stop::Violation(v)) if spec::level_of(&v.requirement) != Level::Must => {
                 self.soft.push(v);
@@ -112,7 +112,7 @@ impl Ctx<'_> {
     }
 
     /// The first server (main, then extras) whose greeting satisfies `pred`.
-    pub fn server_with(
+    pub(crate) fn server_with(
         &self,
         what: &str,
         pred: impl Fn(&Limits) -> bool,
@@ -134,14 +134,14 @@ impl Ctx<'_> {
     }
 
     /// The touch hook, if given.
-    pub fn touch_hook(&self) -> Res<&crate::hooks::Hook> {
+    pub(crate) fn touch_hook(&self) -> Res<&crate::hooks::Hook> {
         self.target.hooks.touch.as_ref().ok_or_else(|| {
             unimplemented("needs a hook that changes a file of the served folder (--touch-cmd)")
         })
     }
 
     /// Runs the touch hook on `name` of the main server's folder.
-    pub fn touch(&self, name: &[u8], how: Touch) -> Res<()> {
+    pub(crate) fn touch(&self, name: &[u8], how: Touch) -> Res<()> {
         let hook = self.touch_hook()?;
         let name = String::from_utf8_lossy(name);
         hook.run(&[("name", &name), ("how", how.as_str())])
@@ -149,7 +149,7 @@ impl Ctx<'_> {
     }
 
     /// Whether a shutdown hook was given.
-    pub fn shutdown_hook(&self) -> Res<&crate::hooks::Hook> {
+    pub(crate) fn shutdown_hook(&self) -> Res<&crate::hooks::Hook> {
         self.target.hooks.shutdown.as_ref().ok_or_else(|| {
             unimplemented(
                 "needs a hook that starts the server's graceful shutdown (--shutdown-cmd)",
@@ -158,7 +158,7 @@ impl Ctx<'_> {
     }
 
     /// The read-only server.
-    pub fn read_only(&self) -> Res<SocketAddr> {
+    pub(crate) fn read_only(&self) -> Res<SocketAddr> {
         let a =
             self.target.read_only.as_ref().ok_or_else(|| {
                 unimplemented("needs a read-only server (--read-only-server ADDR)")

@@ -3,7 +3,7 @@
 use ferry_conformance::{Report, Verdict};
 
 /// The cases that did not pass, with their details.
-pub fn not_passed(r: &Report) -> Vec<(String, String)> {
+pub(crate) fn not_passed(r: &Report) -> Vec<(String, String)> {
     r.cases
         .iter()
         .filter(|c| !matches!(c.verdict, Verdict::Pass | Verdict::Informational))
@@ -22,7 +22,7 @@ pub fn not_passed(r: &Report) -> Vec<(String, String)> {
 
 /// The cases that did not pass must be exactly the `known` ones (case ID, reason) of this
 /// kind of run: like Autobahn's expected results, a fix must also remove its entry.
-pub fn check(r: &Report, what: &str, known: &[(&str, &str)]) {
+pub(crate) fn check(r: &Report, what: &str, known: &[(&str, &str)]) {
     let bad = not_passed(r);
     let unexpected: Vec<_> = bad
         .iter()
@@ -47,7 +47,7 @@ pub fn check(r: &Report, what: &str, known: &[(&str, &str)]) {
 /// The hooks for an in-process test server: its shutdown handle, and a touch that changes a
 /// file of its folder directly.
 #[allow(dead_code)] // not every test binary that includes this module uses it
-pub fn hooks_for(
+pub(crate) fn hooks_for(
     server: &ferry_test_support::TestServer,
     grace: std::time::Duration,
 ) -> ferry_conformance::Hooks {

@@ -13,14 +13,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use ferry_async::BlockOn;
-pub use ferry_async::server::{Config, Shutdown};
-pub use ferry_test_support::{RawSession, STAGING, file_name, init_logging};
+pub(crate) use ferry_async::server::{Config, Shutdown};
+pub(crate) use ferry_test_support::{RawSession, STAGING, file_name, init_logging};
 
 /// Longest a server may take to stop once its shutdown was triggered (grace + drain + margin).
-pub const STOP_LIMIT: Duration = Duration::from_secs(15);
+pub(crate) const STOP_LIMIT: Duration = Duration::from_secs(15);
 
 /// A runtime under test.
-pub trait Driver {
+pub(crate) trait Driver {
     /// Its name, for messages.
     const NAME: &'static str;
     /// Its runtime value, for clients.
@@ -33,7 +33,7 @@ pub trait Driver {
 
 /// tokio.
 #[cfg(feature = "tokio")]
-pub struct TokioDriver;
+pub(crate) struct TokioDriver;
 
 #[cfg(feature = "tokio")]
 impl Driver for TokioDriver {
@@ -49,7 +49,7 @@ impl Driver for TokioDriver {
 
 /// async-std.
 #[cfg(feature = "async-std")]
-pub struct AsyncStdDriver;
+pub(crate) struct AsyncStdDriver;
 
 #[cfg(feature = "async-std")]
 impl Driver for AsyncStdDriver {
@@ -65,7 +65,7 @@ impl Driver for AsyncStdDriver {
 
 /// smol.
 #[cfg(feature = "smol")]
-pub struct SmolDriver;
+pub(crate) struct SmolDriver;
 
 #[cfg(feature = "smol")]
 impl Driver for SmolDriver {
@@ -100,7 +100,7 @@ macro_rules! per_runtime {
 }
 
 /// An async server on 127.0.0.1:0 serving a temporary folder, stopped and joined on drop.
-pub struct Server {
+pub(crate) struct Server {
     /// Where it listens.
     pub addr: SocketAddr,
     /// The served folder.
@@ -112,12 +112,12 @@ pub struct Server {
 
 impl Server {
     /// A server with the default configuration (but a 2 s shutdown grace).
-    pub fn start<D: Driver>() -> Self {
+    pub(crate) fn start<D: Driver>() -> Self {
         Self::with_config::<D>(|_| {})
     }
 
     /// A server whose configuration `f` adjusts; `config.root` starts as a temporary folder.
-    pub fn with_config<D: Driver>(f: impl FnOnce(&mut Config)) -> Self {
+    pub(crate) fn with_config<D: Driver>(f: impl FnOnce(&mut Config)) -> Self {
         init_logging();
         let dir = tempfile::tempdir().expect("create a temporary folder");
         let mut config = Config {
@@ -161,17 +161,17 @@ impl Server {
     }
 
     /// The shutdown handle.
-    pub fn shutdown_handle(&self) -> &Shutdown {
+    pub(crate) fn shutdown_handle(&self) -> &Shutdown {
         &self.shutdown
     }
 
     /// Whether `run` has returned.
-    pub fn is_finished(&self) -> bool {
+    pub(crate) fn is_finished(&self) -> bool {
         self.thread.as_ref().is_none_or(JoinHandle::is_finished)
     }
 
     /// Triggers the shutdown and waits (at most [`STOP_LIMIT`]) for `run` to return.
-    pub fn stop(mut self) -> io::Result<()> {
+    pub(crate) fn stop(mut self) -> io::Result<()> {
         self.shutdown.trigger();
         self.join()
     }
@@ -196,12 +196,12 @@ impl Server {
     }
 
     /// Writes a file into the served folder directly.
-    pub fn write_file(&self, name: &str, data: &[u8]) {
+    pub(crate) fn write_file(&self, name: &str, data: &[u8]) {
         fs::write(self.root.join(name), data).expect("write a file into the served folder");
     }
 
     /// Writes a file with a given modification time.
-    pub fn write_file_with_mtime(&self, name: &str, data: &[u8], mtime: SystemTime) {
+    pub(crate) fn write_file_with_mtime(&self, name: &str, data: &[u8], mtime: SystemTime) {
         self.write_file(name, data);
         let f = fs::File::options()
             .write(true)
@@ -211,12 +211,12 @@ impl Server {
     }
 
     /// The content of a file of the served folder, if it is there.
-    pub fn read_file(&self, name: &str) -> Option<Vec<u8>> {
+    pub(crate) fn read_file(&self, name: &str) -> Option<Vec<u8>> {
         fs::read(self.root.join(name)).ok()
     }
 
     /// The names in the served folder, sorted, without the staging area.
-    pub fn visible_names(&self) -> Vec<String> {
+    pub(crate) fn visible_names(&self) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(&self.root)
             .expect("read the served folder")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
@@ -227,7 +227,7 @@ impl Server {
     }
 
     /// Whether the staging area holds nothing.
-    pub fn staging_is_empty(&self) -> bool {
+    pub(crate) fn staging_is_empty(&self) -> bool {
         match fs::read_dir(self.root.join(STAGING)) {
             Ok(mut entries) => entries.next().is_none(),
             Err(e) => e.kind() == io::ErrorKind::NotFound,
@@ -235,7 +235,7 @@ impl Server {
     }
 
     /// Waits (up to 5 s) until the staging area is empty.
-    pub fn wait_staging_empty(&self) -> bool {
+    pub(crate) fn wait_staging_empty(&self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             if self.staging_is_empty() {
@@ -249,7 +249,7 @@ impl Server {
     }
 
     /// Connects and reads the greeting.
-    pub fn session(&self) -> RawSession {
+    pub(crate) fn session(&self) -> RawSession {
         let mut s = RawSession::connect(self.addr);
         s.expect_greeting();
         s
@@ -267,16 +267,16 @@ impl Drop for Server {
 }
 
 /// `n` octets of a pattern that is not periodic in small powers of two.
-pub fn pattern(n: usize) -> Vec<u8> {
+pub(crate) fn pattern(n: usize) -> Vec<u8> {
     (0..n)
         .map(|i| (i.wrapping_mul(31) ^ (i >> 9)) as u8)
         .collect()
 }
 
 /// Every octet value, in order.
-pub fn every_byte() -> Vec<u8> {
+pub(crate) fn every_byte() -> Vec<u8> {
     (0..=255u8).collect()
 }
 
 /// The names the brief asks for, plus the empty file's.
-pub const NAMES: [&str; 3] = ["射频仿真.pptx", "天线15.doc", "my report (final).pdf"];
+pub(crate) const NAMES: [&str; 3] = ["射频仿真.pptx", "天线15.doc", "my report (final).pdf"];
