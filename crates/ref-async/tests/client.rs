@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use common::{Driver, NAMES, Server, every_byte, file_name, pattern};
+use common::{Driver, NAMES, every_byte, file_name, pattern};
 use ferry_async::BlockOn;
 use ferry_async::client::{
     Client, ClientError, ClientOptions, GetOptions, PART_SUFFIX, PutOptions,
@@ -60,7 +60,7 @@ fn listing(dir: &Path) -> Vec<String> {
 }
 
 fn round_trips_with_every_call<D: Driver>() {
-    let server = Server::start::<D>();
+    let server = common::start::<D>();
     let mut files: Vec<(String, Vec<u8>)> = NAMES
         .iter()
         .enumerate()
@@ -166,7 +166,7 @@ fn round_trips_with_every_call<D: Driver>() {
 }
 
 fn resume_and_stale_partials<D: Driver>() {
-    let server = Server::start::<D>();
+    let server = common::start::<D>();
     let data = pattern(3 << 20);
     server.write_file("r.bin", &data);
     let local = tempfile::tempdir().expect("tempdir");
@@ -229,7 +229,7 @@ fn resume_and_stale_partials<D: Driver>() {
 }
 
 fn pipelined_batches<D: Driver>() {
-    let server = Server::start::<D>();
+    let server = common::start::<D>();
     let up = tempfile::tempdir().expect("tempdir");
     let mut files: Vec<(PathBuf, FileName)> = Vec::new();
     let mut contents = Vec::new();
@@ -286,7 +286,7 @@ fn pipelined_batches<D: Driver>() {
 }
 
 fn refusals_and_ended_sessions<D: Driver>() {
-    let server = Server::with_config::<D>(|c| c.idle_timeout = Duration::from_secs(1));
+    let server = common::start_with::<D>(|c| c.idle_timeout = Duration::from_secs(1));
     server.write_file("taken", b"x");
     let local = tempfile::tempdir().expect("tempdir");
     let rt = D::runtime();
@@ -322,7 +322,7 @@ fn refusals_and_ended_sessions<D: Driver>() {
         assert!(!c.is_open());
         assert!(matches!(c.dir().await, Err(ClientError::Disconnected(_))));
     });
-    let ro = Server::with_config::<D>(|c| c.read_only = true);
+    let ro = common::start_with::<D>(|c| c.read_only = true);
     rt.block_on(async {
         let mut c = connect(&rt, ro.addr).await;
         let mut r: &[u8] = b"abc";
@@ -338,7 +338,7 @@ fn refusals_and_ended_sessions<D: Driver>() {
         assert_eq!(e.expect_err("514").code(), Some(Code::READ_ONLY));
     });
     // 420 at the connection cap.
-    let busy = Server::with_config::<D>(|c| c.max_connections = 1);
+    let busy = common::start_with::<D>(|c| c.max_connections = 1);
     rt.block_on(async {
         let _first = connect(&rt, busy.addr).await;
         let e = Client::connect_with(rt.clone(), busy.addr, &options())
@@ -355,7 +355,7 @@ async fn rt_sleep(d: Duration) {
 }
 
 fn sixteen_mib_through_files<D: Driver>() {
-    let server = Server::start::<D>();
+    let server = common::start::<D>();
     let data = pattern(16 << 20);
     let dir = tempfile::tempdir().expect("tempdir");
     let src = dir.path().join("big.bin");
@@ -390,7 +390,7 @@ fn sixteen_mib_through_files<D: Driver>() {
 }
 
 fn blocking_client_mirrors_the_threaded_api<D: Driver>() {
-    let server = Server::start::<D>();
+    let server = common::start::<D>();
     server.write_file(NAMES[0], b"hello");
     let mut c =
         ferry_async::blocking::BlockingClient::connect_with(D::runtime(), server.addr, &options())
@@ -569,7 +569,7 @@ fn hostile_server_is_refused<D: Driver>() {
 fn client_futures_are_send() {
     fn assert_send<T: Send>(_: &T) {}
     let rt = ferry_async::tokio::Tokio::new_runtime().expect("runtime");
-    let server = Server::start::<common::TokioDriver>();
+    let server = common::start::<common::TokioDriver>();
     server.write_file("a", b"abc");
     let addr = server.addr;
     let dir = tempfile::tempdir().expect("tempdir");

@@ -17,7 +17,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{Driver, NAMES, Server, every_byte, file_name, pattern};
+use common::{Driver, NAMES, every_byte, file_name, pattern};
 use ferry_async::BlockOn;
 use ferry_test_support::{TestServer, put_now_bytes};
 use ferry_wire::{Digest, FileName, PutMode, encode_payload};
@@ -112,7 +112,7 @@ fn async_client_against_threaded_server<D: Driver>() {
 
 fn threaded_client_against_async_server<D: Driver>() {
     use ferry_sync::client::{Client, GetOptions, PutOptions};
-    let server = Server::start::<D>();
+    let server = common::start::<D>();
     let files = contents();
     for (name, data) in &files {
         server.write_file(name, data);
@@ -216,7 +216,7 @@ fn normalize(octets: &[u8], seeded: &[u8]) -> Vec<u8> {
 
 fn same_octets_from_both_servers<D: Driver>() {
     let threaded = TestServer::start();
-    let ours = Server::start::<D>();
+    let ours = common::start::<D>();
     let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     for (name, data) in contents() {
         threaded.write_file_with_mtime(&name, &data, when);

@@ -75,7 +75,7 @@ fn expect_ok_put(reply: Reply, data: &[u8]) {
 }
 
 fn greeting_and_dir<D: Driver>() {
-    let server = Server::start::<D>();
+    let server = common::start::<D>();
     let mut files = seed(&server);
     // Not listed: a dotfile, a folder, a symbolic link (DIR-2).
     server.write_file(".hidden", b"x");
@@ -106,7 +106,7 @@ fn greeting_and_dir<D: Driver>() {
 }
 
 fn get_files_offsets_and_515<D: Driver>() {
-    let server = Server::start::<D>();
+    let server = common::start::<D>();
     let files = seed(&server);
     std::os::unix::fs::symlink("bytes.bin", server.root.join("link")).expect("symlink");
     let mut s = server.session();
@@ -141,7 +141,7 @@ fn get_files_offsets_and_515<D: Driver>() {
 }
 
 fn put_wait_now_and_refusals_512_513_514<D: Driver>() {
-    let server = Server::start::<D>();
+    let server = common::start::<D>();
     let mut s = server.session();
     let contents: Vec<Vec<u8>> = vec![pattern(70_000), every_byte(), Vec::new()];
     expect_ok_put(
@@ -185,7 +185,7 @@ fn put_wait_now_and_refusals_512_513_514<D: Driver>() {
     drop(s);
 
     // 513 above max-size, not at it (HELLO-7).
-    let small = Server::with_config::<D>(|c| c.max_size = 10);
+    let small = common::start_with::<D>(|c| c.max_size = 10);
     let mut s = small.session();
     assert!(
         matches!(s.put_wait("big", PutMode::New, &[0; 11]), Reply::Err(e) if e.code.get() == 513)
@@ -200,7 +200,7 @@ fn put_wait_now_and_refusals_512_513_514<D: Driver>() {
     // 514 on a read-only server, after the name check (PUT-2's order) and for both flows.
     // A read-only server never creates a staging area (SEC-10), but the harness waits for one
     // before it hands out the server: this folder has one already, which it leaves alone.
-    let ro = Server::with_config::<D>(|c| {
+    let ro = common::start_with::<D>(|c| {
         c.read_only = true;
         std::fs::create_dir(c.root.join(common::STAGING)).expect("mkdir");
     });
@@ -215,7 +215,7 @@ fn put_wait_now_and_refusals_512_513_514<D: Driver>() {
 }
 
 fn malformed_lines_500_501_502_503_510_511<D: Driver>() {
-    let server = Server::start::<D>();
+    let server = common::start::<D>();
     server.write_file("a.txt", b"abc");
     let mut s = server.session();
     for (line, code) in [
@@ -263,7 +263,7 @@ fn malformed_lines_500_501_502_503_510_511<D: Driver>() {
 }
 
 fn eager_put_refused_keeps_the_session_in_sync<D: Driver>() {
-    let server = Server::start::<D>();
+    let server = common::start::<D>();
     server.write_file("taken", b"original");
     let mut s = server.session();
     // A refused eager payload that looks like requests is read as data, never executed.
@@ -294,7 +294,7 @@ fn eager_put_refused_keeps_the_session_in_sync<D: Driver>() {
 
     // PUT-8: over max-eager, or any eager put when max-eager is 0: 502 and close, payload unread.
     for (max_eager, size) in [(4u64, 5usize), (0, 0)] {
-        let server = Server::with_config::<D>(|c| c.max_eager = max_eager);
+        let server = common::start_with::<D>(|c| c.max_eager = max_eager);
         let mut s = server.session();
         let data = vec![b'z'; size];
         s.send(&put_now_bytes("eager", PutMode::New, &data));
@@ -306,7 +306,7 @@ fn eager_put_refused_keeps_the_session_in_sync<D: Driver>() {
 }
 
 fn corrupt_433_abort_434_and_overrun_502_leave_nothing<D: Driver>() {
-    let server = Server::start::<D>();
+    let server = common::start::<D>();
     let mut s = server.session();
     // 433: the digest does not match (PUT-11).
     s.send(b"put 5 new wait c.txt\n");
@@ -344,7 +344,7 @@ fn corrupt_433_abort_434_and_overrun_502_leave_nothing<D: Driver>() {
 }
 
 fn busy_420<D: Driver>() {
-    let server = Server::with_config::<D>(|c| c.max_connections = 1);
+    let server = common::start_with::<D>(|c| c.max_connections = 1);
     let mut first = server.session();
     let mut second = RawSession::connect(server.addr);
     assert_eq!(second.read_line_str(), "err 420 busy");
@@ -368,7 +368,7 @@ fn busy_420<D: Driver>() {
 }
 
 fn timeouts_421<D: Driver>() {
-    let server = Server::with_config::<D>(|c| {
+    let server = common::start_with::<D>(|c| {
         c.idle_timeout = Duration::from_secs(1);
         c.stall_timeout = Duration::from_secs(1);
     });
@@ -394,7 +394,7 @@ fn timeouts_421<D: Driver>() {
 }
 
 fn shutdown_422_lets_requests_in_flight_finish<D: Driver>() {
-    let server = Server::with_config::<D>(|c| c.shutdown_grace = Duration::from_secs(5));
+    let server = common::start_with::<D>(|c| c.shutdown_grace = Duration::from_secs(5));
     let big = pattern(8 << 20);
     server.write_file("big.bin", &big);
     let mut idle = server.session();
@@ -444,7 +444,7 @@ fn shutdown_422_lets_requests_in_flight_finish<D: Driver>() {
 }
 
 fn shutdown_deadline_ends_a_stalled_upload<D: Driver>() {
-    let server = Server::with_config::<D>(|c| c.shutdown_grace = Duration::from_millis(500));
+    let server = common::start_with::<D>(|c| c.shutdown_grace = Duration::from_millis(500));
     let mut upload = server.session();
     upload.send(b"put 10 new wait up.bin\n");
     assert_eq!(upload.read_reply(), Reply::Go);
@@ -461,7 +461,7 @@ fn shutdown_deadline_ends_a_stalled_upload<D: Driver>() {
 }
 
 fn pipelined_requests_answered_in_order<D: Driver>() {
-    let server = Server::start::<D>();
+    let server = common::start::<D>();
     server.write_file("a.txt", b"aaa");
     server.write_file("b.txt", b"bb");
     let mut s = server.session();
@@ -499,7 +499,7 @@ fn pipelined_requests_answered_in_order<D: Driver>() {
 }
 
 fn large_file_and_resume<D: Driver>() {
-    let server = Server::start::<D>();
+    let server = common::start::<D>();
     let data = pattern(64 << 20);
     let digest = Digest::of(&data);
     let mut s = server.session();
@@ -536,7 +536,7 @@ fn large_file_and_resume<D: Driver>() {
 }
 
 fn disconnect_mid_upload_leaves_nothing<D: Driver>() {
-    let server = Server::start::<D>();
+    let server = common::start::<D>();
     let data = pattern(3 << 20);
     let mut wire = Vec::new();
     encode_payload(&data, Digest::of(&data), &mut wire);
@@ -561,7 +561,7 @@ fn disconnect_mid_upload_leaves_nothing<D: Driver>() {
 }
 
 fn hostile_input_never_kills_the_server<D: Driver>() {
-    let server = Server::start::<D>();
+    let server = common::start::<D>();
     let mut noise = Vec::with_capacity(64 * 1024);
     let mut x: u32 = 0x1234_5678;
     for _ in 0..64 * 1024 {

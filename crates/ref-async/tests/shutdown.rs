@@ -15,7 +15,7 @@ use std::io::{self, Read as _, Write as _};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Driver, Server, pattern};
+use common::{Driver, pattern};
 use ferry_wire::{Code, PayloadReceiver, Reply, Step, decode_hello, decode_reply};
 
 per_runtime!(shutdown_deadline_ends_a_slow_download_at_a_chunk_boundary);
@@ -100,7 +100,7 @@ fn split_line(bytes: &[u8]) -> (&[u8], &[u8]) {
 }
 
 fn shutdown_deadline_ends_a_slow_download_at_a_chunk_boundary<D: Driver>() {
-    let server = Server::with_config::<D>(|c| {
+    let server = common::start_with::<D>(|c| {
         c.shutdown_grace = GRACE;
         // Room for the chunk in progress to be completed after the deadline.
         c.stall_timeout = Duration::from_secs(20);
