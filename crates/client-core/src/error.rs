@@ -76,10 +76,11 @@ pub enum ClientError {
         expected: u64,
     },
     /// The server sent something the protocol does not allow at that point: a malformed or
-    /// over-long line, an unexpected reply, a framing violation, an invalid file name (a
-    /// broken or hostile server). The client closed the connection (ERR-10).
+    /// over-long line, an unexpected reply, a framing violation, a broken listing or greeting
+    /// (a broken or hostile server). The client closed the connection (ERR-10).
+    /// [`Violation::kind`] says which.
     #[error("protocol violation by the server: {0}")]
-    Protocol(String),
+    Protocol(Violation),
     /// A local name cannot be used as a ferry file name (NAME-1 … NAME-5), or a server's name
     /// cannot be stored faithfully on this platform (NAME-11).
     #[error("cannot use {name:?} as a file name: {reason}")]
@@ -99,6 +100,47 @@ pub enum ClientError {
         #[source]
         source: io::Error,
     },
+}
+
+/// What a server did that the protocol does not allow ([`ClientError::Protocol`]): a kind to
+/// match on, and a description for people.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+pub struct Violation {
+    /// Which rule the server broke.
+    pub kind: ViolationKind,
+    /// What it sent, and why that is wrong.
+    pub detail: String,
+}
+
+impl Violation {
+    /// A violation of `kind`.
+    pub fn new(kind: ViolationKind, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The kinds of [`Violation`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ViolationKind {
+    /// The greeting is unusable: malformed, without version 1, or breaking its rules
+    /// (HELLO-9, HELLO-10).
+    Greeting,
+    /// A line that is not a valid message, or longer than allowed (FRAME-2, ERR-10).
+    Malformed,
+    /// A valid message that is not an answer to the request (ERR-10).
+    Unexpected,
+    /// A reply that contradicts the request it answers: `ok get` with SIZE below OFFSET
+    /// (GET-4), `ok put` with another SIZE or DIGEST, a confirmed upload the client aborted.
+    Contradiction,
+    /// A payload whose framing is broken (DATA-*).
+    Payload,
+    /// A listing out of order, with duplicates, or longer than the client accepts (DIR-*).
+    Listing,
 }
 
 fn connect_message(addr: &Option<SocketAddr>, source: &io::Error) -> String {

@@ -16,7 +16,7 @@ use ferry_wire::{Digest, FileName, Greeting, PutFlow, PutMode, Timestamp, Versio
 mod error;
 pub mod names;
 
-pub use error::ClientError;
+pub use error::{ClientError, Violation, ViolationKind};
 pub use names::{
     PART_SUFFIX, local_path, name_for_local, part_path, visible, windows_name_problem,
 };
@@ -158,13 +158,20 @@ pub struct PutReport {
 pub fn check_greeting(g: &Greeting) -> Result<(), ClientError> {
     if !g.supports(Version::V1) {
         let offered: Vec<String> = g.versions().iter().map(ToString::to_string).collect();
-        return Err(ClientError::Protocol(format!(
-            "the server does not speak ferry/1 (it offers version {})",
-            offered.join(",")
+        return Err(ClientError::Protocol(Violation::new(
+            ViolationKind::Greeting,
+            format!(
+                "the server does not speak ferry/1 (it offers version {})",
+                offered.join(",")
+            ),
         )));
     }
-    g.check()
-        .map_err(|e| ClientError::Protocol(format!("invalid greeting: {e}")))
+    g.check().map_err(|e| {
+        ClientError::Protocol(Violation::new(
+            ViolationKind::Greeting,
+            format!("invalid greeting: {e}"),
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use std::time::Duration;
 use common::{Driver, NAMES, every_byte, file_name, pattern};
 use ferry_async::BlockOn;
 use ferry_async::client::{
-    Client, ClientError, ClientOptions, GetOptions, PART_SUFFIX, PutOptions,
+    Client, ClientError, ClientOptions, GetOptions, PART_SUFFIX, PutOptions, ViolationKind,
 };
 use ferry_wire::{Code, Digest, FileName, PutFlow, PutMode, encode_payload};
 
@@ -502,7 +502,7 @@ fn hostile_server_is_refused<D: Driver>() {
         let mut c = connect(&rt, addr).await;
         let e = c.dir().await.expect_err("listing out of order");
         assert!(
-            matches!(e, ClientError::Protocol(ref m) if m.contains("order")),
+            matches!(e, ClientError::Protocol(ref m) if m.kind == ViolationKind::Listing && m.detail.contains("order")),
             "{e}"
         );
         assert!(!c.is_open());

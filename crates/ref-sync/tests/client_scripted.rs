@@ -11,7 +11,9 @@ use std::path::Path;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use ferry_sync::client::{Client, ClientError, ClientOptions, GetOptions, PART_SUFFIX, PutOptions};
+use ferry_sync::client::{
+    Client, ClientError, ClientOptions, GetOptions, PART_SUFFIX, PutOptions, ViolationKind,
+};
 use ferry_wire::{Code, Digest, FileName, NameError, PutFlow, PutMode, encode_payload};
 
 const GREETING: &str = "ferry/1 max-line=4096 max-name=255 max-size=1099511627776 \
@@ -405,7 +407,7 @@ fn chunk_overrun_is_a_protocol_violation() {
         )
         .expect_err("overrun");
     assert!(
-        matches!(err, ClientError::Protocol(ref m) if m.contains("overruns")),
+        matches!(err, ClientError::Protocol(ref m) if m.kind == ViolationKind::Payload && m.detail.contains("overruns")),
         "{err:?}"
     );
     assert!(listing(dir.path()).is_empty());
@@ -431,7 +433,7 @@ fn get_ok_shorter_than_the_offset_is_a_protocol_violation() {
         .get_to_path(&name("a.txt"), &dest, &opts, &mut no_progress())
         .expect_err("bad");
     assert!(
-        matches!(err, ClientError::Protocol(ref m) if m.contains("GET-4")),
+        matches!(err, ClientError::Protocol(ref m) if m.kind == ViolationKind::Contradiction && m.detail.contains("GET-4")),
         "{err:?}"
     );
     assert!(!dest.exists());
@@ -656,7 +658,7 @@ fn a_skipped_name_out_of_order_makes_the_listing_invalid() {
     let mut c = connect(addr);
     let err = c.dir_listing().expect_err("out of order");
     assert!(
-        matches!(err, ClientError::Protocol(ref m) if m.contains("order")),
+        matches!(err, ClientError::Protocol(ref m) if m.kind == ViolationKind::Listing && m.detail.contains("order")),
         "{err:?}"
     );
     assert!(!c.is_open());
@@ -674,7 +676,7 @@ fn unsorted_or_repeated_listing_is_refused() {
     let mut c = connect(addr);
     let err = c.dir().expect_err("repeated");
     assert!(
-        matches!(err, ClientError::Protocol(ref m) if m.contains("order")),
+        matches!(err, ClientError::Protocol(ref m) if m.kind == ViolationKind::Listing && m.detail.contains("order")),
         "{err:?}"
     );
     server.join().expect("server script");
@@ -724,7 +726,7 @@ fn over_long_line_is_refused() {
     let mut c = connect(addr);
     let err = c.dir().expect_err("too long");
     assert!(
-        matches!(err, ClientError::Protocol(ref m) if m.contains("4096")),
+        matches!(err, ClientError::Protocol(ref m) if m.kind == ViolationKind::Malformed && m.detail.contains("4096")),
         "{err:?}"
     );
     server.join().expect("server script");
@@ -854,7 +856,7 @@ fn greeting_without_version_1_is_refused_silently() {
     });
     let err = Client::connect_with(addr, &options()).expect_err("no v1");
     assert!(
-        matches!(err, ClientError::Protocol(ref m) if m.contains("ferry/1")),
+        matches!(err, ClientError::Protocol(ref m) if m.kind == ViolationKind::Greeting && m.detail.contains("ferry/1")),
         "{err:?}"
     );
     server.join().expect("server script");
@@ -868,7 +870,7 @@ fn greeting_with_wrong_fixed_limits_is_refused() {
     });
     let err = Client::connect_with(addr, &options()).expect_err("bad limits");
     assert!(
-        matches!(err, ClientError::Protocol(ref m) if m.contains("max-chunk")),
+        matches!(err, ClientError::Protocol(ref m) if m.kind == ViolationKind::Greeting && m.detail.contains("max-chunk")),
         "{err:?}"
     );
     server.join().expect("server script");
@@ -1263,7 +1265,7 @@ fn an_endless_listing_is_cut_off() {
     let mut c = Client::connect_with(addr, &opts).expect("connect");
     let err = c.dir().expect_err("too many");
     assert!(
-        matches!(err, ClientError::Protocol(ref m) if m.contains("18446744073709551615")),
+        matches!(err, ClientError::Protocol(ref m) if m.kind == ViolationKind::Listing && m.detail.contains("18446744073709551615")),
         "{err:?}"
     );
     server.join().expect("server script");

@@ -411,9 +411,10 @@ impl<R: Runtime> Replies<R> {
     ) -> Result<(u64, Timestamp), ClientError> {
         match self.read_reply().await? {
             Reply::GetOk { size, mtime } if size >= offset => Ok((size, mtime)),
-            Reply::GetOk { size, .. } => Err(self.violation(format!(
-                "ok get {size} for offset {offset}: the server must answer 515 (GET-4)"
-            ))),
+            Reply::GetOk { size, .. } => Err(self.violation(
+                ViolationKind::Contradiction,
+                format!("ok get {size} for offset {offset}: the server must answer 515 (GET-4)"),
+            )),
             Reply::Err(e) => Err(ClientError::Refused(e)),
             other => Err(self.unexpected(&other, "get")),
         }
@@ -436,10 +437,10 @@ impl<R: Runtime> Replies<R> {
             let (step, used) = match rx.feed(self.inbound.data()) {
                 Ok(x) => x,
                 Err(e) => {
-                    return Err(self.violation(format!(
-                        "bad payload for \"{}\": {e}",
-                        visible(name.as_str())
-                    )));
+                    return Err(self.violation(
+                        ViolationKind::Payload,
+                        format!("bad payload for \"{}\": {e}", visible(name.as_str())),
+                    ));
                 }
             };
             match step {

@@ -90,7 +90,8 @@ use send::{Sent, send_payload};
 use ferry_client_core::check_greeting;
 pub use ferry_client_core::{
     ClientError, ClientOptions, DEFAULT_EAGER_LIMIT, GetOptions, GetReport, PART_SUFFIX, Progress,
-    PutOptions, PutReport, local_path, name_for_local, part_path, visible, windows_name_problem,
+    PutOptions, PutReport, Violation, ViolationKind, local_path, name_for_local, part_path,
+    visible, windows_name_problem,
 };
 
 /// A ferry/1 session with a server. See the [module documentation](self).
@@ -189,8 +190,9 @@ impl<R: Runtime> Client<R> {
             }
             Err(ReadFail::Io(e)) => return Err(ClientError::Io(e)),
             Err(ReadFail::Invalid { error, line }) => {
-                return Err(ClientError::Protocol(format!(
-                    "bad greeting \"{line}\": {error}"
+                return Err(ClientError::Protocol(Violation::new(
+                    ViolationKind::Greeting,
+                    format!("bad greeting \"{line}\": {error}"),
                 )));
             }
         };
@@ -349,13 +351,16 @@ impl<R: Runtime> Replies<R> {
     }
 
     /// A protocol violation by the server: the connection is closed (ERR-10).
-    pub(super) fn violation(&mut self, what: String) -> ClientError {
-        self.fail(ClientError::Protocol(what))
+    pub(super) fn violation(&mut self, kind: ViolationKind, what: String) -> ClientError {
+        self.fail(ClientError::Protocol(Violation::new(kind, what)))
     }
 
     pub(super) fn unexpected(&mut self, reply: &Reply, request: &str) -> ClientError {
         let line = snippet(&reply.to_bytes(), None);
-        self.violation(format!("unexpected reply to {request}: \"{line}\""))
+        self.violation(
+            ViolationKind::Unexpected,
+            format!("unexpected reply to {request}: \"{line}\""),
+        )
     }
 
     pub(super) fn read_failed(&mut self, f: ReadFail, what: &str) -> ClientError {
@@ -364,9 +369,10 @@ impl<R: Runtime> Replies<R> {
                 outcome_unknown: false,
             },
             ReadFail::Io(e) => ClientError::Io(e),
-            ReadFail::Invalid { error, line } => {
-                ClientError::Protocol(format!("malformed {what} \"{line}\": {error}"))
-            }
+            ReadFail::Invalid { error, line } => ClientError::Protocol(Violation::new(
+                ViolationKind::Malformed,
+                format!("malformed {what} \"{line}\": {error}"),
+            )),
         };
         self.fail(e)
     }
@@ -403,10 +409,13 @@ impl<R: Runtime> Replies<R> {
 
     pub(super) async fn read_entries(&mut self, count: u64) -> Result<Listing, ClientError> {
         if count > self.options.max_listing {
-            return Err(self.violation(format!(
-                "the listing announces {count} entries, more than the {} this client accepts",
-                self.options.max_listing
-            )));
+            return Err(self.violation(
+                ViolationKind::Listing,
+                format!(
+                    "the listing announces {count} entries, more than the {} this client accepts",
+                    self.options.max_listing
+                ),
+            ));
         }
         // DIR-8: COUNT is the server's claim, not an allocation size.
         let mut listing = Listing::new();
@@ -419,11 +428,14 @@ impl<R: Runtime> Replies<R> {
             };
             if let Err(e) = listing.push(line) {
                 // DIR-10.
-                return Err(self.violation(format!(
-                    "{e}: \"{}\" after \"{}\"",
-                    visible(&String::from_utf8_lossy(&e.next)),
-                    visible(&String::from_utf8_lossy(&e.previous))
-                )));
+                return Err(self.violation(
+                    ViolationKind::Listing,
+                    format!(
+                        "{e}: \"{}\" after \"{}\"",
+                        visible(&String::from_utf8_lossy(&e.next)),
+                        visible(&String::from_utf8_lossy(&e.previous))
+                    ),
+                ));
             }
         }
         Ok(listing)

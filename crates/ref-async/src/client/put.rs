@@ -176,7 +176,7 @@ impl<R: Runtime> Replies<R> {
                         flow,
                     })
                 } else {
-                    Err(self.violation(format!(
+                    Err(self.violation(ViolationKind::Contradiction, format!(
                         "the server confirmed {s} octets with {d}, but {size} octets with {ours} \
                          were sent"
                     )))
@@ -189,9 +189,10 @@ impl<R: Runtime> Replies<R> {
                 })
             }
             (Reply::Err(e), _) => Err(ClientError::Refused(e)),
-            (Reply::PutOk { .. }, Sent::Aborted(_)) => {
-                Err(self.violation("the server confirmed an upload that was aborted".to_owned()))
-            }
+            (Reply::PutOk { .. }, Sent::Aborted(_)) => Err(self.violation(
+                ViolationKind::Contradiction,
+                "the server confirmed an upload that was aborted".to_owned(),
+            )),
             (other, _) => Err(self.unexpected(&other, "put")),
         }
     }

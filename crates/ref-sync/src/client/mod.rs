@@ -69,7 +69,8 @@ use send::{ChunkBuf, Sent, send_payload};
 use ferry_client_core::check_greeting;
 pub use ferry_client_core::{
     ClientError, ClientOptions, DEFAULT_EAGER_LIMIT, GetOptions, GetReport, PART_SUFFIX, Progress,
-    PutOptions, PutReport, local_path, name_for_local, part_path, visible, windows_name_problem,
+    PutOptions, PutReport, Violation, ViolationKind, local_path, name_for_local, part_path,
+    visible, windows_name_problem,
 };
 
 /// A ferry/1 session with a server. See the [module documentation](self).
@@ -335,8 +336,9 @@ impl Client {
             }
             Err(ReadFail::Io(e)) => return Err(ClientError::Io(e)),
             Err(ReadFail::Invalid { error, line }) => {
-                return Err(ClientError::Protocol(format!(
-                    "bad greeting \"{line}\": {error}"
+                return Err(ClientError::Protocol(Violation::new(
+                    ViolationKind::Greeting,
+                    format!("bad greeting \"{line}\": {error}"),
                 )));
             }
         };
@@ -407,10 +409,13 @@ impl Client {
 
     fn read_entries(&mut self, count: u64) -> Result<Listing, ClientError> {
         if count > self.options.max_listing {
-            return Err(self.violation(format!(
-                "the listing announces {count} entries, more than the {} this client accepts",
-                self.options.max_listing
-            )));
+            return Err(self.violation(
+                ViolationKind::Listing,
+                format!(
+                    "the listing announces {count} entries, more than the {} this client accepts",
+                    self.options.max_listing
+                ),
+            ));
         }
         // DIR-8: COUNT is the server's claim, not an allocation size.
         let mut listing = Listing::new();
@@ -423,11 +428,14 @@ impl Client {
             };
             if let Err(e) = listing.push(line) {
                 // DIR-10.
-                return Err(self.violation(format!(
-                    "{e}: \"{}\" after \"{}\"",
-                    visible(&String::from_utf8_lossy(&e.next)),
-                    visible(&String::from_utf8_lossy(&e.previous))
-                )));
+                return Err(self.violation(
+                    ViolationKind::Listing,
+                    format!(
+                        "{e}: \"{}\" after \"{}\"",
+                        visible(&String::from_utf8_lossy(&e.next)),
+                        visible(&String::from_utf8_lossy(&e.previous))
+                    ),
+                ));
             }
         }
         Ok(listing)
@@ -603,9 +611,10 @@ impl Client {
     fn recv_get_head(&mut self, offset: u64) -> Result<(u64, Timestamp), ClientError> {
         match self.read_reply()? {
             Reply::GetOk { size, mtime } if size >= offset => Ok((size, mtime)),
-            Reply::GetOk { size, .. } => Err(self.violation(format!(
-                "ok get {size} for offset {offset}: the server must answer 515 (GET-4)"
-            ))),
+            Reply::GetOk { size, .. } => Err(self.violation(
+                ViolationKind::Contradiction,
+                format!("ok get {size} for offset {offset}: the server must answer 515 (GET-4)"),
+            )),
             Reply::Err(e) => Err(ClientError::Refused(e)),
             other => Err(self.unexpected(&other, "get")),
         }
@@ -628,10 +637,10 @@ impl Client {
             let (step, used) = match rx.feed(self.inbound.data()) {
                 Ok(x) => x,
                 Err(e) => {
-                    return Err(self.violation(format!(
-                        "bad payload for \"{}\": {e}",
-                        visible(name.as_str())
-                    )));
+                    return Err(self.violation(
+                        ViolationKind::Payload,
+                        format!("bad payload for \"{}\": {e}", visible(name.as_str())),
+                    ));
                 }
             };
             match step {
@@ -834,7 +843,7 @@ impl Client {
                         flow,
                     })
                 } else {
-                    Err(self.violation(format!(
+                    Err(self.violation(ViolationKind::Contradiction, format!(
                         "the server confirmed {s} octets with {d}, but {size} octets with {ours} \
                          were sent"
                     )))
@@ -847,9 +856,10 @@ impl Client {
                 })
             }
             (Reply::Err(e), _) => Err(ClientError::Refused(e)),
-            (Reply::PutOk { .. }, Sent::Aborted(_)) => {
-                Err(self.violation("the server confirmed an upload that was aborted".to_owned()))
-            }
+            (Reply::PutOk { .. }, Sent::Aborted(_)) => Err(self.violation(
+                ViolationKind::Contradiction,
+                "the server confirmed an upload that was aborted".to_owned(),
+            )),
             (other, _) => Err(self.unexpected(&other, "put")),
         }
     }
@@ -895,13 +905,16 @@ impl Client {
     }
 
     /// A protocol violation by the server: the connection is closed (ERR-10).
-    fn violation(&mut self, what: String) -> ClientError {
-        self.fail(ClientError::Protocol(what))
+    fn violation(&mut self, kind: ViolationKind, what: String) -> ClientError {
+        self.fail(ClientError::Protocol(Violation::new(kind, what)))
     }
 
     fn unexpected(&mut self, reply: &Reply, request: &str) -> ClientError {
         let line = snippet(&reply.to_bytes(), None);
-        self.violation(format!("unexpected reply to {request}: \"{line}\""))
+        self.violation(
+            ViolationKind::Unexpected,
+            format!("unexpected reply to {request}: \"{line}\""),
+        )
     }
 
     fn read_failed(&mut self, f: ReadFail, what: &str) -> ClientError {
@@ -910,9 +923,10 @@ impl Client {
                 outcome_unknown: false,
             },
             ReadFail::Io(e) => ClientError::Io(e),
-            ReadFail::Invalid { error, line } => {
-                ClientError::Protocol(format!("malformed {what} \"{line}\": {error}"))
-            }
+            ReadFail::Invalid { error, line } => ClientError::Protocol(Violation::new(
+                ViolationKind::Malformed,
+                format!("malformed {what} \"{line}\": {error}"),
+            )),
         };
         self.fail(e)
     }
