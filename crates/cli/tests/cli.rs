@@ -11,7 +11,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
+mod common;
+
+use common::{FERRY, ferry_in};
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A `ferry serve` child process, killed and reaped on drop.
@@ -72,36 +74,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Runs `ferry ARGS` in `cwd` with `stdin`; fails the test if it takes too long.
-fn ferry_in(cwd: &Path, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(FERRY)
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("FERRY_LOG")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ferry");
-    let mut input = child.stdin.take().expect("stdin");
-    let stdin = stdin.to_vec();
-    let feeder = thread::spawn(move || {
-        let _ = input.write_all(&stdin);
-    });
-    let deadline = Instant::now() + TIMEOUT;
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("ferry {args:?} did not finish");
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-    let _ = feeder.join();
-    child.wait_with_output().expect("output")
 }
 
 fn ferry(args: &[&str]) -> Output {
