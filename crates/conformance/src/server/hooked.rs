@@ -141,6 +141,15 @@ fn close_8_shutdown(ctx: &mut Ctx<'_>) -> Res<Done> {
     upload.send("PUT-3", b"data 4\nabcd")?;
     let big = big_file(5);
     let mut get = stalled_get(ctx, &ctx.name("big"), &big)?;
+    // And one whose upload stalls for good: the deadline passes in the middle of it.
+    let stuck_name = ctx.name("stuck");
+    let mut stuck = ctx.session()?;
+    stuck.send(
+        "PUT-3",
+        &put_line(10, PutMode::New, PutFlow::Wait, &stuck_name),
+    )?;
+    stuck.expect_reply("PUT-3", &Reply::Go)?;
+    stuck.send("PUT-3", b"data 4\nabcd")?;
     std::thread::sleep(Duration::from_millis(100));
 
     hook.run(&[]).map_err(crate::case::unimplemented)?;
@@ -377,6 +386,38 @@ fn close_8_shutdown(ctx: &mut Ctx<'_>) -> Res<Done> {
             ));
         }
     };
+    // The stalled upload, when the server's deadline is known (at most 3 s): at the deadline
+    // the staging file goes, `err 422 shutting-down`, the close (CLOSE-9) — not a stall
+    // timeout's 421.
+    if let Some(g) = grace {
+        stuck.set_deadline(t0 + g + within);
+        match stuck.line() {
+            LineRead::Line(l) if l.starts_with(b"err 422") => {}
+            LineRead::Line(l) => {
+                return Err(violation(
+                    "CLOSE-9",
+                    "err 422 shutting-down for an upload in progress at the deadline",
+                    format!("{:?}", show(&l)),
+                ));
+            }
+            LineRead::Eof(rest) => {
+                return Err(violation(
+                    "CLOSE-9",
+                    "err 422 shutting-down for an upload in progress at the deadline",
+                    format!("the connection closed after {:?}", show(&rest)),
+                ));
+            }
+            LineRead::Timeout | LineRead::TooLong => {
+                return Err(violation(
+                    "CLOSE-9",
+                    format!("err 422 shutting-down within {within:?} of the deadline"),
+                    "nothing".to_owned(),
+                ));
+            }
+        }
+    }
+    drop(stuck);
+
     Ok(Done::PassWith(format!(
         "idle session closed after {:.1} s; {upload_note}; {get_note}",
         idle_done.as_secs_f64()
