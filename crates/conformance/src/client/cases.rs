@@ -89,7 +89,7 @@ pub(super) fn nothing_outside(o: &Outcome, req: &str) -> Res<()> {
     )
 }
 
-fn ok_get(o: &Outcome, req: &str) -> Res<Done> {
+pub(super) fn ok_get(o: &Outcome, req: &str) -> Res<Done> {
     succeeded(o, req)?;
     let got = std::fs::read(o.target_file()).map_err(|e| {
         violation(
