@@ -5,7 +5,7 @@
 //! the greeting first; every deadline it asks for lies ahead of its clock, within its longest
 //! timeout; a file appears in the folder only after `ok put` with its size and digest; an
 //! upload never outlives its session; the session ends once the client is gone and the clock
-//! passed its timeouts.
+//! passed its timeouts; and the optional driver paths (`Harness::fast`) change no octet.
 
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use libfuzzer_sys::fuzz_target;
 
 const GREETING: &[u8] = b"ferry/1 max-line=4096 max-name=255 max-size=65536 max-chunk=1048576 max-eager=4096 idle=2 stall=1\n";
 
-#[derive(Debug, Arbitrary)]
+#[derive(Debug, Clone, Arbitrary)]
 enum Op {
     /// Octets from the client.
     Send(Vec<u8>),
@@ -32,6 +32,16 @@ enum Op {
 }
 
 fuzz_target!(|ops: Vec<Op>| {
+    // The same script through the plain driver paths and through the optional ones an
+    // overlapping driver takes (buffers lent while idle, uploads read straight into the
+    // upload, file pieces swapped in): the session must not be able to tell.
+    let plain = play(&ops, false);
+    let fast = play(&ops, true);
+    assert!(plain.0 == fast.0, "the optional paths changed the octets sent");
+    assert_eq!(plain.1, fast.1, "the optional paths changed the folder");
+});
+
+fn play(ops: &[Op], fast: bool) -> (Vec<u8>, std::collections::BTreeMap<String, Vec<u8>>) {
     let cfg = SessionConfig {
         greeting: GREETING.to_vec(),
         read_only: false,
@@ -40,11 +50,13 @@ fuzz_target!(|ops: Vec<Op>| {
         idle: Duration::from_secs(2),
         stall: Duration::from_secs(1),
         chunk_patience: Duration::from_secs(5),
+        upload_input: ferry_proto::server::UPLOAD_INPUT,
     };
     let longest = Duration::from_secs(2 + 1 + 5 + 1);
     let mut h = Harness::new(cfg);
+    h.fast = fast;
     h.files.insert("seed".into(), vec![b'x'; 3000]);
-    for op in ops.into_iter().take(64) {
+    for op in ops.iter().take(64).cloned() {
         match op {
             Op::Send(bytes) => {
                 h.client(&bytes);
@@ -86,7 +98,8 @@ fuzz_target!(|ops: Vec<Op>| {
         let ok = format!("ok put {} {}\n", data.len(), Digest::of(data));
         assert!(text.contains(&ok), "{name} stored without {ok:?}");
     }
-});
+    (h.sent, h.files)
+}
 
 fn check_deadline(h: &Harness, longest: Duration) {
     match &h.waiting {

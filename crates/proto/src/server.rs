@@ -25,9 +25,24 @@
 //! which requests in flight must stop (CLOSE-8, CLOSE-9). A driver that waits (for input, for
 //! its peer to accept output) must wake when the shutdown is triggered and report it.
 //!
-//! Buffers: the session owns its input buffer (64 KiB, 1 MiB once it receives an upload), its
-//! reply buffer and the file buffer of gets, which keeps room in front of each chunk for the
-//! chunk's `data LEN` line, so that head and data leave in one write without a copy.
+//! Buffers: the session owns its input buffer (64 KiB; [`SessionConfig::upload_input`] while
+//! it receives an upload), its reply buffer and the file buffer of gets, which keeps room in
+//! front of each chunk for the chunk's `data LEN` line, so that head and data leave in one
+//! write without a copy.
+//!
+//! Optional paths for drivers that overlap storage with the network (the async server); the
+//! blocking driver uses none of them:
+//!
+//! - **Idle sessions lend their buffers**: [`ServerSession::take_buffers`] while
+//!   [`ServerSession::is_idle`], [`ServerSession::give_buffers`] before the next read.
+//! - **Uploads read straight into the driver's buffer**: while
+//!   [`ServerSession::upload_direct`] is non-zero, the driver may read that much chunk data
+//!   into its own buffer, store it itself and report it with
+//!   [`ServerSession::received_upload`]; a failure to store (also of a write it answered at
+//!   once and performs behind) with [`ServerSession::upload_failed`].
+//! - **Reads ahead**: for [`Action::ReadFile`], a driver that has already read the piece into
+//!   a buffer of its own swaps it in ([`ServerSession::swap_file_buffer`]) instead of reading
+//!   into [`ServerSession::file_space`]; it gets the previous buffer back for the next piece.
 
 use std::ops::Range;
 use std::time::{Duration, Instant};
@@ -41,10 +56,11 @@ use ferry_wire::{
 
 /// Capacity of the input buffer between uploads: request lines (at most 4096 octets) and a
 /// run of pipelined ones.
-const INPUT_SMALL: usize = 64 * 1024;
+pub const INPUT_SMALL: usize = 64 * 1024;
 
-/// Capacity of the input buffer during an upload: large reads of payload data.
-const INPUT_CAPACITY: usize = 1 << 20;
+/// A good [`SessionConfig::upload_input`] for a driver that reads uploads into the input
+/// buffer: large reads of payload data.
+pub const UPLOAD_INPUT: usize = 1 << 20;
 
 /// When less than this is free at the end of the input buffer, the unread rest moves to the
 /// front before the next read.
@@ -84,6 +100,20 @@ pub struct SessionConfig {
     /// client to take the rest of it, so that the payload still ends at a chunk boundary
     /// (CLOSE-10).
     pub chunk_patience: Duration,
+    /// Capacity of the input buffer while an upload is received. A driver that reads the
+    /// payload into [`ServerSession::input_space`] wants large reads ([`UPLOAD_INPUT`]); one
+    /// that reads chunk data straight into its own buffers ([`ServerSession::upload_direct`])
+    /// needs no more than requests do ([`INPUT_SMALL`]).
+    pub upload_input: usize,
+}
+
+/// The buffers of an idle session, lent to the driver ([`ServerSession::take_buffers`]) so
+/// that a server with many idle sessions can share a few among them.
+#[derive(Debug, Default)]
+pub struct Buffers {
+    input: Vec<u8>,
+    output: Vec<u8>,
+    file: Vec<u8>,
 }
 
 /// What the driver does next.
@@ -346,9 +376,13 @@ impl ServerSession {
         if matches!(self.state, State::Draining { .. }) {
             self.in_start = 0;
             self.in_end = 0;
-        } else if matches!(self.state, State::Receiving(_)) && self.input.len() < INPUT_CAPACITY {
+        } else if self.input.len() < INPUT_SMALL {
+            // The buffer was lent out while idle (take_buffers) and not given back.
+            self.input.resize(INPUT_SMALL, 0);
+        }
+        if matches!(self.state, State::Receiving(_)) && self.input.len() < self.cfg.upload_input {
             // An upload reads in large pieces; the buffer stays large for the session.
-            self.input.resize(INPUT_CAPACITY, 0);
+            self.input.resize(self.cfg.upload_input, 0);
         } else if self.input.len() - self.in_end < COMPACT_BELOW && self.in_start > 0 {
             self.input.copy_within(self.in_start..self.in_end, 0);
             self.in_end -= self.in_start;
@@ -365,6 +399,70 @@ impl ServerSession {
     /// Whether the session is over.
     pub fn is_finished(&self) -> bool {
         matches!(self.state, State::Finished(_))
+    }
+
+    /// Whether the session waits for a request with nothing received and nothing to send:
+    /// the moment a driver may lend its buffers to other sessions
+    /// ([`ServerSession::take_buffers`]).
+    pub fn is_idle(&self) -> bool {
+        self.between_requests()
+            && self.in_start == self.in_end
+            && !self.has_output()
+            && !self.discard
+            && !self.close_file
+    }
+
+    /// Takes the session's buffers while it is idle ([`ServerSession::is_idle`]; otherwise
+    /// nothing). The session allocates what it needs again unless the driver gives buffers
+    /// back first ([`ServerSession::give_buffers`]): an idle driver reads the first octets of
+    /// the next request into a small buffer of its own, gives buffers back, then copies them
+    /// into [`ServerSession::input_space`].
+    pub fn take_buffers(&mut self) -> Buffers {
+        if !self.is_idle() {
+            return Buffers::default();
+        }
+        self.in_start = 0;
+        self.in_end = 0;
+        self.out.clear();
+        Buffers {
+            input: std::mem::take(&mut self.input),
+            output: std::mem::take(&mut self.out),
+            file: std::mem::take(&mut self.file_buf),
+        }
+    }
+
+    /// Gives the session buffers (from [`ServerSession::take_buffers`], of this session or
+    /// another) where it holds none.
+    pub fn give_buffers(&mut self, buffers: Buffers) {
+        if self.input.is_empty() && buffers.input.len() >= INPUT_SMALL {
+            self.input = buffers.input;
+        }
+        if self.out.capacity() == 0 {
+            self.out = buffers.output;
+            self.out.clear();
+        }
+        if self.file_buf.is_empty() {
+            self.file_buf = buffers.file;
+        }
+    }
+
+    /// While an upload is stored and nothing is buffered: how many octets of chunk data
+    /// come next. A driver may read up to that many straight into its own buffer, store
+    /// them itself and report them with [`ServerSession::received_upload`] instead of
+    /// reading into [`ServerSession::input_space`] (which then only ever holds frame heads).
+    /// 0 when this is not possible now.
+    pub fn upload_direct(&self) -> usize {
+        match &self.state {
+            State::Receiving(put)
+                if put.uploading
+                    && put.writing.is_none()
+                    && self.in_start == self.in_end
+                    && !self.past_hard() =>
+            {
+                put.rx.chunk_left() as usize
+            }
+            _ => 0,
+        }
     }
 
     // --------------------------------------------------------------- inputs ---
@@ -386,6 +484,56 @@ impl ServerSession {
             self.recv_since = None;
         }
         self.in_end = (self.in_end + n).min(self.input.len());
+    }
+
+    /// `data`, read straight from the peer into the driver's own buffer while
+    /// [`ServerSession::upload_direct`] allowed it, is upload data the driver stores itself
+    /// (at most that many octets count; the driver reports a failure to store them with
+    /// [`ServerSession::upload_failed`]).
+    pub fn received_upload(&mut self, data: &[u8]) {
+        let direct = self.upload_direct();
+        let State::Receiving(put) = &mut self.state else {
+            return;
+        };
+        if direct == 0 || data.is_empty() {
+            return;
+        }
+        put.rx.data(&data[..data.len().min(direct)]);
+        self.recv_since = None;
+    }
+
+    /// Storing the upload failed, at any time while its payload is received (a driver that
+    /// writes behind, or stores [`ServerSession::received_upload`] data): the upload is
+    /// dropped, the rest of the payload read past, then the error answered (PUT-17).
+    pub fn upload_failed(&mut self, code: Code) {
+        if let State::Receiving(put) = &mut self.state
+            && put.uploading
+        {
+            tracing::warn!(code = %code, "storing the upload failed");
+            put.pending = Some(code);
+            put.uploading = false;
+            self.discard = true;
+        }
+    }
+
+    /// For [`Action::ReadFile`], instead of reading into [`ServerSession::file_space`]: hands
+    /// the session a buffer that holds the octets read at `HEAD_ROOM..` (room for the chunk's
+    /// head in front, as [`ferry_wire::HEAD_ROOM`]), and returns the session's previous file
+    /// buffer, free for the driver's next read. Report the count with
+    /// [`ServerSession::file_read`] as usual. Lets a driver read the next piece of a file
+    /// while the current one is sent, without a copy. Without a read outstanding, `buf` comes
+    /// back unused.
+    pub fn swap_file_buffer(&mut self, mut buf: Vec<u8>) -> Vec<u8> {
+        let State::Reading(get) = &self.state else {
+            return buf;
+        };
+        let Some(len) = get.reading else {
+            return buf;
+        };
+        if buf.len() < HEAD_ROOM + len {
+            buf.resize(HEAD_ROOM + len, 0);
+        }
+        std::mem::replace(&mut self.file_buf, buf)
     }
 
     /// `n` octets of [`ServerSession::output`] were written.

@@ -19,6 +19,7 @@ fn config() -> SessionConfig {
         idle: Duration::from_secs(300),
         stall: Duration::from_secs(60),
         chunk_patience: Duration::from_secs(5),
+        upload_input: ferry_proto::server::UPLOAD_INPUT,
     }
 }
 
@@ -181,4 +182,62 @@ fn a_read_failure_during_a_get_ends_its_payload_with_abort_431_and_the_session_g
         "{replies:?}"
     );
     assert!(!replies.contains("data "), "{replies:?}");
+}
+
+/// One long session — puts in both flows arriving in uneven pieces, a refused put, gets of
+/// large files from offsets, a storage fault, idle time — played twice: through the plain
+/// paths, and through the optional paths an overlapping driver takes (buffers lent while
+/// idle, upload data read straight into the upload, file pieces swapped in). The session
+/// must not be able to tell: the same octets, the same storage operations, the same files.
+#[test]
+fn the_optional_driver_paths_change_nothing_on_the_wire() {
+    let big: Vec<u8> = (0..2_500_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let play = |fast: bool| {
+        let mut cfg = config();
+        cfg.max_size = 10_000_000;
+        let mut h = Harness::new(cfg);
+        h.fast = fast;
+        h.files.insert("big".into(), big.clone());
+        h.run();
+        h.client(b"put 2500000 new wait up.bin\n").run();
+        let mut payload = Vec::new();
+        for piece in big.chunks(700_000) {
+            payload.extend_from_slice(format!("data {}\n", piece.len()).as_bytes());
+            payload.extend_from_slice(piece);
+        }
+        payload.extend_from_slice(format!("end {}\n", Digest::of(&big)).as_bytes());
+        for piece in payload.chunks(300_001) {
+            h.client(piece).run();
+        }
+        h.wait(Duration::from_secs(10));
+        h.client(b"put 3 new now e\ndata 3\nab").run();
+        h.client(format!("cend {}\nget 1000000 big\n", Digest::of(b"abc")).as_bytes())
+            .run();
+        h.faults = vec![Code::STORAGE];
+        h.client(b"put 4 new wait f\n").run();
+        h.client(b"data 4\nwxyz").run();
+        h.client(format!("end {}\nget 2499999 up.bin\ndir\n", Digest::of(b"wxyz")).as_bytes())
+            .run();
+        h.wait(Duration::from_secs(400));
+        assert!(h.draining(), "{:?}", h.waiting);
+        h.s.drained();
+        h.run();
+        (h.sent.clone(), h.ops.clone(), h.files.clone(), h.finished())
+    };
+    let plain = play(false);
+    let fast = play(true);
+    assert_eq!(plain.3, Some(End::Closed(Code::TIMEOUT)));
+    assert_eq!(plain.2.get("up.bin"), Some(&big));
+    assert_eq!(plain.2.get("e").map(Vec::as_slice), Some(&b"abc"[..]));
+    assert!(!plain.2.contains_key("f"), "a failed upload leaves nothing");
+    let text = String::from_utf8_lossy(&plain.0);
+    assert!(
+        text.contains("err 431 storage\nok get 2500000"),
+        "{}",
+        &text[text.len() - 400..]
+    );
+    assert!(plain.0 == fast.0, "the octets sent differ");
+    assert_eq!(plain.1, fast.1);
+    assert_eq!(plain.2, fast.2);
+    assert_eq!(plain.3, fast.3);
 }

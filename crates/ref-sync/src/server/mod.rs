@@ -176,6 +176,7 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> io::Res
             idle,
             stall,
             chunk_patience: ferry_store::SHUTDOWN_CHUNK_PATIENCE,
+            upload_input: ferry_proto::server::UPLOAD_INPUT,
         },
         max_connections: config.max_connections,
         grace: config.grace(),
