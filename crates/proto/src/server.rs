@@ -185,6 +185,20 @@ pub enum End {
     Dropped(&'static str),
 }
 
+impl End {
+    /// Logs how a session ended (or that its connection failed): at debug level when the
+    /// session ended as the protocol foresees, at info level when it was dropped.
+    pub fn log(result: &std::io::Result<End>) {
+        match result {
+            Ok(End::Eof) => tracing::debug!("session ended by the client"),
+            Ok(End::Bye) => tracing::debug!("session closed"),
+            Ok(End::Closed(code)) => tracing::debug!(code = %code, "session closed with an error"),
+            Ok(End::Dropped(why)) => tracing::info!(why, "session dropped"),
+            Err(e) => tracing::info!(error = %e, "connection failed"),
+        }
+    }
+}
+
 /// A file opened for a get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileMeta {

@@ -87,6 +87,22 @@ impl StoreError {
         }
     }
 
+    /// [`StoreError::code`], logging the unexpected kind ([`StoreError::Io`]) as a warning
+    /// about `what` failed: what a server answers and logs for a failed storage operation.
+    pub fn report(&self, what: &'static str) -> Code {
+        if let StoreError::Io(e) = self {
+            tracing::warn!(error = %e, "{what} failed");
+        }
+        self.code()
+    }
+
+    /// An [`io::Error`] of a storage operation as [`Code::STORAGE`] (431), logged as a
+    /// warning about `what` failed.
+    pub fn report_io(e: &io::Error, what: &'static str) -> Code {
+        tracing::warn!(error = %e, "{what} failed");
+        Code::STORAGE
+    }
+
     /// Classifies an I/O error: ENOSPC and EDQUOT are [`StoreError::NoSpace`], EROFS is
     /// [`StoreError::ReadOnly`], everything else [`StoreError::Io`].
     pub fn from_io(e: io::Error) -> Self {

@@ -17,7 +17,7 @@
 //! `conn`, and every storage rule in `ferry-store`, whose calls run on the runtime's
 //! blocking pool.
 
-mod conn;
+mod files;
 mod session;
 
 use std::future::Future;
@@ -28,6 +28,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use event_listener::Event;
+use ferry_proto::server::SessionConfig;
 use ferry_store::Root;
 use ferry_wire::{Code, ErrorReply, Reply};
 use futures_lite::{AsyncWriteExt as _, FutureExt as _};
@@ -35,10 +36,9 @@ use tracing::Instrument as _;
 
 use crate::runtime::{Runtime, Timed, deadline, timeout};
 
-/// Extra time after the shutdown deadline for sessions to notice it themselves before their
-/// tasks are dropped from outside (which closes their sockets and removes their staging
-/// files). A session that is writing a chunk then is dropped only this long after the latest
-/// end of that chunk ([`Shared::chunk_deadline`]): it ends by itself before.
+/// Extra time after the latest end of a session at a shutdown ([`Shared::last_deadline`]:
+/// every session ends by itself before) after which session tasks are dropped from outside
+/// (which closes their sockets and removes their staging files): a safety net only.
 const FORCE_MARGIN: Duration = Duration::from_secs(1);
 
 /// How long the refusal of a connection (`err 420 busy`, `err 422`) may take.
@@ -127,14 +127,10 @@ impl Flag {
 pub(crate) struct Shared<R: Runtime> {
     rt: R,
     root: Root,
-    read_only: bool,
-    max_size: u64,
-    max_eager: u64,
+    /// The limits, timeouts and greeting of each session.
+    session: SessionConfig,
     max_connections: usize,
-    idle: Duration,
-    stall: Duration,
     grace: Duration,
-    greeting: Vec<u8>,
     shutdown: Shutdown,
     /// Sessions in progress (counted against `max_connections`).
     sessions: AtomicUsize,
@@ -143,8 +139,8 @@ pub(crate) struct Shared<R: Runtime> {
     tasks_changed: Event,
     /// Set when sessions overran the shutdown deadline: their tasks drop them.
     force: Flag,
-    /// Spare session buffers: an idle session holds none (see `conn::Buffers`).
-    buffers: conn::Buffers,
+    /// Spare session buffers: an idle session holds none.
+    spares: session::Spares,
 }
 
 impl<R: Runtime> Shared<R> {
@@ -153,31 +149,11 @@ impl<R: Runtime> Shared<R> {
         self.shutdown.triggered_at().map(|t| t + self.grace)
     }
 
-    fn past_hard_deadline(&self) -> bool {
-        self.hard_deadline().is_some_and(|d| Instant::now() >= d)
-    }
-
-    /// Completes when the shutdown deadline for requests in flight has passed.
-    async fn hard_deadline_passed(&self) {
-        self.shutdown.triggered().await;
-        if let Some(at) = self.hard_deadline() {
-            self.rt.sleep_until(at).await;
-        }
-    }
-
-    /// The latest a chunk of a get payload that was being sent at the shutdown deadline may
-    /// end: a stall timeout after the deadline. The chunk is completed (DATA-11) before the
-    /// payload ends with `abort 422` (CLOSE-9), unless the peer is too slow even for that.
-    fn chunk_deadline(&self) -> Option<Instant> {
-        self.hard_deadline().map(|d| d + self.stall)
-    }
-
-    /// Completes when [`Shared::chunk_deadline`] has passed.
-    async fn chunk_deadline_passed(&self) {
-        self.shutdown.triggered().await;
-        if let Some(at) = self.chunk_deadline() {
-            self.rt.sleep_until(at).await;
-        }
+    /// The latest a session may still be sending: a chunk of a get payload that had begun at
+    /// the shutdown deadline is completed (DATA-11) before the payload ends with `abort 422`
+    /// (CLOSE-9, CLOSE-10), for at most a stall timeout after the deadline.
+    fn last_deadline(&self) -> Option<Instant> {
+        self.hard_deadline().map(|d| d + self.session.stall)
     }
 
     async fn all_tasks_done(&self) {
@@ -256,20 +232,25 @@ pub async fn run<R: Runtime>(
     let shared = Arc::new(Shared {
         rt: rt.clone(),
         root,
-        read_only: config.read_only,
-        max_size: config.max_size,
-        max_eager: config.max_eager,
+        session: SessionConfig {
+            greeting: config.greeting().to_bytes(),
+            read_only: config.read_only,
+            max_size: config.max_size,
+            max_eager: config.max_eager,
+            idle,
+            stall,
+            chunk_patience: ferry_store::SHUTDOWN_CHUNK_PATIENCE,
+            // Chunk data is read straight into the upload's buffer (`session`).
+            upload_input: ferry_proto::server::INPUT_SMALL,
+        },
         max_connections: config.max_connections,
-        idle,
-        stall,
         grace: config.grace(),
-        greeting: config.greeting().to_bytes(),
         shutdown: shutdown.clone(),
         sessions: AtomicUsize::new(0),
         tasks: AtomicUsize::new(0),
         tasks_changed: Event::new(),
         force: Flag::default(),
-        buffers: conn::Buffers::default(),
+        spares: session::Spares::default(),
     });
     tracing::info!(
         addr = %local,
@@ -315,7 +296,7 @@ pub async fn run<R: Runtime>(
     drop(listener);
 
     tracing::info!("shutting down: waiting for sessions");
-    let force_at = shared.hard_deadline().unwrap_or_else(Instant::now) + FORCE_MARGIN;
+    let force_at = shared.last_deadline().unwrap_or_else(Instant::now) + FORCE_MARGIN;
     if let Timed::Expired = deadline(&rt, force_at, shared.all_tasks_done()).await {
         tracing::warn!(
             sessions = shared.sessions.load(Ordering::SeqCst),
@@ -347,16 +328,10 @@ fn start_session<R: Runtime>(
         let shared = Arc::clone(shared);
         async move {
             let _guard = guard;
-            // Set while the session writes a chunk, which it completes past the deadline.
-            let sending_chunk = Arc::new(AtomicBool::new(false));
-            let session = session::serve(Arc::clone(&shared), stream, Arc::clone(&sending_chunk));
+            let session = session::serve(Arc::clone(&shared), stream);
             let forced = async {
                 shared.force.wait().await;
-                if sending_chunk.load(Ordering::SeqCst) {
-                    let at = shared.chunk_deadline().unwrap_or_else(Instant::now) + FORCE_MARGIN;
-                    shared.rt.sleep_until(at).await;
-                }
-                tracing::warn!("session dropped at the shutdown deadline");
+                tracing::warn!("session dropped after the shutdown deadline");
             };
             session.or(forced).await;
         }

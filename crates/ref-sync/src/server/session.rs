@@ -42,13 +42,7 @@ pub(super) fn serve(shared: &Shared, stream: &TcpStream, peer: SocketAddr, id: u
     // Replies are gathered by the session; Nagle would only delay the last one.
     let _ = stream.set_nodelay(true);
     tracing::debug!("session started");
-    match drive(shared, stream) {
-        Ok(End::Eof) => tracing::debug!("session ended by the client"),
-        Ok(End::Bye) => tracing::debug!("session closed"),
-        Ok(End::Closed(code)) => tracing::debug!(code = %code, "session closed with an error"),
-        Ok(End::Dropped(why)) => tracing::info!(why, "session dropped"),
-        Err(e) => tracing::info!(error = %e, "connection failed"),
-    }
+    End::log(&drive(shared, stream));
 }
 
 /// The I/O loop: performs what the session asks until it is over. The open file of a get and
@@ -78,10 +72,12 @@ fn drive(shared: &Shared, stream: &TcpStream) -> io::Result<End> {
                     Err(Wake::Io(e)) => return Err(e),
                 }
             }
-            Action::List => session.listed(shared.root.list().map_err(|e| {
-                tracing::warn!(error = %e, "listing failed");
-                Code::STORAGE
-            })),
+            Action::List => session.listed(
+                shared
+                    .root
+                    .list()
+                    .map_err(|e| StoreError::report_io(&e, "listing")),
+            ),
             Action::OpenRead(name) => match shared.root.open_read(&name) {
                 Ok(f) => {
                     session.opened(Ok(FileMeta {
@@ -90,29 +86,21 @@ fn drive(shared: &Shared, stream: &TcpStream) -> io::Result<End> {
                     }));
                     file = Some(f);
                 }
-                Err(e) => {
-                    if let StoreError::Io(e) = &e {
-                        tracing::warn!(%name, error = %e, "cannot open for get");
-                    }
-                    session.opened(Err(e.code()));
-                }
+                Err(e) => session.opened(Err(e.report("opening a file for get"))),
             },
             Action::ReadFile { .. } => {
                 let read = match &file {
-                    Some(f) => read_full(&f.file, session.file_space()).map_err(|e| {
-                        tracing::warn!(error = %e, "read failed");
-                        Code::STORAGE
-                    }),
+                    Some(f) => read_full(&f.file, session.file_space())
+                        .map_err(|e| StoreError::report_io(&e, "read")),
                     None => Err(Code::STORAGE),
                 };
                 session.file_read(read);
             }
             Action::CheckUnchanged => {
                 let unchanged = match &file {
-                    Some(f) => f.unchanged().map_err(|e| {
-                        tracing::warn!(error = %e, "fstat failed");
-                        Code::STORAGE
-                    }),
+                    Some(f) => f
+                        .unchanged()
+                        .map_err(|e| StoreError::report_io(&e, "fstat")),
                     None => Err(Code::STORAGE),
                 };
                 session.checked(unchanged);
@@ -124,12 +112,7 @@ fn drive(shared: &Shared, stream: &TcpStream) -> io::Result<End> {
                         upload = Some(u);
                         session.upload_begun(Ok(()));
                     }
-                    Err(e) => {
-                        if let StoreError::Io(e) = &e {
-                            tracing::warn!(%name, error = %e, "cannot start upload");
-                        }
-                        session.upload_begun(Err(e.code()));
-                    }
+                    Err(e) => session.upload_begun(Err(e.report("starting an upload"))),
                 }
             }
             Action::WriteUpload => {
@@ -141,12 +124,7 @@ fn drive(shared: &Shared, stream: &TcpStream) -> io::Result<End> {
             }
             Action::CommitUpload => {
                 let committed = match upload.take() {
-                    Some(u) => u.commit().map_err(|e| {
-                        if let StoreError::Io(e) = &e {
-                            tracing::warn!(error = %e, "commit failed");
-                        }
-                        e.code()
-                    }),
+                    Some(u) => u.commit().map_err(|e| e.report("commit")),
                     None => Err(Code::STORAGE),
                 };
                 session.upload_committed(committed);
