@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ferry_proto::server::SessionConfig;
+
 use ferry_wire::limits::{
     DEFAULT_IDLE_SECS, DEFAULT_MAX_EAGER, DEFAULT_MAX_SIZE, DEFAULT_STALL_SECS,
 };
@@ -74,6 +76,43 @@ impl ServerConfig {
     /// The shutdown grace the server applies, at most [`MAX_TIMEOUT`].
     pub fn grace(&self) -> Duration {
         self.shutdown_grace.min(MAX_TIMEOUT)
+    }
+
+    /// The settings of each session of a server with this configuration, for
+    /// `ferry_proto::server::ServerSession`. `upload_input` is the driver's choice of input
+    /// buffer during uploads ([`SessionConfig::upload_input`]).
+    pub fn session(&self, upload_input: usize) -> SessionConfig {
+        SessionConfig {
+            greeting: self.greeting().to_bytes(),
+            read_only: self.read_only,
+            max_size: self.max_size,
+            max_eager: self.max_eager,
+            idle: self.idle(),
+            stall: self.stall(),
+            chunk_patience: SHUTDOWN_CHUNK_PATIENCE,
+            upload_input,
+        }
+    }
+
+    /// Opens the served folder as this configuration asks: read-only (creating, locking and
+    /// cleaning nothing, SEC-10) or for uploads ([`Root::open`]).
+    pub fn open_root(&self) -> std::io::Result<crate::Root> {
+        if self.read_only {
+            crate::Root::open_read_only(&self.root)
+        } else {
+            crate::Root::open(&self.root)
+        }
+    }
+
+    /// Logs that a server with this configuration serves on `addr`.
+    pub fn log_serving(&self, addr: std::net::SocketAddr) {
+        tracing::info!(
+            %addr,
+            folder = %self.root.display(),
+            read_only = self.read_only,
+            max_connections = self.max_connections,
+            "serving"
+        );
     }
 
     /// The greeting that announces these settings (HELLO-2, HELLO-5, HELLO-7).

@@ -213,36 +213,16 @@ pub async fn run<R: Runtime>(
     shutdown: Shutdown,
 ) -> io::Result<()> {
     let root = {
-        let path = config.root.clone();
-        // SEC-10: a read-only server creates, locks and cleans nothing in the folder.
-        let read_only = config.read_only;
-        rt.unblock(move || {
-            if read_only {
-                Root::open_read_only(&path)
-            } else {
-                Root::open(&path)
-            }
-        })
-        .await??
+        let config = config.clone();
+        rt.unblock(move || config.open_root()).await??
     };
     let local = listener.local_addr()?;
     let listener = rt.listener(listener)?;
-    // HELLO-7: never time out sooner than announced, and announce at least 1 s.
-    let (idle, stall) = (config.idle(), config.stall());
     let shared = Arc::new(Shared {
         rt: rt.clone(),
         root,
-        session: SessionConfig {
-            greeting: config.greeting().to_bytes(),
-            read_only: config.read_only,
-            max_size: config.max_size,
-            max_eager: config.max_eager,
-            idle,
-            stall,
-            chunk_patience: ferry_store::SHUTDOWN_CHUNK_PATIENCE,
-            // Chunk data is read straight into the upload's buffer (`session`).
-            upload_input: ferry_proto::server::INPUT_SMALL,
-        },
+        // Chunk data is read straight into the upload's buffer (`session`).
+        session: config.session(ferry_proto::server::INPUT_SMALL),
         max_connections: config.max_connections,
         grace: config.grace(),
         shutdown: shutdown.clone(),
@@ -252,13 +232,7 @@ pub async fn run<R: Runtime>(
         force: Flag::default(),
         spares: session::Spares::default(),
     });
-    tracing::info!(
-        addr = %local,
-        folder = %config.root.display(),
-        read_only = config.read_only,
-        max_connections = config.max_connections,
-        "serving"
-    );
+    config.log_serving(local);
 
     let mut next_id: u64 = 0;
     loop {

@@ -155,42 +155,20 @@ impl Shared {
 /// ended. Fails only when the served folder cannot be opened (or is locked by another server)
 /// or the listener is unusable.
 pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> io::Result<()> {
-    // SEC-10: a read-only server creates, locks and cleans nothing in the folder.
-    let root = if config.read_only {
-        Root::open_read_only(&config.root)?
-    } else {
-        Root::open(&config.root)?
-    };
+    let root = config.open_root()?;
     listener.set_nonblocking(false)?;
     let local = listener.local_addr()?;
-    // HELLO-7: never time out sooner than announced, and announce at least 1 s; bounded
-    // above so that deadline arithmetic cannot overflow.
-    let (idle, stall) = (config.idle(), config.stall());
     let shared = Arc::new(Shared {
         root,
-        session: SessionConfig {
-            greeting: config.greeting().to_bytes(),
-            read_only: config.read_only,
-            max_size: config.max_size,
-            max_eager: config.max_eager,
-            idle,
-            stall,
-            chunk_patience: ferry_store::SHUTDOWN_CHUNK_PATIENCE,
-            upload_input: ferry_proto::server::UPLOAD_INPUT,
-        },
+        // Uploads are read into the session's input buffer and written from there.
+        session: config.session(ferry_proto::server::UPLOAD_INPUT),
         max_connections: config.max_connections,
         grace: config.grace(),
         shutdown: shutdown.clone(),
         sessions: Mutex::new(Sessions::default()),
         sessions_cv: Condvar::new(),
     });
-    tracing::info!(
-        addr = %local,
-        folder = %config.root.display(),
-        read_only = config.read_only,
-        max_connections = config.max_connections,
-        "serving"
-    );
+    config.log_serving(local);
 
     // The accept below blocks; on shutdown this thread wakes it with a connection of its own.
     let stop_waker = Arc::new(AtomicBool::new(false));
