@@ -93,6 +93,27 @@ impl Impl {
     }
 }
 
+/// Instantiates each listed test `fn name(imp: Impl)` once per implementation, in the
+/// modules `threads`, `async_std`, `tokio` and `smol`: the one implementation list every
+/// server test runs against (`cargo test -p ferry-server-tests tokio::` runs one of them).
+#[macro_export]
+macro_rules! every_impl {
+    ($($test:ident),* $(,)?) => {
+        mod threads {
+            $( #[test] fn $test() { super::$test($crate::Impl::Threads) } )*
+        }
+        mod async_std {
+            $( #[test] fn $test() { super::$test($crate::Impl::AsyncStd) } )*
+        }
+        mod tokio {
+            $( #[test] fn $test() { super::$test($crate::Impl::Tokio) } )*
+        }
+        mod smol {
+            $( #[test] fn $test() { super::$test($crate::Impl::Smol) } )*
+        }
+    };
+}
+
 impl fmt::Display for Impl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(self.name())

@@ -1,9 +1,9 @@
-//! Every command of ferry/1 against the threads server over loopback, byte-exact, with the
+//! Every command of ferry/1 against every server implementation over loopback, byte-exact, with the
 //! names of the teaching program, an empty file and binary data.
 
 use std::time::{Duration, SystemTime};
 
-use ferry_test_support::{PayloadEnd, RawSession, TestServer, file_name, put_now_bytes};
+use ferry_test_support::{Impl, PayloadEnd, RawSession, TestServer, file_name, put_now_bytes};
 use ferry_wire::{
     Digest, FileName, Hasher, PutFlow, PutMode, Reply, Request, Timestamp, Version, decode_entry,
     encode_payload,
@@ -34,9 +34,8 @@ fn read_dir(s: &mut RawSession) -> Vec<(u64, Timestamp, String)> {
         .collect()
 }
 
-#[test]
-fn greeting_announces_the_configured_limits() {
-    let server = TestServer::start();
+fn greeting_announces_the_configured_limits(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     let mut s = RawSession::connect(server.addr);
     s.expect_line(
         "ferry/1 max-line=4096 max-name=255 max-size=1099511627776 max-chunk=1048576 \
@@ -45,7 +44,7 @@ fn greeting_announces_the_configured_limits() {
     drop(s);
     drop(server);
 
-    let server = TestServer::with_config(|c| {
+    let server = TestServer::with_impl_config(imp, |c| {
         c.max_size = 1000;
         c.max_eager = 0;
         c.idle_timeout = Duration::from_millis(2500);
@@ -58,9 +57,8 @@ fn greeting_announces_the_configured_limits() {
     );
 }
 
-#[test]
-fn dir_lists_regular_files_sorted_bytewise_with_size_and_mtime() {
-    let server = TestServer::start();
+fn dir_lists_regular_files_sorted_bytewise_with_size_and_mtime(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     let mut s = server.session();
     assert!(
         read_dir(&mut s).is_empty(),
@@ -99,9 +97,8 @@ fn dir_lists_regular_files_sorted_bytewise_with_size_and_mtime() {
     s.expect_closed();
 }
 
-#[test]
-fn get_sends_names_empty_and_binary_files_byte_exact() {
-    let server = TestServer::start();
+fn get_sends_names_empty_and_binary_files_byte_exact(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     let binary = all_octets();
     server.write_file_with_mtime(NAMES[0], &binary, mtime(1_709_280_000));
     server.write_file(NAMES[1], b"hello");
@@ -147,9 +144,8 @@ fn get_sends_names_empty_and_binary_files_byte_exact() {
     s.expect_line("end xxh3-128:99aa06d3014798d86001c324468d497f");
 }
 
-#[test]
-fn get_with_offset_resumes_and_the_digest_covers_the_whole_file() {
-    let server = TestServer::start();
+fn get_with_offset_resumes_and_the_digest_covers_the_whole_file(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     // Three chunks' worth, so that offsets land inside, at and beyond chunk boundaries.
     let content: Vec<u8> = (0..(2 << 20) + 777).map(|i: u32| (i % 251) as u8).collect();
     server.write_file("big.bin", &content);
@@ -200,9 +196,8 @@ fn get_with_offset_resumes_and_the_digest_covers_the_whole_file() {
     s.expect_line("err 515 bad-offset");
 }
 
-#[test]
-fn put_wait_and_now_create_and_replace_byte_exact() {
-    let server = TestServer::start();
+fn put_wait_and_now_create_and_replace_byte_exact(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     let mut s = server.session();
     let binary = all_octets();
 
@@ -301,9 +296,8 @@ fn put_wait_and_now_create_and_replace_byte_exact() {
     assert!(server.staging_is_empty());
 }
 
-#[test]
-fn version_only_as_first_request() {
-    let server = TestServer::start();
+fn version_only_as_first_request(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     let mut s = server.session();
     s.send(b"version 1\n");
     s.expect_line("ok version 1");
@@ -329,9 +323,8 @@ fn version_only_as_first_request() {
     s.expect_line("err 503 unsupported");
 }
 
-#[test]
-fn close_answers_bye_and_ignores_what_follows() {
-    let server = TestServer::start();
+fn close_answers_bye_and_ignores_what_follows(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     let mut s = server.session();
     s.send(b"close\ndir\nput 1 new now x\ndata 1\nx");
     s.expect_line("bye");
@@ -343,9 +336,8 @@ fn close_answers_bye_and_ignores_what_follows() {
     s.expect_line("ok dir 0");
 }
 
-#[test]
-fn crlf_and_split_writes_are_accepted() {
-    let server = TestServer::start();
+fn crlf_and_split_writes_are_accepted(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     server.write_file("a", b"A");
     let mut s = server.session();
     s.send(b"dir\r\n");
@@ -361,9 +353,8 @@ fn crlf_and_split_writes_are_accepted() {
     s.expect_line(&format!("end {}", Digest::of(b"A")));
 }
 
-#[test]
-fn pipelined_requests_in_one_write_get_replies_in_order() {
-    let server = TestServer::start();
+fn pipelined_requests_in_one_write_get_replies_in_order(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     server.write_file_with_mtime(NAMES[1], b"hello", mtime(1_700_060_405));
     let mut batch = Vec::new();
     batch.extend_from_slice(b"dir\n");
@@ -435,9 +426,8 @@ fn pipelined_requests_in_one_write_get_replies_in_order() {
     assert_eq!(server.visible_names().len(), 52);
 }
 
-#[test]
-fn requests_sent_before_a_half_close_are_still_answered() {
-    let server = TestServer::start();
+fn requests_sent_before_a_half_close_are_still_answered(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     let mut s = server.session();
     s.send(&put_now_bytes("late", PutMode::New, b"data"));
     s.send(b"dir\n");
@@ -449,9 +439,8 @@ fn requests_sent_before_a_half_close_are_still_answered() {
     assert_eq!(server.read_file("late"), Some(b"data".to_vec()));
 }
 
-#[test]
-fn payload_octets_that_look_like_requests_stay_data() {
-    let server = TestServer::start();
+fn payload_octets_that_look_like_requests_stay_data(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     let mut s = server.session();
     let tricky = b"dir\nclose\nput 1 new now x\ndata 1\nx\nend xxh3-128:00\n\r\n".to_vec();
     let mut wire = Request::Put {
@@ -468,3 +457,17 @@ fn payload_octets_that_look_like_requests_stay_data() {
     s.expect_line("ok dir 1");
     assert_eq!(server.read_file("tricky"), Some(tricky));
 }
+
+ferry_test_support::every_impl!(
+    greeting_announces_the_configured_limits,
+    dir_lists_regular_files_sorted_bytewise_with_size_and_mtime,
+    get_sends_names_empty_and_binary_files_byte_exact,
+    get_with_offset_resumes_and_the_digest_covers_the_whole_file,
+    put_wait_and_now_create_and_replace_byte_exact,
+    version_only_as_first_request,
+    close_answers_bye_and_ignores_what_follows,
+    crlf_and_split_writes_are_accepted,
+    pipelined_requests_in_one_write_get_replies_in_order,
+    requests_sent_before_a_half_close_are_still_answered,
+    payload_octets_that_look_like_requests_stay_data,
+);

@@ -6,12 +6,11 @@ use std::fs::File;
 use std::net::TcpListener;
 use std::time::{Duration, Instant, SystemTime};
 
-use ferry_test_support::{PayloadEnd, RawSession, TestServer, file_name};
+use ferry_test_support::{Impl, PayloadEnd, RawSession, TestServer, file_name};
 use ferry_wire::{Code, Digest, PutMode, Reply, Request};
 
-#[test]
-fn sessions_above_the_cap_get_420_busy() {
-    let server = TestServer::with_config(|c| c.max_connections = 1);
+fn sessions_above_the_cap_get_420_busy(imp: Impl) {
+    let server = TestServer::with_impl_config(imp, |c| c.max_connections = 1);
     let mut first = server.session();
     for _ in 0..3 {
         let mut second = RawSession::connect(server.addr);
@@ -41,9 +40,8 @@ fn sessions_above_the_cap_get_420_busy() {
     }
 }
 
-#[test]
-fn idle_sessions_time_out_with_421() {
-    let server = TestServer::with_config(|c| c.idle_timeout = Duration::from_secs(1));
+fn idle_sessions_time_out_with_421(imp: Impl) {
+    let server = TestServer::with_impl_config(imp, |c| c.idle_timeout = Duration::from_secs(1));
     let mut s = server.session();
     s.send(b"dir\n");
     s.expect_line("ok dir 0");
@@ -61,9 +59,8 @@ fn idle_sessions_time_out_with_421() {
     );
 }
 
-#[test]
-fn a_request_line_must_complete_within_stall_of_its_first_octet() {
-    let server = TestServer::with_config(|c| {
+fn a_request_line_must_complete_within_stall_of_its_first_octet(imp: Impl) {
+    let server = TestServer::with_impl_config(imp, |c| {
         c.stall_timeout = Duration::from_secs(1);
         c.idle_timeout = Duration::from_secs(30);
     });
@@ -91,9 +88,8 @@ fn a_request_line_must_complete_within_stall_of_its_first_octet() {
     );
 }
 
-#[test]
-fn a_stalled_upload_times_out_with_421_and_leaves_nothing() {
-    let server = TestServer::with_config(|c| {
+fn a_stalled_upload_times_out_with_421_and_leaves_nothing(imp: Impl) {
+    let server = TestServer::with_impl_config(imp, |c| {
         c.stall_timeout = Duration::from_secs(1);
         c.idle_timeout = Duration::from_secs(30);
     });
@@ -109,9 +105,8 @@ fn a_stalled_upload_times_out_with_421_and_leaves_nothing() {
     assert!(server.visible_names().is_empty());
 }
 
-#[test]
-fn the_idle_timeout_does_not_apply_inside_a_transfer() {
-    let server = TestServer::with_config(|c| {
+fn the_idle_timeout_does_not_apply_inside_a_transfer(imp: Impl) {
+    let server = TestServer::with_impl_config(imp, |c| {
         c.idle_timeout = Duration::from_secs(1);
         c.stall_timeout = Duration::from_secs(3);
     });
@@ -128,9 +123,8 @@ fn the_idle_timeout_does_not_apply_inside_a_transfer() {
     assert_eq!(server.read_file("slow"), Some(b"slow".to_vec()));
 }
 
-#[test]
-fn shutdown_sends_422_to_idle_sessions_promptly_and_stops() {
-    let server = TestServer::start();
+fn shutdown_sends_422_to_idle_sessions_promptly_and_stops(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     let mut sessions: Vec<RawSession> = (0..5).map(|_| server.session()).collect();
     for s in &mut sessions {
         s.send(b"dir\n");
@@ -159,9 +153,8 @@ fn shutdown_sends_422_to_idle_sessions_promptly_and_stops() {
     assert!(std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
 }
 
-#[test]
-fn a_request_in_flight_finishes_before_the_422() {
-    let server = TestServer::with_config(|c| c.shutdown_grace = Duration::from_secs(5));
+fn a_request_in_flight_finishes_before_the_422(imp: Impl) {
+    let server = TestServer::with_impl_config(imp, |c| c.shutdown_grace = Duration::from_secs(5));
     let mut s = server.session();
     s.send(b"put 5 new wait notes.txt\n");
     s.expect_line("go");
@@ -179,9 +172,11 @@ fn a_request_in_flight_finishes_before_the_422() {
     server.stop().expect("stop");
 }
 
-#[test]
-fn the_shutdown_deadline_ends_a_stuck_download_and_a_stuck_upload() {
-    let server = TestServer::with_config(|c| c.shutdown_grace = Duration::from_secs(1));
+fn the_shutdown_deadline_ends_a_stuck_download_and_a_stuck_upload(imp: Impl) {
+    let server = TestServer::with_impl_config(imp, |c| {
+        c.shutdown_grace = Duration::from_secs(1);
+        c.stall_timeout = Duration::from_secs(8);
+    });
     // A large sparse file the client does not read: the server blocks in the payload.
     let f = File::create(server.root.join("big")).expect("create");
     f.set_len(256 << 20).expect("sparse file");
@@ -206,10 +201,14 @@ fn the_shutdown_deadline_ends_a_stuck_download_and_a_stuck_upload() {
         server.stop().expect("stop");
         t.elapsed().max(started.elapsed())
     };
-    // The grace, then the patience for a client that accepts no octet of the chunk in
-    // flight (CLOSE-10), then a margin: a stuck client does not hold the shutdown for `stall`.
-    let limit =
-        Duration::from_secs(1) + ferry_store::SHUTDOWN_CHUNK_PATIENCE + Duration::from_secs(3);
+    // CLOSE-10: a chunk in flight at the deadline may still go out while the client takes
+    // something within the patience, but never past a stall timeout after the deadline. (A
+    // client that reads nothing may still "take" octets: its kernel frees receive memory now
+    // and then, and a write retried at the end of a patience can succeed, restarting it, so
+    // the bound to test is the stall, here shorter than the default; the patience itself is
+    // tested exactly, on a virtual clock, in crates/proto/tests/server.rs.)
+    assert!(ferry_store::SHUTDOWN_CHUNK_PATIENCE < Duration::from_secs(8));
+    let limit = Duration::from_secs(1 + 8 + 2);
     assert!(stopped < limit, "run returned only after {stopped:?}");
     // The download ends without `end`: at most an `abort 422` if the server got one out.
     down.set_timeout(Duration::from_secs(5));
@@ -222,9 +221,8 @@ fn the_shutdown_deadline_ends_a_stuck_download_and_a_stuck_upload() {
     );
 }
 
-#[test]
-fn client_eof_mid_upload_leaves_nothing_and_the_server_serves_the_next_client() {
-    let server = TestServer::start();
+fn client_eof_mid_upload_leaves_nothing_and_the_server_serves_the_next_client(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     for (i, head) in [
         &b"put 10 new now notes.txt\ndata 10\nnote"[..],
         b"put 10 new now notes.txt\ndata 4\nnote",
@@ -260,9 +258,8 @@ fn client_eof_mid_upload_leaves_nothing_and_the_server_serves_the_next_client() 
 
 /// A file that shrinks while it is sent: the server's read comes up short and it ends the
 /// payload with `abort 430` at a chunk boundary (GET-6); the session goes on.
-#[test]
-fn a_file_truncated_while_it_is_sent_gets_abort_430() {
-    let server = TestServer::start();
+fn a_file_truncated_while_it_is_sent_gets_abort_430(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     let path = server.root.join("shrinks");
     let f = File::create(&path).expect("create");
     // Far more than the socket buffers hold, so the server is blocked mid-payload when the
@@ -292,9 +289,8 @@ fn a_file_truncated_while_it_is_sent_gets_abort_430() {
 
 /// A file modified in place (same size, new mtime) while it is sent: every octet arrives but
 /// the trailer is `abort 430`, not `end` (GET-6).
-#[test]
-fn a_file_modified_while_it_is_sent_gets_abort_430() {
-    let server = TestServer::start();
+fn a_file_modified_while_it_is_sent_gets_abort_430(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     let path = server.root.join("changes");
     let f = File::create(&path).expect("create");
     f.set_len(16 << 20).expect("sparse file");
@@ -330,9 +326,8 @@ fn err(code: Code) -> ferry_wire::ErrorReply {
     ferry_wire::ErrorReply::new(code, code.name().expect("known"))
 }
 
-#[test]
-fn a_second_server_on_the_same_folder_refuses_to_start() {
-    let server = TestServer::start();
+fn a_second_server_on_the_same_folder_refuses_to_start(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let config = ferry_sync::server::Config {
         root: server.root.clone(),
@@ -423,9 +418,8 @@ fn a_read_only_server_leaves_its_folder_unchanged() {
     );
 }
 
-#[test]
-fn huge_configured_timeouts_are_capped_not_overflowed() {
-    let server = TestServer::with_config(|c| {
+fn huge_configured_timeouts_are_capped_not_overflowed(imp: Impl) {
+    let server = TestServer::with_impl_config(imp, |c| {
         c.idle_timeout = Duration::MAX;
         c.stall_timeout = Duration::MAX;
         c.shutdown_grace = Duration::MAX;
@@ -446,3 +440,19 @@ fn huge_configured_timeouts_are_capped_not_overflowed() {
     drop(s);
     server.stop().expect("stop");
 }
+
+ferry_test_support::every_impl!(
+    sessions_above_the_cap_get_420_busy,
+    idle_sessions_time_out_with_421,
+    a_request_line_must_complete_within_stall_of_its_first_octet,
+    a_stalled_upload_times_out_with_421_and_leaves_nothing,
+    the_idle_timeout_does_not_apply_inside_a_transfer,
+    shutdown_sends_422_to_idle_sessions_promptly_and_stops,
+    a_request_in_flight_finishes_before_the_422,
+    the_shutdown_deadline_ends_a_stuck_download_and_a_stuck_upload,
+    client_eof_mid_upload_leaves_nothing_and_the_server_serves_the_next_client,
+    a_file_truncated_while_it_is_sent_gets_abort_430,
+    a_file_modified_while_it_is_sent_gets_abort_430,
+    a_second_server_on_the_same_folder_refuses_to_start,
+    huge_configured_timeouts_are_capped_not_overflowed,
+);

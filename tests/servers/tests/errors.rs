@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use ferry_test_support::{PayloadEnd, RawSession, TestServer, TinyTmpfs, file_name, put_now_bytes};
+use ferry_test_support::{
+    Impl, PayloadEnd, RawSession, TestServer, TinyTmpfs, file_name, put_now_bytes,
+};
 use ferry_wire::{Digest, PutFlow, PutMode, Reply, Request, encode_payload};
 
 /// Sends `line` on a fresh session and expects `err CODE TEXT` and the close.
@@ -27,9 +29,8 @@ fn still_usable(s: &mut RawSession) {
     }
 }
 
-#[test]
-fn malformed_lines_get_500_and_the_session_goes_on() {
-    let server = TestServer::start();
+fn malformed_lines_get_500_and_the_session_goes_on(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     let lines: &[&[u8]] = &[
         b"DIR\n",
         b"dir now\n",
@@ -86,9 +87,8 @@ fn malformed_lines_get_500_and_the_session_goes_on() {
     still_usable(&mut s);
 }
 
-#[test]
-fn random_garbage_never_panics_or_hangs_the_server() {
-    let server = TestServer::start();
+fn random_garbage_never_panics_or_hangs_the_server(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     // A deterministic xorshift stream of arbitrary octets with a LF now and then.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     for round in 0..20 {
@@ -121,9 +121,8 @@ fn random_garbage_never_panics_or_hangs_the_server() {
     assert!(server.wait_staging_empty());
 }
 
-#[test]
-fn over_long_lines_get_501_and_the_close() {
-    let server = TestServer::start();
+fn over_long_lines_get_501_and_the_close(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     // 4096 octets without LF.
     expect_closing(&server, &[b'a'; 4096], "err 501 line-too-long");
     // A complete line of 4096 octets (LF included) is merely malformed...
@@ -141,9 +140,8 @@ fn over_long_lines_get_501_and_the_close() {
     still_usable(&mut server.session());
 }
 
-#[test]
-fn put_lines_that_do_not_parse_up_to_the_name_get_502_and_the_close() {
-    let server = TestServer::start();
+fn put_lines_that_do_not_parse_up_to_the_name_get_502_and_the_close(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     for line in [
         &b"put 5 new later notes.txt\n"[..],
         b"put x new wait a\n",
@@ -163,9 +161,8 @@ fn put_lines_that_do_not_parse_up_to_the_name_get_502_and_the_close() {
 
 /// ERR-6: a put line that parses up to its name but whose name is empty is a bad name (510),
 /// not a framing problem: the head says where an eager payload ends.
-#[test]
-fn put_lines_with_an_empty_name_get_510_and_the_session_goes_on() {
-    let server = TestServer::start();
+fn put_lines_with_an_empty_name_get_510_and_the_session_goes_on(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     let mut s = server.session();
     s.send(b"put 5 new wait \n");
     assert_eq!(s.read_line(), b"err 510 bad-name");
@@ -176,9 +173,8 @@ fn put_lines_with_an_empty_name_get_510_and_the_session_goes_on() {
     assert!(server.visible_names().is_empty());
 }
 
-#[test]
-fn eager_puts_above_max_eager_get_502_without_the_payload_being_read() {
-    let server = TestServer::with_config(|c| c.max_eager = 4);
+fn eager_puts_above_max_eager_get_502_without_the_payload_being_read(imp: Impl) {
+    let server = TestServer::with_impl_config(imp, |c| c.max_eager = 4);
     expect_closing(
         &server,
         &put_now_bytes("notes.txt", PutMode::New, b"hello"),
@@ -197,7 +193,7 @@ fn eager_puts_above_max_eager_get_502_without_the_payload_being_read() {
     ));
     drop(server);
 
-    let server = TestServer::with_config(|c| c.max_eager = 0);
+    let server = TestServer::with_impl_config(imp, |c| c.max_eager = 0);
     expect_closing(
         &server,
         &put_now_bytes("empty", PutMode::New, b""),
@@ -206,9 +202,8 @@ fn eager_puts_above_max_eager_get_502_without_the_payload_being_read() {
     assert!(server.visible_names().is_empty());
 }
 
-#[test]
-fn framing_violations_in_uploads_get_502_and_leave_nothing() {
-    let server = TestServer::start();
+fn framing_violations_in_uploads_get_502_and_leave_nothing(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     server.write_file("keep", b"old content");
     let hello = Digest::of(b"hello");
     let cases: Vec<(&str, Vec<u8>)> = vec![
@@ -259,9 +254,8 @@ fn framing_violations_in_uploads_get_502_and_leave_nothing() {
     }
 }
 
-#[test]
-fn bad_names_get_510_before_storage_is_touched() {
-    let server = TestServer::start();
+fn bad_names_get_510_before_storage_is_touched(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     server.write_file("天线15.doc", b"hello");
     let bad: Vec<Vec<u8>> = vec![
         b".ferry-staging".to_vec(),
@@ -329,9 +323,8 @@ fn bad_names_get_510_before_storage_is_touched() {
     assert!(server.staging_is_empty());
 }
 
-#[test]
-fn traversal_attempts_and_symlinks_are_refused() {
-    let server = TestServer::start();
+fn traversal_attempts_and_symlinks_are_refused(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     let outside = tempfile::tempdir().expect("tempdir");
     std::fs::write(outside.path().join("secret"), b"outside").expect("write");
     let passwd_before = std::fs::read("/etc/passwd").ok();
@@ -393,9 +386,8 @@ fn traversal_attempts_and_symlinks_are_refused() {
     );
 }
 
-#[test]
-fn not_found_for_missing_names_folders_links_and_special_files() {
-    let server = TestServer::start();
+fn not_found_for_missing_names_folders_links_and_special_files(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     server.write_file("天线15.doc", b"hello");
     std::fs::create_dir(server.root.join("folder")).expect("mkdir");
     std::os::unix::fs::symlink("天线15.doc", server.root.join("link")).expect("symlink");
@@ -416,9 +408,8 @@ fn not_found_for_missing_names_folders_links_and_special_files() {
     }
 }
 
-#[test]
-fn refused_eager_put_is_discarded_and_the_session_stays_in_sync() {
-    let server = TestServer::start();
+fn refused_eager_put_is_discarded_and_the_session_stays_in_sync(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     server.write_file("天线15.doc", b"hello");
     let mut s = server.session();
     s.send("put 3 new wait 天线15.doc\n".as_bytes());
@@ -449,9 +440,8 @@ fn refused_eager_put_is_discarded_and_the_session_stays_in_sync() {
     assert!(server.staging_is_empty());
 }
 
-#[test]
-fn too_large_puts_get_513() {
-    let server = TestServer::with_config(|c| c.max_size = 10);
+fn too_large_puts_get_513(imp: Impl) {
+    let server = TestServer::with_impl_config(imp, |c| c.max_size = 10);
     let mut s = server.session();
     s.send(b"put 11 new wait big.bin\n");
     s.expect_line("err 513 too-large");
@@ -474,9 +464,8 @@ fn err(code: u16) -> ferry_wire::ErrorReply {
     ferry_wire::ErrorReply::new(code, code.name().expect("known code"))
 }
 
-#[test]
-fn read_only_server_refuses_every_put_with_514() {
-    let server = TestServer::with_config(|c| c.read_only = true);
+fn read_only_server_refuses_every_put_with_514(imp: Impl) {
+    let server = TestServer::with_impl_config(imp, |c| c.read_only = true);
     server.write_file("天线15.doc", b"hello");
     let mut s = server.session();
     s.send(b"put 5 new wait notes.txt\n");
@@ -494,9 +483,8 @@ fn read_only_server_refuses_every_put_with_514() {
     assert!(server.staging_is_empty());
 }
 
-#[test]
-fn corrupt_and_aborted_uploads_get_433_and_434_and_leave_nothing() {
-    let server = TestServer::start();
+fn corrupt_and_aborted_uploads_get_433_and_434_and_leave_nothing(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     server.write_file("keep", b"old");
     let mut s = server.session();
     for (mode, name) in [(PutMode::New, "notes.txt"), (PutMode::Replace, "keep")] {
@@ -550,8 +538,7 @@ fn corrupt_and_aborted_uploads_get_433_and_434_and_leave_nothing() {
 /// 432 both ways a server can run out of space: the free-space check before `go` (and before
 /// an eager payload is accepted), and a write that fails midway (the rest of the payload is
 /// discarded, then 432). Needs permission to mount a tmpfs; skipped (with a note) otherwise.
-#[test]
-fn no_space_gets_432() {
+fn no_space_gets_432(imp: Impl) {
     let Some(fs) = TinyTmpfs::mount("4m") else {
         // CI has these capabilities (root, tmpfs, the ferry binary): never skip there.
         assert!(
@@ -562,7 +549,7 @@ fn no_space_gets_432() {
         return;
     };
     let served = fs.path.join("served");
-    let server = TestServer::with_config(|c| {
+    let server = TestServer::with_impl_config(imp, |c| {
         c.root = served.clone();
         c.max_eager = 8 << 20;
     });
@@ -618,8 +605,7 @@ impl Drop for Mounted {
 /// on (GET-7). The failing file is a sysfs attribute bind-mounted into the served folder: it
 /// stats as a regular file of 4096 octets, and reading it fails with EINVAL. Needs permission
 /// to mount; skipped (with a note) otherwise.
-#[test]
-fn a_read_error_after_ok_get_gets_abort_431() {
+fn a_read_error_after_ok_get_gets_abort_431(imp: Impl) {
     const SOURCE: &str = "/sys/class/net/lo/speed";
     if std::fs::read(SOURCE).is_ok() {
         // CI has these capabilities (root, tmpfs, the ferry binary): never skip there.
@@ -630,7 +616,7 @@ fn a_read_error_after_ok_get_gets_abort_431() {
         eprintln!("skipped: {SOURCE} is readable here");
         return;
     }
-    let server = TestServer::start();
+    let server = TestServer::start_impl(imp);
     let target = server.root.join("broken");
     server.write_file("broken", b"");
     let Some(_mount) = Mounted::run(&["--bind", SOURCE], &target) else {
@@ -661,8 +647,7 @@ fn a_read_error_after_ok_get_gets_abort_431() {
 
 /// A file system that turns read-only under the server: the upload cannot be staged, 514.
 /// Needs permission to mount; skipped (with a note) otherwise.
-#[test]
-fn a_read_only_file_system_gets_514() {
+fn a_read_only_file_system_gets_514(imp: Impl) {
     let Some(fs) = TinyTmpfs::mount("1m") else {
         // CI has these capabilities (root, tmpfs, the ferry binary): never skip there.
         assert!(
@@ -673,7 +658,7 @@ fn a_read_only_file_system_gets_514() {
         return;
     };
     let served = fs.path.join("served");
-    let server = TestServer::with_config(|c| c.root = served.clone());
+    let server = TestServer::with_impl_config(imp, |c| c.root = served.clone());
     server.write_file("kept", b"kept");
     let Some(_remount) = Mounted::run(&["-o", "remount,ro"], &fs.path) else {
         // CI has these capabilities (root, tmpfs, the ferry binary): never skip there.
@@ -697,3 +682,23 @@ fn a_read_only_file_system_gets_514() {
     drop(server);
     // Dropping `_remount` unmounts the tmpfs; `fs` then finds it gone, which is fine.
 }
+
+ferry_test_support::every_impl!(
+    malformed_lines_get_500_and_the_session_goes_on,
+    random_garbage_never_panics_or_hangs_the_server,
+    over_long_lines_get_501_and_the_close,
+    put_lines_that_do_not_parse_up_to_the_name_get_502_and_the_close,
+    put_lines_with_an_empty_name_get_510_and_the_session_goes_on,
+    eager_puts_above_max_eager_get_502_without_the_payload_being_read,
+    framing_violations_in_uploads_get_502_and_leave_nothing,
+    bad_names_get_510_before_storage_is_touched,
+    traversal_attempts_and_symlinks_are_refused,
+    not_found_for_missing_names_folders_links_and_special_files,
+    refused_eager_put_is_discarded_and_the_session_stays_in_sync,
+    too_large_puts_get_513,
+    read_only_server_refuses_every_put_with_514,
+    corrupt_and_aborted_uploads_get_433_and_434_and_leave_nothing,
+    no_space_gets_432,
+    a_read_error_after_ok_get_gets_abort_431,
+    a_read_only_file_system_gets_514,
+);

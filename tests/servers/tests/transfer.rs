@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use ferry_test_support::{PayloadEnd, RawSession, TestServer, file_name, put_now_bytes};
+use ferry_test_support::{Impl, PayloadEnd, RawSession, TestServer, file_name, put_now_bytes};
 use ferry_wire::{Digest, Hasher, PutFlow, PutMode, Reply, Request};
 
 /// Size of the large-file test: 300 MiB. In a debug build the cost is the digest (XXH3 is
@@ -42,9 +42,8 @@ impl Content {
     }
 }
 
-#[test]
-fn a_large_file_streams_up_and_down_byte_exact() {
-    let server = TestServer::start();
+fn a_large_file_streams_up_and_down_byte_exact(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     let content = Content::new();
     let started = Instant::now();
 
@@ -120,10 +119,9 @@ fn a_large_file_streams_up_and_down_byte_exact() {
 
 /// 32 clients at once, each with its own files and a few shared ones, pipelining part of
 /// their requests. Every byte that comes back is checked.
-#[test]
-fn thirty_two_concurrent_clients_get_byte_exact_results() {
+fn thirty_two_concurrent_clients_get_byte_exact_results(imp: Impl) {
     const CLIENTS: usize = 32;
-    let server = TestServer::start();
+    let server = TestServer::start_impl(imp);
     let shared: Vec<(String, Vec<u8>)> = (0..4)
         .map(|k| {
             let len = [0usize, 1, 70_000, (1 << 20) + 17][k];
@@ -271,3 +269,8 @@ fn thirty_two_concurrent_clients_get_byte_exact_results() {
     assert!(server.staging_is_empty());
     let _ = std::io::stderr().flush();
 }
+
+ferry_test_support::every_impl!(
+    a_large_file_streams_up_and_down_byte_exact,
+    thirty_two_concurrent_clients_get_byte_exact_results,
+);

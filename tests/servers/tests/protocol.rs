@@ -1,14 +1,8 @@
-//! The async server's behaviour over raw sockets (ferry-wire and the test-support
-//! `RawSession`, not ferry-async's own client), once per runtime driver: every command,
+//! Each server's behaviour over raw sockets (ferry-wire and the test-support
+//! `RawSession`, not ferry-async's own client), once per server implementation: every command,
 //! every server-side error code that can be triggered deterministically, the names of the
 //! brief, empty files, every octet value, a 64 MiB file, resume, pipelining, timeouts,
 //! shutdown, and uploads that fail or break off leaving nothing behind.
-
-// Without any driver feature there is nothing to instantiate the tests with.
-#![cfg_attr(
-    not(any(feature = "tokio", feature = "async-std", feature = "smol")),
-    allow(dead_code, unused_imports)
-)]
 
 mod common;
 
@@ -16,13 +10,13 @@ use std::io::Write as _;
 use std::net::TcpStream;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{Driver, NAMES, RawSession, Server, every_byte, pattern};
+use common::{Impl, NAMES, RawSession, Server, every_byte, pattern};
 use ferry_test_support::{PayloadEnd, put_now_bytes};
 use ferry_wire::{
     Digest, Greeting, Hasher, Limits, PutMode, Reply, Request, decode_entry, encode_payload,
 };
 
-per_runtime!(
+ferry_test_support::every_impl!(
     greeting_and_dir,
     get_files_offsets_and_515,
     put_wait_now_and_refusals_512_513_514,
@@ -74,8 +68,8 @@ fn expect_ok_put(reply: Reply, data: &[u8]) {
     );
 }
 
-fn greeting_and_dir<D: Driver>() {
-    let server = common::start::<D>();
+fn greeting_and_dir(imp: Impl) {
+    let server = common::start(imp);
     let mut files = seed(&server);
     // Not listed: a dotfile, a folder, a symbolic link (DIR-2).
     server.write_file(".hidden", b"x");
@@ -105,8 +99,8 @@ fn greeting_and_dir<D: Driver>() {
     s.expect_closed();
 }
 
-fn get_files_offsets_and_515<D: Driver>() {
-    let server = common::start::<D>();
+fn get_files_offsets_and_515(imp: Impl) {
+    let server = common::start(imp);
     let files = seed(&server);
     std::os::unix::fs::symlink("bytes.bin", server.root.join("link")).expect("symlink");
     let mut s = server.session();
@@ -140,8 +134,8 @@ fn get_files_offsets_and_515<D: Driver>() {
     assert!(got.is_empty());
 }
 
-fn put_wait_now_and_refusals_512_513_514<D: Driver>() {
-    let server = common::start::<D>();
+fn put_wait_now_and_refusals_512_513_514(imp: Impl) {
+    let server = common::start(imp);
     let mut s = server.session();
     let contents: Vec<Vec<u8>> = vec![pattern(70_000), every_byte(), Vec::new()];
     expect_ok_put(
@@ -185,7 +179,7 @@ fn put_wait_now_and_refusals_512_513_514<D: Driver>() {
     drop(s);
 
     // 513 above max-size, not at it (HELLO-7).
-    let small = common::start_with::<D>(|c| c.max_size = 10);
+    let small = common::start_with(imp, |c| c.max_size = 10);
     let mut s = small.session();
     assert!(
         matches!(s.put_wait("big", PutMode::New, &[0; 11]), Reply::Err(e) if e.code.get() == 513)
@@ -200,7 +194,7 @@ fn put_wait_now_and_refusals_512_513_514<D: Driver>() {
     // 514 on a read-only server, after the name check (PUT-2's order) and for both flows.
     // A read-only server never creates a staging area (SEC-10), but the harness waits for one
     // before it hands out the server: this folder has one already, which it leaves alone.
-    let ro = common::start_with::<D>(|c| {
+    let ro = common::start_with(imp, |c| {
         c.read_only = true;
         std::fs::create_dir(c.root.join(common::STAGING)).expect("mkdir");
     });
@@ -214,8 +208,8 @@ fn put_wait_now_and_refusals_512_513_514<D: Driver>() {
     assert!(ro.visible_names().is_empty());
 }
 
-fn malformed_lines_500_501_502_503_510_511<D: Driver>() {
-    let server = common::start::<D>();
+fn malformed_lines_500_501_502_503_510_511(imp: Impl) {
+    let server = common::start(imp);
     server.write_file("a.txt", b"abc");
     let mut s = server.session();
     for (line, code) in [
@@ -262,8 +256,8 @@ fn malformed_lines_500_501_502_503_510_511<D: Driver>() {
     }
 }
 
-fn eager_put_refused_keeps_the_session_in_sync<D: Driver>() {
-    let server = common::start::<D>();
+fn eager_put_refused_keeps_the_session_in_sync(imp: Impl) {
+    let server = common::start(imp);
     server.write_file("taken", b"original");
     let mut s = server.session();
     // A refused eager payload that looks like requests is read as data, never executed.
@@ -294,7 +288,7 @@ fn eager_put_refused_keeps_the_session_in_sync<D: Driver>() {
 
     // PUT-8: over max-eager, or any eager put when max-eager is 0: 502 and close, payload unread.
     for (max_eager, size) in [(4u64, 5usize), (0, 0)] {
-        let server = common::start_with::<D>(|c| c.max_eager = max_eager);
+        let server = common::start_with(imp, |c| c.max_eager = max_eager);
         let mut s = server.session();
         let data = vec![b'z'; size];
         s.send(&put_now_bytes("eager", PutMode::New, &data));
@@ -305,8 +299,8 @@ fn eager_put_refused_keeps_the_session_in_sync<D: Driver>() {
     }
 }
 
-fn corrupt_433_abort_434_and_overrun_502_leave_nothing<D: Driver>() {
-    let server = common::start::<D>();
+fn corrupt_433_abort_434_and_overrun_502_leave_nothing(imp: Impl) {
+    let server = common::start(imp);
     let mut s = server.session();
     // 433: the digest does not match (PUT-11).
     s.send(b"put 5 new wait c.txt\n");
@@ -343,8 +337,8 @@ fn corrupt_433_abort_434_and_overrun_502_leave_nothing<D: Driver>() {
     assert!(server.wait_staging_empty());
 }
 
-fn busy_420<D: Driver>() {
-    let server = common::start_with::<D>(|c| c.max_connections = 1);
+fn busy_420(imp: Impl) {
+    let server = common::start_with(imp, |c| c.max_connections = 1);
     let mut first = server.session();
     let mut second = RawSession::connect(server.addr);
     assert_eq!(second.read_line_str(), "err 420 busy");
@@ -367,8 +361,8 @@ fn busy_420<D: Driver>() {
     }
 }
 
-fn timeouts_421<D: Driver>() {
-    let server = common::start_with::<D>(|c| {
+fn timeouts_421(imp: Impl) {
+    let server = common::start_with(imp, |c| {
         c.idle_timeout = Duration::from_secs(1);
         c.stall_timeout = Duration::from_secs(1);
     });
@@ -393,8 +387,8 @@ fn timeouts_421<D: Driver>() {
     assert!(server.wait_staging_empty());
 }
 
-fn shutdown_422_lets_requests_in_flight_finish<D: Driver>() {
-    let server = common::start_with::<D>(|c| c.shutdown_grace = Duration::from_secs(5));
+fn shutdown_422_lets_requests_in_flight_finish(imp: Impl) {
+    let server = common::start_with(imp, |c| c.shutdown_grace = Duration::from_secs(5));
     let big = pattern(8 << 20);
     server.write_file("big.bin", &big);
     let mut idle = server.session();
@@ -443,8 +437,8 @@ fn shutdown_422_lets_requests_in_flight_finish<D: Driver>() {
     }
 }
 
-fn shutdown_deadline_ends_a_stalled_upload<D: Driver>() {
-    let server = common::start_with::<D>(|c| c.shutdown_grace = Duration::from_millis(500));
+fn shutdown_deadline_ends_a_stalled_upload(imp: Impl) {
+    let server = common::start_with(imp, |c| c.shutdown_grace = Duration::from_millis(500));
     let mut upload = server.session();
     upload.send(b"put 10 new wait up.bin\n");
     assert_eq!(upload.read_reply(), Reply::Go);
@@ -460,8 +454,8 @@ fn shutdown_deadline_ends_a_stalled_upload<D: Driver>() {
     server.stop().expect("the server stopped cleanly");
 }
 
-fn pipelined_requests_answered_in_order<D: Driver>() {
-    let server = common::start::<D>();
+fn pipelined_requests_answered_in_order(imp: Impl) {
+    let server = common::start(imp);
     server.write_file("a.txt", b"aaa");
     server.write_file("b.txt", b"bb");
     let mut s = server.session();
@@ -498,8 +492,8 @@ fn pipelined_requests_answered_in_order<D: Driver>() {
     s.expect_closed();
 }
 
-fn large_file_and_resume<D: Driver>() {
-    let server = common::start::<D>();
+fn large_file_and_resume(imp: Impl) {
+    let server = common::start(imp);
     let data = pattern(64 << 20);
     let digest = Digest::of(&data);
     let mut s = server.session();
@@ -535,8 +529,8 @@ fn large_file_and_resume<D: Driver>() {
     assert!(tail == data[offset..]);
 }
 
-fn disconnect_mid_upload_leaves_nothing<D: Driver>() {
-    let server = common::start::<D>();
+fn disconnect_mid_upload_leaves_nothing(imp: Impl) {
+    let server = common::start(imp);
     let data = pattern(3 << 20);
     let mut wire = Vec::new();
     encode_payload(&data, Digest::of(&data), &mut wire);
@@ -560,8 +554,8 @@ fn disconnect_mid_upload_leaves_nothing<D: Driver>() {
     assert_eq!(s.read_reply(), Reply::DirOk { count: 0 });
 }
 
-fn hostile_input_never_kills_the_server<D: Driver>() {
-    let server = common::start::<D>();
+fn hostile_input_never_kills_the_server(imp: Impl) {
+    let server = common::start(imp);
     let mut noise = Vec::with_capacity(64 * 1024);
     let mut x: u32 = 0x1234_5678;
     for _ in 0..64 * 1024 {
@@ -599,7 +593,7 @@ fn hostile_input_never_kills_the_server<D: Driver>() {
 /// SEC-10: a read-only server serves its folder and leaves it byte for byte as it was — no
 /// staging area created, locked, chmod-ed or cleaned (an operator's file in an existing one
 /// stays) — after a session that lists, gets and tries puts of both flows.
-fn read_only_server_leaves_its_folder_unchanged<D: Driver>() {
+fn read_only_server_leaves_its_folder_unchanged(imp: Impl) {
     use std::os::unix::fs::PermissionsExt as _;
     common::init_logging();
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -619,18 +613,11 @@ fn read_only_server_leaves_its_folder_unchanged<D: Driver>() {
 
     for folder in [&with_staging, &bare] {
         let before = ferry_test_support::folder_state(folder);
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let config = common::Config {
-            root: folder.clone(),
-            read_only: true,
-            ..common::Config::default()
-        };
-        let shutdown = common::Shutdown::new();
-        let server = std::thread::spawn({
-            let shutdown = shutdown.clone();
-            move || D::serve(listener, config, shutdown)
+        let server = common::start_with(imp, |c| {
+            c.root = folder.clone();
+            c.read_only = true;
         });
+        let addr = server.addr;
         let mut s = RawSession::connect(addr);
         s.expect_greeting();
         s.send_request(&Request::Dir);
@@ -654,17 +641,13 @@ fn read_only_server_leaves_its_folder_unchanged<D: Driver>() {
         assert_eq!(s.read_reply(), Reply::Bye);
         s.expect_closed();
         drop(s);
-        shutdown.trigger();
-        server
-            .join()
-            .expect("the server thread")
-            .expect("the server ran");
+        server.stop().expect("the server ran and stopped");
         assert_eq!(
             ferry_test_support::folder_state(folder),
             before,
             "{} on {}",
             folder.display(),
-            D::NAME
+            imp
         );
     }
     assert!(!bare.join(common::STAGING).exists());

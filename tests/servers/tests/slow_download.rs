@@ -1,24 +1,17 @@
-//! The async server's shutdown deadline during a get payload read slowly by the client
-//! (CLOSE-9, DATA-11), once per runtime driver: the chunk being sent when the deadline passes
+//! Each server's shutdown deadline during a get payload read slowly by the client
+//! (CLOSE-9, DATA-11), once per server implementation: the chunk being sent when the deadline passes
 //! is completed, then `abort 422 shutting-down`, then the connection closes.
 
-// Without any driver feature there is nothing to instantiate the tests with.
-#![cfg_attr(
-    not(any(feature = "tokio", feature = "async-std", feature = "smol")),
-    allow(dead_code, unused_imports)
-)]
-
-#[allow(unused_imports)] // not every helper of the shared harness is used here
 mod common;
 
 use std::io::{self, Read as _, Write as _};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Driver, pattern};
+use common::{Impl, pattern};
 use ferry_wire::{Code, PayloadReceiver, Reply, Step, decode_hello, decode_reply};
 
-per_runtime!(shutdown_deadline_ends_a_slow_download_at_a_chunk_boundary);
+ferry_test_support::every_impl!(shutdown_deadline_ends_a_slow_download_at_a_chunk_boundary);
 
 /// Size of the file the client downloads slowly.
 const SIZE: usize = 100 << 20;
@@ -99,8 +92,8 @@ fn split_line(bytes: &[u8]) -> (&[u8], &[u8]) {
     bytes.split_at(lf + 1)
 }
 
-fn shutdown_deadline_ends_a_slow_download_at_a_chunk_boundary<D: Driver>() {
-    let server = common::start_with::<D>(|c| {
+fn shutdown_deadline_ends_a_slow_download_at_a_chunk_boundary(imp: Impl) {
+    let server = common::start_with(imp, |c| {
         c.shutdown_grace = GRACE;
         // Room for the chunk in progress to be completed after the deadline.
         c.stall_timeout = Duration::from_secs(20);
