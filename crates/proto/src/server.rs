@@ -54,9 +54,13 @@ use ferry_wire::{
     Version, decode_request, write_chunk_head,
 };
 
-/// Capacity of the input buffer between uploads: request lines (at most 4096 octets) and a
-/// run of pipelined ones.
+/// The largest input buffer between uploads: request lines (at most 4096 octets) and a run
+/// of pipelined ones. It starts at [`INPUT_MIN`] and doubles while reads fill it.
 pub const INPUT_SMALL: usize = 64 * 1024;
+
+/// The input buffer a session starts with (and takes again after lending its buffers):
+/// room for a whole request line and the start of the next.
+pub const INPUT_MIN: usize = 8 * 1024;
 
 /// A good [`SessionConfig::upload_input`] for a driver that reads uploads into the input
 /// buffer: large reads of payload data.
@@ -286,6 +290,8 @@ pub struct ServerSession {
     input: Vec<u8>,
     in_start: usize,
     in_end: usize,
+    /// The last read filled the input buffer: it doubles (up to [`INPUT_SMALL`]).
+    input_full: bool,
     out: Vec<u8>,
     out_sent: usize,
     /// The file buffer of gets, [`HEAD_ROOM`] in front of the data.
@@ -331,7 +337,9 @@ impl ServerSession {
                 extend: false,
             },
             now,
-            input: vec![0; INPUT_SMALL],
+            // Allocated at the first read: an idle session may never need it.
+            input: Vec::new(),
+            input_full: false,
             in_start: 0,
             in_end: 0,
             out,
@@ -381,6 +389,9 @@ impl ServerSession {
             State::Reading(get) => get.reading.unwrap_or(0),
             _ => 0,
         };
+        if self.file_buf.len() < HEAD_ROOM + len {
+            self.file_buf.resize(HEAD_ROOM + len, 0);
+        }
         &mut self.file_buf[HEAD_ROOM..HEAD_ROOM + len]
     }
 
@@ -390,17 +401,29 @@ impl ServerSession {
         if matches!(self.state, State::Draining { .. }) {
             self.in_start = 0;
             self.in_end = 0;
-        } else if self.input.len() < INPUT_SMALL {
-            // The buffer was lent out while idle (take_buffers) and not given back.
-            self.input.resize(INPUT_SMALL, 0);
+        }
+        if self.input.len() < INPUT_MIN {
+            // The first read, or the buffer was lent out while idle and not given back.
+            self.input.resize(INPUT_MIN, 0);
         }
         if matches!(self.state, State::Receiving(_)) && self.input.len() < self.cfg.upload_input {
             // An upload reads in large pieces; the buffer stays large for the session.
             self.input.resize(self.cfg.upload_input, 0);
-        } else if self.input.len() - self.in_end < COMPACT_BELOW && self.in_start > 0 {
+        } else if self.in_start > 0
+            && self.input.len() - self.in_end < COMPACT_BELOW.min(self.input.len() / 2)
+        {
             self.input.copy_within(self.in_start..self.in_end, 0);
             self.in_end -= self.in_start;
             self.in_start = 0;
+        }
+        if (std::mem::take(&mut self.input_full) && self.input.len() < INPUT_SMALL)
+            || self.in_end == self.input.len()
+        {
+            // Reads fill the buffer (a run of pipelined requests): larger reads. (It is never
+            // full of unread input otherwise — a line is at most 4096 octets — but an empty
+            // space would read as EOF, so it grows then too.)
+            let len = (self.input.len() * 2).min(INPUT_SMALL.max(self.input.len() + INPUT_MIN));
+            self.input.resize(len, 0);
         }
         &mut self.input[self.in_end..]
     }
@@ -448,7 +471,7 @@ impl ServerSession {
     /// Gives the session buffers (from [`ServerSession::take_buffers`], of this session or
     /// another) where it holds none.
     pub fn give_buffers(&mut self, buffers: Buffers) {
-        if self.input.is_empty() && buffers.input.len() >= INPUT_SMALL {
+        if self.input.is_empty() && buffers.input.len() >= INPUT_MIN {
             self.input = buffers.input;
         }
         if self.out.capacity() == 0 {
@@ -498,6 +521,7 @@ impl ServerSession {
             self.recv_since = None;
         }
         self.in_end = (self.in_end + n).min(self.input.len());
+        self.input_full = n > 0 && self.in_end == self.input.len();
     }
 
     /// `data`, read straight from the peer into the driver's own buffer while
@@ -667,10 +691,8 @@ impl ServerSession {
             size: meta.size,
             mtime: meta.mtime,
         });
+        // The file buffer is sized by the reads (`file_space`, `swap_file_buffer`).
         let block = meta.size.clamp(1, u64::from(MAX_CHUNK)) as usize;
-        if self.file_buf.len() < HEAD_ROOM + block {
-            self.file_buf.resize(HEAD_ROOM + block, 0);
-        }
         self.in_payload = true;
         self.state = State::Reading(Box::new(Get {
             name,
@@ -697,6 +719,10 @@ impl ServerSession {
             Ok(n) if n == len => {}
             Ok(_) => return self.abort(Code::CHANGED, sent),
             Err(code) => return self.abort(code, sent),
+        }
+        if self.file_buf.len() < HEAD_ROOM + len {
+            // The driver read into neither file_space nor a swapped-in buffer.
+            return self.abort(Code::STORAGE, sent);
         }
         let data = &self.file_buf[HEAD_ROOM..HEAD_ROOM + len];
         get.hasher.update(data);
