@@ -31,6 +31,9 @@ pub struct Folders {
     pub idle: PathBuf,
     /// Where clients store what they download; emptied after every run.
     pub dest: PathBuf,
+    /// Served, empty, to the whole `ferry put` commands of `--clients own` (which upload
+    /// files under their own names); emptied after every run.
+    pub up: PathBuf,
 }
 
 impl Folders {
@@ -42,6 +45,7 @@ impl Folders {
             mixed: work.join("mixed"),
             idle: work.join("idle"),
             dest: work.join("dest"),
+            up: work.join("up"),
         }
     }
 }
@@ -98,7 +102,7 @@ pub struct Sizes {
 
 /// Creates the folders and their files.
 pub fn prepare(f: &Folders, sizes: Sizes) -> io::Result<()> {
-    for d in [&f.large, &f.small, &f.mixed, &f.idle, &f.dest] {
+    for d in [&f.large, &f.small, &f.mixed, &f.idle, &f.dest, &f.up] {
         fs::create_dir_all(d)?;
     }
     if sizes.large > 0 {

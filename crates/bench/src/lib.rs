@@ -5,7 +5,9 @@
 //! 127.0.0.1 with a prepared folder, one at a time, a fresh process per run; the bench process
 //! is the load generator and reads the server's CPU time and memory from `/proc`. The same
 //! load generator drives every implementation (see [`workloads`]), so the server is the only
-//! thing that changes. See `docs/PERFORMANCE.md` for how to read the results.
+//! thing that changes. With `--clients own` each implementation is also (or only) driven by
+//! its own client as users run it: whole `ferry get`/`ferry put --impl IMPL` commands (see
+//! [`own`]). See `docs/PERFORMANCE.md` for how to read the results.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use clap::ValueEnum;
 
 pub mod baselines;
 pub mod data;
+pub mod own;
 pub mod plot;
 pub mod procfs;
 pub mod report;
@@ -24,6 +27,7 @@ pub mod units;
 pub mod workloads;
 
 use data::Folders;
+use own::OwnCase;
 use procfs::Pid;
 use report::{Baseline, CaseResult, Machine, PeerResult, Report, Settings};
 use server::ServerProcess;
@@ -67,6 +71,28 @@ pub enum Workload {
     Idle,
 }
 
+/// Whose client drives the servers (`--clients`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Clients {
+    /// One load generator for every implementation, inside the bench (ferry-sync's client;
+    /// ferry-async's on tokio for workload 4): the server is the only variable.
+    Shared,
+    /// Each implementation's own client, as users run it: whole `ferry get`/`ferry put`
+    /// commands of that implementation against its `ferry serve` (workloads 1 and 2, one
+    /// session).
+    Own,
+}
+
+impl Clients {
+    /// The name `--clients` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Clients::Shared => "shared",
+            Clients::Own => "own",
+        }
+    }
+}
+
 /// `ferry bench` options.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -86,6 +112,19 @@ pub struct BenchArgs {
         default_value = "large,small,mixed,idle"
     )]
     pub workloads: Vec<Workload>,
+    /// Whose client drives each server: `shared`, the bench's own load generator for every
+    /// implementation (the server is the only variable), and/or `own`, each implementation's
+    /// own `ferry get`/`ferry put` as whole commands (process start included) of
+    /// workload 1's file and of workload 2's files in one command, next to the TCP copy and
+    /// rsync. `shared,own` runs both.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        value_name = "CLIENTS",
+        default_value = "shared"
+    )]
+    pub clients: Vec<Clients>,
     /// Where to put the served folders and client destinations (default: /dev/shm, a tmpfs,
     /// when it exists, so that the disk does not dominate; pass a disk folder to include it).
     #[arg(long, value_name = "DIR")]
@@ -96,7 +135,8 @@ pub struct BenchArgs {
     /// Workload 1's file size (e.g. 1GiB, 256MiB).
     #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = units::parse_size)]
     pub large_size: u64,
-    /// Workload 2's operations (files moved per direction).
+    /// Workload 2's operations (files moved per direction; with `--clients own`, the files of
+    /// one `ferry get`/`ferry put` command).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub small_ops: usize,
     /// Workload 2's file size.
@@ -227,9 +267,13 @@ impl BenchArgs {
         a
     }
 
-    /// The cases to run, in order.
+    /// The cases to run with the shared load generator, in order (none without
+    /// `--clients shared`).
     pub fn cases(&self) -> Vec<Case> {
         let mut v = Vec::new();
+        if !self.clients.contains(&Clients::Shared) {
+            return v;
+        }
         let has = |w| self.workloads.contains(&w);
         if has(Workload::Large) {
             v.extend([Case::LargeGet, Case::LargePut]);
@@ -256,6 +300,22 @@ impl BenchArgs {
         }
         v
     }
+
+    /// The cases to run with each implementation's own client, in order (none without
+    /// `--clients own`): workloads 1 and 2 only, mixed and idle have no one-command form.
+    pub fn own_cases(&self) -> Vec<OwnCase> {
+        let mut v = Vec::new();
+        if !self.clients.contains(&Clients::Own) {
+            return v;
+        }
+        if self.workloads.contains(&Workload::Large) {
+            v.extend([OwnCase::LargeGet, OwnCase::LargePut]);
+        }
+        if self.workloads.contains(&Workload::Small) {
+            v.extend([OwnCase::SmallGet, OwnCase::SmallPut]);
+        }
+        v
+    }
 }
 
 /// Removes the work folder when the run ends, however it ends.
@@ -279,9 +339,17 @@ fn default_dir() -> PathBuf {
 /// Runs the bench with `server_exe` as the `ferry` binary to start servers from; writes the
 /// report files and returns the report.
 pub fn run(args: &BenchArgs, server_exe: &Path) -> io::Result<Report> {
+    let cases = args.cases();
+    let own_cases = args.own_cases();
+    if cases.is_empty() && own_cases.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "nothing to run: --clients own measures workloads large and small only",
+        ));
+    }
     let nofile = procfs::raise_open_files_limit()?;
     let idle_needed = args.idle_conns as u64 + 256;
-    if args.workloads.contains(&Workload::Idle) && nofile < idle_needed {
+    if cases.iter().any(|c| matches!(c, Case::Idle(_))) && nofile < idle_needed {
         return Err(io::Error::other(format!(
             "--idle-conns {} needs at least {idle_needed} open files per process; the limit is {nofile}",
             args.idle_conns
@@ -291,6 +359,7 @@ pub fn run(args: &BenchArgs, server_exe: &Path) -> io::Result<Report> {
     let work = WorkDir(base.join(format!("ferry-bench-{}", std::process::id())));
     let folders = Folders::under(&work.0);
     let has = |w| args.workloads.contains(&w);
+    let shared = args.clients.contains(&Clients::Shared);
     let sizes = data::Sizes {
         large: if has(Workload::Large) {
             args.large_size
@@ -303,8 +372,8 @@ pub fn run(args: &BenchArgs, server_exe: &Path) -> io::Result<Report> {
             0
         },
         small_size: args.small_size,
-        mixed: has(Workload::Mixed),
-        idle: has(Workload::Idle),
+        mixed: shared && has(Workload::Mixed),
+        idle: shared && has(Workload::Idle),
     };
     say(format_args!(
         "preparing the folders in {} …",
@@ -322,6 +391,7 @@ pub fn run(args: &BenchArgs, server_exe: &Path) -> io::Result<Report> {
         machine: machine(&work.0),
         settings: Settings {
             implementations: args.impls.iter().map(|i| i.name().to_owned()).collect(),
+            clients: args.clients.iter().map(|c| c.name().to_owned()).collect(),
             large_size: args.large_size,
             small_ops: args.small_ops,
             small_size: args.small_size,
@@ -333,6 +403,7 @@ pub fn run(args: &BenchArgs, server_exe: &Path) -> io::Result<Report> {
         },
         baselines: Vec::new(),
         results: Vec::new(),
+        own_clients: Vec::new(),
         peers: match &args.peers {
             Some(p) => read_peers(p)?,
             None => Vec::new(),
@@ -345,9 +416,13 @@ pub fn run(args: &BenchArgs, server_exe: &Path) -> io::Result<Report> {
     }
 
     for &imp in &args.impls {
-        for case in args.cases() {
+        for &case in &cases {
             let result = run_case(args, server_exe, imp, case, &folders, &logs)?;
             report.results.push(result);
+        }
+        for &case in &own_cases {
+            let result = own::run_case(args, server_exe, imp, case, &folders, &logs)?;
+            report.own_clients.push(result);
         }
     }
     if !report.baselines.is_empty() {

@@ -40,8 +40,7 @@ pub fn read(pid: Pid) -> io::Result<ProcStats> {
     let stat = fs::read_to_string(format!("{dir}/stat"))?;
     let status = fs::read_to_string(format!("{dir}/status"))?;
     let ticks = parse_stat_cpu_ticks(&stat).ok_or_else(|| bad(&dir, "stat"))?;
-    let hz = rustix::param::clock_ticks_per_second().max(1);
-    let cpu = Duration::from_nanos(ticks.saturating_mul(1_000_000_000) / hz);
+    let cpu = ticks_to_duration(ticks);
     let rss = parse_status_kib(&status, "VmRSS:").ok_or_else(|| bad(&dir, "status VmRSS"))?;
     let peak_rss = parse_status_kib(&status, "VmHWM:").ok_or_else(|| bad(&dir, "status VmHWM"))?;
     Ok(ProcStats {
@@ -49,6 +48,19 @@ pub fn read(pid: Pid) -> io::Result<ProcStats> {
         rss: rss * 1024,
         peak_rss: peak_rss * 1024,
     })
+}
+
+/// The CPU time (user + system) of this process's children that have ended and been waited
+/// for (`cutime` + `cstime`): around one `Command::output()`, the command's own CPU time.
+pub fn children_cpu() -> io::Result<Duration> {
+    let stat = fs::read_to_string("/proc/self/stat")?;
+    let ticks = parse_stat_children_ticks(&stat).ok_or_else(|| bad("/proc/self", "stat"))?;
+    Ok(ticks_to_duration(ticks))
+}
+
+fn ticks_to_duration(ticks: u64) -> Duration {
+    let hz = rustix::param::clock_ticks_per_second().max(1);
+    Duration::from_nanos(ticks.saturating_mul(1_000_000_000) / hz)
 }
 
 fn bad(dir: &str, what: &str) -> io::Error {
@@ -68,6 +80,16 @@ fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
     let utime: u64 = fields.nth(11)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
     Some(utime + stime)
+}
+
+/// cutime + cstime (fields 16 and 17 of `/proc/PID/stat`, in clock ticks), counted as in
+/// [`parse_stat_cpu_ticks`].
+fn parse_stat_children_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    let cutime: u64 = fields.nth(13)?.parse().ok()?;
+    let cstime: u64 = fields.next()?.parse().ok()?;
+    Some(cutime + cstime)
 }
 
 /// The value in kB of a `Key:   1234 kB` line of `/proc/PID/status`.
@@ -100,7 +122,11 @@ mod tests {
     fn stat_fields_are_counted_after_the_last_parenthesis() {
         let stat = "1234 (we ird) name)) S 1 2 3 4 5 6 7 8 9 10 250 40 0 0 20 0 3 0 100";
         assert_eq!(parse_stat_cpu_ticks(stat), Some(290));
+        assert_eq!(parse_stat_children_ticks(stat), Some(0));
+        let stat = "1234 (we ird) name)) S 1 2 3 4 5 6 7 8 9 10 250 40 7 5 20 0 3 0 100";
+        assert_eq!(parse_stat_children_ticks(stat), Some(12));
         assert_eq!(parse_stat_cpu_ticks("1 (x) S 1 2"), None);
+        assert_eq!(parse_stat_children_ticks("1 (x) S 1 2"), None);
     }
 
     #[test]

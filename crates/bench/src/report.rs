@@ -8,6 +8,9 @@ use crate::stats::Latency;
 use crate::units::{MIB, size_text};
 use crate::workloads::IdleMemory;
 
+mod own;
+pub use own::{Comparison, OwnResult};
+
 /// Everything one `ferry bench` run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -21,11 +24,13 @@ pub struct Report {
     pub settings: Settings,
     /// The ceilings, measured in the same run.
     pub baselines: Vec<Baseline>,
-    /// One entry per implementation and workload case.
+    /// One entry per implementation and workload case (the shared load generator).
     pub results: Vec<CaseResult>,
+    /// One entry per implementation and whole-command case (`--clients own`).
+    pub own_clients: Vec<OwnResult>,
     /// Other tools' figures for workloads 1 and 2 (from `bench/peers.sh`), when given.
     pub peers: Vec<PeerResult>,
-    /// The goals of issue #7, checked against the figures.
+    /// The goals of issues #7 and #13, checked against the figures.
     pub targets: Vec<TargetCheck>,
 }
 
@@ -49,6 +54,9 @@ pub struct Machine {
 pub struct Settings {
     /// Implementations measured.
     pub implementations: Vec<String>,
+    /// Whose clients drove them: `shared` (the bench's load generator), `own` (each
+    /// implementation's `ferry get`/`ferry put`).
+    pub clients: Vec<String>,
     /// Size of workload 1's file, octets.
     pub large_size: u64,
     /// Operations of workload 2.
@@ -181,6 +189,9 @@ pub struct PeerResult {
     /// Median seconds of the whole commands.
     #[serde(default)]
     pub median_s: Option<f64>,
+    /// Seconds of the fastest run.
+    #[serde(default)]
+    pub min_s: Option<f64>,
     /// MiB/s (10^6 octets: peers.sh's unit; shown as MiB/s by [`PeerResult::mib_per_s`]).
     #[serde(default)]
     pub mb_per_s: Option<f64>,
@@ -250,8 +261,14 @@ impl Report {
         self.baselines.iter().find(|b| b.name == name)
     }
 
-    /// Fills [`Report::targets`] from the figures.
+    /// Whether any operation (shared load generator) or command (own clients) failed.
+    pub fn failed(&self) -> bool {
+        self.results.iter().any(|r| r.errors > 0) || self.own_clients.iter().any(|r| r.errors > 0)
+    }
+
+    /// Fills [`Report::targets`] from the figures (and each own-client result's comparison).
     pub fn check_targets(&mut self) {
+        self.compare_own();
         let mut checks = Vec::new();
         for imp in &self.settings.implementations {
             ratio_check(
@@ -346,6 +363,7 @@ impl Report {
                 });
             }
         }
+        checks.extend(self.own_checks());
         self.targets = checks;
     }
 
@@ -446,28 +464,14 @@ impl Report {
             }
             rows.push(row);
         }
-        let widths: Vec<usize> = (0..rows[0].len())
-            .map(|i| {
-                rows.iter()
-                    .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        for row in &rows {
-            let mut line = String::new();
-            for (i, cell) in row.iter().enumerate() {
-                let pad = widths[i].saturating_sub(cell.chars().count());
-                if i < 2 {
-                    line.push_str(cell);
-                    line.push_str(&" ".repeat(pad));
-                } else {
-                    line.push_str(&" ".repeat(pad));
-                    line.push_str(cell);
-                }
-                line.push_str("  ");
+        if !cases.is_empty() {
+            s.push_str(&aligned(&rows, 2, false));
+        }
+        if !self.own_clients.is_empty() {
+            if !cases.is_empty() {
+                s.push('\n');
             }
-            let _ = writeln!(s, "{}", line.trim_end());
+            s.push_str(&self.own_table());
         }
         if !self.baselines.is_empty() {
             let b: Vec<String> = self
@@ -505,6 +509,17 @@ impl Report {
                 r.first_error.as_deref().unwrap_or("?")
             );
         }
+        for r in self.own_clients.iter().filter(|r| r.errors > 0) {
+            let _ = writeln!(
+                s,
+                "Errors: {} own client {}: {} of {} runs, first: {}",
+                r.implementation,
+                r.label(),
+                r.errors,
+                r.errors as usize + r.runs_seconds.len(),
+                r.first_error.as_deref().unwrap_or("?")
+            );
+        }
         s
     }
 
@@ -519,22 +534,48 @@ impl Report {
             self.tool, m.cores, m.cpu, m.kernel, m.work_dir, m.work_fs
         );
         let st = &self.settings;
+        // The workloads this run measured, with either kind of client.
+        let ran = |w: &str| {
+            self.results.iter().any(|r| r.workload == w)
+                || self.own_clients.iter().any(|r| r.workload == w)
+        };
+        let mut about = String::new();
+        if ran("large") {
+            let _ = write!(about, "Workload 1: one {} file. ", size_text(st.large_size));
+        }
+        if ran("small") {
+            let _ = write!(
+                about,
+                "Workload 2: {} files of {}. ",
+                st.small_ops,
+                size_text(st.small_size)
+            );
+        }
+        if ran("mixed") {
+            let _ = write!(
+                about,
+                "Workload 3: {} mixed operations (70 % get, 20 % put, 10 % dir; files of \
+                 4 KiB–1 MiB). ",
+                st.mixed_ops
+            );
+        }
+        if ran("idle") {
+            let _ = write!(
+                about,
+                "Workload 4: {} sessions held {}, each getting a {} file every {} on average. ",
+                st.idle_connections,
+                seconds_text(st.idle_seconds),
+                size_text(st.small_size),
+                seconds_text(st.idle_mean_gap_seconds),
+            );
+        }
         let _ = writeln!(
             s,
-            "Workload 1: one {} file. Workload 2: {} files of {}. Workload 3: {} mixed operations \
-             (70 % get, 20 % put, 10 % dir; files of 4 KiB–1 MiB). Workload 4: {} sessions held \
-             {}, each getting a {} file every {} on average. {} Sizes and rates in binary units: 1 MiB = 2^20 octets.\n",
-            size_text(st.large_size),
-            st.small_ops,
-            size_text(st.small_size),
-            st.mixed_ops,
-            st.idle_connections,
-            seconds_text(st.idle_seconds),
-            size_text(st.small_size),
-            seconds_text(st.idle_mean_gap_seconds),
+            "{about}{} Sizes and rates in binary units: 1 MiB = 2^20 octets.\n",
             match st.repeat {
                 1 => "One run per case.".to_owned(),
-                n => format!("Median of {n} runs (workload 4: one run)."),
+                n if ran("idle") => format!("Median of {n} runs (workload 4: one run)."),
+                n => format!("Median of {n} runs."),
             }
         );
         if !self.baselines.is_empty() {
@@ -552,52 +593,54 @@ impl Report {
             }
             s.push('\n');
         }
-        let _ = writeln!(s, "## Results\n");
-        let _ = writeln!(
-            s,
-            "| implementation | workload | sessions | ops | MiB/s | best MiB/s | ops/s | best ops/s | p50 ms | p99 ms | max ms | server CPU s | client CPU s | server peak RSS MiB | errors |"
-        );
-        let _ = writeln!(
-            s,
-            "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
-        );
-        let mut rows: Vec<&CaseResult> = self.results.iter().collect();
-        rows.sort_by_key(|r| {
-            (
-                workload_rank(&r.workload),
-                r.op.clone(),
-                r.pipeline,
-                r.connections,
-            )
-        });
-        for r in rows {
-            let (p50, p99, max) =
-                r.latency.map_or(("–".into(), "–".into(), "–".into()), |l| {
-                    (ms(l.p50_us), ms(l.p99_us), ms(l.max_us))
-                });
+        if !self.results.is_empty() {
+            let _ = writeln!(s, "## Results\n");
             let _ = writeln!(
                 s,
-                "| {} | {} {}{} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {:.2} | {:.2} | {:.1} | {} |",
-                r.implementation,
-                r.workload,
-                r.op,
-                r.depth_text(),
-                r.connections,
-                r.ops,
-                r.mib_per_s,
-                r.best_mib_per_s,
-                r.ops_per_s,
-                r.best_ops_per_s,
-                p50,
-                p99,
-                max,
-                r.server_cpu_s,
-                r.client_cpu_s,
-                r.server_peak_rss_mib,
-                r.errors
+                "| implementation | workload | sessions | ops | MiB/s | best MiB/s | ops/s | best ops/s | p50 ms | p99 ms | max ms | server CPU s | client CPU s | server peak RSS MiB | errors |"
             );
+            let _ = writeln!(
+                s,
+                "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+            );
+            let mut rows: Vec<&CaseResult> = self.results.iter().collect();
+            rows.sort_by_key(|r| {
+                (
+                    workload_rank(&r.workload),
+                    r.op.clone(),
+                    r.pipeline,
+                    r.connections,
+                )
+            });
+            for r in rows {
+                let (p50, p99, max) =
+                    r.latency.map_or(("–".into(), "–".into(), "–".into()), |l| {
+                        (ms(l.p50_us), ms(l.p99_us), ms(l.max_us))
+                    });
+                let _ = writeln!(
+                    s,
+                    "| {} | {} {}{} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {:.2} | {:.2} | {:.1} | {} |",
+                    r.implementation,
+                    r.workload,
+                    r.op,
+                    r.depth_text(),
+                    r.connections,
+                    r.ops,
+                    r.mib_per_s,
+                    r.best_mib_per_s,
+                    r.ops_per_s,
+                    r.best_ops_per_s,
+                    p50,
+                    p99,
+                    max,
+                    r.server_cpu_s,
+                    r.client_cpu_s,
+                    r.server_peak_rss_mib,
+                    r.errors
+                );
+            }
+            s.push('\n');
         }
-        s.push('\n');
         let idle: Vec<&CaseResult> = self.results.iter().filter(|r| r.idle.is_some()).collect();
         if !idle.is_empty() {
             let _ = writeln!(s, "## Workload 4: server memory with every session open\n");
@@ -622,6 +665,9 @@ impl Report {
                 }
             }
             s.push('\n');
+        }
+        if !self.own_clients.is_empty() {
+            self.own_markdown(&mut s);
         }
         if !self.peers.is_empty() {
             let _ = writeln!(s, "## Peers (bench/peers.sh, whole commands)\n");
@@ -672,16 +718,26 @@ impl Report {
             }
             s.push('\n');
         }
-        let errors: Vec<&CaseResult> = self.results.iter().filter(|r| r.errors > 0).collect();
-        if !errors.is_empty() {
+        if self.failed() {
             let _ = writeln!(s, "## Errors\n");
-            for r in errors {
+            for r in self.results.iter().filter(|r| r.errors > 0) {
                 let _ = writeln!(
                     s,
                     "- {} {}: {} errors, first: {}",
                     r.implementation,
                     r.label(),
                     r.errors,
+                    r.first_error.as_deref().unwrap_or("?")
+                );
+            }
+            for r in self.own_clients.iter().filter(|r| r.errors > 0) {
+                let _ = writeln!(
+                    s,
+                    "- {} own client {}: {} of {} runs failed, first: {}",
+                    r.implementation,
+                    r.label(),
+                    r.errors,
+                    r.errors as usize + r.runs_seconds.len(),
                     r.first_error.as_deref().unwrap_or("?")
                 );
             }
@@ -727,6 +783,46 @@ fn ratio_check(
             met: None,
         },
     });
+}
+
+/// A rate as the tables show it: whole numbers from 10 up, one decimal below.
+fn figure(v: f64) -> String {
+    if v >= 10.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// `rows` as aligned text columns, two spaces apart: the first `left` columns (and with
+/// `last_left` the last one) left-aligned, the others (figures) right-aligned.
+fn aligned(rows: &[Vec<String>], left: usize, last_left: bool) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut s = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            let pad = " ".repeat(widths[i].saturating_sub(cell.chars().count()));
+            if i < left || (last_left && i + 1 == columns) {
+                line.push_str(cell);
+                line.push_str(&pad);
+            } else {
+                line.push_str(&pad);
+                line.push_str(cell);
+            }
+            line.push_str("  ");
+        }
+        let _ = writeln!(s, "{}", line.trim_end());
+    }
+    s
 }
 
 /// Seconds as a duration text: `20s`, `500ms`.

@@ -242,7 +242,7 @@ fn bench(args: &ferry_bench::BenchArgs) -> u8 {
                 "ferry bench: wrote report.md, report.json and report.svg in {}",
                 args.out.display()
             );
-            if report.results.iter().any(|r| r.errors > 0) {
+            if report.failed() {
                 exit::PERMANENT
             } else {
                 exit::OK

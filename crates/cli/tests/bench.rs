@@ -45,6 +45,8 @@ fn bench_runs_every_implementation_and_workload_and_reports_them() {
             "0.1",
         ])
         .args(["--repeat", "2"])
+        // Both kinds of client in one run (the own clients in detail: the next test).
+        .args(["--clients", "shared,own"])
         .arg("--peers")
         .arg(&peers)
         .output()
@@ -58,6 +60,12 @@ fn bench_runs_every_implementation_and_workload_and_reports_them() {
     // 4 implementations × (large get, large put, small {get, put} × {×1, ×4} × {1, 32 deep},
     // mixed, idle).
     assert_eq!(results.len(), 4 * 12, "{json}");
+    let own = report["own_clients"].as_array().expect("own_clients");
+    assert_eq!(own.len(), 4 * 4, "{json}");
+    for r in own {
+        assert_eq!(r["errors"], 0, "{r}");
+        assert_eq!(r["runs_seconds"].as_array().map(Vec::len), Some(2), "{r}");
+    }
     for r in results {
         let label = format!(
             "{} {} {} ×{}",
@@ -132,6 +140,7 @@ fn bench_runs_every_implementation_and_workload_and_reports_them() {
         .count();
     assert_eq!(rows, 12, "{table}");
     assert_eq!(table.matches("1 MiB = 2^20 octets").count(), 1, "{table}");
+    assert!(table.contains("\nown client "), "{table}");
     assert!(
         table.contains("large get ×1") && table.contains("idle ×20"),
         "{table}"
@@ -146,6 +155,7 @@ fn bench_runs_every_implementation_and_workload_and_reports_them() {
         "## Workload 4",
         "## Targets",
         "| smol | small get | 4 |",
+        "## Own clients",
     ] {
         assert!(md.contains(needle), "report.md lacks {needle:?}:\n{md}");
     }
@@ -165,6 +175,158 @@ fn bench_runs_every_implementation_and_workload_and_reports_them() {
         .collect();
     left.sort();
     assert_eq!(left, ["out", "peers.json"], "{left:?}");
+}
+
+/// `--clients own` at `--quick` size: every implementation's own `ferry get`/`ferry put` as
+/// whole commands, each case present, without errors, compared with the TCP copy and with
+/// rsync from a peers.json; no shared load generator, no mixed or idle workload.
+#[test]
+fn bench_own_clients_quick_runs_every_implementation_and_case() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let out = work.path().join("out");
+    let peers = work.path().join("peers.json");
+    let rsync = |direction: &str| {
+        format!(
+            r#"{{"tool": "rsync", "impl": null, "client": "rsync", "workload": "small",
+                "direction": "{direction}", "connections": 1, "files": 1000,
+                "bytes": 4096000, "median_s": 0.5, "min_s": 0.4, "max_s": 0.6,
+                "mb_per_s": 8.2, "files_per_s": 2000.0, "ok": true, "note": ""}}"#
+        )
+    };
+    std::fs::write(&peers, format!("[{}, {}]", rsync("get"), rsync("put")))
+        .expect("write peers.json");
+    let output = Command::new(FERRY)
+        .args(["bench", "--quick", "--clients", "own"])
+        .arg("--dir")
+        .arg(work.path())
+        .arg("--out")
+        .arg(&out)
+        .arg("--peers")
+        .arg(&peers)
+        .output()
+        .expect("run ferry bench");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "ferry bench failed: {stderr}");
+
+    let json = std::fs::read_to_string(out.join("report.json")).expect("report.json");
+    let report: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    assert_eq!(report["settings"]["clients"], serde_json::json!(["own"]));
+    assert_eq!(
+        report["results"].as_array().map(Vec::len),
+        Some(0),
+        "{json}"
+    );
+    let own = report["own_clients"].as_array().expect("own_clients");
+    let mut cases: Vec<String> = Vec::new();
+    for r in own {
+        let imp = r["implementation"].as_str().expect("implementation");
+        let (workload, op) = (r["workload"].as_str(), r["op"].as_str());
+        let label = format!("{imp} {workload:?} {op:?}");
+        assert_eq!(r["errors"], 0, "{label}: {}", r["first_error"]);
+        // --quick: one run of each.
+        assert_eq!(
+            r["runs_seconds"].as_array().map(Vec::len),
+            Some(1),
+            "{label}"
+        );
+        assert!(r["seconds"].as_f64().is_some_and(|s| s > 0.0), "{label}");
+        let command = r["command"].as_str().expect("command");
+        assert!(
+            command.starts_with(&format!("ferry {} --impl {imp} ADDR ", op.unwrap_or("?"))),
+            "{label}: {command}"
+        );
+        let compared = &r["compared"];
+        match workload {
+            Some("large") => {
+                assert_eq!(r["files"], 1, "{label}");
+                assert_eq!(r["bytes"], 64 << 20, "{label}");
+                assert_eq!(compared["reference"], "tcp-copy", "{label}");
+                assert_eq!(compared["target"], 0.9, "{label}");
+            }
+            Some("small") => {
+                assert_eq!(r["files"], 1000, "{label}");
+                assert_eq!(r["bytes"], 1000 * 4096, "{label}");
+                assert_eq!(compared["reference"], "rsync", "{label}");
+                assert_eq!(compared["target"], 2.0, "{label}");
+                // rsync's best run: 1000 files in 0.4 s.
+                assert_eq!(compared["reference_best"], 2500.0, "{label}");
+            }
+            other => panic!("unexpected workload {other:?}"),
+        }
+        assert!(
+            compared["ratio_best"].as_f64().is_some_and(|x| x > 0.0),
+            "{label}"
+        );
+        cases.push(format!("{imp} {} {}", r["workload"], r["op"]));
+    }
+    let mut expected = Vec::new();
+    for imp in ["threads", "async-std", "tokio", "smol"] {
+        for case in [
+            r#""large" "get""#,
+            r#""large" "put""#,
+            r#""small" "get""#,
+            r#""small" "put""#,
+        ] {
+            expected.push(format!("{imp} {case}"));
+        }
+    }
+    assert_eq!(cases, expected);
+    let own_targets = report["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .filter(|t| {
+            t["goal"]
+                .as_str()
+                .is_some_and(|g| g.starts_with("own client"))
+        })
+        .count();
+    assert_eq!(own_targets, 16, "{json}");
+
+    let table = String::from_utf8_lossy(&output.stdout);
+    let head = table
+        .lines()
+        .find(|l| l.starts_with("own client "))
+        .unwrap_or_else(|| panic!("no own-client table:\n{table}"));
+    for imp in ["threads", "async-std", "tokio", "smol"] {
+        assert!(head.contains(imp), "{head}");
+    }
+    for row in [
+        "large get 64 MiB",
+        "large put 64 MiB",
+        "small get 1000 × 4 KiB",
+        "small put 1000 × 4 KiB",
+        "÷ tcp-copy (target ≥ 0.9×)",
+        "÷ rsync (target ≥ 2×)",
+        "rsync 2500 · 2000",
+    ] {
+        assert!(table.contains(row), "table lacks {row:?}:\n{table}");
+    }
+    assert!(!table.lines().any(|l| l.starts_with("case ")), "{table}");
+    let md = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    assert!(
+        md.contains("## Own clients")
+            && md.contains("`ferry put --impl smol ADDR s00000 … s00999`"),
+        "{md}"
+    );
+    // The work folder is removed.
+    let mut left: Vec<_> = std::fs::read_dir(work.path())
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["out", "peers.json"], "{left:?}");
+}
+
+#[test]
+fn bench_own_clients_need_workload_1_or_2() {
+    let output = Command::new(FERRY)
+        .args(["bench", "--clients", "own", "--workloads", "mixed,idle"])
+        .output()
+        .expect("run ferry bench");
+    assert_eq!(output.status.code(), Some(6));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("nothing to run"), "{stderr}");
 }
 
 #[test]

@@ -105,6 +105,14 @@ const HANDLING: &[(&str, How)] = &[
         How::Parse,
     ),
     (
+        "cargo run --release -p ferry -- bench --clients own --peers target/bench/peers/peers.json",
+        How::Parse,
+    ),
+    (
+        "cargo run --release -p ferry -- bench --clients shared,own --large-size 256MiB --small-ops 1000 --repeat 3",
+        How::Parse,
+    ),
+    (
         "cargo bench -p ferry-bench --bench ops",
         How::Skip("criterion benchmarks (minutes, release build); not a ferry command"),
     ),
