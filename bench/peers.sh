@@ -427,12 +427,12 @@ cmd_put_sftp() {
 # ferry: the names go on the command line (read from LIST by the case script's bash).
 # shellcheck disable=SC2016 # ${n[@]} is for the case script
 cmd_get_ferry() {
-    printf 'mapfile -t n <%q; %q --impl %q get %q "${n[@]}" -o %q\n' \
+    printf 'mapfile -t n <%q; %q get --impl %q %q "${n[@]}" -o %q\n' \
         "$1" "$FERRY_BIN" "$FERRY_IMPL" "$FERRY_GET_ADDR" "$DL"
 }
 # shellcheck disable=SC2016
 cmd_put_ferry() {
-    printf 'mapfile -t n <%q; %q --impl %q put %q "${n[@]}"\n' \
+    printf 'mapfile -t n <%q; %q put --impl %q %q "${n[@]}"\n' \
         "$1" "$FERRY_BIN" "$FERRY_IMPL" "$FERRY_PUT_ADDR"
 }
 
