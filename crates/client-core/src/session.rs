@@ -1,0 +1,1412 @@
+//! The client side of one ferry/1 session as a state machine that does no I/O and reads no
+//! clock: the counterpart of `ferry_proto::server::ServerSession`.
+//!
+//! A driver owns the socket, the local files and a clock. It starts operations ([`ClientSession::dir`],
+//! [`ClientSession::get`], [`ClientSession::put`], [`ClientSession::close`]; several may be
+//! queued, which pipelines them), asks the session what to do next with
+//! [`ClientSession::poll`], performs that [`Action`], reports the result with the matching
+//! method, and polls again:
+//!
+//! | action | the driver … | then calls |
+//! |---|---|---|
+//! | [`Action::Io`] | writes [`ClientSession::output`] if `send` (some of it is enough) and/or reads into [`ClientSession::input_space`] if `receive`, whichever can go on first, waiting until `deadline` at most | [`ClientSession::sent`] or [`ClientSession::send_failed`]; [`ClientSession::received`], [`ClientSession::eof`] or [`ClientSession::recv_failed`]; at the deadline, [`ClientSession::timed_out`] |
+//! | [`Action::OpenSink`] | opens where a get's octets go (the `.ferry-part` file, a writer) | [`ClientSession::sink_opened`] |
+//! | [`Action::WriteSink`] | writes [`ClientSession::sink_data`] (a slice of the input buffer) to the get's sink | [`ClientSession::sink_written`] |
+//! | [`Action::ReadSource`] | reads exactly `len` octets of the put's source into [`ClientSession::source_space`] (fewer only where the source ends) | [`ClientSession::source_read`] |
+//! | [`Action::CheckSource`] | checks that the put's source still has the size and modification time it had when opened (PUT-20) | [`ClientSession::source_checked`] |
+//! | [`Action::Progress`] | reports progress to its caller | — |
+//! | [`Action::Done`] | takes the result of an operation | — |
+//! | [`Action::Disconnect`] | closes the connection: the session has ended | — |
+//! | [`Action::Idle`] | starts the next operation, or stops polling | — |
+//!
+//! Operations complete in the order they were started. The session sends requests in that
+//! order, and a `put` with flow `wait` holds back everything queued after it until its `go`
+//! (PUT-5). It reads a reply only once the request it answers has been sent completely, so a
+//! driver that can both send and receive (`Action::Io` with both set) pipelines a batch
+//! without either side blocking the other on full socket buffers (PIPE-3).
+//!
+//! Timeouts are those of [`ClientOptions`]: a wait for octets from the server ends after
+//! `read_timeout` without any, a wait for the server to accept octets after `write_timeout`
+//! without progress; both restart with every octet moved.
+//!
+//! Buffers, so that file data is never copied by the session: downloaded octets are handed
+//! out as a slice of the 1 MiB input buffer ([`ClientSession::sink_data`]); an upload's
+//! octets are read by the driver straight into the session's chunk buffer
+//! ([`ClientSession::source_space`]), which keeps room in front for the chunk's `data LEN`
+//! line (`ferry_wire::write_chunk_head`) and the request line, and room behind for the `end`
+//! trailer, so that an eager put of a small file leaves in one write.
+//!
+//! What the session does not do: anything with local files. Where a download is written
+//! (`.ferry-part`, renames, resume prefixes), which files a batch sends and how their errors
+//! are reported are the driver's policy, with the helpers of this crate.
+
+use std::collections::VecDeque;
+use std::io;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use ferry_wire::limits::{MAX_CHUNK, MAX_LINE};
+use ferry_wire::{
+    ChunkLen, Code, DecodeError, Digest, ErrorReply, FileName, Frame, Greeting, HEAD_ROOM, Hasher,
+    Hello, Invalid, Listing, PayloadReceiver, PutFlow, PutMode, Reply, Request, Step, Timestamp,
+    decode_hello, decode_listed, decode_reply, write_chunk_head,
+};
+
+use crate::{
+    ClientError, ClientOptions, PutOptions, PutReport, Violation, ViolationKind, check_greeting,
+    visible,
+};
+
+/// Size of the input buffer: a full chunk fits, so a download is handed out in large pieces.
+pub const RECV_BUF: usize = 1 << 20;
+
+/// Room in front of an upload chunk's head for request lines still unsent (the put line of
+/// an eager put, the trailer of the put before it).
+const LEAD_ROOM: usize = MAX_LINE + 256;
+
+/// Room after an upload chunk's data for the `end` trailer.
+const TAIL_ROOM: usize = 128;
+
+/// Where chunk data starts in the chunk buffer.
+const DATA_AT: usize = LEAD_ROOM + HEAD_ROOM;
+
+/// Identifies an operation of a session, in the order they were started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OpId(pub u64);
+
+/// What the driver does next. See the module documentation.
+#[derive(Debug)]
+pub enum Action {
+    /// Send [`ClientSession::output`] (if `send`) and/or receive into
+    /// [`ClientSession::input_space`] (if `receive`), whichever the connection allows first.
+    Io {
+        /// There are octets to send.
+        send: bool,
+        /// The session waits for octets from the server.
+        receive: bool,
+        /// When to call [`ClientSession::timed_out`] if nothing moved (`None`: never).
+        deadline: Option<Instant>,
+    },
+    /// A get's reply came: open its sink and say so with [`ClientSession::sink_opened`].
+    OpenSink {
+        /// The get.
+        id: OpId,
+        /// The file's size.
+        size: u64,
+        /// Its modification time.
+        mtime: Timestamp,
+    },
+    /// Write [`ClientSession::sink_data`] to the get's sink: [`ClientSession::sink_written`].
+    WriteSink {
+        /// The get.
+        id: OpId,
+    },
+    /// Read the next `len` octets of the put's source into [`ClientSession::source_space`]:
+    /// [`ClientSession::source_read`].
+    ReadSource {
+        /// The put.
+        id: OpId,
+        /// How many octets.
+        len: usize,
+    },
+    /// Check that the put's source is unchanged since it was opened:
+    /// [`ClientSession::source_checked`].
+    CheckSource {
+        /// The put.
+        id: OpId,
+    },
+    /// Octets of a file moved: for a get, received (the local prefix of a resume included);
+    /// for a put, a chunk sent.
+    Progress {
+        /// The operation.
+        id: OpId,
+        /// Octets done.
+        done: u64,
+        /// The file's size.
+        total: u64,
+    },
+    /// An operation is over.
+    Done {
+        /// The operation.
+        id: OpId,
+        /// How it went.
+        result: Result<Outcome, ClientError>,
+    },
+    /// The session has ended (an error that ends it, ERR-9, ERR-10): close the connection.
+    Disconnect,
+    /// Nothing to do until an operation is started.
+    Idle,
+}
+
+/// What a successful operation produced.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The greeting was read and accepted ([`ClientSession::greeting`]).
+    Connected,
+    /// A `dir` listing.
+    Listing(Listing),
+    /// A verified download.
+    Got {
+        /// The file's size.
+        size: u64,
+        /// Its modification time on the server.
+        mtime: Timestamp,
+        /// Its verified digest.
+        digest: Digest,
+    },
+    /// The download's sink failed (to open, or to write): the rest of the payload was read
+    /// and dropped so that the session goes on. The octets written are not verified.
+    Discarded(io::Error),
+    /// A confirmed upload.
+    Put(PutReport),
+    /// `bye`: the server closes the connection; so should the driver.
+    Bye,
+}
+
+#[derive(Debug)]
+struct Op {
+    id: OpId,
+    kind: Kind,
+    /// Position in the output stream just after the operation's last octet, once known.
+    end: Option<u64>,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Greeting,
+    Dir,
+    Get {
+        name: FileName,
+        offset: u64,
+        prefix: Option<Hasher>,
+    },
+    Put {
+        name: FileName,
+        size: u64,
+        mode: PutMode,
+        flow: PutFlow,
+        path: Option<PathBuf>,
+        /// How the payload ended, once it did.
+        sent: Option<Sent>,
+    },
+    Close,
+}
+
+/// How a put's payload ended, as far as the local side is concerned.
+#[derive(Debug)]
+enum Sent {
+    Complete(Digest),
+    /// The source failed or changed: the payload ended with `abort` (PUT-20).
+    Aborted(io::Error),
+}
+
+/// What the head operation is receiving.
+#[derive(Debug)]
+enum Rx {
+    Reply,
+    Entries { left: u64, listing: Listing },
+    Payload(Box<Payload>),
+}
+
+#[derive(Debug)]
+struct Payload {
+    rx: PayloadReceiver,
+    size: u64,
+    mtime: Timestamp,
+    offset: u64,
+    sink: Sink,
+    /// Data of the input buffer handed out for writing, and the input octets to consume once
+    /// it is written.
+    writing: Option<(Range<usize>, usize)>,
+}
+
+#[derive(Debug)]
+enum Sink {
+    Opening,
+    Open,
+    OpenFailed(io::Error),
+    WriteFailed(io::Error),
+}
+
+/// An upload whose payload is being sent.
+#[derive(Debug)]
+struct Upload {
+    id: OpId,
+    size: u64,
+    sent: u64,
+    hasher: Hasher,
+    state: Up,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Up {
+    /// The next chunk is to be read (once the previous one left).
+    Next,
+    /// A `ReadSource` of this many octets is outstanding.
+    Reading(usize),
+    /// The last chunk (this many octets, 0 for an empty file) was read; a `CheckSource` is
+    /// outstanding.
+    Checking(usize),
+}
+
+/// One of ferry-wire's line decoders.
+type Decoder<T> = fn(&[u8]) -> Result<(T, usize), DecodeError>;
+
+/// Why no line could be read.
+enum ReadFail {
+    Eof,
+    Io(io::Error),
+    Invalid { error: Invalid, line: String },
+}
+
+enum Flow {
+    Act(Action),
+    Again,
+    NeedInput,
+    Nothing,
+}
+
+/// One client session. See the module documentation for the driving loop.
+#[derive(Debug)]
+pub struct ClientSession {
+    options: ClientOptions,
+    greeting: Option<Greeting>,
+    now: Instant,
+    next_id: u64,
+    /// Operations not yet done, in order; the first `queued` have had their request queued.
+    ops: VecDeque<Op>,
+    queued: usize,
+    /// What the head operation is receiving.
+    rx: Rx,
+    /// A put with flow `wait` waits for `go`: nothing else is queued (PUT-5).
+    hold: bool,
+    upload: Option<Upload>,
+    input: Vec<u8>,
+    in_start: usize,
+    in_end: usize,
+    eof: bool,
+    recv_error: Option<io::Error>,
+    out: Vec<u8>,
+    out_sent: usize,
+    /// The chunk buffer of uploads: `[LEAD_ROOM | HEAD_ROOM | data | TAIL_ROOM]`.
+    chunk_buf: Vec<u8>,
+    /// Octets of the chunk buffer to send, after `out` (which is then empty).
+    chunk: Option<Range<usize>>,
+    /// Octets queued and sent since the session began.
+    total_queued: u64,
+    total_sent: u64,
+    send_error: Option<io::Error>,
+    send_since: Option<Instant>,
+    recv_since: Option<Instant>,
+    send_deadline: Option<Instant>,
+    recv_deadline: Option<Instant>,
+    done: VecDeque<(OpId, Result<Outcome, ClientError>)>,
+    get_progress: Option<(OpId, u64, u64)>,
+    /// Progress to report once the output reaches the position.
+    put_progress: Option<(u64, OpId, u64, u64)>,
+    ended: Option<String>,
+    disconnect: bool,
+}
+
+impl ClientSession {
+    /// A session on a connection made at `now`: its first operation ([`OpId`] 0) reads and
+    /// checks the greeting, and completes with [`Outcome::Connected`].
+    pub fn new(options: ClientOptions, now: Instant) -> Self {
+        Self {
+            options,
+            greeting: None,
+            now,
+            next_id: 1,
+            ops: VecDeque::from([Op {
+                id: OpId(0),
+                kind: Kind::Greeting,
+                end: Some(0),
+            }]),
+            queued: 1,
+            rx: Rx::Reply,
+            hold: false,
+            upload: None,
+            input: vec![0; RECV_BUF],
+            in_start: 0,
+            in_end: 0,
+            eof: false,
+            recv_error: None,
+            out: Vec::with_capacity(1024),
+            out_sent: 0,
+            chunk_buf: Vec::new(),
+            chunk: None,
+            total_queued: 0,
+            total_sent: 0,
+            send_error: None,
+            send_since: None,
+            recv_since: None,
+            send_deadline: None,
+            recv_deadline: None,
+            done: VecDeque::new(),
+            get_progress: None,
+            put_progress: None,
+            ended: None,
+            disconnect: false,
+        }
+    }
+
+    // -------------------------------------------------------------- getters ---
+
+    /// The server's greeting, once it was read and accepted.
+    pub fn greeting(&self) -> Option<&Greeting> {
+        self.greeting.as_ref()
+    }
+
+    /// The options the session applies.
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// Why the session ended, once it has; later operations fail at once with
+    /// [`ClientError::Disconnected`].
+    pub fn ended(&self) -> Option<&str> {
+        self.ended.as_deref()
+    }
+
+    /// Whether the session can still carry requests.
+    pub fn is_open(&self) -> bool {
+        self.ended.is_none()
+    }
+
+    /// Whether no operation is in progress.
+    pub fn is_idle(&self) -> bool {
+        self.ops.is_empty() && self.done.is_empty()
+    }
+
+    /// Whether a put queued now would start sending at once: no payload is being sent and
+    /// every operation started has been queued. A batch driver opens its next source only
+    /// then, so that it holds one file open at a time.
+    pub fn ready_to_queue(&self) -> bool {
+        self.upload.is_none() && self.chunk.is_none() && !self.hold && self.queued == self.ops.len()
+    }
+
+    /// The largest size sent with flow `now`: the smaller of the server's `max-eager` and
+    /// [`ClientOptions::eager_limit`]; `None` when eager puts are off (PUT-7).
+    pub fn eager_max(&self, opts: &PutOptions) -> Option<u64> {
+        let server = self.greeting.as_ref()?.limits().max_eager;
+        if !opts.eager || server == 0 {
+            return None;
+        }
+        Some(server.min(self.options.eager_limit))
+    }
+
+    /// The octets to send now (for [`Action::Io`] with `send`).
+    pub fn output(&self) -> &[u8] {
+        if self.out_sent < self.out.len() {
+            &self.out[self.out_sent..]
+        } else if let Some(r) = &self.chunk {
+            &self.chunk_buf[r.clone()]
+        } else {
+            &[]
+        }
+    }
+
+    /// The free space of the input buffer, to read into (for [`Action::Io`] with `receive`).
+    pub fn input_space(&mut self) -> &mut [u8] {
+        let writing = matches!(&self.rx, Rx::Payload(p) if p.writing.is_some());
+        if !writing && self.in_start > 0 && self.input.len() - self.in_end < MAX_LINE {
+            self.input.copy_within(self.in_start..self.in_end, 0);
+            self.in_end -= self.in_start;
+            self.in_start = 0;
+        }
+        &mut self.input[self.in_end..]
+    }
+
+    /// The downloaded octets to write (for [`Action::WriteSink`]).
+    pub fn sink_data(&self) -> &[u8] {
+        match &self.rx {
+            Rx::Payload(p) => match &p.writing {
+                Some((r, _)) => &self.input[r.clone()],
+                None => &[],
+            },
+            _ => &[],
+        }
+    }
+
+    /// Where to read the source's next octets (for [`Action::ReadSource`]): exactly `len`
+    /// octets.
+    pub fn source_space(&mut self) -> &mut [u8] {
+        let len = match &self.upload {
+            Some(Upload {
+                state: Up::Reading(len),
+                ..
+            }) => *len,
+            _ => 0,
+        };
+        &mut self.chunk_buf[DATA_AT..DATA_AT + len]
+    }
+
+    // ----------------------------------------------------------- operations ---
+
+    fn start(&mut self, kind: Kind) -> OpId {
+        let id = OpId(self.next_id);
+        self.next_id += 1;
+        match &self.ended {
+            Some(why) => {
+                let why = why.clone();
+                self.done
+                    .push_back((id, Err(ClientError::Disconnected(why))));
+            }
+            None => self.ops.push_back(Op {
+                id,
+                kind,
+                end: None,
+            }),
+        }
+        id
+    }
+
+    /// Starts a `dir`; it completes with [`Outcome::Listing`].
+    pub fn dir(&mut self) -> OpId {
+        self.start(Kind::Dir)
+    }
+
+    /// Starts a `get` of `name` from `offset`; `prefix` has hashed the local octets before
+    /// `offset` (a resume, GET-7), so that the digest check covers the whole file. It
+    /// completes with [`Outcome::Got`] or [`Outcome::Discarded`].
+    pub fn get(&mut self, name: FileName, offset: u64, prefix: Hasher) -> OpId {
+        self.start(Kind::Get {
+            name,
+            offset,
+            prefix: Some(prefix),
+        })
+    }
+
+    /// Starts a `put` of `size` octets as `name`, with flow `now` when `size` is within
+    /// [`ClientSession::eager_max`] for `opts`, else `wait`. `path` names the local file in
+    /// errors. It completes with [`Outcome::Put`]; a payload the session had to abort because
+    /// the source failed or changed (PUT-20) ends with [`ClientError::Local`].
+    pub fn put(
+        &mut self,
+        name: FileName,
+        size: u64,
+        opts: &PutOptions,
+        path: Option<PathBuf>,
+    ) -> OpId {
+        let eager = self.eager_max(opts).is_some_and(|max| size <= max);
+        let flow = if eager { PutFlow::Now } else { PutFlow::Wait };
+        self.start(Kind::Put {
+            name,
+            size,
+            mode: opts.mode,
+            flow,
+            path,
+            sent: None,
+        })
+    }
+
+    /// Starts a `close`: it completes with [`Outcome::Bye`], and the session has ended.
+    pub fn close(&mut self) -> OpId {
+        self.start(Kind::Close)
+    }
+
+    // --------------------------------------------------------------- inputs ---
+
+    /// `n` octets of [`ClientSession::output`] were sent.
+    pub fn sent(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.send_since = None;
+        if self.out_sent < self.out.len() {
+            let n = n.min(self.out.len() - self.out_sent);
+            self.out_sent += n;
+            self.total_sent += n as u64;
+            if self.out_sent == self.out.len() {
+                self.out.clear();
+                self.out_sent = 0;
+            }
+        } else if let Some(r) = &mut self.chunk {
+            let n = n.min(r.len());
+            r.start += n;
+            self.total_sent += n as u64;
+            if r.start >= r.end {
+                self.chunk = None;
+            }
+        }
+    }
+
+    /// Sending failed: the connection cannot carry the rest of the output.
+    pub fn send_failed(&mut self, e: io::Error) {
+        if self.send_error.is_none() {
+            self.send_error = Some(e);
+        }
+        self.out.clear();
+        self.out_sent = 0;
+        self.chunk = None;
+        self.upload = None;
+        self.put_progress = None;
+    }
+
+    /// `n` octets were read into [`ClientSession::input_space`].
+    pub fn received(&mut self, n: usize) {
+        if n > 0 {
+            self.recv_since = None;
+            self.in_end = (self.in_end + n).min(self.input.len());
+        }
+    }
+
+    /// The server closed its side of the connection.
+    pub fn eof(&mut self) {
+        self.eof = true;
+    }
+
+    /// Receiving failed (reset, …).
+    pub fn recv_failed(&mut self, e: io::Error) {
+        if self.recv_error.is_none() {
+            self.recv_error = Some(e);
+        }
+    }
+
+    /// The deadline of the last [`Action::Io`] passed without progress.
+    pub fn timed_out(&mut self, now: Instant) {
+        self.now = now;
+        if self.send_deadline.is_some_and(|d| d <= now) {
+            self.send_failed(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the server accepted nothing within the write timeout",
+            ));
+        } else if self.recv_deadline.is_some_and(|d| d <= now) {
+            self.recv_failed(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the server sent nothing within the read timeout",
+            ));
+        }
+    }
+
+    /// The result of [`Action::OpenSink`].
+    pub fn sink_opened(&mut self, opened: io::Result<()>) {
+        if let Rx::Payload(p) = &mut self.rx
+            && matches!(p.sink, Sink::Opening)
+        {
+            p.sink = match opened {
+                Ok(()) => Sink::Open,
+                Err(e) => Sink::OpenFailed(e),
+            };
+        }
+    }
+
+    /// The result of [`Action::WriteSink`]. After a failure the rest of the payload is read
+    /// and dropped.
+    pub fn sink_written(&mut self, written: io::Result<()>) {
+        let Rx::Payload(p) = &mut self.rx else {
+            return;
+        };
+        let Some((_, used)) = p.writing.take() else {
+            return;
+        };
+        if let Err(e) = written {
+            p.sink = Sink::WriteFailed(e);
+        }
+        let (id, done, total) = (self.ops.front().map(|o| o.id), p.rx.received(), p.size);
+        let offset = p.offset;
+        self.consume(used);
+        if let Some(id) = id {
+            self.get_progress = Some((id, offset + done, total));
+        }
+    }
+
+    /// The result of [`Action::ReadSource`]: how many octets were read into
+    /// [`ClientSession::source_space`] (fewer than asked: the source ended early), or the
+    /// error.
+    pub fn source_read(&mut self, read: io::Result<usize>) {
+        let Some(up) = &mut self.upload else {
+            return;
+        };
+        let Up::Reading(len) = up.state else {
+            return;
+        };
+        match read {
+            Ok(n) if n >= len => {
+                up.hasher.update(&self.chunk_buf[DATA_AT..DATA_AT + len]);
+                up.sent += len as u64;
+                if up.sent >= up.size {
+                    up.state = Up::Checking(len);
+                } else {
+                    up.state = Up::Next;
+                    let (id, done, total) = (up.id, up.sent, up.size);
+                    let end = self.queue_chunk(len, None);
+                    self.put_progress = Some((end, id, done, total));
+                }
+            }
+            Ok(n) => {
+                let e = io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "the local file ended after {} of {} octets",
+                        up.sent + n as u64,
+                        up.size
+                    ),
+                );
+                self.abort(Code::CHANGED, e);
+            }
+            Err(e) => self.abort(Code::STORAGE, e),
+        }
+    }
+
+    /// The result of [`Action::CheckSource`]: `Ok(false)` when the source changed.
+    pub fn source_checked(&mut self, unchanged: io::Result<bool>) {
+        let Some(up) = &mut self.upload else {
+            return;
+        };
+        let Up::Checking(len) = up.state else {
+            return;
+        };
+        match unchanged {
+            Ok(true) => {
+                let digest = up.hasher.digest();
+                let (id, size) = (up.id, up.size);
+                let end = if len > 0 {
+                    self.queue_chunk(len, Some(digest))
+                } else {
+                    self.queue_out(|out| Frame::End(digest).encode(out))
+                };
+                self.put_progress = Some((end, id, size, size));
+                self.payload_done(Sent::Complete(digest));
+            }
+            Ok(false) => self.abort(
+                Code::CHANGED,
+                io::Error::other("the local file changed while it was being sent"),
+            ),
+            Err(e) => self.abort(Code::STORAGE, e),
+        }
+    }
+
+    // ----------------------------------------------------------------- poll ---
+
+    /// What to do next, at `now`.
+    pub fn poll(&mut self, now: Instant) -> Action {
+        self.now = now;
+        loop {
+            if let Rx::Payload(p) = &self.rx
+                && p.writing.is_some()
+                && let Some(op) = self.ops.front()
+            {
+                return Action::WriteSink { id: op.id };
+            }
+            if let Some((id, result)) = self.done.pop_front() {
+                return Action::Done { id, result };
+            }
+            if self.disconnect {
+                self.disconnect = false;
+                return Action::Disconnect;
+            }
+            if let Some((id, done, total)) = self.get_progress.take() {
+                return Action::Progress { id, done, total };
+            }
+            if let Some((at, id, done, total)) = self.put_progress
+                && self.total_sent >= at
+            {
+                self.put_progress = None;
+                return Action::Progress { id, done, total };
+            }
+            if self.ended.is_some() {
+                return Action::Idle;
+            }
+            let receive = match self.receive_step() {
+                Flow::Act(a) => return a,
+                Flow::Again => continue,
+                Flow::NeedInput => true,
+                Flow::Nothing => false,
+            };
+            match self.send_step() {
+                Flow::Act(a) => return a,
+                Flow::Again => continue,
+                Flow::NeedInput | Flow::Nothing => {}
+            }
+            let send = !self.output().is_empty();
+            if !send {
+                self.send_since = None;
+            }
+            if !receive {
+                self.recv_since = None;
+            }
+            if !send && !receive {
+                return Action::Idle;
+            }
+            self.send_deadline = if send {
+                let since = *self.send_since.get_or_insert(now);
+                self.options.write_timeout.map(|t| since + t)
+            } else {
+                None
+            };
+            self.recv_deadline = if receive {
+                let since = *self.recv_since.get_or_insert(now);
+                self.options.read_timeout.map(|t| since + t)
+            } else {
+                None
+            };
+            let deadline = match (self.send_deadline, self.recv_deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            return Action::Io {
+                send,
+                receive,
+                deadline,
+            };
+        }
+    }
+
+    // ---------------------------------------------------------------- send ---
+
+    fn send_step(&mut self) -> Flow {
+        if self.send_error.is_some() || self.chunk.is_some() {
+            return Flow::Nothing;
+        }
+        if let Some(up) = &mut self.upload {
+            return match up.state {
+                Up::Reading(len) => Flow::Act(Action::ReadSource { id: up.id, len }),
+                Up::Checking(_) => Flow::Act(Action::CheckSource { id: up.id }),
+                Up::Next => {
+                    if self.out.len() - self.out_sent > LEAD_ROOM {
+                        // The request lines in front leave first.
+                        return Flow::Nothing;
+                    }
+                    let id = up.id;
+                    if up.sent < up.size {
+                        let len = (up.size - up.sent).min(u64::from(MAX_CHUNK)) as usize;
+                        up.state = Up::Reading(len);
+                        if self.chunk_buf.is_empty() {
+                            self.chunk_buf = vec![0; DATA_AT + MAX_CHUNK as usize + TAIL_ROOM];
+                        }
+                        Flow::Act(Action::ReadSource { id, len })
+                    } else {
+                        up.state = Up::Checking(0);
+                        Flow::Act(Action::CheckSource { id })
+                    }
+                }
+            };
+        }
+        if self.hold || self.queued >= self.ops.len() {
+            return Flow::Nothing;
+        }
+        let op = &mut self.ops[self.queued];
+        self.queued += 1;
+        let request = match &op.kind {
+            Kind::Greeting => return Flow::Again,
+            Kind::Dir => Request::Dir,
+            Kind::Get { name, offset, .. } => Request::Get {
+                offset: *offset,
+                name: name.clone(),
+            },
+            Kind::Put {
+                name,
+                size,
+                mode,
+                flow,
+                ..
+            } => Request::Put {
+                size: *size,
+                mode: *mode,
+                flow: *flow,
+                name: name.clone(),
+            },
+            Kind::Close => Request::Close,
+        };
+        let id = op.id;
+        let end = self.queue_out(|out| request.encode(out));
+        match request {
+            Request::Put {
+                flow: PutFlow::Now,
+                size,
+                ..
+            } => self.start_upload(id, size),
+            Request::Put { .. } => {
+                self.hold = true;
+                self.ops[self.queued - 1].end = Some(end);
+            }
+            _ => self.ops[self.queued - 1].end = Some(end),
+        }
+        Flow::Again
+    }
+
+    /// Appends octets to the output with `encode`; returns the output position after them.
+    fn queue_out(&mut self, encode: impl FnOnce(&mut Vec<u8>)) -> u64 {
+        let before = self.out.len();
+        encode(&mut self.out);
+        self.total_queued += (self.out.len() - before) as u64;
+        self.total_queued
+    }
+
+    fn start_upload(&mut self, id: OpId, size: u64) {
+        self.upload = Some(Upload {
+            id,
+            size,
+            sent: 0,
+            hasher: Hasher::new(),
+            state: Up::Next,
+        });
+    }
+
+    /// Puts the chunk of `len` octets read into the chunk buffer (with the `end` trailer if
+    /// `trailer`) in the output, behind the request lines still unsent; returns the output
+    /// position after it.
+    fn queue_chunk(&mut self, len: usize, trailer: Option<Digest>) -> u64 {
+        let Some(chunk_len) = ChunkLen::new(len as u64) else {
+            return self.total_queued;
+        };
+        let buf = &mut self.chunk_buf;
+        let room: &mut [u8; HEAD_ROOM] = match (&mut buf[LEAD_ROOM..DATA_AT]).try_into() {
+            Ok(room) => room,
+            Err(_) => return self.total_queued,
+        };
+        let head = LEAD_ROOM + write_chunk_head(room, chunk_len);
+        let mut end = DATA_AT + len;
+        if let Some(digest) = trailer {
+            let mut line = Vec::with_capacity(TAIL_ROOM);
+            Frame::End(digest).encode(&mut line);
+            buf[end..end + line.len()].copy_from_slice(&line);
+            end += line.len();
+        }
+        let lead = &self.out[self.out_sent..];
+        let start = head - lead.len();
+        buf[start..head].copy_from_slice(lead);
+        self.out.clear();
+        self.out_sent = 0;
+        self.chunk = Some(start..end);
+        self.total_queued += (end - head) as u64;
+        self.total_queued
+    }
+
+    /// Ends the payload with `abort 430` (the source shrank or changed) or `abort 431` (a
+    /// read error), PUT-20.
+    fn abort(&mut self, code: Code, error: io::Error) {
+        let text = if code == Code::CHANGED {
+            "changed: local file changed or shrank".to_owned()
+        } else {
+            format!("storage: local read error: {error}")
+        };
+        // Keep the line short: an `abort` line is two octets longer than an `err` line.
+        let text: String = text.chars().take(200).collect();
+        self.queue_out(|out| Frame::Abort(ErrorReply::new(code, &text)).encode(out));
+        self.payload_done(Sent::Aborted(error));
+    }
+
+    /// The upload's payload is all queued.
+    fn payload_done(&mut self, sent: Sent) {
+        let Some(up) = self.upload.take() else {
+            return;
+        };
+        self.hold = false;
+        let end = self.total_queued;
+        if let Some(op) = self.ops.iter_mut().find(|o| o.id == up.id) {
+            op.end = Some(end);
+            if let Kind::Put { sent: s, .. } = &mut op.kind {
+                *s = Some(sent);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------- receive ---
+
+    fn receive_step(&mut self) -> Flow {
+        let Some(op) = self.ops.front() else {
+            return Flow::Nothing;
+        };
+        let request_sent = op.end.is_some_and(|end| self.total_sent >= end);
+        if !request_sent {
+            return match self.send_error.take() {
+                Some(e) => self.last_words(e),
+                other => {
+                    self.send_error = other;
+                    Flow::Nothing
+                }
+            };
+        }
+        match std::mem::replace(&mut self.rx, Rx::Reply) {
+            Rx::Reply => self.reply_step(),
+            Rx::Entries { left, listing } => self.entries_step(left, listing),
+            Rx::Payload(p) => self.payload_step(p),
+        }
+    }
+
+    /// The head operation's request could not be sent. If the server closed the connection
+    /// with an error it had sent first (502, 421, 422), that error is the result rather than
+    /// the broken pipe.
+    fn last_words(&mut self, e: io::Error) -> Flow {
+        use io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+        if matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted) {
+            match self.next_line(decode_reply) {
+                Ok(None) => {
+                    self.send_error = Some(e);
+                    return Flow::NeedInput;
+                }
+                Ok(Some(Reply::Err(r))) if r.code.closes_connection() => {
+                    self.complete(Err(ClientError::Refused(r)));
+                    return Flow::Again;
+                }
+                _ => {}
+            }
+        }
+        let e = ClientError::Io(e);
+        let why = e.to_string();
+        self.complete(Err(e));
+        self.end(why);
+        Flow::Again
+    }
+
+    fn reply_step(&mut self) -> Flow {
+        let Some(head) = self.ops.front() else {
+            return Flow::Nothing;
+        };
+        if matches!(head.kind, Kind::Greeting) {
+            return self.greeting_step();
+        }
+        let unknown = matches!(
+            head.kind,
+            Kind::Put {
+                sent: Some(Sent::Complete(_)),
+                ..
+            }
+        );
+        let reply = match self.next_line(decode_reply) {
+            Ok(Some(r)) => r,
+            Ok(None) => return Flow::NeedInput,
+            Err(f) => {
+                self.complete(Err(read_failed(f, "reply", unknown)));
+                return Flow::Again;
+            }
+        };
+        let Some(mut op) = self.ops.pop_front() else {
+            return Flow::Nothing;
+        };
+        let result = match (&mut op.kind, reply) {
+            (Kind::Put { .. }, reply) => return self.put_reply(op, reply),
+            (_, Reply::Err(e)) => Err(ClientError::Refused(e)),
+            (Kind::Dir, Reply::DirOk { count }) => {
+                if count > self.options.max_listing {
+                    Err(violation(
+                        ViolationKind::Listing,
+                        format!(
+                            "the listing announces {count} entries, more than the {} this \
+                             client accepts",
+                            self.options.max_listing
+                        ),
+                    ))
+                } else {
+                    // DIR-8: COUNT is the server's claim, not an allocation size.
+                    let mut listing = Listing::new();
+                    listing.entries.reserve(count.min(1024) as usize);
+                    self.ops.push_front(op);
+                    self.rx = Rx::Entries {
+                        left: count,
+                        listing,
+                    };
+                    return Flow::Again;
+                }
+            }
+            (Kind::Dir, other) => Err(unexpected(&other, "dir")),
+            (Kind::Get { offset, prefix, .. }, Reply::GetOk { size, mtime }) if size >= *offset => {
+                let offset = *offset;
+                let prefix = prefix.take().unwrap_or_else(Hasher::new);
+                let id = op.id;
+                self.ops.push_front(op);
+                self.rx = Rx::Payload(Box::new(Payload {
+                    rx: PayloadReceiver::resuming(size - offset, prefix),
+                    size,
+                    mtime,
+                    offset,
+                    sink: Sink::Opening,
+                    writing: None,
+                }));
+                return Flow::Act(Action::OpenSink { id, size, mtime });
+            }
+            (Kind::Get { offset, .. }, Reply::GetOk { size, .. }) => Err(violation(
+                ViolationKind::Contradiction,
+                format!("ok get {size} for offset {offset}: the server must answer 515 (GET-4)"),
+            )),
+            (Kind::Get { .. }, other) => Err(unexpected(&other, "get")),
+            (Kind::Close, Reply::Bye) => {
+                self.finish(op, Ok(Outcome::Bye));
+                self.ended = Some("the session was closed".to_owned());
+                self.fail_rest();
+                return Flow::Again;
+            }
+            (Kind::Close, other) => Err(unexpected(&other, "close")),
+            (Kind::Greeting, _) => Ok(Outcome::Connected),
+        };
+        self.finish(op, result);
+        Flow::Again
+    }
+
+    /// The reply to a put: to its line (flow `wait`), or to its payload.
+    fn put_reply(&mut self, mut op: Op, reply: Reply) -> Flow {
+        let Kind::Put {
+            name,
+            size,
+            flow,
+            path,
+            sent,
+            ..
+        } = &mut op.kind
+        else {
+            self.finish(op, Err(unexpected(&reply, "put")));
+            return Flow::Again;
+        };
+        let Some(sent) = sent else {
+            // The reply to a put line with flow `wait`.
+            self.hold = false;
+            let result = match reply {
+                Reply::Go => {
+                    let (id, size) = (op.id, *size);
+                    op.end = None;
+                    self.hold = true;
+                    self.ops.push_front(op);
+                    self.start_upload(id, size);
+                    return Flow::Again;
+                }
+                Reply::Err(e) => Err(ClientError::Refused(e)),
+                other => Err(unexpected(&other, "put")),
+            };
+            self.finish(op, result);
+            return Flow::Again;
+        };
+        let result = match (reply, sent) {
+            (Reply::PutOk { size: s, digest: d }, Sent::Complete(ours)) => {
+                if s == *size && d == *ours {
+                    Ok(Outcome::Put(PutReport {
+                        name: name.clone(),
+                        size: *size,
+                        digest: *ours,
+                        flow: *flow,
+                    }))
+                } else {
+                    Err(violation(
+                        ViolationKind::Contradiction,
+                        format!(
+                            "the server confirmed {s} octets with {d}, but {size} octets with \
+                             {ours} were sent"
+                        ),
+                    ))
+                }
+            }
+            (Reply::Err(e), Sent::Aborted(source)) if e.code == Code::ABORTED => {
+                Err(ClientError::Local {
+                    path: path.take(),
+                    source: std::mem::replace(source, io::Error::other("aborted")),
+                })
+            }
+            (Reply::Err(e), _) => Err(ClientError::Refused(e)),
+            (Reply::PutOk { .. }, Sent::Aborted(_)) => Err(violation(
+                ViolationKind::Contradiction,
+                "the server confirmed an upload that was aborted",
+            )),
+            (other, _) => Err(unexpected(&other, "put")),
+        };
+        self.finish(op, result);
+        Flow::Again
+    }
+
+    fn greeting_step(&mut self) -> Flow {
+        let hello = match self.next_line(decode_hello) {
+            Ok(Some(h)) => h,
+            Ok(None) => return Flow::NeedInput,
+            Err(ReadFail::Eof) => {
+                self.complete(Err(ClientError::Closed {
+                    outcome_unknown: false,
+                }));
+                return Flow::Again;
+            }
+            Err(ReadFail::Io(e)) => {
+                self.complete(Err(ClientError::Io(e)));
+                return Flow::Again;
+            }
+            Err(ReadFail::Invalid { error, line }) => {
+                let what = format!("bad greeting \"{line}\": {error}");
+                self.complete(Err(violation(ViolationKind::Greeting, what)));
+                return Flow::Again;
+            }
+        };
+        let greeting = match hello {
+            Hello::Greeting(g) => g,
+            Hello::Refused(e) => {
+                let e = ClientError::Refused(e);
+                let why = e.to_string();
+                self.complete(Err(e));
+                self.end(why);
+                return Flow::Again;
+            }
+        };
+        match check_greeting(&greeting) {
+            Ok(()) => {
+                self.greeting = Some(greeting);
+                self.complete(Ok(Outcome::Connected));
+            }
+            Err(e) => self.complete(Err(e)),
+        }
+        Flow::Again
+    }
+
+    fn entries_step(&mut self, mut left: u64, mut listing: Listing) -> Flow {
+        while left > 0 {
+            // NAME-14: a line whose only fault is its name is skipped, not fatal.
+            let line = match self.next_line(decode_listed) {
+                Ok(Some(l)) => l,
+                Ok(None) => {
+                    self.rx = Rx::Entries { left, listing };
+                    return Flow::NeedInput;
+                }
+                Err(f) => {
+                    self.complete(Err(read_failed(f, "listing entry", false)));
+                    return Flow::Again;
+                }
+            };
+            if let Err(e) = listing.push(line) {
+                // DIR-10.
+                let what = format!(
+                    "{e}: \"{}\" after \"{}\"",
+                    visible(&String::from_utf8_lossy(&e.next)),
+                    visible(&String::from_utf8_lossy(&e.previous))
+                );
+                self.complete(Err(violation(ViolationKind::Listing, what)));
+                return Flow::Again;
+            }
+            left -= 1;
+        }
+        self.complete(Ok(Outcome::Listing(listing)));
+        Flow::Again
+    }
+
+    fn payload_step(&mut self, mut p: Box<Payload>) -> Flow {
+        let Some(op) = self.ops.front() else {
+            return Flow::Nothing;
+        };
+        let id = op.id;
+        if matches!(p.sink, Sink::Opening) {
+            let (size, mtime) = (p.size, p.mtime);
+            self.rx = Rx::Payload(p);
+            return Flow::Act(Action::OpenSink { id, size, mtime });
+        }
+        let data = &self.input[self.in_start..self.in_end];
+        let (step, used) = match p.rx.feed(data) {
+            Ok(x) => x,
+            Err(e) => {
+                let name = match &op.kind {
+                    Kind::Get { name, .. } => visible(name.as_str()),
+                    _ => String::new(),
+                };
+                let what = format!("bad payload for \"{name}\": {e}");
+                self.payload_end(p.sink, Err(violation(ViolationKind::Payload, what)));
+                return Flow::Again;
+            }
+        };
+        match step {
+            Step::Data(d) => {
+                if matches!(p.sink, Sink::Open) {
+                    let start = self.in_start + (d.as_ptr() as usize - data.as_ptr() as usize);
+                    p.writing = Some((start..start + d.len(), used));
+                    self.rx = Rx::Payload(p);
+                    return Flow::Act(Action::WriteSink { id });
+                }
+                self.get_progress = Some((id, p.offset + p.rx.received(), p.size));
+                self.consume(used);
+                self.rx = Rx::Payload(p);
+                Flow::Again
+            }
+            Step::NeedMore => {
+                let left = data.len();
+                self.consume(used);
+                if used > 0 && used < left {
+                    self.rx = Rx::Payload(p);
+                    return Flow::Again;
+                }
+                if let Some(e) = self.recv_error.take() {
+                    self.payload_end(p.sink, Err(ClientError::Io(e)));
+                    return Flow::Again;
+                }
+                if self.eof {
+                    let e = ClientError::Truncated {
+                        received: p.offset + p.rx.received(),
+                        expected: p.size,
+                    };
+                    self.payload_end(p.sink, Err(e));
+                    return Flow::Again;
+                }
+                self.rx = Rx::Payload(p);
+                Flow::NeedInput
+            }
+            Step::Complete(digest) => {
+                self.consume(used);
+                let (size, mtime) = (p.size, p.mtime);
+                self.payload_end(
+                    p.sink,
+                    Ok(Outcome::Got {
+                        size,
+                        mtime,
+                        digest,
+                    }),
+                );
+                Flow::Again
+            }
+            Step::Corrupt {
+                announced,
+                computed,
+            } => {
+                self.consume(used);
+                self.payload_end(
+                    p.sink,
+                    Err(ClientError::Corrupt {
+                        announced,
+                        computed,
+                    }),
+                );
+                Flow::Again
+            }
+            Step::Aborted(e) => {
+                self.consume(used);
+                self.payload_end(p.sink, Err(ClientError::Refused(e)));
+                Flow::Again
+            }
+        }
+    }
+
+    /// The result of a get whose payload ended (or broke), given what happened to its sink.
+    fn payload_end(&mut self, sink: Sink, result: Result<Outcome, ClientError>) {
+        let result = match (sink, result) {
+            // A sink that failed to write: whatever the trailer said, the octets are gone.
+            (
+                Sink::WriteFailed(local),
+                Ok(_) | Err(ClientError::Corrupt { .. } | ClientError::Refused(_)),
+            ) => Ok(Outcome::Discarded(local)),
+            // A sink that never opened: the payload was read past; only an error that ends
+            // the session says more than the local failure.
+            (Sink::OpenFailed(local), result) => match result {
+                Err(e) if e.ends_session() => Err(e),
+                _ => Ok(Outcome::Discarded(local)),
+            },
+            (_, result) => result,
+        };
+        match result {
+            Ok(o) => self.complete(Ok(o)),
+            Err(e) => self.complete(Err(e)),
+        }
+    }
+
+    /// Decodes the next line with `decode`: `Ok(None)` when more input is needed.
+    fn next_line<T>(&mut self, decode: Decoder<T>) -> Result<Option<T>, ReadFail> {
+        let data = &self.input[self.in_start..self.in_end];
+        match decode(data) {
+            Ok((msg, n)) => {
+                self.consume(n);
+                Ok(Some(msg))
+            }
+            Err(DecodeError::Incomplete) => {
+                if let Some(e) = self.recv_error.take() {
+                    Err(ReadFail::Io(e))
+                } else if self.eof {
+                    Err(ReadFail::Eof)
+                } else if self.in_start == 0 && self.in_end == self.input.len() {
+                    Err(ReadFail::Io(io::Error::other("receive buffer full")))
+                } else {
+                    Ok(None)
+                }
+            }
+            Err(DecodeError::Invalid(error)) => {
+                let line = snippet(data, error.line_len);
+                Err(ReadFail::Invalid { error, line })
+            }
+        }
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.in_start = (self.in_start + n).min(self.in_end);
+        if self.in_start == self.in_end {
+            self.in_start = 0;
+            self.in_end = 0;
+        }
+    }
+
+    // ------------------------------------------------------------- results ---
+
+    /// The head operation is done.
+    fn complete(&mut self, result: Result<Outcome, ClientError>) {
+        if let Some(op) = self.ops.pop_front() {
+            self.finish(op, result);
+        }
+    }
+
+    /// `op`, taken from the head of the queue, is done; an error that ends the session ends
+    /// it (ERR-9, ERR-10).
+    fn finish(&mut self, op: Op, result: Result<Outcome, ClientError>) {
+        let why = match &result {
+            Err(e) if e.ends_session() => Some(e.to_string()),
+            _ => None,
+        };
+        self.rx = Rx::Reply;
+        self.queued = self.queued.saturating_sub(1);
+        self.done.push_back((op.id, result));
+        if let Some(why) = why {
+            self.end(why);
+        }
+    }
+
+    /// Ends the session: the driver closes the connection; every operation not done fails.
+    fn end(&mut self, why: String) {
+        if self.ended.is_some() {
+            return;
+        }
+        self.ended = Some(why);
+        self.disconnect = true;
+        self.fail_rest();
+    }
+
+    fn fail_rest(&mut self) {
+        let why = self.ended.clone().unwrap_or_default();
+        for op in self.ops.drain(..) {
+            self.done
+                .push_back((op.id, Err(ClientError::Disconnected(why.clone()))));
+        }
+        self.queued = 0;
+        self.hold = false;
+        self.upload = None;
+        self.out.clear();
+        self.out_sent = 0;
+        self.chunk = None;
+        self.put_progress = None;
+        self.rx = Rx::Reply;
+    }
+}
+
+fn violation(kind: ViolationKind, what: impl Into<String>) -> ClientError {
+    ClientError::Protocol(Violation::new(kind, what))
+}
+
+fn unexpected(reply: &Reply, request: &str) -> ClientError {
+    let line = snippet(&reply.to_bytes(), None);
+    violation(
+        ViolationKind::Unexpected,
+        format!("unexpected reply to {request}: \"{line}\""),
+    )
+}
+
+fn read_failed(f: ReadFail, what: &str, outcome_unknown: bool) -> ClientError {
+    match f {
+        ReadFail::Eof => ClientError::Closed { outcome_unknown },
+        ReadFail::Io(e) => ClientError::Io(e),
+        ReadFail::Invalid { error, line } => violation(
+            ViolationKind::Malformed,
+            format!("malformed {what} \"{line}\": {error}"),
+        ),
+    }
+}
+
+/// The start of an offending line, escaped for an error message.
+pub fn snippet(data: &[u8], line_len: Option<usize>) -> String {
+    const SHOW: usize = 80;
+    let len = line_len.unwrap_or(data.len()).min(data.len());
+    let line = &data[..len];
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let shown = &line[..line.len().min(SHOW)];
+    let mut s: String = String::from_utf8_lossy(shown).escape_debug().collect();
+    if line.len() > SHOW {
+        s.push('…');
+    }
+    s
+}
