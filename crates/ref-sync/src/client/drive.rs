@@ -125,6 +125,8 @@ pub(super) fn drive<'a>(
     ops: &mut Ops<'a, '_>,
     feed: &mut dyn Feed<'a>,
 ) {
+    // Right after a send, the answer is rarely there yet: wait for it before reading.
+    let mut wait_first = false;
     loop {
         if session.ready_to_queue() {
             feed.feed(session, ops);
@@ -134,7 +136,7 @@ pub(super) fn drive<'a>(
                 send,
                 receive,
                 deadline,
-            } => io(stream, session, send, receive, deadline),
+            } => io(stream, session, send, receive, deadline, &mut wait_first),
             Action::OpenSink { id, .. } => {
                 let opened = ops.open_sink(id);
                 session.sink_opened(opened);
@@ -186,23 +188,28 @@ pub(super) fn drive<'a>(
 }
 
 /// Moves octets in whichever direction the session wants and the socket allows; when neither
-/// can move, waits for the socket until the session's deadline.
+/// can move, waits for the socket until the session's deadline. `wait_first`: skip the read
+/// attempt that would find nothing (set after a send, cleared by the wait).
 fn io(
     stream: &TcpStream,
     session: &mut ClientSession,
     send: bool,
     receive: bool,
     deadline: Option<Instant>,
+    wait_first: &mut bool,
 ) {
     if send {
         match (&*stream).write(session.output()) {
-            Ok(n) => return session.sent(n),
+            Ok(n) => {
+                *wait_first = true;
+                return session.sent(n);
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return,
             Err(e) => return session.send_failed(e),
         }
     }
-    if receive {
+    if receive && !*wait_first {
         let space = session.input_space();
         if space.is_empty() {
             return session.recv_failed(io::Error::other("receive buffer full"));
@@ -217,7 +224,13 @@ fn io(
     }
     let now = Instant::now();
     let timeout = match deadline {
-        Some(d) if d <= now => return session.timed_out(now),
+        Some(d) if d <= now => {
+            if std::mem::take(wait_first) {
+                // Look at the socket once more before giving up.
+                return;
+            }
+            return session.timed_out(now);
+        }
         Some(d) => Timespec::try_from(d - now).ok(),
         None => None,
     };
@@ -232,4 +245,5 @@ fn io(
     // An interrupted or failed wait is followed by another attempt to move octets, which
     // reports what is wrong with the connection.
     let _ = poll(&mut fds, timeout.as_ref());
+    *wait_first = false;
 }
