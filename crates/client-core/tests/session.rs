@@ -144,6 +144,7 @@ impl Pair {
 
     /// Runs both sides until neither can go on without time passing.
     fn run(&mut self) -> &mut Self {
+        self.deadline = None;
         loop {
             self.h.run();
             let server_closed = self.h.finished().is_some() || self.h.draining();
@@ -642,6 +643,7 @@ impl Script {
     }
 
     fn run(&mut self) -> &mut Self {
+        self.deadline = None;
         loop {
             match self.c.poll(self.now) {
                 Action::Io {

@@ -30,11 +30,11 @@
 //! without progress; both restart with every octet moved.
 //!
 //! Buffers, so that file data is never copied by the session: downloaded octets are handed
-//! out as a slice of the 1 MiB input buffer ([`ClientSession::sink_data`]); an upload's
-//! octets are read by the driver straight into the session's chunk buffer
-//! ([`ClientSession::source_space`]), which keeps room in front for the chunk's `data LEN`
-//! line (`ferry_wire::write_chunk_head`) and the request line, and room behind for the `end`
-//! trailer, so that an eager put of a small file leaves in one write.
+//! out as a slice of the input buffer ([`ClientSession::sink_data`]; 64 KiB, 1 MiB once a
+//! download begins); an upload's octets are read by the driver straight into the session's
+//! chunk buffer ([`ClientSession::source_space`]), which keeps room in front for the chunk's
+//! `data LEN` line (`ferry_wire::write_chunk_head`) and the request line, and room behind
+//! for the `end` trailer, so that an eager put of a small file leaves in one write.
 //!
 //! What the session does not do: anything with local files. Where a download is written
 //! (`.ferry-part`, renames, resume prefixes), which files a batch sends and how their errors
@@ -62,8 +62,13 @@ mod reply;
 
 use crate::{ClientError, ClientOptions, PutOptions, PutReport, Violation, ViolationKind};
 
-/// Size of the input buffer: a full chunk fits, so a download is handed out in large pieces.
+/// Size of the input buffer during a download: a full chunk fits, so a download is handed
+/// out in large pieces.
 pub const RECV_BUF: usize = 1 << 20;
+
+/// Size of the input buffer until the first download: replies, listings and a run of
+/// pipelined replies.
+const INPUT_SMALL: usize = 64 * 1024;
 
 /// Room in front of an upload chunk's head for request lines still unsent (the put line of
 /// an eager put, the trailer of the put before it).
@@ -331,7 +336,7 @@ impl ClientSession {
             rx: Rx::Reply,
             hold: false,
             upload: None,
-            input: vec![0; RECV_BUF],
+            input: vec![0; INPUT_SMALL],
             in_start: 0,
             in_end: 0,
             eof: false,
@@ -413,6 +418,10 @@ impl ClientSession {
 
     /// The free space of the input buffer, to read into (for [`Action::Io`] with `receive`).
     pub fn input_space(&mut self) -> &mut [u8] {
+        if matches!(self.rx, Rx::Payload(_)) && self.input.len() < RECV_BUF {
+            // A download reads in large pieces; the buffer stays large for the session.
+            self.input.resize(RECV_BUF, 0);
+        }
         let writing = matches!(&self.rx, Rx::Payload(p) if p.writing.is_some());
         if !writing && self.in_start > 0 && self.input.len() - self.in_end < MAX_LINE {
             self.input.copy_within(self.in_start..self.in_end, 0);
@@ -568,7 +577,7 @@ impl ClientSession {
         }
     }
 
-    /// The deadline of the last [`Action::Io`] passed without progress.
+    /// The deadline of the [`Action::Io`] just returned passed without progress.
     pub fn timed_out(&mut self, now: Instant) {
         self.now = now;
         if self.send_deadline.is_some_and(|d| d <= now) {
@@ -576,7 +585,8 @@ impl ClientSession {
                 io::ErrorKind::TimedOut,
                 "the server accepted nothing within the write timeout",
             ));
-        } else if self.recv_deadline.is_some_and(|d| d <= now) {
+        }
+        if self.recv_deadline.is_some_and(|d| d <= now) {
             self.recv_failed(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "the server sent nothing within the read timeout",
@@ -589,6 +599,9 @@ impl ClientSession {
     /// What to do next, at `now`.
     pub fn poll(&mut self, now: Instant) -> Action {
         self.now = now;
+        // A timeout applies to the wait that was asked for last, not to an earlier one.
+        self.send_deadline = None;
+        self.recv_deadline = None;
         loop {
             if let Rx::Payload(p) = &self.rx
                 && p.writing.is_some()
