@@ -189,7 +189,8 @@ pub(super) fn drive<'a>(
 
 /// Moves octets in whichever direction the session wants and the socket allows; when neither
 /// can move, waits for the socket until the session's deadline. `wait_first`: skip the read
-/// attempt that would find nothing (set after a send, cleared by the wait).
+/// attempt that would find nothing (set after a send that did not overlap receiving,
+/// cleared by the wait).
 fn io(
     stream: &TcpStream,
     session: &mut ClientSession,
@@ -201,7 +202,9 @@ fn io(
     if send {
         match (&*stream).write(session.output()) {
             Ok(n) => {
-                *wait_first = true;
+                // A request just left: its answer cannot be there yet. (In a batch the
+                // replies to earlier requests may be: keep reading them.)
+                *wait_first = !receive;
                 return session.sent(n);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
