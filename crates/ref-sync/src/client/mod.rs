@@ -3,7 +3,9 @@
 //! [`Client`] speaks ferry/1 over one [`TcpStream`]: [`Client::dir`], downloads
 //! ([`Client::get_to_path`], [`Client::get_to_writer`]), uploads ([`Client::put_from_path`],
 //! [`Client::put_from_reader`]), pipelined batches of both ([`Client::get_many`],
-//! [`Client::put_many`]) and [`Client::close`].
+//! [`Client::put_many`]) and [`Client::close`]. Its calls block; underneath, it drives the
+//! sans-IO session of [`ferry_client_core::session`] on a non-blocking socket (`drive.rs`),
+//! and keeps the local-file policy of downloads and uploads (`local.rs`).
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -33,7 +35,7 @@
 //!   symbolic link there rather than writing through it. A listing entry whose name is not
 //!   valid is skipped, never turned into a path ([`Client::dir_listing`] reports it, NAME-14).
 //! - **No panic on any server bytes**, and memory bounded by what the client decides: a
-//!   1 MiB receive buffer, no allocation sized from announced counts (DIR-8).
+//!   receive buffer of at most 1 MiB, no allocation sized from announced counts (DIR-8).
 //! - **Errors keep their meaning**: [`ClientError`] separates server refusals (with code
 //!   and text), connection failures, integrity failures and local failures.
 //!
