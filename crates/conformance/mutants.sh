@@ -3,7 +3,8 @@
 #
 # cargo-mutants (crates.io) mutates the reference implementation's code — the server session
 # core every server drives (ferry-proto's server.rs) with ferry-sync's driver of it (server/),
-# or the reference client (ferry-sync's client/) — and for each
+# or the client session core (ferry-client-core's session.rs) with ferry-sync's driver of it
+# (client/) — and for each
 # mutant runs ONLY the conformance runner against it: the test
 # `reference_server_passes_every_server_case` or `reference_client_library_passes_every_client_case`
 # of crates/conformance/tests/reference.rs. A mutant is caught when the runner reports a
@@ -29,8 +30,9 @@ server)
     test=reference_server_passes_every_server_case
     ;;
 client)
-    packages=(-p ferry-sync)
-    files=(-f 'crates/ref-sync/src/client/*')
+    # The client session core, and ferry-sync's driver of it.
+    packages=(-p ferry-client-core -p ferry-sync)
+    files=(-f 'crates/client-core/src/session.rs' -f 'crates/ref-sync/src/client/*')
     test=reference_client_library_passes_every_client_case
     ;;
 *)

@@ -1,11 +1,14 @@
 //! # ferry-client-core: what the reference clients share
 //!
-//! The threaded client (`ferry-sync`) and the async client (`ferry-async`) are separate
-//! session implementations, but they present one API: the same options, reports, progress
-//! type and error type, and the same local-file policy (where a download's partial file
-//! lives, how a server's name becomes a local path, which names a platform cannot store).
-//! Keeping these here means a `.ferry-part` left by one client is resumed by the other, and a
-//! caller such as the `ferry` command handles every implementation's errors the same way.
+//! - [`session`]: the client side of the protocol as a sans-IO state machine,
+//!   [`ClientSession`]: octets, time and the results of local-file operations in; octets to
+//!   send, local-file operations and deadlines out. No socket, no file, no clock.
+//! - The API the clients present: the same options, reports, progress type and error type,
+//!   and the same local-file policy (where a download's partial file lives, how a server's
+//!   name becomes a local path, which names a platform cannot store). Keeping these here
+//!   means a `.ferry-part` left by one client is resumed by the other, and a caller such as
+//!   the `ferry` command handles every implementation's errors the same way.
+//!
 //! Nothing here does network I/O.
 
 use std::path::PathBuf;
@@ -15,11 +18,13 @@ use ferry_wire::{Digest, FileName, Greeting, PutFlow, PutMode, Timestamp, Versio
 
 mod error;
 pub mod names;
+pub mod session;
 
 pub use error::{ClientError, Violation, ViolationKind};
 pub use names::{
     PART_SUFFIX, local_path, name_for_local, part_path, visible, windows_name_problem,
 };
+pub use session::{Action, ClientSession, OpId, Outcome};
 
 /// The largest upload the client sends eagerly (flow `now`) by default: 1 MiB, ferry's
 /// default `max-eager`. The server's `max-eager` applies too, whichever is smaller.

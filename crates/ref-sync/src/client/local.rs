@@ -1,0 +1,304 @@
+//! The local side of the client: where a download is written (`.ferry-part`, resumed or
+//! not, renamed onto its destination once verified), what an upload reads, and what a
+//! failure leaves behind. The protocol is `ferry_client_core::session`; this is policy.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Read, Seek};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use ferry_client_core::session::Outcome;
+use ferry_wire::{Code, FileName, Hasher, Timestamp};
+
+use super::{ClientError, GetOptions, GetReport, part_path};
+
+/// Pieces in which a partial file is hashed before a resume.
+const HASH_BUF: usize = 1 << 20;
+
+/// A failed get, and whether it is worth trying once more from offset 0.
+pub(super) struct GetFail {
+    pub(super) error: ClientError,
+    pub(super) retry_from_zero: bool,
+}
+
+impl From<ClientError> for GetFail {
+    fn from(error: ClientError) -> Self {
+        Self {
+            error,
+            retry_from_zero: false,
+        }
+    }
+}
+
+/// A download to a path, prepared before its request is sent.
+pub(super) struct GetJob {
+    pub(super) name: FileName,
+    pub(super) dest: PathBuf,
+    pub(super) part: PathBuf,
+    pub(super) offset: u64,
+    pub(super) prefix: Hasher,
+    /// Modification time of the partial file when it was hashed (resume only).
+    part_mtime: Option<SystemTime>,
+}
+
+impl GetJob {
+    /// Finds the partial file (hashing its content, for `resume`) or removes a stale one.
+    /// Hashing happens before the request goes out, so the server never waits for it.
+    pub(super) fn prepare(
+        name: &FileName,
+        dest: PathBuf,
+        opts: &GetOptions,
+    ) -> Result<Self, ClientError> {
+        let part = part_path(&dest)?;
+        let mut job = Self {
+            name: name.clone(),
+            dest,
+            part,
+            offset: 0,
+            prefix: Hasher::new(),
+            part_mtime: None,
+        };
+        if opts.resume {
+            if let Some(mut file) = open_partial(&job.part)? {
+                let mut buf = vec![0; HASH_BUF];
+                loop {
+                    match file.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            job.prefix.update(&buf[..n]);
+                            job.offset += n as u64;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(ClientError::local(&job.part, e)),
+                    }
+                }
+                job.part_mtime = file.metadata().and_then(|m| m.modified()).ok();
+            }
+        } else {
+            remove_if_exists(&job.part)?;
+        }
+        Ok(job)
+    }
+
+    /// The file to write the payload to: the partial file, at its end, or a new one.
+    pub(super) fn open_sink(&self) -> io::Result<File> {
+        if self.offset == 0 {
+            return OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&self.part);
+        }
+        let mut file = open_partial(&self.part)
+            .map_err(|e| io::Error::other(e.to_string()))?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the partial file vanished"))?;
+        let meta = file.metadata()?;
+        if meta.len() != self.offset || meta.modified().ok() != self.part_mtime {
+            return Err(io::Error::other(
+                "the partial file changed during the download",
+            ));
+        }
+        file.seek(io::SeekFrom::End(0))?;
+        Ok(file)
+    }
+
+    /// After a failure: removes the partial file unless it may hold good octets to resume
+    /// from.
+    pub(super) fn discard(&self, keep: bool) {
+        let empty = fs::symlink_metadata(&self.part)
+            .map(|m| m.len() == 0)
+            .unwrap_or(true);
+        if !keep || empty {
+            let _ = fs::remove_file(&self.part);
+        }
+    }
+}
+
+/// Opens an existing partial file for reading and writing, refusing anything that is not a
+/// regular file (a symbolic link planted at the `.ferry-part` name is never followed).
+fn open_partial(part: &Path) -> Result<Option<File>, ClientError> {
+    let meta = match fs::symlink_metadata(part) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(ClientError::local(part, e)),
+    };
+    if !meta.is_file() {
+        let e = io::Error::other("exists and is not a regular file; remove it to download");
+        return Err(ClientError::local(part, e));
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(part)
+        .map_err(|e| ClientError::local(part, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let opened = file.metadata().map_err(|e| ClientError::local(part, e))?;
+        if (opened.dev(), opened.ino()) != (meta.dev(), meta.ino()) {
+            let e = io::Error::other("was replaced while it was being opened");
+            return Err(ClientError::local(part, e));
+        }
+    }
+    Ok(Some(file))
+}
+
+fn remove_if_exists(path: &Path) -> Result<(), ClientError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ClientError::local(path, e)),
+    }
+}
+
+/// A local file to upload, its size, and a check that it still has that size and
+/// modification time (run before the `end` trailer, PUT-20).
+pub(super) type Source = (File, u64, Box<dyn FnMut() -> io::Result<bool> + Send>);
+
+pub(super) fn open_source(path: &Path) -> Result<Source, ClientError> {
+    let file = File::open(path).map_err(|e| ClientError::local(path, e))?;
+    let meta = file.metadata().map_err(|e| ClientError::local(path, e))?;
+    if !meta.is_file() {
+        return Err(ClientError::local(
+            path,
+            io::Error::other("not a regular file"),
+        ));
+    }
+    let size = meta.len();
+    let mtime = meta.modified().ok();
+    let probe = file.try_clone().map_err(|e| ClientError::local(path, e))?;
+    let unchanged = move || -> io::Result<bool> {
+        let m = probe.metadata()?;
+        Ok(m.len() == size && m.modified().ok() == mtime)
+    };
+    Ok((file, size, Box::new(unchanged)))
+}
+
+/// `t` as a [`SystemTime`], if the platform can represent it (years 0000 to 9999 do not all
+/// fit everywhere; `Timestamp::to_system_time` would panic on those that do not).
+fn system_time(t: Timestamp) -> Option<SystemTime> {
+    let secs = Duration::from_secs(t.unix().unsigned_abs());
+    if t.unix() >= 0 {
+        std::time::UNIX_EPOCH.checked_add(secs)
+    } else {
+        std::time::UNIX_EPOCH.checked_sub(secs)
+    }
+}
+
+/// Where a download to a path stands when its operation is done.
+#[derive(Debug)]
+pub(super) enum PartState {
+    /// No `ok get` came: the reply was an error (or the session ended before it).
+    Unopened,
+    /// The partial file could not be opened: the payload was read and dropped.
+    OpenFailed,
+    /// The payload went to the partial file.
+    Open(BufWriter<File>),
+}
+
+/// Applies the outcome of a get to its partial file: renames it onto the destination once
+/// verified, or keeps or removes it after a failure (GET-12, GET-13).
+pub(super) fn finish_get(
+    job: GetJob,
+    part: PartState,
+    result: Result<Outcome, ClientError>,
+    opts: &GetOptions,
+) -> Result<GetReport, GetFail> {
+    let w = match part {
+        PartState::Unopened => {
+            return match result {
+                Err(ClientError::Refused(e)) if e.code == Code::BAD_OFFSET && job.offset > 0 => {
+                    // GET-8: the file is now shorter than the partial download.
+                    let _ = fs::remove_file(&job.part);
+                    Err(GetFail {
+                        error: ClientError::Refused(e),
+                        retry_from_zero: opts.retry_from_zero,
+                    })
+                }
+                Err(e) => Err(e.into()),
+                Ok(other) => Err(unexpected_outcome(&other).into()),
+            };
+        }
+        PartState::OpenFailed => {
+            return match result {
+                Ok(Outcome::Discarded(e)) => Err(ClientError::local(&job.part, e).into()),
+                Err(e) => Err(e.into()),
+                Ok(other) => Err(unexpected_outcome(&other).into()),
+            };
+        }
+        PartState::Open(w) => w,
+    };
+    let flushed = w.into_inner().map_err(io::IntoInnerError::into_error);
+    match (result, flushed) {
+        (
+            Ok(Outcome::Got {
+                size,
+                mtime,
+                digest,
+            }),
+            Ok(file),
+        ) => {
+            if opts.set_mtime {
+                // Cosmetic: a time the platform or file system cannot store is skipped.
+                if let Some(t) = system_time(mtime) {
+                    let _ = file.set_modified(t);
+                }
+            }
+            drop(file);
+            // The verified .ferry-part stays if the rename fails: a resume then costs
+            // only the digest check.
+            fs::rename(&job.part, &job.dest).map_err(|e| ClientError::local(&job.dest, e))?;
+            Ok(GetReport {
+                name: job.name,
+                path: Some(job.dest),
+                size,
+                mtime,
+                digest,
+                resumed_from: job.offset,
+            })
+        }
+        (Ok(Outcome::Discarded(e)), _) | (Ok(Outcome::Got { .. }), Err(e)) => {
+            job.discard(false);
+            Err(ClientError::local(&job.part, e).into())
+        }
+        (Ok(other), _) => {
+            job.discard(false);
+            Err(unexpected_outcome(&other).into())
+        }
+        (Err(error @ ClientError::Corrupt { .. }), _) => {
+            job.discard(false);
+            let retry_from_zero = job.offset > 0 && opts.retry_from_zero;
+            Err(GetFail {
+                error,
+                retry_from_zero,
+            })
+        }
+        (Err(error), _) => {
+            // GET-13: after `abort 430` the file changed while it was read; its octets
+            // are never kept for a resume. Other failures may keep them (GET-12).
+            let changed = matches!(&error, ClientError::Refused(e) if e.code == Code::CHANGED);
+            job.discard(opts.keep_partial && !changed);
+            Err(error.into())
+        }
+    }
+}
+
+/// An outcome that does not belong to the operation (a bug, not the server's fault).
+pub(super) fn unexpected_outcome(o: &Outcome) -> ClientError {
+    ClientError::Io(io::Error::other(format!(
+        "internal error: unexpected outcome {o:?}"
+    )))
+}
+
+/// Fills `buf` from `src` until it is full or `src` ends; returns how much it read.
+pub(super) fn read_full(src: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match src.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
