@@ -18,6 +18,7 @@ use ferry_wire::{Digest, FileName, Greeting, PutFlow, PutMode, Timestamp, Versio
 
 mod error;
 pub mod names;
+pub mod local;
 pub mod session;
 
 pub use error::{ClientError, Violation, ViolationKind};

@@ -30,6 +30,7 @@ fn config(max_eager: u64) -> SessionConfig {
         idle: Duration::from_secs(300),
         stall: Duration::from_secs(60),
         chunk_patience: Duration::from_secs(5),
+        upload_input: ferry_proto::server::UPLOAD_INPUT,
     }
 }
 

@@ -11,7 +11,7 @@ use ferry_client_core::session::{ClientSession, OpId, Outcome};
 use ferry_wire::{FileName, PutMode};
 
 use super::drive::{Feed, NoFeed, Ops, Sink, Source, drive};
-use super::local::{GetFail, GetJob, PartState, finish_get, open_source, unexpected_outcome};
+use ferry_client_core::local::{GetFail, GetJob, PartState, finish_get, open_source, unexpected_outcome};
 use super::{
     Client, ClientError, GetOptions, GetReport, Progress, PutOptions, PutReport, local_path,
 };

@@ -11,7 +11,7 @@ use ferry_client_core::session::{Action, ClientSession, OpId, Outcome};
 use ferry_wire::FileName;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
-use super::local::{PartState, read_full};
+use ferry_client_core::local::{PartState, read_full};
 use super::{ClientError, Progress};
 
 /// Where a get's octets go.
@@ -20,7 +20,7 @@ pub(super) enum Sink<'a> {
     Writer(&'a mut dyn Write),
     /// A partial file, opened when the reply comes.
     Part {
-        job: super::local::GetJob,
+        job: ferry_client_core::local::GetJob,
         state: PartState,
     },
 }

@@ -49,7 +49,7 @@
 
 mod batch;
 mod drive;
-mod local;
+
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
@@ -60,7 +60,7 @@ use ferry_client_core::session::{ClientSession, OpId, Outcome};
 use ferry_wire::{Entry, FileName, Greeting, Hasher, Listing};
 
 use drive::{NoFeed, Ops, Sink, Source, drive};
-use local::{GetFail, GetJob, PartState, finish_get, open_source, unexpected_outcome};
+use ferry_client_core::local::{GetFail, GetJob, PartState, finish_get, open_source, unexpected_outcome};
 
 /// The buffer in front of a download's file ([`Client::get_to_path`]).
 const FILE_WRITE_BUF: usize = 64 * 1024;

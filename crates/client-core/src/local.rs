@@ -1,24 +1,31 @@
-//! The local side of the client: where a download is written (`.ferry-part`, resumed or
+//! The local side of a client: where a download is written (`.ferry-part`, resumed or
 //! not, renamed onto its destination once verified), what an upload reads, and what a
-//! failure leaves behind. The protocol is `ferry_client_core::session`; this is policy.
+//! failure leaves behind. The protocol is [`crate::session`]; this is policy, shared by the
+//! blocking client (ferry-sync) and the async one (ferry-async, which calls these blocking
+//! functions on its runtime's blocking pool), so that either resumes the other's partial
+//! downloads and both leave the same files behind.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use ferry_client_core::session::Outcome;
+use crate::session::Outcome;
 use ferry_wire::{Code, FileName, Hasher, Timestamp};
 
-use super::{ClientError, GetOptions, GetReport, part_path};
+use crate::{ClientError, GetOptions, GetReport, part_path};
 
 /// Pieces in which a partial file is hashed before a resume.
 const HASH_BUF: usize = 1 << 20;
 
 /// A failed get, and whether it is worth trying once more from offset 0.
-pub(super) struct GetFail {
-    pub(super) error: ClientError,
-    pub(super) retry_from_zero: bool,
+#[derive(Debug)]
+pub struct GetFail {
+    /// What went wrong.
+    pub error: ClientError,
+    /// A fresh download (offset 0) may succeed: the resumed one failed its check, or the
+    /// file is now shorter than the partial download (GET-8).
+    pub retry_from_zero: bool,
 }
 
 impl From<ClientError> for GetFail {
@@ -31,12 +38,18 @@ impl From<ClientError> for GetFail {
 }
 
 /// A download to a path, prepared before its request is sent.
-pub(super) struct GetJob {
-    pub(super) name: FileName,
-    pub(super) dest: PathBuf,
-    pub(super) part: PathBuf,
-    pub(super) offset: u64,
-    pub(super) prefix: Hasher,
+#[derive(Debug)]
+pub struct GetJob {
+    /// The file's name on the server.
+    pub name: FileName,
+    /// Where the verified file goes.
+    pub dest: PathBuf,
+    /// The partial file (`dest` + [`crate::PART_SUFFIX`]).
+    pub part: PathBuf,
+    /// Where the download starts: the length of a partial file it resumes, or 0.
+    pub offset: u64,
+    /// The digest state of the octets before `offset`.
+    pub prefix: Hasher,
     /// Modification time of the partial file when it was hashed (resume only).
     part_mtime: Option<SystemTime>,
 }
@@ -44,7 +57,7 @@ pub(super) struct GetJob {
 impl GetJob {
     /// Finds the partial file (hashing its content, for `resume`) or removes a stale one.
     /// Hashing happens before the request goes out, so the server never waits for it.
-    pub(super) fn prepare(
+    pub fn prepare(
         name: &FileName,
         dest: PathBuf,
         opts: &GetOptions,
@@ -81,7 +94,7 @@ impl GetJob {
     }
 
     /// The file to write the payload to: the partial file, at its end, or a new one.
-    pub(super) fn open_sink(&self) -> io::Result<File> {
+    pub fn open_sink(&self) -> io::Result<File> {
         if self.offset == 0 {
             return OpenOptions::new()
                 .write(true)
@@ -103,7 +116,7 @@ impl GetJob {
 
     /// After a failure: removes the partial file unless it may hold good octets to resume
     /// from.
-    pub(super) fn discard(&self, keep: bool) {
+    pub fn discard(&self, keep: bool) {
         let empty = fs::symlink_metadata(&self.part)
             .map(|m| m.len() == 0)
             .unwrap_or(true);
@@ -152,9 +165,11 @@ fn remove_if_exists(path: &Path) -> Result<(), ClientError> {
 
 /// A local file to upload, its size, and a check that it still has that size and
 /// modification time (run before the `end` trailer, PUT-20).
-pub(super) type Source = (File, u64, Box<dyn FnMut() -> io::Result<bool> + Send>);
+pub type Source = (File, u64, Box<dyn FnMut() -> io::Result<bool> + Send>);
 
-pub(super) fn open_source(path: &Path) -> Result<Source, ClientError> {
+/// Opens a local file to upload: refuses what is not a regular file; returns the file, its
+/// size and its unchanged check ([`Source`]).
+pub fn open_source(path: &Path) -> Result<Source, ClientError> {
     let file = File::open(path).map_err(|e| ClientError::local(path, e))?;
     let meta = file.metadata().map_err(|e| ClientError::local(path, e))?;
     if !meta.is_file() {
@@ -186,7 +201,7 @@ fn system_time(t: Timestamp) -> Option<SystemTime> {
 
 /// Where a download to a path stands when its operation is done.
 #[derive(Debug)]
-pub(super) enum PartState {
+pub enum PartState {
     /// No `ok get` came: the reply was an error (or the session ended before it).
     Unopened,
     /// The partial file could not be opened: the payload was read and dropped.
@@ -197,7 +212,7 @@ pub(super) enum PartState {
 
 /// Applies the outcome of a get to its partial file: renames it onto the destination once
 /// verified, or keeps or removes it after a failure (GET-12, GET-13).
-pub(super) fn finish_get(
+pub fn finish_get(
     job: GetJob,
     part: PartState,
     result: Result<Outcome, ClientError>,
@@ -283,14 +298,14 @@ pub(super) fn finish_get(
 }
 
 /// An outcome that does not belong to the operation (a bug, not the server's fault).
-pub(super) fn unexpected_outcome(o: &Outcome) -> ClientError {
+pub fn unexpected_outcome(o: &Outcome) -> ClientError {
     ClientError::Io(io::Error::other(format!(
         "internal error: unexpected outcome {o:?}"
     )))
 }
 
 /// Fills `buf` from `src` until it is full or `src` ends; returns how much it read.
-pub(super) fn read_full(src: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+pub fn read_full(src: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match src.read(&mut buf[n..]) {
