@@ -1,30 +1,20 @@
-//! Pipelined batches on one connection (section 8): `get_many`, `put_many`.
+//! Pipelined batches on one connection (section 8): the session queues every request (and
+//! eager payload), and the driver sends them while it reads the replies as they come, in
+//! the same task, so neither side can block the other on full socket buffers (PIPE-3).
 
-use super::put::open_source;
-use super::*;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
 
-/// Runs `reader` while also polling `writer` (in the same task), until `reader` is done; a
-/// writer that has not finished by then is dropped (the session has ended, or there was
-/// nothing left for it to do). This is how a batch sends while it reads (PIPE-3) without a
-/// second task.
-pub(super) async fn alongside<T>(
-    writer: impl Future<Output = ()>,
-    reader: impl Future<Output = T>,
-) -> T {
-    let mut writer = pin!(writer);
-    let mut reader = pin!(reader);
-    let mut writer_done = false;
-    poll_fn(|cx| {
-        if !writer_done && writer.as_mut().poll(cx).is_ready() {
-            writer_done = true;
-        }
-        match reader.as_mut().poll(cx) {
-            Poll::Ready(v) => Poll::Ready(v),
-            Poll::Pending => Poll::Pending,
-        }
-    })
-    .await
-}
+use ferry_client_core::local::{GetFail, GetJob};
+use ferry_client_core::session::Outcome;
+use ferry_wire::{FileName, Hasher, PutMode};
+
+use super::drive::{EagerFeed, Feed, Ops, Part, Sink, drive};
+use super::{
+    Client, ClientError, GetOptions, GetReport, Plain, Progress, PutOptions, PutReport,
+    local_path, unexpected,
+};
+use crate::runtime::Runtime;
 
 impl<R: Runtime> Client<R> {
     /// Downloads every name into `dest_dir` (each as `dest_dir/NAME`, with the guarantees of
@@ -44,54 +34,87 @@ impl<R: Runtime> Client<R> {
     ) -> Vec<Result<GetReport, ClientError>> {
         let mut results: Vec<Option<Result<GetReport, ClientError>>> =
             names.iter().map(|_| None).collect();
-        let mut jobs = Vec::new();
-        let mut wire = Vec::new();
-        for (i, name) in names.iter().enumerate() {
-            if let Err(e) = self.rx.check_open() {
-                results[i] = Some(Err(e));
-                continue;
-            }
-            let prepared = match local_path(dest_dir, name) {
-                Ok(dest) => self.rx.prepare(name, &dest, *opts).await,
-                Err(e) => Err(e),
-            };
+        // Where each file goes; a resume hashes the partial files first, all in one trip.
+        let dests: Vec<Result<PathBuf, ClientError>> =
+            names.iter().map(|n| local_path(dest_dir, n)).collect();
+        let mut jobs: Vec<Option<Result<GetJob, ClientError>>> = names.iter().map(|_| None).collect();
+        if opts.resume {
+            let todo: Vec<(usize, FileName, PathBuf)> = dests
+                .iter()
+                .enumerate()
+                .filter_map(|(i, d)| d.as_ref().ok().map(|d| (i, names[i].clone(), d.clone())))
+                .collect();
+            let o = *opts;
+            let prepared = self
+                .conn
+                .rt
+                .unblock(move || {
+                    todo.into_iter()
+                        .map(|(i, name, dest)| (i, GetJob::prepare(&name, dest, &o)))
+                        .collect::<Vec<_>>()
+                })
+                .await;
             match prepared {
-                Ok(job) => {
-                    job.request().encode(&mut wire);
-                    jobs.push((i, job));
+                Ok(prepared) => {
+                    for (i, job) in prepared {
+                        jobs[i] = Some(job);
+                    }
                 }
-                Err(e) => results[i] = Some(Err(e)),
+                Err(e) => {
+                    for job in &mut jobs {
+                        *job = Some(Err(ClientError::Io(std::io::Error::other(e.to_string()))));
+                    }
+                }
             }
         }
         let mut retry = Vec::new();
-        if !jobs.is_empty() {
-            let Client { rx, tx, .. } = self;
-            // A failed write surfaces on the reading side (EOF or a closing error).
-            let writer = async {
-                let _ = tx.write_all(&wire).await;
-            };
-            let reader = async {
-                for (i, job) in jobs {
-                    if let Err(e) = rx.check_open() {
+        {
+            let mut ops: Plain<'_, _> = Ops::new(&mut progress);
+            let mut started = Vec::new();
+            for (i, (name, dest)) in names.iter().zip(dests).enumerate() {
+                if let Err(e) = self.check_open() {
+                    results[i] = Some(Err(e));
+                    continue;
+                }
+                let dest = match dest {
+                    Ok(d) => d,
+                    Err(e) => {
                         results[i] = Some(Err(e));
                         continue;
                     }
-                    results[i] = Some(match rx.finish_get(job, opts, &mut progress).await {
-                        Ok(report) => Ok(report),
-                        Err(GetFail {
-                            error,
-                            retry_from_zero,
-                        }) => {
-                            if retry_from_zero {
-                                retry.push(i);
-                            }
-                            Err(error)
+                };
+                let job = match jobs[i].take() {
+                    Some(Ok(job)) => Some(job),
+                    Some(Err(e)) => {
+                        results[i] = Some(Err(e));
+                        continue;
+                    }
+                    None => None,
+                };
+                let (offset, prefix) = job
+                    .as_ref()
+                    .map_or((0, Hasher::new()), |j| (j.offset, j.prefix.clone()));
+                let id = self.session.get(name.clone(), offset, prefix);
+                ops.names.insert(id, name.clone());
+                let part = Part::new(name.clone(), dest, *opts, job);
+                ops.sinks.insert(id, Sink::Part(Box::new(part)));
+                started.push((i, id));
+            }
+            drive(&mut self.conn, &mut self.session, &mut ops, &mut Feed::Nothing).await;
+            for (i, id) in started {
+                results[i] = Some(match ops.take_finished(id) {
+                    Ok(report) => Ok(report),
+                    Err(GetFail {
+                        error,
+                        retry_from_zero,
+                    }) => {
+                        if retry_from_zero {
+                            retry.push(i);
                         }
-                    });
-                }
-            };
-            alongside(writer, reader).await;
-            self.settle(());
+                        Err(error)
+                    }
+                });
+            }
         }
         for i in retry {
             if !self.is_open() {
@@ -101,13 +124,17 @@ impl<R: Runtime> Client<R> {
                 resume: false,
                 ..*opts
             };
-            results[i] = Some(match local_path(dest_dir, &names[i]) {
-                Ok(dest) => {
-                    self.get_to_path(&names[i], &dest, &fresh, &mut progress)
-                        .await
+            let dest = match local_path(dest_dir, &names[i]) {
+                Ok(d) => d,
+                Err(e) => {
+                    results[i] = Some(Err(e));
+                    continue;
                 }
-                Err(e) => Err(e),
-            });
+            };
+            results[i] = Some(
+                self.get_to_path(&names[i], &dest, &fresh, &mut progress)
+                    .await,
+            );
         }
         results
             .into_iter()
@@ -132,30 +159,27 @@ impl<R: Runtime> Client<R> {
         let mut results: Vec<Option<Result<PutReport, ClientError>>> =
             files.iter().map(|_| None).collect();
         // Which files fit flow `now`, looked up once on the blocking pool.
-        let eager: Vec<bool> = match self.rx.eager_max(opts) {
-            None => vec![false; files.len()],
+        let eager: Vec<bool> = match self.session.eager_max(opts) {
             Some(max) => {
                 let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
-                let sizes = self.rx.rt.unblock(move || {
-                    paths
-                        .iter()
-                        .map(|p| {
-                            fs::metadata(p)
-                                .ok()
-                                .filter(|m| m.is_file())
-                                .map(|m| m.len())
-                        })
-                        .collect::<Vec<_>>()
-                });
-                match sizes.await {
-                    Ok(sizes) => sizes.iter().map(|s| s.is_some_and(|s| s <= max)).collect(),
-                    Err(_) => vec![false; files.len()],
-                }
+                self.conn
+                    .rt
+                    .unblock(move || {
+                        paths
+                            .iter()
+                            .map(|p| {
+                                std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() <= max)
+                            })
+                            .collect()
+                    })
+                    .await
+                    .unwrap_or_else(|_| vec![false; files.len()])
             }
+            None => vec![false; files.len()],
         };
         let mut i = 0;
         while i < files.len() {
-            if let Err(e) = self.rx.check_open() {
+            if let Err(e) = self.check_open() {
                 results[i] = Some(Err(e));
                 i += 1;
                 continue;
@@ -173,14 +197,8 @@ impl<R: Runtime> Client<R> {
             while end < files.len() && eager[end] {
                 end += 1;
             }
-            self.put_batch(
-                &files[i..end],
-                &mut results[i..end],
-                opts.mode,
-                &mut progress,
-            )
-            .await;
-            self.settle(());
+            self.put_batch(&files[i..end], &mut results[i..end], opts.mode, &mut progress)
+                .await;
             i = end;
         }
         results
@@ -189,114 +207,43 @@ impl<R: Runtime> Client<R> {
             .collect()
     }
 
-    /// Streams a run of eager puts and reads their replies.
-    pub(super) async fn put_batch(
+    /// Streams a run of eager puts, opening (and reading) the files in groups on the
+    /// blocking pool, and reads their replies.
+    async fn put_batch(
         &mut self,
         batch: &[(PathBuf, FileName)],
         results: &mut [Option<Result<PutReport, ClientError>>],
         mode: PutMode,
         progress: &mut impl FnMut(Progress<'_>),
     ) {
-        let Some(max) = self.rx.eager_max(&PutOptions { mode, eager: true }) else {
+        let opts = PutOptions { mode, eager: true };
+        let Some(max) = self.session.eager_max(&opts) else {
             return;
         };
-        let (posted_tx, posted_rx) = async_channel::unbounded::<Posted>();
-        let Client { rx, tx, chunk_buf } = self;
-        let rt = rx.rt.clone();
-        let writer = async {
-            for (path, name) in batch {
-                let opened = {
-                    let path = path.clone();
-                    rt.unblock(move || open_source(&path)).await
-                };
-                let (file, size, mtime) = match opened {
-                    Ok(Ok(src)) => src,
-                    Ok(Err(e)) => {
-                        let _ = posted_tx.send(Posted::Skipped(e)).await;
-                        continue;
-                    }
-                    Err(e) => {
-                        let _ = posted_tx
-                            .send(Posted::Skipped(ClientError::local(path, e)))
-                            .await;
-                        continue;
-                    }
-                };
-                if size > max {
-                    let e =
-                        io::Error::other("the file grew beyond the eager limit before it was sent");
-                    let _ = posted_tx
-                        .send(Posted::Skipped(ClientError::local(path, e)))
-                        .await;
-                    continue;
-                }
-                let line = Request::Put {
-                    size,
-                    mode,
-                    flow: PutFlow::Now,
-                    name: name.clone(),
-                }
-                .to_bytes();
-                let mut src: Source<'_, R, futures_lite::io::Empty> = Source::File {
-                    rt: rt.clone(),
-                    file: Arc::new(file),
-                    size,
-                    mtime,
-                };
-                match send_payload(tx, chunk_buf, &line, size, &mut src, &mut |_| {}).await {
-                    Ok(sent) => {
-                        if posted_tx.send(Posted::Sent { size, sent }).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = posted_tx.send(Posted::WriteFailed(e)).await;
-                        return;
-                    }
-                }
-            }
+        let mut ops: Plain<'_, _> = Ops::new(progress);
+        ops.confirm_only = true;
+        let mut feed = Feed::Eager(EagerFeed {
+            all: batch,
+            next: (0..batch.len()).collect::<VecDeque<_>>(),
+            opts,
+            max,
+            opened: VecDeque::new(),
+            started: Vec::new(),
+            skipped: Vec::new(),
+        });
+        drive(&mut self.conn, &mut self.session, &mut ops, &mut feed).await;
+        let Feed::Eager(feed) = feed else {
+            return;
         };
-        let reader = async {
-            for ((path, name), slot) in batch.iter().zip(results.iter_mut()) {
-                if let Err(e) = rx.check_open() {
-                    *slot = Some(Err(e));
-                    continue;
-                }
-                let outcome = match posted_rx.recv().await {
-                    Ok(Posted::Skipped(e)) => Err(e),
-                    Ok(Posted::Sent { size, sent }) => {
-                        let r = rx
-                            .put_outcome(name, size, PutFlow::Now, sent, Some(path))
-                            .await;
-                        if r.is_ok() {
-                            progress(Progress {
-                                name,
-                                done: size,
-                                total: size,
-                            });
-                        }
-                        r
-                    }
-                    Ok(Posted::WriteFailed(e)) => Err(rx.write_failed(e).await),
-                    Err(_) => Err(rx.fail(ClientError::Io(io::Error::other(
-                        "the sending side stopped unexpectedly",
-                    )))),
-                };
-                *slot = Some(outcome);
-            }
-        };
-        alongside(writer, reader).await;
+        for (k, e) in feed.skipped {
+            results[k] = Some(Err(e));
+        }
+        for (k, id) in feed.started {
+            results[k] = Some(match ops.take(id) {
+                Ok(Outcome::Put(report)) => Ok(report),
+                Ok(other) => Err(unexpected(&other)),
+                Err(e) => Err(e),
+            });
+        }
     }
-
-    // -------------------------------------------------------------- plumbing ---
-}
-
-/// What the sending side of an eager batch did with one file, in batch order.
-pub(super) enum Posted {
-    /// The file could not be opened or no longer fits the eager limit: nothing was sent.
-    Skipped(ClientError),
-    /// The put line and payload (complete or aborted) went out.
-    Sent { size: u64, sent: Sent },
-    /// Writing to the connection failed; the sending side stopped.
-    WriteFailed(io::Error),
 }

@@ -47,7 +47,8 @@
 //! - **Never success for a wrong digest or size**: a get succeeds only after `end` with the
 //!   digest the client computed itself; a put only after `ok put` repeating the size and
 //!   digest it sent (PUT-21).
-//! - **Local files on the blocking pool**, in pieces of up to 1 MiB.
+//! - **Local files on the blocking pool**, in pieces of up to 1 MiB, in few trips (see
+//!   `drive.rs`).
 //!
 //! ## Sessions
 //!
@@ -59,68 +60,47 @@
 //! [`ClientOptions`]' timeouts, with the runtime's timers.
 
 mod batch;
-mod conn;
-mod get;
-mod local;
-mod put;
-mod send;
+mod drive;
 
-use std::fs::{self, File, OpenOptions};
-use std::future::{Future, poll_fn};
-use std::io::{self, Read, Seek};
+use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::{Path, PathBuf};
-use std::pin::pin;
-use std::sync::Arc;
-use std::task::Poll;
-use std::time::SystemTime;
+use std::path::Path;
+use std::time::Instant;
 
-use ferry_wire::{
-    Code, Digest, Entry, FileName, Greeting, Hasher, Hello, Listing, PayloadReceiver, PutFlow,
-    PutMode, Reply, Request, Step, Timestamp, decode_hello, decode_listed, decode_reply,
-};
+use ferry_client_core::local::{GetFail, GetJob};
+use ferry_client_core::session::{ClientSession, OpId, Outcome};
+use ferry_wire::{Entry, FileName, Greeting, Hasher, Listing};
 use futures_io::{AsyncRead, AsyncWrite};
+use futures_lite::io::{Empty, Sink as NullSink};
 
 use crate::runtime::{Runtime, Timed, timeout};
-use conn::{Inbound, Outbound, RECV_BUF, ReadFail, snippet};
-use get::GetFail;
-use local::{FileWriter, Sink, Source};
-use send::{Sent, send_payload};
+use drive::{Conn, Feed, FileSource, Ops, Part, Quiet, Report, Sink, Source, drive, unexpected};
 
-use ferry_client_core::check_greeting;
 pub use ferry_client_core::{
     ClientError, ClientOptions, DEFAULT_EAGER_LIMIT, GetOptions, GetReport, PART_SUFFIX, Progress,
     PutOptions, PutReport, Violation, ViolationKind, local_path, name_for_local, part_path,
     visible, windows_name_problem,
 };
 
+/// Operations without a writer or reader of the caller's.
+type Plain<'a, P> = Ops<'a, NullSink, Empty, P>;
+
 /// A ferry/1 session with a server. See the [module documentation](self).
 pub struct Client<R: Runtime> {
-    rx: Replies<R>,
-    tx: Outbound<R>,
-    chunk_buf: Vec<u8>,
+    conn: Conn<R>,
+    session: ClientSession,
+    greeting: Greeting,
+    peer: SocketAddr,
 }
 
 impl<R: Runtime> std::fmt::Debug for Client<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("peer", &self.rx.peer)
-            .field("greeting", &self.rx.greeting)
-            .field("ended", &self.rx.ended)
+            .field("peer", &self.peer)
+            .field("greeting", &self.greeting)
+            .field("ended", &self.session.ended())
             .finish_non_exhaustive()
     }
-}
-
-/// The receiving side of a session and its state: everything a pipelined batch reads with
-/// while the sending side writes.
-struct Replies<R: Runtime> {
-    rt: R,
-    inbound: Inbound<R>,
-    greeting: Greeting,
-    peer: SocketAddr,
-    options: ClientOptions,
-    /// Why the session ended, once it has.
-    ended: Option<String>,
 }
 
 impl<R: Runtime> Client<R> {
@@ -170,7 +150,7 @@ impl<R: Runtime> Client<R> {
 
     /// Starts a session on a connected stream: reads the server's first line and checks it.
     /// A refusal (`err 420 busy`) is [`ClientError::Refused`]; a greeting that is malformed,
-    /// breaks HELLO-4 or HELLO-5, or does not list version 1 is [`ClientError::Protocol`]. In
+    /// breaks HELLO-4 or HELLO-8, or does not list version 1 is [`ClientError::Protocol`]. In
     /// both cases the connection is closed without the client having sent anything (HELLO-9,
     /// HELLO-10, HELLO-11).
     pub async fn from_stream(
@@ -179,71 +159,48 @@ impl<R: Runtime> Client<R> {
         options: &ClientOptions,
     ) -> Result<Self, ClientError> {
         let peer = R::peer_addr(&stream).map_err(ClientError::Io)?;
-        let (read, write) = futures_lite::io::split(stream);
-        let mut inbound = Inbound::new(rt.clone(), read, options.read_timeout);
-        let hello = match inbound.next(decode_hello).await {
-            Ok(h) => h,
-            Err(ReadFail::Eof) => {
-                return Err(ClientError::Closed {
-                    outcome_unknown: false,
-                });
-            }
-            Err(ReadFail::Io(e)) => return Err(ClientError::Io(e)),
-            Err(ReadFail::Invalid { error, line }) => {
-                return Err(ClientError::Protocol(Violation::new(
-                    ViolationKind::Greeting,
-                    format!("bad greeting \"{line}\": {error}"),
-                )));
-            }
+        let mut conn = Conn::new(rt, stream);
+        let mut session = ClientSession::new(options.clone(), Instant::now());
+        let mut ops: Plain<'_, _> = Ops::new(Quiet);
+        drive(&mut conn, &mut session, &mut ops, &mut Feed::Nothing).await;
+        match ops.take(OpId(0)) {
+            Ok(Outcome::Connected) => {}
+            Ok(other) => return Err(unexpected(&other)),
+            Err(e) => return Err(e),
+        }
+        let Some(greeting) = session.greeting().cloned() else {
+            return Err(ClientError::Closed {
+                outcome_unknown: false,
+            });
         };
-        let greeting = match hello {
-            Hello::Greeting(g) => g,
-            Hello::Refused(e) => return Err(ClientError::Refused(e)),
-        };
-        check_greeting(&greeting)?;
-        let tx = Outbound::new(rt.clone(), write, options.write_timeout);
         Ok(Self {
-            rx: Replies {
-                rt,
-                inbound,
-                greeting,
-                peer,
-                options: options.clone(),
-                ended: None,
-            },
-            tx,
-            chunk_buf: Vec::new(),
+            conn,
+            session,
+            greeting,
+            peer,
         })
     }
 
     /// The server's greeting: versions, limits, extensions.
     pub fn greeting(&self) -> &Greeting {
-        &self.rx.greeting
+        &self.greeting
     }
 
     /// The runtime the client runs on (for a sync caller that wraps it: `block_on` a call
     /// that [`crate::blocking::BlockingClient`] does not offer, such as
     /// [`Client::dir_listing`]).
     pub fn runtime(&self) -> &R {
-        &self.rx.rt
+        &self.conn.rt
     }
 
     /// The server's address.
     pub fn peer_addr(&self) -> SocketAddr {
-        self.rx.peer
+        self.peer
     }
 
     /// Whether the session can still carry requests (no error has ended it).
     pub fn is_open(&self) -> bool {
-        self.rx.ended.is_none()
-    }
-
-    /// Closes the sending half too once the receiving side has ended the session.
-    fn settle<T>(&mut self, result: T) -> T {
-        if self.rx.ended.is_some() {
-            self.tx.close();
-        }
-        result
+        self.session.is_open()
     }
 
     /// Lists the served folder (`dir`): regular files with size and modification time, in
@@ -262,182 +219,226 @@ impl<R: Runtime> Client<R> {
     }
 
     /// Lists the served folder (`dir`), with the entries skipped because their names are
-    /// not valid for this client (`../x`, `a/b`, `.hidden`, a name that is not NFC or holds a
-    /// code point Unicode 18.0.0 does not assign, …): those reach the caller only as
-    /// [`ferry_wire::SkippedEntry`], raw octets to show, never as names or paths; the rest
-    /// of the listing and the session go on (NAME-14).
-    ///
-    /// A malformed line (an invalid SIZE or MTIME included, DIR-9) or names out of order or
-    /// repeated (DIR-4, DIR-10, skipped names included) make the listing invalid: the result
-    /// is [`ClientError::Protocol`] and the session ends (ERR-10).
+    /// not valid for this client: those reach the caller only as
+    /// [`ferry_wire::SkippedEntry`], raw octets to show, never as names or paths; the rest of
+    /// the listing and the session go on (NAME-14). A malformed line or names out of order
+    /// make the listing invalid: [`ClientError::Protocol`], and the session ends (ERR-10).
     pub async fn dir_listing(&mut self) -> Result<Listing, ClientError> {
-        let result = self.dir_inner().await;
-        self.settle(result)
+        self.check_open()?;
+        let id = self.session.dir();
+        let mut ops: Plain<'_, _> = Ops::new(Quiet);
+        match self.run(id, &mut ops).await? {
+            Outcome::Listing(l) => Ok(l),
+            other => Err(unexpected(&other)),
+        }
     }
 
-    async fn dir_inner(&mut self) -> Result<Listing, ClientError> {
-        self.rx.check_open()?;
-        self.send(&Request::Dir.to_bytes()).await?;
-        match self.rx.read_reply().await? {
-            Reply::DirOk { count } => self.rx.read_entries(count).await,
-            Reply::Err(e) => Err(ClientError::Refused(e)),
-            other => Err(self.rx.unexpected(&other, "dir")),
+    /// Downloads `name` into `w`.
+    ///
+    /// **`w` receives the octets before they are verified**: only an `Ok` return means they
+    /// match the server's digest. After an `Err`, whatever `w` received must be discarded
+    /// (use [`Client::get_to_path`] for a file that is never left holding unverified data).
+    /// If `w` fails, the rest of the payload is read and dropped so that the session goes on,
+    /// and the result is [`ClientError::Local`].
+    pub async fn get_to_writer<W>(
+        &mut self,
+        name: &FileName,
+        w: &mut W,
+        progress: impl FnMut(Progress<'_>),
+    ) -> Result<GetReport, ClientError>
+    where
+        W: AsyncWrite + Unpin + ?Sized,
+    {
+        self.check_open()?;
+        let id = self.session.get(name.clone(), 0, Hasher::new());
+        let mut ops: Ops<'_, W, Empty, _> = Ops::new(progress);
+        ops.names.insert(id, name.clone());
+        ops.sinks.insert(id, Sink::Writer(w));
+        match self.run(id, &mut ops).await? {
+            Outcome::Got {
+                size,
+                mtime,
+                digest,
+            } => Ok(GetReport {
+                name: name.clone(),
+                path: None,
+                size,
+                mtime,
+                digest,
+                resumed_from: 0,
+            }),
+            Outcome::Discarded(source) => Err(ClientError::Local { path: None, source }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Downloads `name` to the file `dest`.
+    ///
+    /// The octets go to `<dest>.ferry-part` ([`part_path`]), which is renamed onto `dest`
+    /// only after the digest has been verified: `dest` never holds unverified data, and a
+    /// failed download leaves it untouched. [`GetOptions`] says whether an existing
+    /// `.ferry-part` is resumed, whether a resume that fails verification is retried from 0,
+    /// and whether a partial file survives a failure. The modification time announced by
+    /// the server is applied when [`GetOptions::set_mtime`] is set. Files are not fsynced.
+    pub async fn get_to_path(
+        &mut self,
+        name: &FileName,
+        dest: &Path,
+        opts: &GetOptions,
+        mut progress: impl FnMut(Progress<'_>),
+    ) -> Result<GetReport, ClientError> {
+        self.check_open()?;
+        match self.get_part(name, dest, opts, &mut progress).await {
+            Ok(report) => Ok(report),
+            Err(GetFail {
+                retry_from_zero: true,
+                ..
+            }) if self.is_open() => {
+                let fresh = GetOptions {
+                    resume: false,
+                    ..*opts
+                };
+                self.get_part(name, dest, &fresh, &mut progress)
+                    .await
+                    .map_err(|f| f.error)
+            }
+            Err(f) => Err(f.error),
+        }
+    }
+
+    /// One download to a path: a resume prepares (hashes) its partial file first.
+    async fn get_part(
+        &mut self,
+        name: &FileName,
+        dest: &Path,
+        opts: &GetOptions,
+        progress: &mut impl FnMut(Progress<'_>),
+    ) -> Result<GetReport, GetFail> {
+        let job = if opts.resume {
+            let (name, dest, o) = (name.clone(), dest.to_path_buf(), *opts);
+            let prepared = self
+                .conn
+                .rt
+                .unblock(move || GetJob::prepare(&name, dest, &o))
+                .await
+                .map_err(ClientError::Io)?;
+            Some(prepared?)
+        } else {
+            None
+        };
+        let (offset, prefix) = job
+            .as_ref()
+            .map_or((0, Hasher::new()), |j| (j.offset, j.prefix.clone()));
+        let id = self.session.get(name.clone(), offset, prefix);
+        let mut ops: Plain<'_, _> = Ops::new(progress);
+        ops.names.insert(id, name.clone());
+        let part = Part::new(name.clone(), dest.to_path_buf(), *opts, job);
+        ops.sinks.insert(id, Sink::Part(Box::new(part)));
+        drive(&mut self.conn, &mut self.session, &mut ops, &mut Feed::Nothing).await;
+        ops.take_finished(id)
+    }
+
+    /// Uploads `size` octets read from `r` as `name`.
+    ///
+    /// Exactly `size` octets are sent: if `r` ends early or fails, the upload is ended with
+    /// `abort` (430 or 431, PUT-20), the server discards it, and the result is
+    /// [`ClientError::Local`]. Files up to the eager limit (see
+    /// [`ClientOptions::eager_limit`]) go with flow `now`, larger ones wait for `go`, so a
+    /// refusal (512 exists, 513 too-large, 514 read-only, 432 no-space, 510 bad-name) costs
+    /// no payload. Success means the server confirmed the size and digest that were sent
+    /// (PUT-21).
+    pub async fn put_from_reader<T>(
+        &mut self,
+        name: &FileName,
+        size: u64,
+        r: &mut T,
+        opts: &PutOptions,
+        progress: impl FnMut(Progress<'_>),
+    ) -> Result<PutReport, ClientError>
+    where
+        T: AsyncRead + Unpin + ?Sized,
+    {
+        self.check_open()?;
+        let id = self.session.put(name.clone(), size, opts, None);
+        let mut ops: Ops<'_, NullSink, T, _> = Ops::new(progress);
+        ops.names.insert(id, name.clone());
+        ops.sources.insert(id, Source::Reader(r));
+        match self.run(id, &mut ops).await? {
+            Outcome::Put(report) => Ok(report),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Uploads the local file at `path`, as `name` or, by default, under its own file name
+    /// converted to NFC ([`name_for_local`], NAME-8). If the file changes size or
+    /// modification time while it is sent, the upload is aborted (430).
+    pub async fn put_from_path(
+        &mut self,
+        path: &Path,
+        name: Option<&FileName>,
+        opts: &PutOptions,
+        progress: impl FnMut(Progress<'_>),
+    ) -> Result<PutReport, ClientError> {
+        self.check_open()?;
+        let name = match name {
+            Some(n) => n.clone(),
+            None => name_for_local(path)?,
+        };
+        let owned = path.to_path_buf();
+        let preload = self.session.eager_max(opts);
+        let (src, size) = self
+            .conn
+            .rt
+            .unblock(move || FileSource::open(&owned, preload))
+            .await
+            .map_err(ClientError::Io)??;
+        let id = self
+            .session
+            .put(name.clone(), size, opts, Some(path.to_path_buf()));
+        let mut ops: Plain<'_, _> = Ops::new(progress);
+        ops.names.insert(id, name);
+        ops.sources.insert(id, Source::File(Box::new(src)));
+        match self.run(id, &mut ops).await? {
+            Outcome::Put(report) => Ok(report),
+            other => Err(unexpected(&other)),
         }
     }
 
     /// Ends the session politely: sends `close` and expects `bye` (CLOSE-1, CLOSE-3).
     pub async fn close(mut self) -> Result<(), ClientError> {
-        self.rx.check_open()?;
-        self.send(&Request::Close.to_bytes()).await?;
-        match self.rx.read_reply().await? {
-            Reply::Bye => {
-                let _ = self.tx.shutdown().await;
+        self.check_open()?;
+        let id = self.session.close();
+        let mut ops: Plain<'_, _> = Ops::new(Quiet);
+        match self.run(id, &mut ops).await? {
+            Outcome::Bye => {
+                self.conn.shutdown().await;
                 Ok(())
             }
-            Reply::Err(e) => Err(ClientError::Refused(e)),
-            other => Err(self.rx.unexpected(&other, "close")),
+            other => Err(unexpected(&other)),
         }
     }
 
-    // --------------------------------------------------------------- batches ---
+    // ---------------------------------------------------------------- plumbing ---
 
-    async fn send(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
-        match self.tx.write_all(bytes).await {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.write_failed(e).await),
-        }
+    /// Drives the session until the operation `id` (started alone) is done.
+    async fn run<W, T, P>(
+        &mut self,
+        id: OpId,
+        ops: &mut Ops<'_, W, T, P>,
+    ) -> Result<Outcome, ClientError>
+    where
+        W: AsyncWrite + Unpin + ?Sized,
+        T: AsyncRead + Unpin + ?Sized,
+        P: Report,
+    {
+        drive(&mut self.conn, &mut self.session, ops, &mut Feed::Nothing).await;
+        ops.take(id)
     }
 
-    async fn write_failed(&mut self, e: io::Error) -> ClientError {
-        let err = self.rx.write_failed(e).await;
-        self.tx.close();
-        err
-    }
-}
-
-impl<R: Runtime> Replies<R> {
-    pub(super) fn check_open(&self) -> Result<(), ClientError> {
-        match &self.ended {
-            Some(why) => Err(ClientError::Disconnected(why.clone())),
+    fn check_open(&self) -> Result<(), ClientError> {
+        match self.session.ended() {
+            Some(why) => Err(ClientError::Disconnected(why.to_owned())),
             None => Ok(()),
         }
-    }
-
-    /// The largest size sent with flow `now`: the smaller of the server's `max-eager` and
-    /// [`ClientOptions::eager_limit`]; `None` when eager puts are off (PUT-7).
-    pub(super) fn eager_max(&self, opts: &PutOptions) -> Option<u64> {
-        let server = self.greeting.limits().max_eager;
-        if !opts.eager || server == 0 {
-            return None;
-        }
-        Some(server.min(self.options.eager_limit))
-    }
-
-    /// Marks the session ended and stops reading (the owner drops the sending half).
-    pub(super) fn end(&mut self, why: String) {
-        if self.ended.is_none() {
-            tracing::debug!(peer = %self.peer, "session ended: {why}");
-            self.ended = Some(why);
-            self.inbound.close();
-        }
-    }
-
-    /// Ends the session if `e` ends it; returns `e`.
-    pub(super) fn fail(&mut self, e: ClientError) -> ClientError {
-        if e.ends_session() {
-            self.end(e.to_string());
-        }
-        e
-    }
-
-    /// A protocol violation by the server: the connection is closed (ERR-10).
-    pub(super) fn violation(&mut self, kind: ViolationKind, what: String) -> ClientError {
-        self.fail(ClientError::Protocol(Violation::new(kind, what)))
-    }
-
-    pub(super) fn unexpected(&mut self, reply: &Reply, request: &str) -> ClientError {
-        let line = snippet(&reply.to_bytes(), None);
-        self.violation(
-            ViolationKind::Unexpected,
-            format!("unexpected reply to {request}: \"{line}\""),
-        )
-    }
-
-    pub(super) fn read_failed(&mut self, f: ReadFail, what: &str) -> ClientError {
-        let e = match f {
-            ReadFail::Eof => ClientError::Closed {
-                outcome_unknown: false,
-            },
-            ReadFail::Io(e) => ClientError::Io(e),
-            ReadFail::Invalid { error, line } => ClientError::Protocol(Violation::new(
-                ViolationKind::Malformed,
-                format!("malformed {what} \"{line}\": {error}"),
-            )),
-        };
-        self.fail(e)
-    }
-
-    /// A write failed. If the server closed the connection with an error it had sent first
-    /// (502, 421, 422), report that error rather than the broken pipe. Ends the session.
-    pub(super) async fn write_failed(&mut self, e: io::Error) -> ClientError {
-        use io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
-        let mut err = ClientError::Io(e);
-        if let ClientError::Io(e) = &err
-            && matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted)
-            && self.ended.is_none()
-            && let Ok(Reply::Err(r)) = self.inbound.next(decode_reply).await
-            && r.code.closes_connection()
-        {
-            err = ClientError::Refused(r);
-        }
-        self.end(err.to_string());
-        err
-    }
-
-    /// Reads one reply line. An `err` with a closing code (420, 421, 422, 501, 502) ends the
-    /// session (ERR-9).
-    pub(super) async fn read_reply(&mut self) -> Result<Reply, ClientError> {
-        match self.inbound.next(decode_reply).await {
-            Ok(Reply::Err(e)) if e.code.closes_connection() => {
-                self.end(ClientError::Refused(e.clone()).to_string());
-                Ok(Reply::Err(e))
-            }
-            Ok(r) => Ok(r),
-            Err(f) => Err(self.read_failed(f, "reply")),
-        }
-    }
-
-    pub(super) async fn read_entries(&mut self, count: u64) -> Result<Listing, ClientError> {
-        if count > self.options.max_listing {
-            return Err(self.violation(
-                ViolationKind::Listing,
-                format!(
-                    "the listing announces {count} entries, more than the {} this client accepts",
-                    self.options.max_listing
-                ),
-            ));
-        }
-        // DIR-8: COUNT is the server's claim, not an allocation size.
-        let mut listing = Listing::new();
-        listing.entries.reserve(count.min(1024) as usize);
-        for _ in 0..count {
-            // NAME-14: a line whose only fault is its name is skipped, not fatal.
-            let line = match self.inbound.next(decode_listed).await {
-                Ok(l) => l,
-                Err(f) => return Err(self.read_failed(f, "listing entry")),
-            };
-            if let Err(e) = listing.push(line) {
-                // DIR-10.
-                return Err(self.violation(
-                    ViolationKind::Listing,
-                    format!(
-                        "{e}: \"{}\" after \"{}\"",
-                        visible(&String::from_utf8_lossy(&e.next)),
-                        visible(&String::from_utf8_lossy(&e.previous))
-                    ),
-                ));
-            }
-        }
-        Ok(listing)
     }
 }

@@ -1,0 +1,734 @@
+//! The I/O loop of the async client: performs what the client session
+//! (`ferry_client_core::session`) asks, over the two halves of a `futures-io` stream, with
+//! local files on the runtime's blocking pool.
+//!
+//! When the session both sends and receives (a pipelined batch), the write of its output
+//! races a read into a small buffer of the driver's, so neither side blocks the other
+//! (PIPE-3); a read alone goes straight into the session's input buffer.
+//!
+//! Local files cost few trips to the blocking pool: a download to a path is kept in memory
+//! up to [`PIECE`] and written — partial file created, data written, renamed once verified —
+//! in one trip when it is done, and the downloads of a batch that finish together share that
+//! trip; an upload from a path is opened, read (up to [`PIECE`]) and re-checked in one trip,
+//! and the small files of an eager batch share theirs.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::io::{self, BufWriter, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use ferry_client_core::local::{
+    GetFail, GetJob, PartState, finish_get, open_source, unexpected_outcome,
+};
+use ferry_client_core::session::{Action, ClientSession, OpId, Outcome};
+use ferry_client_core::{ClientError, GetOptions, GetReport, Progress, PutOptions};
+use ferry_wire::FileName;
+use futures_io::{AsyncRead, AsyncWrite};
+use futures_lite::io::{ReadHalf, WriteHalf};
+use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
+
+use crate::runtime::Runtime;
+
+/// The largest piece of a local file read or written in one trip to the blocking pool (and
+/// the most a download to a path keeps in memory before it writes).
+pub(super) const PIECE: usize = 1 << 20;
+
+/// The read that races a write when the session does both (replies, mostly).
+const SCRATCH: usize = 64 * 1024;
+
+/// Finished downloads whose files are written together, at most this many …
+const FINISH_BATCH: usize = 64;
+
+/// … or this many octets.
+const FINISH_BYTES: usize = PIECE;
+
+/// The connection: the two halves of the stream.
+pub(super) struct Conn<R: Runtime> {
+    pub(super) rt: R,
+    reader: ReadHalf<R::TcpStream>,
+    writer: WriteHalf<R::TcpStream>,
+    scratch: Vec<u8>,
+}
+
+impl<R: Runtime> Conn<R> {
+    pub(super) fn new(rt: R, stream: R::TcpStream) -> Self {
+        let (reader, writer) = futures_lite::io::split(stream);
+        Self {
+            rt,
+            reader,
+            writer,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Shuts down the sending direction, waiting at most a second.
+    pub(super) async fn shutdown(&mut self) {
+        let close = self.writer.close();
+        let _ = crate::runtime::timeout(&self.rt, Some(std::time::Duration::from_secs(1)), close)
+            .await;
+    }
+
+    /// [`Action::Io`]: moves octets in whichever direction the session wants and the
+    /// connection allows first, or reports the deadline.
+    async fn io(
+        &mut self,
+        session: &mut ClientSession,
+        send: bool,
+        receive: bool,
+        deadline: Option<Instant>,
+    ) {
+        enum Moved {
+            Wrote(io::Result<usize>),
+            Read(io::Result<usize>),
+            Deadline,
+        }
+        let rt = self.rt.clone();
+        let timer = async move {
+            match deadline {
+                Some(d) => rt.sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+            Moved::Deadline
+        };
+        let moved = if send && receive {
+            let cap = session.input_space().len().min(SCRATCH);
+            if self.scratch.len() < cap {
+                self.scratch.resize(cap, 0);
+            }
+            let Self {
+                reader,
+                writer,
+                scratch,
+                ..
+            } = self;
+            let write = async { Moved::Wrote(writer.write(session.output()).await) };
+            let read = async { Moved::Read(reader.read(&mut scratch[..cap]).await) };
+            let moved = write.or(read).or(timer).await;
+            if let Moved::Read(Ok(n)) = &moved {
+                session.input_space()[..*n].copy_from_slice(&self.scratch[..*n]);
+            }
+            moved
+        } else if send {
+            let write = async { Moved::Wrote(self.writer.write(session.output()).await) };
+            write.or(timer).await
+        } else if receive {
+            let space = session.input_space();
+            if space.is_empty() {
+                return session.recv_failed(io::Error::other("receive buffer full"));
+            }
+            let read = async { Moved::Read(self.reader.read(space).await) };
+            read.or(timer).await
+        } else {
+            timer.await
+        };
+        match moved {
+            Moved::Wrote(Ok(0)) => session.send_failed(io::ErrorKind::WriteZero.into()),
+            Moved::Wrote(Ok(n)) => session.sent(n),
+            Moved::Wrote(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+            Moved::Wrote(Err(e)) => session.send_failed(e),
+            Moved::Read(Ok(0)) => session.eof(),
+            Moved::Read(Ok(n)) => session.received(n),
+            Moved::Read(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+            Moved::Read(Err(e)) => session.recv_failed(e),
+            Moved::Deadline => session.timed_out(Instant::now()),
+        }
+    }
+}
+
+// ------------------------------------------------------------------ sinks ---
+
+/// A download to a path: its octets in memory until they are written with its finish (or
+/// earlier, once they exceed [`PIECE`]).
+pub(super) struct Part {
+    name: FileName,
+    dest: PathBuf,
+    opts: GetOptions,
+    /// Prepared before the request (a resume hashes its partial file first), or at the
+    /// first write.
+    job: Option<GetJob>,
+    /// `ok get` came: the partial file is due.
+    opened: bool,
+    state: PartState,
+    buf: Vec<u8>,
+}
+
+impl Part {
+    /// A download of `name` to `dest`; `job` when it was prepared already (a resume).
+    pub(super) fn new(name: FileName, dest: PathBuf, opts: GetOptions, job: Option<GetJob>) -> Self {
+        Self {
+            name,
+            dest,
+            opts,
+            job,
+            opened: false,
+            state: PartState::Unopened,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Prepares the job if needed, opens the partial file if due, writes what is buffered:
+    /// a blocking call.
+    fn write_out(&mut self) -> io::Result<()> {
+        if self.job.is_none() {
+            let job = GetJob::prepare(&self.name, self.dest.clone(), &self.opts)
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            self.job = Some(job);
+        }
+        if self.opened && matches!(self.state, PartState::Unopened) {
+            let Some(job) = &self.job else {
+                return Err(io::Error::other("no download job"));
+            };
+            match job.open_sink() {
+                Ok(file) => self.state = PartState::Open(BufWriter::with_capacity(0, file)),
+                Err(e) => {
+                    self.state = PartState::OpenFailed;
+                    return Err(e);
+                }
+            }
+        }
+        if let PartState::Open(w) = &mut self.state {
+            w.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Applies the outcome to the partial file (blocking): [`finish_get`], after writing what
+    /// is buffered. A partial file that could not be created or written makes a verified
+    /// download a local error.
+    fn finish(
+        mut self,
+        result: Result<Outcome, ClientError>,
+    ) -> Result<GetReport, GetFail> {
+        let result = match (self.write_out(), result) {
+            (Err(e), Ok(Outcome::Got { .. })) => Ok(Outcome::Discarded(e)),
+            (_, r) => r,
+        };
+        let job = match self.job.take() {
+            Some(job) => job,
+            None => GetJob::prepare(&self.name, self.dest.clone(), &self.opts)?,
+        };
+        finish_get(job, self.state, result, &self.opts)
+    }
+}
+
+/// Where a get's octets go.
+pub(super) enum Sink<'a, W: ?Sized> {
+    /// The caller's writer (octets before verification).
+    Writer(&'a mut W),
+    /// A file.
+    Part(Box<Part>),
+}
+
+// ---------------------------------------------------------------- sources ---
+
+/// A local file to upload, read on the blocking pool.
+pub(super) struct FileSource {
+    file: Option<File>,
+    unchanged: Option<Box<dyn FnMut() -> io::Result<bool> + Send>>,
+    /// Octets read ahead, not yet handed to the session.
+    ahead: VecDeque<u8>,
+    /// The re-check done right after the last octet was read, in the same trip.
+    checked: Option<io::Result<bool>>,
+    size: u64,
+    read: u64,
+}
+
+impl FileSource {
+    /// Opens `path` (a blocking call) and returns the source and the size. A file of at most
+    /// `preload` octets (an eager put, sent at once) is read and re-checked in the same call;
+    /// a larger one is read as the session asks, after its `go` (a file that changes before
+    /// then is caught, PUT-20).
+    pub(super) fn open(path: &Path, preload: Option<u64>) -> Result<(Self, u64), ClientError> {
+        let (file, size, unchanged) = open_source(path)?;
+        let mut src = Self {
+            file: Some(file),
+            unchanged: Some(unchanged),
+            ahead: VecDeque::new(),
+            checked: None,
+            size,
+            read: 0,
+        };
+        if preload.is_some_and(|max| size <= max) {
+            src.fill(PIECE);
+        }
+        Ok((src, size))
+    }
+
+    /// Reads up to `len` more octets (blocking); at the end, re-checks and closes the file.
+    fn fill(&mut self, len: usize) {
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
+        let want = (self.size - self.read).min(len as u64) as usize;
+        let mut buf = vec![0; want];
+        let got = match read_full(file, &mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                self.checked = Some(Err(e));
+                self.file = None;
+                return;
+            }
+        };
+        self.ahead.extend(&buf[..got]);
+        self.read += got as u64;
+        if got < want || self.read == self.size {
+            if let Some(mut check) = self.unchanged.take() {
+                self.checked = Some(check());
+            }
+            self.file = None;
+        }
+    }
+}
+
+impl FileSource {
+    /// Whether the file still has the size and modification time it had when opened
+    /// (PUT-20): a blocking call.
+    fn recheck(&mut self) -> io::Result<bool> {
+        match self.unchanged.as_mut() {
+            Some(check) => check(),
+            None => Ok(true),
+        }
+    }
+}
+
+fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// What a put reads.
+pub(super) enum Source<'a, T: ?Sized> {
+    /// The caller's reader (no unchanged check).
+    Reader(&'a mut T),
+    /// A local file.
+    File(Box<FileSource>),
+}
+
+// -------------------------------------------------------------------- ops ---
+
+/// Where progress goes: the caller's callback. (A trait of its own rather than a
+/// `FnMut(Progress<'_>)` bound on the driver: a higher-ranked bound there keeps the
+/// compiler from seeing that the client's futures are `Send`.)
+pub(super) trait Report {
+    /// Octets of `name` moved.
+    fn report(&mut self, name: &FileName, done: u64, total: u64);
+}
+
+impl<F: FnMut(Progress<'_>)> Report for F {
+    fn report(&mut self, name: &FileName, done: u64, total: u64) {
+        self(Progress { name, done, total });
+    }
+}
+
+/// No progress to report.
+pub(super) struct Quiet;
+
+impl Report for Quiet {
+    fn report(&mut self, _: &FileName, _: u64, _: u64) {}
+}
+
+/// The local side of the operations in flight: their sinks, sources, names (for progress)
+/// and, once done, their results.
+pub(super) struct Ops<'a, W: ?Sized, T: ?Sized, P> {
+    pub(super) names: HashMap<OpId, FileName>,
+    pub(super) sinks: HashMap<OpId, Sink<'a, W>>,
+    pub(super) sources: HashMap<OpId, Source<'a, T>>,
+    pub(super) results: HashMap<OpId, Result<Outcome, ClientError>>,
+    /// Downloads to paths whose finish is done: their reports.
+    pub(super) finished: HashMap<OpId, Result<GetReport, GetFail>>,
+    /// Downloads to paths that are done, waiting to be written together.
+    finishing: Vec<(OpId, Box<Part>, Result<Outcome, ClientError>)>,
+    finishing_bytes: usize,
+    /// Puts whose progress is reported on confirmation, not per chunk (eager batches).
+    pub(super) confirm_only: bool,
+    progress: P,
+}
+
+impl<'a, W, T, P> Ops<'a, W, T, P>
+where
+    W: AsyncWrite + Unpin + ?Sized,
+    T: AsyncRead + Unpin + ?Sized,
+    P: Report,
+{
+    pub(super) fn new(progress: P) -> Self {
+        Self {
+            names: HashMap::new(),
+            sinks: HashMap::new(),
+            sources: HashMap::new(),
+            results: HashMap::new(),
+            finished: HashMap::new(),
+            finishing: Vec::new(),
+            finishing_bytes: 0,
+            confirm_only: false,
+            progress,
+        }
+    }
+
+    /// The result of `id` (an operation never driven to its end is reported as such).
+    pub(super) fn take(&mut self, id: OpId) -> Result<Outcome, ClientError> {
+        self.results.remove(&id).unwrap_or_else(|| {
+            Err(ClientError::Disconnected(
+                "the operation did not finish".into(),
+            ))
+        })
+    }
+
+    /// The report of the download to a path `id`.
+    pub(super) fn take_finished(&mut self, id: OpId) -> Result<GetReport, GetFail> {
+        self.finished.remove(&id).unwrap_or_else(|| {
+            Err(ClientError::Disconnected("the download did not finish".into()).into())
+        })
+    }
+
+    fn progress(&mut self, id: OpId, done: u64, total: u64) {
+        if let Some(name) = self.names.get(&id) {
+            self.progress.report(name, done, total);
+        }
+    }
+
+    fn is_put(&self, id: OpId) -> bool {
+        self.sources.contains_key(&id)
+    }
+
+    async fn write_sink<R: Runtime>(&mut self, rt: &R, id: OpId, data: &[u8]) -> io::Result<()> {
+        match self.sinks.get_mut(&id) {
+            Some(Sink::Writer(w)) => w.write_all(data).await,
+            Some(Sink::Part(part)) => {
+                part.opened = true;
+                part.buf.extend_from_slice(data);
+                if part.buf.len() < PIECE {
+                    return Ok(());
+                }
+                // Too much to keep: write it out now, on the blocking pool.
+                let Some(Sink::Part(mut part)) = self.sinks.remove(&id) else {
+                    return Err(io::Error::other("no sink for this download"));
+                };
+                let (part, written) = rt
+                    .unblock(move || {
+                        let written = part.write_out();
+                        (part, written)
+                    })
+                    .await?;
+                self.sinks.insert(id, Sink::Part(part));
+                written
+            }
+            None => Err(io::Error::other("no sink for this download")),
+        }
+    }
+
+    async fn read_source<R: Runtime>(
+        &mut self,
+        rt: &R,
+        id: OpId,
+        space: &mut [u8],
+    ) -> io::Result<usize> {
+        match self.sources.get_mut(&id) {
+            Some(Source::Reader(r)) => {
+                let mut n = 0;
+                while n < space.len() {
+                    match r.read(&mut space[n..]).await {
+                        Ok(0) => break,
+                        Ok(k) => n += k,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(n)
+            }
+            Some(Source::File(src)) => {
+                if src.ahead.len() < space.len() && src.file.is_some() {
+                    let Some(Source::File(mut src)) = self.sources.remove(&id) else {
+                        return Err(io::Error::other("no source for this upload"));
+                    };
+                    let want = space.len().max(PIECE);
+                    src = rt
+                        .unblock(move || {
+                            src.fill(want);
+                            src
+                        })
+                        .await?;
+                    self.sources.insert(id, Source::File(src));
+                }
+                let Some(Source::File(src)) = self.sources.get_mut(&id) else {
+                    return Err(io::Error::other("no source for this upload"));
+                };
+                let n = space.len().min(src.ahead.len());
+                for (dst, b) in space.iter_mut().zip(src.ahead.drain(..n)) {
+                    *dst = b;
+                }
+                if n < space.len()
+                    && let Some(Err(e)) = src.checked.take()
+                {
+                    return Err(e);
+                }
+                Ok(n)
+            }
+            None => Err(io::Error::other("no source for this upload")),
+        }
+    }
+
+    async fn check_source<R: Runtime>(&mut self, rt: &R, id: OpId) -> io::Result<bool> {
+        match self.sources.get_mut(&id) {
+            Some(Source::Reader(_)) => return Ok(true),
+            Some(Source::File(src)) => {
+                if let Some(checked) = src.checked.take() {
+                    return checked;
+                }
+            }
+            None => return Err(io::Error::other("no source for this upload")),
+        }
+        let Some(Source::File(mut src)) = self.sources.remove(&id) else {
+            return Err(io::Error::other("no source for this upload"));
+        };
+        let (src, checked) = rt
+            .unblock(move || {
+                let checked = src.recheck();
+                (src, checked)
+            })
+            .await?;
+        self.sources.insert(id, Source::File(src));
+        checked
+    }
+
+    /// An operation is done: a download to a path joins the finishes written together.
+    async fn done<R: Runtime>(&mut self, rt: &R, id: OpId, result: Result<Outcome, ClientError>) {
+        // A source is closed as soon as its upload is done.
+        self.sources.remove(&id);
+        if self.confirm_only
+            && let Ok(Outcome::Put(report)) = &result
+        {
+            self.progress(id, report.size, report.size);
+        }
+        match self.sinks.remove(&id) {
+            Some(Sink::Part(part)) => {
+                self.finishing_bytes += part.buf.len();
+                self.finishing.push((id, part, result));
+                if self.finishing.len() >= FINISH_BATCH || self.finishing_bytes >= FINISH_BYTES {
+                    self.flush_finishes(rt).await;
+                }
+            }
+            Some(sink) => {
+                self.sinks.insert(id, sink);
+                self.results.insert(id, result);
+            }
+            None => {
+                self.results.insert(id, result);
+            }
+        }
+    }
+
+    /// Writes the finished downloads' files, in one trip.
+    pub(super) async fn flush_finishes<R: Runtime>(&mut self, rt: &R) {
+        if self.finishing.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.finishing);
+        self.finishing_bytes = 0;
+        let ids: Vec<OpId> = batch.iter().map(|(id, ..)| *id).collect();
+        let trip = rt.unblock(move || {
+            batch
+                .into_iter()
+                .map(|(id, part, result)| (id, part.finish(result)))
+                .collect::<Vec<_>>()
+        });
+        match trip.await {
+            Ok(done) => self.finished.extend(done),
+            Err(e) => {
+                for id in ids {
+                    let error = ClientError::Io(io::Error::new(e.kind(), e.to_string()));
+                    self.finished.insert(id, Err(error.into()));
+                }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------- feed ---
+
+/// Starts the next operations of a batch when the session is ready for them.
+pub(super) enum Feed<'f> {
+    /// No further operations.
+    Nothing,
+    /// The files of an eager batch, opened (and read) in groups on the blocking pool and
+    /// queued one at a time as the session is ready for the next.
+    Eager(EagerFeed<'f>),
+}
+
+/// A file of an eager batch, opened and read (with its size), or why not.
+type Opened = Result<(FileSource, u64), ClientError>;
+
+/// See [`Feed::Eager`].
+pub(super) struct EagerFeed<'f> {
+    /// The batch.
+    pub(super) all: &'f [(PathBuf, FileName)],
+    /// Indices of the files not yet opened.
+    pub(super) next: VecDeque<usize>,
+    pub(super) opts: PutOptions,
+    pub(super) max: u64,
+    /// Opened files, in order: their batch index and the source (or why it failed).
+    pub(super) opened: VecDeque<(usize, Opened)>,
+    pub(super) started: Vec<(usize, OpId)>,
+    pub(super) skipped: Vec<(usize, ClientError)>,
+}
+
+impl Feed<'_> {
+    /// Starts the next operation, if any; returns whether it did.
+    async fn feed<R, W, T, P>(
+        &mut self,
+        rt: &R,
+        session: &mut ClientSession,
+        ops: &mut Ops<'_, W, T, P>,
+    ) -> bool
+    where
+        R: Runtime,
+        W: AsyncWrite + Unpin + ?Sized,
+        T: AsyncRead + Unpin + ?Sized,
+        P: Report,
+    {
+        let Feed::Eager(f) = self else {
+            return false;
+        };
+        loop {
+            if f.opened.is_empty() {
+                if f.next.is_empty() {
+                    return false;
+                }
+                // The next group of files, opened and read in one trip.
+                let mut group = Vec::new();
+                let mut bytes = 0u64;
+                while let Some(&k) = f.next.front() {
+                    if !group.is_empty() && (bytes >= PIECE as u64 || group.len() >= FINISH_BATCH) {
+                        break;
+                    }
+                    f.next.pop_front();
+                    group.push((k, f.all[k].0.clone()));
+                    bytes += f.max.min(PIECE as u64);
+                }
+                let max = f.max;
+                let opened = rt
+                    .unblock(move || {
+                        group
+                            .into_iter()
+                            .map(|(k, path)| (k, FileSource::open(&path, Some(max))))
+                            .collect::<Vec<_>>()
+                    })
+                    .await;
+                match opened {
+                    Ok(opened) => f.opened.extend(opened),
+                    Err(e) => {
+                        // The trip failed as a whole (a panic): nothing of the group opened.
+                        let why = e.to_string();
+                        for k in std::mem::take(&mut f.next) {
+                            f.skipped.push((k, ClientError::Io(io::Error::other(why.clone()))));
+                        }
+                        return false;
+                    }
+                }
+            }
+            let Some((k, opened)) = f.opened.pop_front() else {
+                continue;
+            };
+            if let Some(why) = session.ended() {
+                f.skipped.push((k, ClientError::Disconnected(why.to_owned())));
+                continue;
+            }
+            let (path, name) = (&f.all[k].0, &f.all[k].1);
+            let (src, size) = match opened {
+                Ok(src) => src,
+                Err(e) => {
+                    f.skipped.push((k, e));
+                    continue;
+                }
+            };
+            if size > f.max {
+                let e = io::Error::other("the file grew beyond the eager limit before it was sent");
+                f.skipped.push((k, ClientError::local(path, e)));
+                continue;
+            }
+            let id = session.put(name.clone(), size, &f.opts, Some(path.clone()));
+            ops.names.insert(id, name.clone());
+            ops.sources.insert(id, Source::File(Box::new(src)));
+            f.started.push((k, id));
+            return true;
+        }
+    }
+}
+
+/// Drives `session` until every operation started (and fed) is done.
+pub(super) async fn drive<R, W, T, P>(
+    conn: &mut Conn<R>,
+    session: &mut ClientSession,
+    ops: &mut Ops<'_, W, T, P>,
+    feed: &mut Feed<'_>,
+) where
+    R: Runtime,
+    W: AsyncWrite + Unpin + ?Sized,
+    T: AsyncRead + Unpin + ?Sized,
+    P: Report,
+{
+    let rt = conn.rt.clone();
+    loop {
+        if session.ready_to_queue() {
+            feed.feed(&rt, session, ops).await;
+        }
+        match session.poll(Instant::now()) {
+            Action::Io {
+                send,
+                receive,
+                deadline,
+            } => conn.io(session, send, receive, deadline).await,
+            Action::OpenSink { id, .. } => {
+                // A file is created when its first octets are written (Part::write_out).
+                let opened = match ops.sinks.get_mut(&id) {
+                    Some(Sink::Part(part)) => {
+                        part.opened = true;
+                        Ok(())
+                    }
+                    Some(Sink::Writer(_)) => Ok(()),
+                    None => Err(io::Error::other("no sink for this download")),
+                };
+                session.sink_opened(opened);
+            }
+            Action::WriteSink { id } => {
+                let written = ops.write_sink(&rt, id, session.sink_data()).await;
+                session.sink_written(written);
+            }
+            Action::ReadSource { id, .. } => {
+                let read = ops.read_source(&rt, id, session.source_space()).await;
+                session.source_read(read);
+            }
+            Action::CheckSource { id } => {
+                let unchanged = ops.check_source(&rt, id).await;
+                session.source_checked(unchanged);
+            }
+            Action::Progress { id, done, total } => {
+                if !(ops.is_put(id) && ops.confirm_only) {
+                    ops.progress(id, done, total);
+                }
+            }
+            Action::Done { id, result } => ops.done(&rt, id, result).await,
+            Action::Disconnect => conn.shutdown().await,
+            Action::Idle => {
+                if !(session.ready_to_queue() && feed.feed(&rt, session, ops).await) {
+                    ops.flush_finishes(&rt).await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// [`unexpected_outcome`], re-exported for the client's methods.
+pub(super) fn unexpected(o: &Outcome) -> ClientError {
+    unexpected_outcome(o)
+}
