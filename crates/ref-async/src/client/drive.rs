@@ -28,7 +28,7 @@ use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::io::{ReadHalf, WriteHalf};
 use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
 
-use crate::runtime::Runtime;
+use crate::runtime::{BoxFuture, Runtime};
 
 /// The largest piece of a local file read or written in one trip to the blocking pool (and
 /// the most a download to a path keeps in memory before it writes).
@@ -138,44 +138,28 @@ impl<R: Runtime> Conn<R> {
 
 // ------------------------------------------------------------------ sinks ---
 
-/// A download to a path: its octets in memory until they are written with its finish (or
-/// earlier, once they exceed [`PIECE`]).
-pub(super) struct Part {
+/// The disk side of a download to a path: everything a blocking call needs, moved into
+/// it and back.
+struct Disk {
     name: FileName,
     dest: PathBuf,
     opts: GetOptions,
     /// Prepared before the request (a resume hashes its partial file first), or at the
     /// first write.
     job: Option<GetJob>,
-    /// `ok get` came: the partial file is due.
-    opened: bool,
     state: PartState,
-    buf: Vec<u8>,
 }
 
-impl Part {
-    /// A download of `name` to `dest`; `job` when it was prepared already (a resume).
-    pub(super) fn new(name: FileName, dest: PathBuf, opts: GetOptions, job: Option<GetJob>) -> Self {
-        Self {
-            name,
-            dest,
-            opts,
-            job,
-            opened: false,
-            state: PartState::Unopened,
-            buf: Vec::new(),
-        }
-    }
-
-    /// Prepares the job if needed, opens the partial file if due, writes what is buffered:
-    /// a blocking call.
-    fn write_out(&mut self) -> io::Result<()> {
+impl Disk {
+    /// Prepares the job if needed, creates (or opens) the partial file if needed, writes
+    /// `data`: a blocking call.
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
         if self.job.is_none() {
             let job = GetJob::prepare(&self.name, self.dest.clone(), &self.opts)
                 .map_err(|e| io::Error::other(e.to_string()))?;
             self.job = Some(job);
         }
-        if self.opened && matches!(self.state, PartState::Unopened) {
+        if matches!(self.state, PartState::Unopened) {
             let Some(job) = &self.job else {
                 return Err(io::Error::other("no download job"));
             };
@@ -187,29 +171,110 @@ impl Part {
                 }
             }
         }
-        if let PartState::Open(w) = &mut self.state {
-            w.write_all(&self.buf)?;
-            self.buf.clear();
+        match &mut self.state {
+            PartState::Open(w) => w.write_all(data),
+            _ => Err(io::Error::other("the partial file is not open")),
         }
+    }
+}
+
+/// What a background write hands back.
+type Written = (Box<Disk>, Vec<u8>, io::Result<()>);
+
+/// A download to a path: octets collect in memory; a full piece ([`PIECE`]) is written on
+/// the blocking pool while the next one is received, and the rest with the finish (so a
+/// small file is written, created and renamed in one trip).
+pub(super) struct Part {
+    /// `None` while a write is in flight.
+    disk: Option<Box<Disk>>,
+    /// `ok get` came: the partial file is due, even for an empty file.
+    opened: bool,
+    buf: Vec<u8>,
+    spare: Vec<u8>,
+    pending: Option<BoxFuture<io::Result<Written>>>,
+    /// A write behind failed: nothing more is written, and the download cannot succeed.
+    failed: Option<io::Error>,
+}
+
+impl Part {
+    /// A download of `name` to `dest`; `job` when it was prepared already (a resume).
+    pub(super) fn new(name: FileName, dest: PathBuf, opts: GetOptions, job: Option<GetJob>) -> Self {
+        Self {
+            disk: Some(Box::new(Disk {
+                name,
+                dest,
+                opts,
+                job,
+                state: PartState::Unopened,
+            })),
+            opened: false,
+            buf: Vec::new(),
+            spare: Vec::new(),
+            pending: None,
+            failed: None,
+        }
+    }
+
+    /// Waits for the write in flight, if any.
+    async fn settle(&mut self) -> io::Result<()> {
+        let Some(pending) = self.pending.take() else {
+            return Ok(());
+        };
+        let (disk, spare, written) = pending.await?;
+        self.disk = Some(disk);
+        self.spare = spare;
+        if let Err(e) = &written {
+            self.failed = Some(io::Error::new(e.kind(), e.to_string()));
+        }
+        written
+    }
+
+    /// Takes octets of the payload; writes a full piece behind.
+    async fn write<R: Runtime>(&mut self, rt: &R, data: &[u8]) -> io::Result<()> {
+        self.opened = true;
+        if let Some(e) = &self.failed {
+            return Err(io::Error::new(e.kind(), e.to_string()));
+        }
+        self.buf.extend_from_slice(data);
+        if self.buf.len() < PIECE {
+            return Ok(());
+        }
+        self.settle().await?;
+        let Some(mut disk) = self.disk.take() else {
+            return Err(io::Error::other("no partial file"));
+        };
+        let next = std::mem::take(&mut self.spare);
+        let mut data = std::mem::replace(&mut self.buf, next);
+        let write = rt.unblock(move || {
+            let written = disk.write(&data);
+            data.clear();
+            (disk, data, written)
+        });
+        self.pending = Some(Box::pin(write));
         Ok(())
     }
 
-    /// Applies the outcome to the partial file (blocking): [`finish_get`], after writing what
-    /// is buffered. A partial file that could not be created or written makes a verified
-    /// download a local error.
-    fn finish(
-        mut self,
-        result: Result<Outcome, ClientError>,
-    ) -> Result<GetReport, GetFail> {
-        let result = match (self.write_out(), result) {
+    /// Applies the outcome to the partial file (blocking): writes what is left (creating the
+    /// file if due), then [`finish_get`]. A partial file that could not be created or
+    /// written makes a verified download a local error.
+    fn finish(self, result: Result<Outcome, ClientError>) -> Result<GetReport, GetFail> {
+        let Some(mut disk) = self.disk else {
+            return Err(ClientError::Io(io::Error::other("the download's write was lost")).into());
+        };
+        let written = match self.failed {
+            Some(e) => Err(e),
+            None if self.opened => disk.write(&self.buf),
+            None => Ok(()),
+        };
+        let result = match (written, result) {
             (Err(e), Ok(Outcome::Got { .. })) => Ok(Outcome::Discarded(e)),
             (_, r) => r,
         };
-        let job = match self.job.take() {
+        let job = match disk.job.take() {
             Some(job) => job,
-            None => GetJob::prepare(&self.name, self.dest.clone(), &self.opts)?,
+            None => GetJob::prepare(&disk.name, disk.dest.clone(), &disk.opts)?,
         };
-        finish_get(job, self.state, result, &self.opts)
+        finish_get(job, disk.state, result, &disk.opts)
     }
 }
 
@@ -223,16 +288,48 @@ pub(super) enum Sink<'a, W: ?Sized> {
 
 // ---------------------------------------------------------------- sources ---
 
-/// A local file to upload, read on the blocking pool.
-pub(super) struct FileSource {
-    file: Option<File>,
-    unchanged: Option<Box<dyn FnMut() -> io::Result<bool> + Send>>,
-    /// Octets read ahead, not yet handed to the session.
-    ahead: VecDeque<u8>,
-    /// The re-check done right after the last octet was read, in the same trip.
-    checked: Option<io::Result<bool>>,
+/// The file side of an upload: moved into a blocking call and back.
+struct Reading {
+    file: File,
     size: u64,
     read: u64,
+    unchanged: Box<dyn FnMut() -> io::Result<bool> + Send>,
+    /// The re-check done right after the last octet was read, in the same call.
+    checked: Option<io::Result<bool>>,
+}
+
+impl Reading {
+    /// Reads up to `len` more octets into `buf` (replacing its content): a blocking call.
+    /// At the end of the file (as announced, or earlier), re-checks it.
+    fn fill(&mut self, buf: &mut Vec<u8>, len: usize) -> io::Result<()> {
+        let want = (self.size - self.read).min(len as u64) as usize;
+        buf.resize(want, 0);
+        let got = read_full(&mut self.file, buf)?;
+        buf.truncate(got);
+        self.read += got as u64;
+        if got < want || self.read == self.size {
+            self.checked = Some((self.unchanged)());
+        }
+        Ok(())
+    }
+
+    fn more(&self) -> bool {
+        self.read < self.size && self.checked.is_none()
+    }
+}
+
+/// What a background read hands back.
+type ReadBack = (Box<Reading>, Vec<u8>, io::Result<()>);
+
+/// A local file to upload: read on the blocking pool one piece ([`PIECE`]) ahead of the
+/// session.
+pub(super) struct FileSource {
+    /// `None` while a read is in flight.
+    reading: Option<Box<Reading>>,
+    buf: Vec<u8>,
+    at: usize,
+    spare: Vec<u8>,
+    pending: Option<BoxFuture<io::Result<ReadBack>>>,
 }
 
 impl FileSource {
@@ -242,54 +339,95 @@ impl FileSource {
     /// then is caught, PUT-20).
     pub(super) fn open(path: &Path, preload: Option<u64>) -> Result<(Self, u64), ClientError> {
         let (file, size, unchanged) = open_source(path)?;
-        let mut src = Self {
-            file: Some(file),
-            unchanged: Some(unchanged),
-            ahead: VecDeque::new(),
-            checked: None,
+        let mut reading = Box::new(Reading {
+            file,
             size,
             read: 0,
-        };
+            unchanged,
+            checked: None,
+        });
+        let mut buf = Vec::new();
         if preload.is_some_and(|max| size <= max) {
-            src.fill(PIECE);
+            reading
+                .fill(&mut buf, PIECE)
+                .map_err(|e| ClientError::local(path, e))?;
         }
+        let src = Self {
+            reading: Some(reading),
+            buf,
+            at: 0,
+            spare: Vec::new(),
+            pending: None,
+        };
         Ok((src, size))
     }
 
-    /// Reads up to `len` more octets (blocking); at the end, re-checks and closes the file.
-    fn fill(&mut self, len: usize) {
-        let Some(file) = self.file.as_mut() else {
+    /// Starts reading the next piece, if there is one and no read is in flight.
+    fn read_ahead<R: Runtime>(&mut self, rt: &R) {
+        if self.pending.is_some() || !self.reading.as_ref().is_some_and(|r| r.more()) {
+            return;
+        }
+        let Some(mut reading) = self.reading.take() else {
             return;
         };
-        let want = (self.size - self.read).min(len as u64) as usize;
-        let mut buf = vec![0; want];
-        let got = match read_full(file, &mut buf) {
-            Ok(n) => n,
-            Err(e) => {
-                self.checked = Some(Err(e));
-                self.file = None;
-                return;
-            }
-        };
-        self.ahead.extend(&buf[..got]);
-        self.read += got as u64;
-        if got < want || self.read == self.size {
-            if let Some(mut check) = self.unchanged.take() {
-                self.checked = Some(check());
-            }
-            self.file = None;
-        }
+        let mut buf = std::mem::take(&mut self.spare);
+        let read = rt.unblock(move || {
+            let filled = reading.fill(&mut buf, PIECE);
+            (reading, buf, filled)
+        });
+        self.pending = Some(Box::pin(read));
     }
-}
 
-impl FileSource {
-    /// Whether the file still has the size and modification time it had when opened
-    /// (PUT-20): a blocking call.
-    fn recheck(&mut self) -> io::Result<bool> {
-        match self.unchanged.as_mut() {
-            Some(check) => check(),
-            None => Ok(true),
+    /// Fills `space` as far as the file goes.
+    async fn read<R: Runtime>(&mut self, rt: &R, space: &mut [u8]) -> io::Result<usize> {
+        let mut n = 0;
+        while n < space.len() {
+            if self.at < self.buf.len() {
+                let k = (space.len() - n).min(self.buf.len() - self.at);
+                space[n..n + k].copy_from_slice(&self.buf[self.at..self.at + k]);
+                n += k;
+                self.at += k;
+                continue;
+            }
+            self.read_ahead(rt);
+            let Some(pending) = self.pending.take() else {
+                break;
+            };
+            let (reading, buf, filled) = pending.await?;
+            self.reading = Some(reading);
+            self.spare = std::mem::replace(&mut self.buf, buf);
+            self.at = 0;
+            filled?;
+            if self.buf.is_empty() {
+                break;
+            }
         }
+        self.read_ahead(rt);
+        Ok(n)
+    }
+
+    /// Whether the file is unchanged: the re-check done with the last read, or one now.
+    async fn check<R: Runtime>(&mut self, rt: &R) -> io::Result<bool> {
+        if let Some(pending) = self.pending.take() {
+            let (reading, buf, _) = pending.await?;
+            self.reading = Some(reading);
+            self.spare = buf;
+        }
+        let Some(mut reading) = self.reading.take() else {
+            return Ok(true);
+        };
+        if let Some(checked) = reading.checked.take() {
+            self.reading = Some(reading);
+            return checked;
+        }
+        let (reading, checked) = rt
+            .unblock(move || {
+                let checked = (reading.unchanged)();
+                (reading, checked)
+            })
+            .await?;
+        self.reading = Some(reading);
+        checked
     }
 }
 
@@ -403,25 +541,7 @@ where
     async fn write_sink<R: Runtime>(&mut self, rt: &R, id: OpId, data: &[u8]) -> io::Result<()> {
         match self.sinks.get_mut(&id) {
             Some(Sink::Writer(w)) => w.write_all(data).await,
-            Some(Sink::Part(part)) => {
-                part.opened = true;
-                part.buf.extend_from_slice(data);
-                if part.buf.len() < PIECE {
-                    return Ok(());
-                }
-                // Too much to keep: write it out now, on the blocking pool.
-                let Some(Sink::Part(mut part)) = self.sinks.remove(&id) else {
-                    return Err(io::Error::other("no sink for this download"));
-                };
-                let (part, written) = rt
-                    .unblock(move || {
-                        let written = part.write_out();
-                        (part, written)
-                    })
-                    .await?;
-                self.sinks.insert(id, Sink::Part(part));
-                written
-            }
+            Some(Sink::Part(part)) => part.write(rt, data).await,
             None => Err(io::Error::other("no sink for this download")),
         }
     }
@@ -445,59 +565,17 @@ where
                 }
                 Ok(n)
             }
-            Some(Source::File(src)) => {
-                if src.ahead.len() < space.len() && src.file.is_some() {
-                    let Some(Source::File(mut src)) = self.sources.remove(&id) else {
-                        return Err(io::Error::other("no source for this upload"));
-                    };
-                    let want = space.len().max(PIECE);
-                    src = rt
-                        .unblock(move || {
-                            src.fill(want);
-                            src
-                        })
-                        .await?;
-                    self.sources.insert(id, Source::File(src));
-                }
-                let Some(Source::File(src)) = self.sources.get_mut(&id) else {
-                    return Err(io::Error::other("no source for this upload"));
-                };
-                let n = space.len().min(src.ahead.len());
-                for (dst, b) in space.iter_mut().zip(src.ahead.drain(..n)) {
-                    *dst = b;
-                }
-                if n < space.len()
-                    && let Some(Err(e)) = src.checked.take()
-                {
-                    return Err(e);
-                }
-                Ok(n)
-            }
+            Some(Source::File(src)) => src.read(rt, space).await,
             None => Err(io::Error::other("no source for this upload")),
         }
     }
 
     async fn check_source<R: Runtime>(&mut self, rt: &R, id: OpId) -> io::Result<bool> {
         match self.sources.get_mut(&id) {
-            Some(Source::Reader(_)) => return Ok(true),
-            Some(Source::File(src)) => {
-                if let Some(checked) = src.checked.take() {
-                    return checked;
-                }
-            }
-            None => return Err(io::Error::other("no source for this upload")),
+            Some(Source::Reader(_)) => Ok(true),
+            Some(Source::File(src)) => src.check(rt).await,
+            None => Err(io::Error::other("no source for this upload")),
         }
-        let Some(Source::File(mut src)) = self.sources.remove(&id) else {
-            return Err(io::Error::other("no source for this upload"));
-        };
-        let (src, checked) = rt
-            .unblock(move || {
-                let checked = src.recheck();
-                (src, checked)
-            })
-            .await?;
-        self.sources.insert(id, Source::File(src));
-        checked
     }
 
     /// An operation is done: a download to a path joins the finishes written together.
@@ -510,7 +588,9 @@ where
             self.progress(id, report.size, report.size);
         }
         match self.sinks.remove(&id) {
-            Some(Sink::Part(part)) => {
+            Some(Sink::Part(mut part)) => {
+                // Its last piece written behind comes back first.
+                let _ = part.settle().await;
                 self.finishing_bytes += part.buf.len();
                 self.finishing.push((id, part, result));
                 if self.finishing.len() >= FINISH_BATCH || self.finishing_bytes >= FINISH_BYTES {
