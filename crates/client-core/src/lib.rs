@@ -17,8 +17,8 @@ use std::time::Duration;
 use ferry_wire::{Digest, FileName, Greeting, PutFlow, PutMode, Timestamp, Version};
 
 mod error;
-pub mod names;
 pub mod local;
+pub mod names;
 pub mod session;
 
 pub use error::{ClientError, Violation, ViolationKind};

@@ -57,11 +57,7 @@ pub struct GetJob {
 impl GetJob {
     /// Finds the partial file (hashing its content, for `resume`) or removes a stale one.
     /// Hashing happens before the request goes out, so the server never waits for it.
-    pub fn prepare(
-        name: &FileName,
-        dest: PathBuf,
-        opts: &GetOptions,
-    ) -> Result<Self, ClientError> {
+    pub fn prepare(name: &FileName, dest: PathBuf, opts: &GetOptions) -> Result<Self, ClientError> {
         let part = part_path(&dest)?;
         let mut job = Self {
             name: name.clone(),
@@ -294,6 +290,27 @@ pub fn finish_get(
             job.discard(opts.keep_partial && !changed);
             Err(error.into())
         }
+    }
+}
+
+/// The report of a download into a caller's writer, from its outcome: verified, or the
+/// writer failed (the payload was read and dropped, the session goes on).
+pub fn writer_report(name: &FileName, outcome: Outcome) -> Result<GetReport, ClientError> {
+    match outcome {
+        Outcome::Got {
+            size,
+            mtime,
+            digest,
+        } => Ok(GetReport {
+            name: name.clone(),
+            path: None,
+            size,
+            mtime,
+            digest,
+            resumed_from: 0,
+        }),
+        Outcome::Discarded(source) => Err(ClientError::Local { path: None, source }),
+        other => Err(unexpected_outcome(&other)),
     }
 }
 

@@ -11,8 +11,8 @@ use ferry_wire::{FileName, Hasher, PutMode};
 
 use super::drive::{EagerFeed, Feed, Ops, Part, Sink, drive};
 use super::{
-    Client, ClientError, GetOptions, GetReport, Plain, Progress, PutOptions, PutReport,
-    local_path, unexpected,
+    Client, ClientError, GetOptions, GetReport, Plain, Progress, PutOptions, PutReport, local_path,
+    unexpected,
 };
 use crate::runtime::Runtime;
 
@@ -37,7 +37,8 @@ impl<R: Runtime> Client<R> {
         // Where each file goes; a resume hashes the partial files first, all in one trip.
         let dests: Vec<Result<PathBuf, ClientError>> =
             names.iter().map(|n| local_path(dest_dir, n)).collect();
-        let mut jobs: Vec<Option<Result<GetJob, ClientError>>> = names.iter().map(|_| None).collect();
+        let mut jobs: Vec<Option<Result<GetJob, ClientError>>> =
+            names.iter().map(|_| None).collect();
         if opts.resume {
             let todo: Vec<(usize, FileName, PathBuf)> = dests
                 .iter()
@@ -100,7 +101,13 @@ impl<R: Runtime> Client<R> {
                 ops.sinks.insert(id, Sink::Part(Box::new(part)));
                 started.push((i, id));
             }
-            drive(&mut self.conn, &mut self.session, &mut ops, &mut Feed::Nothing).await;
+            drive(
+                &mut self.conn,
+                &mut self.session,
+                &mut ops,
+                &mut Feed::Nothing,
+            )
+            .await;
             for (i, id) in started {
                 results[i] = Some(match ops.take_finished(id) {
                     Ok(report) => Ok(report),
@@ -197,8 +204,13 @@ impl<R: Runtime> Client<R> {
             while end < files.len() && eager[end] {
                 end += 1;
             }
-            self.put_batch(&files[i..end], &mut results[i..end], opts.mode, &mut progress)
-                .await;
+            self.put_batch(
+                &files[i..end],
+                &mut results[i..end],
+                opts.mode,
+                &mut progress,
+            )
+            .await;
             i = end;
         }
         results

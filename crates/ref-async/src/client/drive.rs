@@ -14,12 +14,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
-use std::io::{self, BufWriter, Read as _, Write as _};
+use std::io::{self, BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use ferry_client_core::local::{
-    GetFail, GetJob, PartState, finish_get, open_source, unexpected_outcome,
+    GetFail, GetJob, PartState, finish_get, open_source, read_full, unexpected_outcome,
 };
 use ferry_client_core::session::{Action, ClientSession, OpId, Outcome};
 use ferry_client_core::{ClientError, GetOptions, GetReport, Progress, PutOptions};
@@ -65,8 +65,8 @@ impl<R: Runtime> Conn<R> {
     /// Shuts down the sending direction, waiting at most a second.
     pub(super) async fn shutdown(&mut self) {
         let close = self.writer.close();
-        let _ = crate::runtime::timeout(&self.rt, Some(std::time::Duration::from_secs(1)), close)
-            .await;
+        let _ =
+            crate::runtime::timeout(&self.rt, Some(std::time::Duration::from_secs(1)), close).await;
     }
 
     /// [`Action::Io`]: moves octets in whichever direction the session wants and the
@@ -198,7 +198,12 @@ pub(super) struct Part {
 
 impl Part {
     /// A download of `name` to `dest`; `job` when it was prepared already (a resume).
-    pub(super) fn new(name: FileName, dest: PathBuf, opts: GetOptions, job: Option<GetJob>) -> Self {
+    pub(super) fn new(
+        name: FileName,
+        dest: PathBuf,
+        opts: GetOptions,
+        job: Option<GetJob>,
+    ) -> Self {
         Self {
             disk: Some(Box::new(Disk {
                 name,
@@ -429,19 +434,6 @@ impl FileSource {
         self.reading = Some(reading);
         checked
     }
-}
-
-fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match file.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// What a put reads.
@@ -709,7 +701,8 @@ impl Feed<'_> {
                         // The trip failed as a whole (a panic): nothing of the group opened.
                         let why = e.to_string();
                         for k in std::mem::take(&mut f.next) {
-                            f.skipped.push((k, ClientError::Io(io::Error::other(why.clone()))));
+                            f.skipped
+                                .push((k, ClientError::Io(io::Error::other(why.clone()))));
                         }
                         return false;
                     }
@@ -719,7 +712,8 @@ impl Feed<'_> {
                 continue;
             };
             if let Some(why) = session.ended() {
-                f.skipped.push((k, ClientError::Disconnected(why.to_owned())));
+                f.skipped
+                    .push((k, ClientError::Disconnected(why.to_owned())));
                 continue;
             }
             let (path, name) = (&f.all[k].0, &f.all[k].1);

@@ -67,7 +67,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::time::Instant;
 
-use ferry_client_core::local::{GetFail, GetJob};
+use ferry_client_core::local::{GetFail, GetJob, writer_report};
 use ferry_client_core::session::{ClientSession, OpId, Outcome};
 use ferry_wire::{Entry, FileName, Greeting, Hasher, Listing};
 use futures_io::{AsyncRead, AsyncWrite};
@@ -254,22 +254,7 @@ impl<R: Runtime> Client<R> {
         let mut ops: Ops<'_, W, Empty, _> = Ops::new(progress);
         ops.names.insert(id, name.clone());
         ops.sinks.insert(id, Sink::Writer(w));
-        match self.run(id, &mut ops).await? {
-            Outcome::Got {
-                size,
-                mtime,
-                digest,
-            } => Ok(GetReport {
-                name: name.clone(),
-                path: None,
-                size,
-                mtime,
-                digest,
-                resumed_from: 0,
-            }),
-            Outcome::Discarded(source) => Err(ClientError::Local { path: None, source }),
-            other => Err(unexpected(&other)),
-        }
+        writer_report(name, self.run(id, &mut ops).await?)
     }
 
     /// Downloads `name` to the file `dest`.
@@ -334,7 +319,13 @@ impl<R: Runtime> Client<R> {
         ops.names.insert(id, name.clone());
         let part = Part::new(name.clone(), dest.to_path_buf(), *opts, job);
         ops.sinks.insert(id, Sink::Part(Box::new(part)));
-        drive(&mut self.conn, &mut self.session, &mut ops, &mut Feed::Nothing).await;
+        drive(
+            &mut self.conn,
+            &mut self.session,
+            &mut ops,
+            &mut Feed::Nothing,
+        )
+        .await;
         ops.take_finished(id)
     }
 

@@ -11,9 +11,11 @@ use ferry_client_core::session::{ClientSession, OpId, Outcome};
 use ferry_wire::{FileName, PutMode};
 
 use super::drive::{Feed, NoFeed, Ops, Sink, Source, drive};
-use ferry_client_core::local::{GetFail, GetJob, PartState, finish_get, open_source, unexpected_outcome};
 use super::{
     Client, ClientError, GetOptions, GetReport, Progress, PutOptions, PutReport, local_path,
+};
+use ferry_client_core::local::{
+    GetFail, GetJob, PartState, finish_get, open_source, unexpected_outcome,
 };
 
 impl Client {

@@ -11,8 +11,8 @@ use ferry_client_core::session::{Action, ClientSession, OpId, Outcome};
 use ferry_wire::FileName;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
-use ferry_client_core::local::{PartState, read_full};
 use super::{ClientError, Progress};
+use ferry_client_core::local::{PartState, read_full};
 
 /// Where a get's octets go.
 pub(super) enum Sink<'a> {

@@ -50,7 +50,6 @@
 mod batch;
 mod drive;
 
-
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::Path;
@@ -60,7 +59,9 @@ use ferry_client_core::session::{ClientSession, OpId, Outcome};
 use ferry_wire::{Entry, FileName, Greeting, Hasher, Listing};
 
 use drive::{NoFeed, Ops, Sink, Source, drive};
-use ferry_client_core::local::{GetFail, GetJob, PartState, finish_get, open_source, unexpected_outcome};
+use ferry_client_core::local::{
+    GetFail, GetJob, PartState, finish_get, open_source, unexpected_outcome, writer_report,
+};
 
 /// The buffer in front of a download's file ([`Client::get_to_path`]).
 const FILE_WRITE_BUF: usize = 64 * 1024;
@@ -227,22 +228,7 @@ impl Client {
         let mut ops = Ops::new(progress);
         ops.names.insert(id, name.clone());
         ops.sinks.insert(id, Sink::Writer(w));
-        match self.run_one(id, ops)? {
-            Outcome::Got {
-                size,
-                mtime,
-                digest,
-            } => Ok(GetReport {
-                name: name.clone(),
-                path: None,
-                size,
-                mtime,
-                digest,
-                resumed_from: 0,
-            }),
-            Outcome::Discarded(source) => Err(ClientError::Local { path: None, source }),
-            other => Err(unexpected_outcome(&other)),
-        }
+        writer_report(name, self.run_one(id, ops)?)
     }
 
     /// Downloads `name` to the file `dest`.
