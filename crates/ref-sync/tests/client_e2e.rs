@@ -389,3 +389,47 @@ fn shutdown_ends_the_session_with_422() {
     assert!(err.ends_session() && !c.is_open());
     server.stop().expect("server stops");
 }
+
+/// Partial files this process holds open (Linux: /proc/self/fd).
+fn open_part_files() -> usize {
+    fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| fs::read_link(e.path()).ok())
+                .filter(|t| t.to_string_lossy().ends_with(".ferry-part"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// A batch finishes each download as it completes: it never holds more than one partial file
+/// open (a batch of thousands of files must not run into the open-files limit), and every
+/// file is in place, none left partial.
+#[test]
+fn a_batch_of_gets_holds_one_partial_file_open_at_a_time() {
+    let server = TestServer::start();
+    let names: Vec<FileName> = (0..200).map(|i| name(&format!("f{i:03}"))).collect();
+    for (i, n) in names.iter().enumerate() {
+        server.write_file(n.as_str(), format!("file {i}").as_bytes());
+    }
+    let down = tempfile::tempdir().expect("tempdir");
+    let mut c = connect(&server);
+    let mut most = 0;
+    let results = c.get_many(&names, down.path(), &GetOptions::default(), &mut |_| {
+        most = most.max(open_part_files());
+    });
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert!(most <= 1, "{most} partial files open at once");
+    for (i, n) in names.iter().enumerate() {
+        let got = fs::read(down.path().join(n.as_str())).expect("downloaded");
+        assert_eq!(got, format!("file {i}").as_bytes());
+    }
+    let leftovers = fs::read_dir(down.path())
+        .expect("read_dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".ferry-part"))
+        })
+        .count();
+    assert_eq!(leftovers, 0);
+}

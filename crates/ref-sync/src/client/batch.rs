@@ -14,9 +14,7 @@ use super::drive::{Feed, NoFeed, Ops, Sink, Source, drive};
 use super::{
     Client, ClientError, GetOptions, GetReport, Progress, PutOptions, PutReport, local_path,
 };
-use ferry_client_core::local::{
-    GetFail, GetJob, PartState, finish_get, open_source, unexpected_outcome,
-};
+use ferry_client_core::local::{GetFail, GetJob, PartState, open_source, unexpected_outcome};
 
 impl Client {
     /// Downloads every name into `dest_dir` (each as `dest_dir/NAME`, with the guarantees of
@@ -56,6 +54,7 @@ impl Client {
                             Sink::Part {
                                 job,
                                 state: PartState::Unopened,
+                                opts: *opts,
                             },
                         );
                         started.push((i, id));
@@ -65,11 +64,7 @@ impl Client {
             }
             drive(&self.stream, &mut self.session, &mut ops, &mut NoFeed);
             for (i, id) in started {
-                let result = ops.take(id);
-                let Some(Sink::Part { job, state }) = ops.sinks.remove(&id) else {
-                    continue;
-                };
-                results[i] = Some(match finish_get(job, state, result, opts) {
+                results[i] = Some(match ops.take_finished(id) {
                     Ok(report) => Ok(report),
                     Err(GetFail {
                         error,

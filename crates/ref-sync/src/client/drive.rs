@@ -11,8 +11,8 @@ use ferry_client_core::session::{Action, ClientSession, OpId, Outcome};
 use ferry_wire::FileName;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
-use super::{ClientError, Progress};
-use ferry_client_core::local::{PartState, read_full};
+use super::{ClientError, GetOptions, GetReport, Progress};
+use ferry_client_core::local::{GetFail, GetJob, PartState, finish_get, read_full};
 
 /// Where a get's octets go.
 pub(super) enum Sink<'a> {
@@ -20,8 +20,9 @@ pub(super) enum Sink<'a> {
     Writer(&'a mut dyn Write),
     /// A partial file, opened when the reply comes.
     Part {
-        job: ferry_client_core::local::GetJob,
+        job: GetJob,
         state: PartState,
+        opts: GetOptions,
     },
 }
 
@@ -38,6 +39,8 @@ pub(super) struct Ops<'a, 'p> {
     pub(super) sinks: HashMap<OpId, Sink<'a>>,
     pub(super) sources: HashMap<OpId, Source<'a>>,
     pub(super) results: HashMap<OpId, Result<Outcome, ClientError>>,
+    /// Downloads to paths, finished: their reports.
+    pub(super) finished: HashMap<OpId, Result<GetReport, GetFail>>,
     /// Puts whose progress is reported on confirmation, not per chunk (eager batches).
     pub(super) confirm_only: bool,
     progress: &'p mut dyn FnMut(Progress<'_>),
@@ -50,8 +53,22 @@ impl<'a, 'p> Ops<'a, 'p> {
             sinks: HashMap::new(),
             sources: HashMap::new(),
             results: HashMap::new(),
+            finished: HashMap::new(),
             confirm_only: false,
             progress,
+        }
+    }
+
+    /// The report of the download to a path `id`.
+    pub(super) fn take_finished(&mut self, id: OpId) -> Result<GetReport, GetFail> {
+        if let Some(report) = self.finished.remove(&id) {
+            return report;
+        }
+        // Never done (the session ended first): its partial file is settled now.
+        let result = self.take(id);
+        match self.sinks.remove(&id) {
+            Some(Sink::Part { job, state, opts }) => finish_get(job, state, result, &opts),
+            _ => Err(ClientError::Disconnected("the download was lost".into()).into()),
         }
     }
 
@@ -73,7 +90,7 @@ impl<'a, 'p> Ops<'a, 'p> {
     fn open_sink(&mut self, id: OpId) -> io::Result<()> {
         match self.sinks.get_mut(&id) {
             Some(Sink::Writer(_)) => Ok(()),
-            Some(Sink::Part { job, state }) => match job.open_sink() {
+            Some(Sink::Part { job, state, .. }) => match job.open_sink() {
                 Ok(file) => {
                     // Pieces of at least FILE_WRITE_BUF octets (what a socket read usually
                     // brings during a large download) go straight to the file; smaller ones
@@ -173,7 +190,19 @@ pub(super) fn drive<'a>(
                 {
                     ops.progress(id, report.size, report.size);
                 }
-                ops.results.insert(id, result);
+                match ops.sinks.remove(&id) {
+                    Some(Sink::Part { job, state, opts }) => {
+                        let report = finish_get(job, state, result, &opts);
+                        ops.finished.insert(id, report);
+                    }
+                    Some(sink) => {
+                        ops.sinks.insert(id, sink);
+                        ops.results.insert(id, result);
+                    }
+                    None => {
+                        ops.results.insert(id, result);
+                    }
+                }
             }
             Action::Disconnect => {
                 let _ = stream.shutdown(Shutdown::Both);

@@ -60,7 +60,7 @@ use ferry_wire::{Entry, FileName, Greeting, Hasher, Listing};
 
 use drive::{NoFeed, Ops, Sink, Source, drive};
 use ferry_client_core::local::{
-    GetFail, GetJob, PartState, finish_get, open_source, unexpected_outcome, writer_report,
+    GetFail, GetJob, PartState, open_source, unexpected_outcome, writer_report,
 };
 
 /// The buffer in front of a download's file ([`Client::get_to_path`]).
@@ -282,14 +282,11 @@ impl Client {
             Sink::Part {
                 job,
                 state: PartState::Unopened,
+                opts: *opts,
             },
         );
         drive(&self.stream, &mut self.session, &mut ops, &mut NoFeed);
-        let result = ops.take(id);
-        match ops.sinks.remove(&id) {
-            Some(Sink::Part { job, state }) => finish_get(job, state, result, opts),
-            _ => Err(ClientError::Disconnected("the download was lost".into()).into()),
-        }
+        ops.take_finished(id)
     }
 
     /// Uploads `size` octets read from `r` as `name`.
