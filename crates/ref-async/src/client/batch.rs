@@ -165,8 +165,8 @@ impl<R: Runtime> Client<R> {
     ) -> Vec<Result<PutReport, ClientError>> {
         let mut results: Vec<Option<Result<PutReport, ClientError>>> =
             files.iter().map(|_| None).collect();
-        // Which files fit flow `now`, looked up once on the blocking pool.
-        let eager: Vec<bool> = match self.session.eager_max(opts) {
+        // Which files fit flow `now` (their sizes), looked up once on the blocking pool.
+        let eager: Vec<Option<u64>> = match self.session.eager_max(opts) {
             Some(max) => {
                 let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
                 self.conn
@@ -175,14 +175,17 @@ impl<R: Runtime> Client<R> {
                         paths
                             .iter()
                             .map(|p| {
-                                std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() <= max)
+                                std::fs::metadata(p)
+                                    .ok()
+                                    .filter(|m| m.is_file() && m.len() <= max)
+                                    .map(|m| m.len())
                             })
                             .collect()
                     })
                     .await
-                    .unwrap_or_else(|_| vec![false; files.len()])
+                    .unwrap_or_else(|_| vec![None; files.len()])
             }
-            None => vec![false; files.len()],
+            None => vec![None; files.len()],
         };
         let mut i = 0;
         while i < files.len() {
@@ -191,7 +194,7 @@ impl<R: Runtime> Client<R> {
                 i += 1;
                 continue;
             }
-            if !eager[i] {
+            if eager[i].is_none() {
                 let (path, name) = &files[i];
                 results[i] = Some(
                     self.put_from_path(path, Some(name), opts, &mut progress)
@@ -201,11 +204,13 @@ impl<R: Runtime> Client<R> {
                 continue;
             }
             let mut end = i + 1;
-            while end < files.len() && eager[end] {
+            while end < files.len() && eager[end].is_some() {
                 end += 1;
             }
+            let sizes = eager[i..end].iter().map(|s| s.unwrap_or(0)).collect();
             self.put_batch(
                 &files[i..end],
+                sizes,
                 &mut results[i..end],
                 opts.mode,
                 &mut progress,
@@ -224,6 +229,7 @@ impl<R: Runtime> Client<R> {
     async fn put_batch(
         &mut self,
         batch: &[(PathBuf, FileName)],
+        sizes: Vec<u64>,
         results: &mut [Option<Result<PutReport, ClientError>>],
         mode: PutMode,
         progress: &mut impl FnMut(Progress<'_>),
@@ -237,6 +243,7 @@ impl<R: Runtime> Client<R> {
         let mut feed = Feed::Eager(EagerFeed {
             all: batch,
             next: (0..batch.len()).collect::<VecDeque<_>>(),
+            sizes,
             opts,
             max,
             opened: VecDeque::new(),

@@ -645,6 +645,8 @@ pub(super) struct EagerFeed<'f> {
     pub(super) all: &'f [(PathBuf, FileName)],
     /// Indices of the files not yet opened.
     pub(super) next: VecDeque<usize>,
+    /// Their sizes when the batch was formed (to group the files read in one trip).
+    pub(super) sizes: Vec<u64>,
     pub(super) opts: PutOptions,
     pub(super) max: u64,
     /// Opened files, in order: their batch index and the source (or why it failed).
@@ -684,7 +686,7 @@ impl Feed<'_> {
                     }
                     f.next.pop_front();
                     group.push((k, f.all[k].0.clone()));
-                    bytes += f.max.min(PIECE as u64);
+                    bytes += f.sizes.get(k).copied().unwrap_or(f.max);
                 }
                 let max = f.max;
                 let opened = rt
