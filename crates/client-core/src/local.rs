@@ -28,6 +28,41 @@ pub struct GetFail {
     pub retry_from_zero: bool,
 }
 
+impl GetFail {
+    /// The error; batch entry `i` joins `retry` when a fresh download may succeed.
+    pub fn note_retry(self, i: usize, retry: &mut Vec<usize>) -> ClientError {
+        if self.retry_from_zero {
+            retry.push(i);
+        }
+        self.error
+    }
+}
+
+/// Where a batch's retry from offset 0 of `name` goes, and with which options (no resume).
+pub fn retry_target(
+    dest_dir: &Path,
+    name: &FileName,
+    opts: &GetOptions,
+) -> Result<(PathBuf, GetOptions), ClientError> {
+    let fresh = GetOptions {
+        resume: false,
+        ..*opts
+    };
+    Ok((crate::local_path(dest_dir, name)?, fresh))
+}
+
+/// Logs the entries of a listing that were skipped because their names are not valid for
+/// this client (NAME-14), as a client's `dir` does before it returns the rest.
+pub fn log_skipped(listing: &ferry_wire::Listing) {
+    for s in &listing.skipped {
+        tracing::warn!(
+            name = %crate::visible(&String::from_utf8_lossy(&s.name)),
+            error = %s.error,
+            "listing entry skipped"
+        );
+    }
+}
+
 impl From<ClientError> for GetFail {
     fn from(error: ClientError) -> Self {
         Self {

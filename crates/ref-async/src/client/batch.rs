@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
-use ferry_client_core::local::{GetFail, GetJob};
+use ferry_client_core::local::{GetJob, retry_target};
 use ferry_client_core::session::Outcome;
 use ferry_wire::{FileName, Hasher, PutMode};
 
@@ -109,30 +109,18 @@ impl<R: Runtime> Client<R> {
             )
             .await;
             for (i, id) in started {
-                results[i] = Some(match ops.take_finished(id) {
-                    Ok(report) => Ok(report),
-                    Err(GetFail {
-                        error,
-                        retry_from_zero,
-                    }) => {
-                        if retry_from_zero {
-                            retry.push(i);
-                        }
-                        Err(error)
-                    }
-                });
+                results[i] = Some(
+                    ops.take_finished(id)
+                        .map_err(|f| f.note_retry(i, &mut retry)),
+                );
             }
         }
         for i in retry {
             if !self.is_open() {
                 break;
             }
-            let fresh = GetOptions {
-                resume: false,
-                ..*opts
-            };
-            let dest = match local_path(dest_dir, &names[i]) {
-                Ok(d) => d,
+            let (dest, fresh) = match retry_target(dest_dir, &names[i], opts) {
+                Ok(target) => target,
                 Err(e) => {
                     results[i] = Some(Err(e));
                     continue;

@@ -67,7 +67,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::time::Instant;
 
-use ferry_client_core::local::{GetFail, GetJob, writer_report};
+use ferry_client_core::local::{GetFail, GetJob, log_skipped, writer_report};
 use ferry_client_core::session::{ClientSession, OpId, Outcome};
 use ferry_wire::{Entry, FileName, Greeting, Hasher, Listing};
 use futures_io::{AsyncRead, AsyncWrite};
@@ -208,13 +208,7 @@ impl<R: Runtime> Client<R> {
     /// out (NAME-14); [`Client::dir_listing`] returns them too, to show the user.
     pub async fn dir(&mut self) -> Result<Vec<Entry>, ClientError> {
         let listing = self.dir_listing().await?;
-        for s in &listing.skipped {
-            tracing::warn!(
-                name = %visible(&String::from_utf8_lossy(&s.name)),
-                error = %s.error,
-                "listing entry skipped"
-            );
-        }
+        log_skipped(&listing);
         Ok(listing.entries)
     }
 

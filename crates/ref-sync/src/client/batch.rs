@@ -14,7 +14,7 @@ use super::drive::{Feed, NoFeed, Ops, Sink, Source, drive};
 use super::{
     Client, ClientError, GetOptions, GetReport, Progress, PutOptions, PutReport, local_path,
 };
-use ferry_client_core::local::{GetFail, GetJob, PartState, open_source, unexpected_outcome};
+use ferry_client_core::local::{GetJob, PartState, open_source, retry_target, unexpected_outcome};
 
 impl Client {
     /// Downloads every name into `dest_dir` (each as `dest_dir/NAME`, with the guarantees of
@@ -64,30 +64,18 @@ impl Client {
             }
             drive(&self.stream, &mut self.session, &mut ops, &mut NoFeed);
             for (i, id) in started {
-                results[i] = Some(match ops.take_finished(id) {
-                    Ok(report) => Ok(report),
-                    Err(GetFail {
-                        error,
-                        retry_from_zero,
-                    }) => {
-                        if retry_from_zero {
-                            retry.push(i);
-                        }
-                        Err(error)
-                    }
-                });
+                results[i] = Some(
+                    ops.take_finished(id)
+                        .map_err(|f| f.note_retry(i, &mut retry)),
+                );
             }
         }
         for i in retry {
             if !self.is_open() {
                 break;
             }
-            let fresh = GetOptions {
-                resume: false,
-                ..*opts
-            };
-            let dest = match local_path(dest_dir, &names[i]) {
-                Ok(d) => d,
+            let (dest, fresh) = match retry_target(dest_dir, &names[i], opts) {
+                Ok(target) => target,
                 Err(e) => {
                     results[i] = Some(Err(e));
                     continue;

@@ -60,7 +60,7 @@ use ferry_wire::{Entry, FileName, Greeting, Hasher, Listing};
 
 use drive::{NoFeed, Ops, Sink, Source, drive};
 use ferry_client_core::local::{
-    GetFail, GetJob, PartState, open_source, unexpected_outcome, writer_report,
+    GetFail, GetJob, PartState, log_skipped, open_source, unexpected_outcome, writer_report,
 };
 
 /// The buffer in front of a download's file ([`Client::get_to_path`]).
@@ -182,13 +182,7 @@ impl Client {
     /// out (NAME-14); [`Client::dir_listing`] returns them too, to show the user.
     pub fn dir(&mut self) -> Result<Vec<Entry>, ClientError> {
         let listing = self.dir_listing()?;
-        for s in &listing.skipped {
-            tracing::warn!(
-                name = %visible(&String::from_utf8_lossy(&s.name)),
-                error = %s.error,
-                "listing entry skipped"
-            );
-        }
+        log_skipped(&listing);
         Ok(listing.entries)
     }
 
