@@ -51,6 +51,22 @@ pub fn retry_target(
     Ok((crate::local_path(dest_dir, name)?, fresh))
 }
 
+/// The greeting a new session accepted, from the result of its first operation
+/// ([`crate::session::OpId`] 0).
+pub fn connected(
+    session: &crate::session::ClientSession,
+    result: Result<Outcome, ClientError>,
+) -> Result<ferry_wire::Greeting, ClientError> {
+    match result {
+        Ok(Outcome::Connected) => {}
+        Ok(other) => return Err(unexpected_outcome(&other)),
+        Err(e) => return Err(e),
+    }
+    session.greeting().cloned().ok_or(ClientError::Closed {
+        outcome_unknown: false,
+    })
+}
+
 /// Logs the entries of a listing that were skipped because their names are not valid for
 /// this client (NAME-14), as a client's `dir` does before it returns the rest.
 pub fn log_skipped(listing: &ferry_wire::Listing) {

@@ -67,7 +67,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::time::Instant;
 
-use ferry_client_core::local::{GetFail, GetJob, log_skipped, writer_report};
+use ferry_client_core::local::{GetFail, GetJob, connected, log_skipped, writer_report};
 use ferry_client_core::session::{ClientSession, OpId, Outcome};
 use ferry_wire::{Entry, FileName, Greeting, Hasher, Listing};
 use futures_io::{AsyncRead, AsyncWrite};
@@ -163,16 +163,7 @@ impl<R: Runtime> Client<R> {
         let mut session = ClientSession::new(options.clone(), Instant::now());
         let mut ops: Plain<'_, _> = Ops::new(Quiet);
         drive(&mut conn, &mut session, &mut ops, &mut Feed::Nothing).await;
-        match ops.take(OpId(0)) {
-            Ok(Outcome::Connected) => {}
-            Ok(other) => return Err(unexpected(&other)),
-            Err(e) => return Err(e),
-        }
-        let Some(greeting) = session.greeting().cloned() else {
-            return Err(ClientError::Closed {
-                outcome_unknown: false,
-            });
-        };
+        let greeting = connected(&session, ops.take(OpId(0)))?;
         Ok(Self {
             conn,
             session,

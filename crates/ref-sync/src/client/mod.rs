@@ -60,7 +60,8 @@ use ferry_wire::{Entry, FileName, Greeting, Hasher, Listing};
 
 use drive::{NoFeed, Ops, Sink, Source, drive};
 use ferry_client_core::local::{
-    GetFail, GetJob, PartState, log_skipped, open_source, unexpected_outcome, writer_report,
+    GetFail, GetJob, PartState, connected, log_skipped, open_source, unexpected_outcome,
+    writer_report,
 };
 
 /// The buffer in front of a download's file ([`Client::get_to_path`]).
@@ -144,16 +145,7 @@ impl Client {
         let mut quiet = |_: Progress<'_>| {};
         let mut ops = Ops::new(&mut quiet);
         drive(&stream, &mut session, &mut ops, &mut NoFeed);
-        match ops.take(OpId(0)) {
-            Ok(Outcome::Connected) => {}
-            Ok(other) => return Err(unexpected_outcome(&other)),
-            Err(e) => return Err(e),
-        }
-        let Some(greeting) = session.greeting().cloned() else {
-            return Err(ClientError::Closed {
-                outcome_unknown: false,
-            });
-        };
+        let greeting = connected(&session, ops.take(OpId(0)))?;
         Ok(Self {
             stream,
             session,
