@@ -31,7 +31,54 @@ per_runtime!(
     sixteen_mib_through_files,
     blocking_client_mirrors_the_threaded_api,
     hostile_server_is_refused,
+    a_batch_holds_one_partial_file_open_at_a_time,
 );
+
+/// Partial files this process holds open (Linux: /proc/self/fd).
+fn open_part_files() -> usize {
+    fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| fs::read_link(e.path()).ok())
+                .filter(|t| t.to_string_lossy().ends_with(PART_SUFFIX))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// A batch of gets writes each file when it is done (in trips shared by the files done
+/// together): it never holds more than one partial file open, and leaves none behind.
+fn a_batch_holds_one_partial_file_open_at_a_time<D: Driver>() {
+    let server = common::start::<D>();
+    let names: Vec<FileName> = (0..200).map(|i| file_name(&format!("f{i:03}"))).collect();
+    for (i, n) in names.iter().enumerate() {
+        server.write_file(n.as_str(), format!("file {i}").as_bytes());
+    }
+    let down = tempfile::tempdir().expect("tempdir");
+    let rt = D::runtime();
+    let most = rt.block_on(async {
+        let mut c = connect(&rt, server.addr).await;
+        let mut most = 0;
+        let results = c
+            .get_many(&names, down.path(), &GetOptions::default(), |_| {
+                most = most.max(open_part_files());
+            })
+            .await;
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        most
+    });
+    assert!(most <= 1, "{most} partial files open at once");
+    for (i, n) in names.iter().enumerate() {
+        let got = fs::read(down.path().join(n.as_str())).expect("downloaded");
+        assert_eq!(got, format!("file {i}").as_bytes());
+    }
+    assert!(
+        listing(down.path())
+            .iter()
+            .all(|n| !n.ends_with(PART_SUFFIX)),
+        "a partial file was left behind"
+    );
+}
 
 fn options() -> ClientOptions {
     ClientOptions {
