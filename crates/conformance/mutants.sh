@@ -3,8 +3,8 @@
 #
 # cargo-mutants (crates.io) mutates the reference implementation's code — the server session
 # core every server drives (ferry-proto's server.rs) with ferry-sync's driver of it (server/),
-# or the client session core (ferry-client-core's session.rs) with ferry-sync's driver of it
-# (client/) — and for each
+# or the client session core (ferry-client-core's session/ and the local-file policy local.rs)
+# with ferry-sync's driver of it (client/) — and for each
 # mutant runs ONLY the conformance runner against it: the test
 # `reference_server_passes_every_server_case` or `reference_client_library_passes_every_client_case`
 # of crates/conformance/tests/reference.rs. A mutant is caught when the runner reports a
@@ -30,9 +30,10 @@ server)
     test=reference_server_passes_every_server_case
     ;;
 client)
-    # The client session core, and ferry-sync's driver of it.
+    # The client session core, the local-file policy, and ferry-sync's driver of them.
     packages=(-p ferry-client-core -p ferry-sync)
-    files=(-f 'crates/client-core/src/session.rs' -f 'crates/ref-sync/src/client/*')
+    files=(-f 'crates/client-core/src/session/*' -f 'crates/client-core/src/local.rs'
+        -f 'crates/ref-sync/src/client/*')
     test=reference_client_library_passes_every_client_case
     ;;
 *)
