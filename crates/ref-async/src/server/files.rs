@@ -193,6 +193,9 @@ pub(super) struct Writer<R: Runtime> {
     upload: Option<Upload>,
     buf: Vec<u8>,
     filled: usize,
+    /// Octets of the payload not yet taken (a piece that holds the last of them waits for
+    /// the commit, which writes it in its own trip).
+    left: u64,
     spare: Option<Vec<u8>>,
     pending: Option<BoxFuture<io::Result<Written>>>,
 }
@@ -221,6 +224,7 @@ impl<R: Runtime> Writer<R> {
             upload: Some(upload),
             buf: vec![0; piece],
             filled: 0,
+            left: size,
             spare: None,
             pending: None,
         })
@@ -236,7 +240,8 @@ impl<R: Runtime> Writer<R> {
     /// Counts `n` octets written into [`Writer::space`]; a full piece starts its write.
     pub(super) async fn advance(&mut self, n: usize) -> Result<(), Code> {
         self.filled += n;
-        if self.filled == self.buf.len() {
+        self.left = self.left.saturating_sub(n as u64);
+        if self.filled == self.buf.len() && self.left > 0 {
             self.submit().await?;
         }
         Ok(())
@@ -247,6 +252,10 @@ impl<R: Runtime> Writer<R> {
         while !data.is_empty() {
             let space = self.space(data.len());
             let n = space.len();
+            if n == 0 {
+                // More octets than the put announced: the receiver never hands those out.
+                return Err(Code::STORAGE);
+            }
             space.copy_from_slice(&data[..n]);
             data = &data[n..];
             self.advance(n).await?;
