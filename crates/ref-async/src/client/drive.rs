@@ -93,6 +93,10 @@ impl<R: Runtime> Conn<R> {
         };
         let moved = if send && receive {
             let cap = session.input_space().len().min(SCRATCH);
+            if cap == 0 {
+                // (A read into no space would look like EOF.)
+                return session.recv_failed(io::Error::other("receive buffer full"));
+            }
             if self.scratch.len() < cap {
                 self.scratch.resize(cap, 0);
             }
