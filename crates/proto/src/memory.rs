@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use ferry_wire::{Code, Entry, FileName, HEAD_ROOM, Timestamp};
+use ferry_wire::{Code, Entry, FileName, HEAD_ROOM, PutMode, Timestamp};
 
 use crate::server::{Action, Buffers, End, FileMeta, ServerSession, SessionConfig};
 
@@ -210,8 +210,13 @@ impl Harness {
                     self.ops.push("close-file".into());
                     self.open = None;
                 }
-                Action::BeginUpload { name, size, .. } => {
+                Action::BeginUpload { name, size, mode } => {
                     self.ops.push(format!("begin {name} {size}"));
+                    if mode == PutMode::New && self.files.contains_key(name.as_str()) {
+                        // PUT-2: `new` refuses a name that is taken.
+                        self.s.upload_begun(Err(Code::EXISTS));
+                        continue;
+                    }
                     self.upload = Some((name.as_str().to_owned(), Vec::new()));
                     self.s.upload_begun(Ok(()));
                 }

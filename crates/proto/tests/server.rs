@@ -241,3 +241,20 @@ fn the_optional_driver_paths_change_nothing_on_the_wire() {
     assert_eq!(plain.2, fast.2);
     assert_eq!(plain.3, fast.3);
 }
+
+#[test]
+fn a_put_new_of_a_taken_name_is_refused_with_512_and_a_replace_goes_through() {
+    let mut h = Harness::new(config());
+    h.files.insert("f".into(), b"old".to_vec());
+    h.run();
+    h.sent.clear();
+    h.client(b"put 3 new wait f\n").run();
+    assert_eq!(h.text(), "err 512 exists\n");
+    h.sent.clear();
+    h.client(b"put 3 replace wait f\n").run();
+    assert_eq!(h.text(), "go\n");
+    let mut payload = b"data 3\nnew".to_vec();
+    payload.extend_from_slice(format!("end {}\n", Digest::of(b"new")).as_bytes());
+    h.client(&payload).run();
+    assert_eq!(h.files.get("f").map(Vec::as_slice), Some(&b"new"[..]));
+}
