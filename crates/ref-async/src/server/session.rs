@@ -5,8 +5,9 @@
 //! has been told, against the server's shutdown; an operation that can complete at once costs
 //! no timer. Three of the core's optional paths keep the async server's costs down:
 //!
-//! - an idle session lends its buffers to the server's spares and waits with a small read of
-//!   its own, so memory grows with busy sessions, not open ones;
+//! - an idle session whose next request is not there yet lends its buffers to the server's
+//!   spares and waits with a small read of its own, so memory grows with busy sessions, not
+//!   open ones;
 //! - upload chunk data is read straight into the upload's write buffer (frame heads with
 //!   small reads), and written one piece behind;
 //! - a get's file is read one piece ahead and swapped into the session.
@@ -181,7 +182,18 @@ impl<R: Runtime> Driver<R> {
     /// session's input buffer.
     async fn receive(&mut self, deadline: Instant) -> io::Result<()> {
         let told = self.session.is_shutting_down();
-        let result = if self.session.is_idle() {
+        let idle = self.session.is_idle();
+        // A busy client's next request is usually there already: read it into the session's
+        // own buffer, lending nothing (one read that cannot block).
+        let ready = if idle {
+            let read = self.stream.read(self.session.input_space());
+            futures_lite::future::poll_once(read).await
+        } else {
+            None
+        };
+        let result = if let Some(read) = ready {
+            read.map_err(Wake::Io)
+        } else if idle {
             self.shared.spares.give(self.session.take_buffers());
             let mut first = [0u8; IDLE_READ];
             let read = self.stream.read(&mut first);
