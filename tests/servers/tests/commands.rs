@@ -3,13 +3,13 @@
 
 use std::time::{Duration, SystemTime};
 
-use ferry_test_support::{Impl, PayloadEnd, RawSession, TestServer, file_name, put_now_bytes};
+use ferry_test_support::{
+    Impl, NAMES, PayloadEnd, RawSession, TestServer, file_name, put_now_bytes,
+};
 use ferry_wire::{
     Digest, FileName, Hasher, PutFlow, PutMode, Reply, Request, Timestamp, Version, decode_entry,
     encode_payload,
 };
-
-const NAMES: [&str; 3] = ["射频仿真.pptx", "天线15.doc", "my report (final).pdf"];
 
 fn mtime(secs: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(secs)

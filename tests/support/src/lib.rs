@@ -93,6 +93,22 @@ impl Impl {
     }
 }
 
+/// The names the brief asks for (the teaching program's files), plus one with spaces.
+pub const NAMES: [&str; 3] = ["射频仿真.pptx", "天线15.doc", "my report (final).pdf"];
+
+/// `n` octets of a pattern that is not periodic in any small power of two (so a misplaced
+/// chunk shows).
+pub fn pattern(n: usize) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i.wrapping_mul(31) ^ (i >> 9)) as u8)
+        .collect()
+}
+
+/// Every octet value, in order.
+pub fn every_byte() -> Vec<u8> {
+    (0..=255u8).collect()
+}
+
 /// Instantiates each listed test `fn name(imp: Impl)` once per implementation, in the
 /// modules `threads`, `async_std`, `tokio` and `smol`: the one implementation list every
 /// server test runs against (`cargo test -p ferry-server-tests tokio::` runs one of them).

@@ -116,16 +116,5 @@ pub(crate) fn start_with<D: Driver>(f: impl FnOnce(&mut ferry_sync::server::Conf
     Server::with_impl_config(D::IMPL, f)
 }
 
-pub(crate) fn pattern(n: usize) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i.wrapping_mul(31) ^ (i >> 9)) as u8)
-        .collect()
-}
-
-/// Every octet value, in order.
-pub(crate) fn every_byte() -> Vec<u8> {
-    (0..=255u8).collect()
-}
-
-/// The names the brief asks for, plus the empty file's.
-pub(crate) const NAMES: [&str; 3] = ["射频仿真.pptx", "天线15.doc", "my report (final).pdf"];
+#[allow(unused_imports)] // not every test binary that includes this module uses each
+pub(crate) use ferry_test_support::{NAMES, every_byte, pattern};
