@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 
 use ferry_client_core::local::{GetJob, retry_target};
 use ferry_client_core::session::Outcome;
-use ferry_wire::{FileName, Hasher, PutMode};
+use ferry_wire::{FileName, PutMode};
 
-use super::drive::{EagerFeed, Feed, Ops, Part, Sink, drive};
+use super::drive::{EagerFeed, Feed, Ops, drive};
 use super::{
     Client, ClientError, GetOptions, GetReport, Plain, Progress, PutOptions, PutReport, local_path,
-    unexpected,
 };
 use crate::runtime::Runtime;
+use ferry_client_core::local::unexpected_outcome;
 
 impl<R: Runtime> Client<R> {
     /// Downloads every name into `dest_dir` (each as `dest_dir/NAME`, with the guarantees of
@@ -92,13 +92,7 @@ impl<R: Runtime> Client<R> {
                     }
                     None => None,
                 };
-                let (offset, prefix) = job
-                    .as_ref()
-                    .map_or((0, Hasher::new()), |j| (j.offset, j.prefix.clone()));
-                let id = self.session.get(name.clone(), offset, prefix);
-                ops.names.insert(id, name.clone());
-                let part = Part::new(name.clone(), dest, *opts, job);
-                ops.sinks.insert(id, Sink::Part(Box::new(part)));
+                let id = ops.start_get(&mut self.session, name, dest, opts, job);
                 started.push((i, id));
             }
             drive(
@@ -248,7 +242,7 @@ impl<R: Runtime> Client<R> {
         for (k, id) in feed.started {
             results[k] = Some(match ops.take(id) {
                 Ok(Outcome::Put(report)) => Ok(report),
-                Ok(other) => Err(unexpected(&other)),
+                Ok(other) => Err(unexpected_outcome(&other)),
                 Err(e) => Err(e),
             });
         }

@@ -18,9 +18,7 @@ use std::io::{self, BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ferry_client_core::local::{
-    GetFail, GetJob, PartState, finish_get, open_source, read_full, unexpected_outcome,
-};
+use ferry_client_core::local::{GetFail, GetJob, PartState, finish_get, open_source, read_full};
 use ferry_client_core::session::{Action, ClientSession, OpId, Outcome};
 use ferry_client_core::{ClientError, GetOptions, GetReport, Progress, PutOptions};
 use ferry_wire::FileName;
@@ -508,6 +506,25 @@ where
         }
     }
 
+    /// Starts a download of `name` to `dest` (`job`: prepared already, for a resume).
+    pub(super) fn start_get(
+        &mut self,
+        session: &mut ClientSession,
+        name: &FileName,
+        dest: PathBuf,
+        opts: &GetOptions,
+        job: Option<GetJob>,
+    ) -> OpId {
+        let (offset, prefix) = job.as_ref().map_or((0, ferry_wire::Hasher::new()), |j| {
+            (j.offset, j.prefix.clone())
+        });
+        let id = session.get(name.clone(), offset, prefix);
+        self.names.insert(id, name.clone());
+        let part = Part::new(name.clone(), dest, *opts, job);
+        self.sinks.insert(id, Sink::Part(Box::new(part)));
+        id
+    }
+
     /// The result of `id` (an operation never driven to its end is reported as such).
     pub(super) fn take(&mut self, id: OpId) -> Result<Outcome, ClientError> {
         self.results.remove(&id).unwrap_or_else(|| {
@@ -806,9 +823,4 @@ pub(super) async fn drive<R, W, T, P>(
             }
         }
     }
-}
-
-/// [`unexpected_outcome`], re-exported for the client's methods.
-pub(super) fn unexpected(o: &Outcome) -> ClientError {
-    unexpected_outcome(o)
 }

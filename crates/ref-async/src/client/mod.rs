@@ -67,14 +67,16 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::time::Instant;
 
-use ferry_client_core::local::{GetFail, GetJob, connected, log_skipped, writer_report};
+use ferry_client_core::local::{
+    GetFail, GetJob, connected, log_skipped, unexpected_outcome, writer_report,
+};
 use ferry_client_core::session::{ClientSession, OpId, Outcome};
 use ferry_wire::{Entry, FileName, Greeting, Hasher, Listing};
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::io::{Empty, Sink as NullSink};
 
 use crate::runtime::{Runtime, Timed, timeout};
-use drive::{Conn, Feed, FileSource, Ops, Part, Quiet, Report, Sink, Source, drive, unexpected};
+use drive::{Conn, Feed, FileSource, Ops, Quiet, Report, Sink, Source, drive};
 
 pub use ferry_client_core::{
     ClientError, ClientOptions, DEFAULT_EAGER_LIMIT, GetOptions, GetReport, PART_SUFFIX, Progress,
@@ -214,7 +216,7 @@ impl<R: Runtime> Client<R> {
         let mut ops: Plain<'_, _> = Ops::new(Quiet);
         match self.run(id, &mut ops).await? {
             Outcome::Listing(l) => Ok(l),
-            other => Err(unexpected(&other)),
+            other => Err(unexpected_outcome(&other)),
         }
     }
 
@@ -296,14 +298,8 @@ impl<R: Runtime> Client<R> {
         } else {
             None
         };
-        let (offset, prefix) = job
-            .as_ref()
-            .map_or((0, Hasher::new()), |j| (j.offset, j.prefix.clone()));
-        let id = self.session.get(name.clone(), offset, prefix);
         let mut ops: Plain<'_, _> = Ops::new(progress);
-        ops.names.insert(id, name.clone());
-        let part = Part::new(name.clone(), dest.to_path_buf(), *opts, job);
-        ops.sinks.insert(id, Sink::Part(Box::new(part)));
+        let id = ops.start_get(&mut self.session, name, dest.to_path_buf(), opts, job);
         drive(
             &mut self.conn,
             &mut self.session,
@@ -341,7 +337,7 @@ impl<R: Runtime> Client<R> {
         ops.sources.insert(id, Source::Reader(r));
         match self.run(id, &mut ops).await? {
             Outcome::Put(report) => Ok(report),
-            other => Err(unexpected(&other)),
+            other => Err(unexpected_outcome(&other)),
         }
     }
 
@@ -376,7 +372,7 @@ impl<R: Runtime> Client<R> {
         ops.sources.insert(id, Source::File(Box::new(src)));
         match self.run(id, &mut ops).await? {
             Outcome::Put(report) => Ok(report),
-            other => Err(unexpected(&other)),
+            other => Err(unexpected_outcome(&other)),
         }
     }
 
@@ -390,7 +386,7 @@ impl<R: Runtime> Client<R> {
                 self.conn.shutdown().await;
                 Ok(())
             }
-            other => Err(unexpected(&other)),
+            other => Err(unexpected_outcome(&other)),
         }
     }
 
