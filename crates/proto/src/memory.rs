@@ -161,6 +161,11 @@ impl Harness {
                     let code = self.faults.remove(0);
                     self.s.upload_committed(Err(code));
                 }
+                Action::StoreUpload { commit: true, .. } if !self.faults.is_empty() => {
+                    self.ops.push("store failed".into());
+                    let code = self.faults.remove(0);
+                    self.s.upload_stored(Err(code));
+                }
                 Action::List => {
                     self.ops.push("list".into());
                     let entries = self
@@ -243,6 +248,29 @@ impl Harness {
                 Action::DiscardUpload => {
                     self.ops.push("discard".into());
                     self.upload = None;
+                }
+                Action::StoreUpload {
+                    name,
+                    size,
+                    mode,
+                    commit,
+                } => {
+                    let data = if self.fast {
+                        self.s.take_upload_data()
+                    } else {
+                        self.s.upload_data().to_vec()
+                    };
+                    if mode == PutMode::New && self.files.contains_key(name.as_str()) {
+                        self.ops.push(format!("store {name} {size}: exists"));
+                        self.s.upload_stored(Err(Code::EXISTS));
+                    } else if commit {
+                        self.ops.push(format!("store {name} {size}"));
+                        self.files.insert(name.as_str().to_owned(), data);
+                        self.s.upload_stored(Ok(()));
+                    } else {
+                        self.ops.push(format!("store {name} {size}: dropped"));
+                        self.s.upload_stored(Ok(()));
+                    }
                 }
             }
         }

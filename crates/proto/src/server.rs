@@ -18,6 +18,7 @@
 //! | [`Action::WriteUpload`] | writes [`ServerSession::upload_data`] to the staging file | [`ServerSession::upload_written`] |
 //! | [`Action::CommitUpload`] | fsyncs and renames the staging file into place | [`ServerSession::upload_committed`] |
 //! | [`Action::DiscardUpload`] | drops the upload (removes the staging file) | — |
+//! | [`Action::StoreUpload`] | stores an eager upload received whole: begins it, then writes and commits [`ServerSession::upload_data`] or drops it | [`ServerSession::upload_stored`] |
 //! | [`Action::Drain`] | shuts down its sending side and reads and discards input until `until` or EOF | [`ServerSession::drained`] |
 //! | [`Action::Finished`] | closes the connection; the session is over | — |
 //!
@@ -165,6 +166,25 @@ pub enum Action {
     CommitUpload,
     /// Drop the upload (its staging file is removed).
     DiscardUpload,
+    /// An eager put (flow `now`) whose payload has arrived, held by the session: begin the
+    /// upload as [`Action::BeginUpload`] does (PUT-2's checks of the storage, the staging
+    /// file); when that succeeds and `commit` is set, write [`ServerSession::upload_data`]
+    /// (or [`ServerSession::take_upload_data`]) and commit as [`Action::CommitUpload`] does;
+    /// when `commit` is not set (the payload was corrupt or aborted), drop the upload.
+    /// Report the first failure, or success: [`ServerSession::upload_stored`].
+    ///
+    /// One storage step per small put: the checks wait for the payload, which changes no
+    /// reply (PUT-9 answers a refused eager put after its payload anyway).
+    StoreUpload {
+        /// The name to store.
+        name: FileName,
+        /// Its size.
+        size: u64,
+        /// `new` or `replace`.
+        mode: PutMode,
+        /// Write and commit (the payload is complete and verified), or only begin and drop.
+        commit: bool,
+    },
     /// Shut down the sending direction, read and discard input until `until` or EOF:
     /// [`ServerSession::drained`] (CLOSE-6).
     Drain {
@@ -228,11 +248,11 @@ enum State {
     Reading(Box<Get>),
     /// `get`: waiting for the unchanged check after the last chunk.
     Checking(Box<Get>),
-    /// `put`: waiting for the upload to begin.
+    /// `put` with flow `wait`: waiting for the upload to begin (eager puts are held
+    /// instead, then stored whole: [`State::Storing`]).
     Beginning {
         size: u64,
         mode: PutMode,
-        flow: PutFlow,
         name: FileName,
     },
     /// `put`: receiving the payload.
@@ -243,6 +263,8 @@ enum State {
         digest: Digest,
         name: FileName,
     },
+    /// Eager `put`: its payload received whole, waiting for [`Action::StoreUpload`].
+    Storing(Box<Held>),
     /// The last words are queued; once they are sent, drain.
     Closing(End),
     /// Waiting for the drain to finish.
@@ -279,6 +301,31 @@ struct Put {
     /// Data of the input buffer handed to the driver for writing, and the input octets to
     /// consume once it is written.
     writing: Option<(Range<usize>, usize)>,
+    /// An eager put held until its payload has arrived (nothing begun: `uploading` is false):
+    /// its mode and the payload so far.
+    held: Option<(PutMode, Vec<u8>)>,
+}
+
+/// Where a put's payload goes.
+enum Into {
+    /// To the upload begun (written as it arrives).
+    Upload,
+    /// Held by the session until it has arrived (an eager put: [`Action::StoreUpload`]).
+    Hold(PutMode),
+    /// Nowhere: read past, then the put is refused with this code (PUT-9).
+    Refuse(Code),
+}
+
+/// An eager put received whole ([`State::Storing`]).
+#[derive(Debug)]
+struct Held {
+    name: FileName,
+    size: u64,
+    mode: PutMode,
+    data: Vec<u8>,
+    /// What to answer once the upload was begun: the digest of a verified payload (written
+    /// and committed), or 433/434 (dropped).
+    outcome: Result<Digest, Code>,
 }
 
 /// One server session. See the module documentation for the driving loop.
@@ -372,14 +419,24 @@ impl ServerSession {
         }
     }
 
-    /// The upload data to write (for [`Action::WriteUpload`]).
+    /// The upload data to write (for [`Action::WriteUpload`] and [`Action::StoreUpload`]).
     pub fn upload_data(&self) -> &[u8] {
         match &self.state {
             State::Receiving(put) => match &put.writing {
                 Some((r, _)) => &self.input[r.clone()],
                 None => &[],
             },
+            State::Storing(held) => &held.data,
             _ => &[],
+        }
+    }
+
+    /// For [`Action::StoreUpload`], instead of [`ServerSession::upload_data`]: takes the
+    /// payload, for a driver that stores it elsewhere (on another thread) without a copy.
+    pub fn take_upload_data(&mut self) -> Vec<u8> {
+        match &mut self.state {
+            State::Storing(held) => std::mem::take(&mut held.data),
+            _ => Vec::new(),
         }
     }
 
@@ -774,13 +831,18 @@ impl ServerSession {
     /// The result of [`Action::BeginUpload`]. On success the driver holds the upload until
     /// [`Action::CommitUpload`] or [`Action::DiscardUpload`].
     pub fn upload_begun(&mut self, result: Result<(), Code>) {
-        let State::Beginning {
-            size, flow, name, ..
-        } = std::mem::replace(&mut self.state, Self::between())
+        let State::Beginning { size, name, .. } =
+            std::mem::replace(&mut self.state, Self::between())
         else {
             return;
         };
-        self.start_put(size, flow, name, result);
+        match result {
+            Ok(()) => {
+                self.reply(&Reply::Go);
+                self.receive(Some(name), size, Into::Upload);
+            }
+            Err(code) => self.refuse_put(size, PutFlow::Wait, name, code),
+        }
     }
 
     /// The result of [`Action::WriteUpload`].
@@ -814,6 +876,26 @@ impl ServerSession {
                 self.log("put", Some(&name), None, size);
             }
             Err(code) => self.reply_err("put", Some(&name), code),
+        }
+    }
+
+    /// The result of [`Action::StoreUpload`]: the first failure (of the begin, the write or
+    /// the commit), or success.
+    pub fn upload_stored(&mut self, result: Result<(), Code>) {
+        let State::Storing(held) = std::mem::replace(&mut self.state, Self::between()) else {
+            return;
+        };
+        match (result, held.outcome) {
+            (Err(code), _) | (Ok(()), Err(code)) => {
+                self.reply_err("put", Some(&held.name), code);
+            }
+            (Ok(()), Ok(digest)) => {
+                self.reply(&Reply::PutOk {
+                    size: held.size,
+                    digest,
+                });
+                self.log("put", Some(&held.name), None, held.size);
+            }
         }
     }
 
@@ -887,6 +969,12 @@ impl ServerSession {
                 mode: *mode,
             }),
             State::Committing { .. } => Some(Action::CommitUpload),
+            State::Storing(held) => Some(Action::StoreUpload {
+                name: held.name.clone(),
+                size: held.size,
+                mode: held.mode,
+                commit: held.outcome.is_ok(),
+            }),
             State::Checking(_) => Some(Action::CheckUnchanged),
             State::Request { .. } => self.peek_request(),
             State::Reading(_) => self.peek_get(),
@@ -994,15 +1082,12 @@ impl ServerSession {
                 } else {
                     None
                 };
-                match refused {
-                    Some(code) => self.start_put(size, flow, name, Err(code)),
-                    None => {
-                        self.state = State::Beginning {
-                            size,
-                            mode,
-                            flow,
-                            name,
-                        };
+                match (refused, flow) {
+                    (Some(code), _) => self.refuse_put(size, flow, name, code),
+                    // An eager put is begun once its payload has arrived (Action::StoreUpload).
+                    (None, PutFlow::Now) => self.receive(Some(name), size, Into::Hold(mode)),
+                    (None, PutFlow::Wait) => {
+                        self.state = State::Beginning { size, mode, name };
                     }
                 }
             }
@@ -1045,7 +1130,7 @@ impl ServerSession {
                         return self.close_with(Code::PROTOCOL);
                     }
                     // PUT-9: the payload follows anyway; read past it, then answer.
-                    self.receive(None, head.size, false, Some(Code::BAD_NAME));
+                    self.receive(None, head.size, Into::Refuse(Code::BAD_NAME));
                 } else {
                     self.reply_err("invalid", None, Code::BAD_NAME);
                 }
@@ -1140,25 +1225,22 @@ impl ServerSession {
 
     // ----------------------------------------------------------------- put ---
 
-    fn start_put(&mut self, size: u64, flow: PutFlow, name: FileName, checked: Result<(), Code>) {
-        match (flow, checked) {
-            (PutFlow::Wait, Err(code)) => self.reply_err("put", Some(&name), code),
-            (PutFlow::Wait, Ok(())) => {
-                self.reply(&Reply::Go);
-                self.receive(Some(name), size, true, None);
-            }
-            (PutFlow::Now, Err(code)) => self.receive(Some(name), size, false, Some(code)),
-            (PutFlow::Now, Ok(())) => self.receive(Some(name), size, true, None),
+    /// A put refused by a check of PUT-2: at once with flow `wait`, after its payload with
+    /// flow `now` (PUT-9).
+    fn refuse_put(&mut self, size: u64, flow: PutFlow, name: FileName, code: Code) {
+        match flow {
+            PutFlow::Wait => self.reply_err("put", Some(&name), code),
+            PutFlow::Now => self.receive(Some(name), size, Into::Refuse(code)),
         }
     }
 
-    fn receive(
-        &mut self,
-        name: Option<FileName>,
-        size: u64,
-        uploading: bool,
-        pending: Option<Code>,
-    ) {
+    fn receive(&mut self, name: Option<FileName>, size: u64, into: Into) {
+        let (uploading, pending, held) = match into {
+            Into::Upload => (true, None, None),
+            // At most `max-eager` octets (PUT-8 refused larger eager puts).
+            Into::Hold(mode) => (false, None, Some((mode, Vec::with_capacity(size as usize)))),
+            Into::Refuse(code) => (false, Some(code), None),
+        };
         self.state = State::Receiving(Box::new(Put {
             name,
             rx: PayloadReceiver::new(size),
@@ -1166,6 +1248,7 @@ impl ServerSession {
             uploading,
             pending,
             writing: None,
+            held,
         }));
     }
 
@@ -1220,6 +1303,9 @@ impl ServerSession {
                     put.writing = Some((start..start + d.len(), used));
                     Some(Action::WriteUpload)
                 } else {
+                    if let Some((_, held)) = &mut put.held {
+                        held.extend_from_slice(d);
+                    }
                     self.consume(used);
                     None
                 }
@@ -1230,21 +1316,7 @@ impl ServerSession {
                 else {
                     return None;
                 };
-                let name = put.name.clone();
-                match (put.pending, put.uploading, put.name) {
-                    (Some(code), uploading, _) => {
-                        self.discard = uploading;
-                        self.reply_err("put", name.as_ref(), code);
-                    }
-                    (None, true, Some(name)) => {
-                        self.state = State::Committing {
-                            size: put.size,
-                            digest,
-                            name,
-                        };
-                    }
-                    (None, _, _) => self.reply_err("put", name.as_ref(), Code::STORAGE),
-                }
+                self.end_put(*put, Ok(digest));
                 None
             }
             Step::Corrupt {
@@ -1256,15 +1328,10 @@ impl ServerSession {
                 else {
                     return None;
                 };
-                self.discard = put.uploading;
                 if put.pending.is_none() {
                     tracing::info!(%announced, %computed, "digest mismatch");
                 }
-                self.reply_err(
-                    "put",
-                    put.name.as_ref(),
-                    put.pending.unwrap_or(Code::CORRUPT),
-                );
+                self.end_put(*put, Err(Code::CORRUPT));
                 None
             }
             Step::Aborted(reason) => {
@@ -1273,15 +1340,46 @@ impl ServerSession {
                 else {
                     return None;
                 };
-                self.discard = put.uploading;
                 tracing::debug!(code = %reason.code, "client aborted the upload");
-                self.reply_err(
-                    "put",
-                    put.name.as_ref(),
-                    put.pending.unwrap_or(Code::ABORTED),
-                );
+                self.end_put(*put, Err(Code::ABORTED));
                 None
             }
+        }
+    }
+
+    /// A put's payload has been read to its trailer: `Ok` with a verified digest, or
+    /// 433/434. A refusal decided before (PUT-9) or a storage failure midway (PUT-17) is
+    /// answered whatever the trailer; a held eager put goes to storage whatever it is, since
+    /// the checks of PUT-2 come first.
+    fn end_put(&mut self, put: Put, trailer: Result<Digest, Code>) {
+        match (put.pending, put.held, put.name) {
+            (Some(code), _, name) => {
+                self.discard = put.uploading;
+                self.reply_err("put", name.as_ref(), code);
+            }
+            (None, Some((mode, data)), Some(name)) => {
+                self.state = State::Storing(Box::new(Held {
+                    name,
+                    size: put.size,
+                    mode,
+                    data,
+                    outcome: trailer,
+                }));
+            }
+            (None, _, Some(name)) if put.uploading => match trailer {
+                Ok(digest) => {
+                    self.state = State::Committing {
+                        size: put.size,
+                        digest,
+                        name,
+                    };
+                }
+                Err(code) => {
+                    self.discard = true;
+                    self.reply_err("put", Some(&name), code);
+                }
+            },
+            (None, _, name) => self.reply_err("put", name.as_ref(), Code::STORAGE),
         }
     }
 

@@ -94,12 +94,76 @@ fn a_request_line_has_the_stall_timeout_from_its_first_octet() {
 #[test]
 fn an_upload_cut_by_eof_is_discarded_before_the_session_ends() {
     let mut h = Harness::new(config());
-    h.client(b"put 10 new now x.bin\ndata 10\nabc");
+    h.client(b"put 10 new wait x.bin\n").run();
+    assert_eq!(h.replies(), "go\n");
+    h.client(b"data 10\nabc");
     h.eof = true;
     h.run();
     assert_eq!(h.ops, ["begin x.bin 10", "discard"]);
     assert_eq!(h.finished(), Some(End::Eof));
     assert!(h.files.is_empty());
+}
+
+#[test]
+fn an_eager_upload_cut_by_eof_never_reaches_the_storage() {
+    let mut h = Harness::new(config());
+    h.client(b"put 10 new now x.bin\ndata 10\nabc");
+    h.eof = true;
+    h.run();
+    assert!(h.ops.is_empty(), "{:?}", h.ops);
+    assert_eq!(h.finished(), Some(End::Eof));
+    assert!(h.files.is_empty());
+}
+
+#[test]
+fn an_eager_put_is_stored_in_one_step_once_its_payload_has_arrived() {
+    let mut h = Harness::new(config());
+    h.run();
+    h.client(b"put 5 new now f\ndata 3\nhel").run();
+    assert!(
+        h.ops.is_empty(),
+        "nothing is begun before the payload is in"
+    );
+    h.client(format!("data 2\nloend {}\n", Digest::of(b"hello")).as_bytes())
+        .run();
+    assert_eq!(h.replies(), format!("ok put 5 {}\n", Digest::of(b"hello")));
+    assert_eq!(h.ops, ["store f 5"]);
+    assert_eq!(h.files["f"], b"hello");
+}
+
+/// PUT-2 before PUT-11 and PUT-15, and PUT-9: a refused eager put gets its refusal whatever
+/// its trailer, although the storage is asked only once the payload is in.
+#[test]
+fn an_eager_put_gets_the_refusal_of_its_checks_before_433_or_434() {
+    let mut h = Harness::new(config());
+    h.files.insert("taken".into(), b"old".to_vec());
+    h.run();
+    let good = Digest::of(b"hello");
+    let bad = Digest::of(b"other");
+    let script = format!(
+        "put 5 new now taken\ndata 5\nhelloend {bad}\n\
+         put 5 new now taken\ndata 5\nhelloabort 430\n\
+         put 5 new now taken\ndata 5\nhelloend {good}\n\
+         put 5 new now free\ndata 5\nhelloend {bad}\n\
+         put 5 new now free\ndata 5\nhelloabort 430\n"
+    );
+    h.client(script.as_bytes()).run();
+    assert_eq!(
+        h.replies(),
+        "err 512 exists\nerr 512 exists\nerr 512 exists\nerr 433 corrupt\nerr 434 aborted\n"
+    );
+    assert_eq!(
+        h.ops,
+        [
+            "store taken 5: exists",
+            "store taken 5: exists",
+            "store taken 5: exists",
+            "store free 5: dropped",
+            "store free 5: dropped",
+        ]
+    );
+    assert_eq!(h.files["taken"], b"old");
+    assert!(!h.files.contains_key("free"));
 }
 
 #[test]
@@ -161,12 +225,26 @@ fn a_client_that_accepts_nothing_is_dropped_after_the_stall_timeout() {
 fn a_storage_write_failure_drops_the_upload_reads_past_the_payload_and_answers_431() {
     let mut h = Harness::new(config());
     h.run();
+    h.client(b"put 5 new wait f\n").run();
+    h.faults = vec![Code::STORAGE];
+    let mut put = b"data 5\nhello".to_vec();
+    put.extend_from_slice(format!("end {}\ndir\n", Digest::of(b"hello")).as_bytes());
+    h.client(&put).run();
+    assert_eq!(h.replies(), "go\nerr 431 storage\nok dir 0\n");
+    assert_eq!(h.ops, ["begin f 5", "write failed", "discard", "list"]);
+}
+
+#[test]
+fn a_storage_failure_of_an_eager_put_answers_431_and_the_session_goes_on() {
+    let mut h = Harness::new(config());
+    h.run();
     h.faults = vec![Code::STORAGE];
     let mut put = b"put 5 new now f\ndata 5\nhello".to_vec();
     put.extend_from_slice(format!("end {}\ndir\n", Digest::of(b"hello")).as_bytes());
     h.client(&put).run();
     assert_eq!(h.replies(), "err 431 storage\nok dir 0\n");
-    assert_eq!(h.ops, ["begin f 5", "write failed", "discard", "list"]);
+    assert_eq!(h.ops, ["store failed", "list"]);
+    assert!(h.files.is_empty());
 }
 
 #[test]

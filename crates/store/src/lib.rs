@@ -346,6 +346,31 @@ impl Root {
         })
     }
 
+    /// Stores an upload whose payload has arrived whole (an eager put; ferry-proto's
+    /// `Action::StoreUpload`): begins it ([`Root::begin_upload`]); then, when `commit`, writes
+    /// `data` and commits it ([`Upload::commit`]), or else drops it (a corrupt or aborted
+    /// payload, whose reply needs the checks of the begin first). Returns the first failure
+    /// as the code to answer, logged as [`StoreError::report`] does.
+    pub fn store_upload(
+        &self,
+        name: &FileName,
+        size: u64,
+        mode: PutMode,
+        data: &[u8],
+        commit: bool,
+    ) -> Result<(), Code> {
+        let mut upload = self
+            .begin_upload(name, size, mode)
+            .map_err(|e| e.report("starting an upload"))?;
+        if !commit {
+            return Ok(());
+        }
+        upload
+            .write_all(data)
+            .map_err(|e| e.report("write to a staging file"))?;
+        upload.commit().map_err(|e| e.report("commit"))
+    }
+
     fn create_staging_file(&self, staging: &OwnedFd) -> Result<(String, OwnedFd), StoreError> {
         let mut last = Errno::EXIST;
         for _ in 0..16 {

@@ -168,6 +168,22 @@ impl<R: Runtime> Driver<R> {
                         w.discard().await;
                     }
                 }
+                Action::StoreUpload {
+                    name,
+                    size,
+                    mode,
+                    commit,
+                } => {
+                    // One trip: begin, write, fsync and rename.
+                    let (root, data) = (root.clone(), self.session.take_upload_data());
+                    let trip =
+                        rt.unblock(move || root.store_upload(&name, size, mode, &data, commit));
+                    let stored = match trip.await {
+                        Ok(stored) => stored,
+                        Err(e) => Err(StoreError::report_io(&e, "storing an upload")),
+                    };
+                    self.session.upload_stored(stored);
+                }
                 Action::Drain { until } => {
                     self.drain(until).await;
                     self.session.drained();
