@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use ferry_wire::{Code, Entry, FileName, HEAD_ROOM, PutMode, Timestamp};
 
-use crate::server::{Action, Buffers, End, FileMeta, ServerSession, SessionConfig};
+use crate::server::{Action, Buffers, EagerUpload, End, FileMeta, ServerSession, SessionConfig};
 
 /// A client, a clock and a folder in memory around one server session.
 #[derive(Debug)]
@@ -41,6 +41,8 @@ pub struct Harness {
     /// Take the optional paths an overlapping driver takes: lend the buffers while idle,
     /// read upload chunk data straight into the upload, swap read file pieces in.
     pub fast: bool,
+    /// How many [`Action::StoreUploads`] steps the session asked for.
+    pub store_steps: usize,
     /// Buffers lent by the session while idle.
     lent: Option<Buffers>,
 }
@@ -64,6 +66,7 @@ impl Harness {
             faults: Vec::new(),
             mtime: Timestamp::from_unix_clamped(1_709_280_000),
             fast: false,
+            store_steps: 0,
             lent: None,
         }
     }
@@ -161,11 +164,6 @@ impl Harness {
                     let code = self.faults.remove(0);
                     self.s.upload_committed(Err(code));
                 }
-                Action::StoreUpload { commit: true, .. } if !self.faults.is_empty() => {
-                    self.ops.push("store failed".into());
-                    let code = self.faults.remove(0);
-                    self.s.upload_stored(Err(code));
-                }
                 Action::List => {
                     self.ops.push("list".into());
                     let entries = self
@@ -249,30 +247,37 @@ impl Harness {
                     self.ops.push("discard".into());
                     self.upload = None;
                 }
-                Action::StoreUpload {
-                    name,
-                    size,
-                    mode,
-                    commit,
-                } => {
-                    let data = if self.fast {
-                        self.s.take_upload_data()
+                Action::StoreUploads => {
+                    self.store_steps += 1;
+                    let uploads = if self.fast {
+                        self.s.take_uploads()
                     } else {
-                        self.s.upload_data().to_vec()
+                        self.s.uploads().to_vec()
                     };
-                    if mode == PutMode::New && self.files.contains_key(name.as_str()) {
-                        self.ops.push(format!("store {name} {size}: exists"));
-                        self.s.upload_stored(Err(Code::EXISTS));
-                    } else if commit {
-                        self.ops.push(format!("store {name} {size}"));
-                        self.files.insert(name.as_str().to_owned(), data);
-                        self.s.upload_stored(Ok(()));
-                    } else {
-                        self.ops.push(format!("store {name} {size}: dropped"));
-                        self.s.upload_stored(Ok(()));
-                    }
+                    let results: Vec<_> = uploads.into_iter().map(|u| self.store(u)).collect();
+                    self.s.uploads_stored(&results);
                 }
             }
+        }
+    }
+
+    /// One upload of [`Action::StoreUploads`].
+    fn store(&mut self, u: EagerUpload) -> Result<(), Code> {
+        let (name, size) = (u.name.as_str(), u.size);
+        if u.mode == PutMode::New && self.files.contains_key(name) {
+            // PUT-2: `new` refuses a name that is taken.
+            self.ops.push(format!("store {name} {size}: exists"));
+            Err(Code::EXISTS)
+        } else if !u.commit {
+            self.ops.push(format!("store {name} {size}: dropped"));
+            Ok(())
+        } else if !self.faults.is_empty() {
+            self.ops.push(format!("store {name} {size}: failed"));
+            Err(self.faults.remove(0))
+        } else {
+            self.ops.push(format!("store {name} {size}"));
+            self.files.insert(name.to_owned(), u.data);
+            Ok(())
         }
     }
 

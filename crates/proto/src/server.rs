@@ -18,7 +18,7 @@
 //! | [`Action::WriteUpload`] | writes [`ServerSession::upload_data`] to the staging file | [`ServerSession::upload_written`] |
 //! | [`Action::CommitUpload`] | fsyncs and renames the staging file into place | [`ServerSession::upload_committed`] |
 //! | [`Action::DiscardUpload`] | drops the upload (removes the staging file) | — |
-//! | [`Action::StoreUpload`] | stores an eager upload received whole: begins it, then writes and commits [`ServerSession::upload_data`] or drops it | [`ServerSession::upload_stored`] |
+//! | [`Action::StoreUploads`] | stores eager puts received whole, in order ([`ServerSession::uploads`]): begins each, then writes and commits it or drops it | [`ServerSession::uploads_stored`] |
 //! | [`Action::Drain`] | shuts down its sending side and reads and discards input until `until` or EOF | [`ServerSession::drained`] |
 //! | [`Action::Finished`] | closes the connection; the session is over | — |
 //!
@@ -66,6 +66,13 @@ pub const INPUT_MIN: usize = 8 * 1024;
 /// A good [`SessionConfig::upload_input`] for a driver that reads uploads into the input
 /// buffer: large reads of payload data.
 pub const UPLOAD_INPUT: usize = 1 << 20;
+
+/// The most eager puts stored in one step ([`Action::StoreUploads`]) …
+const STORE_BATCH: usize = 64;
+
+/// … and the most payload octets they hold together (one put alone may hold up to
+/// `max-eager`).
+const STORE_BATCH_BYTES: u64 = 1 << 20;
 
 /// When less than this is free at the end of the input buffer, the unread rest moves to the
 /// front before the next read.
@@ -166,25 +173,15 @@ pub enum Action {
     CommitUpload,
     /// Drop the upload (its staging file is removed).
     DiscardUpload,
-    /// An eager put (flow `now`) whose payload has arrived, held by the session: begin the
-    /// upload as [`Action::BeginUpload`] does (PUT-2's checks of the storage, the staging
-    /// file); when that succeeds and `commit` is set, write [`ServerSession::upload_data`]
-    /// (or [`ServerSession::take_upload_data`]) and commit as [`Action::CommitUpload`] does;
-    /// when `commit` is not set (the payload was corrupt or aborted), drop the upload.
-    /// Report the first failure, or success: [`ServerSession::upload_stored`].
+    /// Store the eager puts (flow `now`) of [`ServerSession::uploads`] (or
+    /// [`ServerSession::take_uploads`]), whose payloads have arrived and were held by the
+    /// session, one after the other in their order; report each one's result with
+    /// [`ServerSession::uploads_stored`]. See [`EagerUpload`].
     ///
-    /// One storage step per small put: the checks wait for the payload, which changes no
-    /// reply (PUT-9 answers a refused eager put after its payload anyway).
-    StoreUpload {
-        /// The name to store.
-        name: FileName,
-        /// Its size.
-        size: u64,
-        /// `new` or `replace`.
-        mode: PutMode,
-        /// Write and commit (the payload is complete and verified), or only begin and drop.
-        commit: bool,
-    },
+    /// One storage step for a run of small puts: the checks wait for the payload, which
+    /// changes no reply (PUT-9 answers a refused eager put after its payload anyway); the
+    /// puts of one step are those already in the input, so no reply waits for the network.
+    StoreUploads,
     /// Shut down the sending direction, read and discard input until `until` or EOF:
     /// [`ServerSession::drained`] (CLOSE-6).
     Drain {
@@ -232,6 +229,25 @@ pub struct FileMeta {
     pub mtime: Timestamp,
 }
 
+/// An eager put whose payload has arrived, to store ([`Action::StoreUploads`]): begin it as
+/// [`Action::BeginUpload`] does (PUT-2's checks of the storage, the staging file); when that
+/// succeeds and `commit` is set, write `data` and commit as [`Action::CommitUpload`] does;
+/// when `commit` is not set, drop the upload. Its result is the first failure, or success.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EagerUpload {
+    /// The name to store.
+    pub name: FileName,
+    /// Its size.
+    pub size: u64,
+    /// `new` or `replace`.
+    pub mode: PutMode,
+    /// The payload is complete and verified: write and commit it. Otherwise (corrupt or
+    /// aborted) only begin the upload and drop it: its reply needs the checks first.
+    pub commit: bool,
+    /// The payload (empty when not `commit`).
+    pub data: Vec<u8>,
+}
+
 #[derive(Debug)]
 enum State {
     /// Between requests (`line_deadline` unset), or inside a request line.
@@ -263,8 +279,8 @@ enum State {
         digest: Digest,
         name: FileName,
     },
-    /// Eager `put`: its payload received whole, waiting for [`Action::StoreUpload`].
-    Storing(Box<Held>),
+    /// Eager puts received whole, waiting for [`Action::StoreUploads`].
+    Storing(Box<Batch>),
     /// The last words are queued; once they are sent, drain.
     Closing(End),
     /// Waiting for the drain to finish.
@@ -310,22 +326,65 @@ struct Put {
 enum Into {
     /// To the upload begun (written as it arrives).
     Upload,
-    /// Held by the session until it has arrived (an eager put: [`Action::StoreUpload`]).
+    /// Held by the session until it has arrived (an eager put: [`Action::StoreUploads`]).
     Hold(PutMode),
     /// Nowhere: read past, then the put is refused with this code (PUT-9).
     Refuse(Code),
 }
 
-/// An eager put received whole ([`State::Storing`]).
+/// Eager puts received whole ([`State::Storing`]), and what to answer for each once it was
+/// begun: `Ok` with the digest of a verified payload, or 433/434.
 #[derive(Debug)]
-struct Held {
-    name: FileName,
-    size: u64,
-    mode: PutMode,
-    data: Vec<u8>,
-    /// What to answer once the upload was begun: the digest of a verified payload (written
-    /// and committed), or 433/434 (dropped).
-    outcome: Result<Digest, Code>,
+struct Batch {
+    uploads: Vec<EagerUpload>,
+    answers: Vec<(FileName, u64, Result<Digest, Code>)>,
+}
+
+impl Batch {
+    fn add(
+        &mut self,
+        name: FileName,
+        size: u64,
+        mode: PutMode,
+        data: Vec<u8>,
+        trailer: Result<Digest, Code>,
+    ) {
+        let commit = trailer.is_ok();
+        self.uploads.push(EagerUpload {
+            name: name.clone(),
+            size,
+            mode,
+            commit,
+            data: if commit { data } else { Vec::new() },
+        });
+        self.answers.push((name, size, trailer));
+    }
+}
+
+/// The payload of `size` octets at the start of `input`, when all of it and its trailer are
+/// there and its framing is sound: its data, `Ok(digest)` or 433/434 as its trailer says, and
+/// the octets it took.
+fn whole_payload(size: u64, input: &[u8]) -> Option<(Vec<u8>, Result<Digest, Code>, usize)> {
+    let mut rx = PayloadReceiver::new(size);
+    let mut data = Vec::with_capacity(size as usize);
+    let mut pos = 0;
+    loop {
+        let (step, used) = rx.feed(&input[pos..]).ok()?;
+        let rest = input.len() - pos;
+        pos += used;
+        let trailer = match step {
+            Step::NeedMore if used == 0 || used == rest => return None,
+            Step::NeedMore => continue,
+            Step::Data(d) => {
+                data.extend_from_slice(d);
+                continue;
+            }
+            Step::Complete(digest) => Ok(digest),
+            Step::Corrupt { .. } => Err(Code::CORRUPT),
+            Step::Aborted(_) => Err(Code::ABORTED),
+        };
+        return Some((data, trailer, pos));
+    }
 }
 
 /// One server session. See the module documentation for the driving loop.
@@ -419,23 +478,30 @@ impl ServerSession {
         }
     }
 
-    /// The upload data to write (for [`Action::WriteUpload`] and [`Action::StoreUpload`]).
+    /// The upload data to write (for [`Action::WriteUpload`]).
     pub fn upload_data(&self) -> &[u8] {
         match &self.state {
             State::Receiving(put) => match &put.writing {
                 Some((r, _)) => &self.input[r.clone()],
                 None => &[],
             },
-            State::Storing(held) => &held.data,
             _ => &[],
         }
     }
 
-    /// For [`Action::StoreUpload`], instead of [`ServerSession::upload_data`]: takes the
-    /// payload, for a driver that stores it elsewhere (on another thread) without a copy.
-    pub fn take_upload_data(&mut self) -> Vec<u8> {
+    /// The eager puts to store (for [`Action::StoreUploads`]).
+    pub fn uploads(&self) -> &[EagerUpload] {
+        match &self.state {
+            State::Storing(batch) => &batch.uploads,
+            _ => &[],
+        }
+    }
+
+    /// For [`Action::StoreUploads`], instead of [`ServerSession::uploads`]: takes them, for a
+    /// driver that stores them elsewhere (on another thread) without a copy.
+    pub fn take_uploads(&mut self) -> Vec<EagerUpload> {
         match &mut self.state {
-            State::Storing(held) => std::mem::take(&mut held.data),
+            State::Storing(batch) => std::mem::take(&mut batch.uploads),
             _ => Vec::new(),
         }
     }
@@ -879,22 +945,20 @@ impl ServerSession {
         }
     }
 
-    /// The result of [`Action::StoreUpload`]: the first failure (of the begin, the write or
-    /// the commit), or success.
-    pub fn upload_stored(&mut self, result: Result<(), Code>) {
-        let State::Storing(held) = std::mem::replace(&mut self.state, Self::between()) else {
+    /// The results of [`Action::StoreUploads`], one per upload in their order (a missing
+    /// one counts as a storage failure).
+    pub fn uploads_stored(&mut self, results: &[Result<(), Code>]) {
+        let State::Storing(batch) = std::mem::replace(&mut self.state, Self::between()) else {
             return;
         };
-        match (result, held.outcome) {
-            (Err(code), _) | (Ok(()), Err(code)) => {
-                self.reply_err("put", Some(&held.name), code);
-            }
-            (Ok(()), Ok(digest)) => {
-                self.reply(&Reply::PutOk {
-                    size: held.size,
-                    digest,
-                });
-                self.log("put", Some(&held.name), None, held.size);
+        for (i, (name, size, answer)) in batch.answers.into_iter().enumerate() {
+            let stored = results.get(i).copied().unwrap_or(Err(Code::STORAGE));
+            match (stored, answer) {
+                (Err(code), _) | (Ok(()), Err(code)) => self.reply_err("put", Some(&name), code),
+                (Ok(()), Ok(digest)) => {
+                    self.reply(&Reply::PutOk { size, digest });
+                    self.log("put", Some(&name), None, size);
+                }
             }
         }
     }
@@ -969,12 +1033,7 @@ impl ServerSession {
                 mode: *mode,
             }),
             State::Committing { .. } => Some(Action::CommitUpload),
-            State::Storing(held) => Some(Action::StoreUpload {
-                name: held.name.clone(),
-                size: held.size,
-                mode: held.mode,
-                commit: held.outcome.is_ok(),
-            }),
+            State::Storing(_) => Some(Action::StoreUploads),
             State::Checking(_) => Some(Action::CheckUnchanged),
             State::Request { .. } => self.peek_request(),
             State::Reading(_) => self.peek_get(),
@@ -1084,7 +1143,7 @@ impl ServerSession {
                 };
                 match (refused, flow) {
                     (Some(code), _) => self.refuse_put(size, flow, name, code),
-                    // An eager put is begun once its payload has arrived (Action::StoreUpload).
+                    // An eager put is begun once its payload has arrived (Action::StoreUploads).
                     (None, PutFlow::Now) => self.receive(Some(name), size, Into::Hold(mode)),
                     (None, PutFlow::Wait) => {
                         self.state = State::Beginning { size, mode, name };
@@ -1358,13 +1417,13 @@ impl ServerSession {
                 self.reply_err("put", name.as_ref(), code);
             }
             (None, Some((mode, data)), Some(name)) => {
-                self.state = State::Storing(Box::new(Held {
-                    name,
-                    size: put.size,
-                    mode,
-                    data,
-                    outcome: trailer,
-                }));
+                let mut batch = Batch {
+                    uploads: Vec::new(),
+                    answers: Vec::new(),
+                };
+                batch.add(name, put.size, mode, data, trailer);
+                self.gather(&mut batch);
+                self.state = State::Storing(Box::new(batch));
             }
             (None, _, Some(name)) if put.uploading => match trailer {
                 Ok(digest) => {
@@ -1380,6 +1439,43 @@ impl ServerSession {
                 }
             },
             (None, _, name) => self.reply_err("put", name.as_ref(), Code::STORAGE),
+        }
+    }
+
+    /// Adds to `batch` the eager puts that follow it whole in the input buffer (request
+    /// line, payload and trailer), as long as each would be held (not refused before the
+    /// storage, PUT-8 and the checks of `execute`) and the batch stays within
+    /// [`STORE_BATCH`] puts and [`STORE_BATCH_BYTES`]. Stops at anything else, which is then
+    /// read as usual once the batch is answered, and at a shutdown (CLOSE-8).
+    fn gather(&mut self, batch: &mut Batch) {
+        let mut bytes: u64 = batch.uploads.iter().map(|u| u.size).sum();
+        while batch.uploads.len() < STORE_BATCH && self.hard.is_none() {
+            let input = &self.input[self.in_start..self.in_end];
+            let Ok((request, line)) = decode_request(input) else {
+                return;
+            };
+            let Request::Put {
+                size,
+                mode,
+                flow: PutFlow::Now,
+                name,
+            } = request
+            else {
+                return;
+            };
+            if !self.eager_allowed(size)
+                || self.cfg.read_only
+                || size > self.cfg.max_size
+                || bytes + size > STORE_BATCH_BYTES
+            {
+                return;
+            }
+            let Some((data, trailer, used)) = whole_payload(size, &input[line..]) else {
+                return;
+            };
+            self.consume(line + used);
+            bytes += size;
+            batch.add(name, size, mode, data, trailer);
         }
     }
 

@@ -36,6 +36,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use ferry_proto::server::EagerUpload;
 use ferry_wire::{Code, Entry, FileName, PutMode, Timestamp};
 use rustix::fs::{
     AtFlags, Dir, FileType, FlockOperation, Mode, OFlags, RenameFlags, Stat, fchmod, flock, fstat,
@@ -346,27 +347,25 @@ impl Root {
         })
     }
 
-    /// Stores an upload whose payload has arrived whole (an eager put; ferry-proto's
-    /// `Action::StoreUpload`): begins it ([`Root::begin_upload`]); then, when `commit`, writes
-    /// `data` and commits it ([`Upload::commit`]), or else drops it (a corrupt or aborted
-    /// payload, whose reply needs the checks of the begin first). Returns the first failure
-    /// as the code to answer, logged as [`StoreError::report`] does.
-    pub fn store_upload(
-        &self,
-        name: &FileName,
-        size: u64,
-        mode: PutMode,
-        data: &[u8],
-        commit: bool,
-    ) -> Result<(), Code> {
+    /// Stores eager puts whose payloads have arrived whole (ferry-proto's
+    /// `Action::StoreUploads`), one after the other in their order: each is begun
+    /// ([`Root::begin_upload`]), then written and committed ([`Upload::commit`]) when its
+    /// `commit` is set, or else dropped (a corrupt or aborted payload, whose reply needs the
+    /// checks of the begin first). Returns each one's first failure as the code to answer,
+    /// logged as [`StoreError::report`] does.
+    pub fn store_uploads(&self, uploads: &[EagerUpload]) -> Vec<Result<(), Code>> {
+        uploads.iter().map(|u| self.store_upload(u)).collect()
+    }
+
+    fn store_upload(&self, u: &EagerUpload) -> Result<(), Code> {
         let mut upload = self
-            .begin_upload(name, size, mode)
+            .begin_upload(&u.name, u.size, u.mode)
             .map_err(|e| e.report("starting an upload"))?;
-        if !commit {
+        if !u.commit {
             return Ok(());
         }
         upload
-            .write_all(data)
+            .write_all(&u.data)
             .map_err(|e| e.report("write to a staging file"))?;
         upload.commit().map_err(|e| e.report("commit"))
     }

@@ -168,21 +168,14 @@ impl<R: Runtime> Driver<R> {
                         w.discard().await;
                     }
                 }
-                Action::StoreUpload {
-                    name,
-                    size,
-                    mode,
-                    commit,
-                } => {
-                    // One trip: begin, write, fsync and rename.
-                    let (root, data) = (root.clone(), self.session.take_upload_data());
-                    let trip =
-                        rt.unblock(move || root.store_upload(&name, size, mode, &data, commit));
-                    let stored = match trip.await {
+                Action::StoreUploads => {
+                    // One trip for the run of eager puts the session holds.
+                    let (root, uploads) = (root.clone(), self.session.take_uploads());
+                    let stored = match rt.unblock(move || root.store_uploads(&uploads)).await {
                         Ok(stored) => stored,
-                        Err(e) => Err(StoreError::report_io(&e, "storing an upload")),
+                        Err(e) => vec![Err(StoreError::report_io(&e, "storing uploads"))],
                     };
-                    self.session.upload_stored(stored);
+                    self.session.uploads_stored(&stored);
                 }
                 Action::Drain { until } => {
                     self.drain(until).await;

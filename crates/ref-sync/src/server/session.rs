@@ -130,17 +130,9 @@ fn drive(shared: &Shared, stream: &TcpStream) -> io::Result<End> {
                 session.upload_committed(committed);
             }
             Action::DiscardUpload => upload = None,
-            Action::StoreUpload {
-                name,
-                size,
-                mode,
-                commit,
-            } => {
-                let stored =
-                    shared
-                        .root
-                        .store_upload(&name, size, mode, session.upload_data(), commit);
-                session.upload_stored(stored);
+            Action::StoreUploads => {
+                let stored = shared.root.store_uploads(session.uploads());
+                session.uploads_stored(&stored);
             }
             Action::Drain { until } => {
                 drain(shared, stream, &mut session, until);
