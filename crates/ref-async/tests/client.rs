@@ -1,5 +1,6 @@
 //! The async client (and its blocking wrapper) against the async server, once per runtime
-//! driver; and against scripted hostile servers.
+//! driver. The scripted hostile-server tests run against every client implementation in
+//! `tests/clients` (package `ferry-client-tests`).
 
 // Without any driver feature there is nothing to instantiate the tests with.
 #![cfg_attr(
@@ -10,18 +11,16 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use common::{Driver, NAMES, every_byte, file_name, pattern};
 use ferry_async::BlockOn;
 use ferry_async::client::{
-    Client, ClientError, ClientOptions, GetOptions, PART_SUFFIX, PutOptions, ViolationKind,
+    Client, ClientError, ClientOptions, GetOptions, PART_SUFFIX, PutOptions,
 };
-use ferry_wire::{Code, Digest, FileName, PutFlow, PutMode, encode_payload};
+use ferry_wire::{Code, Digest, FileName, PutFlow, PutMode};
 
 per_runtime!(
     round_trips_with_every_call,
@@ -30,7 +29,6 @@ per_runtime!(
     refusals_and_ended_sessions,
     sixteen_mib_through_files,
     blocking_client_mirrors_the_threaded_api,
-    hostile_server_is_refused,
     a_batch_holds_one_partial_file_open_at_a_time,
 );
 
@@ -466,152 +464,6 @@ fn blocking_client_mirrors_the_threaded_api<D: Driver>() {
     assert!(results.iter().all(Result::is_ok));
     assert_eq!(fs::read(dir.path().join(NAMES[1])).expect("read"), b"world");
     c.close().expect("close");
-}
-
-/// A one-connection fake server running `script`.
-fn fake(
-    script: impl FnOnce(&mut BufReader<std::net::TcpStream>, &mut std::net::TcpStream) + Send + 'static,
-) -> (SocketAddr, JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let handle = thread::spawn(move || {
-        let (stream, _) = listener.accept().expect("accept");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .expect("timeout");
-        let mut w = stream.try_clone().expect("clone");
-        let mut r = BufReader::new(stream);
-        script(&mut r, &mut w);
-        let _ = w.shutdown(std::net::Shutdown::Write);
-        let mut sink = [0u8; 4096];
-        while matches!(r.read(&mut sink), Ok(n) if n > 0) {}
-    });
-    (addr, handle)
-}
-
-const GREETING: &str = "ferry/1 max-line=4096 max-name=255 max-size=1099511627776 \
-                        max-chunk=1048576 max-eager=1048576 idle=300 stall=60\n";
-
-fn hostile_server_is_refused<D: Driver>() {
-    let rt = D::runtime();
-    // A listing with a traversal name and a hidden one, in order: those entries are skipped
-    // and reach the caller only as octets; the valid one is listed and fetched into the
-    // folder asked for, nothing is written anywhere else, and the session goes on (NAME-9,
-    // NAME-10, NAME-14).
-    let (addr, h) = fake(|r, w| {
-        w.write_all(GREETING.as_bytes()).expect("greet");
-        let mut line = String::new();
-        r.read_line(&mut line).expect("dir");
-        assert_eq!(line, "dir\n");
-        w.write_all(
-            b"ok dir 3\n5 2024-03-01T08:00:00Z ../evil\n5 2024-03-01T08:00:00Z .hidden\n\
-              5 2024-03-01T08:00:00Z a\n",
-        )
-        .expect("reply");
-        line.clear();
-        r.read_line(&mut line).expect("get");
-        assert_eq!(line, "get 0 a\n", "only the valid entry is fetched");
-        let mut reply = b"ok get 5 2024-03-01T08:00:00Z\n".to_vec();
-        encode_payload(b"hello", Digest::of(b"hello"), &mut reply);
-        w.write_all(&reply).expect("reply");
-        line.clear();
-        r.read_line(&mut line).expect("close");
-        assert_eq!(line, "close\n");
-        w.write_all(b"bye\n").expect("bye");
-    });
-    let parent = tempfile::tempdir().expect("tempdir");
-    let down = parent.path().join("down");
-    fs::create_dir(&down).expect("down");
-    rt.block_on(async {
-        let mut c = connect(&rt, addr).await;
-        let got = c.dir_listing().await.expect("the listing stays valid");
-        let skipped: Vec<&[u8]> = got.skipped.iter().map(|s| s.name.as_slice()).collect();
-        assert_eq!(skipped, [&b"../evil"[..], b".hidden"]);
-        let names: Vec<FileName> = got.entries.into_iter().map(|e| e.name).collect();
-        assert_eq!(names, [file_name("a")]);
-        assert!(c.is_open());
-        let results = c
-            .get_many(&names, &down, &GetOptions::default(), no_progress)
-            .await;
-        assert!(results.iter().all(Result::is_ok), "{results:?}");
-        c.close().await.expect("close");
-    });
-    h.join().expect("fake server");
-    assert_eq!(listing(parent.path()), ["down"]);
-    assert_eq!(listing(&down), ["a"]);
-
-    // A listing out of order, by a name it would skip: refused, session ended (DIR-10,
-    // ERR-10).
-    let (addr, h) = fake(|r, w| {
-        w.write_all(GREETING.as_bytes()).expect("greet");
-        let mut line = String::new();
-        r.read_line(&mut line).expect("dir");
-        w.write_all(b"ok dir 2\n5 2024-03-01T08:00:00Z a\n5 2024-03-01T08:00:00Z ../evil\n")
-            .expect("reply");
-    });
-    rt.block_on(async {
-        let mut c = connect(&rt, addr).await;
-        let e = c.dir().await.expect_err("listing out of order");
-        assert!(
-            matches!(e, ClientError::Protocol(ref m) if m.kind == ViolationKind::Listing && m.detail.contains("order")),
-            "{e}"
-        );
-        assert!(!c.is_open());
-    });
-    h.join().expect("fake server");
-
-    // A payload whose digest is wrong: Corrupt, nothing at the destination.
-    let (addr, h) = fake(|r, w| {
-        w.write_all(GREETING.as_bytes()).expect("greet");
-        let mut line = String::new();
-        r.read_line(&mut line).expect("get");
-        let mut reply = b"ok get 5 2024-03-01T08:00:00Z\n".to_vec();
-        encode_payload(b"hello", Digest::of(b"hellO"), &mut reply);
-        w.write_all(&reply).expect("reply");
-    });
-    let dir = tempfile::tempdir().expect("tempdir");
-    rt.block_on(async {
-        let mut c = connect(&rt, addr).await;
-        let dest = dir.path().join("x");
-        let e = c
-            .get_to_path(&file_name("x"), &dest, &GetOptions::default(), no_progress)
-            .await
-            .expect_err("corrupt");
-        assert!(matches!(e, ClientError::Corrupt { .. }), "{e}");
-        assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
-    });
-    h.join().expect("fake server");
-
-    // A confirmation of another digest is never success (PUT-21).
-    let (addr, h) = fake(|r, w| {
-        w.write_all(GREETING.as_bytes()).expect("greet");
-        let mut line = String::new();
-        r.read_line(&mut line).expect("put");
-        assert!(line.starts_with("put 3 new now x"), "{line}");
-        let mut rest = Vec::new();
-        r.read_until(b'\n', &mut rest).expect("head");
-        let mut data = [0u8; 3];
-        r.read_exact(&mut data).expect("data");
-        r.read_until(b'\n', &mut rest).expect("end");
-        let line = format!("ok put 3 {}\n", Digest::of(b"xyz"));
-        w.write_all(line.as_bytes()).expect("reply");
-    });
-    rt.block_on(async {
-        let mut c = connect(&rt, addr).await;
-        let mut src: &[u8] = b"abc";
-        let e = c
-            .put_from_reader(
-                &file_name("x"),
-                3,
-                &mut src,
-                &PutOptions::default(),
-                no_progress,
-            )
-            .await
-            .expect_err("wrong digest");
-        assert!(matches!(e, ClientError::Protocol(_)), "{e}");
-    });
-    h.join().expect("fake server");
 }
 
 /// The client's futures can be spawned on a multi-thread runtime (they are `Send`).

@@ -11,11 +11,16 @@
 //! - [`replay()`]: plays a `spec/examples` transcript against a [`TestServer`];
 //!   [`replay_on`] against any [`Impl`], [`replay_at`] against any server address.
 //!
+//! - [`TestClient`]: a client of any [`Impl`] (the threaded client, or the async one on a
+//!   runtime) behind the threaded client's signatures, for client tests written once and run
+//!   against every client implementation by [`every_impl!`].
+//!
 //! - [`relay::Relay`]: a TCP relay whose first connection stalls one way (a transfer that
 //!   hangs until the client cancels it).
 //!
 //! Set `FERRY_TEST_LOG` (an `EnvFilter` directive such as `debug`) to see the server's logs.
 
+mod client;
 pub mod relay;
 mod replay;
 
@@ -33,6 +38,7 @@ use ferry_wire::{
     Reply, Request, Step, decode_hello, decode_reply, encode_payload,
 };
 
+pub use client::TestClient;
 pub use ferry_transcript::Transcript;
 pub use replay::{ReplayError, replay, replay_at, replay_examples, replay_examples_on, replay_on};
 
@@ -111,7 +117,8 @@ pub fn every_byte() -> Vec<u8> {
 
 /// Instantiates each listed test `fn name(imp: Impl)` once per implementation, in the
 /// modules `threads`, `async_std`, `tokio` and `smol`: the one implementation list every
-/// server test runs against (`cargo test -p ferry-server-tests tokio::` runs one of them).
+/// server test ([`TestServer::start_impl`]) and every client test ([`TestClient::connect`])
+/// runs against (`cargo test -p ferry-server-tests tokio::` runs one of them).
 #[macro_export]
 macro_rules! every_impl {
     ($($test:ident),* $(,)?) => {
