@@ -63,17 +63,19 @@ pub fn init_logging() {
 /// hanging it (its thread is then left behind).
 pub const STOP_LIMIT: Duration = Duration::from_secs(20);
 
-/// A server implementation: the threaded one (`ferry-sync`) or `ferry-async` on one of its
-/// runtimes. The async ones need this crate's `async` feature.
+/// An implementation: the threaded one (`ferry-sync`) or `ferry-async` on one of its
+/// runtimes — its server ([`TestServer::start_impl`]) or its client
+/// ([`TestClient::connect`]). The async ones need this crate's `async` feature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Impl {
-    /// `ferry_sync::server::run`: a thread per connection.
+    /// `ferry_sync::server::run` (a thread per connection); `ferry_sync::client::Client`.
     Threads,
-    /// `ferry_async::async_std::serve`.
+    /// `ferry_async::async_std::serve`; `ferry_async::async_std::BlockingClient`.
     AsyncStd,
-    /// `ferry_async::tokio::serve` (multi-thread runtime).
+    /// `ferry_async::tokio::serve` (multi-thread runtime); `ferry_async::tokio::BlockingClient`
+    /// (a current-thread runtime).
     Tokio,
-    /// `ferry_async::smol::serve`.
+    /// `ferry_async::smol::serve`; `ferry_async::smol::BlockingClient`.
     Smol,
 }
 
