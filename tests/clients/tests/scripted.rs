@@ -48,6 +48,7 @@ every_impl!(
     closing_error_ends_the_session,
     a_silent_server_times_out,
     a_payload_that_stalls_times_out,
+    a_server_that_stops_reading_times_the_upload_out,
     eager_put_sends_the_payload_at_once,
     waiting_put_sends_nothing_before_go,
     waiting_put_refused_early_sends_no_payload,
@@ -1017,6 +1018,41 @@ fn a_payload_that_stalls_times_out(imp: Impl) {
         "destination untouched"
     );
     assert_eq!(fs::read(part_of(&dest)).expect("part kept"), b"hel");
+    drop(c);
+    server.join().expect("server script");
+}
+
+fn a_server_that_stops_reading_times_the_upload_out(imp: Impl) {
+    // The server sends `go` and reads nothing more until the client has given up: once the
+    // socket buffers are full, only the client's 200 ms write timeout ends the upload.
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let (addr, server) = serve(move |p| {
+        p.send(NO_EAGER);
+        p.expect("put 67108864 new wait big");
+        p.send("go\n");
+        done_rx.recv_timeout(TIMEOUT).expect("the client gave up");
+    });
+    let opts = ClientOptions {
+        write_timeout: Some(Duration::from_millis(200)),
+        ..options()
+    };
+    let mut c = TestClient::connect_with(imp, addr, &opts).expect("connect");
+    let mut source = std::io::repeat(b'z').take(64 << 20);
+    let err = c
+        .put_from_reader(
+            &name("big"),
+            64 << 20,
+            &mut source,
+            &PutOptions::default(),
+            &mut no_progress(),
+        )
+        .expect_err("stalled");
+    assert!(
+        matches!(err, ClientError::Io(ref e) if e.kind() == std::io::ErrorKind::TimedOut),
+        "{err:?}"
+    );
+    assert!(err.ends_session() && !c.is_open(), "{err:?}");
+    done_tx.send(()).expect("the server waits");
     drop(c);
     server.join().expect("server script");
 }
