@@ -55,6 +55,7 @@ every_impl!(
     zero_byte_put_with_eager_off_waits,
     short_reader_aborts_the_upload,
     a_read_error_aborts_the_upload_with_431,
+    a_local_file_that_changes_before_go_aborts_the_upload_with_430,
     a_confirmation_with_another_digest_is_a_protocol_violation,
     connection_lost_after_the_trailer_leaves_the_outcome_unknown,
     put_from_path_refuses_names_that_are_not_ferry_names,
@@ -1231,6 +1232,39 @@ fn a_read_error_aborts_the_upload_with_431(imp: Impl) {
     assert!(c.is_open());
     assert_eq!(c.dir().expect("the session goes on"), vec![]);
     server.join().expect("server script");
+}
+
+fn a_local_file_that_changes_before_go_aborts_the_upload_with_430(imp: Impl) {
+    // PUT-20: the local file grows, or shrinks, between the request and `go`: the client
+    // never sends other octets than the file's SIZE ones and then `end`; it aborts with 430.
+    for change in [&b"hello, world"[..], b"he"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f.txt");
+        fs::write(&path, b"hello").expect("file");
+        let (addr, server) = serve({
+            let path = path.clone();
+            move |p| {
+                p.send(NO_EAGER);
+                p.expect("put 5 new wait f.txt");
+                fs::write(&path, change).expect("change the file");
+                p.send("go\n");
+                let (data, trailer) = p.payload();
+                assert!(data.len() <= 5 && change.starts_with(&data), "{data:?}");
+                assert!(trailer.starts_with("abort 430 "), "{trailer}");
+                p.send("err 434 aborted\n");
+                p.expect("dir");
+                p.send("ok dir 0\n");
+            }
+        });
+        let mut c = connect(imp, addr);
+        let err = c
+            .put_from_path(&path, None, &PutOptions::default(), &mut no_progress())
+            .expect_err("changed");
+        assert!(matches!(err, ClientError::Local { .. }), "{err:?}");
+        assert!(c.is_open());
+        assert_eq!(c.dir().expect("the session goes on"), vec![]);
+        server.join().expect("server script");
+    }
 }
 
 fn a_confirmation_with_another_digest_is_a_protocol_violation(imp: Impl) {
