@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use ferry_wire::{Entry, FileName, Greeting};
+use ferry_wire::{Entry, FileName, Greeting, Listing};
 use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::client::{
@@ -73,6 +73,11 @@ impl<R: BlockOn> BlockingClient<R> {
     /// [`Client::dir`].
     pub fn dir(&mut self) -> Result<Vec<Entry>, ClientError> {
         self.rt.block_on(self.client.dir())
+    }
+
+    /// [`Client::dir_listing`]: the listing with the entries skipped for their names.
+    pub fn dir_listing(&mut self) -> Result<Listing, ClientError> {
+        self.rt.block_on(self.client.dir_listing())
     }
 
     /// [`Client::get_to_writer`] into a sync writer.

@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ferry_sync::client::{Client, ClientError, ClientOptions, GetOptions, PutOptions};
-pub use ferry_test_support::{Impl, RawSession, STAGING, TestServer, file_name};
+pub use ferry_test_support::{Impl, RawSession, STAGING, TestClient, TestServer, file_name};
 use ferry_wire::PutMode;
 
 /// Which way octets flow through the proxy.
@@ -433,7 +433,7 @@ impl Rng {
 pub enum ClientKind {
     /// `ferry_sync::client::Client`.
     Sync,
-    /// `ferry_async::smol::BlockingClient` (the async client on smol).
+    /// The async client on smol (`ferry_async::smol::BlockingClient`).
     AsyncSmol,
 }
 
@@ -446,6 +446,14 @@ impl ClientKind {
         match self {
             ClientKind::Sync => "sync",
             ClientKind::AsyncSmol => "async(smol)",
+        }
+    }
+
+    /// The client implementation it is.
+    pub fn imp(self) -> Impl {
+        match self {
+            ClientKind::Sync => Impl::Threads,
+            ClientKind::AsyncSmol => Impl::Smol,
         }
     }
 }
@@ -469,52 +477,34 @@ pub fn client_options() -> ClientOptions {
     }
 }
 
-/// Either client, with the two operations the suite needs. (A few per test: the size of the
-/// larger variant does not matter.)
-#[allow(missing_debug_implementations, clippy::large_enum_variant)]
-pub enum AnyClient {
-    /// The threaded client.
-    Sync(Client),
-    /// The async client on smol.
-    Smol(ferry_async::smol::BlockingClient),
-}
+/// Either client, with the two operations the suite needs: a `ferry-test-support`
+/// [`TestClient`] of the implementation [`ClientKind::imp`] names.
+#[derive(Debug)]
+pub struct AnyClient(TestClient);
 
 impl AnyClient {
     /// Connects with [`client_options`].
     pub fn connect(kind: ClientKind, addr: SocketAddr) -> Result<Self, ClientError> {
-        let o = client_options();
-        Ok(match kind {
-            ClientKind::Sync => AnyClient::Sync(Client::connect_with(addr, &o)?),
-            ClientKind::AsyncSmol => {
-                AnyClient::Smol(ferry_async::smol::connect_blocking(addr, &o)?)
-            }
-        })
+        TestClient::connect_with(kind.imp(), addr, &client_options()).map(AnyClient)
     }
 
     /// `get_to_path`; returns the octets the file was resumed from.
     pub fn get(&mut self, name: &str, dest: &Path, opts: &GetOptions) -> Result<u64, ClientError> {
-        let n = file_name(name);
-        let r = match self {
-            AnyClient::Sync(c) => c.get_to_path(&n, dest, opts, &mut |_| {}),
-            AnyClient::Smol(c) => c.get_to_path(&n, dest, opts, &mut |_| {}),
-        };
-        r.map(|rep| rep.resumed_from)
+        self.0
+            .get_to_path(&file_name(name), dest, opts, &mut |_| {})
+            .map(|rep| rep.resumed_from)
     }
 
     /// `put_from_reader` with flow `wait` (large files) and mode `new`.
     pub fn put(&mut self, name: &str, data: &[u8]) -> Result<(), ClientError> {
-        let n = file_name(name);
         let opts = PutOptions {
             mode: PutMode::New,
             ..PutOptions::default()
         };
-        let mut r = data;
         let size = data.len() as u64;
-        match self {
-            AnyClient::Sync(c) => c.put_from_reader(&n, size, &mut r, &opts, &mut |_| {}),
-            AnyClient::Smol(c) => c.put_from_reader(&n, size, &mut r, &opts, &mut |_| {}),
-        }
-        .map(|_| ())
+        self.0
+            .put_from_reader(&file_name(name), size, &mut &data[..], &opts, &mut |_| {})
+            .map(|_| ())
     }
 }
 

@@ -14,12 +14,11 @@
 //!   every reply.
 //! - [`normalize`](normalize::normalize): the one place that lists what two conforming
 //!   servers may answer differently.
-//! - [`clients`]: one type over the four client implementations; [`proxy`]: a TCP proxy that
-//!   cuts a download after N octets.
+//! - [`proxy`]: a TCP proxy that cuts a download after N octets. (The clients of every
+//!   implementation are `ferry-test-support`'s `TestClient`.)
 //!
 //! See `README.md` for what each test asserts and how to make the runs longer.
 
-pub mod clients;
 pub mod content;
 pub mod diff;
 pub mod exec;

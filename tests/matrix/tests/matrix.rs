@@ -9,13 +9,23 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use ferry_matrix_tests::clients::AnyClient;
 use ferry_matrix_tests::content::Content;
 use ferry_matrix_tests::proxy::CutProxy;
 use ferry_matrix_tests::{Impl, TestServer};
-use ferry_sync::client::{ClientError, GetOptions, PutOptions, part_path};
-use ferry_test_support::{examples_dir, replay_examples_on};
+use ferry_sync::client::{ClientError, ClientOptions, GetOptions, PutOptions, part_path};
+use ferry_test_support::{TestClient, examples_dir, replay_examples_on};
 use ferry_wire::{Digest, FileName, PutMode};
+
+/// Connects a client of `imp` with 30 s timeouts.
+fn connect(imp: Impl, addr: std::net::SocketAddr) -> Result<TestClient, ClientError> {
+    let options = ClientOptions {
+        connect_timeout: Some(Duration::from_secs(10)),
+        read_timeout: Some(Duration::from_secs(30)),
+        write_timeout: Some(Duration::from_secs(30)),
+        ..ClientOptions::default()
+    };
+    TestClient::connect_with(imp, addr, &options)
+}
 
 fn transcripts_on(imp: Impl) {
     let (ran, failures) = replay_examples_on(imp, &examples_dir());
@@ -93,14 +103,14 @@ fn scenario(client: Impl, server_impl: Impl) -> Result<(), String> {
     let server = TestServer::start_impl(server_impl);
     let local = tempfile::tempdir().map_err(|e| e.to_string())?;
     let down = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let mut c = AnyClient::connect(client, server.addr).map_err(err("connect"))?;
+    let mut c = connect(client, server.addr).map_err(err("connect"))?;
 
     // Uploads: the brief's names, an empty file, the large file (flow wait).
     for (n, data) in files() {
         let path = local.path().join(n);
         fs::write(&path, data).map_err(|e| e.to_string())?;
         let report = c
-            .put_from_path(&path, None, &PutOptions::default())
+            .put_from_path(&path, None, &PutOptions::default(), &mut |_| {})
             .map_err(err(&format!("put {n}")))?;
         check(
             report.size == data.len() as u64 && report.digest == Digest::of(data),
@@ -127,13 +137,13 @@ fn scenario(client: Impl, server_impl: Impl) -> Result<(), String> {
     // Downloads of the small files, to paths and to a writer.
     for (n, data) in &files()[..4] {
         let dest = down.path().join(n);
-        c.get_to_path(&name(n), &dest, &GetOptions::default())
+        c.get_to_path(&name(n), &dest, &GetOptions::default(), &mut |_| {})
             .map_err(err(&format!("get {n}")))?;
         check(fs::read(&dest).ok().as_deref() == Some(&data[..]), || {
             format!("get {n}: wrong content")
         })?;
         let mut buf = Vec::new();
-        c.get_to_writer(&name(n), &mut buf)
+        c.get_to_writer(&name(n), &mut buf, &mut |_| {})
             .map_err(err(&format!("get {n} to a writer")))?;
         check(buf == *data, || {
             format!("get {n} to a writer: wrong content")
@@ -147,7 +157,7 @@ fn scenario(client: Impl, server_impl: Impl) -> Result<(), String> {
         mode: PutMode::New,
         eager: true,
     };
-    match c.put_from_reader(&target, 777, &mut &new_data[..], &new_only) {
+    match c.put_from_reader(&target, 777, &mut &new_data[..], &new_only, &mut |_| {}) {
         Err(ClientError::Refused(e)) if e.code.get() == 512 => {}
         other => return Err(format!("put new on an existing name: {other:?}")),
     }
@@ -161,14 +171,26 @@ fn scenario(client: Impl, server_impl: Impl) -> Result<(), String> {
             mode: PutMode::Replace,
             eager,
         };
-        c.put_from_reader(&target, data.len() as u64, &mut &data[..], &replace)
-            .map_err(err("put replace"))?;
+        c.put_from_reader(
+            &target,
+            data.len() as u64,
+            &mut &data[..],
+            &replace,
+            &mut |_| {},
+        )
+        .map_err(err("put replace"))?;
         let mut buf = Vec::new();
-        c.get_to_writer(&target, &mut buf)
+        c.get_to_writer(&target, &mut buf, &mut |_| {})
             .map_err(err("get after replace"))?;
         check(buf == data, || "replace: wrong content".into())?;
     }
-    match c.put_from_reader(&name("brand new"), 3, &mut &b"abc"[..], &new_only) {
+    match c.put_from_reader(
+        &name("brand new"),
+        3,
+        &mut &b"abc"[..],
+        &new_only,
+        &mut |_| {},
+    ) {
         Ok(_) => {}
         Err(e) => return Err(format!("put new on a new name: {e}")),
     }
@@ -188,13 +210,13 @@ fn scenario(client: Impl, server_impl: Impl) -> Result<(), String> {
         .iter()
         .map(|(p, n, _)| (p.clone(), n.clone()))
         .collect();
-    let results = c.put_many(&uploads, &PutOptions::default());
+    let results = c.put_many(&uploads, &PutOptions::default(), &mut |_| {});
     check(results.iter().all(Result::is_ok), || {
         format!("put_many: {results:?}")
     })?;
     let names: Vec<FileName> = batch.iter().map(|(_, n, _)| n.clone()).collect();
     let got_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let results = c.get_many(&names, got_dir.path(), &GetOptions::default());
+    let results = c.get_many(&names, got_dir.path(), &GetOptions::default(), &mut |_| {});
     check(results.iter().all(Result::is_ok), || {
         format!("get_many: {results:?}")
     })?;
@@ -210,9 +232,9 @@ fn scenario(client: Impl, server_impl: Impl) -> Result<(), String> {
     let (large_name, large) = &files()[4];
     let dest = down.path().join(large_name);
     let proxy = CutProxy::start(server.addr, CUT_AT);
-    let mut cut = AnyClient::connect(client, proxy.addr).map_err(err("connect via the proxy"))?;
+    let mut cut = connect(client, proxy.addr).map_err(err("connect via the proxy"))?;
     let opts = GetOptions::default();
-    match cut.get_to_path(&name(large_name), &dest, &opts) {
+    match cut.get_to_path(&name(large_name), &dest, &opts, &mut |_| {}) {
         Err(e) if e.ends_session() => {}
         other => return Err(format!("the cut download did not fail: {other:?}")),
     }
@@ -232,14 +254,14 @@ fn scenario(client: Impl, server_impl: Impl) -> Result<(), String> {
     check(!dest.exists(), || {
         "the destination exists before the resume".into()
     })?;
-    let mut c = AnyClient::connect(client, server.addr).map_err(err("reconnect"))?;
+    let mut c = connect(client, server.addr).map_err(err("reconnect"))?;
     let resume = GetOptions {
         resume: true,
         retry_from_zero: false,
         ..GetOptions::default()
     };
     let report = c
-        .get_to_path(&name(large_name), &dest, &resume)
+        .get_to_path(&name(large_name), &dest, &resume, &mut |_| {})
         .map_err(err("resumed get"))?;
     check(
         report.resumed_from == partial.len() as u64
@@ -335,8 +357,13 @@ fn cross_resume(cut: Impl, resume: Impl, server_impl: Impl) -> Result<(), String
     let down = tempfile::tempdir().map_err(|e| e.to_string())?;
     let dest = down.path().join("resume me.bin");
     let proxy = CutProxy::start(server.addr, (2 << 20) + 999);
-    let mut c = AnyClient::connect(cut, proxy.addr).map_err(err("connect via the proxy"))?;
-    match c.get_to_path(&name("resume me.bin"), &dest, &GetOptions::default()) {
+    let mut c = connect(cut, proxy.addr).map_err(err("connect via the proxy"))?;
+    match c.get_to_path(
+        &name("resume me.bin"),
+        &dest,
+        &GetOptions::default(),
+        &mut |_| {},
+    ) {
         Err(e) if e.ends_session() => {}
         other => return Err(format!("the cut download did not fail: {other:?}")),
     }
@@ -346,14 +373,14 @@ fn cross_resume(cut: Impl, resume: Impl, server_impl: Impl) -> Result<(), String
     let held = fs::metadata(&part)
         .map_err(|e| format!("no .ferry-part: {e}"))?
         .len();
-    let mut c = AnyClient::connect(resume, server.addr).map_err(err("connect"))?;
+    let mut c = connect(resume, server.addr).map_err(err("connect"))?;
     let opts = GetOptions {
         resume: true,
         retry_from_zero: false,
         ..GetOptions::default()
     };
     let report = c
-        .get_to_path(&name("resume me.bin"), &dest, &opts)
+        .get_to_path(&name("resume me.bin"), &dest, &opts, &mut |_| {})
         .map_err(err("resume"))?;
     check(report.resumed_from == held && held > 0, || {
         format!(

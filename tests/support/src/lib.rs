@@ -11,11 +11,16 @@
 //! - [`replay()`]: plays a `spec/examples` transcript against a [`TestServer`];
 //!   [`replay_on`] against any [`Impl`], [`replay_at`] against any server address.
 //!
+//! - [`TestClient`]: a client of any [`Impl`] (the threaded client, or the async one on a
+//!   runtime) behind the threaded client's signatures, for client tests written once and run
+//!   against every client implementation by [`every_impl!`].
+//!
 //! - [`relay::Relay`]: a TCP relay whose first connection stalls one way (a transfer that
 //!   hangs until the client cancels it).
 //!
 //! Set `FERRY_TEST_LOG` (an `EnvFilter` directive such as `debug`) to see the server's logs.
 
+mod client;
 pub mod relay;
 mod replay;
 
@@ -33,6 +38,7 @@ use ferry_wire::{
     Reply, Request, Step, decode_hello, decode_reply, encode_payload,
 };
 
+pub use client::TestClient;
 pub use ferry_transcript::Transcript;
 pub use replay::{ReplayError, replay, replay_at, replay_examples, replay_examples_on, replay_on};
 
@@ -57,17 +63,19 @@ pub fn init_logging() {
 /// hanging it (its thread is then left behind).
 pub const STOP_LIMIT: Duration = Duration::from_secs(20);
 
-/// A server implementation: the threaded one (`ferry-sync`) or `ferry-async` on one of its
-/// runtimes. The async ones need this crate's `async` feature.
+/// An implementation: the threaded one (`ferry-sync`) or `ferry-async` on one of its
+/// runtimes — its server ([`TestServer::start_impl`]) or its client
+/// ([`TestClient::connect`]). The async ones need this crate's `async` feature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Impl {
-    /// `ferry_sync::server::run`: a thread per connection.
+    /// `ferry_sync::server::run` (a thread per connection); `ferry_sync::client::Client`.
     Threads,
-    /// `ferry_async::async_std::serve`.
+    /// `ferry_async::async_std::serve`; `ferry_async::async_std::BlockingClient`.
     AsyncStd,
-    /// `ferry_async::tokio::serve` (multi-thread runtime).
+    /// `ferry_async::tokio::serve` (multi-thread runtime); `ferry_async::tokio::BlockingClient`
+    /// (a current-thread runtime).
     Tokio,
-    /// `ferry_async::smol::serve`.
+    /// `ferry_async::smol::serve`; `ferry_async::smol::BlockingClient`.
     Smol,
 }
 
@@ -111,7 +119,8 @@ pub fn every_byte() -> Vec<u8> {
 
 /// Instantiates each listed test `fn name(imp: Impl)` once per implementation, in the
 /// modules `threads`, `async_std`, `tokio` and `smol`: the one implementation list every
-/// server test runs against (`cargo test -p ferry-server-tests tokio::` runs one of them).
+/// server test ([`TestServer::start_impl`]) and every client test ([`TestClient::connect`])
+/// runs against (`cargo test -p ferry-server-tests tokio::` runs one of them).
 #[macro_export]
 macro_rules! every_impl {
     ($($test:ident),* $(,)?) => {

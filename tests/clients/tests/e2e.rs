@@ -1,16 +1,34 @@
-//! The client against the real `ferry_sync::server` (through `ferry_test_support::TestServer`):
-//! round trips of the teaching program's files, pipelined batches, create vs replace,
-//! resumed downloads, refusals and shutdown.
+//! Every client against the real server of its own implementation (through
+//! `ferry_test_support::TestServer` and `TestClient`, once per implementation by
+//! `every_impl!`): round trips of the teaching program's files, pipelined batches, create vs
+//! replace, resumed downloads, 16 MiB through local files, refusals, the idle timeout and
+//! shutdown.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ferry_sync::client::{
-    Client, ClientError, ClientOptions, GetOptions, PART_SUFFIX, PutOptions, part_path,
+    ClientError, ClientOptions, GetOptions, PART_SUFFIX, PutOptions, part_path,
 };
-use ferry_test_support::TestServer;
+use ferry_test_support::{Impl, NAMES, TestClient, TestServer, every_impl};
 use ferry_wire::{Code, Digest, FileName, PutFlow, PutMode};
+
+every_impl!(
+    teaching_files_round_trip,
+    two_hundred_small_files_pipelined_both_ways,
+    put_many_mixes_eager_and_waiting_puts_in_order,
+    new_refuses_an_existing_name_and_replace_replaces_it,
+    resume_from_a_good_prefix_and_restart_after_a_stale_one,
+    refusals_keep_the_session_and_leave_nothing_behind,
+    read_only_server_refuses_both_flows,
+    busy_server_refuses_the_session,
+    shutdown_ends_the_session_with_422,
+    a_batch_of_gets_holds_one_partial_file_open_at_a_time,
+    a_batch_with_a_large_file_and_a_missing_one,
+    sixteen_mib_through_files,
+    the_idle_timeout_ends_the_session,
+);
 
 fn options() -> ClientOptions {
     ClientOptions {
@@ -21,8 +39,10 @@ fn options() -> ClientOptions {
     }
 }
 
-fn connect(server: &TestServer) -> Client {
-    Client::connect_with(server.addr, &options()).expect("connect")
+/// A client of the server's own implementation (as users run it; the other pairs are in
+/// tests/matrix).
+fn connect(server: &TestServer) -> TestClient {
+    TestClient::connect_with(server.imp, server.addr, &options()).expect("connect")
 }
 
 fn name(s: &str) -> FileName {
@@ -52,9 +72,8 @@ fn quiet() -> impl FnMut(ferry_sync::client::Progress<'_>) {
     |_| {}
 }
 
-#[test]
-fn teaching_files_round_trip() {
-    let server = TestServer::start();
+fn teaching_files_round_trip(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     let local = tempfile::tempdir().expect("tempdir");
     let every_byte: Vec<u8> = (0..=255u8).cycle().take(256 * 41).collect();
     let files: Vec<(&str, Vec<u8>)> = vec![
@@ -141,9 +160,8 @@ fn teaching_files_round_trip() {
     assert!(server.wait_staging_empty());
 }
 
-#[test]
-fn two_hundred_small_files_pipelined_both_ways() {
-    let server = TestServer::start();
+fn two_hundred_small_files_pipelined_both_ways(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     let up = tempfile::tempdir().expect("tempdir");
     let files: Vec<(PathBuf, FileName)> = (0..200)
         .map(|i| {
@@ -191,9 +209,8 @@ fn two_hundred_small_files_pipelined_both_ways() {
     c.close().expect("close");
 }
 
-#[test]
-fn put_many_mixes_eager_and_waiting_puts_in_order() {
-    let server = TestServer::start();
+fn put_many_mixes_eager_and_waiting_puts_in_order(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     let up = tempfile::tempdir().expect("tempdir");
     let sizes = [10usize, 1 << 20, (1 << 20) + 1, 5, 2_500_000, 0, 7];
     let files: Vec<(PathBuf, FileName)> = sizes
@@ -221,12 +238,11 @@ fn put_many_mixes_eager_and_waiting_puts_in_order() {
     c.close().expect("close");
 }
 
-#[test]
-fn new_refuses_an_existing_name_and_replace_replaces_it() {
-    let server = TestServer::start();
+fn new_refuses_an_existing_name_and_replace_replaces_it(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     let mut c = connect(&server);
     let a = name("a.txt");
-    let put = |c: &mut Client, data: &[u8], mode: PutMode, eager: bool| {
+    let put = |c: &mut TestClient, data: &[u8], mode: PutMode, eager: bool| {
         let opts = PutOptions { mode, eager };
         c.put_from_reader(&a, data.len() as u64, &mut &data[..], &opts, &mut quiet())
     };
@@ -249,9 +265,8 @@ fn new_refuses_an_existing_name_and_replace_replaces_it() {
     assert!(server.wait_staging_empty());
 }
 
-#[test]
-fn resume_from_a_good_prefix_and_restart_after_a_stale_one() {
-    let server = TestServer::start();
+fn resume_from_a_good_prefix_and_restart_after_a_stale_one(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     let data = content(2_500_000, 9);
     server.write_file("big.bin", &data);
     let down = tempfile::tempdir().expect("tempdir");
@@ -280,6 +295,21 @@ fn resume_from_a_good_prefix_and_restart_after_a_stale_one() {
     assert_eq!(report.resumed_from, 0, "the stale prefix was discarded");
     assert!(fs::read(&dest).expect("dest") == data);
 
+    // Without the retry from 0: Corrupt, the destination untouched, the part removed.
+    fs::write(&dest, b"old").expect("an older destination");
+    fs::write(&part, &stale).expect("stale prefix");
+    let once = GetOptions {
+        retry_from_zero: false,
+        ..opts
+    };
+    let err = c
+        .get_to_path(&name("big.bin"), &dest, &once, &mut quiet())
+        .expect_err("corrupt");
+    assert!(matches!(err, ClientError::Corrupt { .. }), "{err:?}");
+    assert!(c.is_open(), "the framing was intact: the session goes on");
+    assert_eq!(fs::read(&dest).expect("dest"), b"old");
+    assert!(!part.exists());
+
     fs::write(&part, content(3_000_000, 1)).expect("longer than the file");
     let report = c
         .get_to_path(&name("big.bin"), &dest, &opts, &mut quiet())
@@ -300,9 +330,8 @@ fn resume_from_a_good_prefix_and_restart_after_a_stale_one() {
     c.close().expect("close");
 }
 
-#[test]
-fn refusals_keep_the_session_and_leave_nothing_behind() {
-    let server = TestServer::with_config(|c| c.max_size = 1000);
+fn refusals_keep_the_session_and_leave_nothing_behind(imp: Impl) {
+    let server = TestServer::with_impl_config(imp, |c| c.max_size = 1000);
     let local = tempfile::tempdir().expect("tempdir");
     let mut c = connect(&server);
     let dest = local.path().join("missing");
@@ -345,9 +374,8 @@ fn refusals_keep_the_session_and_leave_nothing_behind() {
     assert!(server.wait_staging_empty());
 }
 
-#[test]
-fn read_only_server_refuses_both_flows() {
-    let server = TestServer::with_config(|c| c.read_only = true);
+fn read_only_server_refuses_both_flows(imp: Impl) {
+    let server = TestServer::with_impl_config(imp, |c| c.read_only = true);
     let mut c = connect(&server);
     for eager in [true, false] {
         let opts = PutOptions {
@@ -363,19 +391,17 @@ fn read_only_server_refuses_both_flows() {
     assert!(server.visible_names().is_empty());
 }
 
-#[test]
-fn busy_server_refuses_the_session() {
-    let server = TestServer::with_config(|c| c.max_connections = 1);
+fn busy_server_refuses_the_session(imp: Impl) {
+    let server = TestServer::with_impl_config(imp, |c| c.max_connections = 1);
     let first = connect(&server);
-    let err = Client::connect_with(server.addr, &options()).expect_err("busy");
+    let err = TestClient::connect_with(imp, server.addr, &options()).expect_err("busy");
     assert_eq!(err.code(), Some(Code::BUSY));
     assert!(err.is_transient());
     first.close().expect("close");
 }
 
-#[test]
-fn shutdown_ends_the_session_with_422() {
-    let server = TestServer::start();
+fn shutdown_ends_the_session_with_422(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     let mut c = connect(&server);
     c.dir().expect("dir");
     server.shutdown_handle().trigger();
@@ -390,13 +416,119 @@ fn shutdown_ends_the_session_with_422() {
     server.stop().expect("server stops");
 }
 
-/// Partial files this process holds open (Linux: /proc/self/fd).
-fn open_part_files() -> usize {
+/// A batch of 41 uploads — mostly eager, one of 2 MiB that waits for `go` in the middle,
+/// then a local file that is missing — and the same names downloaded in one batch.
+fn a_batch_with_a_large_file_and_a_missing_one(imp: Impl) {
+    let server = TestServer::start_impl(imp);
+    let up = tempfile::tempdir().expect("tempdir");
+    let mut files: Vec<(PathBuf, FileName)> = Vec::new();
+    let mut contents = Vec::new();
+    for i in 0..40 {
+        let data = if i == 20 {
+            content(2 << 20, 20)
+        } else {
+            content(i * 100, i as u32)
+        };
+        let n = NAMES
+            .get(i)
+            .map_or_else(|| format!("f{i:02}"), |n| (*n).to_owned());
+        files.push((write(up.path(), &n, &data), name(&n)));
+        contents.push(data);
+    }
+    files.push((up.path().join("missing"), name("missing")));
+    let mut c = connect(&server);
+    let mut confirmed = 0;
+    let results = c.put_many(&files, &PutOptions::default(), &mut |p| {
+        if p.done == p.total {
+            confirmed += 1;
+        }
+    });
+    assert_eq!(results.len(), files.len());
+    for (r, data) in results.iter().zip(&contents) {
+        assert_eq!(r.as_ref().expect("put").digest, Digest::of(data));
+    }
+    assert!(
+        matches!(results[40], Err(ClientError::Local { .. })),
+        "{:?}",
+        results[40]
+    );
+    assert!(confirmed >= 40, "{confirmed} confirmed");
+    let names: Vec<FileName> = files.iter().map(|(_, n)| n.clone()).collect();
+    let down = tempfile::tempdir().expect("tempdir");
+    let results = c.get_many(&names, down.path(), &GetOptions::default(), &mut quiet());
+    for (r, data) in results.iter().zip(&contents) {
+        let r = r.as_ref().expect("get");
+        assert!(fs::read(r.path.as_ref().expect("path")).expect("read") == *data);
+    }
+    assert!(
+        matches!(&results[40], Err(e) if e.code() == Some(Code::NOT_FOUND)),
+        "{:?}",
+        results[40]
+    );
+    assert!(c.is_open());
+    c.close().expect("close");
+}
+
+/// 16 MiB up from a file (flow `wait`, progress to the last octet) and down to a file.
+fn sixteen_mib_through_files(imp: Impl) {
+    let server = TestServer::start_impl(imp);
+    let data = content(16 << 20, 16);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = write(dir.path(), "big.bin", &data);
+    let mut c = connect(&server);
+    let mut seen = 0u64;
+    let report = c
+        .put_from_path(
+            &src,
+            Some(&name("big.bin")),
+            &PutOptions::default(),
+            &mut |p| seen = p.done,
+        )
+        .expect("put");
+    assert_eq!((report.flow, seen), (PutFlow::Wait, data.len() as u64));
+    let dest = dir.path().join("copy.bin");
+    let report = c
+        .get_to_path(
+            &name("big.bin"),
+            &dest,
+            &GetOptions::default(),
+            &mut quiet(),
+        )
+        .expect("get");
+    assert_eq!(report.digest, Digest::of(&data));
+    assert!(fs::read(&dest).expect("read") == data);
+    c.close().expect("close");
+}
+
+/// The idle timeout ends the session: the next request gets `421` (or finds the connection
+/// closed), and every later one `Disconnected`.
+fn the_idle_timeout_ends_the_session(imp: Impl) {
+    let server = TestServer::with_impl_config(imp, |c| c.idle_timeout = Duration::from_secs(1));
+    let mut c = connect(&server);
+    c.dir().expect("dir");
+    std::thread::sleep(Duration::from_millis(1500));
+    let err = c.dir().expect_err("timed out");
+    assert!(
+        err.code() == Some(Code::TIMEOUT) || matches!(err, ClientError::Closed { .. }),
+        "{err:?}"
+    );
+    assert!(err.ends_session() && !c.is_open(), "{err:?}");
+    assert!(
+        matches!(c.dir(), Err(ClientError::Disconnected(_))),
+        "after the end"
+    );
+}
+
+/// Partial files in `dir` this process holds open (Linux: /proc/self/fd). Only those in
+/// `dir`: the other tests of this binary run at the same time and hold their own.
+fn open_part_files(dir: &Path) -> usize {
+    // The links name canonical paths.
+    let dir = fs::canonicalize(dir).expect("canonical path");
     fs::read_dir("/proc/self/fd")
         .map(|d| {
             d.filter_map(Result::ok)
                 .filter_map(|e| fs::read_link(e.path()).ok())
-                .filter(|t| t.to_string_lossy().ends_with(".ferry-part"))
+                .filter(|t| t.starts_with(&dir) && t.to_string_lossy().ends_with(".ferry-part"))
                 .count()
         })
         .unwrap_or(0)
@@ -405,9 +537,8 @@ fn open_part_files() -> usize {
 /// A batch finishes each download as it completes: it never holds more than one partial file
 /// open (a batch of thousands of files must not run into the open-files limit), and every
 /// file is in place, none left partial.
-#[test]
-fn a_batch_of_gets_holds_one_partial_file_open_at_a_time() {
-    let server = TestServer::start();
+fn a_batch_of_gets_holds_one_partial_file_open_at_a_time(imp: Impl) {
+    let server = TestServer::start_impl(imp);
     let names: Vec<FileName> = (0..200).map(|i| name(&format!("f{i:03}"))).collect();
     for (i, n) in names.iter().enumerate() {
         server.write_file(n.as_str(), format!("file {i}").as_bytes());
@@ -416,7 +547,7 @@ fn a_batch_of_gets_holds_one_partial_file_open_at_a_time() {
     let mut c = connect(&server);
     let mut most = 0;
     let results = c.get_many(&names, down.path(), &GetOptions::default(), &mut |_| {
-        most = most.max(open_part_files());
+        most = most.max(open_part_files(down.path()));
     });
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     assert!(most <= 1, "{most} partial files open at once");
