@@ -2,7 +2,6 @@
 //! eager payload), and the driver sends them while it reads the replies as they come, in
 //! the same task, so neither side can block the other on full socket buffers (PIPE-3).
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use ferry_client_core::local::{GetJob, retry_target};
@@ -222,16 +221,7 @@ impl<R: Runtime> Client<R> {
         };
         let mut ops: Plain<'_, _> = Ops::new(progress);
         ops.confirm_only = true;
-        let mut feed = Feed::Eager(EagerFeed {
-            all: batch,
-            next: (0..batch.len()).collect::<VecDeque<_>>(),
-            sizes,
-            opts,
-            max,
-            opened: VecDeque::new(),
-            started: Vec::new(),
-            skipped: Vec::new(),
-        });
+        let mut feed = Feed::Eager(Box::new(EagerFeed::new(batch, sizes, opts, max)));
         drive(&mut self.conn, &mut self.session, &mut ops, &mut feed).await;
         let Feed::Eager(feed) = feed else {
             return;

@@ -654,26 +654,107 @@ pub(super) enum Feed<'f> {
     Nothing,
     /// The files of an eager batch, opened (and read) in groups on the blocking pool and
     /// queued one at a time as the session is ready for the next.
-    Eager(EagerFeed<'f>),
+    Eager(Box<EagerFeed<'f>>),
 }
 
 /// A file of an eager batch, opened and read (with its size), or why not.
 type Opened = Result<(FileSource, u64), ClientError>;
 
+/// A group of files being opened on the blocking pool: their batch indices, and the trip.
+type Opening = (Vec<usize>, BoxFuture<io::Result<Vec<(usize, Opened)>>>);
+
 /// See [`Feed::Eager`].
 pub(super) struct EagerFeed<'f> {
     /// The batch.
-    pub(super) all: &'f [(PathBuf, FileName)],
+    all: &'f [(PathBuf, FileName)],
     /// Indices of the files not yet opened.
-    pub(super) next: VecDeque<usize>,
+    next: VecDeque<usize>,
     /// Their sizes when the batch was formed (to group the files read in one trip).
-    pub(super) sizes: Vec<u64>,
-    pub(super) opts: PutOptions,
-    pub(super) max: u64,
+    sizes: Vec<u64>,
+    opts: PutOptions,
+    max: u64,
     /// Opened files, in order: their batch index and the source (or why it failed).
-    pub(super) opened: VecDeque<(usize, Opened)>,
+    opened: VecDeque<(usize, Opened)>,
+    /// The next group, opened while the files of the previous one are sent.
+    opening: Option<Opening>,
+    /// The files started, and the operation of each.
     pub(super) started: Vec<(usize, OpId)>,
+    /// The files not started, and why.
     pub(super) skipped: Vec<(usize, ClientError)>,
+}
+
+impl<'f> EagerFeed<'f> {
+    /// Eager puts of `all` (whose sizes were `sizes` when the batch was formed), with
+    /// `opts`, each at most `max` octets.
+    pub(super) fn new(
+        all: &'f [(PathBuf, FileName)],
+        sizes: Vec<u64>,
+        opts: PutOptions,
+        max: u64,
+    ) -> Self {
+        Self {
+            all,
+            next: (0..all.len()).collect(),
+            sizes,
+            opts,
+            max,
+            opened: VecDeque::new(),
+            opening: None,
+            started: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+
+    /// Starts opening (and reading) the next group of files in one trip, unless a group is
+    /// being opened already or none is left.
+    fn open_next<R: Runtime>(&mut self, rt: &R) {
+        if self.opening.is_some() || self.next.is_empty() {
+            return;
+        }
+        let mut group = Vec::new();
+        let mut bytes = 0u64;
+        while let Some(&k) = self.next.front() {
+            if !group.is_empty() && (bytes >= PIECE as u64 || group.len() >= FINISH_BATCH) {
+                break;
+            }
+            self.next.pop_front();
+            group.push(k);
+            bytes += self.sizes.get(k).copied().unwrap_or(self.max);
+        }
+        let paths: Vec<_> = group.iter().map(|&k| (k, self.all[k].0.clone())).collect();
+        let max = self.max;
+        let trip = rt.unblock(move || {
+            paths
+                .into_iter()
+                .map(|(k, path)| (k, FileSource::open(&path, Some(max))))
+                .collect::<Vec<_>>()
+        });
+        self.opening = Some((group, Box::pin(trip)));
+    }
+
+    /// Waits for the group being opened, if any, and starts opening the one after it.
+    async fn take_group<R: Runtime>(&mut self, rt: &R) -> bool {
+        self.open_next(rt);
+        let Some((group, trip)) = self.opening.take() else {
+            return false;
+        };
+        match trip.await {
+            Ok(opened) => self.opened.extend(opened),
+            Err(e) => {
+                // The trip failed as a whole (a panic): nothing of the group opened, and
+                // nothing more is.
+                let why = e.to_string();
+                let rest = std::mem::take(&mut self.next);
+                for k in group.into_iter().chain(rest) {
+                    self.skipped
+                        .push((k, ClientError::Io(io::Error::other(why.clone()))));
+                }
+                return false;
+            }
+        }
+        self.open_next(rt);
+        true
+    }
 }
 
 impl Feed<'_> {
@@ -694,42 +775,8 @@ impl Feed<'_> {
             return false;
         };
         loop {
-            if f.opened.is_empty() {
-                if f.next.is_empty() {
-                    return false;
-                }
-                // The next group of files, opened and read in one trip.
-                let mut group = Vec::new();
-                let mut bytes = 0u64;
-                while let Some(&k) = f.next.front() {
-                    if !group.is_empty() && (bytes >= PIECE as u64 || group.len() >= FINISH_BATCH) {
-                        break;
-                    }
-                    f.next.pop_front();
-                    group.push((k, f.all[k].0.clone()));
-                    bytes += f.sizes.get(k).copied().unwrap_or(f.max);
-                }
-                let max = f.max;
-                let opened = rt
-                    .unblock(move || {
-                        group
-                            .into_iter()
-                            .map(|(k, path)| (k, FileSource::open(&path, Some(max))))
-                            .collect::<Vec<_>>()
-                    })
-                    .await;
-                match opened {
-                    Ok(opened) => f.opened.extend(opened),
-                    Err(e) => {
-                        // The trip failed as a whole (a panic): nothing of the group opened.
-                        let why = e.to_string();
-                        for k in std::mem::take(&mut f.next) {
-                            f.skipped
-                                .push((k, ClientError::Io(io::Error::other(why.clone()))));
-                        }
-                        return false;
-                    }
-                }
+            if f.opened.is_empty() && !f.take_group(rt).await {
+                return false;
             }
             let Some((k, opened)) = f.opened.pop_front() else {
                 continue;
