@@ -85,6 +85,17 @@ pub struct GetOptions {
     pub set_mtime: bool,
 }
 
+impl GetOptions {
+    /// The same options without resume: for the retry from offset 0 of a download whose
+    /// check failed after a resume ([`GetOptions::retry_from_zero`]).
+    pub fn from_zero(&self) -> Self {
+        Self {
+            resume: false,
+            ..*self
+        }
+    }
+}
+
 impl Default for GetOptions {
     fn default() -> Self {
         Self {

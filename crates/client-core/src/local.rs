@@ -7,6 +7,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -38,17 +39,59 @@ impl GetFail {
     }
 }
 
-/// Where a batch's retry from offset 0 of `name` goes, and with which options (no resume).
-pub fn retry_target(
+/// The downloads of a batch to retry from offset 0 (noted by [`GetFail::note_retry`]), each
+/// with its destination in `dest_dir` and its options (no resume); a retry that cannot have
+/// one gets its error in `results` instead.
+pub fn retry_targets(
+    retry: Vec<usize>,
     dest_dir: &Path,
-    name: &FileName,
+    names: &[FileName],
     opts: &GetOptions,
-) -> Result<(PathBuf, GetOptions), ClientError> {
-    let fresh = GetOptions {
-        resume: false,
-        ..*opts
-    };
-    Ok((crate::local_path(dest_dir, name)?, fresh))
+    results: &mut [Option<Result<GetReport, ClientError>>],
+) -> Vec<(usize, PathBuf, GetOptions)> {
+    let fresh = opts.from_zero();
+    let mut targets = Vec::new();
+    for i in retry {
+        match crate::local_path(dest_dir, &names[i]) {
+            Ok(dest) => targets.push((i, dest, fresh)),
+            Err(e) => results[i] = Some(Err(e)),
+        }
+    }
+    targets
+}
+
+/// The results of a batch, in order: an item never attempted (the session ended first) is
+/// [`ClientError::Disconnected`].
+pub fn batch_results<T>(
+    results: Vec<Option<Result<T, ClientError>>>,
+) -> Vec<Result<T, ClientError>> {
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(ClientError::Disconnected("not attempted".into()))))
+        .collect()
+}
+
+/// The addresses `addr` resolves to, to try in turn; a failure to resolve is a
+/// [`ClientError::Connect`] without an address.
+pub fn resolve(addr: impl ToSocketAddrs) -> Result<Vec<SocketAddr>, ClientError> {
+    addr.to_socket_addrs()
+        .map(Iterator::collect)
+        .map_err(|source| ClientError::Connect { addr: None, source })
+}
+
+/// Why connecting to every address of [`resolve`] failed: the last attempt's error, or that
+/// the name resolved to no address.
+pub fn connect_failed(last: Option<(SocketAddr, io::Error)>) -> ClientError {
+    match last {
+        Some((addr, source)) => ClientError::Connect {
+            addr: Some(addr),
+            source,
+        },
+        None => ClientError::Connect {
+            addr: None,
+            source: io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address"),
+        },
+    }
 }
 
 /// The greeting a new session accepted, from the result of its first operation

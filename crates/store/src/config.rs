@@ -11,6 +11,10 @@ use ferry_wire::limits::{
 };
 use ferry_wire::{Greeting, Limits};
 
+/// How long a server pauses accepting after a failure that is not the connection's own
+/// ([`ServerConfig::accept_failed`]).
+pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
 /// The longest timeout or grace a server applies (a year): longer configured values are cut
 /// to it, so that deadline arithmetic (`Instant + Duration`) cannot overflow.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -101,6 +105,23 @@ impl ServerConfig {
             crate::Root::open_read_only(&self.root)
         } else {
             crate::Root::open(&self.root)
+        }
+    }
+
+    /// How long to pause before the next accept after `accept` failed with `e`: none for
+    /// what concerns only the connection that failed (interrupted, aborted, reset); for
+    /// anything else (EMFILE and the like) [`ACCEPT_PAUSE`], logged, so that the server waits
+    /// for resources instead of spinning.
+    pub fn accept_failed(e: &std::io::Error) -> Option<Duration> {
+        use std::io::ErrorKind;
+        match e.kind() {
+            ErrorKind::Interrupted | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset => {
+                None
+            }
+            _ => {
+                tracing::warn!(error = %e, "accept failed");
+                Some(ACCEPT_PAUSE)
+            }
         }
     }
 

@@ -26,7 +26,7 @@
 //! file system does not support `RENAME_NOREPLACE`.
 
 mod config;
-pub use config::{MAX_TIMEOUT, SHUTDOWN_CHUNK_PATIENCE, ServerConfig};
+pub use config::{ACCEPT_PAUSE, MAX_TIMEOUT, SHUTDOWN_CHUNK_PATIENCE, ServerConfig};
 
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher as _, RandomState};

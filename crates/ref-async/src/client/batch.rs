@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ferry_client_core::local::{GetJob, retry_target};
+use ferry_client_core::local::{GetJob, batch_results, retry_targets};
 use ferry_client_core::session::Outcome;
 use ferry_wire::{FileName, PutMode};
 
@@ -108,26 +108,16 @@ impl<R: Runtime> Client<R> {
                 );
             }
         }
-        for i in retry {
+        for (i, dest, fresh) in retry_targets(retry, dest_dir, names, opts, &mut results) {
             if !self.is_open() {
                 break;
             }
-            let (dest, fresh) = match retry_target(dest_dir, &names[i], opts) {
-                Ok(target) => target,
-                Err(e) => {
-                    results[i] = Some(Err(e));
-                    continue;
-                }
-            };
             results[i] = Some(
                 self.get_to_path(&names[i], &dest, &fresh, &mut progress)
                     .await,
             );
         }
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(ClientError::Disconnected("not attempted".into()))))
-            .collect()
+        batch_results(results)
     }
 
     /// Uploads every `(local path, name)` pair, pipelined on this one connection.
@@ -199,10 +189,7 @@ impl<R: Runtime> Client<R> {
             .await;
             i = end;
         }
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(ClientError::Disconnected("not attempted".into()))))
-            .collect()
+        batch_results(results)
     }
 
     /// Streams a run of eager puts, opening (and reading) the files in groups on the

@@ -68,7 +68,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use ferry_client_core::local::{
-    GetFail, GetJob, connected, log_skipped, unexpected_outcome, writer_report,
+    GetFail, GetJob, connect_failed, connected, log_skipped, resolve, unexpected_outcome,
+    writer_report,
 };
 use ferry_client_core::session::{ClientSession, OpId, Outcome};
 use ferry_wire::{Entry, FileName, Greeting, Hasher, Listing};
@@ -121,12 +122,8 @@ impl<R: Runtime> Client<R> {
         addr: impl ToSocketAddrs,
         options: &ClientOptions,
     ) -> Result<Self, ClientError> {
-        let addrs: Vec<SocketAddr> = addr
-            .to_socket_addrs()
-            .map_err(|source| ClientError::Connect { addr: None, source })?
-            .collect();
         let mut last = None;
-        for a in addrs {
+        for a in resolve(addr)? {
             let attempt = match timeout(&rt, options.connect_timeout, rt.connect(a)).await {
                 Timed::Done(r) => r,
                 Timed::Expired => Err(io::Error::new(
@@ -136,18 +133,10 @@ impl<R: Runtime> Client<R> {
             };
             match attempt {
                 Ok(stream) => return Self::from_stream(rt, stream, options).await,
-                Err(source) => {
-                    last = Some(ClientError::Connect {
-                        addr: Some(a),
-                        source,
-                    })
-                }
+                Err(e) => last = Some((a, e)),
             }
         }
-        Err(last.unwrap_or_else(|| ClientError::Connect {
-            addr: None,
-            source: io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address"),
-        }))
+        Err(connect_failed(last))
     }
 
     /// Starts a session on a connected stream: reads the server's first line and checks it.
@@ -266,10 +255,7 @@ impl<R: Runtime> Client<R> {
                 retry_from_zero: true,
                 ..
             }) if self.is_open() => {
-                let fresh = GetOptions {
-                    resume: false,
-                    ..*opts
-                };
+                let fresh = opts.from_zero();
                 self.get_part(name, dest, &fresh, &mut progress)
                     .await
                     .map_err(|f| f.error)

@@ -254,17 +254,11 @@ pub async fn run<R: Runtime>(
                 next_id += 1;
                 start_session(&shared, stream, peer, next_id);
             }
-            Err(e) => match e.kind() {
-                io::ErrorKind::Interrupted
-                | io::ErrorKind::ConnectionAborted
-                | io::ErrorKind::ConnectionReset => {}
-                _ => {
-                    // EMFILE and the like: wait for resources instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    rt.sleep_until(Instant::now() + Duration::from_millis(100))
-                        .await;
+            Err(e) => {
+                if let Some(pause) = Config::accept_failed(&e) {
+                    rt.sleep_until(Instant::now() + pause).await;
                 }
-            },
+            }
         }
     }
     drop(listener);

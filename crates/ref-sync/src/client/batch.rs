@@ -14,7 +14,9 @@ use super::drive::{Feed, NoFeed, Ops, Sink, Source, drive};
 use super::{
     Client, ClientError, GetOptions, GetReport, Progress, PutOptions, PutReport, local_path,
 };
-use ferry_client_core::local::{GetJob, PartState, open_source, retry_target, unexpected_outcome};
+use ferry_client_core::local::{
+    GetJob, PartState, batch_results, open_source, retry_targets, unexpected_outcome,
+};
 
 impl Client {
     /// Downloads every name into `dest_dir` (each as `dest_dir/NAME`, with the guarantees of
@@ -70,23 +72,13 @@ impl Client {
                 );
             }
         }
-        for i in retry {
+        for (i, dest, fresh) in retry_targets(retry, dest_dir, names, opts, &mut results) {
             if !self.is_open() {
                 break;
             }
-            let (dest, fresh) = match retry_target(dest_dir, &names[i], opts) {
-                Ok(target) => target,
-                Err(e) => {
-                    results[i] = Some(Err(e));
-                    continue;
-                }
-            };
             results[i] = Some(self.get_to_path(&names[i], &dest, &fresh, progress));
         }
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(ClientError::Disconnected("not attempted".into()))))
-            .collect()
+        batch_results(results)
     }
 
     /// Uploads every `(local path, name)` pair, pipelined on this one connection.
@@ -132,10 +124,7 @@ impl Client {
             self.put_batch(&files[i..end], &mut results[i..end], opts.mode, progress);
             i = end;
         }
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(ClientError::Disconnected("not attempted".into()))))
-            .collect()
+        batch_results(results)
     }
 
     /// Streams a run of eager puts, opening each file only when the one before it has been

@@ -50,7 +50,7 @@
 mod batch;
 mod drive;
 
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::time::Instant;
@@ -60,8 +60,8 @@ use ferry_wire::{Entry, FileName, Greeting, Hasher, Listing};
 
 use drive::{NoFeed, Ops, Sink, Source, drive};
 use ferry_client_core::local::{
-    GetFail, GetJob, PartState, connected, log_skipped, open_source, unexpected_outcome,
-    writer_report,
+    GetFail, GetJob, PartState, connect_failed, connected, log_skipped, open_source, resolve,
+    unexpected_outcome, writer_report,
 };
 
 /// The buffer in front of a download's file ([`Client::get_to_path`]).
@@ -105,29 +105,18 @@ impl Client {
         addr: impl ToSocketAddrs,
         options: &ClientOptions,
     ) -> Result<Self, ClientError> {
-        let addrs = addr
-            .to_socket_addrs()
-            .map_err(|source| ClientError::Connect { addr: None, source })?;
         let mut last = None;
-        for a in addrs {
+        for a in resolve(addr)? {
             let attempt = match options.connect_timeout {
                 Some(t) => TcpStream::connect_timeout(&a, t),
                 None => TcpStream::connect(a),
             };
             match attempt {
                 Ok(stream) => return Self::from_stream(stream, options),
-                Err(source) => {
-                    last = Some(ClientError::Connect {
-                        addr: Some(a),
-                        source,
-                    })
-                }
+                Err(e) => last = Some((a, e)),
             }
         }
-        Err(last.unwrap_or_else(|| ClientError::Connect {
-            addr: None,
-            source: io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address"),
-        }))
+        Err(connect_failed(last))
     }
 
     /// Starts a session on a connected stream: reads the server's first line and checks it.
@@ -240,10 +229,7 @@ impl Client {
                 retry_from_zero: true,
                 ..
             }) if self.is_open() => {
-                let fresh = GetOptions {
-                    resume: false,
-                    ..*opts
-                };
+                let fresh = opts.from_zero();
                 let job = GetJob::prepare(name, dest.to_path_buf(), &fresh)?;
                 self.get_job(job, &fresh, progress).map_err(|f| f.error)
             }

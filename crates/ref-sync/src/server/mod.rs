@@ -198,16 +198,11 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> io::Res
                     handles.push(h);
                 }
             }
-            Err(e) => match e.kind() {
-                io::ErrorKind::Interrupted
-                | io::ErrorKind::ConnectionAborted
-                | io::ErrorKind::ConnectionReset => {}
-                _ => {
-                    // EMFILE and the like: wait for resources instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    thread::sleep(Duration::from_millis(100));
+            Err(e) => {
+                if let Some(pause) = Config::accept_failed(&e) {
+                    thread::sleep(pause);
                 }
-            },
+            }
         }
         reap(&mut handles);
     }
