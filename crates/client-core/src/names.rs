@@ -16,9 +16,10 @@ pub const PART_SUFFIX: &str = ".ferry-part";
 const LOCAL_NAME_MAX: usize = 255;
 
 /// Renders `name` for a person: characters that are invisible or change the text direction
-/// (U+200B … U+200F, U+202A … U+202E, U+2060 … U+2064, U+2066 … U+2069, U+FEFF, U+00AD, and
-/// any other format or control character) are shown as `\u{…}`, so that a hostile name cannot
-/// pass for another one (NAME-12). A backslash is shown as `\\` so the escape is unambiguous.
+/// or break lines (U+200B … U+200F, U+2028 … U+202E, U+2060 … U+2064, U+2066 … U+2069,
+/// U+FEFF, U+00AD, and any other format or control character) are shown as `\u{…}`, so that a
+/// hostile name cannot pass for another one or start a line of its own (NAME-12). A
+/// backslash is shown as `\\` so the escape is unambiguous.
 pub fn visible(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
@@ -46,7 +47,7 @@ fn is_invisible(c: char) -> bool {
                 | 0x17B5
                 | 0x180B..=0x180F
                 | 0x200B..=0x200F
-                | 0x202A..=0x202E
+                | 0x2028..=0x202E
                 | 0x2060..=0x206F
                 | 0x3164
                 | 0xFE00..=0xFE0F
@@ -167,6 +168,11 @@ mod tests {
         assert_eq!(visible("evil\u{202e}fdp.exe"), "evil\\u{202e}fdp.exe");
         assert_eq!(visible("a\u{200b}b"), "a\\u{200b}b");
         assert_eq!(visible("a\\u{41}"), "a\\\\u{41}");
+        // Line and paragraph separators: a name cannot start a line of its own (#14).
+        assert_eq!(
+            visible("x\u{2028}code=511\u{2029}y"),
+            "x\\u{2028}code=511\\u{2029}y"
+        );
     }
 
     #[test]

@@ -425,6 +425,80 @@ pub struct ServerSession {
     started: Instant,
     /// The last wait the session asked for (send, receive, drain), for [`ServerSession::timed_out`].
     waiting: Option<Action>,
+    /// How many more request events the session may log now.
+    log_budget: LogBudget,
+}
+
+/// A session's request events beyond a burst of [`LOG_BURST`] are logged at
+/// [`LOG_PER_SECOND`] at most: a client that pipelines requests as fast as it can (gets of
+/// missing names make ~90 MB/s of log otherwise) cannot fill the operator's disk or drown the
+/// other sessions' events. The events left out are counted; their number is logged with the
+/// next event logged, or when the session ends.
+#[derive(Debug)]
+pub struct LogBudget {
+    tokens: u32,
+    refilled: Instant,
+    left_out: u64,
+}
+
+/// See [`LogBudget`].
+pub const LOG_BURST: u32 = 1000;
+
+/// See [`LogBudget`].
+pub const LOG_PER_SECOND: u32 = 100;
+
+impl LogBudget {
+    /// A full budget at `now`.
+    pub fn new(now: Instant) -> Self {
+        Self {
+            tokens: LOG_BURST,
+            refilled: now,
+            left_out: 0,
+        }
+    }
+
+    /// Whether an event may be logged at `now` (and counts it); when it may, first logs how
+    /// many were left out before it.
+    pub fn allow(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.refilled);
+        let earned = elapsed.as_micros() * u128::from(LOG_PER_SECOND) / 1_000_000;
+        if earned > 0 {
+            let earned = u32::try_from(earned).unwrap_or(u32::MAX);
+            self.tokens = self.tokens.saturating_add(earned).min(LOG_BURST);
+            self.refilled = if self.tokens == LOG_BURST {
+                now
+            } else {
+                // Keep the fraction of a token earned beyond `earned`.
+                self.refilled
+                    + Duration::from_micros(
+                        u64::from(earned) * 1_000_000 / u64::from(LOG_PER_SECOND),
+                    )
+            };
+        }
+        if self.tokens == 0 {
+            self.left_out += 1;
+            return false;
+        }
+        self.tokens -= 1;
+        self.flush();
+        true
+    }
+
+    /// How many events were left out since the last one logged.
+    pub fn left_out(&self) -> u64 {
+        self.left_out
+    }
+
+    /// Logs how many events were left out, if any.
+    fn flush(&mut self) {
+        if self.left_out > 0 {
+            tracing::info!(
+                left_out = self.left_out,
+                "request events not logged (too many)"
+            );
+            self.left_out = 0;
+        }
+    }
 }
 
 fn err_reply(code: Code) -> ErrorReply {
@@ -462,6 +536,7 @@ impl ServerSession {
             close_file: false,
             started: now,
             waiting: None,
+            log_budget: LogBudget::new(now),
         }
     }
 
@@ -1001,7 +1076,11 @@ impl ServerSession {
         let now = self.now;
         let pending_output = self.has_output();
         match &mut self.state {
-            State::Finished(end) => Some(Action::Finished(end.clone())),
+            State::Finished(end) => {
+                let end = end.clone();
+                self.log_budget.flush();
+                Some(Action::Finished(end))
+            }
             State::Flushing(end) => {
                 if pending_output {
                     Some(self.send())
@@ -1561,16 +1640,22 @@ impl ServerSession {
         self.state = State::Closing(End::Closed(code));
     }
 
-    /// One info event per request: command, name, octets moved (entries for `dir`), the
-    /// error code if any, and how long it took.
-    fn log(&self, command: &'static str, name: Option<&FileName>, code: Option<Code>, n: u64) {
+    /// One info event per request: command, name (quoted, with every invisible or
+    /// line-breaking character escaped, so that a name cannot forge fields or lines), octets
+    /// moved (entries for `dir`), the error code if any, and how long it took; within the
+    /// session's [`LogBudget`].
+    fn log(&mut self, command: &'static str, name: Option<&FileName>, code: Option<Code>, n: u64) {
+        if !self.log_budget.allow(self.now) {
+            return;
+        }
         let micros = u64::try_from(self.now.saturating_duration_since(self.started).as_micros())
             .unwrap_or(u64::MAX);
         let code = code.map(Code::get);
         match (command, name) {
             ("dir", _) => tracing::info!(command, entries = n, code, micros, "request"),
             (_, Some(name)) => {
-                tracing::info!(command, %name, bytes = n, code, micros, "request");
+                let name = name.as_str();
+                tracing::info!(command, name = ?name, bytes = n, code, micros, "request");
             }
             (_, None) => tracing::info!(command, code, micros, "request"),
         }

@@ -401,3 +401,93 @@ fn a_put_new_of_a_taken_name_is_refused_with_512_and_a_replace_goes_through() {
     h.client(&payload).run();
     assert_eq!(h.files.get("f").map(Vec::as_slice), Some(&b"new"[..]));
 }
+
+/// The request events a test session logs, as the fmt subscriber writes them.
+fn logged(run: impl FnOnce()) -> String {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("log buffer").extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .without_time()
+        .finish();
+    tracing::subscriber::with_default(subscriber, run);
+    let text = buf.0.lock().expect("log buffer").clone();
+    String::from_utf8(text).expect("the log is UTF-8")
+}
+
+/// NAME-12: a name is logged quoted, with line-breaking and invisible characters escaped, so
+/// it cannot forge a field or a line (#14).
+#[test]
+fn names_are_logged_quoted_and_escaped() {
+    let forged = "x\u{2028}code=511 peer=10.6.6.6:1 name=payroll\u{202e}";
+    let log = logged(|| {
+        let mut h = Harness::new(config());
+        h.client(format!("get 0 {forged}\n").as_bytes()).run();
+        assert_eq!(h.replies(), "err 511 not-found\n");
+    });
+    let line = log
+        .lines()
+        .find(|l| l.contains("request"))
+        .expect("a request event");
+    assert!(
+        line.contains(r#"name="x\u{2028}code=511 peer=10.6.6.6:1 name=payroll\u{202e}""#),
+        "{line}"
+    );
+    assert!(
+        !log.contains('\u{2028}') && !log.contains('\u{202e}'),
+        "{log:?}"
+    );
+}
+
+/// A session that pipelines requests as fast as it can logs a burst, then at most
+/// LOG_PER_SECOND request events a second, and says how many it left out (#14).
+#[test]
+fn a_flood_of_requests_logs_a_burst_then_a_bounded_rate() {
+    use ferry_proto::server::{LOG_BURST, LOG_PER_SECOND};
+    let requests = 3 * LOG_BURST as usize;
+    let log = logged(|| {
+        let mut h = Harness::new(config());
+        h.run();
+        h.client("get 0 missing\n".repeat(requests).as_bytes())
+            .run();
+        assert_eq!(h.replies().lines().count(), requests);
+        // One second later, another burst of requests: a second's worth is logged.
+        h.wait(Duration::from_secs(1));
+        h.client("get 0 missing\n".repeat(requests).as_bytes())
+            .run();
+        h.client(b"close\n").run();
+        h.wait(Duration::from_secs(2));
+        assert!(h.finished().is_some());
+    });
+    let events = log
+        .lines()
+        .filter(|l| l.contains(": request command="))
+        .count();
+    assert_eq!(events, LOG_BURST as usize + LOG_PER_SECOND as usize);
+    let left_out: Vec<&str> = log.lines().filter(|l| l.contains("not logged")).collect();
+    // The first count with the first event of the second burst; the second as the session ends.
+    let first = requests - LOG_BURST as usize;
+    let second = requests + 1 - LOG_PER_SECOND as usize; // (`close` is a request too)
+    assert_eq!(left_out.len(), 2, "{left_out:?}");
+    assert!(
+        left_out[0].ends_with(&format!("left_out={first}")),
+        "{left_out:?}"
+    );
+    assert!(
+        left_out[1].ends_with(&format!("left_out={second}")),
+        "{left_out:?}"
+    );
+}

@@ -595,7 +595,8 @@ impl Upload {
         }
         // The file is visible now; a failed folder fsync cannot be undone, only reported.
         if let Err(e) = fsync(&inner.dir) {
-            tracing::warn!(name = %self.name, error = %e, "fsync of the served folder failed");
+            let name = self.name.as_str();
+            tracing::warn!(name = ?name, error = %e, "fsync of the served folder failed");
         }
         Ok(())
     }
