@@ -106,21 +106,21 @@ impl<R: Runtime> Conn<R> {
             } = self;
             let write = async { Moved::Wrote(writer.write(session.output()).await) };
             let read = async { Moved::Read(reader.read(&mut scratch[..cap]).await) };
-            let moved = write.or(read).or(timer).await;
+            let moved = before_deadline(write.or(read), timer).await;
             if let Moved::Read(Ok(n)) = &moved {
                 session.input_space()[..*n].copy_from_slice(&self.scratch[..*n]);
             }
             moved
         } else if send {
             let write = async { Moved::Wrote(self.writer.write(session.output()).await) };
-            write.or(timer).await
+            before_deadline(write, timer).await
         } else if receive {
             let space = session.input_space();
             if space.is_empty() {
                 return session.recv_failed(io::Error::other("receive buffer full"));
             }
             let read = async { Moved::Read(self.reader.read(space).await) };
-            read.or(timer).await
+            before_deadline(read, timer).await
         } else {
             timer.await
         };
@@ -136,6 +136,18 @@ impl<R: Runtime> Conn<R> {
             Moved::Deadline => session.timed_out(Instant::now()),
         }
     }
+}
+
+/// Runs `op` unless `timer` is ready first. `op` is polled once first, so an operation that
+/// can complete at once needs no timer; after that the deadline wins when both are ready, so
+/// that an operation that becomes possible only at the deadline does not restart the clock
+/// (smol's and async-std's sockets retry the system call when polled, #14).
+async fn before_deadline<T>(op: impl Future<Output = T>, timer: impl Future<Output = T>) -> T {
+    let mut op = std::pin::pin!(op);
+    if let Some(done) = futures_lite::future::poll_once(op.as_mut()).await {
+        return done;
+    }
+    timer.or(op).await
 }
 
 // ------------------------------------------------------------------ sinks ---

@@ -267,7 +267,11 @@ impl<R: Runtime> Driver<R> {
 
 /// Runs one socket operation until it completes, `deadline` passes, or — unless the session
 /// was already `told` — the server's shutdown is triggered. The operation is polled once
-/// first: when it can complete at once, no timer or listener is made.
+/// first: when it can complete at once, no timer or listener is made. Once the deadline has
+/// passed it wins: the operation is not tried again then (smol's and async-std's sockets
+/// retry the system call when polled, and a write that found a little room the kernel had
+/// freed meanwhile restarted the stall clock, so a stuck reader was dropped only after twice
+/// the stall timeout, #14).
 async fn wait<R: Runtime, T>(
     shared: &Shared<R>,
     told: bool,
@@ -290,5 +294,5 @@ async fn wait<R: Runtime, T>(
         shared.rt.sleep_until(deadline).await;
         Err(Wake::Deadline)
     };
-    io.or(shutdown).or(timer).await
+    timer.or(shutdown).or(io).await
 }
