@@ -43,6 +43,11 @@ impl ServerProcess {
             .arg(root)
             .args(["--listen", "127.0.0.1:0"])
             .args(["--max-connections", &max_connections.to_string()])
+            // Every benchmark client connects from 127.0.0.1.
+            .args([
+                "--max-connections-per-address",
+                &max_connections.to_string(),
+            ])
             // Benchmarks hold idle sessions and large uploads: no timeout may fire.
             .args(["--idle-timeout", "1h", "--stall-timeout", "10m"])
             .env("FERRY_LOG", "warn")

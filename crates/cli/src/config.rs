@@ -63,6 +63,11 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "N", env = "FERRY_MAX_CONNECTIONS",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: Option<u64>,
+    /// Most concurrent sessions from one client address; further connections from it get
+    /// `err 420 busy` [default: 32].
+    #[arg(long, value_name = "N", env = "FERRY_MAX_CONNECTIONS_PER_ADDRESS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections_per_address: Option<u64>,
     /// How long a session may wait between requests, at least 1s [default: 5m].
     #[arg(long, value_name = "DURATION", env = "FERRY_IDLE_TIMEOUT",
           value_parser = units::parse_duration_at_least_1s)]
@@ -129,6 +134,7 @@ struct File {
     max_file_size: Option<Value>,
     max_eager: Option<Value>,
     max_connections: Option<u64>,
+    max_connections_per_address: Option<u64>,
     idle_timeout: Option<Value>,
     stall_timeout: Option<Value>,
     shutdown_grace: Option<Value>,
@@ -191,6 +197,10 @@ fn parse_file(text: &str, base: &Path) -> Result<ServeArgs, String> {
         Some(0) => return Err("max-connections: must be at least 1".into()),
         n => n,
     };
+    let max_connections_per_address = match f.max_connections_per_address {
+        Some(0) => return Err("max-connections-per-address: must be at least 1".into()),
+        n => n,
+    };
     Ok(ServeArgs {
         config: None,
         implementation: value_enum("impl", f.implementation)?,
@@ -203,6 +213,7 @@ fn parse_file(text: &str, base: &Path) -> Result<ServeArgs, String> {
         max_file_size: size("max-file-size", f.max_file_size)?,
         max_eager: size("max-eager", f.max_eager)?,
         max_connections,
+        max_connections_per_address,
         idle_timeout: duration(
             "idle-timeout",
             f.idle_timeout,
@@ -246,6 +257,12 @@ impl ServeArgs {
                 .map_or(d.max_connections, |n| {
                     usize::try_from(n).unwrap_or(usize::MAX)
                 }),
+            max_per_address: self
+                .max_connections_per_address
+                .or(file.max_connections_per_address)
+                .map_or(d.max_per_address, |n| {
+                    usize::try_from(n).unwrap_or(usize::MAX)
+                }),
             idle_timeout: self
                 .idle_timeout
                 .or(file.idle_timeout)
@@ -287,6 +304,7 @@ mod tests {
         max-file-size = "10MiB"
         max-eager = 4096
         max-connections = 8
+        max-connections-per-address = 4
         idle-timeout = "5m"
         stall-timeout = 30
         shutdown-grace = "1m 30s"
@@ -309,6 +327,7 @@ mod tests {
         assert_eq!(c.max_size, 10 << 20);
         assert_eq!(c.max_eager, 4096);
         assert_eq!(c.max_connections, 8);
+        assert_eq!(c.max_per_address, 4);
         assert_eq!(c.idle_timeout, Duration::from_secs(300));
         assert_eq!(c.stall_timeout, Duration::from_secs(30));
         assert_eq!(c.shutdown_grace, Duration::from_secs(90));

@@ -402,29 +402,37 @@ fn a_put_new_of_a_taken_name_is_refused_with_512_and_a_replace_goes_through() {
     assert_eq!(h.files.get("f").map(Vec::as_slice), Some(&b"new"[..]));
 }
 
-/// The request events a test session logs, as the fmt subscriber writes them.
+/// What `run` logs on this thread, as the fmt subscriber writes it. One global subscriber
+/// writes each thread's events to that thread's buffer: a subscriber set for one thread only
+/// (`with_default`) misses events when a test without one, on another thread, has cached
+/// the callsites as uninteresting meanwhile.
 fn logged(run: impl FnOnce()) -> String {
-    use std::sync::{Arc, Mutex};
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
+    use std::cell::RefCell;
+    thread_local! {
+        static LOG: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    struct ThisThread;
+    impl std::io::Write for ThisThread {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("log buffer").extend_from_slice(b);
+            LOG.with(|l| l.borrow_mut().extend_from_slice(b));
             Ok(b.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
     }
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .without_time()
-        .finish();
-    tracing::subscriber::with_default(subscriber, run);
-    let text = buf.0.lock().expect("log buffer").clone();
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(|| ThisThread)
+            .with_ansi(false)
+            .without_time()
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+    });
+    LOG.with(|l| l.borrow_mut().clear());
+    run();
+    let text = LOG.with(|l| std::mem::take(&mut *l.borrow_mut()));
     String::from_utf8(text).expect("the log is UTF-8")
 }
 

@@ -11,6 +11,11 @@ use ferry_wire::limits::{
 };
 use ferry_wire::{Greeting, Limits};
 
+/// The default of [`ServerConfig::max_per_address`]: an eighth of the default total (256),
+/// enough for a pipelining client's parallel connections or a small office behind one NAT
+/// address.
+pub const DEFAULT_MAX_PER_ADDRESS: usize = 32;
+
 /// How long a server pauses accepting after a failure that is not the connection's own
 /// ([`ServerConfig::accept_failed`]).
 pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
@@ -39,6 +44,9 @@ pub struct ServerConfig {
     pub max_eager: u64,
     /// Most concurrent sessions; more connections get `err 420 busy` (CONN-3).
     pub max_connections: usize,
+    /// Most concurrent sessions from one source address; more get `err 420 busy` too
+    /// (CONN-9), so that one address cannot take every slot.
+    pub max_per_address: usize,
     /// Idle timeout between requests (TIME-1). Announced in whole seconds, at least 1.
     pub idle_timeout: Duration,
     /// Stall timeout inside a request, payload or reply (TIME-2). Announced in whole seconds,
@@ -56,6 +64,7 @@ impl Default for ServerConfig {
             max_size: DEFAULT_MAX_SIZE,
             max_eager: DEFAULT_MAX_EAGER,
             max_connections: 256,
+            max_per_address: DEFAULT_MAX_PER_ADDRESS,
             idle_timeout: Duration::from_secs(DEFAULT_IDLE_SECS),
             stall_timeout: Duration::from_secs(DEFAULT_STALL_SECS),
             shutdown_grace: Duration::from_secs(10),
@@ -132,6 +141,7 @@ impl ServerConfig {
             folder = %self.root.display(),
             read_only = self.read_only,
             max_connections = self.max_connections,
+            max_per_address = self.max_per_address,
             "serving"
         );
     }

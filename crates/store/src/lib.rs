@@ -26,7 +26,11 @@
 //! file system does not support `RENAME_NOREPLACE`.
 
 mod config;
-pub use config::{ACCEPT_PAUSE, MAX_TIMEOUT, SHUTDOWN_CHUNK_PATIENCE, ServerConfig};
+mod slots;
+pub use config::{
+    ACCEPT_PAUSE, DEFAULT_MAX_PER_ADDRESS, MAX_TIMEOUT, SHUTDOWN_CHUNK_PATIENCE, ServerConfig,
+};
+pub use slots::{AddressSlot, AddressSlots};
 
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher as _, RandomState};

@@ -40,6 +40,49 @@ fn sessions_above_the_cap_get_420_busy(imp: Impl) {
     }
 }
 
+/// CONN-9: one address holds at most its share of the sessions; another address is still
+/// greeted and served meanwhile (#14), and a slot its holder gives back is free again.
+fn one_address_cannot_take_every_slot(imp: Impl) {
+    let server = TestServer::with_impl_config(imp, |c| {
+        c.max_connections = 8;
+        c.max_per_address = 2;
+    });
+    let attacker: std::net::IpAddr = "127.0.0.1".parse().expect("address");
+    let other: std::net::IpAddr = "127.0.0.2".parse().expect("address");
+    let mut held: Vec<RawSession> = (0..2)
+        .map(|_| {
+            let mut s = RawSession::connect_from(server.addr, attacker);
+            s.expect_greeting();
+            s
+        })
+        .collect();
+    for _ in 0..3 {
+        let mut s = RawSession::connect_from(server.addr, attacker);
+        s.expect_line("err 420 busy");
+        s.expect_closed();
+    }
+    let mut served = RawSession::connect_from(server.addr, other);
+    served.expect_greeting();
+    served.send(b"dir\n");
+    served.expect_line("ok dir 0");
+    // One of the attacker's sessions ends: its address gets that slot back.
+    let mut first = held.remove(0);
+    first.send(b"close\n");
+    first.expect_line("bye");
+    first.expect_closed();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut s = RawSession::connect_from(server.addr, attacker);
+        let line = s.read_line();
+        if line.starts_with(b"ferry/1 ") {
+            break;
+        }
+        assert_eq!(line, b"err 420 busy");
+        assert!(Instant::now() < deadline, "the slot was never given back");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn idle_sessions_time_out_with_421(imp: Impl) {
     let server = TestServer::with_impl_config(imp, |c| c.idle_timeout = Duration::from_secs(1));
     let mut s = server.session();
@@ -443,6 +486,7 @@ fn huge_configured_timeouts_are_capped_not_overflowed(imp: Impl) {
 
 ferry_test_support::every_impl!(
     sessions_above_the_cap_get_420_busy,
+    one_address_cannot_take_every_slot,
     idle_sessions_time_out_with_421,
     a_request_line_must_complete_within_stall_of_its_first_octet,
     a_stalled_upload_times_out_with_421_and_leaves_nothing,

@@ -165,17 +165,8 @@ fn spawn_server(
         }
         #[cfg(feature = "async")]
         Impl::AsyncStd | Impl::Tokio | Impl::Smol => {
-            use ferry_async::server::{Config as AsyncConfig, Shutdown as AsyncShutdown};
-            let config = AsyncConfig {
-                root: config.root,
-                read_only: config.read_only,
-                max_size: config.max_size,
-                max_eager: config.max_eager,
-                max_connections: config.max_connections,
-                idle_timeout: config.idle_timeout,
-                stall_timeout: config.stall_timeout,
-                shutdown_grace: config.shutdown_grace,
-            };
+            // ferry-async's Config is ferry-sync's: both are ferry_store::ServerConfig.
+            use ferry_async::server::Shutdown as AsyncShutdown;
             let inner = AsyncShutdown::new();
             let t = builder
                 .spawn({
@@ -430,6 +421,24 @@ impl RawSession {
     /// Connects (nothing is read yet).
     pub fn connect(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect_timeout(&addr, DEFAULT_TIMEOUT).expect("connect");
+        Self::on(stream)
+    }
+
+    /// Connects to `addr` from the local address `source` (another 127.x address, to act
+    /// as a second client machine on loopback).
+    pub fn connect_from(addr: SocketAddr, source: std::net::IpAddr) -> Self {
+        let domain = socket2::Domain::for_address(addr);
+        let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None).expect("socket");
+        socket
+            .bind(&SocketAddr::new(source, 0).into())
+            .unwrap_or_else(|e| panic!("bind {source}: {e}"));
+        socket
+            .connect_timeout(&addr.into(), DEFAULT_TIMEOUT)
+            .expect("connect");
+        Self::on(socket.into())
+    }
+
+    fn on(stream: TcpStream) -> Self {
         stream
             .set_read_timeout(Some(DEFAULT_TIMEOUT))
             .expect("set read timeout");

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use event_listener::Event;
 use ferry_proto::server::SessionConfig;
-use ferry_store::Root;
+use ferry_store::{AddressSlots, Root};
 use ferry_wire::{Code, ErrorReply, Reply};
 use futures_lite::{AsyncWriteExt as _, FutureExt as _};
 use tracing::Instrument as _;
@@ -130,6 +130,8 @@ pub(crate) struct Shared<R: Runtime> {
     /// The limits, timeouts and greeting of each session.
     session: SessionConfig,
     max_connections: usize,
+    /// The sessions of each source address (CONN-9).
+    per_address: Arc<AddressSlots>,
     grace: Duration,
     shutdown: Shutdown,
     /// Sessions in progress (counted against `max_connections`).
@@ -224,6 +226,7 @@ pub async fn run<R: Runtime>(
         // Chunk data is read straight into the upload's buffer (`session`).
         session: config.session(ferry_proto::server::INPUT_SMALL),
         max_connections: config.max_connections,
+        per_address: AddressSlots::new(config.max_per_address),
         grace: config.grace(),
         shutdown: shutdown.clone(),
         sessions: AtomicUsize::new(0),
@@ -277,7 +280,8 @@ pub async fn run<R: Runtime>(
     Ok(())
 }
 
-/// Starts a session task, or refuses the connection with 420 at the cap (CONN-3, CONN-6).
+/// Starts a session task, or refuses the connection with 420 at the cap or at its address's
+/// cap (CONN-3, CONN-6, CONN-9).
 fn start_session<R: Runtime>(
     shared: &Arc<Shared<R>>,
     stream: R::TcpStream,
@@ -290,12 +294,18 @@ fn start_session<R: Runtime>(
         refuse(shared, stream, Code::BUSY);
         return;
     }
+    let Some(slot) = shared.per_address.take(peer.ip()) else {
+        tracing::info!(%peer, "refused: busy (this address holds its share of sessions)");
+        refuse(shared, stream, Code::BUSY);
+        return;
+    };
     let guard = TaskGuard::new(shared, true);
     let span = tracing::info_span!("session", id, %peer);
     let task = {
         let shared = Arc::clone(shared);
         async move {
             let _guard = guard;
+            let _slot = slot;
             let session = session::serve(Arc::clone(&shared), stream);
             let forced = async {
                 shared.force.wait().await;

@@ -28,7 +28,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use ferry_proto::server::SessionConfig;
-use ferry_store::Root;
+use ferry_store::{AddressSlot, AddressSlots, Root};
 use ferry_wire::{Code, ErrorReply, Reply};
 
 /// Stack size of a session thread. A session keeps its buffers on the heap; its deepest stack
@@ -130,6 +130,8 @@ struct Shared {
     /// The limits, timeouts and greeting of each session.
     session: SessionConfig,
     max_connections: usize,
+    /// The sessions of each source address (CONN-9).
+    per_address: Arc<AddressSlots>,
     grace: Duration,
     shutdown: Shutdown,
     sessions: Mutex<Sessions>,
@@ -163,6 +165,7 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> io::Res
         // Uploads are read into the session's input buffer and written from there.
         session: config.session(ferry_proto::server::UPLOAD_INPUT),
         max_connections: config.max_connections,
+        per_address: AddressSlots::new(config.max_per_address),
         grace: config.grace(),
         shutdown: shutdown.clone(),
         sessions: Mutex::new(Sessions::default()),
@@ -247,7 +250,8 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> io::Res
     Ok(())
 }
 
-/// Starts a session thread, or refuses the connection with 420 at the cap (CONN-3, CONN-6).
+/// Starts a session thread, or refuses the connection with 420 at the cap or at its
+/// address's cap (CONN-3, CONN-6, CONN-9).
 fn start_session(
     shared: &Arc<Shared>,
     stream: TcpStream,
@@ -255,7 +259,7 @@ fn start_session(
     id: u64,
 ) -> Option<JoinHandle<()>> {
     let stream = Arc::new(stream);
-    {
+    let slot = {
         let mut sessions = lock(&shared.sessions);
         if sessions.active >= shared.max_connections {
             drop(sessions);
@@ -263,12 +267,20 @@ fn start_session(
             refuse(&stream, Code::BUSY);
             return None;
         }
+        let Some(slot) = shared.per_address.take(peer.ip()) else {
+            drop(sessions);
+            tracing::info!(%peer, "refused: busy (this address holds its share of sessions)");
+            refuse(&stream, Code::BUSY);
+            return None;
+        };
         sessions.active += 1;
         sessions.streams.insert(id, Arc::clone(&stream));
-    }
+        slot
+    };
     let guard = SessionGuard {
         shared: Arc::clone(shared),
         id,
+        _slot: slot,
     };
     let spawned = thread::Builder::new()
         .name(format!("ferry-session-{id}"))
@@ -291,10 +303,11 @@ fn start_session(
     }
 }
 
-/// Frees a session's slot when its thread ends, however it ends.
+/// Frees a session's slots when its thread ends, however it ends.
 struct SessionGuard {
     shared: Arc<Shared>,
     id: u64,
+    _slot: AddressSlot,
 }
 
 impl Drop for SessionGuard {
