@@ -169,6 +169,7 @@ fn spawn_server(
             let config = AsyncConfig {
                 root: config.root,
                 read_only: config.read_only,
+                allow_hard_links: config.allow_hard_links,
                 max_size: config.max_size,
                 max_eager: config.max_eager,
                 max_connections: config.max_connections,
