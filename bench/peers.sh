@@ -745,12 +745,14 @@ EOF
 
 # start_ferry NAME ROOT: starts `ferry serve --impl $FERRY_IMPL` on a port the kernel picks and
 # sets FERRY_ADDR. Returns 2 when this ferry binary does not know the implementation.
+# --allow-hard-links: the served files are hard links to src/ (pub/, see "Data"), which ferry
+# refuses to serve by default (SEC-13).
 start_ferry() {
     local name=$1 root=$2 i
     FERRY_ADDR=""
     mkdir -p "$root"
     start_daemon "$name" env FERRY_LOG=warn "$FERRY_BIN" serve --impl "$FERRY_IMPL" --root "$root" \
-        --listen 127.0.0.1:0
+        --listen 127.0.0.1:0 --allow-hard-links
     for ((i = 0; i < 100; i++)); do
         FERRY_ADDR=$(sed -n 's/^listening on //p' "$LOGS/$name.log" | head -n 1)
         if [[ -n $FERRY_ADDR ]]; then

@@ -53,6 +53,19 @@ pub(crate) struct ServeArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub read_only: Option<bool>,
+    /// List and serve files with more than one hard link, which are otherwise left out of
+    /// `dir` and answered 511 by `get` because another link may be outside the folder (SEC-13);
+    /// `--allow-hard-links=false` overrides the config file.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        env = "FERRY_ALLOW_HARD_LINKS",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub allow_hard_links: Option<bool>,
     /// Largest upload accepted, e.g. 10MiB, 1GB [default: 1TiB].
     #[arg(long, value_name = "SIZE", env = "FERRY_MAX_FILE_SIZE", value_parser = units::parse_size)]
     pub max_file_size: Option<u64>,
@@ -131,6 +144,7 @@ struct File {
     root: Option<PathBuf>,
     listen: Option<String>,
     read_only: Option<bool>,
+    allow_hard_links: Option<bool>,
     max_file_size: Option<Value>,
     max_eager: Option<Value>,
     max_connections: Option<u64>,
@@ -210,6 +224,7 @@ fn parse_file(text: &str, base: &Path) -> Result<ServeArgs, String> {
             .map(|l| addr::parse(&l).map_err(|e| format!("listen: {e}")))
             .transpose()?,
         read_only: f.read_only,
+        allow_hard_links: f.allow_hard_links,
         max_file_size: size("max-file-size", f.max_file_size)?,
         max_eager: size("max-eager", f.max_eager)?,
         max_connections,
@@ -246,6 +261,10 @@ impl ServeArgs {
         let config = Config {
             root: self.root.or(file.root).unwrap_or(d.root),
             read_only: self.read_only.or(file.read_only).unwrap_or(d.read_only),
+            allow_hard_links: self
+                .allow_hard_links
+                .or(file.allow_hard_links)
+                .unwrap_or(d.allow_hard_links),
             max_size: self
                 .max_file_size
                 .or(file.max_file_size)
@@ -301,6 +320,7 @@ mod tests {
         root = "files"
         listen = "0.0.0.0:9000"
         read-only = true
+        allow-hard-links = true
         max-file-size = "10MiB"
         max-eager = 4096
         max-connections = 8
@@ -324,6 +344,7 @@ mod tests {
         let c = &s.config;
         assert_eq!(c.root, Path::new("/etc/ferry/files"));
         assert!(c.read_only);
+        assert!(c.allow_hard_links);
         assert_eq!(c.max_size, 10 << 20);
         assert_eq!(c.max_eager, 4096);
         assert_eq!(c.max_connections, 8);
@@ -336,6 +357,7 @@ mod tests {
             implementation: Some(Impl::Smol),
             root: Some("/srv/x".into()),
             read_only: Some(false),
+            allow_hard_links: Some(false),
             max_file_size: Some(1),
             idle_timeout: Some(Duration::from_secs(7)),
             ..ServeArgs::default()
@@ -344,6 +366,7 @@ mod tests {
         assert_eq!(s.engine, Impl::Smol);
         assert_eq!(s.config.root, Path::new("/srv/x"));
         assert!(!s.config.read_only);
+        assert!(!s.config.allow_hard_links);
         assert_eq!(s.config.max_size, 1);
         assert_eq!(s.config.idle_timeout, Duration::from_secs(7));
         // What the flags leave open still comes from the file.

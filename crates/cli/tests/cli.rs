@@ -1074,3 +1074,57 @@ fn serve_survives_a_closed_stderr() {
     };
     assert_eq!(exit.code(), Some(0));
 }
+
+/// SEC-13 from the command line: a file with a second link (here outside the served folder)
+/// is not listed and not served by default; `--allow-hard-links` or
+/// `FERRY_ALLOW_HARD_LINKS=true` serves it, and `--allow-hard-links=false` wins over the
+/// variable.
+#[test]
+fn hard_links_are_served_only_with_allow_hard_links() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    let secret = outside.path().join("secret");
+    fs::write(&secret, b"outside").expect("write");
+    for (args, env, allowed) in [
+        (&[][..], &[][..], false),
+        (&["--allow-hard-links"][..], &[][..], true),
+        (&[][..], &[("FERRY_ALLOW_HARD_LINKS", "true")][..], true),
+        (
+            &["--allow-hard-links=false"][..],
+            &[("FERRY_ALLOW_HARD_LINKS", "true")][..],
+            false,
+        ),
+    ] {
+        let server = Server::start_with(args, env);
+        fs::write(server.root().join("plain.txt"), b"plain").expect("write");
+        fs::hard_link(&secret, server.root().join("linked.bin")).expect("hard link");
+        let o = ferry(&["dir", &server.addr]);
+        assert_exit(&o, 0);
+        assert!(stdout(&o).contains("plain.txt"), "{}", stdout(&o));
+        assert_eq!(
+            stdout(&o).contains("linked.bin"),
+            allowed,
+            "{args:?} {env:?}: {}",
+            stdout(&o)
+        );
+        let work = tempfile::tempdir().expect("tempdir");
+        let dest = work.path().join("got");
+        let o = ferry(&[
+            "get",
+            &server.addr,
+            "linked.bin",
+            "-o",
+            dest.to_str().expect("utf8"),
+        ]);
+        if allowed {
+            assert_exit(&o, 0);
+            assert_eq!(fs::read(&dest).expect("downloaded"), b"outside");
+        } else {
+            assert_exit(&o, 1);
+            assert!(stderr(&o).contains("511"), "{}", stderr(&o));
+            assert!(
+                !dest.exists(),
+                "{args:?} {env:?}: a hard link was downloaded"
+            );
+        }
+    }
+}

@@ -38,6 +38,9 @@ pub struct ServerConfig {
     pub root: PathBuf,
     /// Refuse every put with `514 read-only` (SEC-10).
     pub read_only: bool,
+    /// List and serve regular files with more than one hard link (SEC-13). Off by default: such
+    /// a file may be the same inode as a file outside the served folder.
+    pub allow_hard_links: bool,
     /// Largest SIZE accepted in a put (`max-size`).
     pub max_size: u64,
     /// Largest SIZE of an eager (`now`) put (`max-eager`); 0 disables eager puts.
@@ -61,6 +64,7 @@ impl Default for ServerConfig {
         Self {
             root: PathBuf::from("ferry-files"),
             read_only: false,
+            allow_hard_links: false,
             max_size: DEFAULT_MAX_SIZE,
             max_eager: DEFAULT_MAX_EAGER,
             max_connections: 256,
@@ -108,13 +112,15 @@ impl ServerConfig {
     }
 
     /// Opens the served folder as this configuration asks: read-only (creating, locking and
-    /// cleaning nothing, SEC-10) or for uploads ([`Root::open`]).
+    /// cleaning nothing, SEC-10) or for uploads ([`Root::open`]), serving files with more
+    /// than one hard link only if [`ServerConfig::allow_hard_links`] (SEC-13).
     pub fn open_root(&self) -> std::io::Result<crate::Root> {
-        if self.read_only {
+        let root = if self.read_only {
             crate::Root::open_read_only(&self.root)
         } else {
             crate::Root::open(&self.root)
-        }
+        }?;
+        Ok(root.with_hard_links(self.allow_hard_links))
     }
 
     /// How long to pause before the next accept after `accept` failed with `e`: none for
@@ -140,6 +146,7 @@ impl ServerConfig {
             %addr,
             folder = %self.root.display(),
             read_only = self.read_only,
+            allow_hard_links = self.allow_hard_links,
             max_connections = self.max_connections,
             max_per_address = self.max_per_address,
             "serving"

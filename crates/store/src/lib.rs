@@ -11,6 +11,11 @@
 //! - Symbolic links inside the folder are **never followed** (SEC-3, SEC-4): they are not
 //!   listed, reading one is [`StoreError::NotFound`] (`O_NOFOLLOW`, then `fstat` of what was
 //!   opened), `new` refuses a name a link occupies, and `replace` replaces the link itself.
+//! - A regular file with more than one hard link is **not served** unless the operator allows
+//!   it (SEC-13, [`Root::with_hard_links`]): it is not listed, and reading it is
+//!   [`StoreError::NotFound`] (checked on the `fstat` of what was opened). Its other link may
+//!   be outside the folder (`ln /etc/shadow served/x`): the folder's boundary is one of inodes,
+//!   not of names. `new` refuses its name (taken), `replace` replaces the name only.
 //! - Uploads are written to an exclusively created staging file in `.ferry-staging/` on the same
 //!   file system (SEC-6, SEC-7), fsynced, then renamed into place; `new` renames with
 //!   `RENAME_NOREPLACE` (or `link` + `unlink`) so a file that appeared meanwhile is never
@@ -133,6 +138,9 @@ impl StoreError {
 #[derive(Debug, Clone)]
 pub struct Root {
     inner: Arc<Inner>,
+    /// Whether files with more than one hard link are served (SEC-13); off unless the
+    /// operator allows it ([`Root::with_hard_links`]).
+    hard_links: bool,
 }
 
 #[derive(Debug)]
@@ -220,7 +228,38 @@ impl Root {
                 random: RandomState::new(),
                 counter: AtomicU64::new(0),
             }),
+            hard_links: false,
         }
+    }
+
+    /// This root with the hard-link policy of SEC-13 set: `allow = false` (what
+    /// [`Root::open`] and [`Root::open_read_only`] give) leaves a regular file whose link
+    /// count is greater than 1 out of [`Root::list`] and makes [`Root::open_read`] answer
+    /// [`StoreError::NotFound`] for it; `allow = true` serves such files like any other.
+    ///
+    /// Why refuse: another link of the same file may be outside the served folder (an
+    /// operator's or a local user's `ln /etc/shadow served/x`, or one planted by a local
+    /// attacker), and what a get reads is the inode, whatever name led to it. A server cannot
+    /// tell where the other links are, so it refuses them all, those inside the folder too.
+    /// Operators who fill the folder with hard links on purpose (to share one copy between
+    /// folders) allow them (`ferry serve --allow-hard-links`).
+    ///
+    /// The policy belongs to this handle and its clones (the folder's handles are shared).
+    pub fn with_hard_links(mut self, allow: bool) -> Root {
+        self.hard_links = allow;
+        self
+    }
+
+    /// Whether this root serves files with more than one hard link ([`Root::with_hard_links`]).
+    pub fn allows_hard_links(&self) -> bool {
+        self.hard_links
+    }
+
+    /// SEC-13: whether a regular file with this status is kept from clients. A link count of
+    /// 0 (a file removed after it was opened) is not a second link: what was opened was in
+    /// the folder.
+    fn refuses_links(&self, st: &Stat) -> bool {
+        !self.hard_links && st.st_nlink > 1
     }
 
     /// The path the folder was opened at (for messages).
@@ -235,9 +274,11 @@ impl Root {
 
     /// The listing of DIR-2 .. DIR-6: the regular files directly inside the folder whose names
     /// are valid ferry names (so never the staging area, dotfiles or non-NFC names), sorted
-    /// bytewise by name. Symbolic links, folders and special files are left out. A file that
-    /// disappears while the listing is taken is left out; any other error fails the whole
-    /// listing (DIR-7).
+    /// bytewise by name. Symbolic links, folders and special files are left out, and so are
+    /// regular files with more than one hard link unless this root allows them (SEC-13,
+    /// [`Root::with_hard_links`]; the link count is that of the listing's own `statat`). A
+    /// file that disappears while the listing is taken is left out; any other error fails the
+    /// whole listing (DIR-7).
     pub fn list(&self) -> io::Result<Vec<Entry>> {
         let mut entries = Vec::new();
         for entry in Dir::read_from(&self.inner.dir)? {
@@ -253,7 +294,9 @@ impl Root {
                 Err(Errno::NOENT) => continue,
                 Err(e) => return Err(e.into()),
             };
-            if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile
+                || self.refuses_links(&st)
+            {
                 continue;
             }
             entries.push(Entry {
@@ -268,13 +311,17 @@ impl Root {
 
     /// Opens a regular file for a get (SEC-4): `openat(root, name, O_RDONLY | O_NOFOLLOW |
     /// O_NONBLOCK | O_CLOEXEC)`, then `fstat` of the opened file. A symbolic link (ELOOP), a
-    /// folder, a FIFO, a socket or a device is [`StoreError::NotFound`]; SIZE and MTIME are
-    /// taken from the opened file (GET-2).
+    /// folder, a FIFO, a socket or a device is [`StoreError::NotFound`], and so is a regular
+    /// file with more than one hard link unless this root allows them (SEC-13): the link
+    /// count is that of the `fstat` of the opened file, so a link made between the look and
+    /// the open cannot slip through. SIZE and MTIME are taken from the opened file (GET-2).
     pub fn open_read(&self, name: &FileName) -> Result<ReadFile, StoreError> {
         // A cheap look first, so that special files (FIFOs, devices) are not even opened; the
         // fstat after the open is what makes the check race-free.
         match statat(&self.inner.dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {}
+            Ok(st)
+                if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+                    && !self.refuses_links(&st) => {}
             Ok(_) => return Err(StoreError::NotFound),
             Err(e) => return Err(not_found_or(e)),
         }
@@ -286,7 +333,11 @@ impl Root {
         )
         .map_err(not_found_or)?;
         let st = fstat(&fd).map_err(StoreError::from_errno)?;
-        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        // A get that races the `link` + `unlink` fallback of a `new` commit
+        // ([`link_noreplace`]) sees the new file with 2 links and answers 511: the name had no
+        // file a moment earlier (`new` never replaces), so that is the answer of a get sent
+        // just before the commit, and the next get finds the file with 1 link.
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || self.refuses_links(&st) {
             return Err(StoreError::NotFound);
         }
         Ok(ReadFile {
@@ -302,7 +353,11 @@ impl Root {
     /// - `new`: anything at the name (file, folder, symbolic link — dangling or not, special
     ///   file) is [`StoreError::Exists`];
     /// - `replace`: the name must be unused, a regular file or a symbolic link (the link itself
-    ///   is replaced); a folder or special file is [`StoreError::Exists`];
+    ///   is replaced); a folder or special file is [`StoreError::Exists`]. A regular file with
+    ///   more than one hard link, which this root may refuse to list and serve (SEC-13), is
+    ///   replaceable all the same: `new` finds its name taken, and `replace` renames the
+    ///   upload over the name, so the name gets the new file while the other links keep the
+    ///   old inode and its content untouched — nothing outside the folder is read or written;
     /// - the free space available (`fstatvfs`, `f_bavail`) must be at least `size`, else
     ///   [`StoreError::NoSpace`].
     ///
@@ -640,6 +695,12 @@ fn rename_noreplace(
 }
 
 /// The fallback of [`rename_noreplace`]: `link` never replaces, then the staging name goes.
+///
+/// Between the two calls the new file has 2 links, so a root that refuses hard links (SEC-13)
+/// does not list or serve it for that moment: it looks as it did before the commit (no file
+/// of that name), never as something else. Should the `unlink` fail, the file keeps its
+/// staging name, and so stays unserved, until the next start removes the staging files
+/// (SEC-8); the warning says so.
 fn link_noreplace(
     old_dir: impl AsFd,
     old: &str,
@@ -648,7 +709,12 @@ fn link_noreplace(
 ) -> Result<(), Errno> {
     linkat(&old_dir, old, &new_dir, new, AtFlags::empty())?;
     if let Err(e) = unlinkat(&old_dir, old, AtFlags::empty()) {
-        tracing::warn!(staging = old, error = %e, "cannot remove the staging name after link");
+        tracing::warn!(
+            staging = old,
+            error = %e,
+            "cannot remove the staging name after link (the file has 2 links, so it is not \
+             served unless hard links are allowed, until the next start removes the staging name)"
+        );
     }
     Ok(())
 }
@@ -703,6 +769,7 @@ mod tests {
         link_noreplace(staging, &up.staging_name, &inner.dir, "free").expect("link");
         up.committed = true;
         drop(up);
+        assert_eq!(root.open_read(&name("free")).expect("served").size, 3);
         assert_eq!(
             std::fs::read(tmp.path().join("free")).expect("read"),
             b"new"
@@ -711,5 +778,39 @@ mod tests {
             .expect("read_dir")
             .collect();
         assert!(staging.is_empty());
+    }
+
+    /// The moment between the `link` and the `unlink` of the fallback (SEC-13): the new file
+    /// has 2 links, so a root that refuses hard links answers as before the commit (no such
+    /// file), and serves it once the staging name is gone.
+    #[test]
+    fn link_fallback_midway_looks_like_before_the_commit() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = Root::open(tmp.path()).expect("open");
+        let inner = &root.inner;
+        let staging = inner.staging.as_ref().expect("a read-write root");
+        let mut up = root
+            .begin_upload(&name("fresh"), 3, PutMode::New)
+            .expect("begin");
+        up.write_all(b"new").expect("write");
+        up.file.sync_all().expect("sync");
+        linkat(
+            staging,
+            up.staging_name.as_str(),
+            &inner.dir,
+            "fresh",
+            AtFlags::empty(),
+        )
+        .expect("link");
+        assert!(matches!(
+            root.open_read(&name("fresh")),
+            Err(StoreError::NotFound)
+        ));
+        assert!(root.list().expect("list").is_empty());
+        let allowing = root.clone().with_hard_links(true);
+        assert_eq!(allowing.list().expect("list").len(), 1);
+        drop(up); // not committed: removes the staging name, as the fallback's `unlink` does
+        assert_eq!(root.open_read(&name("fresh")).expect("served").size, 3);
+        assert_eq!(root.list().expect("list").len(), 1);
     }
 }

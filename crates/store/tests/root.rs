@@ -598,3 +598,116 @@ impl Drop for TinyTmpfs {
             .status();
     }
 }
+
+/// A served folder `served/` next to an `outside/` folder holding `secret`, hard-linked into
+/// the served folder as `x`; `a` and `b` are two links of one file inside it, `plain` has
+/// one link.
+fn hard_linked_folder(p: &Path) -> std::path::PathBuf {
+    let served = p.join("served");
+    fs::create_dir_all(p.join("outside")).expect("mkdir");
+    fs::create_dir_all(&served).expect("mkdir");
+    fs::write(p.join("outside").join("secret"), b"secret").expect("write");
+    fs::hard_link(p.join("outside").join("secret"), served.join("x")).expect("link");
+    fs::write(served.join("a"), b"shared").expect("write");
+    fs::hard_link(served.join("a"), served.join("b")).expect("link");
+    fs::write(served.join("plain"), b"plain").expect("write");
+    served
+}
+
+fn listed(root: &Root) -> Vec<String> {
+    root.list()
+        .expect("list")
+        .into_iter()
+        .map(|e| e.name.as_str().to_owned())
+        .collect()
+}
+
+fn read_all(root: &Root, n: &str) -> Result<Vec<u8>, StoreError> {
+    let mut f = root.open_read(&name(n))?;
+    let mut buf = Vec::new();
+    f.file.read_to_end(&mut buf).expect("read");
+    assert_eq!(f.size, buf.len() as u64);
+    Ok(buf)
+}
+
+/// SEC-13: a file with more than one link, wherever the other link is, is not listed and
+/// not read; a root that allows hard links serves them; a file whose second link went away is
+/// served again.
+#[test]
+fn hard_linked_files_are_neither_listed_nor_read_unless_allowed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let served = hard_linked_folder(tmp.path());
+    let root = Root::open(&served).expect("open");
+    assert!(!root.allows_hard_links());
+    assert_eq!(listed(&root), ["plain"]);
+    for n in ["x", "a", "b"] {
+        let e = read_all(&root, n).expect_err("a multi-link file is not read");
+        assert!(matches!(e, StoreError::NotFound), "{n}: {e:?}");
+    }
+    assert_eq!(read_all(&root, "plain").expect("read"), b"plain");
+
+    let allowing = root.clone().with_hard_links(true);
+    assert!(allowing.allows_hard_links());
+    assert_eq!(listed(&allowing), ["a", "b", "plain", "x"]);
+    assert_eq!(read_all(&allowing, "x").expect("read"), b"secret");
+    assert_eq!(read_all(&allowing, "b").expect("read"), b"shared");
+    // The clone's policy is its own.
+    assert_eq!(listed(&root), ["plain"]);
+
+    // One link left: an ordinary file again.
+    fs::remove_file(tmp.path().join("outside").join("secret")).expect("unlink");
+    fs::remove_file(served.join("b")).expect("unlink");
+    assert_eq!(listed(&root), ["a", "plain", "x"]);
+    assert_eq!(read_all(&root, "x").expect("read"), b"secret");
+    assert_eq!(read_all(&root, "a").expect("read"), b"shared");
+}
+
+/// SEC-13 on a read-only root, opened through the server's configuration.
+#[test]
+fn the_server_configuration_sets_the_hard_link_policy() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let served = hard_linked_folder(tmp.path());
+    for read_only in [false, true] {
+        let mut config = ferry_store::ServerConfig {
+            root: served.clone(),
+            read_only,
+            ..ferry_store::ServerConfig::default()
+        };
+        assert!(!config.allow_hard_links, "refused by default");
+        let root = config.open_root().expect("open");
+        assert_eq!(root.is_read_only(), read_only);
+        assert_eq!(listed(&root), ["plain"]);
+        assert!(matches!(read_all(&root, "x"), Err(StoreError::NotFound)));
+        drop(root);
+        config.allow_hard_links = true;
+        let root = config.open_root().expect("open");
+        assert_eq!(listed(&root), ["a", "b", "plain", "x"]);
+        assert_eq!(read_all(&root, "x").expect("read"), b"secret");
+    }
+}
+
+/// A refused multi-link file still occupies its name: `new` answers exists, `replace` puts a
+/// new file under the name and leaves the other link's content alone.
+#[test]
+fn puts_over_a_hard_linked_name() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let served = hard_linked_folder(tmp.path());
+    let root = Root::open(&served).expect("open");
+    let e = root
+        .begin_upload(&name("x"), 3, PutMode::New)
+        .expect_err("the name is taken");
+    assert!(matches!(e, StoreError::Exists), "{e:?}");
+    let mut up = root
+        .begin_upload(&name("x"), 3, PutMode::Replace)
+        .expect("replace is allowed");
+    up.write_all(b"new").expect("write");
+    up.commit().expect("commit");
+    assert_eq!(
+        fs::read(tmp.path().join("outside").join("secret")).expect("read"),
+        b"secret"
+    );
+    // The name has a file of its own now (one link): listed and served.
+    assert_eq!(listed(&root), ["plain", "x"]);
+    assert_eq!(read_all(&root, "x").expect("read"), b"new");
+    assert!(staging_entries(&served).is_empty());
+}

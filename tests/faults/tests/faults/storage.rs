@@ -1,10 +1,12 @@
-//! Priority 5: storage faults. A file truncated on the server while it is downloaded.
+//! Priority 5: storage faults. A file truncated on the server while it is downloaded, a
+//! folder remounted read-only, and hard links to a file outside the served folder (SEC-13).
 
 use std::time::Duration;
 
 use ferry_fault_tests::{Impl, TestServer, client_options, random_bytes};
-use ferry_sync::client::{Client, ClientError, GetOptions};
+use ferry_sync::client::{Client, ClientError, GetOptions, PutOptions};
 use ferry_test_support::file_name;
+use ferry_wire::PutMode;
 
 /// The served file shrinks to 1000 octets when the client sees its first progress: the
 /// server ends the payload with `abort 430` (GET-9), the client reports `Refused(430)`,
@@ -135,4 +137,91 @@ fn read_only_root_tokio() {
 #[test]
 fn read_only_root_smol() {
     read_only_root(Impl::Smol);
+}
+
+/// `secret`, outside the served folder, is hard-linked into it as `x` (the `ln /etc/shadow
+/// served/x` of an operator or a local attacker). By default (SEC-13) `dir` does not list it,
+/// `get x` is `err 511` as for a name with no file, `put new x` is `err 512` and `put
+/// replace x` puts a new file under the name without touching `secret`. With
+/// `allow_hard_links` (`ferry serve --allow-hard-links`) it is listed and served, as every
+/// server did before SEC-13.
+fn hard_link_to_outside(imp: Impl) {
+    let outside = tempfile::tempdir().expect("tempdir");
+    let secret = outside.path().join("secret");
+    std::fs::write(&secret, b"root:x:0:0").expect("write");
+    let mut outcome = Vec::new();
+    for allow in [false, true] {
+        let server = TestServer::with_impl_config(imp, |c| c.allow_hard_links = allow);
+        server.write_file("plain.txt", b"plain");
+        std::fs::hard_link(&secret, server.root.join("x")).expect("hard link");
+        let mut c = Client::connect_with(server.addr, &client_options()).expect("connect");
+        let listed: Vec<String> = c
+            .dir()
+            .expect("dir")
+            .into_iter()
+            .map(|e| e.name.as_str().to_owned())
+            .collect();
+        let mut got = Vec::new();
+        let r = c.get_to_writer(&file_name("x"), &mut got, &mut |_| {});
+        if allow {
+            assert_eq!(listed, ["plain.txt", "x"], "{imp}");
+            r.unwrap_or_else(|e| panic!("{imp}: allowed hard link not served: {e}"));
+            assert_eq!(got, b"root:x:0:0", "{imp}");
+            outcome.push(format!("allowed: dir lists {listed:?}, get x → ok"));
+        } else {
+            assert_eq!(listed, ["plain.txt"], "{imp}: a hard link is listed");
+            match &r {
+                Err(ClientError::Refused(e)) if e.code.get() == 511 => {}
+                other => panic!("{imp}: get of a hard link: expected 511, got {other:?}"),
+            }
+            assert!(got.is_empty(), "{imp}: octets of a hard link were sent");
+            let put = |c: &mut Client, mode| {
+                let opts = PutOptions {
+                    mode,
+                    ..PutOptions::default()
+                };
+                c.put_from_reader(&file_name("x"), 3, &mut &b"new"[..], &opts, &mut |_| {})
+            };
+            match put(&mut c, PutMode::New) {
+                Err(ClientError::Refused(e)) if e.code.get() == 512 => {}
+                other => panic!("{imp}: put new over a hard link: expected 512, got {other:?}"),
+            }
+            put(&mut c, PutMode::Replace)
+                .unwrap_or_else(|e| panic!("{imp}: put replace over a hard link: {e}"));
+            assert_eq!(
+                std::fs::read(&secret).expect("read"),
+                b"root:x:0:0",
+                "{imp}: a replace changed the file outside the folder"
+            );
+            // The name now holds a file of its own (one link): served.
+            let mut got = Vec::new();
+            c.get_to_writer(&file_name("x"), &mut got, &mut |_| {})
+                .unwrap_or_else(|e| panic!("{imp}: get after replace: {e}"));
+            assert_eq!(got, b"new", "{imp}");
+            assert!(server.staging_is_empty(), "{imp}: staging debris");
+            outcome.push(format!(
+                "default: dir lists {listed:?}, get x → 511, put new → 512, put replace → ok \
+                 (outside file unchanged)"
+            ));
+        }
+        c.close().expect("close");
+    }
+    println!("STORAGE|{imp}|hard-link|{}", outcome.join("; "));
+}
+
+#[test]
+fn hard_link_threads() {
+    hard_link_to_outside(Impl::Threads);
+}
+#[test]
+fn hard_link_async_std() {
+    hard_link_to_outside(Impl::AsyncStd);
+}
+#[test]
+fn hard_link_tokio() {
+    hard_link_to_outside(Impl::Tokio);
+}
+#[test]
+fn hard_link_smol() {
+    hard_link_to_outside(Impl::Smol);
 }
