@@ -38,6 +38,7 @@ pub(crate) fn options(how: &ClientArgs) -> ClientOptions {
         connect_timeout: Some(how.timeout),
         read_timeout: Some(how.timeout),
         write_timeout: Some(how.timeout),
+        max_get_size: how.max_get_size,
         ..ClientOptions::default()
     }
 }

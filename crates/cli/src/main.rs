@@ -59,6 +59,10 @@ pub struct ClientArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s",
           value_parser = units::parse_duration_nonzero)]
     pub timeout: Duration,
+    /// Largest file a get accepts (e.g. 10GiB): a server that announces more is refused
+    /// before anything is written, and the session closed.
+    #[arg(long, value_name = "SIZE", default_value = "1TiB", value_parser = units::parse_size)]
+    pub max_get_size: u64,
     /// `-v` / `-q`.
     #[command(flatten)]
     pub verbosity: Verbosity,

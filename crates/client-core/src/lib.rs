@@ -49,6 +49,10 @@ pub struct ClientOptions {
     /// more is treated as hostile, so that it cannot make the client's memory grow without
     /// bound (DIR-8).
     pub max_listing: u64,
+    /// Largest file accepted in a get (default 1 TiB, ferry's default `max-size`): a server
+    /// that announces more is refused before anything is written, and the session closed
+    /// rather than the payload read (GET-15).
+    pub max_get_size: u64,
 }
 
 impl Default for ClientOptions {
@@ -59,6 +63,7 @@ impl Default for ClientOptions {
             write_timeout: Some(Duration::from_secs(120)),
             eager_limit: DEFAULT_EAGER_LIMIT,
             max_listing: 1_000_000,
+            max_get_size: ferry_wire::limits::DEFAULT_MAX_SIZE,
         }
     }
 }

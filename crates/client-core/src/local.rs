@@ -71,6 +71,33 @@ pub fn batch_results<T>(
         .collect()
 }
 
+/// Whether the file system of `path` (its folder) has room for `needed` more octets, as far
+/// as an unprivileged process may use (`statvfs`'s `f_bavail`). Where it cannot be known
+/// (no such call on the platform), there is room.
+fn check_room(path: &Path, needed: u64) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let vfs = rustix::fs::statvfs(dir).map_err(io::Error::from)?;
+        let free = vfs.f_bavail.saturating_mul(vfs.f_frsize);
+        if needed > free {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!(
+                    "no room: the download needs {needed} octets, {} has {free} free",
+                    dir.display()
+                ),
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, needed);
+    Ok(())
+}
+
 /// The addresses `addr` resolves to, to try in turn; a failure to resolve is a
 /// [`ClientError::Connect`] without an address.
 pub fn resolve(addr: impl ToSocketAddrs) -> Result<Vec<SocketAddr>, ClientError> {
@@ -183,8 +210,12 @@ impl GetJob {
         Ok(job)
     }
 
-    /// The file to write the payload to: the partial file, at its end, or a new one.
-    pub fn open_sink(&self) -> io::Result<File> {
+    /// The file to write the payload to: the partial file, at its end, or a new one — if
+    /// the destination's file system has room for the `size − offset` octets still to come
+    /// (GET-14; refused with [`io::ErrorKind::StorageFull`] otherwise, before anything is
+    /// written).
+    pub fn open_sink(&self, size: u64) -> io::Result<File> {
+        check_room(&self.part, size.saturating_sub(self.offset))?;
         if self.offset == 0 {
             return OpenOptions::new()
                 .write(true)

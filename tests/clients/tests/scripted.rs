@@ -20,6 +20,8 @@ use ferry_wire::{Code, Digest, FileName, NameError, PutFlow, PutMode, encode_pay
 
 every_impl!(
     wrong_digest_is_corrupt_and_leaves_nothing,
+    a_size_beyond_the_limit_is_refused_and_the_session_closed,
+    a_large_payload_that_cannot_be_stored_closes_the_session,
     get_to_writer_reports_corrupt_data_as_unverified,
     a_failing_writer_drains_the_payload_and_the_session_goes_on,
     truncated_payload_then_eof_is_truncated_and_dest_untouched,
@@ -301,6 +303,75 @@ fn a_failing_writer_drains_the_payload_and_the_session_goes_on(imp: Impl) {
     assert!(!err.ends_session() && c.is_open(), "{err:?}");
     assert_eq!(c.dir().expect("the session goes on"), vec![]);
     c.close().expect("close");
+    server.join().expect("server script");
+}
+
+/// Sends `data LEN` chunks of zeros until the client stops taking them (a write blocked
+/// for half a second counts as stopped); returns how many octets went out (at most `limit`).
+fn send_until_refused(p: &mut Peer, limit: usize) -> usize {
+    p.w.set_write_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let chunk = vec![0u8; 1 << 20];
+    let mut sent = 0;
+    while sent < limit {
+        let head = format!("data {}\n", chunk.len());
+        if p.w.write_all(head.as_bytes()).is_err() || p.w.write_all(&chunk).is_err() {
+            break;
+        }
+        sent += chunk.len();
+    }
+    sent
+}
+
+/// #14: a hostile server announcing 2^64 − 1 octets and sending chunks forever. The client
+/// refuses the size before writing anything (`max_get_size`, GET-14) and closes the session
+/// rather than read what it cannot store (GET-15).
+fn a_size_beyond_the_limit_is_refused_and_the_session_closed(imp: Impl) {
+    let limit = 64 << 20;
+    let (addr, server) = serve(move |p| {
+        p.send(GREETING);
+        p.expect("get 0 huge");
+        p.send("ok get 18446744073709551615 2024-03-01T08:00:00Z\n");
+        let sent = send_until_refused(p, limit);
+        assert!(sent < limit, "the client kept reading: {sent} octets taken");
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("huge");
+    let mut c = connect(imp, addr);
+    let err = c
+        .get_to_path(
+            &name("huge"),
+            &dest,
+            &GetOptions::default(),
+            &mut no_progress(),
+        )
+        .expect_err("refused");
+    assert!(err.to_string().contains("18446744073709551615"), "{err}");
+    assert!(!c.is_open(), "the session is closed, not drained");
+    assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
+    server.join().expect("server script");
+}
+
+/// GET-15: a sink that fails while more than `DRAIN_LIMIT` octets are still to come ends the
+/// session instead of reading them all (a small one is drained: the test above).
+fn a_large_payload_that_cannot_be_stored_closes_the_session(imp: Impl) {
+    let size = 64 << 20;
+    let (addr, server) = serve(move |p| {
+        p.send(GREETING);
+        p.expect("get 0 big");
+        p.send(get_ok(size));
+        let sent = send_until_refused(p, size);
+        assert!(
+            sent < size,
+            "the client read the whole payload it could not store"
+        );
+    });
+    let mut c = connect(imp, addr);
+    let err = c
+        .get_to_writer(&name("big"), &mut FailingWriter, &mut no_progress())
+        .expect_err("the writer fails");
+    assert!(matches!(err, ClientError::Local { .. }), "{err:?}");
+    assert!(!c.is_open(), "the session is closed, not drained");
     server.join().expect("server script");
 }
 

@@ -8,6 +8,10 @@ use ferry_wire::Step;
 use super::{Action, ClientSession, Flow, Kind, Outcome, Payload, Rx, Sink, violation};
 use crate::{ClientError, ViolationKind, visible};
 
+/// The most octets of a download that cannot be stored (its sink failed) that the session
+/// reads and drops to keep the connection; beyond it, it closes the connection (GET-15).
+pub const DRAIN_LIMIT: u64 = 1 << 20;
+
 impl ClientSession {
     /// The result of [`Action::OpenSink`].
     pub fn sink_opened(&mut self, opened: io::Result<()>) {
@@ -48,8 +52,28 @@ impl ClientSession {
         let id = op.id;
         if matches!(p.sink, Sink::Opening) {
             let (size, mtime) = (p.size, p.mtime);
-            self.rx = Rx::Payload(p);
-            return Flow::Act(Action::OpenSink { id, size, mtime });
+            if size > self.options.max_get_size {
+                // Refused before anything is written (GET-14).
+                p.sink = Sink::OpenFailed(io::Error::other(format!(
+                    "the server announces {size} octets, more than the {} this client accepts",
+                    self.options.max_get_size
+                )));
+            } else {
+                self.rx = Rx::Payload(p);
+                return Flow::Act(Action::OpenSink { id, size, mtime });
+            }
+        }
+        let left = p.size.saturating_sub(p.offset + p.rx.received());
+        if left > DRAIN_LIMIT
+            && let Sink::OpenFailed(local) | Sink::WriteFailed(local) = p.sink
+        {
+            // GET-15: closing the session costs less than reading what cannot be stored.
+            self.complete(Ok(Outcome::Discarded(local)));
+            self.end(format!(
+                "closed rather than read {left} octets of a download that cannot be stored \
+                 (GET-15)"
+            ));
+            return Flow::Again;
         }
         let data = &self.input[self.in_start..self.in_end];
         let (step, used) = match p.rx.feed(data) {

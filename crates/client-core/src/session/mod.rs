@@ -57,6 +57,7 @@ use ferry_wire::{
 };
 
 mod get;
+pub use get::DRAIN_LIMIT;
 mod put;
 mod reply;
 

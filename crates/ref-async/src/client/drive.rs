@@ -162,6 +162,9 @@ struct Disk {
     /// first write.
     job: Option<GetJob>,
     state: PartState,
+    /// The file's size, as `ok get` announced it (the partial file is created only if the
+    /// rest fits, GET-14).
+    size: u64,
 }
 
 impl Disk {
@@ -177,7 +180,7 @@ impl Disk {
             let Some(job) = &self.job else {
                 return Err(io::Error::other("no download job"));
             };
-            match job.open_sink() {
+            match job.open_sink(self.size) {
                 Ok(file) => self.state = PartState::Open(BufWriter::with_capacity(0, file)),
                 Err(e) => {
                     self.state = PartState::OpenFailed;
@@ -225,6 +228,7 @@ impl Part {
                 opts,
                 job,
                 state: PartState::Unopened,
+                size: 0,
             })),
             opened: false,
             buf: Vec::new(),
@@ -843,11 +847,14 @@ pub(super) async fn drive<R, W, T, P>(
                 receive,
                 deadline,
             } => conn.io(session, send, receive, deadline).await,
-            Action::OpenSink { id, .. } => {
+            Action::OpenSink { id, size, .. } => {
                 // A file is created when its first octets are written (Part::write_out).
                 let opened = match ops.sinks.get_mut(&id) {
                     Some(Sink::Part(part)) => {
                         part.opened = true;
+                        if let Some(disk) = part.disk.as_mut() {
+                            disk.size = size;
+                        }
                         Ok(())
                     }
                     Some(Sink::Writer(_)) => Ok(()),

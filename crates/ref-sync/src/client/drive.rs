@@ -87,10 +87,10 @@ impl<'a, 'p> Ops<'a, 'p> {
         }
     }
 
-    fn open_sink(&mut self, id: OpId) -> io::Result<()> {
+    fn open_sink(&mut self, id: OpId, size: u64) -> io::Result<()> {
         match self.sinks.get_mut(&id) {
             Some(Sink::Writer(_)) => Ok(()),
-            Some(Sink::Part { job, state, .. }) => match job.open_sink() {
+            Some(Sink::Part { job, state, .. }) => match job.open_sink(size) {
                 Ok(file) => {
                     // Pieces of at least FILE_WRITE_BUF octets (what a socket read usually
                     // brings during a large download) go straight to the file; smaller ones
@@ -154,8 +154,8 @@ pub(super) fn drive<'a>(
                 receive,
                 deadline,
             } => io(stream, session, send, receive, deadline, &mut wait_first),
-            Action::OpenSink { id, .. } => {
-                let opened = ops.open_sink(id);
+            Action::OpenSink { id, size, .. } => {
+                let opened = ops.open_sink(id, size);
                 session.sink_opened(opened);
             }
             Action::WriteSink { id } => {
