@@ -82,6 +82,9 @@ const COMPACT_BELOW: usize = 64 * 1024;
 /// leave together); a chunk larger than what is left is sent on its own, without a copy.
 const OUTPUT_CAPACITY: usize = 64 * 1024;
 
+/// The largest reply buffer a session keeps once it has sent it all.
+const KEEP_OUTPUT: usize = 2 * OUTPUT_CAPACITY;
+
 /// The largest file buffer a session keeps between gets: a session that once sent a 1 MiB
 /// chunk does not hold 1 MiB while it waits for its next request.
 const KEEP_FILE_BUF: usize = 64 * 1024;
@@ -258,6 +261,9 @@ enum State {
     },
     /// `dir`: waiting for the listing.
     Listing,
+    /// `dir`: sending the listing's entries, a part at a time as the output drains, so that
+    /// the reply buffer stays small whatever the folder holds.
+    SendingListing(std::vec::IntoIter<Entry>),
     /// `get`: waiting for the file to open.
     Opening { offset: u64, name: FileName },
     /// `get`: reading the file (hashing the prefix before `offset`, then sending chunks).
@@ -783,6 +789,10 @@ impl ServerSession {
             if self.out_sent == self.out.len() {
                 self.out.clear();
                 self.out_sent = 0;
+                if self.out.capacity() > KEEP_OUTPUT {
+                    // A long run of replies is over: do not hold its buffer while idle.
+                    self.out = Vec::with_capacity(OUTPUT_CAPACITY);
+                }
             }
         } else if let Some(r) = &mut self.chunk {
             r.start = (r.start + n).min(r.end);
@@ -861,10 +871,8 @@ impl ServerSession {
                     count: entries.len() as u64,
                 }
                 .encode(&mut self.out);
-                for entry in &entries {
-                    entry.encode(&mut self.out);
-                }
                 self.log("dir", None, None, entries.len() as u64);
+                self.state = State::SendingListing(entries.into_iter());
             }
             Err(code) => self.reply_err("dir", None, code),
         }
@@ -1103,6 +1111,25 @@ impl ServerSession {
             }
             State::Draining { until, .. } => Some(Action::Drain { until: *until }),
             State::Listing => Some(Action::List),
+            State::SendingListing(entries) => {
+                // Refill the output up to its capacity (dropping what was sent already, so
+                // that the buffer does not grow); the entries leave as it drains.
+                if self.out_sent > 0 {
+                    self.out.drain(..self.out_sent);
+                    self.out_sent = 0;
+                }
+                while self.out.len() < OUTPUT_CAPACITY {
+                    match entries.next() {
+                        Some(entry) => entry.encode(&mut self.out),
+                        None => break,
+                    }
+                }
+                if entries.len() == 0 {
+                    self.state = Self::between();
+                    return None;
+                }
+                Some(self.send())
+            }
             State::Opening { name, .. } => Some(Action::OpenRead(name.clone())),
             State::Beginning {
                 name, size, mode, ..

@@ -499,3 +499,37 @@ fn a_flood_of_requests_logs_a_burst_then_a_bounded_rate() {
         "{left_out:?}"
     );
 }
+
+/// A listing leaves a part at a time as the client takes it (the reply buffer stays small,
+/// #14): with a client that accepts a few KiB at a time, every entry still arrives, in order,
+/// and the next request is answered after the last of them.
+#[test]
+fn a_long_listing_is_sent_whole_and_in_order_a_part_at_a_time() {
+    let mut h = Harness::new(config());
+    let names: Vec<String> = (0..5000).map(|i| format!("file-{i:05}.txt")).collect();
+    for n in &names {
+        h.files.insert(n.clone(), b"x".to_vec());
+    }
+    h.run();
+    h.sent.clear();
+    h.client(b"dir\nget 0 file-00000.txt\n");
+    // The client takes 3000 octets at a time until the session has nothing more to send.
+    let mut taken = 0;
+    for _ in 0..10_000 {
+        h.window = Some(3000);
+        h.run();
+        taken += 1;
+        if h.window != Some(0) {
+            break;
+        }
+    }
+    let text = h.text();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("ok dir 5000"));
+    for n in &names {
+        let line = lines.next().expect("an entry");
+        assert!(line.ends_with(&format!(" {n}")), "{line} for {n}");
+    }
+    assert_eq!(lines.next(), Some("ok get 1 2024-03-01T08:00:00Z"));
+    assert!(taken > 50, "the client took the listing in parts ({taken})");
+}
