@@ -439,6 +439,14 @@ pub fn writer_report(name: &FileName, outcome: Outcome) -> Result<GetReport, Cli
     }
 }
 
+/// The report of a put from its operation's outcome (any other outcome is a bug).
+pub fn put_report(o: Outcome) -> Result<crate::PutReport, ClientError> {
+    match o {
+        Outcome::Put(report) => Ok(report),
+        other => Err(unexpected_outcome(&other)),
+    }
+}
+
 /// An outcome that does not belong to the operation (a bug, not the server's fault).
 pub fn unexpected_outcome(o: &Outcome) -> ClientError {
     ClientError::Io(io::Error::other(format!(
@@ -458,4 +466,23 @@ pub fn read_full(src: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// GET-14: a download larger than the destination's free space is refused, with the
+    /// kind a caller can match on; one that fits is not.
+    #[cfg(unix)]
+    #[test]
+    fn room_is_checked_against_the_destination_folder() {
+        let dir = std::env::temp_dir();
+        let part = dir.join("room-check.ferry-part");
+        assert!(check_room(&part, 0).is_ok());
+        assert!(check_room(&part, 1).is_ok());
+        let e = check_room(&part, u64::MAX).expect_err("no file system has that much room");
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull, "{e}");
+        assert!(e.to_string().contains(&dir.display().to_string()), "{e}");
+    }
 }

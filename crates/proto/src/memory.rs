@@ -43,6 +43,8 @@ pub struct Harness {
     pub fast: bool,
     /// How many [`Action::StoreUploads`] steps the session asked for.
     pub store_steps: usize,
+    /// The most octets the session offered in one [`Action::Send`] (its output buffer).
+    pub max_output: usize,
     /// Buffers lent by the session while idle.
     lent: Option<Buffers>,
 }
@@ -67,6 +69,7 @@ impl Harness {
             mtime: Timestamp::from_unix_clamped(1_709_280_000),
             fast: false,
             store_steps: 0,
+            max_output: 0,
             lent: None,
         }
     }
@@ -85,6 +88,7 @@ impl Harness {
             match action {
                 Action::Send { .. } => {
                     let out = self.s.output();
+                    self.max_output = self.max_output.max(out.len());
                     let n = match self.window {
                         Some(w) => out.len().min(w),
                         None => out.len(),

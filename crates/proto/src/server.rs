@@ -441,7 +441,7 @@ pub struct ServerSession {
 /// other sessions' events. The events left out are counted; their number is logged with the
 /// next event logged, or when the session ends.
 #[derive(Debug)]
-pub struct LogBudget {
+struct LogBudget {
     tokens: u32,
     refilled: Instant,
     left_out: u64,
@@ -455,7 +455,7 @@ pub const LOG_PER_SECOND: u32 = 100;
 
 impl LogBudget {
     /// A full budget at `now`.
-    pub fn new(now: Instant) -> Self {
+    fn new(now: Instant) -> Self {
         Self {
             tokens: LOG_BURST,
             refilled: now,
@@ -465,7 +465,7 @@ impl LogBudget {
 
     /// Whether an event may be logged at `now` (and counts it); when it may, first logs how
     /// many were left out before it.
-    pub fn allow(&mut self, now: Instant) -> bool {
+    fn allow(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.refilled);
         let earned = elapsed.as_micros() * u128::from(LOG_PER_SECOND) / 1_000_000;
         if earned > 0 {
@@ -488,11 +488,6 @@ impl LogBudget {
         self.tokens -= 1;
         self.flush();
         true
-    }
-
-    /// How many events were left out since the last one logged.
-    pub fn left_out(&self) -> u64 {
-        self.left_out
     }
 
     /// Logs how many events were left out, if any.

@@ -532,4 +532,10 @@ fn a_long_listing_is_sent_whole_and_in_order_a_part_at_a_time() {
     }
     assert_eq!(lines.next(), Some("ok get 1 2024-03-01T08:00:00Z"));
     assert!(taken > 50, "the client took the listing in parts ({taken})");
+    // The whole listing is ~190 KB; the session never held more than a part of it to send.
+    assert!(
+        h.max_output <= 64 * 1024 + 300,
+        "at most {} octets offered at once",
+        h.max_output
+    );
 }

@@ -4,8 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ferry_client_core::local::{GetJob, batch_results, retry_targets};
-use ferry_client_core::session::Outcome;
+use ferry_client_core::local::{GetJob, batch_results, put_report, retry_targets};
 use ferry_wire::{FileName, PutMode};
 
 use super::drive::{EagerFeed, Feed, Ops, drive};
@@ -13,7 +12,6 @@ use super::{
     Client, ClientError, GetOptions, GetReport, Plain, Progress, PutOptions, PutReport, local_path,
 };
 use crate::runtime::Runtime;
-use ferry_client_core::local::unexpected_outcome;
 
 impl<R: Runtime> Client<R> {
     /// Downloads every name into `dest_dir` (each as `dest_dir/NAME`, with the guarantees of
@@ -217,11 +215,7 @@ impl<R: Runtime> Client<R> {
             results[k] = Some(Err(e));
         }
         for (k, id) in feed.started {
-            results[k] = Some(match ops.take(id) {
-                Ok(Outcome::Put(report)) => Ok(report),
-                Ok(other) => Err(unexpected_outcome(&other)),
-                Err(e) => Err(e),
-            });
+            results[k] = Some(ops.take(id).and_then(put_report));
         }
     }
 }

@@ -68,8 +68,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use ferry_client_core::local::{
-    GetFail, GetJob, connect_failed, connected, log_skipped, resolve, unexpected_outcome,
-    writer_report,
+    GetFail, GetJob, connect_failed, connected, log_skipped, put_report, resolve,
+    unexpected_outcome, writer_report,
 };
 use ferry_client_core::session::{ClientSession, OpId, Outcome};
 use ferry_wire::{Entry, FileName, Greeting, Hasher, Listing};
@@ -321,10 +321,7 @@ impl<R: Runtime> Client<R> {
         let mut ops: Ops<'_, NullSink, T, _> = Ops::new(progress);
         ops.names.insert(id, name.clone());
         ops.sources.insert(id, Source::Reader(r));
-        match self.run(id, &mut ops).await? {
-            Outcome::Put(report) => Ok(report),
-            other => Err(unexpected_outcome(&other)),
-        }
+        self.run(id, &mut ops).await.and_then(put_report)
     }
 
     /// Uploads the local file at `path`, as `name` or, by default, under its own file name
@@ -356,10 +353,7 @@ impl<R: Runtime> Client<R> {
         let mut ops: Plain<'_, _> = Ops::new(progress);
         ops.names.insert(id, name);
         ops.sources.insert(id, Source::File(Box::new(src)));
-        match self.run(id, &mut ops).await? {
-            Outcome::Put(report) => Ok(report),
-            other => Err(unexpected_outcome(&other)),
-        }
+        self.run(id, &mut ops).await.and_then(put_report)
     }
 
     /// Ends the session politely: sends `close` and expects `bye` (CLOSE-1, CLOSE-3).

@@ -7,7 +7,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use ferry_client_core::session::{ClientSession, OpId, Outcome};
+use ferry_client_core::session::{ClientSession, OpId};
 use ferry_wire::{FileName, PutMode};
 
 use super::drive::{Feed, NoFeed, Ops, Sink, Source, drive};
@@ -15,7 +15,7 @@ use super::{
     Client, ClientError, GetOptions, GetReport, Progress, PutOptions, PutReport, local_path,
 };
 use ferry_client_core::local::{
-    GetJob, PartState, batch_results, open_source, retry_targets, unexpected_outcome,
+    GetJob, PartState, batch_results, open_source, put_report, retry_targets,
 };
 
 impl Client {
@@ -154,11 +154,7 @@ impl Client {
             results[k] = Some(Err(e));
         }
         for (k, id) in feed.started {
-            results[k] = Some(match ops.take(id) {
-                Ok(Outcome::Put(report)) => Ok(report),
-                Ok(other) => Err(unexpected_outcome(&other)),
-                Err(e) => Err(e),
-            });
+            results[k] = Some(ops.take(id).and_then(put_report));
         }
     }
 }

@@ -60,8 +60,8 @@ use ferry_wire::{Entry, FileName, Greeting, Hasher, Listing};
 
 use drive::{NoFeed, Ops, Sink, Source, drive};
 use ferry_client_core::local::{
-    GetFail, GetJob, PartState, connect_failed, connected, log_skipped, open_source, resolve,
-    unexpected_outcome, writer_report,
+    GetFail, GetJob, PartState, connect_failed, connected, log_skipped, open_source, put_report,
+    resolve, unexpected_outcome, writer_report,
 };
 
 /// The buffer in front of a download's file ([`Client::get_to_path`]).
@@ -324,10 +324,7 @@ impl Client {
         let mut ops = Ops::new(progress);
         ops.names.insert(id, name.clone());
         ops.sources.insert(id, source);
-        match self.run_one(id, ops)? {
-            Outcome::Put(report) => Ok(report),
-            other => Err(unexpected_outcome(&other)),
-        }
+        self.run_one(id, ops).and_then(put_report)
     }
 
     /// Ends the session politely: sends `close` and expects `bye` (CLOSE-1, CLOSE-3).
