@@ -49,6 +49,7 @@ fn play(ops: &[Op], fast: bool) -> (Vec<u8>, std::collections::BTreeMap<String, 
         max_eager: 4096,
         idle: Duration::from_secs(2),
         stall: Duration::from_secs(1),
+        min_rate: 1024,
         chunk_patience: Duration::from_secs(5),
         upload_input: ferry_proto::server::UPLOAD_INPUT,
     };

@@ -89,6 +89,10 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "DURATION", env = "FERRY_STALL_TIMEOUT",
           value_parser = units::parse_duration_at_least_1s)]
     pub stall_timeout: Option<Duration>,
+    /// Least average rate of an upload or download, per second, beyond a grace of the stall
+    /// timeout: slower peers are cut off (TIME-9), e.g. 1KiB, 0 disables [default: 1KiB].
+    #[arg(long, value_name = "SIZE", env = "FERRY_MIN_RATE", value_parser = units::parse_size)]
+    pub min_rate: Option<u64>,
     /// How long requests in flight get to finish after Ctrl-C / SIGTERM before downloads
     /// are cut with `abort 422` and uploads with `err 422` [default: 10s].
     #[arg(long, value_name = "DURATION", env = "FERRY_SHUTDOWN_GRACE",
@@ -151,6 +155,7 @@ struct File {
     max_connections_per_address: Option<u64>,
     idle_timeout: Option<Value>,
     stall_timeout: Option<Value>,
+    min_rate: Option<Value>,
     shutdown_grace: Option<Value>,
     log_format: Option<String>,
 }
@@ -239,6 +244,7 @@ fn parse_file(text: &str, base: &Path) -> Result<ServeArgs, String> {
             f.stall_timeout,
             units::parse_duration_at_least_1s,
         )?,
+        min_rate: size("min-rate", f.min_rate)?,
         shutdown_grace: duration("shutdown-grace", f.shutdown_grace, units::parse_duration)?,
         log_format: value_enum("log-format", f.log_format)?,
         verbosity: Verbosity::default(),
@@ -290,6 +296,7 @@ impl ServeArgs {
                 .stall_timeout
                 .or(file.stall_timeout)
                 .unwrap_or(d.stall_timeout),
+            min_rate: self.min_rate.or(file.min_rate).unwrap_or(d.min_rate),
             shutdown_grace: self
                 .shutdown_grace
                 .or(file.shutdown_grace)
@@ -327,6 +334,7 @@ mod tests {
         max-connections-per-address = 4
         idle-timeout = "5m"
         stall-timeout = 30
+        min-rate = "4KiB"
         shutdown-grace = "1m 30s"
         log-format = "json"
     "#;
@@ -351,6 +359,7 @@ mod tests {
         assert_eq!(c.max_per_address, 4);
         assert_eq!(c.idle_timeout, Duration::from_secs(300));
         assert_eq!(c.stall_timeout, Duration::from_secs(30));
+        assert_eq!(c.min_rate, 4096);
         assert_eq!(c.shutdown_grace, Duration::from_secs(90));
 
         let flags = ServeArgs {

@@ -23,6 +23,7 @@ pub(crate) fn run(settings: Serve) -> u8 {
         max_eager = config.max_eager,
         idle_timeout = ?config.idle_timeout,
         stall_timeout = ?config.stall_timeout,
+        min_rate = config.min_rate,
         shutdown_grace = ?config.shutdown_grace,
         "settings"
     );

@@ -29,6 +29,7 @@ fn config(max_eager: u64) -> SessionConfig {
         max_eager,
         idle: Duration::from_secs(300),
         stall: Duration::from_secs(60),
+        min_rate: 0,
         chunk_patience: Duration::from_secs(5),
         upload_input: ferry_proto::server::UPLOAD_INPUT,
     }

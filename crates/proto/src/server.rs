@@ -111,6 +111,9 @@ pub struct SessionConfig {
     pub idle: Duration,
     /// Stall timeout inside a request, payload or reply (TIME-2), as applied.
     pub stall: Duration,
+    /// `min-rate` (TIME-9): the least average rate of a payload in octets per second, beyond
+    /// a grace of `stall`, counting only the time spent waiting for the peer; 0: none.
+    pub min_rate: u64,
     /// Past the shutdown deadline, how long a get's chunk that has begun may wait for the
     /// client to take the rest of it, so that the payload still ends at a chunk boundary
     /// (CLOSE-10).
@@ -433,7 +436,43 @@ pub struct ServerSession {
     waiting: Option<Action>,
     /// How many more request events the session may log now.
     log_budget: LogBudget,
+    /// The pace of the payload in flight (TIME-9), while there is one and `min-rate` is set.
+    pace: Option<Pace>,
 }
+
+/// How fast the payload in flight moves (TIME-9): the octets that moved and the time spent
+/// waiting for the peer since it began. The time the driver spends on the session's own work
+/// (reading or storing the file) does not count: only the intervals from a [`Action::Send`]
+/// or [`Action::Receive`] to the next call of [`ServerSession::poll`] or
+/// [`ServerSession::timed_out`].
+#[derive(Debug)]
+struct Pace {
+    moved: u64,
+    waited: Duration,
+    /// A wait for the peer began at this instant and has not been accounted yet.
+    wait_from: Option<Instant>,
+}
+
+impl Pace {
+    /// How much longer the session may wait for the peer: `stall` of grace, plus one second
+    /// for every `rate` octets moved, minus what it has waited.
+    fn allowance(&self, stall: Duration, rate: u64) -> Duration {
+        let earned = Duration::from_secs(self.moved / rate)
+            + Duration::from_nanos((self.moved % rate) * 1_000_000_000 / rate);
+        (stall + earned.min(PACE_MAX_EARNED)).saturating_sub(self.waited)
+    }
+
+    /// Accounts the wait that began at `wait_from`, up to `now`.
+    fn stop_waiting(&mut self, now: Instant) {
+        if let Some(from) = self.wait_from.take() {
+            self.waited += now.saturating_duration_since(from);
+        }
+    }
+}
+
+/// The most time a payload earns by moving octets (TIME-9): keeps deadline arithmetic far from
+/// overflow whatever was moved.
+const PACE_MAX_EARNED: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// A session's request events beyond a burst of [`LOG_BURST`] are logged at
 /// [`LOG_PER_SECOND`] at most: a client that pipelines requests as fast as it can (gets of
@@ -538,6 +577,7 @@ impl ServerSession {
             started: now,
             waiting: None,
             log_budget: LogBudget::new(now),
+            pace: None,
         }
     }
 
@@ -718,6 +758,7 @@ impl ServerSession {
         }
         if n > 0 {
             self.recv_since = None;
+            self.moved(n);
         }
         self.in_end = (self.in_end + n).min(self.input.len());
         self.input_full = n > 0 && self.in_end == self.input.len();
@@ -735,8 +776,10 @@ impl ServerSession {
         if direct == 0 || data.is_empty() {
             return;
         }
-        put.rx.data(&data[..data.len().min(direct)]);
+        let n = data.len().min(direct);
+        put.rx.data(&data[..n]);
         self.recv_since = None;
+        self.moved(n);
     }
 
     /// Storing the upload failed, at any time while its payload is received (a driver that
@@ -779,6 +822,7 @@ impl ServerSession {
             return;
         }
         self.send_since = None;
+        self.moved(n);
         if self.out_sent < self.out.len() {
             self.out_sent = (self.out_sent + n).min(self.out.len());
             if self.out_sent == self.out.len() {
@@ -819,11 +863,25 @@ impl ServerSession {
         let Some(action) = self.waiting.take() else {
             return;
         };
+        let mut slow = false;
+        if let Some(pace) = &mut self.pace {
+            pace.stop_waiting(now);
+            if pace.allowance(self.cfg.stall, self.cfg.min_rate).is_zero() {
+                slow = true;
+                tracing::info!(
+                    moved = pace.moved,
+                    waited_ms = pace.waited.as_millis() as u64,
+                    min_rate = self.cfg.min_rate,
+                    "payload slower than min-rate"
+                );
+            }
+        }
         match action {
             Action::Send { deadline } if now >= deadline => {
                 let end = match &self.state {
                     State::Closing(end) | State::Flushing(end) => end.clone(),
                     _ if self.past_hard() => End::Dropped("shutdown deadline passed"),
+                    _ if slow => End::Dropped("peer takes the payload slower than min-rate"),
                     _ => End::Dropped("peer accepts no output"),
                 };
                 if matches!(&self.state, State::Receiving(p) if p.uploading) {
@@ -1053,8 +1111,12 @@ impl ServerSession {
     /// What to do next, at `now`.
     pub fn poll(&mut self, now: Instant) -> Action {
         self.now = now;
+        if let Some(pace) = &mut self.pace {
+            pace.stop_waiting(now);
+        }
         loop {
-            if let Some(action) = self.peek() {
+            if let Some(mut action) = self.peek() {
+                self.pace_action(&mut action);
                 self.waiting = match &action {
                     Action::Send { .. } | Action::Receive { .. } | Action::Drain { .. } => {
                         Some(action.clone())
@@ -1063,6 +1125,41 @@ impl ServerSession {
                 };
                 return action;
             }
+        }
+    }
+
+    /// TIME-9: while a payload is in flight, a wait for the peer ends no later than the
+    /// payload's pace allows, and its time is accounted.
+    fn pace_action(&mut self, action: &mut Action) {
+        let in_flight = matches!(
+            self.state,
+            State::SendingListing(_) | State::Reading(_) | State::Checking(_) | State::Receiving(_)
+        );
+        if !in_flight || self.cfg.min_rate == 0 {
+            self.pace = None;
+            return;
+        }
+        let (Action::Send { deadline } | Action::Receive { deadline }) = action else {
+            return;
+        };
+        if self.last_words {
+            return;
+        }
+        let now = self.now;
+        let pace = self.pace.get_or_insert(Pace {
+            moved: 0,
+            waited: Duration::ZERO,
+            wait_from: None,
+        });
+        pace.wait_from = Some(now);
+        let allowed = now + pace.allowance(self.cfg.stall, self.cfg.min_rate);
+        *deadline = (*deadline).min(allowed);
+    }
+
+    /// `n` octets of a payload in flight moved (TIME-9).
+    fn moved(&mut self, n: usize) {
+        if let Some(pace) = &mut self.pace {
+            pace.moved = pace.moved.saturating_add(n as u64);
         }
     }
 
@@ -1401,6 +1498,12 @@ impl ServerSession {
             Into::Hold(mode) => (false, None, Some((mode, Vec::with_capacity(size as usize)))),
             Into::Refuse(code) => (false, Some(code), None),
         };
+        // TIME-9: the payload begins here; what the input already holds of it has moved.
+        self.pace = (self.cfg.min_rate > 0).then(|| Pace {
+            moved: (self.in_end - self.in_start) as u64,
+            waited: Duration::ZERO,
+            wait_from: None,
+        });
         self.state = State::Receiving(Box::new(Put {
             name,
             rx: PayloadReceiver::new(size),

@@ -18,6 +18,7 @@ fn config() -> SessionConfig {
         max_eager: 100,
         idle: Duration::from_secs(300),
         stall: Duration::from_secs(60),
+        min_rate: 0,
         chunk_patience: Duration::from_secs(5),
         upload_input: ferry_proto::server::UPLOAD_INPUT,
     }
@@ -538,4 +539,107 @@ fn a_long_listing_is_sent_whole_and_in_order_a_part_at_a_time() {
         "at most {} octets offered at once",
         h.max_output
     );
+}
+
+/// A session that announces `min-rate=1024` (TIME-9), with the stall timeout of 60 s.
+fn paced() -> SessionConfig {
+    SessionConfig {
+        min_rate: 1024,
+        ..config()
+    }
+}
+
+#[test]
+fn an_upload_dripped_slower_than_min_rate_times_out_although_each_octet_restarts_stall() {
+    for eager in [false, true] {
+        let mut h = Harness::new(paced());
+        h.run();
+        let line: &[u8] = if eager {
+            b"put 100 new now f\ndata 100\n"
+        } else {
+            b"put 100000 new wait f\ndata 100000\n"
+        };
+        h.client(line).run();
+        // One octet every 30 s: the stall timeout (60 s) alone would never fire.
+        for _ in 0..2 {
+            h.wait(Duration::from_secs(30));
+            assert_eq!(h.finished(), None, "eager {eager}");
+            assert!(!h.draining(), "eager {eager}: cut before stall");
+            h.client(b"x").run();
+        }
+        // 60 s of grace, plus a second per 1024 octets moved: the next drip is too late.
+        h.wait(Duration::from_secs(1));
+        assert!(h.draining(), "eager {eager}: {:?}", h.waiting);
+        assert!(
+            h.replies().ends_with("err 421 timeout\n"),
+            "{}",
+            h.replies()
+        );
+        if !eager {
+            assert_eq!(h.ops, ["begin f 100000", "discard"]);
+        }
+        assert!(h.files.is_empty());
+    }
+}
+
+#[test]
+fn an_upload_at_min_rate_is_never_cut() {
+    let mut h = Harness::new(paced());
+    h.run();
+    let data = vec![b'a'; 200 * 1024];
+    h.client(format!("put {} new wait f\n", data.len()).as_bytes())
+        .run();
+    assert_eq!(h.replies(), "go\n");
+    // 1 KiB a second after a first pause of 59 s: the payload's average stays above the line
+    // `min-rate × (t − stall)` the whole time, though far below min-rate until the end.
+    h.wait(Duration::from_secs(59));
+    let mut payload = format!("data {}\n", data.len()).into_bytes();
+    payload.extend_from_slice(&data);
+    payload.extend_from_slice(format!("end {}\n", Digest::of(&data)).as_bytes());
+    for piece in payload.chunks(1024) {
+        h.client(piece).run();
+        assert_eq!(h.finished(), None);
+        h.wait(Duration::from_secs(1));
+    }
+    assert_eq!(
+        h.replies(),
+        format!("go\nok put {} {}\n", data.len(), Digest::of(&data))
+    );
+    assert_eq!(h.files["f"], data);
+}
+
+#[test]
+fn a_download_taken_slower_than_min_rate_is_dropped() {
+    let mut h = Harness::new(paced());
+    h.files.insert("f".into(), vec![b'z'; 4 << 20]);
+    h.run();
+    // The client takes 1,000 octets every 10 s: progress well within the stall timeout.
+    h.window = Some(0);
+    h.client(b"get 0 f\n").run();
+    let mut waited = 0;
+    while h.finished().is_none() && waited < 600 {
+        h.window = Some(1000);
+        h.run();
+        h.wait(Duration::from_secs(10));
+        waited += 10;
+    }
+    assert_eq!(
+        h.finished(),
+        Some(End::Dropped("peer takes the payload slower than min-rate"))
+    );
+    // 60 s of grace and what 100 octets a second earn.
+    assert!((60..=80).contains(&waited), "dropped after {waited} s");
+}
+
+#[test]
+fn without_min_rate_a_dripped_upload_is_governed_by_stall_only() {
+    let mut h = Harness::new(config());
+    h.run();
+    h.client(b"put 100000 new wait f\ndata 100000\n").run();
+    for _ in 0..10 {
+        h.wait(Duration::from_secs(30));
+        h.client(b"x").run();
+    }
+    assert_eq!(h.finished(), None);
+    assert!(!h.draining());
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use ferry_proto::server::SessionConfig;
 
 use ferry_wire::limits::{
-    DEFAULT_IDLE_SECS, DEFAULT_MAX_EAGER, DEFAULT_MAX_SIZE, DEFAULT_STALL_SECS,
+    DEFAULT_IDLE_SECS, DEFAULT_MAX_EAGER, DEFAULT_MAX_SIZE, DEFAULT_MIN_RATE, DEFAULT_STALL_SECS,
 };
 use ferry_wire::{Greeting, Limits};
 
@@ -55,6 +55,9 @@ pub struct ServerConfig {
     /// Stall timeout inside a request, payload or reply (TIME-2). Announced in whole seconds,
     /// at least 1.
     pub stall_timeout: Duration,
+    /// The least average rate of a payload in octets per second, beyond a grace of the stall
+    /// timeout (TIME-9), announced as `min-rate`; 0: none (and not announced).
+    pub min_rate: u64,
     /// How long requests in flight may go on after a shutdown was triggered (CLOSE-8).
     pub shutdown_grace: Duration,
 }
@@ -71,6 +74,7 @@ impl Default for ServerConfig {
             max_per_address: DEFAULT_MAX_PER_ADDRESS,
             idle_timeout: Duration::from_secs(DEFAULT_IDLE_SECS),
             stall_timeout: Duration::from_secs(DEFAULT_STALL_SECS),
+            min_rate: DEFAULT_MIN_RATE,
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -106,6 +110,7 @@ impl ServerConfig {
             max_eager: self.max_eager,
             idle: self.idle(),
             stall: self.stall(),
+            min_rate: self.min_rate,
             chunk_patience: SHUTDOWN_CHUNK_PATIENCE,
             upload_input,
         }
@@ -162,6 +167,7 @@ impl ServerConfig {
             stall: self.stall().as_secs(),
             ..Limits::default()
         })
+        .with_min_rate((self.min_rate > 0).then_some(self.min_rate))
     }
 }
 
@@ -183,7 +189,12 @@ mod tests {
         assert_eq!(c.greeting().check(), Ok(()));
         assert_eq!(
             ServerConfig::default().greeting(),
-            Greeting::new(Limits::default())
+            Greeting::new(Limits::default()).with_min_rate(Some(DEFAULT_MIN_RATE))
         );
+        let none = ServerConfig {
+            min_rate: 0,
+            ..ServerConfig::default()
+        };
+        assert_eq!(none.greeting(), Greeting::new(Limits::default()));
     }
 }

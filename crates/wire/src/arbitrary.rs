@@ -190,7 +190,9 @@ impl<'a> Arbitrary<'a> for Greeting {
         let rest: Vec<Version> = (0..u.int_in_range(0..=2)?)
             .map(|_| u.arbitrary())
             .collect::<Result<_>>()?;
-        let mut g = Greeting::new(limits).with_versions(first, &rest);
+        let mut g = Greeting::new(limits)
+            .with_versions(first, &rest)
+            .with_min_rate(u.arbitrary()?);
         for _ in 0..u.int_in_range(0..=2)? {
             let n: u16 = u.arbitrary()?;
             if let Ok(ext) = ExtName::new(format!("x{n}")) {

@@ -27,6 +27,12 @@ pub const DEFAULT_IDLE_SECS: u64 = 300;
 /// Default stall timeout in seconds: no progress inside a request or transfer (TIME-2).
 pub const DEFAULT_STALL_SECS: u64 = 60;
 
+/// Default least average rate of a payload in octets per second (TIME-9), announced as
+/// `min-rate`: beyond a grace of the stall timeout, a payload must move at least this fast on
+/// average, so that a peer dripping an octet per stall timeout cannot hold a session forever.
+/// Low enough never to cut a real link (a 1 GiB file may take twelve days).
+pub const DEFAULT_MIN_RATE: u64 = 1024;
+
 /// Highest protocol version number the grammar admits (`version = %x31-39 *4DIGIT`).
 pub const MAX_VERSION: u32 = 99_999;
 

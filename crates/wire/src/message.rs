@@ -296,6 +296,8 @@ pub(crate) enum ParamSlot {
     Limit(usize),
     /// The `ext` param.
     Ext,
+    /// The `min-rate` param.
+    MinRate,
     /// `other[i]`.
     Other(usize),
 }
@@ -305,6 +307,7 @@ pub(crate) enum ParamSlot {
 pub struct Greeting {
     versions: Vec<Version>,
     limits: Limits,
+    min_rate: Option<u64>,
     extensions: Vec<ExtName>,
     other: Vec<(ParamName, ParamValue)>,
     order: Vec<ParamSlot>,
@@ -316,6 +319,7 @@ impl Greeting {
         Self {
             versions: vec![Version::V1],
             limits,
+            min_rate: None,
             extensions: Vec::new(),
             other: Vec::new(),
             order: (0..LIMIT_PARAMS.len()).map(ParamSlot::Limit).collect(),
@@ -340,6 +344,19 @@ impl Greeting {
         self.check_len()
     }
 
+    /// Announces `min-rate=RATE` (TIME-9): a payload that moves slower than `rate` octets per
+    /// second on average, beyond a grace of the stall timeout, times the session out. `None`
+    /// leaves the param out (no minimum; so does a rate of 0 when announced).
+    pub fn with_min_rate(mut self, rate: Option<u64>) -> Self {
+        match (rate, self.min_rate.is_some()) {
+            (Some(_), false) => self.order.push(ParamSlot::MinRate),
+            (None, true) => self.order.retain(|s| *s != ParamSlot::MinRate),
+            _ => {}
+        }
+        self.min_rate = rate;
+        self
+    }
+
     /// Adds a param that ferry/1 does not define (each name at most once, HELLO-3).
     pub fn with_param(mut self, name: ParamName, value: ParamValue) -> Result<Self, TokenError> {
         if self.other.iter().any(|(n, _)| *n == name) {
@@ -361,6 +378,7 @@ impl Greeting {
     pub(crate) fn from_parts(
         versions: Vec<Version>,
         limits: Limits,
+        min_rate: Option<u64>,
         extensions: Vec<ExtName>,
         other: Vec<(ParamName, ParamValue)>,
         order: Vec<ParamSlot>,
@@ -368,6 +386,7 @@ impl Greeting {
         Self {
             versions,
             limits,
+            min_rate,
             extensions,
             other,
             order,
@@ -416,6 +435,12 @@ impl Greeting {
         &self.limits
     }
 
+    /// The announced `min-rate` in octets per second, when the greeting has one (TIME-9);
+    /// `Some(0)` and `None` both mean no minimum.
+    pub fn min_rate(&self) -> Option<u64> {
+        self.min_rate
+    }
+
     /// The extensions the server offers.
     pub fn extensions(&self) -> &[ExtName] {
         &self.extensions
@@ -449,6 +474,9 @@ impl Greeting {
             match *slot {
                 ParamSlot::Limit(i) => {
                     let _ = write!(out, " {}={}", LIMIT_PARAMS[i], limits[i]);
+                }
+                ParamSlot::MinRate => {
+                    let _ = write!(out, " min-rate={}", self.min_rate.unwrap_or(0));
                 }
                 ParamSlot::Ext => {
                     out.extend_from_slice(b" ext=");

@@ -194,6 +194,7 @@ fn greeting_rules() {
     assert!(decode_hello(format!("ferry/1 {FULL}\n").as_bytes()).is_ok());
     assert!(decode_hello(format!("ferry/1,2 {FULL} ext= x-y=z\n").as_bytes()).is_ok());
     assert!(decode_hello(format!("ferry/2 {FULL} ext=starttls,auth\n").as_bytes()).is_ok());
+    assert!(decode_hello(format!("ferry/1 min-rate=0 {FULL}\n").as_bytes()).is_ok());
     for bad in [
         "ferry/1\n".to_owned(),                  // limits missing
         format!("ferry/ {FULL}\n"),              // no version
@@ -207,6 +208,9 @@ fn greeting_rules() {
         format!("ferry/1 {}\n", FULL.replace("max-size=1", "max-size=01")),
         format!("ferry/1 {FULL} x-y=1 x-y=2\n"), // HELLO-3, any name
         format!("ferry/1 {FULL} ext=a,a\n"),     // EXT-1
+        format!("ferry/1 {FULL} min-rate=1 min-rate=2\n"), // HELLO-3
+        format!("ferry/1 {FULL} min-rate=1k\n"), // rate-param: u64
+        format!("ferry/1 {FULL} min-rate=\n"),
     ] {
         invalid(decode_hello(bad.as_bytes()));
     }
@@ -216,8 +220,17 @@ fn greeting_rules() {
 /// re-encoded in the default order, so a decoded greeting did not encode back to its octets.
 #[test]
 fn greeting_params_keep_their_order() {
-    let line = "ferry/1 stall=1 ext=a x-y=z max-line=4096 idle=1 max-name=255 max-size=1 max-chunk=1048576 max-eager=0\n";
+    let line = "ferry/1 stall=1 ext=a x-y=z max-line=4096 idle=1 max-name=255 min-rate=512 max-size=1 max-chunk=1048576 max-eager=0\n";
     let (hello, used) = decode_hello(line.as_bytes()).expect("valid greeting");
     assert_eq!(used, line.len());
     assert_eq!(hello.to_bytes(), line.as_bytes());
+    let crate::Hello::Greeting(g) = hello else {
+        panic!("a greeting");
+    };
+    assert_eq!(g.min_rate(), Some(512));
+    assert!(
+        g.other_params()
+            .iter()
+            .all(|(k, _)| k.as_str() != "min-rate")
+    );
 }

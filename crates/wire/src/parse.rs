@@ -319,7 +319,7 @@ pub(crate) fn request(i: &[u8]) -> PResult<'_, Request> {
 }
 
 /// ```abnf
-/// param         = limit-param / ext-param / other-param
+/// param         = limit-param / rate-param / ext-param / other-param
 /// other-param   = param-name "=" param-value
 /// ```
 /// Splits one param; [`greeting`] interprets limit and ext params by name.
@@ -361,9 +361,10 @@ fn ext_list(v: &[u8]) -> Option<Vec<ExtName>> {
 
 /// ```abnf
 /// greeting      = %s"ferry/" version-list *(SP param) eol
+/// rate-param    = %s"min-rate=" u64
 /// ```
-/// The seven limit params must each appear exactly once, `ext` at most once (HELLO-2,
-/// HELLO-3); other params are kept, not interpreted (HELLO-6).
+/// The seven limit params must each appear exactly once, `ext` and `min-rate` at most once
+/// (HELLO-2, HELLO-3); other params are kept, not interpreted (HELLO-6).
 pub(crate) fn greeting(line: &[u8]) -> PResult<'_, Greeting> {
     let (mut i, versions) = preceded(
         tag(&b"ferry/"[..]),
@@ -372,6 +373,7 @@ pub(crate) fn greeting(line: &[u8]) -> PResult<'_, Greeting> {
     .parse(line)?;
     let mut known: [Option<u64>; 7] = [None; 7];
     let mut ext: Option<Vec<ExtName>> = None;
+    let mut min_rate: Option<u64> = None;
     let mut other: Vec<(ParamName, ParamValue)> = Vec::new();
     let mut order = Vec::new();
     while !i.is_empty() {
@@ -385,6 +387,12 @@ pub(crate) fn greeting(line: &[u8]) -> PResult<'_, Greeting> {
                 _ => return fail(start, "ext-param"),
             }
             order.push(ParamSlot::Ext);
+        } else if k_str == "min-rate" {
+            match all_consuming(u64_).parse(v) {
+                Ok((_, n)) if min_rate.is_none() => min_rate = Some(n),
+                _ => return fail(start, "rate-param"),
+            }
+            order.push(ParamSlot::MinRate);
         } else if let Some(idx) = LIMIT_PARAMS.iter().position(|&p| p == k_str) {
             match all_consuming(u64_).parse(v) {
                 Ok((_, n)) if known[idx].is_none() => known[idx] = Some(n),
@@ -428,7 +436,14 @@ pub(crate) fn greeting(line: &[u8]) -> PResult<'_, Greeting> {
     };
     Ok((
         i,
-        Greeting::from_parts(versions, limits, ext.unwrap_or_default(), other, order),
+        Greeting::from_parts(
+            versions,
+            limits,
+            min_rate,
+            ext.unwrap_or_default(),
+            other,
+            order,
+        ),
     ))
 }
 

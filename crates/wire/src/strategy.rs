@@ -160,11 +160,14 @@ pub fn greeting() -> impl Strategy<Value = Greeting> {
         version(),
         proptest::collection::vec(version(), 0..3),
         limits(),
+        proptest::option::of(u64_value()),
         ext,
         params,
     )
-        .prop_map(|(first, rest, limits, ext, params)| {
-            let mut g = Greeting::new(limits).with_versions(first, &rest);
+        .prop_map(|(first, rest, limits, min_rate, ext, params)| {
+            let mut g = Greeting::new(limits)
+                .with_versions(first, &rest)
+                .with_min_rate(min_rate);
             for e in ext.into_iter().flatten() {
                 if let Ok(e) = ExtName::new(e) {
                     g = g.clone().with_extension(e).unwrap_or(g);

@@ -179,7 +179,7 @@ lc_token_type!(
 );
 
 /// Param names whose values the [`crate::Greeting`] holds in typed fields.
-pub(crate) const KNOWN_PARAMS: [&str; 8] = [
+pub(crate) const KNOWN_PARAMS: [&str; 9] = [
     "max-line",
     "max-name",
     "max-size",
@@ -187,6 +187,7 @@ pub(crate) const KNOWN_PARAMS: [&str; 8] = [
     "max-eager",
     "idle",
     "stall",
+    "min-rate",
     "ext",
 ];
 

@@ -117,12 +117,21 @@ impl Ctx<'_> {
         what: &str,
         pred: impl Fn(&Limits) -> bool,
     ) -> Res<(SocketAddr, Greeting)> {
+        self.server_greeting(what, |g| pred(g.limits()))
+    }
+
+    /// Like [`Ctx::server_with`], for a property of the whole greeting.
+    pub(crate) fn server_greeting(
+        &self,
+        what: &str,
+        pred: impl Fn(&Greeting) -> bool,
+    ) -> Res<(SocketAddr, Greeting)> {
         let mut seen = Vec::new();
         for a in std::iter::once(&self.target.addr).chain(&self.target.extra) {
             let addr = resolve(a).map_err(|e| unimplemented(format!("cannot resolve {a}: {e}")))?;
             let (c, g) = Conn::open(addr, self.deadline())?;
             let _ = c.close();
-            if pred(g.limits()) {
+            if pred(&g) {
                 return Ok((addr, g));
             }
             seen.push(a.clone());

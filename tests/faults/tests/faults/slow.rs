@@ -139,6 +139,59 @@ fn silent_uploader(imp: Impl) {
     }
 }
 
+/// A dripped upload (#14 item 1): an eager put whose payload comes one octet every 300 ms,
+/// each octet well within the stall timeout (1 s), would hold its session and slot for as
+/// long as the client likes under TIME-2 alone. The default `min-rate` (1024 octets/s beyond
+/// a grace of `stall`, TIME-9) ends it with `err 421` soon after the stall timeout; nothing
+/// is visible, no staging debris is left, and another client is served meanwhile.
+fn dripped_upload(imp: Impl) {
+    let server = strict_server(imp, 8);
+    let data = random_bytes(9, 100_000);
+    server.write_file("good.bin", &data);
+    for (flow, name) in [("now", "drip-now"), ("wait", "drip-wait")] {
+        let mut s = server.session();
+        s.set_timeout(Duration::from_secs(10));
+        s.send(format!("put 1000 new {flow} {name}\n").as_bytes());
+        if flow == "wait" {
+            s.expect_line("go");
+        }
+        s.send(b"data 1000\n");
+        let stop = AtomicBool::new(false);
+        let mut writer = s.stream().try_clone().expect("clone");
+        let t0 = Instant::now();
+        std::thread::scope(|sc| {
+            sc.spawn(|| {
+                for _ in 0..1000 {
+                    if stop.load(Ordering::SeqCst) || writer.write_all(b"x").is_err() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+            });
+            good_client_get(&server, "good.bin", &data);
+            let line = s.read_line_str();
+            let elapsed = t0.elapsed();
+            stop.store(true, Ordering::SeqCst);
+            assert!(line.starts_with("err 421"), "{imp} {flow}: got {line:?}");
+            // Not before the grace of one stall timeout; well before the 300 s the drip takes.
+            assert!(
+                elapsed >= Duration::from_millis(900) && elapsed <= Duration::from_secs(4),
+                "{imp} {flow}: 421 after {elapsed:?} (stall 1 s, min-rate 1024)"
+            );
+            s.read_to_end();
+            println!("SLOW|{imp}|dripped-upload-{flow}|421 after {elapsed:?}");
+        });
+        assert!(
+            server.read_file(name).is_none(),
+            "{imp} {flow}: partial upload visible"
+        );
+        assert!(
+            server.wait_staging_empty(),
+            "{imp} {flow}: staging debris after 421"
+        );
+    }
+}
+
 macro_rules! per_impl {
     ($f:ident: $($name:ident = $imp:expr),*) => {$(
         #[test]
@@ -151,3 +204,4 @@ macro_rules! per_impl {
 per_impl!(slowloris: slowloris_threads = Impl::Threads, slowloris_async_std = Impl::AsyncStd, slowloris_tokio = Impl::Tokio, slowloris_smol = Impl::Smol);
 per_impl!(stuck_reader: stuck_reader_threads = Impl::Threads, stuck_reader_async_std = Impl::AsyncStd, stuck_reader_tokio = Impl::Tokio, stuck_reader_smol = Impl::Smol);
 per_impl!(silent_uploader: silent_uploader_threads = Impl::Threads, silent_uploader_async_std = Impl::AsyncStd, silent_uploader_tokio = Impl::Tokio, silent_uploader_smol = Impl::Smol);
+per_impl!(dripped_upload: dripped_upload_threads = Impl::Threads, dripped_upload_async_std = Impl::AsyncStd, dripped_upload_tokio = Impl::Tokio, dripped_upload_smol = Impl::Smol);

@@ -391,6 +391,12 @@ pub(crate) const CASES: &[(&str, &str, &[&str], CaseFn)] = &[
         time_3_slow_upload,
     ),
     (
+        "TIME-9/1",
+        "an upload dripped slower than min-rate is timed out, though each octet comes within stall",
+        &["TIME-9", "TIME-4", "TIME-5", "HELLO-7"],
+        time_9_dripped_upload,
+    ),
+    (
         "TIME-2/5",
         "a download read in bursts with pauses shorter than stall completes",
         &["TIME-2", "TIME-3", "HELLO-7"],

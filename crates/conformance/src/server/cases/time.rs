@@ -136,10 +136,23 @@ pub(super) fn time_3_slow_upload(ctx: &mut Ctx<'_>) -> Res<Done> {
     let stall = Duration::from_secs(g.limits().stall);
     let gap = (stall / 3).min(Duration::from_millis(500));
     let total = idle + Duration::from_secs(1);
+    // Slow, but twice as fast as an announced `min-rate` (TIME-9) from the first octet on.
+    let size = g
+        .min_rate()
+        .map_or(8, |r| (r as f64 * total.as_secs_f64() * 2.0).ceil() as u64)
+        .max(8);
+    if size > g.limits().max_size {
+        return Err(unimplemented(format!(
+            "needs max-size >= {size} to send an upload at twice min-rate for idle+1 s"
+        )));
+    }
     let (mut c, _) = Conn::open(addr, after(total * 2 + Duration::from_secs(10)))?;
     let name = ctx.name("slow");
-    let data = pattern(8, 12);
-    c.send("TIME-3", &put_line(8, PutMode::New, PutFlow::Wait, &name))?;
+    let data = pattern(size as usize, 12);
+    c.send(
+        "TIME-3",
+        &put_line(size, PutMode::New, PutFlow::Wait, &name),
+    )?;
     c.expect_reply("PUT-3", &Reply::Go)?;
     let mut p = chunk(&data);
     p.extend(end(&data));
@@ -150,15 +163,114 @@ pub(super) fn time_3_slow_upload(ctx: &mut Ctx<'_>) -> Res<Done> {
     c.expect_reply(
         "TIME-3",
         &Reply::PutOk {
-            size: 8,
+            size,
             digest: Digest::of(&data),
         },
     )?;
     c.close()?;
     Ok(Done::PassWith(format!(
-        "upload took {:.1} s with idle={} s",
+        "upload of {size} octets took {:.1} s with idle={} s",
         start.elapsed().as_secs_f64(),
         idle.as_secs()
+    )))
+}
+
+pub(super) fn time_9_dripped_upload(ctx: &mut Ctx<'_>) -> Res<Done> {
+    let max_wait = ctx.target.max_wait;
+    let (addr, g) = ctx.server_greeting(
+        &format!(
+            "min-rate > 0 and stall <= {} s (--max-wait)",
+            max_wait.as_secs()
+        ),
+        |g| g.min_rate().unwrap_or(0) > 0 && Duration::from_secs(g.limits().stall) <= max_wait,
+    )?;
+    let stall = Duration::from_secs(g.limits().stall);
+    let rate = g.min_rate().unwrap_or(0);
+    // Pieces at a quarter of min-rate, each well within the stall timeout of the last: only
+    // TIME-9 can end this upload. The session must end once fewer than rate × (t − stall)
+    // octets moved, that is soon after 4/3 stall; and not before stall (HELLO-7).
+    let gap = (stall / 3).min(Duration::from_millis(500));
+    let piece = (rate as f64 * gap.as_secs_f64() / 4.0) as usize;
+    if piece == 0 {
+        return Err(unimplemented(format!(
+            "min-rate={rate} is too low to drip below it in pieces of at least one octet"
+        )));
+    }
+    let size = g.limits().max_size.min(1 << 20);
+    let limit = stall * 2 + Duration::from_secs(3);
+    if (size as f64) < rate as f64 * limit.as_secs_f64() / 4.0 {
+        return Err(unimplemented(format!(
+            "needs max-size >= {} to drip an upload for {} s",
+            (rate as f64 * limit.as_secs_f64() / 4.0).ceil(),
+            limit.as_secs()
+        )));
+    }
+    let (mut c, _) = Conn::open(addr, after(limit + Duration::from_secs(10)))?;
+    let name = ctx.name("dripped");
+    c.send(
+        "TIME-9",
+        &put_line(size, PutMode::New, PutFlow::Wait, &name),
+    )?;
+    c.expect_reply("PUT-3", &Reply::Go)?;
+    let start = Instant::now();
+    let mut head = format!("data {size}\n").into_bytes();
+    head.resize(head.len() + piece, b'x');
+    c.send("TIME-9", &head)?;
+    let ended = loop {
+        c.set_deadline(Instant::now() + gap);
+        match c.read_more() {
+            Some(true) => continue,
+            Some(false) => break Some(start.elapsed()),
+            None => {}
+        }
+        if start.elapsed() > limit {
+            break None;
+        }
+        if !c.send_lenient(&vec![b'x'; piece]) {
+            c.set_deadline(Instant::now() + Duration::from_secs(1));
+            let _ = c.wait_closed();
+            break Some(start.elapsed());
+        }
+    };
+    let rest = String::from_utf8_lossy(c.buffered()).into_owned();
+    let Some(t) = ended else {
+        return Err(violation(
+            "TIME-9",
+            format!(
+                "the session timed out soon after {:.1} s (min-rate={rate}, stall={} s, \
+                 the upload moving at a quarter of min-rate)",
+                stall.as_secs_f64() * 4.0 / 3.0,
+                stall.as_secs()
+            ),
+            format!("still open after {:.1} s", limit.as_secs_f64()),
+        ));
+    };
+    ensure(
+        t + Duration::from_millis(500) >= stall,
+        "HELLO-7",
+        format!("no timeout before stall={} s", stall.as_secs()),
+        || format!("closed after {:.1} s", t.as_secs_f64()),
+    )?;
+    let r = ensure(
+        rest.starts_with("err 421"),
+        "TIME-5",
+        "err 421 timeout before the close",
+        || format!("{rest:?}"),
+    );
+    ctx.soft(r)?;
+    let (mut c, _) = Conn::open(addr, after(Duration::from_secs(10)))?;
+    let l = c.dir("DIR-1")?;
+    let _ = c.close();
+    ensure(
+        !l.iter().any(|e| e.name.as_bytes() == name),
+        "TIME-4",
+        "nothing visible after the timeout",
+        || format!("{} is listed", show(&name)),
+    )?;
+    Ok(Done::PassWith(format!(
+        "closed after {:.1} s (stall={} s, min-rate={rate})",
+        t.as_secs_f64(),
+        stall.as_secs()
     )))
 }
 
