@@ -52,6 +52,8 @@ fn play(ops: &[Op], fast: bool) -> (Vec<u8>, std::collections::BTreeMap<String, 
         min_rate: 1024,
         chunk_patience: Duration::from_secs(5),
         upload_input: ferry_proto::server::UPLOAD_INPUT,
+        memory: ferry_proto::server::MemoryBudget::new(3 << 20),
+        listing_memory: ferry_proto::server::MemoryBudget::new(1 << 20),
     };
     let longest = Duration::from_secs(2 + 1 + 5 + 1);
     let mut h = Harness::new(cfg);

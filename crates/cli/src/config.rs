@@ -93,6 +93,10 @@ pub(crate) struct ServeArgs {
     /// timeout: slower peers are cut off (TIME-9), e.g. 1KiB, 0 disables [default: 1KiB].
     #[arg(long, value_name = "SIZE", env = "FERRY_MIN_RATE", value_parser = units::parse_size)]
     pub min_rate: Option<u64>,
+    /// Memory all sessions share for large buffers (held eager uploads, 1 MiB chunks); once
+    /// spent, sessions use small buffers [default: 256MiB].
+    #[arg(long, value_name = "SIZE", env = "FERRY_BUFFER_MEMORY", value_parser = units::parse_size)]
+    pub buffer_memory: Option<u64>,
     /// How long requests in flight get to finish after Ctrl-C / SIGTERM before downloads
     /// are cut with `abort 422` and uploads with `err 422` [default: 10s].
     #[arg(long, value_name = "DURATION", env = "FERRY_SHUTDOWN_GRACE",
@@ -156,6 +160,7 @@ struct File {
     idle_timeout: Option<Value>,
     stall_timeout: Option<Value>,
     min_rate: Option<Value>,
+    buffer_memory: Option<Value>,
     shutdown_grace: Option<Value>,
     log_format: Option<String>,
 }
@@ -245,6 +250,7 @@ fn parse_file(text: &str, base: &Path) -> Result<ServeArgs, String> {
             units::parse_duration_at_least_1s,
         )?,
         min_rate: size("min-rate", f.min_rate)?,
+        buffer_memory: size("buffer-memory", f.buffer_memory)?,
         shutdown_grace: duration("shutdown-grace", f.shutdown_grace, units::parse_duration)?,
         log_format: value_enum("log-format", f.log_format)?,
         verbosity: Verbosity::default(),
@@ -297,6 +303,12 @@ impl ServeArgs {
                 .or(file.stall_timeout)
                 .unwrap_or(d.stall_timeout),
             min_rate: self.min_rate.or(file.min_rate).unwrap_or(d.min_rate),
+            buffer_memory: self
+                .buffer_memory
+                .or(file.buffer_memory)
+                .map_or(d.buffer_memory, |n| {
+                    usize::try_from(n).unwrap_or(usize::MAX)
+                }),
             shutdown_grace: self
                 .shutdown_grace
                 .or(file.shutdown_grace)

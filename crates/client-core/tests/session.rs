@@ -32,6 +32,8 @@ fn config(max_eager: u64) -> SessionConfig {
         min_rate: 0,
         chunk_patience: Duration::from_secs(5),
         upload_input: ferry_proto::server::UPLOAD_INPUT,
+        memory: ferry_proto::server::MemoryBudget::new(usize::MAX),
+        listing_memory: ferry_proto::server::MemoryBudget::new(usize::MAX),
     }
 }
 

@@ -46,6 +46,8 @@
 //!   into [`ServerSession::file_space`]; it gets the previous buffer back for the next piece.
 
 use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ferry_wire::limits::MAX_CHUNK;
@@ -123,6 +125,104 @@ pub struct SessionConfig {
     /// that reads chunk data straight into its own buffers ([`ServerSession::upload_direct`])
     /// needs no more than requests do ([`INPUT_SMALL`]).
     pub upload_input: usize,
+    /// The memory every session of the server shares for its large buffers (see
+    /// [`MemoryBudget`]); a clone of this config shares the same budget.
+    pub memory: Arc<MemoryBudget>,
+    /// The memory every session of the server shares for the listings it holds while they
+    /// are sent: a `dir` whose listing does not fit is answered `err 431 storage` (DIR-11).
+    pub listing_memory: Arc<MemoryBudget>,
+}
+
+/// The memory the sessions of one server share for their large buffers: an eager put's
+/// payload held until it has arrived, a get's file buffer beyond [`KEEP_FILE_BUF`] (twice,
+/// for a driver that reads the next piece while one is sent), an upload's input buffer
+/// beyond [`INPUT_SMALL`]. A session that finds the budget spent does without: it streams the
+/// eager put to its staging file as it arrives, sends 64 KiB chunks, reads 64 KiB at a time.
+/// So 256 hostile sessions cost at most this much in large buffers, whatever they do, and
+/// the common case (a few sessions moving large files) keeps its large buffers.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    left: AtomicUsize,
+    total: usize,
+    /// For the listing budget: what the last listing took, taken before the next one is
+    /// collected (DIR-11).
+    hint: AtomicUsize,
+}
+
+/// The default [`MemoryBudget`]: 256 MiB, a mebibyte for each of 256 sessions.
+pub const DEFAULT_MEMORY_BUDGET: usize = 256 << 20;
+
+/// The default listing budget ([`SessionConfig::listing_memory`]): 128 MiB, about two
+/// million entries with names of 40 octets, held at once by all sessions.
+pub const DEFAULT_LISTING_BUDGET: usize = 128 << 20;
+
+impl MemoryBudget {
+    /// A budget of `bytes`.
+    pub fn new(bytes: usize) -> Arc<Self> {
+        Arc::new(Self {
+            left: AtomicUsize::new(bytes),
+            total: bytes,
+            hint: AtomicUsize::new(0),
+        })
+    }
+
+    /// What is not taken.
+    pub fn available(&self) -> usize {
+        self.left.load(Ordering::Relaxed)
+    }
+
+    /// The whole budget.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// A grant of nothing, to add to.
+    fn nothing(self: &Arc<Self>) -> Grant {
+        Grant {
+            budget: Arc::clone(self),
+            n: 0,
+        }
+    }
+
+    /// Takes `n` octets of the budget until the grant is dropped, if that many are left.
+    fn take(self: &Arc<Self>, n: usize) -> Option<Grant> {
+        self.left
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                left.checked_sub(n)
+            })
+            .ok()
+            .map(|_| Grant {
+                budget: Arc::clone(self),
+                n,
+            })
+    }
+}
+
+/// A part of the [`MemoryBudget`], given back when dropped.
+#[derive(Debug)]
+struct Grant {
+    budget: Arc<MemoryBudget>,
+    n: usize,
+}
+
+impl Grant {
+    /// Adds `other` to this grant.
+    fn absorb(&mut self, mut other: Grant) {
+        self.n += std::mem::take(&mut other.n);
+    }
+
+    /// Gives `n` octets of this grant back now.
+    fn give_back(&mut self, n: usize) {
+        let n = n.min(self.n);
+        self.n -= n;
+        self.budget.left.fetch_add(n, Ordering::AcqRel);
+    }
+}
+
+impl Drop for Grant {
+    fn drop(&mut self) {
+        self.budget.left.fetch_add(self.n, Ordering::AcqRel);
+    }
 }
 
 /// The buffers of an idle session, lent to the driver ([`ServerSession::take_buffers`]) so
@@ -262,11 +362,15 @@ enum State {
         /// Output was flushed mid-line: the line's clock restarts from the flush (TIME-2).
         extend: bool,
     },
-    /// `dir`: waiting for the listing.
-    Listing,
+    /// `dir`: waiting for the listing, with the listing budget it was granted beforehand.
+    Listing(Option<Grant>),
     /// `dir`: sending the listing's entries, a part at a time as the output drains, so that
     /// the reply buffer stays small whatever the folder holds.
-    SendingListing(std::vec::IntoIter<Entry>),
+    SendingListing {
+        entries: std::vec::IntoIter<Entry>,
+        /// The listing budget the entries hold until they are sent (DIR-11).
+        _held: Grant,
+    },
     /// `get`: waiting for the file to open.
     Opening { offset: u64, name: FileName },
     /// `get`: reading the file (hashing the prefix before `offset`, then sending chunks).
@@ -279,6 +383,9 @@ enum State {
         size: u64,
         mode: PutMode,
         name: FileName,
+        /// `now`: an eager put the memory budget could not hold, streamed to its staging file
+        /// as it arrives (no `go`; a refusal comes after the payload, PUT-9).
+        flow: PutFlow,
     },
     /// `put`: receiving the payload.
     Receiving(Box<Put>),
@@ -328,15 +435,16 @@ struct Put {
     writing: Option<(Range<usize>, usize)>,
     /// An eager put held until its payload has arrived (nothing begun: `uploading` is false):
     /// its mode and the payload so far.
-    held: Option<(PutMode, Vec<u8>)>,
+    held: Option<(PutMode, Vec<u8>, Grant)>,
 }
 
 /// Where a put's payload goes.
 enum Into {
     /// To the upload begun (written as it arrives).
     Upload,
-    /// Held by the session until it has arrived (an eager put: [`Action::StoreUploads`]).
-    Hold(PutMode),
+    /// Held by the session until it has arrived (an eager put: [`Action::StoreUploads`]),
+    /// in memory granted by the budget.
+    Hold(PutMode, Grant),
     /// Nowhere: read past, then the put is refused with this code (PUT-9).
     Refuse(Code),
 }
@@ -347,6 +455,8 @@ enum Into {
 struct Batch {
     uploads: Vec<EagerUpload>,
     answers: Vec<(FileName, u64, Result<Digest, Code>)>,
+    /// The memory budget the payloads hold until they are stored.
+    grants: Vec<Grant>,
 }
 
 impl Batch {
@@ -438,6 +548,10 @@ pub struct ServerSession {
     log_budget: LogBudget,
     /// The pace of the payload in flight (TIME-9), while there is one and `min-rate` is set.
     pace: Option<Pace>,
+    /// The memory budget a get's large file buffer holds.
+    file_grant: Option<Grant>,
+    /// The memory budget an upload's large input buffer holds.
+    input_grant: Option<Grant>,
 }
 
 /// How fast the payload in flight moves (TIME-9): the octets that moved and the time spent
@@ -578,6 +692,8 @@ impl ServerSession {
             waiting: None,
             log_budget: LogBudget::new(now),
             pace: None,
+            file_grant: None,
+            input_grant: None,
         }
     }
 
@@ -645,9 +761,24 @@ impl ServerSession {
             // The first read, or the buffer was lent out while idle and not given back.
             self.input.resize(INPUT_MIN, 0);
         }
-        if matches!(self.state, State::Receiving(_)) && self.input.len() < self.cfg.upload_input {
-            // An upload reads in large pieces; the buffer stays large for the session.
-            self.input.resize(self.cfg.upload_input, 0);
+        if self.input.len() < self.cfg.upload_input
+            && matches!(&self.state, State::Receiving(p) if p.uploading && p.size > INPUT_SMALL as u64)
+            && self.input_grant.is_none()
+        {
+            // An upload reads in large pieces (up to its size), out of the memory budget; the
+            // buffer shrinks back before the next request.
+            let size = match &self.state {
+                State::Receiving(p) => p.size,
+                _ => 0,
+            };
+            let len = (size.saturating_add(4096).next_power_of_two())
+                .min(self.cfg.upload_input as u64) as usize;
+            if len > self.input.len() {
+                self.input_grant = self.cfg.memory.take(len);
+                if self.input_grant.is_some() {
+                    self.input.resize(len, 0);
+                }
+            }
         } else if self.in_start > 0
             && self.input.len() - self.in_end < COMPACT_BELOW.min(self.input.len() / 2)
         {
@@ -914,18 +1045,39 @@ impl ServerSession {
 
     /// The result of [`Action::List`].
     pub fn listed(&mut self, result: Result<Vec<Entry>, Code>) {
-        if !matches!(self.state, State::Listing) {
+        let State::Listing(grant) = std::mem::replace(&mut self.state, Self::between()) else {
             return;
-        }
-        self.state = Self::between();
+        };
         match result {
             Ok(entries) => {
+                // DIR-11: the whole listing within the listing budget, or 431.
+                let budget = &self.cfg.listing_memory;
+                let bytes = entries
+                    .iter()
+                    .map(|e| std::mem::size_of::<Entry>() + e.name.as_str().len())
+                    .sum::<usize>();
+                budget.hint.store(bytes, Ordering::Relaxed);
+                let mut grant = grant.unwrap_or_else(|| budget.nothing());
+                let fits = match bytes.checked_sub(grant.n) {
+                    Some(more) => budget.take(more).map(|m| grant.absorb(m)).is_some(),
+                    None => {
+                        grant.give_back(grant.n - bytes);
+                        true
+                    }
+                };
+                if !fits {
+                    tracing::info!(entries = entries.len(), "listing budget spent: dir refused");
+                    return self.reply_err("dir", None, Code::STORAGE);
+                };
                 Reply::DirOk {
                     count: entries.len() as u64,
                 }
                 .encode(&mut self.out);
                 self.log("dir", None, None, entries.len() as u64);
-                self.state = State::SendingListing(entries.into_iter());
+                self.state = State::SendingListing {
+                    entries: entries.into_iter(),
+                    _held: grant,
+                };
             }
             Err(code) => self.reply_err("dir", None, code),
         }
@@ -950,8 +1102,17 @@ impl ServerSession {
             size: meta.size,
             mtime: meta.mtime,
         });
-        // The file buffer is sized by the reads (`file_space`, `swap_file_buffer`).
-        let block = meta.size.clamp(1, u64::from(MAX_CHUNK)) as usize;
+        // The file buffer is sized by the reads (`file_space`, `swap_file_buffer`): beyond
+        // KEEP_FILE_BUF, twice (a driver may read the next piece while one is sent) out of
+        // the memory budget, else pieces and chunks of KEEP_FILE_BUF.
+        let mut block = meta.size.clamp(1, u64::from(MAX_CHUNK)) as usize;
+        if block > KEEP_FILE_BUF && self.file_grant.is_none() {
+            self.file_grant = self.cfg.memory.take(2 * (HEAD_ROOM + MAX_CHUNK as usize));
+            if self.file_grant.is_none() {
+                tracing::debug!("memory budget spent: a get is sent in small chunks");
+                block = KEEP_FILE_BUF;
+            }
+        }
         self.in_payload = true;
         self.state = State::Reading(Box::new(Get {
             name,
@@ -1033,17 +1194,20 @@ impl ServerSession {
     /// The result of [`Action::BeginUpload`]. On success the driver holds the upload until
     /// [`Action::CommitUpload`] or [`Action::DiscardUpload`].
     pub fn upload_begun(&mut self, result: Result<(), Code>) {
-        let State::Beginning { size, name, .. } =
-            std::mem::replace(&mut self.state, Self::between())
+        let State::Beginning {
+            size, name, flow, ..
+        } = std::mem::replace(&mut self.state, Self::between())
         else {
             return;
         };
         match result {
             Ok(()) => {
-                self.reply(&Reply::Go);
+                if flow == PutFlow::Wait {
+                    self.reply(&Reply::Go);
+                }
                 self.receive(Some(name), size, Into::Upload);
             }
-            Err(code) => self.refuse_put(size, PutFlow::Wait, name, code),
+            Err(code) => self.refuse_put(size, flow, name, code),
         }
     }
 
@@ -1133,7 +1297,10 @@ impl ServerSession {
     fn pace_action(&mut self, action: &mut Action) {
         let in_flight = matches!(
             self.state,
-            State::SendingListing(_) | State::Reading(_) | State::Checking(_) | State::Receiving(_)
+            State::SendingListing { .. }
+                | State::Reading(_)
+                | State::Checking(_)
+                | State::Receiving(_)
         );
         if !in_flight || self.cfg.min_rate == 0 {
             self.pace = None;
@@ -1202,8 +1369,24 @@ impl ServerSession {
                 None
             }
             State::Draining { until, .. } => Some(Action::Drain { until: *until }),
-            State::Listing => Some(Action::List),
-            State::SendingListing(entries) => {
+            State::Listing(grant) => {
+                if grant.is_none() {
+                    // DIR-11: the listing is held out of the listing budget; what the last
+                    // one took is taken before this one is collected.
+                    let hint = self.cfg.listing_memory.hint.load(Ordering::Relaxed);
+                    match self.cfg.listing_memory.take(hint) {
+                        Some(g) => *grant = Some(g),
+                        None => {
+                            self.state = Self::between();
+                            tracing::info!("listing budget spent: dir refused");
+                            self.reply_err("dir", None, Code::STORAGE);
+                            return None;
+                        }
+                    }
+                }
+                Some(Action::List)
+            }
+            State::SendingListing { entries, .. } => {
                 // Refill the output up to its capacity (dropping what was sent already, so
                 // that the buffer does not grow); the entries leave as it drains.
                 if self.out_sent > 0 {
@@ -1242,6 +1425,15 @@ impl ServerSession {
     /// Between requests, or inside a request line.
     fn peek_request(&mut self) -> Option<Action> {
         let now = self.now;
+        if self.input_grant.is_some() && self.in_end - self.in_start <= INPUT_SMALL {
+            // An upload's large input buffer goes back to the budget.
+            self.input.copy_within(self.in_start..self.in_end, 0);
+            self.in_end -= self.in_start;
+            self.in_start = 0;
+            self.input.truncate(INPUT_SMALL);
+            self.input.shrink_to_fit();
+            self.input_grant = None;
+        }
         let pending_output = self.has_output();
         if self.out.len() - self.out_sent >= OUTPUT_CAPACITY || self.chunk.is_some() {
             // Replies to a long run of pipelined requests leave before more are read.
@@ -1319,7 +1511,7 @@ impl ServerSession {
 
     fn execute(&mut self, request: Request, first: bool) {
         match request {
-            Request::Dir => self.state = State::Listing,
+            Request::Dir => self.state = State::Listing(None),
             Request::Get { offset, name } => self.state = State::Opening { offset, name },
             Request::Put {
                 size,
@@ -1342,9 +1534,27 @@ impl ServerSession {
                 match (refused, flow) {
                     (Some(code), _) => self.refuse_put(size, flow, name, code),
                     // An eager put is begun once its payload has arrived (Action::StoreUploads).
-                    (None, PutFlow::Now) => self.receive(Some(name), size, Into::Hold(mode)),
+                    // ... when the memory budget can hold it; else it is begun first and
+                    // streamed, as a put with flow `wait` is.
+                    (None, PutFlow::Now) => match self.cfg.memory.take(size as usize) {
+                        Some(grant) => self.receive(Some(name), size, Into::Hold(mode, grant)),
+                        None => {
+                            tracing::debug!("memory budget spent: an eager put is streamed");
+                            self.state = State::Beginning {
+                                size,
+                                mode,
+                                name,
+                                flow,
+                            };
+                        }
+                    },
                     (None, PutFlow::Wait) => {
-                        self.state = State::Beginning { size, mode, name };
+                        self.state = State::Beginning {
+                            size,
+                            mode,
+                            name,
+                            flow,
+                        };
                     }
                 }
             }
@@ -1441,7 +1651,7 @@ impl ServerSession {
         let len = if get.pos < get.offset {
             (get.offset - get.pos).min(get.block as u64)
         } else if get.pos < get.total {
-            (get.total - get.pos).min(u64::from(MAX_CHUNK))
+            (get.total - get.pos).min(get.block as u64)
         } else {
             let State::Reading(get) = std::mem::replace(&mut self.state, Self::between()) else {
                 return None;
@@ -1478,6 +1688,7 @@ impl ServerSession {
         if self.file_buf.len() > KEEP_FILE_BUF + HEAD_ROOM {
             self.file_buf = Vec::new();
         }
+        self.file_grant = None;
     }
 
     // ----------------------------------------------------------------- put ---
@@ -1495,7 +1706,11 @@ impl ServerSession {
         let (uploading, pending, held) = match into {
             Into::Upload => (true, None, None),
             // At most `max-eager` octets (PUT-8 refused larger eager puts).
-            Into::Hold(mode) => (false, None, Some((mode, Vec::with_capacity(size as usize)))),
+            Into::Hold(mode, grant) => (
+                false,
+                None,
+                Some((mode, Vec::with_capacity(size as usize), grant)),
+            ),
             Into::Refuse(code) => (false, Some(code), None),
         };
         // TIME-9: the payload begins here; what the input already holds of it has moved.
@@ -1566,7 +1781,7 @@ impl ServerSession {
                     put.writing = Some((start..start + d.len(), used));
                     Some(Action::WriteUpload)
                 } else {
-                    if let Some((_, held)) = &mut put.held {
+                    if let Some((_, held, _)) = &mut put.held {
                         held.extend_from_slice(d);
                     }
                     self.consume(used);
@@ -1620,10 +1835,11 @@ impl ServerSession {
                 self.discard = put.uploading;
                 self.reply_err("put", name.as_ref(), code);
             }
-            (None, Some((mode, data)), Some(name)) => {
+            (None, Some((mode, data, grant)), Some(name)) => {
                 let mut batch = Batch {
                     uploads: Vec::new(),
                     answers: Vec::new(),
+                    grants: vec![grant],
                 };
                 batch.add(name, put.size, mode, data, trailer);
                 self.gather(&mut batch);
@@ -1677,8 +1893,12 @@ impl ServerSession {
             let Some((data, trailer, used)) = whole_payload(size, &input[line..]) else {
                 return;
             };
+            let Some(grant) = self.cfg.memory.take(size as usize) else {
+                return;
+            };
             self.consume(line + used);
             bytes += size;
+            batch.grants.push(grant);
             batch.add(name, size, mode, data, trailer);
         }
     }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use ferry_proto::memory::Harness;
-use ferry_proto::server::{Action, End, SessionConfig};
+use ferry_proto::server::{Action, End, MemoryBudget, SessionConfig};
 use ferry_wire::{Code, Digest};
 
 const GREETING: &[u8] = b"ferry/1 max-line=4096 max-name=255 max-size=1000000 max-chunk=1048576 max-eager=100 idle=300 stall=60\n";
@@ -21,6 +21,8 @@ fn config() -> SessionConfig {
         min_rate: 0,
         chunk_patience: Duration::from_secs(5),
         upload_input: ferry_proto::server::UPLOAD_INPUT,
+        memory: ferry_proto::server::MemoryBudget::new(usize::MAX),
+        listing_memory: ferry_proto::server::MemoryBudget::new(usize::MAX),
     }
 }
 
@@ -642,4 +644,164 @@ fn without_min_rate_a_dripped_upload_is_governed_by_stall_only() {
     }
     assert_eq!(h.finished(), None);
     assert!(!h.draining());
+}
+
+/// A session whose server shares `bytes` of memory for large buffers.
+fn budget(bytes: usize) -> (SessionConfig, std::sync::Arc<MemoryBudget>) {
+    let memory = MemoryBudget::new(bytes);
+    let cfg = SessionConfig {
+        memory: memory.clone(),
+        ..config()
+    };
+    (cfg, memory)
+}
+
+#[test]
+fn an_eager_put_the_memory_budget_cannot_hold_is_streamed_to_its_staging_file() {
+    let data = vec![b'e'; 100];
+    let mut put = b"put 100 new now f\ndata 100\n".to_vec();
+    put.extend_from_slice(&data);
+    put.extend_from_slice(format!("end {}\n", Digest::of(&data)).as_bytes());
+    // Room for it: held, then stored in one step.
+    let (cfg, memory) = budget(100);
+    let mut h = Harness::new(cfg);
+    h.run();
+    h.client(&put).run();
+    assert_eq!(h.ops, ["store f 100"]);
+    assert_eq!(memory.available(), 100, "given back once stored");
+    // No room: begun first, written as it arrives, no `go`.
+    let (cfg, memory) = budget(99);
+    let mut h = Harness::new(cfg);
+    h.run();
+    h.client(&put).run();
+    assert_eq!(h.ops, ["begin f 100", "commit"]);
+    assert_eq!(h.replies(), format!("ok put 100 {}\n", Digest::of(&data)));
+    assert_eq!(h.files["f"], data);
+    // Refused by its checks: after its payload, whatever the trailer (PUT-9).
+    let mut bad = put.clone();
+    let n = bad.len();
+    bad[n - 3] ^= 1;
+    h.client(&bad).run();
+    assert!(h.replies().ends_with("err 512 exists\n"), "{}", h.replies());
+    h.client(b"dir\n").run();
+    assert!(
+        h.replies()
+            .ends_with("ok dir 1\n100 2024-03-01T08:00:00Z f\n")
+    );
+    assert_eq!(memory.available(), 99);
+}
+
+#[test]
+fn a_get_uses_large_chunks_while_the_budget_lasts_and_gives_them_back() {
+    let file = vec![b'g'; 3 << 20];
+    let chunks = |h: &Harness, len: usize| {
+        let head = format!("data {len}\n").into_bytes();
+        h.sent.windows(head.len()).filter(|w| *w == head).count()
+    };
+    // A budget for one get's large buffers.
+    let (cfg, memory) = budget(3 << 20);
+    let mut h = Harness::new(cfg);
+    h.files.insert("f".into(), file.clone());
+    h.run();
+    h.window = Some(100_000);
+    h.client(b"get 0 f\n").run();
+    assert!(memory.available() < 2 << 20, "taken while the get is sent");
+    h.window = None;
+    h.run();
+    assert_eq!(chunks(&h, 1 << 20), 3);
+    assert_eq!(memory.available(), 3 << 20, "given back after the payload");
+    // Spent: 64 KiB chunks, the same octets.
+    let (cfg, _memory) = budget(1 << 20);
+    let mut h = Harness::new(cfg);
+    h.files.insert("f".into(), file.clone());
+    h.run();
+    h.client(b"get 0 f\n").run();
+    assert_eq!(chunks(&h, 1 << 20), 0);
+    assert_eq!(chunks(&h, 64 << 10), 48);
+    assert!(
+        h.replies()
+            .ends_with(&format!("end {}\n", Digest::of(&file)))
+    );
+}
+
+#[test]
+fn an_upload_reads_in_large_pieces_out_of_the_budget_and_gives_them_back_before_the_next_request() {
+    let data = vec![b'u'; 300_000];
+    let mut payload = format!("data {}\n", data.len()).into_bytes();
+    payload.extend_from_slice(&data);
+    payload.extend_from_slice(format!("end {}\n", Digest::of(&data)).as_bytes());
+    let (cfg, memory) = budget(usize::MAX / 2);
+    let total = memory.available();
+    let mut h = Harness::new(cfg);
+    h.run();
+    h.client(format!("put {} new wait f\n", data.len()).as_bytes())
+        .run();
+    h.client(&payload[..1000]).run();
+    // 300,000 octets and a page, to the next power of two.
+    assert_eq!(total - memory.available(), 512 << 10);
+    h.client(&payload[1000..]).run();
+    assert_eq!(h.files["f"], data);
+    assert_eq!(memory.available(), total);
+}
+
+#[test]
+fn a_listing_beyond_the_listing_budget_is_refused_with_431_and_the_budget_given_back() {
+    let listing = MemoryBudget::new(200_000);
+    let cfg = SessionConfig {
+        listing_memory: listing.clone(),
+        ..config()
+    };
+    let files: Vec<String> = (0..3000).map(|i| format!("file-{i:04}")).collect();
+    // A client that reads nothing holds its listing (more than the session's output buffer),
+    // and the budget, while it is sent.
+    let mut a = Harness::new(cfg.clone());
+    for f in &files {
+        a.files.insert(f.clone(), Vec::new());
+    }
+    a.run();
+    a.window = Some(0);
+    a.client(b"dir\n").run();
+    let held = 200_000 - listing.available();
+    assert!(held > 100_000, "3,000 entries: {held}");
+    // Another session's listing of as many entries does not fit: 431, a transient error.
+    let mut b = Harness::new(cfg.clone());
+    for f in &files {
+        b.files.insert(f.clone(), Vec::new());
+    }
+    b.run();
+    b.client(b"dir\n").run();
+    assert_eq!(b.replies(), "err 431 storage\n");
+    // Refused before the folder is listed: the size of the last listing is taken first.
+    assert!(b.ops.is_empty(), "{:?}", b.ops);
+    // Without that hint (the first listing of a server), the listing is collected, then
+    // refused; the next is refused before it is collected.
+    let mut d = Harness::new(SessionConfig {
+        listing_memory: MemoryBudget::new(1000),
+        ..config()
+    });
+    for f in &files {
+        d.files.insert(f.clone(), Vec::new());
+    }
+    d.run();
+    d.client(b"dir\ndir\n").run();
+    assert_eq!(d.replies(), "err 431 storage\nerr 431 storage\n");
+    assert_eq!(d.ops, ["list"]);
+    // Once the first listing is sent, the budget is whole again.
+    a.window = None;
+    a.run();
+    assert!(a.replies().starts_with("ok dir 3000\n"));
+    assert!(a.replies().ends_with("file-2999\n"));
+    assert_eq!(listing.available(), 200_000);
+    // And a listing that fits is sent (the hint of the refused one is more than the budget,
+    // so it is refused as a whole; a smaller folder fits again).
+    let mut c = Harness::new(SessionConfig {
+        listing_memory: MemoryBudget::new(1 << 20),
+        ..config()
+    });
+    for f in &files {
+        c.files.insert(f.clone(), Vec::new());
+    }
+    c.run();
+    c.client(b"dir\n").run();
+    assert!(c.replies().starts_with("ok dir 3000\n"));
 }

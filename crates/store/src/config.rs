@@ -58,6 +58,10 @@ pub struct ServerConfig {
     /// The least average rate of a payload in octets per second, beyond a grace of the stall
     /// timeout (TIME-9), announced as `min-rate`; 0: none (and not announced).
     pub min_rate: u64,
+    /// The memory all sessions share for large buffers (an eager put held until it has
+    /// arrived, a get's 1 MiB chunks, an upload's large reads); when it is spent, sessions
+    /// stream and use small buffers instead (`ferry_proto::server::MemoryBudget`).
+    pub buffer_memory: usize,
     /// How long requests in flight may go on after a shutdown was triggered (CLOSE-8).
     pub shutdown_grace: Duration,
 }
@@ -75,6 +79,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(DEFAULT_IDLE_SECS),
             stall_timeout: Duration::from_secs(DEFAULT_STALL_SECS),
             min_rate: DEFAULT_MIN_RATE,
+            buffer_memory: ferry_proto::server::DEFAULT_MEMORY_BUDGET,
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -100,7 +105,8 @@ impl ServerConfig {
     }
 
     /// The settings of each session of a server with this configuration, for
-    /// `ferry_proto::server::ServerSession`. `upload_input` is the driver's choice of input
+    /// `ferry_proto::server::ServerSession`: call once per server, since its clones share one
+    /// memory budget. `upload_input` is the driver's choice of input
     /// buffer during uploads ([`SessionConfig::upload_input`]).
     pub fn session(&self, upload_input: usize) -> SessionConfig {
         SessionConfig {
@@ -113,6 +119,10 @@ impl ServerConfig {
             min_rate: self.min_rate,
             chunk_patience: SHUTDOWN_CHUNK_PATIENCE,
             upload_input,
+            memory: ferry_proto::server::MemoryBudget::new(self.buffer_memory),
+            listing_memory: ferry_proto::server::MemoryBudget::new(
+                ferry_proto::server::DEFAULT_LISTING_BUDGET,
+            ),
         }
     }
 

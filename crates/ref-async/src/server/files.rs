@@ -139,10 +139,16 @@ impl<R: Runtime> Reader<R> {
                 .unblock(move || read_piece(&file, at, len, buf))
                 .await;
         }
-        let piece = match piece {
+        let mut piece = match piece {
             Ok(p) => p,
             Err(e) => return session.file_read(Err(StoreError::report_io(&e, "read"))),
         };
+        if piece.buf.len() > 2 * (HEAD_ROOM + len) {
+            // The session sends smaller chunks than the first piece guessed (its memory
+            // budget is spent): the buffer it keeps is no larger than they are.
+            piece.buf.truncate(HEAD_ROOM + len);
+            piece.buf.shrink_to_fit();
+        }
         let n = match piece.read {
             Ok(n) => n,
             Err(e) => return session.file_read(Err(StoreError::report_io(&e, "read"))),
@@ -155,7 +161,8 @@ impl<R: Runtime> Reader<R> {
         self.spare = Some(back);
         if got == len && self.pos < self.file.size {
             let file = Arc::clone(&self.file);
-            let (at, asked) = (self.pos, guess(self.file.size, self.pos));
+            // The next piece as long as this one (the session's chunks), at most the rest.
+            let (at, asked) = (self.pos, guess(self.file.size, self.pos).min(len));
             let buf = self.spare.take().unwrap_or_default();
             let trip = self.rt.unblock(move || read_piece(&file, at, asked, buf));
             self.ahead = Some(Box::pin(trip));
