@@ -144,6 +144,9 @@ pub(crate) fn rate_text(rate: u64) -> String {
             return format!("{} {name}/s", rate / unit);
         }
     }
+    if rate == 1 {
+        return "1 octet/s".to_owned();
+    }
     format!("{rate} octets/s")
 }
 
@@ -267,5 +270,19 @@ impl ClientError {
             path: Some(path.into()),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_shown_in_binary_units_when_they_are_whole() {
+        assert_eq!(rate_text(1024), "1 KiB/s");
+        assert_eq!(rate_text(64 << 20), "64 MiB/s");
+        assert_eq!(rate_text(1 << 30), "1 GiB/s");
+        assert_eq!(rate_text(1536), "1536 octets/s");
+        assert_eq!(rate_text(1), "1 octet/s");
     }
 }

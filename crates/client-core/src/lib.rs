@@ -54,11 +54,13 @@ pub struct ClientOptions {
     /// rather than the payload read (GET-15).
     pub max_get_size: u64,
     /// The slowest transfer accepted, in octets per second (default [`DEFAULT_MIN_RATE`];
-    /// 0 turns the rule off). A wait for the server's answer to a request (a reply, a
-    /// listing, a download's payload) gets `read_timeout` of grace, an upload's payload
-    /// `write_timeout`; after that the deadline moves one second later for every `min_rate`
-    /// octets moved: `t` seconds after it began, at least `min_rate × (t − grace)` octets
-    /// must have come (or been taken), else the session ends with a
+    /// 0 turns the rule off). The server's answer to each request (its reply line, a
+    /// listing, a download's payload; the greeting) gets `read_timeout` of grace from when the
+    /// session begins to wait for it; a run of sending (while there is output to send; each
+    /// upload's payload begins a new one) gets `write_timeout`. After that the deadline moves
+    /// one second later for every `min_rate` octets moved: `t` seconds after it began, at
+    /// least `min_rate × (t − grace)` octets must have come (or been taken), else the session
+    /// ends with a
     /// [`ClientError::Io`] of kind `TimedOut` holding a [`RateTooLow`]. A transfer that has
     /// averaged `min_rate` so far may pause as long as the timeouts allow; a server that
     /// drips an octet per timeout no longer holds the client for ever. Without a timeout in
