@@ -314,11 +314,12 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
-/// The time `moved` octets buy at `rate` octets per second (`None`: beyond any clock).
-fn rate_time(moved: u64, rate: u64) -> Option<Duration> {
+/// The time `moved` octets buy at `rate` (> 0) octets per second.
+fn rate_time(moved: u64, rate: u64) -> Duration {
     let secs = moved / rate;
+    // (moved % rate) / rate < 1 s: always fewer than 10^9 nanoseconds.
     let nanos = u128::from(moved % rate) * 1_000_000_000 / u128::from(rate);
-    Some(Duration::new(secs, u32::try_from(nanos).ok()?))
+    Duration::new(secs, u32::try_from(nanos).unwrap_or(999_999_999))
 }
 
 /// One of ferry-wire's line decoders.
@@ -647,7 +648,8 @@ impl ClientSession {
         }
     }
 
-    /// The deadline of the [`Action::Io`] just returned passed without progress.
+    /// The deadline of the [`Action::Io`] just returned passed: without progress, or below
+    /// the minimum rate.
     pub fn timed_out(&mut self, now: Instant) {
         self.now = now;
         match self.send_deadline.passed(now) {
@@ -706,7 +708,7 @@ impl ClientSession {
         if rate == 0 {
             return None;
         }
-        let bought = rate_time(total - run.base, rate)?;
+        let bought = rate_time(total - run.base, rate);
         run.start.checked_add(grace?)?.checked_add(bought)
     }
 
