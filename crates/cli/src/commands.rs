@@ -32,13 +32,14 @@ pub(crate) fn report_in_session(what: &str, e: &ClientError, how: &ClientArgs, a
 }
 
 /// The client's options for `how`: `--timeout` bounds the connect and every wait for the
-/// server (its greeting, a reply, taking octets).
+/// server (its greeting, a reply, taking octets), `--min-rate` the pace after it.
 pub(crate) fn options(how: &ClientArgs) -> ClientOptions {
     ClientOptions {
         connect_timeout: Some(how.timeout),
         read_timeout: Some(how.timeout),
         write_timeout: Some(how.timeout),
         max_get_size: how.max_get_size,
+        min_rate: how.min_rate,
         ..ClientOptions::default()
     }
 }

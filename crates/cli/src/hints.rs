@@ -5,7 +5,7 @@ use std::io;
 use std::time::Duration;
 
 use ferry_bench::units::duration_text;
-use ferry_sync::client::ClientError;
+use ferry_sync::client::{ClientError, RateTooLow};
 use ferry_wire::Class;
 
 use crate::addr::ServerAddr;
@@ -46,6 +46,10 @@ pub(crate) fn explain(
         ClientError::Connect { addr: None, .. } => {
             format!("{e} — check the host name in {addr}")
         }
+        ClientError::Io(source) if too_slow(source).is_some() => format!(
+            "{e}; the session was ended (`--min-rate` sets the slowest transfer accepted, \
+             `--min-rate 0` none)"
+        ),
         ClientError::Io(source) if timed_out(source) => match stage {
             Stage::Connect => format!(
                 "no answer from {addr} within {within} — is `ferry serve` running there? \
@@ -73,6 +77,11 @@ pub(crate) fn explain(
         }
         _ => e.to_string(),
     }
+}
+
+/// The transfer below `--min-rate` an I/O error reports, if it does.
+fn too_slow(e: &io::Error) -> Option<&RateTooLow> {
+    e.get_ref()?.downcast_ref::<RateTooLow>()
 }
 
 /// Whether an I/O error is a timeout (a socket read timeout shows as `WouldBlock` on Unix).
@@ -156,6 +165,22 @@ mod tests {
         assert!(
             explain(&refused, &addr(), Duration::from_secs(10), Stage::Connect)
                 .ends_with("is `ferry serve` running on 127.0.0.1:7450?")
+        );
+        let slow = ClientError::Io(io::Error::new(
+            io::ErrorKind::TimedOut,
+            RateTooLow {
+                sending: false,
+                moved: 55,
+                elapsed: Duration::from_millis(11_050),
+                grace: Duration::from_secs(10),
+                min_rate: 1024,
+            },
+        ));
+        assert_eq!(
+            explain(&slow, &addr(), Duration::from_secs(10), Stage::Session),
+            "connection error: the server sent 55 octets in 11.1 s, slower than the minimum \
+             rate of 1 KiB/s after 10.0 s of grace; the session was ended (`--min-rate` sets \
+             the slowest transfer accepted, `--min-rate 0` none)"
         );
         // A connect that times out (a host that drops SYNs): exercised here, since a test
         // cannot count on an unroutable address.

@@ -48,7 +48,8 @@ pub struct Verbosity {
     pub quiet: u8,
 }
 
-/// How a client command reaches the server: `--impl` and `--timeout`.
+/// How a client command reaches the server: `--impl`, `--timeout` and the limits it puts
+/// on a server.
 #[derive(Debug, Clone, Copy, Args)]
 pub struct ClientArgs {
     /// Which implementation of the protocol engine to use.
@@ -63,6 +64,12 @@ pub struct ClientArgs {
     /// before anything is written, and the session closed.
     #[arg(long, value_name = "SIZE", default_value = "1TiB", value_parser = units::parse_size)]
     pub max_get_size: u64,
+    /// Slowest transfer accepted, per second (e.g. 1KiB, 100kB/s; 0 turns it off): once
+    /// `--timeout` has passed, the server's answer to a request (a download included), or
+    /// its taking of an upload, must have averaged at least this since it began, else the
+    /// command ends with exit 3. The default is slower than any real link.
+    #[arg(long, value_name = "RATE", default_value = "1KiB", value_parser = parse_rate)]
+    pub min_rate: u64,
     /// `-v` / `-q`.
     #[command(flatten)]
     pub verbosity: Verbosity,
@@ -182,6 +189,12 @@ enum Command {
 
 fn parse_name(s: &str) -> Result<FileName, String> {
     FileName::from_local(s).map_err(|e| format!("{e}"))
+}
+
+/// A rate: a size per second, `/s` optional (`1KiB`, `100kB/s`, `0`).
+fn parse_rate(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    units::parse_size(t.strip_suffix("/s").unwrap_or(t))
 }
 
 /// Logging on stderr. The level: `default`, moved by `-v`/`-q`; without them, FERRY_LOG
@@ -365,5 +378,15 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         command().debug_assert();
+    }
+
+    #[test]
+    fn rates_are_sizes_per_second() {
+        assert_eq!(parse_rate("1KiB"), Ok(1024));
+        assert_eq!(parse_rate("100kB/s"), Ok(100_000));
+        assert_eq!(parse_rate(" 2 MiB/s "), Ok(2 << 20));
+        assert_eq!(parse_rate("0"), Ok(0));
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("1KiB/h").is_err());
     }
 }

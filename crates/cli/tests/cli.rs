@@ -647,6 +647,57 @@ fn a_silent_server_fails_after_timeout_with_a_hint() {
 }
 
 #[test]
+fn a_dripping_server_fails_at_the_minimum_rate() {
+    // #14 item 5: a get of 1 MiB dripped an octet per 200 ms never lets `--timeout 1s`
+    // fire; the default `--min-rate` (1 KiB/s after the timeout) ends it with exit 3, like
+    // a timeout, and keeps the partial file for `--continue`.
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr").to_string();
+    l.set_nonblocking(true).expect("nonblocking");
+    let h = thread::spawn(move || {
+        let deadline = Instant::now() + TIMEOUT;
+        let (s, _) = loop {
+            match l.accept() {
+                Ok(x) => break x,
+                Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
+                Err(e) => panic!("no client: {e}"),
+            }
+        };
+        s.set_nonblocking(false).expect("blocking");
+        let mut w = s.try_clone().expect("clone");
+        s.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+        w.write_all(GREETING.as_bytes()).expect("greeting");
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).expect("request");
+        w.write_all(b"ok get 1048576 2024-03-01T08:00:00Z\ndata 1048576\n")
+            .expect("reply");
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(15) && w.write_all(b"x").is_ok() {
+            thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let work = tempfile::tempdir().expect("tempdir");
+    let o = ferry_in(
+        work.path(),
+        &["get", &addr, "a.txt", "--timeout", "1s"],
+        b"",
+    );
+    assert_exit(&o, 3);
+    let err = stderr(&o);
+    assert!(
+        err.contains("slower than the minimum rate of 1 KiB/s after 1.0 s of grace")
+            && err.contains("`--min-rate 0` none")
+            && err.contains("--continue"),
+        "{err}"
+    );
+    assert!(!work.path().join("a.txt").exists());
+    h.join().expect("fake server");
+    let o = ferry(&["dir", "127.0.0.1:1", "--min-rate", "fast"]);
+    assert_exit(&o, 2);
+    assert!(stderr(&o).contains("10MiB, 1GB"), "{}", stderr(&o));
+}
+
+#[test]
 fn connection_refused_asks_whether_the_server_runs() {
     let addr = dead_addr();
     let o = ferry(&["dir", &addr]);

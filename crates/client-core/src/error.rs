@@ -5,6 +5,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use ferry_wire::{Class, Code, Digest, ErrorReply};
 
@@ -100,6 +101,53 @@ pub enum ClientError {
         #[source]
         source: io::Error,
     },
+}
+
+/// A transfer slower than [`crate::ClientOptions::min_rate`]: the source of the
+/// [`ClientError::Io`] (of kind `TimedOut`) that ended the session. Reach it with
+/// `io::Error::get_ref` and `downcast_ref`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{}", rate_message(self))]
+pub struct RateTooLow {
+    /// Whether the client was sending (an upload's payload) rather than waiting for the
+    /// server's answer.
+    pub sending: bool,
+    /// Octets moved since the transfer began.
+    pub moved: u64,
+    /// Time since it began.
+    pub elapsed: Duration,
+    /// The grace it had: the read or write timeout.
+    pub grace: Duration,
+    /// The minimum rate, in octets per second.
+    pub min_rate: u64,
+}
+
+fn rate_message(r: &RateTooLow) -> String {
+    let what = if r.sending {
+        "the server took"
+    } else {
+        "the server sent"
+    };
+    format!(
+        "{what} {} octets in {:.1} s, slower than the minimum rate of {} after {:.1} s of grace",
+        r.moved,
+        r.elapsed.as_secs_f64(),
+        rate_text(r.min_rate),
+        r.grace.as_secs_f64()
+    )
+}
+
+/// A rate in octets per second: `1 KiB/s`, `2 MiB/s`, `1500 octets/s`.
+pub(crate) fn rate_text(rate: u64) -> String {
+    for (unit, name) in [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")] {
+        if rate >= unit && rate.is_multiple_of(unit) {
+            return format!("{} {name}/s", rate / unit);
+        }
+    }
+    if rate == 1 {
+        return "1 octet/s".to_owned();
+    }
+    format!("{rate} octets/s")
 }
 
 /// What a server did that the protocol does not allow ([`ClientError::Protocol`]): a kind to
@@ -222,5 +270,19 @@ impl ClientError {
             path: Some(path.into()),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_shown_in_binary_units_when_they_are_whole() {
+        assert_eq!(rate_text(1024), "1 KiB/s");
+        assert_eq!(rate_text(64 << 20), "64 MiB/s");
+        assert_eq!(rate_text(1 << 30), "1 GiB/s");
+        assert_eq!(rate_text(1536), "1536 octets/s");
+        assert_eq!(rate_text(1), "1 octet/s");
     }
 }

@@ -21,7 +21,7 @@ pub mod local;
 pub mod names;
 pub mod session;
 
-pub use error::{ClientError, Violation, ViolationKind};
+pub use error::{ClientError, RateTooLow, Violation, ViolationKind};
 pub use names::{
     PART_SUFFIX, local_path, name_for_local, part_path, visible, windows_name_problem,
 };
@@ -53,7 +53,27 @@ pub struct ClientOptions {
     /// that announces more is refused before anything is written, and the session closed
     /// rather than the payload read (GET-15).
     pub max_get_size: u64,
+    /// The slowest transfer accepted, in octets per second (default [`DEFAULT_MIN_RATE`];
+    /// 0 turns the rule off). The server's answer to each request (its reply line, a
+    /// listing, a download's payload; the greeting) gets `read_timeout` of grace from when the
+    /// session begins to wait for it; a run of sending (while there is output to send; each
+    /// upload's payload begins a new one) gets `write_timeout`. After that the deadline moves
+    /// one second later for every `min_rate` octets moved: `t` seconds after it began, at
+    /// least `min_rate × (t − grace)` octets must have come (or been taken), else the session
+    /// ends with a
+    /// [`ClientError::Io`] of kind `TimedOut` holding a [`RateTooLow`]. A transfer that has
+    /// averaged `min_rate` so far may pause as long as the timeouts allow; a server that
+    /// drips an octet per timeout no longer holds the client for ever. Without a timeout in
+    /// a direction (`None`), that direction has no rate rule either.
+    pub min_rate: u64,
 }
+
+/// The default [`ClientOptions::min_rate`]: 1 KiB/s (8 kbit/s). Slower than any link a file
+/// transfer runs over today (a GSM data call gives 9.6 kbit/s), and it applies only after the
+/// timeout's grace and to the average since the answer began, so bursts and pauses on a slow
+/// link do not trip it. A server that sends at a fraction `f` of the rate holds the client
+/// for the grace divided by `1 − f`: about the timeout for one that drips.
+pub const DEFAULT_MIN_RATE: u64 = 1024;
 
 impl Default for ClientOptions {
     fn default() -> Self {
@@ -64,6 +84,7 @@ impl Default for ClientOptions {
             eager_limit: DEFAULT_EAGER_LIMIT,
             max_listing: 1_000_000,
             max_get_size: ferry_wire::limits::DEFAULT_MAX_SIZE,
+            min_rate: DEFAULT_MIN_RATE,
         }
     }
 }

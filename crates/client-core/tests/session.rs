@@ -7,7 +7,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use ferry_client_core::session::{Action, ClientSession, OpId, Outcome};
-use ferry_client_core::{ClientError, ClientOptions, PutOptions, ViolationKind};
+use ferry_client_core::{ClientError, ClientOptions, PutOptions, RateTooLow, ViolationKind};
 use ferry_proto::memory::Harness;
 use ferry_proto::server::SessionConfig;
 use ferry_wire::{Code, Digest, FileName, Greeting, Hasher, Limits, PutFlow, PutMode};
@@ -538,7 +538,12 @@ fn the_read_timeout_fires_exactly_at_its_deadline() {
 
 #[test]
 fn the_read_timeout_restarts_with_every_octet() {
-    let mut s = Script::new(&greeting(100));
+    // The read timeout alone: 9 octets in 18 s is far below the minimum rate.
+    let opts = ClientOptions {
+        min_rate: 0,
+        ..options()
+    };
+    let mut s = Script::with(&greeting(100), opts);
     let id = s.c.dir();
     s.run();
     s.wait(Duration::from_secs(9));
@@ -616,19 +621,26 @@ struct Script {
     /// What the client sent.
     wire: Vec<u8>,
     closed: bool,
+    /// How many more octets the server accepts (None: all).
+    window: Option<usize>,
     local: Local,
     deadline: Option<Instant>,
 }
 
 impl Script {
     fn new(greeting: &[u8]) -> Self {
+        Self::with(greeting, options())
+    }
+
+    fn with(greeting: &[u8], options: ClientOptions) -> Self {
         let now = Instant::now();
         let mut s = Self {
-            c: ClientSession::new(options(), now),
+            c: ClientSession::new(options, now),
             now,
             pending: greeting.to_vec(),
             wire: Vec::new(),
             closed: false,
+            window: None,
             local: Local::default(),
             deadline: None,
         };
@@ -658,10 +670,15 @@ impl Script {
                     let mut moved = false;
                     if send {
                         let out = self.c.output();
-                        self.wire.extend_from_slice(out);
-                        let n = out.len();
-                        self.c.sent(n);
-                        moved = true;
+                        let n = self.window.map_or(out.len(), |w| w.min(out.len()));
+                        if n > 0 {
+                            self.wire.extend_from_slice(&out[..n]);
+                            if let Some(w) = &mut self.window {
+                                *w -= n;
+                            }
+                            self.c.sent(n);
+                            moved = true;
+                        }
                     }
                     if receive {
                         if !self.pending.is_empty() {
@@ -693,6 +710,12 @@ impl Script {
             self.c.timed_out(self.now);
         }
         self.run()
+    }
+
+    /// Lets `d` pass, then the server sends `bytes`.
+    fn later(&mut self, d: Duration, bytes: &[u8]) -> &mut Self {
+        self.wait(d);
+        self.server(bytes)
     }
 
     fn result(&mut self, id: OpId) -> Result<Outcome, ClientError> {
@@ -992,4 +1015,171 @@ fn arbitrary_server_octets_never_panic() {
             String::from_utf8_lossy(&bytes)
         );
     }
+}
+
+// ------------------------------------------------------------- minimum rate ---
+
+/// The time `moved` octets buy at 1 KiB/s.
+fn at_1k(moved: u64) -> Duration {
+    Duration::from_nanos(moved * 1_000_000_000 / 1024)
+}
+
+/// The [`RateTooLow`] inside a result, if that is why it failed.
+fn rate_error(r: &Result<Outcome, ClientError>) -> Option<RateTooLow> {
+    match r {
+        Err(ClientError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
+            e.get_ref()?.downcast_ref::<RateTooLow>().copied()
+        }
+        _ => None,
+    }
+}
+
+#[test]
+fn a_dripping_download_ends_at_the_minimum_rate() {
+    // #14 item 5: one octet every 5 s never lets the 10 s read timeout fire; the minimum rate
+    // does, at 10 s of grace plus one second per KiB received since the get was sent.
+    let opts = ClientOptions {
+        min_rate: 1024,
+        ..options()
+    };
+    let mut s = Script::with(&greeting(100), opts);
+    let id = s.c.get(name("f"), 0, Hasher::new());
+    s.run();
+    let start = s.now;
+    let head = format!("ok get 1048576 {MTIME}\ndata 1048576\n");
+    s.server(head.as_bytes());
+    for _ in 0..2 {
+        s.later(Duration::from_secs(5), b"x");
+    }
+    let moved = head.len() as u64 + 2;
+    let deadline = start + Duration::from_secs(10) + at_1k(moved);
+    assert_eq!(s.deadline, Some(deadline));
+    s.wait(deadline - s.now - Duration::from_nanos(1));
+    assert!(!s.local.done.contains_key(&id), "not before the deadline");
+    s.wait(Duration::from_nanos(1));
+    let r = s.result(id);
+    let e = rate_error(&r).unwrap_or_else(|| panic!("not the rate: {r:?}"));
+    assert_eq!(
+        e,
+        RateTooLow {
+            sending: false,
+            moved,
+            elapsed: deadline - start,
+            grace: Duration::from_secs(10),
+            min_rate: 1024,
+        }
+    );
+    assert!(
+        e.to_string()
+            .contains("slower than the minimum rate of 1 KiB/s"),
+        "{e}"
+    );
+    assert!(!s.c.is_open() && s.local.disconnected);
+    assert_eq!(s.local.sinks[&id], b"xx", "what came was handed out");
+}
+
+#[test]
+fn a_download_at_the_minimum_rate_may_pause_as_long_as_the_read_timeout() {
+    // 1 KiB a second for 20 s has bought 20 s beyond the grace: a pause just short of the
+    // read timeout (10 s) is still fine, and the download completes.
+    let opts = ClientOptions {
+        min_rate: 1024,
+        ..options()
+    };
+    let data = data(20 * 1024);
+    let mut wire = get_payload(&data, Digest::of(&data));
+    let mut s = Script::with(&greeting(100), opts);
+    let id = s.c.get(name("f"), 0, Hasher::new());
+    s.run();
+    let trailer = wire.split_off(wire.len() - 40);
+    for (i, piece) in wire.chunks(1024).enumerate() {
+        let pause = if i == 0 { 0 } else { 1 };
+        s.later(Duration::from_secs(pause), piece);
+    }
+    s.wait(Duration::from_secs(10) - Duration::from_nanos(1));
+    assert!(!s.local.done.contains_key(&id), "{:?}", s.local.done);
+    s.server(&trailer);
+    assert!(matches!(s.result(id), Ok(Outcome::Got { .. })));
+    assert_eq!(s.local.sinks[&id], data);
+    assert!(s.c.is_open());
+}
+
+#[test]
+fn the_minimum_rate_applies_to_each_answer_afresh() {
+    // A reply after a pause just short of the read timeout: each request's answer has its
+    // own grace, however slow the one before it was.
+    let opts = ClientOptions {
+        min_rate: 1024,
+        ..options()
+    };
+    let mut s = Script::with(&greeting(100), opts);
+    for _ in 0..3 {
+        let id = s.c.dir();
+        s.run();
+        s.later(
+            Duration::from_secs(10) - Duration::from_nanos(1),
+            b"ok dir 0\n",
+        );
+        assert!(matches!(s.result(id), Ok(Outcome::Listing(_))));
+    }
+}
+
+#[test]
+fn an_upload_the_server_takes_at_a_drip_ends_at_the_minimum_rate() {
+    // The server takes 100 octets every 5 s of an upload: the 20 s write timeout never
+    // fires; the minimum rate does, 20 s of grace plus one second per KiB taken after `go`.
+    let opts = ClientOptions {
+        min_rate: 1024,
+        ..options()
+    };
+    let mut s = Script::with(&greeting(0), opts);
+    let id = s.c.put(name("f"), 100_000, &PutOptions::default(), None);
+    s.local.sources.insert(id, (data(100_000), 0));
+    s.run();
+    assert_eq!(s.wire, b"put 100000 new wait f\n");
+    s.window = Some(0);
+    s.server(b"go\n");
+    let start = s.now;
+    for _ in 0..4 {
+        s.wait(Duration::from_secs(5));
+        s.window = Some(100);
+        s.run();
+    }
+    let deadline = start + Duration::from_secs(20) + at_1k(400);
+    assert_eq!(s.deadline, Some(deadline));
+    s.wait(deadline - s.now - Duration::from_nanos(1));
+    assert!(!s.local.done.contains_key(&id), "not before the deadline");
+    s.wait(Duration::from_nanos(1));
+    let r = s.result(id);
+    let e = rate_error(&r).unwrap_or_else(|| panic!("not the rate: {r:?}"));
+    assert!(e.sending && e.moved == 400, "{e:?}");
+    assert!(
+        e.to_string()
+            .starts_with("the server took 400 octets in 20.4 s"),
+        "{e}"
+    );
+    assert!(!s.c.is_open() && s.local.disconnected);
+}
+
+#[test]
+fn a_min_rate_of_zero_leaves_only_the_timeouts() {
+    let opts = ClientOptions {
+        min_rate: 0,
+        ..options()
+    };
+    let mut s = Script::with(&greeting(100), opts);
+    let id = s.c.get(name("f"), 0, Hasher::new());
+    s.run();
+    s.server(format!("ok get 1000 {MTIME}\ndata 1000\n").as_bytes());
+    for _ in 0..100 {
+        s.later(Duration::from_secs(9), b"x");
+    }
+    assert!(!s.local.done.contains_key(&id), "15 minutes for 100 octets");
+    s.wait(Duration::from_secs(10));
+    let r = s.result(id);
+    assert!(
+        matches!(&r, Err(ClientError::Io(e)) if e.kind() == io::ErrorKind::TimedOut)
+            && rate_error(&r).is_none(),
+        "the read timeout: {r:?}"
+    );
 }

@@ -13,7 +13,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use ferry_sync::client::{
-    ClientError, ClientOptions, GetOptions, PART_SUFFIX, PutOptions, ViolationKind,
+    ClientError, ClientOptions, GetOptions, PART_SUFFIX, PutOptions, RateTooLow, ViolationKind,
 };
 use ferry_test_support::{Impl, TestClient, every_impl};
 use ferry_wire::{Code, Digest, FileName, NameError, PutFlow, PutMode, encode_payload};
@@ -51,6 +51,9 @@ every_impl!(
     a_silent_server_times_out,
     a_payload_that_stalls_times_out,
     a_server_that_stops_reading_times_the_upload_out,
+    a_dripping_download_ends_at_the_minimum_rate,
+    a_slow_download_above_the_minimum_rate_completes,
+    an_upload_taken_below_the_minimum_rate_ends,
     eager_put_sends_the_payload_at_once,
     waiting_put_sends_nothing_before_go,
     waiting_put_refused_early_sends_no_payload,
@@ -1125,6 +1128,159 @@ fn a_server_that_stops_reading_times_the_upload_out(imp: Impl) {
     );
     assert!(err.ends_session() && !c.is_open(), "{err:?}");
     done_tx.send(()).expect("the server waits");
+    drop(c);
+    server.join().expect("server script");
+}
+
+/// The [`RateTooLow`] that ended an operation, if that is why it failed.
+fn rate_error(e: &ClientError) -> Option<RateTooLow> {
+    match e {
+        ClientError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            e.get_ref()?.downcast_ref::<RateTooLow>().copied()
+        }
+        _ => None,
+    }
+}
+
+fn a_dripping_download_ends_at_the_minimum_rate(imp: Impl) {
+    // #14 item 5: a server that announces 1 MiB and drips an octet every 200 ms never lets
+    // the 1 s read timeout fire. The minimum rate (1 KiB/s after 1 s of grace) ends the get
+    // after about a second; without it, the client would take the drip until the server
+    // stops, after 15 s.
+    let (addr, server) = serve(|p| {
+        p.send(GREETING);
+        p.expect("get 0 a.txt");
+        p.send(get_ok(1 << 20));
+        p.send(format!("data {}\n", 1 << 20));
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(15) {
+            if p.w.write_all(b"x").is_err() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let opts = ClientOptions {
+        read_timeout: Some(Duration::from_secs(1)),
+        min_rate: 1024,
+        ..options()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("a.txt");
+    let mut c = TestClient::connect_with(imp, addr, &opts).expect("connect");
+    let start = Instant::now();
+    let err = c
+        .get_to_path(
+            &name("a.txt"),
+            &dest,
+            &GetOptions::default(),
+            &mut no_progress(),
+        )
+        .expect_err("too slow");
+    let took = start.elapsed();
+    let rate = rate_error(&err).unwrap_or_else(|| panic!("not the minimum rate: {err:?}"));
+    assert!(!rate.sending && rate.min_rate == 1024, "{rate:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "gave up after {took:?}, not within seconds"
+    );
+    assert!(err.ends_session() && !c.is_open(), "{err:?}");
+    assert!(!dest.exists(), "nothing at the destination");
+    // What came is kept for a resume, as after any timeout (GET-12): a few octets.
+    let part = fs::read(part_of(&dest)).expect("part kept");
+    assert!(
+        part.len() < 1024 && part.iter().all(|&b| b == b'x'),
+        "{} octets kept",
+        part.len()
+    );
+    drop(c);
+    server.join().expect("server script");
+}
+
+fn a_slow_download_above_the_minimum_rate_completes(imp: Impl) {
+    // 2.5 KiB/s, in pieces 200 ms apart and with a pause of 600 ms, for about 3 s: more than
+    // the 1 s grace, slower than anything on loopback, and above 1 KiB/s: it completes.
+    let data: Vec<u8> = (0..6144u32).map(|i| (i % 251) as u8).collect();
+    let wire = {
+        let mut w = get_ok(data.len()).into_bytes();
+        w.extend_from_slice(&payload(&data, Digest::of(&data)));
+        w
+    };
+    let (addr, server) = serve(move |p| {
+        p.send(GREETING);
+        p.expect("get 0 a.txt");
+        for (i, piece) in wire.chunks(512).enumerate() {
+            p.send(piece);
+            let pause = if i == 6 { 600 } else { 200 };
+            thread::sleep(Duration::from_millis(pause));
+        }
+        p.expect("close");
+        p.send("bye\n");
+    });
+    let opts = ClientOptions {
+        read_timeout: Some(Duration::from_secs(1)),
+        min_rate: 1024,
+        ..options()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("a.txt");
+    let mut c = TestClient::connect_with(imp, addr, &opts).expect("connect");
+    let report = c
+        .get_to_path(
+            &name("a.txt"),
+            &dest,
+            &GetOptions::default(),
+            &mut no_progress(),
+        )
+        .expect("slow but above the rate");
+    assert_eq!(report.size, 6144);
+    assert_eq!(fs::read(&dest).expect("dest"), data);
+    c.close().expect("close");
+    server.join().expect("server script");
+}
+
+fn an_upload_taken_below_the_minimum_rate_ends(imp: Impl) {
+    // The write timeout has the same hole: a server that takes an upload slowly but steadily
+    // (1 MiB every 100 ms) never lets the 3 s write timeout fire. With a minimum rate of
+    // 64 MiB/s the upload ends within seconds; without it, the 256 MiB would take 25 s.
+    let (addr, server) = serve(|p| {
+        p.send(NO_EAGER);
+        p.expect("put 268435456 new wait big");
+        p.send("go\n");
+        let mut buf = vec![0u8; 1 << 20];
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            match p.r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    });
+    let opts = ClientOptions {
+        write_timeout: Some(Duration::from_secs(3)),
+        min_rate: 64 << 20,
+        ..options()
+    };
+    let mut c = TestClient::connect_with(imp, addr, &opts).expect("connect");
+    let mut source = std::io::repeat(b'z').take(256 << 20);
+    let start = Instant::now();
+    let err = c
+        .put_from_reader(
+            &name("big"),
+            256 << 20,
+            &mut source,
+            &PutOptions::default(),
+            &mut no_progress(),
+        )
+        .expect_err("too slow");
+    let took = start.elapsed();
+    let rate = rate_error(&err).unwrap_or_else(|| panic!("not the minimum rate: {err:?}"));
+    assert!(rate.sending && rate.moved < 256 << 20, "{rate:?}");
+    assert!(
+        took < Duration::from_secs(15),
+        "gave up after {took:?}, not within seconds"
+    );
+    assert!(err.ends_session() && !c.is_open(), "{err:?}");
     drop(c);
     server.join().expect("server script");
 }

@@ -27,7 +27,15 @@
 //!
 //! Timeouts are those of [`ClientOptions`]: a wait for octets from the server ends after
 //! `read_timeout` without any, a wait for the server to accept octets after `write_timeout`
-//! without progress; both restart with every octet moved.
+//! without progress; both restart with every octet moved. Over them lies the minimum rate
+//! ([`ClientOptions::min_rate`], the model of Apache's mod_reqtimeout): the answer to a
+//! request (from when the session begins to wait for it as the head operation, until it is
+//! complete) and a run of sending (from when there is output, until there is none; an
+//! upload's payload begins a new run) must move `min_rate × (t − grace)` octets by `t`
+//! seconds after they began, the grace being the read or write timeout. The session computes
+//! both deadlines from the `now` the driver passes in and gives the earlier one in
+//! [`Action::Io`]; at it, [`ClientSession::timed_out`] fails the wait with
+//! [`crate::RateTooLow`] or the plain timeout, whichever passed first.
 //!
 //! Buffers, so that file data is never copied by the session: downloaded octets are handed
 //! out as a slice of the input buffer ([`ClientSession::sink_data`]; 64 KiB, 1 MiB once a
@@ -48,7 +56,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::ops::Range;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ferry_wire::limits::{MAX_CHUNK, MAX_LINE};
 use ferry_wire::{
@@ -61,7 +69,9 @@ pub use get::DRAIN_LIMIT;
 mod put;
 mod reply;
 
-use crate::{ClientError, ClientOptions, PutOptions, PutReport, Violation, ViolationKind};
+use crate::{
+    ClientError, ClientOptions, PutOptions, PutReport, RateTooLow, Violation, ViolationKind,
+};
 
 /// Size of the input buffer during a download: a full chunk fits, so a download is handed
 /// out in large pieces.
@@ -260,6 +270,58 @@ enum Up {
     Checking(usize),
 }
 
+/// A run of transfer in one direction, under the minimum rate.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    /// For an answer: the operation it answers.
+    op: Option<OpId>,
+    /// When it began.
+    start: Instant,
+    /// Octets moved in that direction before it began.
+    base: u64,
+}
+
+/// The deadlines of one direction's wait: without progress (the timeout) and under the
+/// minimum rate.
+#[derive(Debug, Clone, Copy, Default)]
+struct Deadlines {
+    idle: Option<Instant>,
+    rate: Option<Instant>,
+}
+
+impl Deadlines {
+    fn earliest(self) -> Option<Instant> {
+        earliest(self.idle, self.rate)
+    }
+
+    /// Which deadline passed at `now`, the earlier first: `Some(true)` for the rate.
+    fn passed(self, now: Instant) -> Option<bool> {
+        let idle = self.idle.filter(|d| *d <= now);
+        let rate = self.rate.filter(|d| *d <= now);
+        match (idle, rate) {
+            (Some(i), Some(r)) => Some(r < i),
+            (Some(_), None) => Some(false),
+            (None, Some(_)) => Some(true),
+            (None, None) => None,
+        }
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The time `moved` octets buy at `rate` (> 0) octets per second.
+fn rate_time(moved: u64, rate: u64) -> Duration {
+    let secs = moved / rate;
+    // (moved % rate) / rate < 1 s: always fewer than 10^9 nanoseconds.
+    let nanos = u128::from(moved % rate) * 1_000_000_000 / u128::from(rate);
+    Duration::new(secs, u32::try_from(nanos).unwrap_or(999_999_999))
+}
+
 /// One of ferry-wire's line decoders.
 type Decoder<T> = fn(&[u8]) -> Result<(T, usize), DecodeError>;
 
@@ -309,8 +371,12 @@ pub struct ClientSession {
     send_error: Option<io::Error>,
     send_since: Option<Instant>,
     recv_since: Option<Instant>,
-    send_deadline: Option<Instant>,
-    recv_deadline: Option<Instant>,
+    send_deadline: Deadlines,
+    recv_deadline: Deadlines,
+    /// Octets received since the session began.
+    total_received: u64,
+    send_run: Option<Run>,
+    recv_run: Option<Run>,
     done: VecDeque<(OpId, Result<Outcome, ClientError>)>,
     get_progress: Option<(OpId, u64, u64)>,
     /// Progress to report once the output reaches the position.
@@ -351,8 +417,11 @@ impl ClientSession {
             send_error: None,
             send_since: None,
             recv_since: None,
-            send_deadline: None,
-            recv_deadline: None,
+            send_deadline: Deadlines::default(),
+            recv_deadline: Deadlines::default(),
+            total_received: 0,
+            send_run: None,
+            recv_run: None,
             done: VecDeque::new(),
             get_progress: None,
             put_progress: None,
@@ -563,6 +632,7 @@ impl ClientSession {
         if n > 0 {
             self.recv_since = None;
             self.in_end = (self.in_end + n).min(self.input.len());
+            self.total_received += n as u64;
         }
     }
 
@@ -578,21 +648,68 @@ impl ClientSession {
         }
     }
 
-    /// The deadline of the [`Action::Io`] just returned passed without progress.
+    /// The deadline of the [`Action::Io`] just returned passed: without progress, or below
+    /// the minimum rate.
     pub fn timed_out(&mut self, now: Instant) {
         self.now = now;
-        if self.send_deadline.is_some_and(|d| d <= now) {
-            self.send_failed(io::Error::new(
+        match self.send_deadline.passed(now) {
+            Some(true) => {
+                let e = self.too_slow(true, now);
+                self.send_failed(e);
+            }
+            Some(false) => self.send_failed(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "the server accepted nothing within the write timeout",
-            ));
+            )),
+            None => {}
         }
-        if self.recv_deadline.is_some_and(|d| d <= now) {
-            self.recv_failed(io::Error::new(
+        match self.recv_deadline.passed(now) {
+            Some(true) => {
+                let e = self.too_slow(false, now);
+                self.recv_failed(e);
+            }
+            Some(false) => self.recv_failed(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "the server sent nothing within the read timeout",
-            ));
+            )),
+            None => {}
         }
+    }
+
+    /// The error of a run in one direction that fell below the minimum rate.
+    fn too_slow(&self, sending: bool, now: Instant) -> io::Error {
+        let (run, total, grace) = if sending {
+            (self.send_run, self.total_sent, self.options.write_timeout)
+        } else {
+            (
+                self.recv_run,
+                self.total_received,
+                self.options.read_timeout,
+            )
+        };
+        let (moved, elapsed) = run.map_or((0, Duration::ZERO), |r| {
+            (total - r.base, now.saturating_duration_since(r.start))
+        });
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            RateTooLow {
+                sending,
+                moved,
+                elapsed,
+                grace: grace.unwrap_or_default(),
+                min_rate: self.options.min_rate,
+            },
+        )
+    }
+
+    /// The deadline of `run` under the minimum rate, with `grace`, `total` octets moved.
+    fn rate_deadline(&self, run: Run, total: u64, grace: Option<Duration>) -> Option<Instant> {
+        let rate = self.options.min_rate;
+        if rate == 0 {
+            return None;
+        }
+        let bought = rate_time(total - run.base, rate);
+        run.start.checked_add(grace?)?.checked_add(bought)
     }
 
     // ----------------------------------------------------------------- poll ---
@@ -601,8 +718,8 @@ impl ClientSession {
     pub fn poll(&mut self, now: Instant) -> Action {
         self.now = now;
         // A timeout applies to the wait that was asked for last, not to an earlier one.
-        self.send_deadline = None;
-        self.recv_deadline = None;
+        self.send_deadline = Deadlines::default();
+        self.recv_deadline = Deadlines::default();
         loop {
             if let Rx::Payload(p) = &self.rx
                 && p.writing.is_some()
@@ -643,29 +760,49 @@ impl ClientSession {
             let send = !self.output().is_empty();
             if !send {
                 self.send_since = None;
+                self.send_run = None;
             }
             if !receive {
                 self.recv_since = None;
+                self.recv_run = None;
             }
             if !send && !receive {
                 return Action::Idle;
             }
-            self.send_deadline = if send {
+            if send {
                 let since = *self.send_since.get_or_insert(now);
-                self.options.write_timeout.map(|t| since + t)
-            } else {
-                None
-            };
-            self.recv_deadline = if receive {
+                let base = self.total_sent;
+                let run = *self.send_run.get_or_insert(Run {
+                    op: None,
+                    start: now,
+                    base,
+                });
+                let timeout = self.options.write_timeout;
+                self.send_deadline = Deadlines {
+                    idle: timeout.map(|t| since + t),
+                    rate: self.rate_deadline(run, self.total_sent, timeout),
+                };
+            }
+            if receive {
                 let since = *self.recv_since.get_or_insert(now);
-                self.options.read_timeout.map(|t| since + t)
-            } else {
-                None
-            };
-            let deadline = match (self.send_deadline, self.recv_deadline) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+                // The answer to the head operation: a new run when the head changed.
+                let head = self.ops.front().map(|o| o.id);
+                let run = match self.recv_run {
+                    Some(r) if r.op == head => r,
+                    _ => Run {
+                        op: head,
+                        start: now,
+                        base: self.total_received,
+                    },
+                };
+                self.recv_run = Some(run);
+                let timeout = self.options.read_timeout;
+                self.recv_deadline = Deadlines {
+                    idle: timeout.map(|t| since + t),
+                    rate: self.rate_deadline(run, self.total_received, timeout),
+                };
+            }
+            let deadline = earliest(self.send_deadline.earliest(), self.recv_deadline.earliest());
             return Action::Io {
                 send,
                 receive,

@@ -82,6 +82,8 @@ impl ClientSession {
     }
 
     pub(super) fn start_upload(&mut self, id: OpId, size: u64) {
+        // An upload's payload begins a new run under the minimum rate.
+        self.send_run = None;
         self.upload = Some(Upload {
             id,
             size,
