@@ -72,6 +72,11 @@ pub(crate) struct ServeArgs {
     /// Largest upload a client may send without waiting for `go` (0 disables) [default: 1MiB].
     #[arg(long, value_name = "SIZE", env = "FERRY_MAX_EAGER", value_parser = units::parse_size)]
     pub max_eager: Option<u64>,
+    /// The most the folder's files may hold, e.g. 50GiB: a put that would exceed it,
+    /// counting the uploads in progress, gets `err 432 no-space` before any data [default:
+    /// none].
+    #[arg(long, value_name = "SIZE", env = "FERRY_QUOTA", value_parser = units::parse_size)]
+    pub quota: Option<u64>,
     /// Most concurrent sessions; further connections get `err 420 busy` [default: 256].
     #[arg(long, value_name = "N", env = "FERRY_MAX_CONNECTIONS",
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -155,6 +160,7 @@ struct File {
     allow_hard_links: Option<bool>,
     max_file_size: Option<Value>,
     max_eager: Option<Value>,
+    quota: Option<Value>,
     max_connections: Option<u64>,
     max_connections_per_address: Option<u64>,
     idle_timeout: Option<Value>,
@@ -237,6 +243,7 @@ fn parse_file(text: &str, base: &Path) -> Result<ServeArgs, String> {
         allow_hard_links: f.allow_hard_links,
         max_file_size: size("max-file-size", f.max_file_size)?,
         max_eager: size("max-eager", f.max_eager)?,
+        quota: size("quota", f.quota)?,
         max_connections,
         max_connections_per_address,
         idle_timeout: duration(
@@ -282,6 +289,7 @@ impl ServeArgs {
                 .or(file.max_file_size)
                 .unwrap_or(d.max_size),
             max_eager: self.max_eager.or(file.max_eager).unwrap_or(d.max_eager),
+            quota: self.quota.or(file.quota).or(d.quota),
             max_connections: self
                 .max_connections
                 .or(file.max_connections)
@@ -342,6 +350,7 @@ mod tests {
         allow-hard-links = true
         max-file-size = "10MiB"
         max-eager = 4096
+        quota = "2GiB"
         max-connections = 8
         max-connections-per-address = 4
         idle-timeout = "5m"
@@ -367,6 +376,7 @@ mod tests {
         assert!(c.allow_hard_links);
         assert_eq!(c.max_size, 10 << 20);
         assert_eq!(c.max_eager, 4096);
+        assert_eq!(c.quota, Some(2 << 30));
         assert_eq!(c.max_connections, 8);
         assert_eq!(c.max_per_address, 4);
         assert_eq!(c.idle_timeout, Duration::from_secs(300));
@@ -380,6 +390,7 @@ mod tests {
             read_only: Some(false),
             allow_hard_links: Some(false),
             max_file_size: Some(1),
+            quota: Some(5),
             idle_timeout: Some(Duration::from_secs(7)),
             ..ServeArgs::default()
         };
@@ -389,6 +400,7 @@ mod tests {
         assert!(!s.config.read_only);
         assert!(!s.config.allow_hard_links);
         assert_eq!(s.config.max_size, 1);
+        assert_eq!(s.config.quota, Some(5));
         assert_eq!(s.config.idle_timeout, Duration::from_secs(7));
         // What the flags leave open still comes from the file.
         assert_eq!(s.config.max_eager, 4096);

@@ -100,7 +100,10 @@ pub(crate) fn meaning(name: &str) -> Option<&'static str> {
         "shutting-down" => "the server is stopping",
         "changed" => "the file changed on the server while it was sent",
         "storage" => "an I/O error on the server's storage",
-        "no-space" => "the server's storage is full",
+        "no-space" => {
+            "the server has no room for the file now (its storage is full, its folder's quota \
+             is reached, or other uploads in progress have been promised the rest)"
+        }
         "corrupt" => "the uploaded octets did not match their digest",
         "aborted" => "the upload was aborted",
         "syntax" | "line-too-long" | "protocol" => "the server did not understand the client",

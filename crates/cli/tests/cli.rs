@@ -768,6 +768,31 @@ fn sizes_in_serve_flags_env_and_config_file() {
     }
 }
 
+/// `--quota SIZE` (or `FERRY_QUOTA`) bounds what the served folder holds (PUT-23): a put
+/// that would exceed it gets `err 432 no-space`, shown with its meaning, exit 4 (transient);
+/// what fits is stored.
+#[test]
+fn quota_flag_and_env() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let file = work.path().join("f.bin");
+    fs::write(&file, vec![7u8; 1000]).expect("file");
+    let file = file.to_str().expect("utf8").to_owned();
+    for (flags, env) in [
+        (&["--quota", "1.5kB"][..], &[][..]),
+        (&[][..], &[("FERRY_QUOTA", "1500")][..]),
+    ] {
+        let server = Server::start_with(flags, env);
+        assert_exit(&ferry(&["put", &server.addr, &file]), 0);
+        let o = ferry(&["put", &server.addr, &file, "--as", "g.bin"]);
+        assert_exit(&o, 4);
+        let err = stderr(&o);
+        assert!(err.contains("432 no-space"), "{flags:?} {env:?}: {err}");
+        assert!(err.contains("quota"), "{err}");
+        // A replace is credited the file it replaces.
+        assert_exit(&ferry(&["put", &server.addr, &file, "--replace"]), 0);
+    }
+}
+
 #[test]
 fn serve_config_file_with_flags_and_env_over_it() {
     let work = tempfile::tempdir().expect("tempdir");

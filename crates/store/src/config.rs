@@ -45,6 +45,10 @@ pub struct ServerConfig {
     pub max_size: u64,
     /// Largest SIZE of an eager (`now`) put (`max-eager`); 0 disables eager puts.
     pub max_eager: u64,
+    /// The most octets the served folder's files may hold (PUT-23); a put that would exceed
+    /// it, counting the uploads in progress, gets `err 432 no-space`. `None`: no quota (the
+    /// free space of the file system still bounds the uploads, PUT-2, PUT-22).
+    pub quota: Option<u64>,
     /// Most concurrent sessions; more connections get `err 420 busy` (CONN-3).
     pub max_connections: usize,
     /// Most concurrent sessions from one source address; more get `err 420 busy` too
@@ -74,6 +78,7 @@ impl Default for ServerConfig {
             allow_hard_links: false,
             max_size: DEFAULT_MAX_SIZE,
             max_eager: DEFAULT_MAX_EAGER,
+            quota: None,
             max_connections: 256,
             max_per_address: DEFAULT_MAX_PER_ADDRESS,
             idle_timeout: Duration::from_secs(DEFAULT_IDLE_SECS),
@@ -128,14 +133,18 @@ impl ServerConfig {
 
     /// Opens the served folder as this configuration asks: read-only (creating, locking and
     /// cleaning nothing, SEC-10) or for uploads ([`Root::open`]), serving files with more
-    /// than one hard link only if [`ServerConfig::allow_hard_links`] (SEC-13).
+    /// than one hard link only if [`ServerConfig::allow_hard_links`] (SEC-13), with the
+    /// [`ServerConfig::quota`] (which scans the folder once, `Root::with_quota`).
+    ///
+    /// [`Root::open`]: crate::Root::open
     pub fn open_root(&self) -> std::io::Result<crate::Root> {
         let root = if self.read_only {
             crate::Root::open_read_only(&self.root)
         } else {
             crate::Root::open(&self.root)
         }?;
-        Ok(root.with_hard_links(self.allow_hard_links))
+        root.with_hard_links(self.allow_hard_links)
+            .with_quota(self.quota)
     }
 
     /// How long to pause before the next accept after `accept` failed with `e`: none for
@@ -162,6 +171,7 @@ impl ServerConfig {
             folder = %self.root.display(),
             read_only = self.read_only,
             allow_hard_links = self.allow_hard_links,
+            quota = ?self.quota,
             max_connections = self.max_connections,
             max_per_address = self.max_per_address,
             "serving"

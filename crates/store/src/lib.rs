@@ -21,6 +21,11 @@
 //!   `RENAME_NOREPLACE` (or `link` + `unlink`) so a file that appeared meanwhile is never
 //!   replaced (PUT-12, PUT-13), and the folder is fsynced afterwards (PUT-14). An [`Upload`]
 //!   that is dropped without [`Upload::commit`] removes its staging file (PUT-16).
+//! - Space (PUT-2, PUT-22, PUT-23): an upload that passes the checks reserves its announced
+//!   size, shared by every session of the server, until it is committed or dropped; a new
+//!   upload fits when the free space minus what the others have not written yet is at least
+//!   its size, and, with a quota ([`Root::with_quota`]), when the folder's files plus every
+//!   reservation stay within it. Else [`StoreError::NoSpace`] (`err 432`), before any data.
 //! - [`Root::open`] takes an exclusive `flock` on the staging area (SEC-9) and removes leftover
 //!   staging files of an earlier run (SEC-8).
 //! - [`Root::open_read_only`], for a read-only server, only opens the folder: it creates,
@@ -32,10 +37,12 @@
 
 mod config;
 mod slots;
+mod space;
 pub use config::{
     ACCEPT_PAUSE, DEFAULT_MAX_PER_ADDRESS, MAX_TIMEOUT, SHUTDOWN_CHUNK_PATIENCE, ServerConfig,
 };
 pub use slots::{AddressSlot, AddressSlots};
+pub use space::Usage;
 
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher as _, RandomState};
@@ -151,6 +158,8 @@ struct Inner {
     staging: Option<OwnedFd>,
     random: RandomState,
     counter: AtomicU64,
+    /// What the uploads in progress were promised, and the quota (PUT-22, PUT-23).
+    space: Arc<space::Space>,
 }
 
 impl Root {
@@ -227,6 +236,7 @@ impl Root {
                 staging,
                 random: RandomState::new(),
                 counter: AtomicU64::new(0),
+                space: Arc::default(),
             }),
             hard_links: false,
         }
@@ -253,6 +263,44 @@ impl Root {
     /// Whether this root serves files with more than one hard link ([`Root::with_hard_links`]).
     pub fn allows_hard_links(&self) -> bool {
         self.hard_links
+    }
+
+    /// This root with a quota of `quota` octets for the folder (PUT-23; `None`: no quota):
+    /// an upload is refused with [`StoreError::NoSpace`] when the folder's files plus the
+    /// SIZE of every upload in progress plus its own SIZE would exceed it (a `replace` is
+    /// credited the size of the file it replaces).
+    ///
+    /// What the folder's files hold is taken now, by a scan of the folder: the sizes of the
+    /// regular files directly inside it, one count per name (a file with several hard links
+    /// in the folder counts for each; dotfiles and other names no request can reach count
+    /// too), not folders or what is in them, symbolic links or special files. Staging files
+    /// count by their uploads' reservations (leftovers were removed by [`Root::open`]).
+    /// Commits keep the figure up to date; changes other programs make to the folder are
+    /// seen at the next start. A scan per upload would make each request line cost a
+    /// `stat` of every file in the folder.
+    ///
+    /// The quota belongs to the folder's shared state: every clone of this root sees it.
+    /// A read-only root takes no uploads, so it ignores the quota (and scans nothing).
+    pub fn with_quota(self, quota: Option<u64>) -> io::Result<Root> {
+        let used = match quota {
+            Some(_) if !self.is_read_only() => space::scan(&self.inner.dir)?,
+            _ => 0,
+        };
+        let quota = quota.filter(|_| !self.is_read_only());
+        self.inner.space.set_quota(quota, used);
+        Ok(self)
+    }
+
+    /// The folder's quota, what its files hold and what the uploads in progress were
+    /// promised ([`Root::with_quota`]); `None` without a quota.
+    pub fn usage(&self) -> Option<Usage> {
+        self.inner.space.usage()
+    }
+
+    /// Octets the uploads in progress were promised and have not written yet: what PUT-2's
+    /// free-space check takes off the file system's free space.
+    pub fn unwritten(&self) -> u64 {
+        self.inner.space.unwritten()
     }
 
     /// SEC-13: whether a regular file with this status is kept from clients. A link count of
@@ -358,15 +406,21 @@ impl Root {
     ///   replaceable all the same: `new` finds its name taken, and `replace` renames the
     ///   upload over the name, so the name gets the new file while the other links keep the
     ///   old inode and its content untouched — nothing outside the folder is read or written;
-    /// - the free space available (`fstatvfs`, `f_bavail`) must be at least `size`, else
-    ///   [`StoreError::NoSpace`].
+    /// - the free space available (`fstatvfs`, `f_bavail`), less what the other uploads in
+    ///   progress were promised and have not written yet, must be at least `size`; and with a
+    ///   quota ([`Root::with_quota`]) the folder's files plus every upload in progress plus
+    ///   `size` must stay within it (a `replace` is credited the size of the regular file it
+    ///   replaces). Else [`StoreError::NoSpace`].
     ///
-    /// Then creates a staging file exclusively under a unique, unpredictable name. Nothing is
-    /// visible under `name` until [`Upload::commit`].
+    /// The upload then holds a reservation of `size` (PUT-22), shared by every clone of this
+    /// root, until it is committed or dropped; its writes count down what it is still owed
+    /// (the file system's free space shows what it wrote). Then a staging file is created
+    /// exclusively under a unique, unpredictable name. Nothing is visible under `name` until
+    /// [`Upload::commit`].
     ///
-    /// No space is reserved in advance (`fallocate`): a reservation would let a single request
-    /// line hold the disk's free space for as long as the stall timeout allows, without
-    /// sending any data.
+    /// The reservation is a count, not an allocation (`fallocate`): nothing is written in
+    /// advance. A client that announces a large SIZE and sends nothing holds its reservation
+    /// for as long as the server's timeouts let it keep the upload.
     ///
     /// A read-only root ([`Root::open_read_only`]) refuses every upload with
     /// [`StoreError::ReadOnly`] before any check, touching nothing.
@@ -377,22 +431,23 @@ impl Root {
         mode: PutMode,
     ) -> Result<Upload, StoreError> {
         let staging = self.inner.staging.as_ref().ok_or(StoreError::ReadOnly)?;
-        match statat(&self.inner.dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+        // The size of the file a `replace` frees when it commits (credited by the quota).
+        let credit = match statat(&self.inner.dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => {
                 let kind = FileType::from_raw_mode(st.st_mode);
                 let replaceable = matches!(kind, FileType::RegularFile | FileType::Symlink);
                 if mode == PutMode::New || !replaceable {
                     return Err(StoreError::Exists);
                 }
+                regular_size(&st)
             }
-            Err(Errno::NOENT) => {}
+            Err(Errno::NOENT) => 0,
             Err(e) => return Err(StoreError::from_errno(e)),
-        }
-        let vfs = fstatvfs(staging).map_err(StoreError::from_errno)?;
-        let available = vfs.f_bavail.saturating_mul(vfs.f_frsize);
-        if size > available {
-            return Err(StoreError::NoSpace);
-        }
+        };
+        let space = self.inner.space.reserve(size, credit, || {
+            let vfs = fstatvfs(staging).map_err(StoreError::from_errno)?;
+            Ok(vfs.f_bavail.saturating_mul(vfs.f_frsize))
+        })?;
         let (staging_name, fd) = self.create_staging_file(staging)?;
         Ok(Upload {
             root: self.clone(),
@@ -403,6 +458,7 @@ impl Root {
             size,
             written: 0,
             committed: false,
+            space,
         })
     }
 
@@ -522,6 +578,15 @@ fn stat_size(st: &Stat) -> u64 {
     u64::try_from(st.st_size).unwrap_or(0)
 }
 
+/// The size of a regular file, 0 for anything else (what the quota counts, [`Root::with_quota`]).
+fn regular_size(st: &Stat) -> u64 {
+    if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile {
+        stat_size(st)
+    } else {
+        0
+    }
+}
+
 /// MTIME as DIR-5 wants it: whole seconds (st_mtime is already the floor, st_mtime_nsec being
 /// non-negative), a time before the epoch sent as the epoch, one after 9999 as 9999-12-31.
 fn stat_mtime(st: &Stat) -> Timestamp {
@@ -573,7 +638,8 @@ impl ReadFile {
 
 /// An upload in progress: a staging file in `.ferry-staging/`. Write the payload's octets with
 /// [`Upload::write_all`], then [`Upload::commit`] after the digest was verified. Dropping an
-/// upload that was not committed removes its staging file.
+/// upload that was not committed removes its staging file. Its space reservation (PUT-22) is
+/// given back either way.
 #[derive(Debug)]
 pub struct Upload {
     root: Root,
@@ -584,6 +650,8 @@ pub struct Upload {
     size: u64,
     written: u64,
     committed: bool,
+    /// The space promised to this upload, given back on commit or drop.
+    space: space::Reservation,
 }
 
 impl Upload {
@@ -614,6 +682,7 @@ impl Upload {
         }
         self.file.write_all(data).map_err(StoreError::from_io)?;
         self.written += len;
+        self.space.wrote(len);
         Ok(())
     }
 
@@ -623,6 +692,9 @@ impl Upload {
     /// since [`Root::begin_upload`] is never replaced ([`StoreError::Exists`]); for `replace`
     /// with a plain rename, which replaces a symbolic link itself, never its target — and
     /// then fsyncs the folder. On any error the staging file is removed and nothing changed.
+    /// The upload's space reservation becomes part of the folder's usage, less the size of
+    /// the regular file a `replace` replaced (the rename and this count happen together, so
+    /// two commits of one name count right).
     pub fn commit(mut self) -> Result<(), StoreError> {
         if self.written != self.size {
             return Err(StoreError::Io(io::Error::new(
@@ -634,17 +706,15 @@ impl Upload {
         let inner = &self.root.inner;
         // An upload exists only on a root with a staging area (`begin_upload`).
         let staging = inner.staging.as_ref().ok_or(StoreError::ReadOnly)?;
-        let renamed = match self.mode {
-            PutMode::New => {
-                rename_noreplace(staging, &self.staging_name, &inner.dir, self.name.as_str())
+        let (staging_name, name) = (self.staging_name.as_str(), self.name.as_str());
+        let renamed = self.space.commit(|| match self.mode {
+            PutMode::New => rename_noreplace(staging, staging_name, &inner.dir, name).map(|()| 0),
+            PutMode::Replace => {
+                let freed = statat(&inner.dir, name, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_or(0, |st| regular_size(&st));
+                renameat(staging, staging_name, &inner.dir, name).map(|()| freed)
             }
-            PutMode::Replace => renameat(
-                staging,
-                self.staging_name.as_str(),
-                &inner.dir,
-                self.name.as_str(),
-            ),
-        };
+        });
         match renamed {
             Ok(()) => self.committed = true,
             // EEXIST: `new` lost a race. EISDIR/ENOTEMPTY: a folder appeared under the name of

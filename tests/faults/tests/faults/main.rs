@@ -7,4 +7,5 @@ mod floods;
 pub mod proxy;
 mod slow;
 mod soak;
+mod space;
 mod storage;
