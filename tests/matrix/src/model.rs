@@ -19,8 +19,10 @@ use crate::{FIXTURE_MTIME, FIXTURE_MTIME_TEXT};
 /// The greeting for `cfg`, parameters sorted (see [`crate::normalize::greeting`]).
 pub fn greeting(cfg: &ServerConfig) -> String {
     format!(
-        "ferry/1 idle=300 max-chunk=1048576 max-eager={} max-line=4096 max-name=255 max-size={} stall=60",
-        cfg.max_eager, cfg.max_size
+        "ferry/1 idle=300 max-chunk=1048576 max-eager={} max-line=4096 max-name=255 max-size={} min-rate={} stall=60",
+        cfg.max_eager,
+        cfg.max_size,
+        ferry_wire::limits::DEFAULT_MIN_RATE
     )
 }
 

@@ -4,6 +4,7 @@
 
 mod crashes;
 mod floods;
+mod memory;
 pub mod proxy;
 mod slow;
 mod soak;
