@@ -5,7 +5,9 @@
 //! the greeting first; every deadline it asks for lies ahead of its clock, within its longest
 //! timeout; a file appears in the folder only after `ok put` with its size and digest; an
 //! upload never outlives its session; the session ends once the client is gone and the clock
-//! passed its timeouts; and the optional driver paths (`Harness::fast`) change no octet.
+//! passed its timeouts; the optional driver paths (`Harness::fast`) change no octet; nor
+//! does a digest cache (`Harness::cache`: gets of files whose digest is known read only
+//! from their offset).
 
 use std::time::Duration;
 
@@ -35,13 +37,20 @@ fuzz_target!(|ops: Vec<Op>| {
     // The same script through the plain driver paths and through the optional ones an
     // overlapping driver takes (buffers lent while idle, uploads read straight into the
     // upload, file pieces swapped in): the session must not be able to tell.
-    let plain = play(&ops, false);
-    let fast = play(&ops, true);
+    let plain = play(&ops, false, false);
+    let fast = play(&ops, true, false);
     assert!(plain.0 == fast.0, "the optional paths changed the octets sent");
     assert_eq!(plain.1, fast.1, "the optional paths changed the folder");
+    let cached = play(&ops, true, true);
+    assert!(plain.0 == cached.0, "known digests changed the octets sent");
+    assert_eq!(plain.1, cached.1, "known digests changed the folder");
 });
 
-fn play(ops: &[Op], fast: bool) -> (Vec<u8>, std::collections::BTreeMap<String, Vec<u8>>) {
+fn play(
+    ops: &[Op],
+    fast: bool,
+    cache: bool,
+) -> (Vec<u8>, std::collections::BTreeMap<String, Vec<u8>>) {
     let cfg = SessionConfig {
         greeting: GREETING.to_vec(),
         read_only: false,
@@ -55,6 +64,7 @@ fn play(ops: &[Op], fast: bool) -> (Vec<u8>, std::collections::BTreeMap<String, 
     let longest = Duration::from_secs(2 + 1 + 5 + 1);
     let mut h = Harness::new(cfg);
     h.fast = fast;
+    h.cache = cache;
     h.files.insert("seed".into(), vec![b'x'; 3000]);
     for op in ops.iter().take(64).cloned() {
         match op {

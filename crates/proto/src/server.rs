@@ -10,9 +10,10 @@
 //! | [`Action::Send`] | writes [`ServerSession::output`] (some of it is enough), waiting until `deadline` at most | [`ServerSession::sent`], or [`ServerSession::timed_out`] |
 //! | [`Action::Receive`] | reads into [`ServerSession::input_space`], waiting until `deadline` at most | [`ServerSession::received`], [`ServerSession::eof`] or [`ServerSession::timed_out`] |
 //! | [`Action::List`] | lists the folder | [`ServerSession::listed`] |
-//! | [`Action::OpenRead`] | opens the file for a get | [`ServerSession::opened`] |
-//! | [`Action::ReadFile`] | reads the next `len` octets of the open file into [`ServerSession::file_space`] | [`ServerSession::file_read`] |
+//! | [`Action::OpenRead`] | opens the file for a get (and looks its digest up, if it keeps a digest cache) | [`ServerSession::opened`] |
+//! | [`Action::ReadFile`] | reads `len` octets of the open file at `at` into [`ServerSession::file_space`] | [`ServerSession::file_read`] |
 //! | [`Action::CheckUnchanged`] | compares the open file's size and mtime with those of the open (GET-9) | [`ServerSession::checked`] |
+//! | [`Action::RememberDigest`] | may remember the digest of the whole open file, found unchanged, in its digest cache | — |
 //! | [`Action::CloseFile`] | closes the open file | — |
 //! | [`Action::BeginUpload`] | starts an upload (staging file) | [`ServerSession::upload_begun`] |
 //! | [`Action::WriteUpload`] | writes [`ServerSession::upload_data`] to the staging file | [`ServerSession::upload_written`] |
@@ -25,6 +26,12 @@
 //! A shutdown of the server is an input too: [`ServerSession::shutdown`] with the instant at
 //! which requests in flight must stop (CLOSE-8, CLOSE-9). A driver that waits (for input, for
 //! its peer to accept output) must wake when the shutdown is triggered and report it.
+//!
+//! Known digests: a driver that keeps the digests of files it has served (keyed to the file's
+//! identity, as `ferry-store` does) hands a known one to [`ServerSession::opened`]
+//! ([`FileMeta::digest`]); the get then hashes nothing and reads only from its offset (a
+//! resumed get of a large file no longer reads and hashes its prefix). A get that hashed
+//! the whole file and found it unchanged asks for [`Action::RememberDigest`].
 //!
 //! Buffers: the session owns its input buffer (64 KiB; [`SessionConfig::upload_input`] while
 //! it receives an upload), its reply buffer and the file buffer of gets, which keeps room in
@@ -149,16 +156,30 @@ pub enum Action {
     /// List the served folder: [`ServerSession::listed`].
     List,
     /// Open a file for reading: [`ServerSession::opened`].
-    OpenRead(FileName),
-    /// Read the next `len` octets of the open file into [`ServerSession::file_space`]:
+    OpenRead {
+        /// The file.
+        name: FileName,
+        /// The get's offset (where its first chunk starts; a driver that reads ahead may
+        /// start there when it knows the file's digest, else at 0).
+        offset: u64,
+    },
+    /// Read `len` octets of the open file at `at` into [`ServerSession::file_space`]:
     /// [`ServerSession::file_read`].
     ReadFile {
-        /// How many octets (the file is read sequentially from its start).
+        /// Where in the file (the reads of one get follow each other: each starts where the
+        /// previous one ended; the first at 0, or at the get's offset when the digest is
+        /// known).
+        at: u64,
+        /// How many octets.
         len: usize,
     },
     /// Check whether the open file is unchanged since it was opened:
     /// [`ServerSession::checked`].
     CheckUnchanged,
+    /// The get hashed the whole open file, which the check found unchanged: its digest. A
+    /// driver that keeps a digest cache may remember it for the open file's identity (as it
+    /// was at the open, if still the same); others ignore this. The file is still open.
+    RememberDigest(Digest),
     /// Close the open file.
     CloseFile,
     /// Start an upload: [`ServerSession::upload_begun`].
@@ -230,6 +251,10 @@ pub struct FileMeta {
     pub size: u64,
     /// Its modification time.
     pub mtime: Timestamp,
+    /// Its digest, when the driver knows it for exactly this file (same identity: device,
+    /// inode, size, modification and status-change times): the get then hashes nothing and
+    /// reads only from its offset. `None`: the get hashes the whole file.
+    pub digest: Option<Digest>,
 }
 
 /// An eager put whose payload has arrived, to store ([`Action::StoreUploads`]): begin it as
@@ -302,9 +327,11 @@ struct Get {
     name: FileName,
     total: u64,
     offset: u64,
-    /// Octets read so far (prefix and chunks).
+    /// Where the next read starts (prefix and chunks; from the offset when `known`).
     pos: u64,
     hasher: Hasher,
+    /// The digest was known at the open: nothing is hashed, the prefix is not read.
+    known: Option<Digest>,
     block: usize,
     /// A `ReadFile` is outstanding for this many octets.
     reading: Option<usize>,
@@ -425,6 +452,8 @@ pub struct ServerSession {
     recv_since: Option<Instant>,
     /// The driver must drop the upload before anything else.
     discard: bool,
+    /// The driver may remember this digest of the open file before it closes it.
+    remember: Option<Digest>,
     /// The driver must close the open file before anything else.
     close_file: bool,
     /// When the current request began, for the log.
@@ -534,6 +563,7 @@ impl ServerSession {
             send_since: None,
             recv_since: None,
             discard: false,
+            remember: None,
             close_file: false,
             started: now,
             waiting: None,
@@ -646,6 +676,7 @@ impl ServerSession {
             && !self.has_output()
             && !self.discard
             && !self.close_file
+            && self.remember.is_none()
     }
 
     /// Takes the session's buffers while it is idle ([`ServerSession::is_idle`]; otherwise
@@ -899,8 +930,10 @@ impl ServerSession {
             name,
             total: meta.size,
             offset,
-            pos: 0,
+            // A known digest: the prefix is neither read nor hashed.
+            pos: if meta.digest.is_some() { offset } else { 0 },
             hasher: Hasher::new(),
+            known: meta.digest,
             block,
             reading: None,
         }));
@@ -925,8 +958,10 @@ impl ServerSession {
             // The driver read into neither file_space nor a swapped-in buffer.
             return self.abort(Code::STORAGE, sent);
         }
-        let data = &self.file_buf[HEAD_ROOM..HEAD_ROOM + len];
-        get.hasher.update(data);
+        if get.known.is_none() {
+            get.hasher
+                .update(&self.file_buf[HEAD_ROOM..HEAD_ROOM + len]);
+        }
         let chunk = get.pos >= get.offset;
         get.pos += len as u64;
         if !chunk {
@@ -956,7 +991,15 @@ impl ServerSession {
         let sent = get.total - get.offset;
         match result {
             Ok(true) => {
-                self.frame(&Frame::End(get.hasher.digest()));
+                let digest = match get.known {
+                    Some(known) => known,
+                    None => {
+                        let digest = get.hasher.digest();
+                        self.remember = Some(digest);
+                        digest
+                    }
+                };
+                self.frame(&Frame::End(digest));
                 self.close_file = true;
                 self.end_payload();
                 self.log("get", Some(&get.name), None, sent);
@@ -1072,6 +1115,9 @@ impl ServerSession {
             self.discard = false;
             return Some(Action::DiscardUpload);
         }
+        if let Some(digest) = self.remember.take() {
+            return Some(Action::RememberDigest(digest));
+        }
         if self.close_file {
             self.close_file = false;
             return Some(Action::CloseFile);
@@ -1125,7 +1171,10 @@ impl ServerSession {
                 }
                 Some(self.send())
             }
-            State::Opening { name, .. } => Some(Action::OpenRead(name.clone())),
+            State::Opening { name, offset } => Some(Action::OpenRead {
+                name: name.clone(),
+                offset: *offset,
+            }),
             State::Beginning {
                 name, size, mode, ..
             } => Some(Action::BeginUpload {
@@ -1323,7 +1372,7 @@ impl ServerSession {
             return None;
         };
         if let Some(len) = get.reading {
-            return Some(Action::ReadFile { len });
+            return Some(Action::ReadFile { at: get.pos, len });
         }
         if past_hard {
             // CLOSE-9: the shutdown deadline passed during a get payload. Chunk data still
@@ -1354,7 +1403,7 @@ impl ServerSession {
         };
         let len = len as usize;
         get.reading = Some(len);
-        Some(Action::ReadFile { len })
+        Some(Action::ReadFile { at: get.pos, len })
     }
 
     /// Ends a get payload with `abort CODE` at a chunk boundary (GET-9, GET-10).

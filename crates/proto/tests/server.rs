@@ -539,3 +539,129 @@ fn a_long_listing_is_sent_whole_and_in_order_a_part_at_a_time() {
         h.max_output
     );
 }
+
+/// The ops of a script, without those of puts (for the digest tests).
+fn file_ops(h: &Harness) -> Vec<String> {
+    h.ops
+        .iter()
+        .filter(|op| op.starts_with("open") || op.starts_with("remember") || op == &"close-file")
+        .cloned()
+        .collect()
+}
+
+/// #14 item 3: a get that hashed the whole file and found it unchanged asks to remember its
+/// digest; a resumed get of a file whose digest is known reads only from its offset (one
+/// octet for `get SIZE-1`, not the whole file) and its trailer carries the known digest.
+/// On both driver paths.
+#[test]
+fn a_known_digest_makes_a_resumed_get_read_only_from_its_offset() {
+    let size = 3_000_000usize;
+    let big: Vec<u8> = (0..size as u32).map(|i| (i * 13 % 251) as u8).collect();
+    for fast in [false, true] {
+        let mut h = Harness::new(config());
+        h.fast = fast;
+        h.cache = true;
+        h.files.insert("big".into(), big.clone());
+        h.run();
+        h.sent.clear();
+        // The first get hashes everything (a resumed one: the prefix too) and remembers.
+        h.client(format!("get {} big\n", size - 10).as_bytes())
+            .run();
+        assert_eq!(h.read_octets, size as u64, "fast={fast}");
+        assert_eq!(file_ops(&h), ["open big", "remember-digest", "close-file"]);
+        assert_eq!(h.digests.get("big"), Some(&Digest::of(&big)));
+        let mut want = b"ok get 3000000 2024-03-01T08:00:00Z\ndata 10\n".to_vec();
+        want.extend_from_slice(&big[size - 10..]);
+        want.extend_from_slice(format!("end {}\n", Digest::of(&big)).as_bytes());
+        assert!(h.sent == want, "fast={fast}");
+
+        // The next reads one octet, and remembers nothing new.
+        h.sent.clear();
+        h.ops.clear();
+        h.read_octets = 0;
+        h.client(format!("get {} big\n", size - 1).as_bytes()).run();
+        assert_eq!(h.read_octets, 1, "fast={fast}");
+        assert_eq!(file_ops(&h), ["open big", "close-file"]);
+        let mut want = b"ok get 3000000 2024-03-01T08:00:00Z\ndata 1\n".to_vec();
+        want.push(big[size - 1]);
+        want.extend_from_slice(format!("end {}\n", Digest::of(&big)).as_bytes());
+        assert!(h.sent == want, "fast={fast}: {:?}", h.text());
+
+        // The trailer is the known digest, not a hash of what was read: the session trusts
+        // the driver's cache (which is why the cache is keyed to the file's identity).
+        let planted = Digest::from_bytes([7; 16]);
+        h.digests.insert("big".into(), planted);
+        h.sent.clear();
+        h.read_octets = 0;
+        h.client(format!("get {size} big\nget 2000000 big\n").as_bytes())
+            .run();
+        assert_eq!(h.read_octets, 1_000_000, "fast={fast}");
+        let text = h.text();
+        assert!(
+            text.starts_with(&format!(
+                "ok get 3000000 2024-03-01T08:00:00Z\nend {planted}\nok get 3000000"
+            )),
+            "{}",
+            &text[..120]
+        );
+        assert!(text.ends_with(&format!("end {planted}\n")));
+    }
+}
+
+/// A file without a known digest (never hashed whole, or changed since: the driver's cache
+/// is keyed to the file's identity and hands nothing over) is read and hashed whole again; a
+/// get whose file changed during the get (GET-9) or failed to read remembers nothing.
+#[test]
+fn a_changed_file_is_hashed_again_and_a_failed_get_remembers_nothing() {
+    let size = 2_000_000usize;
+    let old = vec![1u8; size];
+    let new = vec![2u8; size];
+    let mut h = Harness::new(config());
+    h.cache = true;
+    h.files.insert("f".into(), old.clone());
+    h.run();
+    h.client(b"get 0 f\n").run();
+    assert_eq!(h.digests.get("f"), Some(&Digest::of(&old)));
+
+    // Replaced under its name (as a put does): the cache has nothing for the new file.
+    h.files.insert("f".into(), new.clone());
+    h.digests.clear();
+    h.sent.clear();
+    h.read_octets = 0;
+    h.client(format!("get {} f\n", size - 1).as_bytes()).run();
+    assert_eq!(h.read_octets, size as u64);
+    assert!(
+        h.text()
+            .ends_with(&format!("\x02end {}\n", Digest::of(&new)))
+    );
+    assert_eq!(h.digests.get("f"), Some(&Digest::of(&new)));
+
+    // Changed during the get: abort 430, nothing remembered.
+    h.digests.clear();
+    h.changed = true;
+    h.ops.clear();
+    h.sent.clear();
+    h.client(b"get 0 f\n").run();
+    assert!(
+        h.text().ends_with("abort 430 changed\n"),
+        "{:?}",
+        &h.text()[..40]
+    );
+    assert_eq!(file_ops(&h), ["open f", "close-file"]);
+    assert!(h.digests.is_empty());
+
+    // A read failure: abort 431, nothing remembered.
+    h.changed = false;
+    h.ops.clear();
+    h.faults = vec![Code::STORAGE];
+    h.client(b"get 0 f\n").run();
+    assert_eq!(file_ops(&h), ["open f", "close-file"]);
+    assert!(h.digests.is_empty());
+
+    // A known digest with a file that changes during the get: GET-9 holds as before.
+    h.digests.insert("f".into(), Digest::of(&new));
+    h.changed = true;
+    h.sent.clear();
+    h.client(format!("get {} f\n", size - 1).as_bytes()).run();
+    assert!(h.text().ends_with("abort 430 changed\n"), "{:?}", h.text());
+}

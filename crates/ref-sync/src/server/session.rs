@@ -7,6 +7,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown as NetShutdown, SocketAddr, TcpStream};
+use std::os::unix::fs::FileExt as _;
 use std::time::{Duration, Instant};
 
 use ferry_proto::server::{Action, End, FileMeta, ServerSession};
@@ -78,19 +79,20 @@ fn drive(shared: &Shared, stream: &TcpStream) -> io::Result<End> {
                     .list()
                     .map_err(|e| StoreError::report_io(&e, "listing")),
             ),
-            Action::OpenRead(name) => match shared.root.open_read(&name) {
+            Action::OpenRead { name, .. } => match shared.root.open_read(&name) {
                 Ok(f) => {
                     session.opened(Ok(FileMeta {
                         size: f.size,
                         mtime: f.mtime,
+                        digest: f.digest,
                     }));
                     file = Some(f);
                 }
                 Err(e) => session.opened(Err(e.report("opening a file for get"))),
             },
-            Action::ReadFile { .. } => {
+            Action::ReadFile { at, .. } => {
                 let read = match &file {
-                    Some(f) => read_full(&f.file, session.file_space())
+                    Some(f) => read_full_at(&f.file, session.file_space(), at)
                         .map_err(|e| StoreError::report_io(&e, "read")),
                     None => Err(Code::STORAGE),
                 };
@@ -104,6 +106,11 @@ fn drive(shared: &Shared, stream: &TcpStream) -> io::Result<End> {
                     None => Err(Code::STORAGE),
                 };
                 session.checked(unchanged);
+            }
+            Action::RememberDigest(digest) => {
+                if let Some(f) = &file {
+                    shared.root.remember_digest(f, digest);
+                }
             }
             Action::CloseFile => file = None,
             Action::BeginUpload { name, size, mode } => {
@@ -212,11 +219,11 @@ fn drain(shared: &Shared, stream: &TcpStream, session: &mut ServerSession, until
     }
 }
 
-/// Reads until `buf` is full or the file ends; returns how much it read.
-fn read_full(mut file: &std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads at `at` until `buf` is full or the file ends; returns how much it read.
+fn read_full_at(file: &std::fs::File, buf: &mut [u8], at: u64) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
-        match file.read(&mut buf[n..]) {
+        match file.read_at(&mut buf[n..], at + n as u64) {
             Ok(0) => break,
             Ok(k) => n += k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
