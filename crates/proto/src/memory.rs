@@ -29,6 +29,11 @@ pub struct Harness {
     pub read_octets: u64,
     /// [`Action::CheckUnchanged`] answers that the file changed (GET-9).
     pub changed: bool,
+    /// Send chunk data of gets with a known digest straight from the file
+    /// ([`ServerSession::send_files`], [`Action::SendFile`]).
+    pub send_files: bool,
+    /// How many file octets were sent by [`Action::SendFile`].
+    pub file_sent: u64,
     /// The upload in progress: name and octets.
     pub upload: Option<(String, Vec<u8>)>,
     /// Storage operations the session asked for, in order (for checks).
@@ -71,6 +76,8 @@ impl Harness {
             cache: false,
             read_octets: 0,
             changed: false,
+            send_files: false,
+            file_sent: 0,
             upload: None,
             ops: Vec::new(),
             inbox: Vec::new(),
@@ -97,8 +104,40 @@ impl Harness {
     /// (input, a peer that accepts output, time) or is finished.
     pub fn run(&mut self) -> &mut Self {
         loop {
+            self.s.send_files(self.send_files);
             let action = self.s.poll(self.now);
             match action {
+                Action::SendFile { at, len, .. } => {
+                    if !self.faults.is_empty() {
+                        let code = self.faults.remove(0);
+                        self.s.file_send_failed(code);
+                        continue;
+                    }
+                    let Some((_, data)) = self.open.as_ref() else {
+                        self.s.file_send_failed(Code::STORAGE);
+                        continue;
+                    };
+                    let at = (at as usize).min(data.len());
+                    let mut n = len.min(data.len() - at);
+                    if let Some(w) = self.window {
+                        n = n.min(w);
+                    }
+                    if n == 0 && at == data.len() {
+                        // The file ended early.
+                        self.s.file_send_failed(Code::CHANGED);
+                        continue;
+                    }
+                    if n == 0 {
+                        self.waiting = Some(action);
+                        return self;
+                    }
+                    self.sent.extend_from_slice(&data[at..at + n]);
+                    self.file_sent += n as u64;
+                    if let Some(w) = &mut self.window {
+                        *w -= n;
+                    }
+                    self.s.sent(n);
+                }
                 Action::Send { .. } => {
                     let out = self.s.output();
                     self.max_output = self.max_output.max(out.len());
@@ -316,7 +355,11 @@ impl Harness {
     pub fn wait(&mut self, d: Duration) -> &mut Self {
         self.now += d;
         let due = match &self.waiting {
-            Some(Action::Send { deadline } | Action::Receive { deadline }) => *deadline <= self.now,
+            Some(
+                Action::Send { deadline }
+                | Action::SendFile { deadline, .. }
+                | Action::Receive { deadline },
+            ) => *deadline <= self.now,
             Some(Action::Drain { until }) => *until <= self.now,
             _ => false,
         };

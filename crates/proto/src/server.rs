@@ -8,6 +8,7 @@
 //! | action | the driver … | then calls |
 //! |---|---|---|
 //! | [`Action::Send`] | writes [`ServerSession::output`] (some of it is enough), waiting until `deadline` at most | [`ServerSession::sent`], or [`ServerSession::timed_out`] |
+//! | [`Action::SendFile`] | (only after [`ServerSession::send_files`]) writes `len` octets of the open file at `at` (some of them is enough; `sendfile`), waiting until `deadline` at most | [`ServerSession::sent`], [`ServerSession::file_send_failed`] or [`ServerSession::timed_out`] |
 //! | [`Action::Receive`] | reads into [`ServerSession::input_space`], waiting until `deadline` at most | [`ServerSession::received`], [`ServerSession::eof`] or [`ServerSession::timed_out`] |
 //! | [`Action::List`] | lists the folder | [`ServerSession::listed`] |
 //! | [`Action::OpenRead`] | opens the file for a get (and looks its digest up, if it keeps a digest cache) | [`ServerSession::opened`] |
@@ -48,6 +49,13 @@
 //!   into its own buffer, store it itself and report it with
 //!   [`ServerSession::received_upload`]; a failure to store (also of a write it answered at
 //!   once and performs behind) with [`ServerSession::upload_failed`].
+//! - **Payload straight from the file**: after [`ServerSession::send_files`], a get whose
+//!   digest is known sends each chunk's data with [`Action::SendFile`] (after its `data LEN`
+//!   line in [`ServerSession::output`]) instead of reading it into the session's buffer: the
+//!   driver may use `sendfile(2)`, with no copy through user space. A file that ends early or
+//!   fails to read once a chunk has begun ([`ServerSession::file_send_failed`]): the chunk is
+//!   completed with zero octets (DATA-11) and the payload ends with `abort 430` (GET-9) or
+//!   `abort 431` (GET-10); the digest check (GET-7) rejects those octets either way.
 //! - **Reads ahead**: for [`Action::ReadFile`], a driver that has already read the piece into
 //!   a buffer of its own swaps it in ([`ServerSession::swap_file_buffer`]) instead of reading
 //!   into [`ServerSession::file_space`]; it gets the previous buffer back for the next piece.
@@ -144,6 +152,19 @@ pub enum Action {
     /// Write [`ServerSession::output`]; report with [`ServerSession::sent`]. Give up at
     /// `deadline` if the peer accepted nothing by then ([`ServerSession::timed_out`]).
     Send {
+        /// When to report a timeout if nothing could be written.
+        deadline: Instant,
+    },
+    /// Write `len` octets of the open file, starting at `at`, to the peer (with `sendfile`,
+    /// or by reading and writing them); some of them is enough. Report with
+    /// [`ServerSession::sent`]; a file that ends before or fails to read with
+    /// [`ServerSession::file_send_failed`]; give up at `deadline` if the peer accepted nothing
+    /// by then ([`ServerSession::timed_out`]). Only after [`ServerSession::send_files`].
+    SendFile {
+        /// Where in the file.
+        at: u64,
+        /// How many octets are left of the chunk.
+        len: usize,
         /// When to report a timeout if nothing could be written.
         deadline: Instant,
     },
@@ -437,6 +458,11 @@ pub struct ServerSession {
     file_buf: Vec<u8>,
     /// A chunk waiting to be sent straight from `file_buf`, after `out`.
     chunk: Option<Range<usize>>,
+    /// The driver sends chunk data straight from the file when the digest is known
+    /// ([`ServerSession::send_files`]).
+    send_files: bool,
+    /// Chunk data waiting to be sent straight from the file, after `out`: where, how many.
+    file_out: Option<(u64, u64)>,
     /// No request line has been read yet (`version` is allowed, VER-2).
     first: bool,
     /// The shutdown deadline for requests in flight, once a shutdown was triggered.
@@ -556,6 +582,8 @@ impl ServerSession {
             out_sent: 0,
             file_buf: Vec::new(),
             chunk: None,
+            send_files: false,
+            file_out: None,
             first: true,
             hard: None,
             in_payload: false,
@@ -622,6 +650,13 @@ impl ServerSession {
             self.file_buf.resize(HEAD_ROOM + len, 0);
         }
         &mut self.file_buf[HEAD_ROOM..HEAD_ROOM + len]
+    }
+
+    /// Lets the session ask for [`Action::SendFile`]: a get whose digest is known (so that
+    /// nothing needs hashing) then has its chunk data sent straight from the file by the
+    /// driver (`sendfile`), not read into [`ServerSession::file_space`]. Off by default.
+    pub fn send_files(&mut self, on: bool) {
+        self.send_files = on;
     }
 
     /// The free space at the end of the input buffer, to read into (for
@@ -825,7 +860,30 @@ impl ServerSession {
             if r.start == r.end {
                 self.chunk = None;
             }
+        } else if let Some((at, left)) = &mut self.file_out {
+            let n = (n as u64).min(*left);
+            *at += n;
+            *left -= n;
+            if *left == 0 {
+                self.file_out = None;
+            }
         }
+    }
+
+    /// For [`Action::SendFile`]: the open file ended before the octets asked for
+    /// ([`Code::CHANGED`], GET-9) or could not be read ([`Code::STORAGE`], GET-10). The
+    /// chunk that has begun is completed with zero octets (DATA-11), then the payload ends
+    /// with `abort CODE`.
+    pub fn file_send_failed(&mut self, code: Code) {
+        let Some((_, left)) = self.file_out.take() else {
+            return;
+        };
+        let State::Reading(get) = &self.state else {
+            return;
+        };
+        let sent = get.pos.saturating_sub(get.offset).saturating_sub(left);
+        self.out.resize(self.out.len() + left as usize, 0);
+        self.abort(code, sent);
     }
 
     /// The peer closed its sending side.
@@ -851,7 +909,7 @@ impl ServerSession {
             return;
         };
         match action {
-            Action::Send { deadline } if now >= deadline => {
+            Action::Send { deadline } | Action::SendFile { deadline, .. } if now >= deadline => {
                 let end = match &self.state {
                     State::Closing(end) | State::Flushing(end) => end.clone(),
                     _ if self.past_hard() => End::Dropped("shutdown deadline passed"),
@@ -1099,9 +1157,10 @@ impl ServerSession {
         loop {
             if let Some(action) = self.peek() {
                 self.waiting = match &action {
-                    Action::Send { .. } | Action::Receive { .. } | Action::Drain { .. } => {
-                        Some(action.clone())
-                    }
+                    Action::Send { .. }
+                    | Action::SendFile { .. }
+                    | Action::Receive { .. }
+                    | Action::Drain { .. } => Some(action.clone()),
                     _ => None,
                 };
                 return action;
@@ -1195,7 +1254,10 @@ impl ServerSession {
     fn peek_request(&mut self) -> Option<Action> {
         let now = self.now;
         let pending_output = self.has_output();
-        if self.out.len() - self.out_sent >= OUTPUT_CAPACITY || self.chunk.is_some() {
+        if self.out.len() - self.out_sent >= OUTPUT_CAPACITY
+            || self.chunk.is_some()
+            || self.file_out.is_some()
+        {
             // Replies to a long run of pipelined requests leave before more are read.
             return Some(self.send());
         }
@@ -1363,7 +1425,10 @@ impl ServerSession {
 
     fn peek_get(&mut self) -> Option<Action> {
         // Chunk data leaves before the file buffer is read into again.
-        if self.chunk.is_some() || self.out.len() - self.out_sent >= OUTPUT_CAPACITY {
+        if self.chunk.is_some()
+            || self.file_out.is_some()
+            || self.out.len() - self.out_sent >= OUTPUT_CAPACITY
+        {
             return Some(self.send());
         }
         let past_hard = self.past_hard();
@@ -1389,6 +1454,19 @@ impl ServerSession {
             self.last_words = true;
             self.state = State::Closing(End::Closed(Code::SHUTTING_DOWN));
             return None;
+        }
+        if self.send_files && get.known.is_some() && get.pos >= get.offset && get.pos < get.total {
+            // The digest is known: the chunk's data goes straight from the file
+            // (Action::SendFile), after its head.
+            let len = (get.total - get.pos).min(u64::from(MAX_CHUNK));
+            if let Some(chunk_len) = ChunkLen::new(len) {
+                let mut head = [0u8; HEAD_ROOM];
+                let start = write_chunk_head(&mut head, chunk_len);
+                self.out.extend_from_slice(&head[start..]);
+                self.file_out = Some((get.pos, len));
+                get.pos += len;
+                return None;
+            }
         }
         let len = if get.pos < get.offset {
             (get.offset - get.pos).min(get.block as u64)
@@ -1653,7 +1731,7 @@ impl ServerSession {
     }
 
     fn has_output(&self) -> bool {
-        self.out_sent < self.out.len() || self.chunk.is_some()
+        self.out_sent < self.out.len() || self.chunk.is_some() || self.file_out.is_some()
     }
 
     fn consume(&mut self, n: usize) {
@@ -1674,6 +1752,10 @@ impl ServerSession {
             self.cfg.stall
         };
         let mut deadline = since + patience;
+        let file_out = match self.file_out {
+            Some(f) if self.out_sent == self.out.len() && self.chunk.is_none() => Some(f),
+            _ => None,
+        };
         if let Some(hard) = self.hard {
             deadline = if self.in_payload {
                 // CLOSE-10: a chunk that has begun may still go out while the client takes
@@ -1685,7 +1767,14 @@ impl ServerSession {
                 deadline.min(hard.max(since))
             };
         }
-        Action::Send { deadline }
+        match file_out {
+            Some((at, left)) => Action::SendFile {
+                at,
+                len: left as usize,
+                deadline,
+            },
+            None => Action::Send { deadline },
+        }
     }
 
     fn reply(&mut self, reply: &Reply) {

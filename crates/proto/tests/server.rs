@@ -665,3 +665,103 @@ fn a_changed_file_is_hashed_again_and_a_failed_get_remembers_nothing() {
     h.client(format!("get {} f\n", size - 1).as_bytes()).run();
     assert!(h.text().ends_with("abort 430 changed\n"), "{:?}", h.text());
 }
+
+/// With [`ServerSession::send_files`], a get whose digest is known has its chunk data sent
+/// straight from the file ([`Action::SendFile`]: `sendfile` in the threaded driver), nothing
+/// read into the session: the same octets as a get that reads and hashes.
+#[test]
+fn a_known_digest_lets_the_driver_send_chunks_straight_from_the_file() {
+    let size = 3_000_000usize;
+    let big: Vec<u8> = (0..size as u32).map(|i| (i * 17 % 251) as u8).collect();
+    let script = |h: &mut Harness| {
+        h.files.insert("big".into(), big.clone());
+        h.run();
+        h.client(b"get 0 big\n").run();
+        h.client(b"get 100 big\nget 2999999 big\nget 3000000 big\ndir\n")
+            .run();
+    };
+    let mut plain = Harness::new(config());
+    script(&mut plain);
+    for fast in [false, true] {
+        let mut h = Harness::new(config());
+        h.fast = fast;
+        h.cache = true;
+        h.send_files = true;
+        script(&mut h);
+        // The first get hashed the file (read it all); the others read nothing.
+        assert_eq!(h.read_octets, size as u64, "fast={fast}");
+        assert_eq!(h.file_sent, (size - 100 + 1) as u64, "fast={fast}");
+        assert!(h.sent == plain.sent, "fast={fast}: the octets differ");
+    }
+}
+
+/// A file that ends (or fails to read) while a chunk is sent straight from it: the chunk is
+/// completed with zeros (its length was announced, DATA-11), the payload ends with
+/// `abort 430` (GET-9) or `abort 431` (GET-10), and the session goes on.
+#[test]
+fn a_file_that_ends_during_a_chunk_sent_from_the_file_ends_with_abort() {
+    let size = 2_000_000usize;
+    let data: Vec<u8> = (0..size as u32).map(|i| (i % 249) as u8).collect();
+    for (code, text) in [
+        (Code::CHANGED, "abort 430 changed\n"),
+        (Code::STORAGE, "abort 431 storage\n"),
+    ] {
+        let mut h = Harness::new(config());
+        h.cache = true;
+        h.send_files = true;
+        h.files.insert("f".into(), data.clone());
+        h.run();
+        h.client(b"get 0 f\n").run();
+        h.sent.clear();
+        let head = "ok get 2000000 2024-03-01T08:00:00Z\ndata 1048576\n";
+        h.window = Some(head.len() + 1000);
+        h.client(b"get 0 f\n").run();
+        assert!(
+            matches!(h.waiting, Some(Action::SendFile { at: 1000, .. })),
+            "{:?}",
+            h.waiting
+        );
+        if code == Code::CHANGED {
+            // Truncated to 1500 octets under the session.
+            h.open.as_mut().expect("open").1.truncate(1500);
+        } else {
+            h.faults = vec![Code::STORAGE];
+        }
+        h.window = None;
+        h.client(b"dir\n").run();
+        let sent_data = if code == Code::CHANGED { 1500 } else { 1000 };
+        let mut want = head.as_bytes().to_vec();
+        want.extend_from_slice(&data[..sent_data]);
+        want.resize(head.len() + 1_048_576, 0);
+        want.extend_from_slice(text.as_bytes());
+        want.extend_from_slice(b"ok dir 1\n");
+        assert!(
+            h.sent.starts_with(&want),
+            "{code}: {:?}",
+            String::from_utf8_lossy(&h.sent[h.sent.len().saturating_sub(60)..])
+        );
+    }
+}
+
+/// A client that stops reading during a chunk sent from the file is dropped after the
+/// stall timeout, as during any other send.
+#[test]
+fn a_client_that_stops_reading_during_a_chunk_sent_from_the_file_is_dropped() {
+    let mut h = Harness::new(config());
+    h.cache = true;
+    h.send_files = true;
+    h.files.insert("f".into(), vec![5u8; 2_000_000]);
+    h.run();
+    h.client(b"get 0 f\n").run();
+    h.window = Some(100);
+    h.client(b"get 0 f\n").run();
+    assert!(
+        matches!(h.waiting, Some(Action::SendFile { .. })),
+        "{:?}",
+        h.waiting
+    );
+    h.wait(Duration::from_secs(59));
+    assert_eq!(h.finished(), None);
+    h.wait(Duration::from_secs(1));
+    assert_eq!(h.finished(), Some(End::Dropped("peer accepts no output")));
+}

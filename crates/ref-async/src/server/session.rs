@@ -111,6 +111,11 @@ impl<R: Runtime> Driver<R> {
                         Err(Wake::Io(e)) => return Err(e),
                     }
                 }
+                // Never asked: this driver does not turn on `send_files` (its reads ahead
+                // already overlap the file with the network).
+                Action::SendFile { .. } => {
+                    self.session.file_send_failed(ferry_wire::Code::STORAGE);
+                }
                 Action::Receive { deadline } => self.receive(deadline).await?,
                 Action::List => {
                     let root = root.clone();
