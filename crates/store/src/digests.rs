@@ -17,6 +17,13 @@
 //! clean" entries): every read of the hash came after the tick of the last change, and any
 //! later change sets a later ctime.
 //!
+//! **What it cannot see** (like git, rsync or make, which trust the same timestamps): writes
+//! through a shared memory mapping to a page already dirty change the content without
+//! touching the timestamps until the page is written back. A digest remembered in between is
+//! stale for that file; a client then fails the digest check (GET-7) and starts over, or, if
+//! the changed part lies within its prefix, keeps the version it had. GET-9 has the same
+//! blind spot without the cache.
+//!
 //! **Where.** In the server's memory, one cache per served folder ([`crate::Root`]) shared by
 //! all its sessions: nothing on disk that a client could name or reach, or that an operator
 //! must clean; it is lost at a restart, which costs one hashing per file.
