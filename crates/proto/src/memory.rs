@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use ferry_wire::{Code, Entry, FileName, HEAD_ROOM, PutMode, Timestamp};
+use ferry_wire::{Code, Digest, Entry, FileName, HEAD_ROOM, PutMode, Timestamp};
 
 use crate::server::{Action, Buffers, EagerUpload, End, FileMeta, ServerSession, SessionConfig};
 
@@ -18,8 +18,22 @@ pub struct Harness {
     pub now: Instant,
     /// The served folder: name and content.
     pub files: BTreeMap<String, Vec<u8>>,
-    /// The open file of a get and the read position.
-    pub open: Option<(Vec<u8>, usize)>,
+    /// The open file of a get: its name and content.
+    pub open: Option<(String, Vec<u8>)>,
+    /// A digest cache: the digests [`Action::RememberDigest`] gave, by name, handed to
+    /// [`ServerSession::opened`] as known. A file stored under the name drops its entry.
+    pub digests: BTreeMap<String, Digest>,
+    /// Keep a digest cache (off: digests are neither remembered nor handed over).
+    pub cache: bool,
+    /// How many file octets the session asked to read ([`Action::ReadFile`]).
+    pub read_octets: u64,
+    /// [`Action::CheckUnchanged`] answers that the file changed (GET-9).
+    pub changed: bool,
+    /// Send chunk data of gets with a known digest straight from the file
+    /// ([`ServerSession::send_files`], [`Action::SendFile`]).
+    pub send_files: bool,
+    /// How many file octets were sent by [`Action::SendFile`].
+    pub file_sent: u64,
     /// The upload in progress: name and octets.
     pub upload: Option<(String, Vec<u8>)>,
     /// Storage operations the session asked for, in order (for checks).
@@ -58,6 +72,12 @@ impl Harness {
             now,
             files: BTreeMap::new(),
             open: None,
+            digests: BTreeMap::new(),
+            cache: false,
+            read_octets: 0,
+            changed: false,
+            send_files: false,
+            file_sent: 0,
             upload: None,
             ops: Vec::new(),
             inbox: Vec::new(),
@@ -84,8 +104,40 @@ impl Harness {
     /// (input, a peer that accepts output, time) or is finished.
     pub fn run(&mut self) -> &mut Self {
         loop {
+            self.s.send_files(self.send_files);
             let action = self.s.poll(self.now);
             match action {
+                Action::SendFile { at, len, .. } => {
+                    if !self.faults.is_empty() {
+                        let code = self.faults.remove(0);
+                        self.s.file_send_failed(code);
+                        continue;
+                    }
+                    let Some((_, data)) = self.open.as_ref() else {
+                        self.s.file_send_failed(Code::STORAGE);
+                        continue;
+                    };
+                    let at = (at as usize).min(data.len());
+                    let mut n = len.min(data.len() - at);
+                    if let Some(w) = self.window {
+                        n = n.min(w);
+                    }
+                    if n == 0 && at == data.len() {
+                        // The file ended early.
+                        self.s.file_send_failed(Code::CHANGED);
+                        continue;
+                    }
+                    if n == 0 {
+                        self.waiting = Some(action);
+                        return self;
+                    }
+                    self.sent.extend_from_slice(&data[at..at + n]);
+                    self.file_sent += n as u64;
+                    if let Some(w) = &mut self.window {
+                        *w -= n;
+                    }
+                    self.s.sent(n);
+                }
                 Action::Send { .. } => {
                     let out = self.s.output();
                     self.max_output = self.max_output.max(out.len());
@@ -181,38 +233,50 @@ impl Harness {
                         .collect();
                     self.s.listed(Ok(entries));
                 }
-                Action::OpenRead(name) => {
+                Action::OpenRead { name, .. } => {
                     self.ops.push(format!("open {name}"));
                     match self.files.get(name.as_str()) {
                         Some(d) => {
-                            self.open = Some((d.clone(), 0));
+                            let digest = match self.cache {
+                                true => self.digests.get(name.as_str()).copied(),
+                                false => None,
+                            };
+                            self.open = Some((name.as_str().to_owned(), d.clone()));
                             self.s.opened(Ok(FileMeta {
                                 size: d.len() as u64,
                                 mtime: self.mtime,
+                                digest,
                             }));
                         }
                         None => self.s.opened(Err(Code::NOT_FOUND)),
                     }
                 }
-                Action::ReadFile { len } => {
-                    let Some((data, pos)) = self.open.as_mut() else {
+                Action::ReadFile { at, len } => {
+                    let Some((_, data)) = self.open.as_ref() else {
                         self.s.file_read(Err(Code::STORAGE));
                         continue;
                     };
-                    let n = len.min(data.len() - *pos);
+                    self.read_octets += len as u64;
+                    let at = (at as usize).min(data.len());
+                    let n = len.min(data.len() - at);
                     if self.fast {
                         let mut buf = vec![0; HEAD_ROOM + len];
-                        buf[HEAD_ROOM..HEAD_ROOM + n].copy_from_slice(&data[*pos..*pos + n]);
+                        buf[HEAD_ROOM..HEAD_ROOM + n].copy_from_slice(&data[at..at + n]);
                         let _spare = self.s.swap_file_buffer(buf);
                     } else {
                         let space = self.s.file_space();
                         assert_eq!(space.len(), len, "file_space is as long as ReadFile asked");
-                        space[..n].copy_from_slice(&data[*pos..*pos + n]);
+                        space[..n].copy_from_slice(&data[at..at + n]);
                     }
-                    *pos += n;
                     self.s.file_read(Ok(n));
                 }
-                Action::CheckUnchanged => self.s.checked(Ok(true)),
+                Action::CheckUnchanged => self.s.checked(Ok(!self.changed)),
+                Action::RememberDigest(digest) => {
+                    self.ops.push("remember-digest".into());
+                    if let (true, Some((name, _))) = (self.cache, &self.open) {
+                        self.digests.insert(name.clone(), digest);
+                    }
+                }
                 Action::CloseFile => {
                     self.ops.push("close-file".into());
                     self.open = None;
@@ -241,6 +305,7 @@ impl Harness {
                     self.ops.push("commit".into());
                     match self.upload.take() {
                         Some((name, data)) => {
+                            self.digests.remove(&name);
                             self.files.insert(name, data);
                             self.s.upload_committed(Ok(()));
                         }
@@ -280,6 +345,7 @@ impl Harness {
             Err(self.faults.remove(0))
         } else {
             self.ops.push(format!("store {name} {size}"));
+            self.digests.remove(name);
             self.files.insert(name.to_owned(), u.data);
             Ok(())
         }
@@ -289,7 +355,11 @@ impl Harness {
     pub fn wait(&mut self, d: Duration) -> &mut Self {
         self.now += d;
         let due = match &self.waiting {
-            Some(Action::Send { deadline } | Action::Receive { deadline }) => *deadline <= self.now,
+            Some(
+                Action::Send { deadline }
+                | Action::SendFile { deadline, .. }
+                | Action::Receive { deadline },
+            ) => *deadline <= self.now,
             Some(Action::Drain { until }) => *until <= self.now,
             _ => false,
         };

@@ -8,11 +8,13 @@
 //! | action | the driver … | then calls |
 //! |---|---|---|
 //! | [`Action::Send`] | writes [`ServerSession::output`] (some of it is enough), waiting until `deadline` at most | [`ServerSession::sent`], or [`ServerSession::timed_out`] |
+//! | [`Action::SendFile`] | (only after [`ServerSession::send_files`]) writes `len` octets of the open file at `at` (some of them is enough; `sendfile`), waiting until `deadline` at most | [`ServerSession::sent`], [`ServerSession::file_send_failed`] or [`ServerSession::timed_out`] |
 //! | [`Action::Receive`] | reads into [`ServerSession::input_space`], waiting until `deadline` at most | [`ServerSession::received`], [`ServerSession::eof`] or [`ServerSession::timed_out`] |
 //! | [`Action::List`] | lists the folder | [`ServerSession::listed`] |
-//! | [`Action::OpenRead`] | opens the file for a get | [`ServerSession::opened`] |
-//! | [`Action::ReadFile`] | reads the next `len` octets of the open file into [`ServerSession::file_space`] | [`ServerSession::file_read`] |
+//! | [`Action::OpenRead`] | opens the file for a get (and looks its digest up, if it keeps a digest cache) | [`ServerSession::opened`] |
+//! | [`Action::ReadFile`] | reads `len` octets of the open file at `at` into [`ServerSession::file_space`] | [`ServerSession::file_read`] |
 //! | [`Action::CheckUnchanged`] | compares the open file's size and mtime with those of the open (GET-9) | [`ServerSession::checked`] |
+//! | [`Action::RememberDigest`] | may remember the digest of the whole open file, found unchanged, in its digest cache | — |
 //! | [`Action::CloseFile`] | closes the open file | — |
 //! | [`Action::BeginUpload`] | starts an upload (staging file) | [`ServerSession::upload_begun`] |
 //! | [`Action::WriteUpload`] | writes [`ServerSession::upload_data`] to the staging file | [`ServerSession::upload_written`] |
@@ -25,6 +27,12 @@
 //! A shutdown of the server is an input too: [`ServerSession::shutdown`] with the instant at
 //! which requests in flight must stop (CLOSE-8, CLOSE-9). A driver that waits (for input, for
 //! its peer to accept output) must wake when the shutdown is triggered and report it.
+//!
+//! Known digests: a driver that keeps the digests of files it has served (keyed to the file's
+//! identity, as `ferry-store` does) hands a known one to [`ServerSession::opened`]
+//! ([`FileMeta::digest`]); the get then hashes nothing and reads only from its offset (a
+//! resumed get of a large file no longer reads and hashes its prefix). A get that hashed
+//! the whole file and found it unchanged asks for [`Action::RememberDigest`].
 //!
 //! Buffers: the session owns its input buffer (64 KiB; [`SessionConfig::upload_input`] while
 //! it receives an upload), its reply buffer and the file buffer of gets, which keeps room in
@@ -41,6 +49,13 @@
 //!   into its own buffer, store it itself and report it with
 //!   [`ServerSession::received_upload`]; a failure to store (also of a write it answered at
 //!   once and performs behind) with [`ServerSession::upload_failed`].
+//! - **Payload straight from the file**: after [`ServerSession::send_files`], a get whose
+//!   digest is known sends each chunk's data with [`Action::SendFile`] (after its `data LEN`
+//!   line in [`ServerSession::output`]) instead of reading it into the session's buffer: the
+//!   driver may use `sendfile(2)`, with no copy through user space. A file that ends early or
+//!   fails to read once a chunk has begun ([`ServerSession::file_send_failed`]): the chunk is
+//!   completed with zero octets (DATA-11) and the payload ends with `abort 430` (GET-9) or
+//!   `abort 431` (GET-10); the digest check (GET-7) rejects those octets either way.
 //! - **Reads ahead**: for [`Action::ReadFile`], a driver that has already read the piece into
 //!   a buffer of its own swaps it in ([`ServerSession::swap_file_buffer`]) instead of reading
 //!   into [`ServerSession::file_space`]; it gets the previous buffer back for the next piece.
@@ -243,6 +258,19 @@ pub enum Action {
         /// When to report a timeout if nothing could be written.
         deadline: Instant,
     },
+    /// Write `len` octets of the open file, starting at `at`, to the peer (with `sendfile`,
+    /// or by reading and writing them); some of them is enough. Report with
+    /// [`ServerSession::sent`]; a file that ends before or fails to read with
+    /// [`ServerSession::file_send_failed`]; give up at `deadline` if the peer accepted nothing
+    /// by then ([`ServerSession::timed_out`]). Only after [`ServerSession::send_files`].
+    SendFile {
+        /// Where in the file.
+        at: u64,
+        /// How many octets are left of the chunk.
+        len: usize,
+        /// When to report a timeout if nothing could be written.
+        deadline: Instant,
+    },
     /// Read into [`ServerSession::input_space`]; report with [`ServerSession::received`] or
     /// [`ServerSession::eof`]; at `deadline` without input, [`ServerSession::timed_out`].
     Receive {
@@ -252,16 +280,30 @@ pub enum Action {
     /// List the served folder: [`ServerSession::listed`].
     List,
     /// Open a file for reading: [`ServerSession::opened`].
-    OpenRead(FileName),
-    /// Read the next `len` octets of the open file into [`ServerSession::file_space`]:
+    OpenRead {
+        /// The file.
+        name: FileName,
+        /// The get's offset (where its first chunk starts; a driver that reads ahead may
+        /// start there when it knows the file's digest, else at 0).
+        offset: u64,
+    },
+    /// Read `len` octets of the open file at `at` into [`ServerSession::file_space`]:
     /// [`ServerSession::file_read`].
     ReadFile {
-        /// How many octets (the file is read sequentially from its start).
+        /// Where in the file (the reads of one get follow each other: each starts where the
+        /// previous one ended; the first at 0, or at the get's offset when the digest is
+        /// known).
+        at: u64,
+        /// How many octets.
         len: usize,
     },
     /// Check whether the open file is unchanged since it was opened:
     /// [`ServerSession::checked`].
     CheckUnchanged,
+    /// The get hashed the whole open file, which the check found unchanged: its digest. A
+    /// driver that keeps a digest cache may remember it for the open file's identity (as it
+    /// was at the open, if still the same); others ignore this. The file is still open.
+    RememberDigest(Digest),
     /// Close the open file.
     CloseFile,
     /// Start an upload: [`ServerSession::upload_begun`].
@@ -333,6 +375,10 @@ pub struct FileMeta {
     pub size: u64,
     /// Its modification time.
     pub mtime: Timestamp,
+    /// Its digest, when the driver knows it for exactly this file (same identity: device,
+    /// inode, size, modification and status-change times): the get then hashes nothing and
+    /// reads only from its offset. `None`: the get hashes the whole file.
+    pub digest: Option<Digest>,
 }
 
 /// An eager put whose payload has arrived, to store ([`Action::StoreUploads`]): begin it as
@@ -412,9 +458,11 @@ struct Get {
     name: FileName,
     total: u64,
     offset: u64,
-    /// Octets read so far (prefix and chunks).
+    /// Where the next read starts (prefix and chunks; from the offset when `known`).
     pos: u64,
     hasher: Hasher,
+    /// The digest was known at the open: nothing is hashed, the prefix is not read.
+    known: Option<Digest>,
     block: usize,
     /// A `ReadFile` is outstanding for this many octets.
     reading: Option<usize>,
@@ -523,6 +571,11 @@ pub struct ServerSession {
     file_buf: Vec<u8>,
     /// A chunk waiting to be sent straight from `file_buf`, after `out`.
     chunk: Option<Range<usize>>,
+    /// The driver sends chunk data straight from the file when the digest is known
+    /// ([`ServerSession::send_files`]).
+    send_files: bool,
+    /// Chunk data waiting to be sent straight from the file, after `out`: where, how many.
+    file_out: Option<(u64, u64)>,
     /// No request line has been read yet (`version` is allowed, VER-2).
     first: bool,
     /// The shutdown deadline for requests in flight, once a shutdown was triggered.
@@ -538,6 +591,8 @@ pub struct ServerSession {
     recv_since: Option<Instant>,
     /// The driver must drop the upload before anything else.
     discard: bool,
+    /// The driver may remember this digest of the open file before it closes it.
+    remember: Option<Digest>,
     /// The driver must close the open file before anything else.
     close_file: bool,
     /// When the current request began, for the log.
@@ -680,6 +735,8 @@ impl ServerSession {
             out_sent: 0,
             file_buf: Vec::new(),
             chunk: None,
+            send_files: false,
+            file_out: None,
             first: true,
             hard: None,
             in_payload: false,
@@ -687,6 +744,7 @@ impl ServerSession {
             send_since: None,
             recv_since: None,
             discard: false,
+            remember: None,
             close_file: false,
             started: now,
             waiting: None,
@@ -748,6 +806,13 @@ impl ServerSession {
             self.file_buf.resize(HEAD_ROOM + len, 0);
         }
         &mut self.file_buf[HEAD_ROOM..HEAD_ROOM + len]
+    }
+
+    /// Lets the session ask for [`Action::SendFile`]: a get whose digest is known (so that
+    /// nothing needs hashing) then has its chunk data sent straight from the file by the
+    /// driver (`sendfile`), not read into [`ServerSession::file_space`]. Off by default.
+    pub fn send_files(&mut self, on: bool) {
+        self.send_files = on;
     }
 
     /// The free space at the end of the input buffer, to read into (for
@@ -817,6 +882,7 @@ impl ServerSession {
             && !self.has_output()
             && !self.discard
             && !self.close_file
+            && self.remember.is_none()
     }
 
     /// Takes the session's buffers while it is idle ([`ServerSession::is_idle`]; otherwise
@@ -969,7 +1035,30 @@ impl ServerSession {
             if r.start == r.end {
                 self.chunk = None;
             }
+        } else if let Some((at, left)) = &mut self.file_out {
+            let n = (n as u64).min(*left);
+            *at += n;
+            *left -= n;
+            if *left == 0 {
+                self.file_out = None;
+            }
         }
+    }
+
+    /// For [`Action::SendFile`]: the open file ended before the octets asked for
+    /// ([`Code::CHANGED`], GET-9) or could not be read ([`Code::STORAGE`], GET-10). The
+    /// chunk that has begun is completed with zero octets (DATA-11), then the payload ends
+    /// with `abort CODE`.
+    pub fn file_send_failed(&mut self, code: Code) {
+        let Some((_, left)) = self.file_out.take() else {
+            return;
+        };
+        let State::Reading(get) = &self.state else {
+            return;
+        };
+        let sent = get.pos.saturating_sub(get.offset).saturating_sub(left);
+        self.out.resize(self.out.len() + left as usize, 0);
+        self.abort(code, sent);
     }
 
     /// The peer closed its sending side.
@@ -1008,7 +1097,7 @@ impl ServerSession {
             }
         }
         match action {
-            Action::Send { deadline } if now >= deadline => {
+            Action::Send { deadline } | Action::SendFile { deadline, .. } if now >= deadline => {
                 let end = match &self.state {
                     State::Closing(end) | State::Flushing(end) => end.clone(),
                     _ if self.past_hard() => End::Dropped("shutdown deadline passed"),
@@ -1106,7 +1195,9 @@ impl ServerSession {
         // KEEP_FILE_BUF, twice (a driver may read the next piece while one is sent) out of
         // the memory budget, else pieces and chunks of KEEP_FILE_BUF.
         let mut block = meta.size.clamp(1, u64::from(MAX_CHUNK)) as usize;
-        if block > KEEP_FILE_BUF && self.file_grant.is_none() {
+        // (A get sent straight from the file, Action::SendFile, reads nothing into it.)
+        let from_file = self.send_files && meta.digest.is_some();
+        if block > KEEP_FILE_BUF && self.file_grant.is_none() && !from_file {
             self.file_grant = self.cfg.memory.take(2 * (HEAD_ROOM + MAX_CHUNK as usize));
             if self.file_grant.is_none() {
                 tracing::debug!("memory budget spent: a get is sent in small chunks");
@@ -1118,8 +1209,10 @@ impl ServerSession {
             name,
             total: meta.size,
             offset,
-            pos: 0,
+            // A known digest: the prefix is neither read nor hashed.
+            pos: if meta.digest.is_some() { offset } else { 0 },
             hasher: Hasher::new(),
+            known: meta.digest,
             block,
             reading: None,
         }));
@@ -1144,8 +1237,10 @@ impl ServerSession {
             // The driver read into neither file_space nor a swapped-in buffer.
             return self.abort(Code::STORAGE, sent);
         }
-        let data = &self.file_buf[HEAD_ROOM..HEAD_ROOM + len];
-        get.hasher.update(data);
+        if get.known.is_none() {
+            get.hasher
+                .update(&self.file_buf[HEAD_ROOM..HEAD_ROOM + len]);
+        }
         let chunk = get.pos >= get.offset;
         get.pos += len as u64;
         if !chunk {
@@ -1175,7 +1270,15 @@ impl ServerSession {
         let sent = get.total - get.offset;
         match result {
             Ok(true) => {
-                self.frame(&Frame::End(get.hasher.digest()));
+                let digest = match get.known {
+                    Some(known) => known,
+                    None => {
+                        let digest = get.hasher.digest();
+                        self.remember = Some(digest);
+                        digest
+                    }
+                };
+                self.frame(&Frame::End(digest));
                 self.close_file = true;
                 self.end_payload();
                 self.log("get", Some(&get.name), None, sent);
@@ -1282,9 +1385,10 @@ impl ServerSession {
             if let Some(mut action) = self.peek() {
                 self.pace_action(&mut action);
                 self.waiting = match &action {
-                    Action::Send { .. } | Action::Receive { .. } | Action::Drain { .. } => {
-                        Some(action.clone())
-                    }
+                    Action::Send { .. }
+                    | Action::SendFile { .. }
+                    | Action::Receive { .. }
+                    | Action::Drain { .. } => Some(action.clone()),
                     _ => None,
                 };
                 return action;
@@ -1306,7 +1410,10 @@ impl ServerSession {
             self.pace = None;
             return;
         }
-        let (Action::Send { deadline } | Action::Receive { deadline }) = action else {
+        let (Action::Send { deadline }
+        | Action::SendFile { deadline, .. }
+        | Action::Receive { deadline }) = action
+        else {
             return;
         };
         if self.last_words {
@@ -1335,6 +1442,9 @@ impl ServerSession {
         if self.discard {
             self.discard = false;
             return Some(Action::DiscardUpload);
+        }
+        if let Some(digest) = self.remember.take() {
+            return Some(Action::RememberDigest(digest));
         }
         if self.close_file {
             self.close_file = false;
@@ -1405,7 +1515,10 @@ impl ServerSession {
                 }
                 Some(self.send())
             }
-            State::Opening { name, .. } => Some(Action::OpenRead(name.clone())),
+            State::Opening { name, offset } => Some(Action::OpenRead {
+                name: name.clone(),
+                offset: *offset,
+            }),
             State::Beginning {
                 name, size, mode, ..
             } => Some(Action::BeginUpload {
@@ -1435,7 +1548,10 @@ impl ServerSession {
             self.input_grant = None;
         }
         let pending_output = self.has_output();
-        if self.out.len() - self.out_sent >= OUTPUT_CAPACITY || self.chunk.is_some() {
+        if self.out.len() - self.out_sent >= OUTPUT_CAPACITY
+            || self.chunk.is_some()
+            || self.file_out.is_some()
+        {
             // Replies to a long run of pipelined requests leave before more are read.
             return Some(self.send());
         }
@@ -1621,7 +1737,10 @@ impl ServerSession {
 
     fn peek_get(&mut self) -> Option<Action> {
         // Chunk data leaves before the file buffer is read into again.
-        if self.chunk.is_some() || self.out.len() - self.out_sent >= OUTPUT_CAPACITY {
+        if self.chunk.is_some()
+            || self.file_out.is_some()
+            || self.out.len() - self.out_sent >= OUTPUT_CAPACITY
+        {
             return Some(self.send());
         }
         let past_hard = self.past_hard();
@@ -1630,7 +1749,7 @@ impl ServerSession {
             return None;
         };
         if let Some(len) = get.reading {
-            return Some(Action::ReadFile { len });
+            return Some(Action::ReadFile { at: get.pos, len });
         }
         if past_hard {
             // CLOSE-9: the shutdown deadline passed during a get payload. Chunk data still
@@ -1648,6 +1767,19 @@ impl ServerSession {
             self.state = State::Closing(End::Closed(Code::SHUTTING_DOWN));
             return None;
         }
+        if self.send_files && get.known.is_some() && get.pos >= get.offset && get.pos < get.total {
+            // The digest is known: the chunk's data goes straight from the file
+            // (Action::SendFile), after its head.
+            let len = (get.total - get.pos).min(u64::from(MAX_CHUNK));
+            if let Some(chunk_len) = ChunkLen::new(len) {
+                let mut head = [0u8; HEAD_ROOM];
+                let start = write_chunk_head(&mut head, chunk_len);
+                self.out.extend_from_slice(&head[start..]);
+                self.file_out = Some((get.pos, len));
+                get.pos += len;
+                return None;
+            }
+        }
         let len = if get.pos < get.offset {
             (get.offset - get.pos).min(get.block as u64)
         } else if get.pos < get.total {
@@ -1661,7 +1793,7 @@ impl ServerSession {
         };
         let len = len as usize;
         get.reading = Some(len);
-        Some(Action::ReadFile { len })
+        Some(Action::ReadFile { at: get.pos, len })
     }
 
     /// Ends a get payload with `abort CODE` at a chunk boundary (GET-9, GET-10).
@@ -1927,7 +2059,7 @@ impl ServerSession {
     }
 
     fn has_output(&self) -> bool {
-        self.out_sent < self.out.len() || self.chunk.is_some()
+        self.out_sent < self.out.len() || self.chunk.is_some() || self.file_out.is_some()
     }
 
     fn consume(&mut self, n: usize) {
@@ -1948,6 +2080,10 @@ impl ServerSession {
             self.cfg.stall
         };
         let mut deadline = since + patience;
+        let file_out = match self.file_out {
+            Some(f) if self.out_sent == self.out.len() && self.chunk.is_none() => Some(f),
+            _ => None,
+        };
         if let Some(hard) = self.hard {
             deadline = if self.in_payload {
                 // CLOSE-10: a chunk that has begun may still go out while the client takes
@@ -1959,7 +2095,14 @@ impl ServerSession {
                 deadline.min(hard.max(since))
             };
         }
-        Action::Send { deadline }
+        match file_out {
+            Some((at, left)) => Action::SendFile {
+                at,
+                len: left as usize,
+                deadline,
+            },
+            None => Action::Send { deadline },
+        }
     }
 
     fn reply(&mut self, reply: &Reply) {

@@ -805,3 +805,229 @@ fn a_listing_beyond_the_listing_budget_is_refused_with_431_and_the_budget_given_
     c.client(b"dir\n").run();
     assert!(c.replies().starts_with("ok dir 3000\n"));
 }
+
+/// The ops of a script, without those of puts (for the digest tests).
+fn file_ops(h: &Harness) -> Vec<String> {
+    h.ops
+        .iter()
+        .filter(|op| op.starts_with("open") || op.starts_with("remember") || op == &"close-file")
+        .cloned()
+        .collect()
+}
+
+/// #14 item 3: a get that hashed the whole file and found it unchanged asks to remember its
+/// digest; a resumed get of a file whose digest is known reads only from its offset (one
+/// octet for `get SIZE-1`, not the whole file) and its trailer carries the known digest.
+/// On both driver paths.
+#[test]
+fn a_known_digest_makes_a_resumed_get_read_only_from_its_offset() {
+    let size = 3_000_000usize;
+    let big: Vec<u8> = (0..size as u32).map(|i| (i * 13 % 251) as u8).collect();
+    for fast in [false, true] {
+        let mut h = Harness::new(config());
+        h.fast = fast;
+        h.cache = true;
+        h.files.insert("big".into(), big.clone());
+        h.run();
+        h.sent.clear();
+        // The first get hashes everything (a resumed one: the prefix too) and remembers.
+        h.client(format!("get {} big\n", size - 10).as_bytes())
+            .run();
+        assert_eq!(h.read_octets, size as u64, "fast={fast}");
+        assert_eq!(file_ops(&h), ["open big", "remember-digest", "close-file"]);
+        assert_eq!(h.digests.get("big"), Some(&Digest::of(&big)));
+        let mut want = b"ok get 3000000 2024-03-01T08:00:00Z\ndata 10\n".to_vec();
+        want.extend_from_slice(&big[size - 10..]);
+        want.extend_from_slice(format!("end {}\n", Digest::of(&big)).as_bytes());
+        assert!(h.sent == want, "fast={fast}");
+
+        // The next reads one octet, and remembers nothing new.
+        h.sent.clear();
+        h.ops.clear();
+        h.read_octets = 0;
+        h.client(format!("get {} big\n", size - 1).as_bytes()).run();
+        assert_eq!(h.read_octets, 1, "fast={fast}");
+        assert_eq!(file_ops(&h), ["open big", "close-file"]);
+        let mut want = b"ok get 3000000 2024-03-01T08:00:00Z\ndata 1\n".to_vec();
+        want.push(big[size - 1]);
+        want.extend_from_slice(format!("end {}\n", Digest::of(&big)).as_bytes());
+        assert!(h.sent == want, "fast={fast}: {:?}", h.text());
+
+        // The trailer is the known digest, not a hash of what was read: the session trusts
+        // the driver's cache (which is why the cache is keyed to the file's identity).
+        let planted = Digest::from_bytes([7; 16]);
+        h.digests.insert("big".into(), planted);
+        h.sent.clear();
+        h.read_octets = 0;
+        h.client(format!("get {size} big\nget 2000000 big\n").as_bytes())
+            .run();
+        assert_eq!(h.read_octets, 1_000_000, "fast={fast}");
+        let text = h.text();
+        assert!(
+            text.starts_with(&format!(
+                "ok get 3000000 2024-03-01T08:00:00Z\nend {planted}\nok get 3000000"
+            )),
+            "{}",
+            &text[..120]
+        );
+        assert!(text.ends_with(&format!("end {planted}\n")));
+    }
+}
+
+/// A file without a known digest (never hashed whole, or changed since: the driver's cache
+/// is keyed to the file's identity and hands nothing over) is read and hashed whole again; a
+/// get whose file changed during the get (GET-9) or failed to read remembers nothing.
+#[test]
+fn a_changed_file_is_hashed_again_and_a_failed_get_remembers_nothing() {
+    let size = 2_000_000usize;
+    let old = vec![1u8; size];
+    let new = vec![2u8; size];
+    let mut h = Harness::new(config());
+    h.cache = true;
+    h.files.insert("f".into(), old.clone());
+    h.run();
+    h.client(b"get 0 f\n").run();
+    assert_eq!(h.digests.get("f"), Some(&Digest::of(&old)));
+
+    // Replaced under its name (as a put does): the cache has nothing for the new file.
+    h.files.insert("f".into(), new.clone());
+    h.digests.clear();
+    h.sent.clear();
+    h.read_octets = 0;
+    h.client(format!("get {} f\n", size - 1).as_bytes()).run();
+    assert_eq!(h.read_octets, size as u64);
+    assert!(
+        h.text()
+            .ends_with(&format!("\x02end {}\n", Digest::of(&new)))
+    );
+    assert_eq!(h.digests.get("f"), Some(&Digest::of(&new)));
+
+    // Changed during the get: abort 430, nothing remembered.
+    h.digests.clear();
+    h.changed = true;
+    h.ops.clear();
+    h.sent.clear();
+    h.client(b"get 0 f\n").run();
+    assert!(
+        h.text().ends_with("abort 430 changed\n"),
+        "{:?}",
+        &h.text()[..40]
+    );
+    assert_eq!(file_ops(&h), ["open f", "close-file"]);
+    assert!(h.digests.is_empty());
+
+    // A read failure: abort 431, nothing remembered.
+    h.changed = false;
+    h.ops.clear();
+    h.faults = vec![Code::STORAGE];
+    h.client(b"get 0 f\n").run();
+    assert_eq!(file_ops(&h), ["open f", "close-file"]);
+    assert!(h.digests.is_empty());
+
+    // A known digest with a file that changes during the get: GET-9 holds as before.
+    h.digests.insert("f".into(), Digest::of(&new));
+    h.changed = true;
+    h.sent.clear();
+    h.client(format!("get {} f\n", size - 1).as_bytes()).run();
+    assert!(h.text().ends_with("abort 430 changed\n"), "{:?}", h.text());
+}
+
+/// With [`ServerSession::send_files`], a get whose digest is known has its chunk data sent
+/// straight from the file ([`Action::SendFile`]: `sendfile` in the threaded driver), nothing
+/// read into the session: the same octets as a get that reads and hashes.
+#[test]
+fn a_known_digest_lets_the_driver_send_chunks_straight_from_the_file() {
+    let size = 3_000_000usize;
+    let big: Vec<u8> = (0..size as u32).map(|i| (i * 17 % 251) as u8).collect();
+    let script = |h: &mut Harness| {
+        h.files.insert("big".into(), big.clone());
+        h.run();
+        h.client(b"get 0 big\n").run();
+        h.client(b"get 100 big\nget 2999999 big\nget 3000000 big\ndir\n")
+            .run();
+    };
+    let mut plain = Harness::new(config());
+    script(&mut plain);
+    for fast in [false, true] {
+        let mut h = Harness::new(config());
+        h.fast = fast;
+        h.cache = true;
+        h.send_files = true;
+        script(&mut h);
+        // The first get hashed the file (read it all); the others read nothing.
+        assert_eq!(h.read_octets, size as u64, "fast={fast}");
+        assert_eq!(h.file_sent, (size - 100 + 1) as u64, "fast={fast}");
+        assert!(h.sent == plain.sent, "fast={fast}: the octets differ");
+    }
+}
+
+/// A file that ends (or fails to read) while a chunk is sent straight from it: the chunk is
+/// completed with zeros (its length was announced, DATA-11), the payload ends with
+/// `abort 430` (GET-9) or `abort 431` (GET-10), and the session goes on.
+#[test]
+fn a_file_that_ends_during_a_chunk_sent_from_the_file_ends_with_abort() {
+    let size = 2_000_000usize;
+    let data: Vec<u8> = (0..size as u32).map(|i| (i % 249) as u8).collect();
+    for (code, text) in [
+        (Code::CHANGED, "abort 430 changed\n"),
+        (Code::STORAGE, "abort 431 storage\n"),
+    ] {
+        let mut h = Harness::new(config());
+        h.cache = true;
+        h.send_files = true;
+        h.files.insert("f".into(), data.clone());
+        h.run();
+        h.client(b"get 0 f\n").run();
+        h.sent.clear();
+        let head = "ok get 2000000 2024-03-01T08:00:00Z\ndata 1048576\n";
+        h.window = Some(head.len() + 1000);
+        h.client(b"get 0 f\n").run();
+        assert!(
+            matches!(h.waiting, Some(Action::SendFile { at: 1000, .. })),
+            "{:?}",
+            h.waiting
+        );
+        if code == Code::CHANGED {
+            // Truncated to 1500 octets under the session.
+            h.open.as_mut().expect("open").1.truncate(1500);
+        } else {
+            h.faults = vec![Code::STORAGE];
+        }
+        h.window = None;
+        h.client(b"dir\n").run();
+        let sent_data = if code == Code::CHANGED { 1500 } else { 1000 };
+        let mut want = head.as_bytes().to_vec();
+        want.extend_from_slice(&data[..sent_data]);
+        want.resize(head.len() + 1_048_576, 0);
+        want.extend_from_slice(text.as_bytes());
+        want.extend_from_slice(b"ok dir 1\n");
+        assert!(
+            h.sent.starts_with(&want),
+            "{code}: {:?}",
+            String::from_utf8_lossy(&h.sent[h.sent.len().saturating_sub(60)..])
+        );
+    }
+}
+
+/// A client that stops reading during a chunk sent from the file is dropped after the
+/// stall timeout, as during any other send.
+#[test]
+fn a_client_that_stops_reading_during_a_chunk_sent_from_the_file_is_dropped() {
+    let mut h = Harness::new(config());
+    h.cache = true;
+    h.send_files = true;
+    h.files.insert("f".into(), vec![5u8; 2_000_000]);
+    h.run();
+    h.client(b"get 0 f\n").run();
+    h.window = Some(100);
+    h.client(b"get 0 f\n").run();
+    assert!(
+        matches!(h.waiting, Some(Action::SendFile { .. })),
+        "{:?}",
+        h.waiting
+    );
+    h.wait(Duration::from_secs(59));
+    assert_eq!(h.finished(), None);
+    h.wait(Duration::from_secs(1));
+    assert_eq!(h.finished(), Some(End::Dropped("peer accepts no output")));
+}

@@ -32,10 +32,15 @@
 //!   locks, changes and removes nothing in it (SEC-10), so it serves a read-only mount or a
 //!   folder the server may not write; such a root refuses every upload.
 //!
+//! - [`Root::open_read`] looks the opened file's digest up in the folder's digest cache
+//!   ([`digests`]: in memory, keyed to the file's identity), and [`Root::remember_digest`]
+//!   fills it after a get hashed the whole file, so a resumed get does not hash it again.
+//!
 //! The crate is Linux-first (it uses `renameat2`), with a `link`/`unlink` fallback where the
 //! file system does not support `RENAME_NOREPLACE`.
 
 mod config;
+pub mod digests;
 mod slots;
 mod space;
 pub use config::{
@@ -50,10 +55,13 @@ use std::io::{self, Write as _};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use digests::{DigestCache, Identity};
 
 use ferry_proto::server::EagerUpload;
-use ferry_wire::{Code, Entry, FileName, PutMode, Timestamp};
+use ferry_wire::{Code, Digest, Entry, FileName, PutMode, Timestamp};
 use rustix::fs::{
     AtFlags, Dir, FileType, FlockOperation, Mode, OFlags, RenameFlags, Stat, fchmod, flock, fstat,
     fstatvfs, fsync, linkat, mkdirat, openat, renameat, renameat_with, statat, unlinkat,
@@ -160,6 +168,8 @@ struct Inner {
     counter: AtomicU64,
     /// What the uploads in progress were promised, and the quota (PUT-22, PUT-23).
     space: Arc<space::Space>,
+    /// Digests of files hashed whole, for all sessions of this folder (#14 item 3).
+    digests: DigestCache,
 }
 
 impl Root {
@@ -237,6 +247,7 @@ impl Root {
                 random: RandomState::new(),
                 counter: AtomicU64::new(0),
                 space: Arc::default(),
+                digests: DigestCache::default(),
             }),
             hard_links: false,
         }
@@ -388,12 +399,27 @@ impl Root {
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || self.refuses_links(&st) {
             return Err(StoreError::NotFound);
         }
+        let identity = Identity::of(&st);
         Ok(ReadFile {
             file: File::from(fd),
             size: stat_size(&st),
             mtime: stat_mtime(&st),
+            digest: self.inner.digests.get(&identity),
             snapshot: Snapshot::of(&st),
+            identity,
+            opened: SystemTime::now(),
+            same: AtomicBool::new(false),
         })
+    }
+
+    /// Remembers `digest`, computed by a get over the whole of `file`, in the folder's digest
+    /// cache ([`digests`]), when the last [`ReadFile::unchanged`] found the file's identity
+    /// (device, inode, size, mtime, ctime) as it was at the open and its last change was
+    /// long enough before the open ([`digests::Identity::settled`]). No system call.
+    pub fn remember_digest(&self, file: &ReadFile, digest: Digest) {
+        if file.same.load(Ordering::Relaxed) && file.identity.settled(file.opened) {
+            self.inner.digests.insert(file.identity, digest);
+        }
     }
 
     /// Starts an upload after the storage checks of PUT-2, in order:
@@ -624,14 +650,27 @@ pub struct ReadFile {
     pub size: u64,
     /// Its modification time when it was opened, whole seconds (DIR-5).
     pub mtime: Timestamp,
+    /// Its digest, when the folder's digest cache knew it for the identity the opened file
+    /// has (a get may then skip hashing, and a resumed one read only from its offset).
+    pub digest: Option<Digest>,
     snapshot: Snapshot,
+    identity: Identity,
+    /// When it was opened (a digest is remembered only for a file changed well before).
+    opened: SystemTime,
+    /// The last [`ReadFile::unchanged`] found the whole identity as at the open.
+    same: AtomicBool,
 }
 
 impl ReadFile {
     /// Whether the file still has the size and modification time (at the storage's full
     /// precision) it had when it was opened: the check of GET-9 after the last octet was read.
+    ///
+    /// It also notes whether the whole identity (inode, ctime too) is unchanged, which
+    /// [`Root::remember_digest`] requires.
     pub fn unchanged(&self) -> io::Result<bool> {
         let st = fstat(&self.file)?;
+        self.same
+            .store(Identity::of(&st) == self.identity, Ordering::Relaxed);
         Ok(Snapshot::of(&st) == self.snapshot)
     }
 }
@@ -795,6 +834,51 @@ mod tests {
 
     fn name(s: &str) -> FileName {
         FileName::new(s).expect("valid name")
+    }
+
+    /// The digest cache end to end: filled only after a check found the opened file's
+    /// identity unchanged, found again by the next open of the same file, lost when the
+    /// file is rewritten in place or replaced under its name.
+    #[test]
+    fn a_remembered_digest_is_found_until_the_file_changes() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = Root::open(tmp.path()).expect("open");
+        let path = tmp.path().join("big");
+        let size = digests::MIN_SIZE as usize;
+        std::fs::write(&path, vec![1u8; size]).expect("write");
+        let d = Digest::of(&vec![1u8; size]);
+        // As if opened MIN_AGE after the file was written (no sleep in a unit test).
+        let later = |mut f: ReadFile| {
+            f.opened += digests::MIN_AGE;
+            f
+        };
+        let f = later(root.open_read(&name("big")).expect("open"));
+        assert_eq!(f.digest, None);
+        root.remember_digest(&f, d);
+        assert_eq!(root.inner.digests.len(), 0, "no check yet: not remembered");
+        assert!(f.unchanged().expect("fstat"));
+        root.remember_digest(&f, d);
+        assert_eq!(root.open_read(&name("big")).expect("open").digest, Some(d));
+
+        // A file changed since it was opened is not remembered.
+        let fresh = root.open_read(&name("big")).expect("open");
+        assert!(fresh.unchanged().expect("fstat"));
+        root.remember_digest(&fresh, d);
+        assert_eq!(root.inner.digests.len(), 1);
+
+        // Rewritten in place, same size: another ctime (and mtime).
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&path, vec![2u8; size]).expect("rewrite");
+        assert_eq!(root.open_read(&name("big")).expect("open").digest, None);
+
+        // Remembered again, then replaced under its name by a rename.
+        let f = later(root.open_read(&name("big")).expect("open"));
+        assert!(f.unchanged().expect("fstat"));
+        root.remember_digest(&f, Digest::of(&vec![2u8; size]));
+        assert!(root.open_read(&name("big")).expect("open").digest.is_some());
+        std::fs::write(tmp.path().join("other"), vec![3u8; size]).expect("write");
+        std::fs::rename(tmp.path().join("other"), &path).expect("rename");
+        assert_eq!(root.open_read(&name("big")).expect("open").digest, None);
     }
 
     #[test]

@@ -9,10 +9,10 @@ use std::mem;
 use std::os::unix::fs::FileExt as _;
 use std::sync::Arc;
 
-use ferry_proto::server::ServerSession;
+use ferry_proto::server::{FileMeta, ServerSession};
 use ferry_store::{ReadFile, Root, StoreError, Upload};
 use ferry_wire::limits::MAX_CHUNK;
-use ferry_wire::{Code, FileName, HEAD_ROOM, PutMode};
+use ferry_wire::{Code, Digest, FileName, HEAD_ROOM, PutMode};
 
 use crate::runtime::{BoxFuture, Runtime};
 
@@ -89,16 +89,23 @@ pub(super) struct Reader<R: Runtime> {
 }
 
 impl<R: Runtime> Reader<R> {
-    /// Opens `name` and reads its first piece, in one trip: the file, its size and mtime.
+    /// Opens `name` and reads its first piece, in one trip: the file, its size, mtime and
+    /// digest if the folder's digest cache knows it. The first piece starts at 0, or at the
+    /// get's `offset` when the digest is known (the session then reads from there).
     pub(super) async fn open(
         rt: &R,
         root: &Root,
         name: FileName,
-    ) -> Result<(Self, u64, ferry_wire::Timestamp), Code> {
+        offset: u64,
+    ) -> Result<(Self, FileMeta), Code> {
         let root = root.clone();
         let trip = rt.unblock(move || {
             let file = root.open_read(&name)?;
-            let piece = read_piece(&file, 0, guess(file.size, 0), Vec::new());
+            let at = match file.digest {
+                Some(_) => offset.min(file.size),
+                None => 0,
+            };
+            let piece = read_piece(&file, at, guess(file.size, at), Vec::new());
             Ok::<_, StoreError>((file, piece))
         });
         let (file, piece) = match trip.await {
@@ -106,22 +113,27 @@ impl<R: Runtime> Reader<R> {
             Ok(Err(e)) => return Err(e.report("opening a file for get")),
             Err(e) => return Err(StoreError::report_io(&e, "opening a file for get")),
         };
-        let (size, mtime) = (file.size, file.mtime);
+        let meta = FileMeta {
+            size: file.size,
+            mtime: file.mtime,
+            digest: file.digest,
+        };
         let reader = Self {
             rt: rt.clone(),
+            pos: piece.at,
             file: Arc::new(file),
-            pos: 0,
             ahead: None,
             ready: Some(piece),
             spare: None,
             unchanged: None,
         };
-        Ok((reader, size, mtime))
+        Ok((reader, meta))
     }
 
-    /// [`ferry_proto::server::Action::ReadFile`]: hands the session the next `len` octets
+    /// [`ferry_proto::server::Action::ReadFile`]: hands the session `len` octets at `at`
     /// (swapping the piece's buffer in) and starts reading the piece after them.
-    pub(super) async fn read(&mut self, session: &mut ServerSession, len: usize) {
+    pub(super) async fn read(&mut self, session: &mut ServerSession, at: u64, len: usize) {
+        self.pos = at;
         let mut piece = match self.ready.take() {
             Some(p) => Ok(p),
             None => match self.ahead.take() {
@@ -183,6 +195,12 @@ impl<R: Runtime> Reader<R> {
             }
         };
         unchanged.map_err(|e| StoreError::report_io(&e, "fstat"))
+    }
+
+    /// [`ferry_proto::server::Action::RememberDigest`]: into the folder's digest cache, if
+    /// the check found the file's identity unchanged (no system call: done in place).
+    pub(super) fn remember(&self, root: &Root, digest: Digest) {
+        root.remember_digest(&self.file, digest);
     }
 }
 

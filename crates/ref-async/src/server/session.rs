@@ -17,7 +17,7 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use ferry_proto::server::{Action, Buffers, End, FileMeta, ServerSession};
+use ferry_proto::server::{Action, Buffers, End, ServerSession};
 use ferry_store::StoreError;
 use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
 
@@ -111,6 +111,11 @@ impl<R: Runtime> Driver<R> {
                         Err(Wake::Io(e)) => return Err(e),
                     }
                 }
+                // Never asked: this driver does not turn on `send_files` (its reads ahead
+                // already overlap the file with the network).
+                Action::SendFile { .. } => {
+                    self.session.file_send_failed(ferry_wire::Code::STORAGE);
+                }
                 Action::Receive { deadline } => self.receive(deadline).await?,
                 Action::List => {
                     let root = root.clone();
@@ -120,15 +125,17 @@ impl<R: Runtime> Driver<R> {
                     };
                     self.session.listed(listed);
                 }
-                Action::OpenRead(name) => match Reader::open(&rt, &root, name).await {
-                    Ok((reader, size, mtime)) => {
-                        self.reader = Some(reader);
-                        self.session.opened(Ok(FileMeta { size, mtime }));
+                Action::OpenRead { name, offset } => {
+                    match Reader::open(&rt, &root, name, offset).await {
+                        Ok((reader, meta)) => {
+                            self.reader = Some(reader);
+                            self.session.opened(Ok(meta));
+                        }
+                        Err(code) => self.session.opened(Err(code)),
                     }
-                    Err(code) => self.session.opened(Err(code)),
-                },
-                Action::ReadFile { len } => match self.reader.as_mut() {
-                    Some(reader) => reader.read(&mut self.session, len).await,
+                }
+                Action::ReadFile { at, len } => match self.reader.as_mut() {
+                    Some(reader) => reader.read(&mut self.session, at, len).await,
                     None => self.session.file_read(Err(ferry_wire::Code::STORAGE)),
                 },
                 Action::CheckUnchanged => {
@@ -137,6 +144,11 @@ impl<R: Runtime> Driver<R> {
                         None => Err(ferry_wire::Code::STORAGE),
                     };
                     self.session.checked(checked);
+                }
+                Action::RememberDigest(digest) => {
+                    if let Some(reader) = &self.reader {
+                        reader.remember(&root, digest);
+                    }
                 }
                 Action::CloseFile => self.reader = None,
                 Action::BeginUpload { name, size, mode } => {

@@ -7,11 +7,13 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown as NetShutdown, SocketAddr, TcpStream};
+use std::os::unix::fs::FileExt as _;
 use std::time::{Duration, Instant};
 
 use ferry_proto::server::{Action, End, FileMeta, ServerSession};
 use ferry_store::{ReadFile, StoreError, Upload};
 use ferry_wire::Code;
+use rustix::io::Errno;
 
 use super::Shared;
 
@@ -49,6 +51,8 @@ pub(super) fn serve(shared: &Shared, stream: &TcpStream, peer: SocketAddr, id: u
 /// the upload of a put live here; dropping the upload removes its staging file.
 fn drive(shared: &Shared, stream: &TcpStream) -> io::Result<End> {
     let mut session = ServerSession::new(shared.session.clone(), Instant::now());
+    // Chunks of gets whose digest is known go straight from the file (sendfile).
+    session.send_files(true);
     let mut file: Option<ReadFile> = None;
     let mut upload: Option<Upload> = None;
     loop {
@@ -62,6 +66,22 @@ fn drive(shared: &Shared, stream: &TcpStream) -> io::Result<End> {
                 Err(Wake::Shutdown) => {}
                 Err(Wake::Io(e)) => return Err(e),
             },
+            Action::SendFile { at, len, deadline } => {
+                let Some(f) = &file else {
+                    session.file_send_failed(Code::STORAGE);
+                    continue;
+                };
+                match send_file_some(shared, &session, stream, &f.file, at, len, deadline) {
+                    Ok(0) => session.file_send_failed(Code::CHANGED),
+                    Ok(n) => session.sent(n),
+                    Err(FileWake::File(e)) => {
+                        session.file_send_failed(StoreError::report_io(&e, "read"));
+                    }
+                    Err(FileWake::Net(Wake::Deadline)) => session.timed_out(Instant::now()),
+                    Err(FileWake::Net(Wake::Shutdown)) => {}
+                    Err(FileWake::Net(Wake::Io(e))) => return Err(e),
+                }
+            }
             Action::Receive { deadline } => {
                 let told = session.is_shutting_down();
                 match read_some(shared, told, stream, session.input_space(), deadline) {
@@ -78,19 +98,20 @@ fn drive(shared: &Shared, stream: &TcpStream) -> io::Result<End> {
                     .list()
                     .map_err(|e| StoreError::report_io(&e, "listing")),
             ),
-            Action::OpenRead(name) => match shared.root.open_read(&name) {
+            Action::OpenRead { name, .. } => match shared.root.open_read(&name) {
                 Ok(f) => {
                     session.opened(Ok(FileMeta {
                         size: f.size,
                         mtime: f.mtime,
+                        digest: f.digest,
                     }));
                     file = Some(f);
                 }
                 Err(e) => session.opened(Err(e.report("opening a file for get"))),
             },
-            Action::ReadFile { .. } => {
+            Action::ReadFile { at, .. } => {
                 let read = match &file {
-                    Some(f) => read_full(&f.file, session.file_space())
+                    Some(f) => read_full_at(&f.file, session.file_space(), at)
                         .map_err(|e| StoreError::report_io(&e, "read")),
                     None => Err(Code::STORAGE),
                 };
@@ -104,6 +125,11 @@ fn drive(shared: &Shared, stream: &TcpStream) -> io::Result<End> {
                     None => Err(Code::STORAGE),
                 };
                 session.checked(unchanged);
+            }
+            Action::RememberDigest(digest) => {
+                if let Some(f) = &file {
+                    shared.root.remember_digest(f, digest);
+                }
             }
             Action::CloseFile => file = None,
             Action::BeginUpload { name, size, mode } => {
@@ -158,8 +184,74 @@ fn write_some(
     deadline: Instant,
 ) -> Result<usize, Wake> {
     let told = session.is_shutting_down();
+    write_piece(shared, told, stream, session.output(), deadline)
+}
+
+/// Why [`send_file_some`] moved nothing.
+enum FileWake {
+    /// As a socket wait.
+    Net(Wake),
+    /// Reading the file failed.
+    File(io::Error),
+}
+
+/// Writes some of `len` octets of `file` at `at` to the socket, waiting in slices until
+/// `deadline`: with `sendfile(2)` (no copy through user space), or, where the file system
+/// does not support it, by reading a piece and writing it. `Ok(0)`: the file ends at `at`.
+fn send_file_some(
+    shared: &Shared,
+    session: &ServerSession,
+    stream: &TcpStream,
+    file: &std::fs::File,
+    at: u64,
+    len: usize,
+    deadline: Instant,
+) -> Result<usize, FileWake> {
+    let told = session.is_shutting_down();
     loop {
-        match (&*stream).write(session.output()) {
+        let mut offset = at;
+        let err = match rustix::fs::sendfile(stream, file, Some(&mut offset), len) {
+            Ok(n) => return Ok(n),
+            Err(e) => e,
+        };
+        match err {
+            Errno::INTR => {}
+            Errno::AGAIN => {
+                if !told && shared.shutdown.is_triggered() {
+                    return Err(FileWake::Net(Wake::Shutdown));
+                }
+                if Instant::now() >= deadline {
+                    return Err(FileWake::Net(Wake::Deadline));
+                }
+            }
+            Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP => {
+                // No sendfile from this file: read a piece and write it.
+                let mut buf = vec![0; len.min(64 * 1024)];
+                let n = file.read_at(&mut buf, at).map_err(FileWake::File)?;
+                if n == 0 {
+                    return Ok(0);
+                }
+                return write_piece(shared, told, stream, &buf[..n], deadline)
+                    .map_err(FileWake::Net);
+            }
+            Errno::PIPE | Errno::CONNRESET | Errno::NOTCONN | Errno::TIMEDOUT => {
+                return Err(FileWake::Net(Wake::Io(err.into())));
+            }
+            _ => return Err(FileWake::File(err.into())),
+        }
+    }
+}
+
+/// Writes some of `data`, waiting in slices until `deadline`.
+fn write_piece(
+    shared: &Shared,
+    told: bool,
+    stream: &TcpStream,
+    data: &[u8],
+    deadline: Instant,
+) -> Result<usize, Wake> {
+    loop {
+        match (&*stream).write(data) {
             Ok(n) => return Ok(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if is_timeout(&e) => {
@@ -212,11 +304,11 @@ fn drain(shared: &Shared, stream: &TcpStream, session: &mut ServerSession, until
     }
 }
 
-/// Reads until `buf` is full or the file ends; returns how much it read.
-fn read_full(mut file: &std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads at `at` until `buf` is full or the file ends; returns how much it read.
+fn read_full_at(file: &std::fs::File, buf: &mut [u8], at: u64) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
-        match file.read(&mut buf[n..]) {
+        match file.read_at(&mut buf[n..], at + n as u64) {
             Ok(0) => break,
             Ok(k) => n += k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

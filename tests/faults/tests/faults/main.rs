@@ -3,6 +3,7 @@
 //! storage faults. See docs/RELIABILITY.md.
 
 mod crashes;
+mod digests;
 mod floods;
 mod memory;
 pub mod proxy;
