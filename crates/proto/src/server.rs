@@ -611,8 +611,8 @@ pub struct ServerSession {
 
 /// How fast the payload in flight moves (TIME-9): the octets that moved and the time spent
 /// waiting for the peer since it began. The time the driver spends on the session's own work
-/// (reading or storing the file) does not count: only the intervals from a [`Action::Send`]
-/// or [`Action::Receive`] to the next call of [`ServerSession::poll`] or
+/// (reading or storing the file) does not count: only the intervals from a [`Action::Send`],
+/// [`Action::SendFile`] or [`Action::Receive`] to the next call of [`ServerSession::poll`] or
 /// [`ServerSession::timed_out`].
 #[derive(Debug)]
 struct Pace {
@@ -626,8 +626,9 @@ impl Pace {
     /// How much longer the session may wait for the peer: `stall` of grace, plus one second
     /// for every `rate` octets moved, minus what it has waited.
     fn allowance(&self, stall: Duration, rate: u64) -> Duration {
+        let part = u128::from(self.moved % rate) * 1_000_000_000 / u128::from(rate);
         let earned = Duration::from_secs(self.moved / rate)
-            + Duration::from_nanos((self.moved % rate) * 1_000_000_000 / rate);
+            + Duration::from_nanos(u64::try_from(part).unwrap_or(u64::MAX));
         (stall + earned.min(PACE_MAX_EARNED)).saturating_sub(self.waited)
     }
 
