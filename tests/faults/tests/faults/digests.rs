@@ -10,7 +10,7 @@ use std::time::Duration;
 use ferry_fault_tests::file_name;
 use ferry_fault_tests::{Impl, TestServer, client_options, random_bytes};
 use ferry_store::digests::{MIN_AGE, MIN_SIZE};
-use ferry_sync::client::{Client, ClientError, GetOptions};
+use ferry_sync::client::{Client, GetOptions};
 use ferry_test_support::{PayloadEnd, RawSession};
 use ferry_wire::{Digest, Hasher, PutMode, Reply, Request};
 
@@ -129,7 +129,6 @@ fn truncated_while_sent_with_a_known_digest(imp: Impl) {
     let data = random_bytes(35, 24 << 20);
     server.write_file("shrinks.bin", &data);
     std::thread::sleep(MIN_AGE + Duration::from_millis(200));
-    let path = server.root.join("shrinks.bin");
     let mut c = Client::connect_with(server.addr, &client_options()).expect("connect");
     let local = tempfile::tempdir().expect("tempdir");
     let first = local.path().join("first.bin");
@@ -140,43 +139,8 @@ fn truncated_while_sent_with_a_known_digest(imp: Impl) {
         &mut |_| {},
     )
     .expect("the first get (remembers the digest)");
-    let dest = local.path().join("shrinks.bin");
-    let mut done = false;
-    let r = c.get_to_path(
-        &file_name("shrinks.bin"),
-        &dest,
-        &GetOptions::default(),
-        &mut |_| {
-            if !done {
-                done = true;
-                let f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .expect("open");
-                f.set_len(1000).expect("truncate");
-            }
-        },
-    );
-    match &r {
-        Err(ClientError::Refused(e)) if e.code.get() == 430 => {}
-        other => panic!("{imp}: expected abort 430, got {other:?}"),
-    }
-    assert!(
-        !dest.exists(),
-        "{imp}: destination written from a shrinking file"
-    );
-    c.dir()
-        .unwrap_or_else(|e| panic!("{imp}: session unusable after abort 430: {e}"));
+    crate::storage::get_of_a_shrinking_file(imp, &server, &mut c, local.path());
     println!("DIGESTS|{imp}|truncated-with-known-digest|Refused(430), session kept");
-}
-
-macro_rules! per_impl {
-    ($f:ident: $($name:ident = $imp:expr),*) => {$(
-        #[test]
-        fn $name() {
-            $f($imp);
-        }
-    )*};
 }
 
 per_impl!(replaced_between_resumed_gets: replaced_between_resumed_gets_threads = Impl::Threads, replaced_between_resumed_gets_async_std = Impl::AsyncStd, replaced_between_resumed_gets_tokio = Impl::Tokio, replaced_between_resumed_gets_smol = Impl::Smol);

@@ -2,6 +2,16 @@
 //! against network faults (a faulty proxy), slow and stuck peers, floods, crashes and
 //! storage faults. See docs/RELIABILITY.md.
 
+/// `per_impl!(f: f_threads = Impl::Threads, …)`: one test per implementation, each `f(imp)`.
+macro_rules! per_impl {
+    ($f:ident: $($name:ident = $imp:expr),*) => {$(
+        #[test]
+        fn $name() {
+            $f($imp);
+        }
+    )*};
+}
+
 mod crashes;
 mod digests;
 mod floods;

@@ -66,13 +66,4 @@ fn budget_spent(imp: Impl) {
     assert_eq!(lens, vec![1 << 20; 3], "{imp}: 1 MiB chunks");
 }
 
-macro_rules! per_impl {
-    ($f:ident: $($name:ident = $imp:expr),*) => {$(
-        #[test]
-        fn $name() {
-            $f($imp);
-        }
-    )*};
-}
-
 per_impl!(budget_spent: budget_spent_threads = Impl::Threads, budget_spent_async_std = Impl::AsyncStd, budget_spent_tokio = Impl::Tokio, budget_spent_smol = Impl::Smol);

@@ -192,15 +192,6 @@ fn dripped_upload(imp: Impl) {
     }
 }
 
-macro_rules! per_impl {
-    ($f:ident: $($name:ident = $imp:expr),*) => {$(
-        #[test]
-        fn $name() {
-            $f($imp);
-        }
-    )*};
-}
-
 per_impl!(slowloris: slowloris_threads = Impl::Threads, slowloris_async_std = Impl::AsyncStd, slowloris_tokio = Impl::Tokio, slowloris_smol = Impl::Smol);
 per_impl!(stuck_reader: stuck_reader_threads = Impl::Threads, stuck_reader_async_std = Impl::AsyncStd, stuck_reader_tokio = Impl::Tokio, stuck_reader_smol = Impl::Smol);
 per_impl!(silent_uploader: silent_uploader_threads = Impl::Threads, silent_uploader_async_std = Impl::AsyncStd, silent_uploader_tokio = Impl::Tokio, silent_uploader_smol = Impl::Smol);

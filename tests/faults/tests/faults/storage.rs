@@ -15,10 +15,23 @@ fn truncated_during_download(imp: Impl) {
     let server = TestServer::with_impl_config(imp, |c| c.stall_timeout = Duration::from_secs(2));
     let data = random_bytes(9, 24 << 20);
     server.write_file("shrinks.bin", &data);
-    let path = server.root.join("shrinks.bin");
     let local = tempfile::tempdir().expect("tempdir");
-    let dest = local.path().join("shrinks.bin");
     let mut c = Client::connect_with(server.addr, &client_options()).expect("connect");
+    get_of_a_shrinking_file(imp, &server, &mut c, local.path());
+    println!("STORAGE|{imp}|truncated-during-get|Refused(430), session kept");
+}
+
+/// Gets `shrinks.bin` of `server` into `dest_dir` with `c`, truncating the served file to
+/// 1000 octets at the client's first progress: the payload must end with `abort 430`
+/// (GET-9), the client report `Refused(430)` and write no destination, and the session go on.
+pub(crate) fn get_of_a_shrinking_file(
+    imp: Impl,
+    server: &TestServer,
+    c: &mut Client,
+    dest_dir: &std::path::Path,
+) {
+    let path = server.root.join("shrinks.bin");
+    let dest = dest_dir.join("shrinks.bin");
     let mut done = false;
     let r = c.get_to_path(
         &file_name("shrinks.bin"),
@@ -45,7 +58,6 @@ fn truncated_during_download(imp: Impl) {
     );
     c.dir()
         .unwrap_or_else(|e| panic!("{imp}: session unusable after abort 430: {e}"));
-    println!("STORAGE|{imp}|truncated-during-get|Refused(430), session kept");
 }
 
 #[test]

@@ -102,6 +102,19 @@ pub(super) fn time_2_line(ctx: &mut Ctx<'_>) -> Res<Done> {
     )))
 }
 
+/// TIME-4: after a timed-out upload, nothing of `name` is listed on the server at `addr`.
+fn nothing_visible(addr: std::net::SocketAddr, name: &[u8]) -> Res<()> {
+    let (mut c, _) = Conn::open(addr, after(Duration::from_secs(10)))?;
+    let l = c.dir("DIR-1")?;
+    let _ = c.close();
+    ensure(
+        !l.iter().any(|e| e.name.as_bytes() == name),
+        "TIME-4",
+        "nothing visible after the timeout",
+        || format!("{} is listed", show(name)),
+    )
+}
+
 pub(super) fn time_2_upload(ctx: &mut Ctx<'_>) -> Res<Done> {
     let (addr, stall) = stall_server(ctx)?;
     let (mut c, _) = Conn::open(addr, after(stall + Duration::from_secs(10)))?;
@@ -111,15 +124,7 @@ pub(super) fn time_2_upload(ctx: &mut Ctx<'_>) -> Res<Done> {
     c.send("TIME-2", &chunk(b"abcd"))?;
     let t = wait_timeout(ctx, &mut c, stall, "TIME-2")?;
     // Nothing visible, on that server.
-    let (mut c, _) = Conn::open(addr, after(Duration::from_secs(10)))?;
-    let l = c.dir("DIR-1")?;
-    let _ = c.close();
-    ensure(
-        !l.iter().any(|e| e.name.as_bytes() == name),
-        "TIME-4",
-        "nothing visible after the timeout",
-        || format!("{} is listed", show(&name)),
-    )?;
+    nothing_visible(addr, &name)?;
     Ok(Done::PassWith(format!(
         "closed after {:.1} s",
         t.as_secs_f64()
@@ -258,15 +263,7 @@ pub(super) fn time_9_dripped_upload(ctx: &mut Ctx<'_>) -> Res<Done> {
         || format!("{rest:?}"),
     );
     ctx.soft(r)?;
-    let (mut c, _) = Conn::open(addr, after(Duration::from_secs(10)))?;
-    let l = c.dir("DIR-1")?;
-    let _ = c.close();
-    ensure(
-        !l.iter().any(|e| e.name.as_bytes() == name),
-        "TIME-4",
-        "nothing visible after the timeout",
-        || format!("{} is listed", show(&name)),
-    )?;
+    nothing_visible(addr, &name)?;
     Ok(Done::PassWith(format!(
         "closed after {:.1} s (stall={} s, min-rate={rate})",
         t.as_secs_f64(),
