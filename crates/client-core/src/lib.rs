@@ -168,7 +168,7 @@ pub struct Progress<'a> {
 pub struct GetReport {
     /// The file's name on the server.
     pub name: FileName,
-    /// Where it was stored ([`Client::get_to_path`], [`Client::get_many`]).
+    /// Where it was stored (the clients' `get_to_path` and `get_many`).
     pub path: Option<PathBuf>,
     /// The file's size.
     pub size: u64,

@@ -149,7 +149,7 @@ pub struct SessionConfig {
 }
 
 /// The memory the sessions of one server share for their large buffers: an eager put's
-/// payload held until it has arrived, a get's file buffer beyond [`KEEP_FILE_BUF`] (twice,
+/// payload held until it has arrived, a get's file buffer beyond 64 KiB (twice,
 /// for a driver that reads the next piece while one is sent), an upload's input buffer
 /// beyond [`INPUT_SMALL`]. A session that finds the budget spent does without: it streams the
 /// eager put to its staging file as it arrives, sends 64 KiB chunks, reads 64 KiB at a time.
@@ -656,10 +656,12 @@ struct LogBudget {
     left_out: u64,
 }
 
-/// See [`LogBudget`].
+/// How many request events a session logs at once before its log is rate limited (a client
+/// that pipelines requests cannot fill the operator's disk with log).
 pub const LOG_BURST: u32 = 1000;
 
-/// See [`LogBudget`].
+/// How many request events a second a session logs once its [`LOG_BURST`] is spent; those
+/// left out are counted, and their number logged.
 pub const LOG_PER_SECOND: u32 = 100;
 
 impl LogBudget {

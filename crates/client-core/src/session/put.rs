@@ -15,7 +15,7 @@ use super::{
 use crate::{ClientError, PutReport, ViolationKind};
 
 impl ClientSession {
-    /// The result of [`Action::ReadSource`]: how many octets were read into
+    /// The result of [`Action::ReadSource`](crate::session::Action::ReadSource): how many octets were read into
     /// [`ClientSession::source_space`] (fewer than asked: the source ended early), or the
     /// error.
     pub fn source_read(&mut self, read: io::Result<usize>) {
@@ -53,7 +53,7 @@ impl ClientSession {
         }
     }
 
-    /// The result of [`Action::CheckSource`]: `Ok(false)` when the source changed.
+    /// The result of [`Action::CheckSource`](crate::session::Action::CheckSource): `Ok(false)` when the source changed.
     pub fn source_checked(&mut self, unchanged: io::Result<bool>) {
         let Some(up) = &mut self.upload else {
             return;
