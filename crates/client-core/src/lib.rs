@@ -72,8 +72,9 @@ pub struct ClientOptions {
 /// transfer runs over today (a GSM data call gives 9.6 kbit/s), and it applies only after the
 /// timeout's grace and to the average since the answer began, so bursts and pauses on a slow
 /// link do not trip it. A server that sends at a fraction `f` of the rate holds the client
-/// for the grace divided by `1 − f`: about the timeout for one that drips.
-pub const DEFAULT_MIN_RATE: u64 = 1024;
+/// for the grace divided by `1 − f`: about the timeout for one that drips. The same floor
+/// servers announce by default (`min-rate`, TIME-9).
+pub const DEFAULT_MIN_RATE: u64 = ferry_wire::limits::DEFAULT_MIN_RATE;
 
 impl Default for ClientOptions {
     fn default() -> Self {

@@ -158,7 +158,6 @@ pub struct SessionConfig {
 #[derive(Debug)]
 pub struct MemoryBudget {
     left: AtomicUsize,
-    total: usize,
     /// For the listing budget: what the last listing took, taken before the next one is
     /// collected (DIR-11).
     hint: AtomicUsize,
@@ -176,7 +175,6 @@ impl MemoryBudget {
     pub fn new(bytes: usize) -> Arc<Self> {
         Arc::new(Self {
             left: AtomicUsize::new(bytes),
-            total: bytes,
             hint: AtomicUsize::new(0),
         })
     }
@@ -184,11 +182,6 @@ impl MemoryBudget {
     /// What is not taken.
     pub fn available(&self) -> usize {
         self.left.load(Ordering::Relaxed)
-    }
-
-    /// The whole budget.
-    pub fn total(&self) -> usize {
-        self.total
     }
 
     /// A grant of nothing, to add to.
@@ -626,9 +619,7 @@ impl Pace {
     /// How much longer the session may wait for the peer: `stall` of grace, plus one second
     /// for every `rate` octets moved, minus what it has waited.
     fn allowance(&self, stall: Duration, rate: u64) -> Duration {
-        let part = u128::from(self.moved % rate) * 1_000_000_000 / u128::from(rate);
-        let earned = Duration::from_secs(self.moved / rate)
-            + Duration::from_nanos(u64::try_from(part).unwrap_or(u64::MAX));
+        let earned = ferry_wire::limits::rate_time(self.moved, rate);
         (stall + earned.min(PACE_MAX_EARNED)).saturating_sub(self.waited)
     }
 

@@ -662,6 +662,22 @@ pub struct ReadFile {
 }
 
 impl ReadFile {
+    /// Reads at `at` until `buf` is full or the file ends; returns how much it read (fewer
+    /// than `buf.len()` only where the file ends).
+    pub fn read_at(&self, buf: &mut [u8], at: u64) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt as _;
+        let mut n = 0;
+        while n < buf.len() {
+            match self.file.read_at(&mut buf[n..], at + n as u64) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+
     /// Whether the file still has the size and modification time (at the storage's full
     /// precision) it had when it was opened: the check of GET-9 after the last octet was read.
     ///

@@ -33,9 +33,36 @@ pub const DEFAULT_STALL_SECS: u64 = 60;
 /// Low enough never to cut a real link (a 1 GiB file may take twelve days).
 pub const DEFAULT_MIN_RATE: u64 = 1024;
 
+/// The time `moved` octets buy at `rate` (> 0) octets per second: the grace a payload earns
+/// under a minimum rate (TIME-9, and ferry's client's own minimum rate). Exact to the
+/// nanosecond, without overflow for any `moved` and `rate`.
+pub fn rate_time(moved: u64, rate: u64) -> std::time::Duration {
+    let rate = rate.max(1);
+    // (moved % rate) / rate < 1 s: always fewer than 10^9 nanoseconds.
+    let nanos = u128::from(moved % rate) * 1_000_000_000 / u128::from(rate);
+    std::time::Duration::new(moved / rate, u32::try_from(nanos).unwrap_or(999_999_999))
+}
+
 /// Highest protocol version number the grammar admits (`version = %x31-39 *4DIGIT`).
 pub const MAX_VERSION: u32 = 99_999;
 
 /// Longest error text: the longest line that carries one (`abort 000 ` + text + LF, two
 /// octets longer than `err 000 `) still fits MAX_LINE.
 pub const MAX_TEXT: usize = MAX_LINE - "abort 000 ".len() - 1;
+
+#[cfg(test)]
+mod tests {
+    use super::rate_time;
+    use std::time::Duration;
+
+    #[test]
+    fn rate_time_is_exact_and_never_overflows() {
+        assert_eq!(rate_time(1536, 1024), Duration::from_millis(1500));
+        assert_eq!(rate_time(0, 1024), Duration::ZERO);
+        assert_eq!(rate_time(u64::MAX, 1), Duration::from_secs(u64::MAX));
+        assert_eq!(
+            rate_time(u64::MAX - 1, u64::MAX),
+            Duration::new(0, 999_999_999)
+        );
+    }
+}

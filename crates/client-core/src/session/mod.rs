@@ -314,14 +314,6 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
-/// The time `moved` octets buy at `rate` (> 0) octets per second.
-fn rate_time(moved: u64, rate: u64) -> Duration {
-    let secs = moved / rate;
-    // (moved % rate) / rate < 1 s: always fewer than 10^9 nanoseconds.
-    let nanos = u128::from(moved % rate) * 1_000_000_000 / u128::from(rate);
-    Duration::new(secs, u32::try_from(nanos).unwrap_or(999_999_999))
-}
-
 /// One of ferry-wire's line decoders.
 type Decoder<T> = fn(&[u8]) -> Result<(T, usize), DecodeError>;
 
@@ -708,7 +700,7 @@ impl ClientSession {
         if rate == 0 {
             return None;
         }
-        let bought = rate_time(total - run.base, rate);
+        let bought = ferry_wire::limits::rate_time(total - run.base, rate);
         run.start.checked_add(grace?)?.checked_add(bought)
     }
 

@@ -6,7 +6,6 @@
 
 use std::io;
 use std::mem;
-use std::os::unix::fs::FileExt as _;
 use std::sync::Arc;
 
 use ferry_proto::server::{FileMeta, ServerSession};
@@ -40,7 +39,7 @@ fn read_piece(file: &ReadFile, at: u64, asked: usize, mut buf: Vec<u8>) -> Piece
     if buf.len() < HEAD_ROOM + asked {
         buf.resize(HEAD_ROOM + asked, 0);
     }
-    let read = read_full_at(&file.file, &mut buf[HEAD_ROOM..HEAD_ROOM + asked], at);
+    let read = file.read_at(&mut buf[HEAD_ROOM..HEAD_ROOM + asked], at);
     let unchanged = match &read {
         Ok(n) if at + *n as u64 == file.size => Some(file.unchanged()),
         _ => None,
@@ -52,19 +51,6 @@ fn read_piece(file: &ReadFile, at: u64, asked: usize, mut buf: Vec<u8>) -> Piece
         read,
         unchanged,
     }
-}
-
-fn read_full_at(file: &std::fs::File, buf: &mut [u8], at: u64) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match file.read_at(&mut buf[n..], at + n as u64) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// The length of the piece to read ahead at `pos`: what the session asks for once it sends

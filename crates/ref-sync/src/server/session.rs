@@ -111,7 +111,8 @@ fn drive(shared: &Shared, stream: &TcpStream) -> io::Result<End> {
             },
             Action::ReadFile { at, .. } => {
                 let read = match &file {
-                    Some(f) => read_full_at(&f.file, session.file_space(), at)
+                    Some(f) => f
+                        .read_at(session.file_space(), at)
                         .map_err(|e| StoreError::report_io(&e, "read")),
                     None => Err(Code::STORAGE),
                 };
@@ -302,18 +303,4 @@ fn drain(shared: &Shared, stream: &TcpStream, session: &mut ServerSession, until
             Ok(_) => {}
         }
     }
-}
-
-/// Reads at `at` until `buf` is full or the file ends; returns how much it read.
-fn read_full_at(file: &std::fs::File, buf: &mut [u8], at: u64) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match file.read_at(&mut buf[n..], at + n as u64) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
