@@ -321,6 +321,8 @@ impl ServeArgs {
                 .shutdown_grace
                 .or(file.shutdown_grace)
                 .unwrap_or(d.shutdown_grace),
+            // Made from the --tls-* settings when the server starts (files are read there).
+            tls: None,
         };
         Serve {
             engine: self

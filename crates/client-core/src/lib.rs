@@ -66,6 +66,9 @@ pub struct ClientOptions {
     /// drips an octet per timeout no longer holds the client for ever. Without a timeout in
     /// a direction (`None`), that direction has no rate rule either.
     pub min_rate: u64,
+    /// Speak ferry/1 over TLS (spec section 15) to the server this configuration names and
+    /// verifies; `None`: plain ferry/1. Never a fallback from one to the other (TLS-14).
+    pub tls: Option<ferry_tls::ClientTls>,
 }
 
 /// The default [`ClientOptions::min_rate`]: 1 KiB/s (8 kbit/s). Slower than any link a file
@@ -86,6 +89,7 @@ impl Default for ClientOptions {
             max_listing: 1_000_000,
             max_get_size: ferry_wire::limits::DEFAULT_MAX_SIZE,
             min_rate: DEFAULT_MIN_RATE,
+            tls: None,
         }
     }
 }

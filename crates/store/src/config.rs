@@ -68,6 +68,9 @@ pub struct ServerConfig {
     pub buffer_memory: usize,
     /// How long requests in flight may go on after a shutdown was triggered (CLOSE-8).
     pub shutdown_grace: Duration,
+    /// Serve ferry/1 over TLS (spec section 15) with this certificate and key; `None`: plain
+    /// ferry/1. Every implementation's driver wraps its accepted connections with it.
+    pub tls: Option<ferry_tls::ServerTls>,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +89,7 @@ impl Default for ServerConfig {
             min_rate: DEFAULT_MIN_RATE,
             buffer_memory: ferry_proto::server::DEFAULT_MEMORY_BUDGET,
             shutdown_grace: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -174,6 +178,7 @@ impl ServerConfig {
             quota = ?self.quota,
             max_connections = self.max_connections,
             max_per_address = self.max_per_address,
+            tls = ?self.tls.as_ref().map(|t| t.fingerprint().to_string()),
             "serving"
         );
     }

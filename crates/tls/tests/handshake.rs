@@ -1,0 +1,261 @@
+//! Server and client configurations against each other, in memory (no sockets): identity by
+//! pinned key, trust on first use, TLS 1.3 and ALPN only, channel binding, reloading.
+
+use std::sync::Arc;
+
+use ferry_tls::rustls::{self, ClientConnection, ServerConnection};
+use ferry_tls::{ClientTls, Fingerprint, ServerTls, Trust};
+
+/// Moves records between the two until neither is handshaking or one fails.
+fn handshake(client: &mut ClientConnection, server: &mut ServerConnection) -> Result<(), String> {
+    for _ in 0..20 {
+        let mut buf = Vec::new();
+        while client.wants_write() {
+            client.write_tls(&mut buf).map_err(|e| e.to_string())?;
+        }
+        let mut rd = &buf[..];
+        while !rd.is_empty() {
+            server.read_tls(&mut rd).map_err(|e| e.to_string())?;
+        }
+        let server_result = server.process_new_packets();
+        let mut buf = Vec::new();
+        while server.wants_write() {
+            server.write_tls(&mut buf).map_err(|e| e.to_string())?;
+        }
+        server_result.map_err(|e| format!("server: {e}"))?;
+        let mut rd = &buf[..];
+        while !rd.is_empty() {
+            client.read_tls(&mut rd).map_err(|e| e.to_string())?;
+        }
+        client
+            .process_new_packets()
+            .map_err(|e| format!("client: {}", ferry_tls::explain(&e).unwrap_or_default()))?;
+        if !client.is_handshaking() && !server.is_handshaking() {
+            return Ok(());
+        }
+    }
+    Err("handshake did not finish".into())
+}
+
+fn pair(server: &ServerTls, client: &ClientTls) -> (ClientConnection, ServerConnection) {
+    let c = client.connect().expect("client connection");
+    let s = ServerConnection::new(server.config()).expect("server connection");
+    (c, s)
+}
+
+fn self_signed() -> (tempfile::TempDir, ServerTls) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (tls, made) = ServerTls::self_signed(&dir.path().join("tls")).expect("self-signed");
+    assert!(made);
+    (dir, tls)
+}
+
+#[test]
+fn a_pinned_key_is_accepted_and_both_sides_agree_on_the_channel_binding() {
+    let (_dir, server) = self_signed();
+    let client = ClientTls::new("localhost", 7451, Trust::Fingerprint(server.fingerprint()))
+        .expect("client");
+    let (mut c, mut s) = pair(&server, &client);
+    handshake(&mut c, &mut s).expect("handshake");
+    assert_eq!(c.alpn_protocol(), Some(&b"ferry/1"[..]));
+    assert_eq!(s.alpn_protocol(), Some(&b"ferry/1"[..]));
+    assert_eq!(c.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_3));
+    let cb = ferry_tls::channel_binding(&c).expect("client binding");
+    assert_eq!(cb, ferry_tls::channel_binding(&s).expect("server binding"));
+    // Another connection binds to another value.
+    let (mut c2, mut s2) = pair(&server, &client);
+    handshake(&mut c2, &mut s2).expect("handshake");
+    assert_ne!(cb, ferry_tls::channel_binding(&c2).expect("binding"));
+}
+
+#[test]
+fn another_key_than_the_pinned_one_is_refused() {
+    let (_dir, server) = self_signed();
+    let pinned = Fingerprint::of_spki(b"some other key");
+    let client = ClientTls::new("localhost", 7451, Trust::Fingerprint(pinned)).expect("client");
+    let (mut c, mut s) = pair(&server, &client);
+    let err = handshake(&mut c, &mut s).expect_err("refused");
+    assert!(err.contains(&pinned.to_string()), "{err}");
+    assert!(err.contains(&server.fingerprint().to_string()), "{err}");
+}
+
+#[test]
+fn self_signed_pair_is_made_once_and_kept_private() {
+    let (dir, server) = self_signed();
+    let (again, made) = ServerTls::self_signed(&dir.path().join("tls")).expect("load");
+    assert!(!made);
+    assert_eq!(again.fingerprint(), server.fingerprint());
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &str| {
+        std::fs::metadata(dir.path().join(p))
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("tls"), 0o700);
+    assert_eq!(mode("tls/key.pem"), 0o600);
+    // Half a pair is not silently replaced.
+    std::fs::remove_file(dir.path().join("tls/cert.pem")).expect("rm");
+    assert!(ServerTls::self_signed(&dir.path().join("tls")).is_err());
+}
+
+#[test]
+fn first_use_remembers_then_refuses_a_changed_key_naming_file_and_line() {
+    let (_dir, server) = self_signed();
+    let home = tempfile::tempdir().expect("tempdir");
+    let kh = home.path().join("ferry").join("known_hosts");
+    std::fs::create_dir_all(kh.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&kh, "# mine\nelsewhere:1 SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU\n")
+        .expect("write");
+    let trust = Trust::FirstUse(kh.clone());
+
+    let client = ClientTls::new("localhost", 9999, trust.clone()).expect("client");
+    let (mut c, mut s) = pair(&server, &client);
+    handshake(&mut c, &mut s).expect("first use");
+    let notices = client.take_notices();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert!(notices[0].contains(&server.fingerprint().to_string()), "{notices:?}");
+    assert!(notices[0].contains(&format!("{}:3", kh.display())), "{notices:?}");
+    let text = std::fs::read_to_string(&kh).expect("read");
+    assert!(text.ends_with(&format!("localhost:9999 {}\n", server.fingerprint())), "{text}");
+
+    // The same key again: accepted, nothing new to show, nothing added.
+    let client = ClientTls::new("LOCALHOST", 9999, trust.clone()).expect("client");
+    let (mut c, mut s) = pair(&server, &client);
+    handshake(&mut c, &mut s).expect("known key");
+    assert!(client.take_notices().is_empty());
+    assert_eq!(std::fs::read_to_string(&kh).expect("read"), text);
+
+    // Another server (key) at that address: refused, the file and line named.
+    let (_dir2, other) = self_signed();
+    let client = ClientTls::new("localhost", 9999, trust).expect("client");
+    let (mut c, mut s) = pair(&other, &client);
+    let err = handshake(&mut c, &mut s).expect_err("changed key");
+    assert!(err.contains("HAS CHANGED"), "{err}");
+    assert!(err.contains(&format!("{}:3", kh.display())), "{err}");
+    assert!(err.contains(&other.fingerprint().to_string()), "{err}");
+    assert_eq!(std::fs::read_to_string(&kh).expect("read"), text, "nothing remembered");
+}
+
+#[test]
+fn a_damaged_known_hosts_refuses_instead_of_forgetting() {
+    let (_dir, server) = self_signed();
+    let home = tempfile::tempdir().expect("tempdir");
+    let kh = home.path().join("known_hosts");
+    std::fs::write(&kh, "localhost:9999 SHA256:garbage\n").expect("write");
+    let client = ClientTls::new("localhost", 9999, Trust::FirstUse(kh.clone())).expect("client");
+    let (mut c, mut s) = pair(&server, &client);
+    let err = handshake(&mut c, &mut s).expect_err("damaged");
+    assert!(err.contains(&format!("{}:1", kh.display())), "{err}");
+}
+
+#[test]
+fn a_ca_file_verifies_chain_and_name() {
+    let (dir, server) = self_signed();
+    let cert = dir.path().join("tls/cert.pem");
+    // The self-signed certificate is its own CA, valid for localhost.
+    let client = ClientTls::new("localhost", 7451, Trust::Ca(cert.clone())).expect("client");
+    let (mut c, mut s) = pair(&server, &client);
+    handshake(&mut c, &mut s).expect("chain and name");
+    let client = ClientTls::new("files.example", 7451, Trust::Ca(cert)).expect("client");
+    let (mut c, mut s) = pair(&server, &client);
+    let err = handshake(&mut c, &mut s).expect_err("wrong name");
+    assert!(err.contains("not valid for the host name"), "{err}");
+}
+
+/// Accepts any certificate (the handshake's signature is still checked).
+#[derive(Debug)]
+struct AcceptAll(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAll {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A client that offers `versions` and `alpn`, verifying nothing.
+fn raw_client(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: Vec<Vec<u8>>,
+) -> ClientConnection {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(versions)
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAll(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = alpn;
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    ClientConnection::new(Arc::new(config), name).expect("connection")
+}
+
+#[test]
+fn tls_1_2_and_clients_without_alpn_ferry_1_are_refused() {
+    let (_dir, server) = self_signed();
+    // The raw client itself is fine with TLS 1.3 and ferry/1.
+    let mut c = raw_client(&[&rustls::version::TLS13], vec![b"ferry/1".to_vec()]);
+    let mut s = ServerConnection::new(server.config()).expect("server");
+    handshake(&mut c, &mut s).expect("control");
+    for (versions, alpn, what) in [
+        (&[&rustls::version::TLS12][..], vec![b"ferry/1".to_vec()], "TLS 1.2"),
+        (&[&rustls::version::TLS13][..], vec![], "no ALPN"),
+        (&[&rustls::version::TLS13][..], vec![b"http/1.1".to_vec()], "other ALPN"),
+    ] {
+        let mut c = raw_client(versions, alpn);
+        let mut s = ServerConnection::new(server.config()).expect("server");
+        let err = handshake(&mut c, &mut s).expect_err(what);
+        assert!(err.starts_with("server:"), "{what}: {err}");
+    }
+}
+
+#[test]
+fn replaced_certificate_files_are_picked_up() {
+    let (dir, server) = self_signed();
+    let before = server.fingerprint();
+    let (_other_dir, other) = self_signed();
+    let (cert, key) = other.files();
+    std::fs::copy(cert, dir.path().join("tls/cert.pem.x")).expect("copy");
+    std::fs::copy(key, dir.path().join("tls/key.pem.x")).expect("copy");
+    std::fs::rename(dir.path().join("tls/key.pem.x"), dir.path().join("tls/key.pem")).expect("mv");
+    std::fs::rename(dir.path().join("tls/cert.pem.x"), dir.path().join("tls/cert.pem"))
+        .expect("mv");
+    assert_eq!(server.reload().expect("reload"), other.fingerprint());
+    assert_ne!(before, other.fingerprint());
+    // Handshakes use the new key: a client pinning it connects.
+    let client = ClientTls::new("localhost", 1, Trust::Fingerprint(other.fingerprint()))
+        .expect("client");
+    let (mut c, mut s) = pair(&server, &client);
+    handshake(&mut c, &mut s).expect("new key");
+    // A broken file keeps the old pair.
+    std::fs::write(dir.path().join("tls/key.pem"), "not a key").expect("write");
+    assert!(server.reload().is_err());
+    assert_eq!(server.fingerprint(), other.fingerprint());
+}
