@@ -29,6 +29,18 @@ pub enum ClientError {
         #[source]
         source: io::Error,
     },
+    /// The TLS handshake failed (spec section 15): the server's identity was refused (a key
+    /// other than the pinned one, a changed key — the message names the known_hosts line —,
+    /// a certificate not valid for the host), or the server does not speak ferry/1 over TLS
+    /// 1.3. Nothing was sent to the server. Not transient: connecting again meets the same.
+    #[error("TLS: {message}")]
+    Tls {
+        /// What went wrong, for the user ([`ferry_tls::explain`]).
+        message: String,
+        /// The error the TLS layer gave.
+        #[source]
+        source: io::Error,
+    },
     /// Reading from or writing to the connection failed (reset, timeout, …). The session
     /// has ended.
     #[error("connection error: {0}")]
@@ -220,6 +232,13 @@ impl fmt::Display for ErrorDisplay<'_> {
 }
 
 impl ClientError {
+    /// A failed TLS handshake as the user should read it: the refusal's own sentence when
+    /// the server's identity was refused, else what rustls' error means.
+    pub fn tls(source: io::Error) -> Self {
+        let message = ferry_tls::explain(&source).unwrap_or_else(|| source.to_string());
+        ClientError::Tls { message, source }
+    }
+
     /// The server's code, for [`ClientError::Refused`].
     pub fn code(&self) -> Option<Code> {
         match self {
@@ -242,6 +261,7 @@ impl ClientError {
             | ClientError::Corrupt { .. }
             | ClientError::Truncated { .. } => true,
             ClientError::Protocol(_)
+            | ClientError::Tls { .. }
             | ClientError::LocalName { .. }
             | ClientError::Local { .. } => false,
         }
@@ -253,6 +273,7 @@ impl ClientError {
         match self {
             ClientError::Refused(e) => e.code.closes_connection(),
             ClientError::Connect { .. }
+            | ClientError::Tls { .. }
             | ClientError::Io(_)
             | ClientError::Closed { .. }
             | ClientError::Disconnected(_)
