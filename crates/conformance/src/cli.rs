@@ -201,6 +201,7 @@ pub fn run(target: Target) -> u8 {
                         .map(Duration::from_secs_f64),
                     touch: a.touch_cmd.clone().map(crate::Hook::command),
                 },
+                tls: None,
             };
             println!(
                 "ferry-conform {}: server {}",
