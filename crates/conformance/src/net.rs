@@ -310,7 +310,7 @@ pub(crate) fn handshake(
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) => {}
             Err(e) => {
-                let why = ferry_tls::explain(&e).unwrap_or_else(|| e.to_string());
+                let why = explain(&e);
                 return Err(violation(
                     "TLS-2",
                     expected,
@@ -329,6 +329,15 @@ pub(crate) fn handshake(
         },
     )?;
     Ok(StreamOwned::new(conn, stream))
+}
+
+/// A TLS failure as a sentence ([`ferry_tls::explain`] of the rustls error an I/O error
+/// carries: `io::Error::source` skips it).
+pub(crate) fn explain(e: &io::Error) -> String {
+    e.get_ref()
+        .and_then(|inner| ferry_tls::explain(inner))
+        .or_else(|| ferry_tls::explain(e))
+        .unwrap_or_else(|| e.to_string())
 }
 
 /// How a TLS connection ended (for TLS-6).
@@ -477,7 +486,7 @@ impl Conn {
                     self.tls_end = Some(TlsEnd::Cut(if e.kind() == io::ErrorKind::UnexpectedEof {
                         "the TCP connection ended without close_notify".to_owned()
                     } else {
-                        ferry_tls::explain(&e).unwrap_or_else(|| e.to_string())
+                        explain(&e)
                     }));
                 }
                 Fill::Eof

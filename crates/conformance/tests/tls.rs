@@ -156,3 +156,26 @@ fn a_plain_server_or_another_key_stops_the_run_with_a_clear_error() {
     let e = check_server(&target, &RunOptions::default()).expect_err("plain server");
     assert!(e.contains("no TLS session"), "{e}");
 }
+
+#[test]
+fn the_command_line_takes_a_ferrys_address_and_how_to_verify_it() {
+    let (_dir, tls) = self_signed();
+    let main = TestServer::start();
+    let relay = Relay::start(&tls, main.addr, Faults::default());
+    let addr = format!("ferrys://{}", relay.addr);
+    let run = |extra: &[&str]| {
+        let mut args = vec!["ferry-conform", "server", addr.as_str(), "-q"];
+        args.extend_from_slice(extra);
+        ferry_conformance::cli::main_from(args)
+    };
+    let fp = tls.fingerprint().to_string();
+    assert_eq!(run(&["--fingerprint", &fp, "--include", "TLS-*"]), 0);
+    assert_eq!(run(&["--insecure", "--include", "TLS-6"]), 0);
+    // Another key: a clear error before any case, exit 2.
+    let other = Fingerprint::of_spki(b"x").to_string();
+    assert_eq!(run(&["--fingerprint", &other, "--include", "TLS-6"]), 2);
+    // A CA file that does not hold the relay's certificate.
+    let (_other_dir, other_tls) = self_signed();
+    let ca = other_tls.files().0.to_string_lossy().into_owned();
+    assert_eq!(run(&["--ca", &ca, "--include", "TLS-6"]), 2);
+}

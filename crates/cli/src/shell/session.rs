@@ -408,6 +408,7 @@ mod tests {
         ServerAddr {
             host: "127.0.0.1".into(),
             port: relay.addr.port(),
+            tls: false,
         }
     }
 

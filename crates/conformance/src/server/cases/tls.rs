@@ -213,7 +213,7 @@ fn attempt(ctx: &Ctx<'_>, mut conn: ClientConnection) -> Res<Attempt> {
                         rustls::Error::AlertReceived(a) => Some(*a),
                         _ => None,
                     });
-                return Ok(Attempt::Refused(alert, e.to_string()));
+                return Ok(Attempt::Refused(alert, crate::net::explain(&e)));
             }
         }
     }
