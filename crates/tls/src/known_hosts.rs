@@ -121,6 +121,13 @@ impl KnownHosts {
         &self.path
     }
 
+    /// Every remembered key: address, fingerprint and line number, in file order.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, Fingerprint, usize)> {
+        self.lines
+            .iter()
+            .map(|l| (l.address.as_str(), l.fingerprint, l.number))
+    }
+
     /// Whether `fingerprint` is a known key of `address` (`host:port`, IPv6 in brackets).
     pub fn check(&self, address: &str, fingerprint: &Fingerprint) -> Known {
         let mut first = None;
