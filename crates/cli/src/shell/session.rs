@@ -188,6 +188,7 @@ fn open(engine: Impl, addr: &ServerAddr, options: &ClientOptions) -> Result<Open
         }
         other => (AnyClient::connect(other, addr.target(), options)?, None),
     };
+    crate::commands::show_tls_notices(options);
     let idle = match &client {
         AnyClient::Threads(c) => c.greeting().limits().idle,
         AnyClient::Tokio(c) => c.greeting().limits().idle,
