@@ -372,21 +372,30 @@ fn refuse(
         .name("ferry-refuse".into())
         .stack_size(SESSION_STACK)
         .spawn({
-            let shared = Arc::clone(shared);
+            let guard = RefusalGuard(Arc::clone(shared));
             move || {
-                let limit = TLS_REFUSAL_LIMIT.min(shared.session.stall);
-                refuse_tls(&shared, &stream, config, &line, Instant::now() + limit);
-                shared.refusing.fetch_sub(1, Ordering::SeqCst);
+                let guard = guard;
+                let limit = TLS_REFUSAL_LIMIT.min(guard.0.session.stall);
+                refuse_tls(&guard.0, &stream, config, &line, Instant::now() + limit);
             }
         });
     match spawned {
         Ok(h) => Some(h),
         Err(e) => {
-            // The closure was dropped, the stream with it: the connection is closed.
-            shared.refusing.fetch_sub(1, Ordering::SeqCst);
+            // The closure was dropped (the guard and the stream with it): the slot is free
+            // again and the connection closed.
             tracing::warn!(%peer, error = %e, "cannot start a refusal thread");
             None
         }
+    }
+}
+
+/// Frees a refusal's place among the [`MAX_TLS_REFUSALS`] when it ends, however it ends.
+struct RefusalGuard(Arc<Shared>);
+
+impl Drop for RefusalGuard {
+    fn drop(&mut self) {
+        self.0.refusing.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
