@@ -442,3 +442,55 @@ fn a_tls_refusal_over_the_cap_never_blocks_the_accept_loop() {
     drop(silent);
     held.close().expect("close");
 }
+
+#[test]
+fn a_peer_that_never_handshakes_holds_its_slot_no_longer_than_the_stall_timeout() {
+    let server = Server::start(true, |c| {
+        c.max_connections = 1;
+        c.stall_timeout = Duration::from_secs(1);
+    });
+    let mut silent = TcpStream::connect(server.addr).expect("connect");
+    silent
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    // The server gives up on the handshake after its stall timeout and closes, without a word.
+    let mut got = Vec::new();
+    silent.read_to_end(&mut got).expect("closed by the server");
+    assert!(got.is_empty(), "{got:?}");
+    // Its slot is free again.
+    let mut client = server.client();
+    assert!(client.dir().expect("dir").is_empty());
+    client.close().expect("close");
+}
+
+#[test]
+fn an_upload_cut_without_close_notify_is_not_stored() {
+    let server = Server::tls();
+    let options = server.options();
+    let sock = TcpStream::connect(server.addr).expect("connect");
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let conn = options
+        .tls
+        .as_ref()
+        .expect("tls")
+        .connect()
+        .expect("rustls");
+    let mut raw = BufReader::new(StreamOwned::new(conn, sock));
+    let mut line = String::new();
+    raw.read_line(&mut line).expect("greeting");
+    // An eager put whose payload ends early, then the TCP connection ends without
+    // close_notify (TLS-7): nothing is stored.
+    let stream = raw.get_mut();
+    stream
+        .write_all(b"put 1000 new now cut.bin\ndata 1000\n")
+        .expect("put");
+    stream.write_all(&[7u8; 400]).expect("part of the payload");
+    stream.flush().expect("flush");
+    stream.sock.shutdown(std::net::Shutdown::Both).expect("cut");
+    drop(raw);
+    let mut client = server.client();
+    assert!(client.dir().expect("dir").is_empty());
+    assert!(!server.root.join("cut.bin").exists());
+    client.close().expect("close");
+}
