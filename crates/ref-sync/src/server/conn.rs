@@ -164,23 +164,27 @@ impl<'s> Tls<'s> {
         })
     }
 
-    /// Completes the handshake by `deadline` (the caller's bound: a peer that never
-    /// handshakes holds its slot no longer than a stalled one). The shutdown does not cut it
-    /// short: the session that follows tells the client (`err 422`) inside TLS.
-    pub(super) fn handshake(&mut self, shared: &Shared, deadline: Instant) -> Result<(), Wake> {
+    /// Completes the handshake by `deadline`, waking for the shutdown unless `told` (the
+    /// caller may then go on with another deadline: the handshake resumes where it was).
+    pub(super) fn handshake(
+        &mut self,
+        shared: &Shared,
+        told: bool,
+        deadline: Instant,
+    ) -> Result<(), Wake> {
         while self.conn.is_handshaking() {
-            self.flush(shared, true, deadline)?;
+            self.flush(shared, told, deadline)?;
             if !self.conn.is_handshaking() {
                 break;
             }
-            if self.receive(shared, true, deadline)? == 0 {
+            if self.receive(shared, told, deadline)? == 0 {
                 return Err(Wake::Io(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "the client closed during the TLS handshake",
                 )));
             }
         }
-        self.flush(shared, true, deadline)
+        self.flush(shared, told, deadline)
     }
 
     /// Writes the pending TLS records, waiting in slices until `deadline`.

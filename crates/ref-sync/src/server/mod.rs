@@ -418,7 +418,9 @@ fn refuse_tls(
     let Ok(mut tls) = conn::Tls::new(stream, config) else {
         return;
     };
-    if tls.handshake(shared, deadline).is_err() || tls.write_all(shared, line, deadline).is_err() {
+    if tls.handshake(shared, true, deadline).is_err()
+        || tls.write_all(shared, line, deadline).is_err()
+    {
         tracing::debug!("a refusal under TLS did not reach the client");
         return;
     }

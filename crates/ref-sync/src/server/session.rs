@@ -43,8 +43,9 @@ pub(super) fn serve(shared: &Shared, stream: &TcpStream, peer: SocketAddr, id: u
 }
 
 /// The TLS handshake of a session, bounded by the stall timeout: a peer that opens and never
-/// handshakes holds its slot no longer than a stalled one. `None`: it failed (logged; the
-/// alert rustls had for it was sent).
+/// handshakes holds its slot no longer than a stalled one; after a shutdown, by its deadline
+/// too (a handshake that completes by then is followed by `err 422`, inside TLS). `None`: it
+/// failed (logged; the alert rustls had for it was sent).
 fn handshake<'s>(
     shared: &Shared,
     stream: &'s TcpStream,
@@ -57,7 +58,20 @@ fn handshake<'s>(
             return None;
         }
     };
-    match tls.handshake(shared, Instant::now() + shared.session.stall) {
+    let mut deadline = Instant::now() + shared.session.stall;
+    let mut told = false;
+    let done = loop {
+        match tls.handshake(shared, told, deadline) {
+            Err(Wake::Shutdown) => {
+                told = true;
+                if let Some(hard) = shared.hard_deadline() {
+                    deadline = deadline.min(hard);
+                }
+            }
+            other => break other,
+        }
+    };
+    match done {
         Ok(()) => Some(tls),
         Err(Wake::Io(e)) => {
             tracing::info!(error = %e, "TLS handshake failed");
