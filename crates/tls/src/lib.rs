@@ -39,9 +39,15 @@ pub const DEFAULT_TLS_PORT: u16 = 7451;
 /// The exporter label of the channel-binding value (TLS-15).
 pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-ferry-channel-binding";
 
-/// The crypto provider of every ferry TLS configuration.
+/// The crypto provider of every ferry TLS configuration: ring's, with AES-128-GCM preferred
+/// (a peer picks its first choice the other supports): as strong as needed for a session key
+/// and cheaper per octet than AES-256-GCM, which every file's octets pay.
 pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider
+        .cipher_suites
+        .sort_by_key(|s| s.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+    Arc::new(provider)
 }
 
 /// The channel-binding value of a session (TLS-15): 32 octets of the TLS exporter with the

@@ -299,3 +299,14 @@ fn explain_finds_a_tls_error_inside_io_errors() {
     assert!(text.contains("integrity"), "{text}");
     assert!(ferry_tls::explain(&std::io::Error::other("plain")).is_none());
 }
+
+#[test]
+fn sessions_use_aes_128_gcm() {
+    let (_dir, server) = self_signed();
+    let client = ClientTls::new("localhost", 7451, Trust::Fingerprint(server.fingerprint()))
+        .expect("client");
+    let (mut c, mut s) = pair(&server, &client);
+    handshake(&mut c, &mut s).expect("handshake");
+    let suite = c.negotiated_cipher_suite().expect("suite").suite();
+    assert_eq!(suite, rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+}

@@ -16,14 +16,19 @@ use ferry_sync::client::{ClientError, ClientOptions, GetOptions, PutOptions, par
 use ferry_test_support::{TestClient, examples_dir, replay_examples_on};
 use ferry_wire::{Digest, FileName, PutMode};
 
-/// Connects a client of `imp` with 30 s timeouts.
-fn connect(imp: Impl, addr: std::net::SocketAddr) -> Result<TestClient, ClientError> {
-    let options = ClientOptions {
+/// Connects a client of `imp` with 30 s timeouts, over TLS with the server's key pinned when
+/// `server` serves TLS.
+fn connect(
+    imp: Impl,
+    server: &TestServer,
+    addr: std::net::SocketAddr,
+) -> Result<TestClient, ClientError> {
+    let options = server.client_options(ClientOptions {
         connect_timeout: Some(Duration::from_secs(10)),
         read_timeout: Some(Duration::from_secs(30)),
         write_timeout: Some(Duration::from_secs(30)),
         ..ClientOptions::default()
-    };
+    });
     TestClient::connect_with(imp, addr, &options)
 }
 
@@ -98,12 +103,16 @@ fn err(what: &str) -> impl FnOnce(ClientError) -> String + '_ {
     move |e| format!("{what}: {e}")
 }
 
-/// The scenario for one pair. Returns a one-word summary for the matrix.
-fn scenario(client: Impl, server_impl: Impl) -> Result<(), String> {
-    let server = TestServer::start_impl(server_impl);
+/// The scenario for one pair, over TLS when `tls`. Returns a one-word summary for the matrix.
+fn scenario(client: Impl, server_impl: Impl, tls: bool) -> Result<(), String> {
+    let server = if tls {
+        TestServer::start_tls(server_impl, |_| {})
+    } else {
+        TestServer::start_impl(server_impl)
+    };
     let local = tempfile::tempdir().map_err(|e| e.to_string())?;
     let down = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let mut c = connect(client, server.addr).map_err(err("connect"))?;
+    let mut c = connect(client, &server, server.addr).map_err(err("connect"))?;
 
     // Uploads: the brief's names, an empty file, the large file (flow wait).
     for (n, data) in files() {
@@ -232,7 +241,8 @@ fn scenario(client: Impl, server_impl: Impl) -> Result<(), String> {
     let (large_name, large) = &files()[4];
     let dest = down.path().join(large_name);
     let proxy = CutProxy::start(server.addr, CUT_AT);
-    let mut cut = connect(client, proxy.addr).map_err(err("connect via the proxy"))?;
+    // Over TLS the cut comes without close_notify: the session is truncated there (TLS-7).
+    let mut cut = connect(client, &server, proxy.addr).map_err(err("connect via the proxy"))?;
     let opts = GetOptions::default();
     match cut.get_to_path(&name(large_name), &dest, &opts, &mut |_| {}) {
         Err(e) if e.ends_session() => {}
@@ -254,7 +264,7 @@ fn scenario(client: Impl, server_impl: Impl) -> Result<(), String> {
     check(!dest.exists(), || {
         "the destination exists before the resume".into()
     })?;
-    let mut c = connect(client, server.addr).map_err(err("reconnect"))?;
+    let mut c = connect(client, &server, server.addr).map_err(err("reconnect"))?;
     let resume = GetOptions {
         resume: true,
         retry_from_zero: false,
@@ -279,9 +289,9 @@ fn scenario(client: Impl, server_impl: Impl) -> Result<(), String> {
     server.stop().map_err(|e| format!("server: {e}"))
 }
 
-fn run_cell(client: Impl, server: Impl) -> (Result<(), String>, Duration) {
+fn run_cell(client: Impl, server: Impl, tls: bool) -> (Result<(), String>, Duration) {
     let start = Instant::now();
-    let r = catch_unwind(AssertUnwindSafe(|| scenario(client, server))).unwrap_or_else(|p| {
+    let r = catch_unwind(AssertUnwindSafe(|| scenario(client, server, tls))).unwrap_or_else(|p| {
         Err(p
             .downcast_ref::<String>()
             .cloned()
@@ -298,19 +308,31 @@ fn show(text: &str) {
 
 #[test]
 fn scenario_matrix() {
+    matrix_of(false);
+}
+
+/// The same scenario, every pair over TLS (each server with a self-signed key, each client
+/// pinning it): one TLS layer per family of drivers, so every pair is a real interop check.
+#[test]
+fn scenario_matrix_tls() {
+    matrix_of(true);
+}
+
+fn matrix_of(tls: bool) {
     let _ = files();
     let started = Instant::now();
     let mut cells = Vec::new();
     for client in Impl::ALL {
         for server in Impl::ALL {
-            let (r, t) = run_cell(client, server);
+            let (r, t) = run_cell(client, server, tls);
             cells.push((client, server, r, t));
         }
     }
     let mut out = format!(
-        "\nferry client × server matrix — scenario: 射频仿真.pptx, 天线15.doc, \
+        "\nferry client × server matrix{} — scenario: 射频仿真.pptx, 天线15.doc, \
          my report (final).pdf, empty, {} MiB random; 512 vs replace; cut at {} octets \
          + resume; pipelined batches of {BATCH} ({:.1} s)\n",
+        if tls { " over TLS" } else { "" },
         LARGE >> 20,
         CUT_AT,
         started.elapsed().as_secs_f64()
@@ -357,7 +379,7 @@ fn cross_resume(cut: Impl, resume: Impl, server_impl: Impl) -> Result<(), String
     let down = tempfile::tempdir().map_err(|e| e.to_string())?;
     let dest = down.path().join("resume me.bin");
     let proxy = CutProxy::start(server.addr, (2 << 20) + 999);
-    let mut c = connect(cut, proxy.addr).map_err(err("connect via the proxy"))?;
+    let mut c = connect(cut, &server, proxy.addr).map_err(err("connect via the proxy"))?;
     match c.get_to_path(
         &name("resume me.bin"),
         &dest,
@@ -373,7 +395,7 @@ fn cross_resume(cut: Impl, resume: Impl, server_impl: Impl) -> Result<(), String
     let held = fs::metadata(&part)
         .map_err(|e| format!("no .ferry-part: {e}"))?
         .len();
-    let mut c = connect(resume, server.addr).map_err(err("connect"))?;
+    let mut c = connect(resume, &server, server.addr).map_err(err("connect"))?;
     let opts = GetOptions {
         resume: true,
         retry_from_zero: false,

@@ -281,12 +281,21 @@ fn io_tls(
 ) {
     let mut flags = PollFlags::empty();
     if tls.conn.wants_write() {
+        // Records leaving are no progress the session sees (it counted the octets when
+        // rustls took them): never return on them alone, or a peer that takes records but
+        // never answers would hold this loop past every deadline. What is left waits for
+        // POLLOUT below, within the deadline.
         match tls.flush_some() {
-            Ok(true) => return,
-            Ok(false) => flags |= PollFlags::OUT,
-            Err(e) => return session.send_failed(e),
+            Ok(_) if !tls.conn.wants_write() => {}
+            Ok(_) => flags |= PollFlags::OUT,
+            Err(e) if send => return session.send_failed(e),
+            // The session already counted these octets as sent and now waits for the
+            // answer: the broken connection is the end of that wait. (A send failure would
+            // be ignored by a session that is not sending, and this loop would spin.)
+            Err(e) => return session.recv_failed(e),
         }
-    } else if send {
+    }
+    if send && !tls.conn.wants_write() {
         match tls.write(session.output()) {
             Ok(n) => {
                 *wait_first = !receive;

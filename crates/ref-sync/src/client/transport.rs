@@ -164,7 +164,7 @@ impl TlsStream {
     /// them. `Ok(false)`: the socket is full.
     pub(super) fn flush_some(&mut self) -> io::Result<bool> {
         match self.conn.write_tls(&mut self.stream) {
-            Ok(_) => Ok(true),
+            Ok(n) => Ok(n > 0),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
             Err(e) => Err(e),
