@@ -14,10 +14,18 @@ mod common;
 /// Cases the async reference is known to fail: (case ID, reason).
 const KNOWN: &[(&str, &str)] = &[];
 
-/// A ferry-async server of runtime `imp` on 127.0.0.1:0 (stops and joins on drop).
-fn async_server(imp: Impl, f: impl FnOnce(&mut ferry_test_support::Config)) -> TestServer {
+/// A server of implementation `imp` on 127.0.0.1:0 (stops and joins on drop), over TLS with
+/// the test key when `tls`.
+fn async_server(
+    imp: Impl,
+    tls: bool,
+    f: impl FnOnce(&mut ferry_test_support::Config),
+) -> TestServer {
     TestServer::with_impl_config(imp, |c| {
         c.shutdown_grace = Duration::from_secs(1);
+        if tls {
+            c.tls = Some(ferry_test_support::tls::server());
+        }
         f(c);
     })
 }
@@ -25,12 +33,22 @@ fn async_server(imp: Impl, f: impl FnOnce(&mut ferry_test_support::Config)) -> T
 /// Every server case against the async server on runtime `imp`, configured for every case
 /// (nothing `unimplemented`).
 fn server_passes_every_server_case(imp: Impl) {
-    let main = async_server(imp, |c| c.max_connections = 16);
-    let ro = async_server(imp, |c| c.read_only = true);
-    let size10 = async_server(imp, |c| c.max_size = 10);
-    let eager4 = async_server(imp, |c| c.max_eager = 4);
-    let eager0 = async_server(imp, |c| c.max_eager = 0);
-    let timeouts = async_server(imp, |c| {
+    server_passes_every_case_over(imp, false);
+}
+
+/// Every server case, the TLS cases included, against every implementation over TLS (the
+/// server's key pinned): the whole suite runs inside TLS unchanged.
+fn server_passes_every_case_over_tls(imp: Impl) {
+    server_passes_every_case_over(imp, true);
+}
+
+fn server_passes_every_case_over(imp: Impl, tls: bool) {
+    let main = async_server(imp, tls, |c| c.max_connections = 16);
+    let ro = async_server(imp, tls, |c| c.read_only = true);
+    let size10 = async_server(imp, tls, |c| c.max_size = 10);
+    let eager4 = async_server(imp, tls, |c| c.max_eager = 4);
+    let eager0 = async_server(imp, tls, |c| c.max_eager = 0);
+    let timeouts = async_server(imp, tls, |c| {
         c.idle_timeout = Duration::from_secs(2);
         c.stall_timeout = Duration::from_secs(1);
     });
@@ -46,14 +64,41 @@ fn server_passes_every_server_case(imp: Impl) {
         max_wait: Duration::from_secs(3),
         session_limit: Some(16),
         hooks: common::hooks_for(&main, Duration::from_secs(1)),
-        tls: None,
+        tls: main.tls.as_ref().map(ferry_test_support::tls::client),
     };
-    // The TLS cases need a TLS server: tests/tls.rs runs them.
     let mut opts = RunOptions::default();
-    opts.filter.exclude.push("server/TLS-*".into());
+    if !tls {
+        // The TLS cases need a TLS server: server_passes_every_case_over_tls runs them.
+        opts.filter.exclude.push("server/TLS-*".into());
+    }
     let r = run_server(&target, &opts, &mut |_| {});
-    common::check(&r, &format!("ferry-async server ({imp})"), KNOWN);
-    assert_eq!(r.summary.unimplemented, 0);
+    let what = format!("{imp} server{}", if tls { " over TLS" } else { "" });
+    common::check(&r, &what, KNOWN);
+    assert_eq!(r.summary.unimplemented, 0, "{what}");
+    if tls {
+        let tls_cases = r.cases.iter().filter(|c| c.id.starts_with("server/TLS-")).count();
+        assert!(tls_cases >= 10, "{what}: only {tls_cases} TLS cases ran");
+    }
+}
+
+#[test]
+fn threads_server_passes_every_case_over_tls() {
+    server_passes_every_case_over_tls(Impl::Threads);
+}
+
+#[test]
+fn tokio_server_passes_every_case_over_tls() {
+    server_passes_every_case_over_tls(Impl::Tokio);
+}
+
+#[test]
+fn async_std_server_passes_every_case_over_tls() {
+    server_passes_every_case_over_tls(Impl::AsyncStd);
+}
+
+#[test]
+fn smol_server_passes_every_case_over_tls() {
+    server_passes_every_case_over_tls(Impl::Smol);
 }
 
 #[test]
