@@ -39,6 +39,7 @@ per_runtime!(
     a_wrong_pinned_key_is_refused_before_anything_is_sent,
     tls_client_against_a_plain_server_fails_clearly,
     plain_client_against_a_tls_server_fails_boundedly,
+    a_server_that_never_answers_the_handshake_times_out,
     busy_refusal_is_inside_tls,
     a_cut_without_close_notify_truncates_a_download,
     a_cut_without_close_notify_discards_an_upload,
@@ -479,6 +480,27 @@ fn plain_client_against_a_tls_server_fails_boundedly<D: Driver>() {
         );
     }
     server.stop().expect("server stops");
+}
+
+/// The client's handshake is bounded by its timeouts: a listener that never accepts (the
+/// kernel completes the TCP handshake, nobody answers the ClientHello) is `TimedOut`.
+fn a_server_that_never_answers_the_handshake_times_out<D: Driver>() {
+    let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = silent.local_addr().expect("addr");
+    let options = ClientOptions {
+        connect_timeout: Some(Duration::from_secs(1)),
+        ..tls_options(addr, Cert::new().fingerprint())
+    };
+    let rt = D::runtime();
+    let err = rt
+        .block_on(Client::connect_with(rt.clone(), addr, &options))
+        .expect_err("no handshake");
+    match &err {
+        ClientError::Io(e) => assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}"),
+        other => panic!("not a timeout: {other:?}"),
+    }
+    assert!(err.is_transient());
+    drop(silent);
 }
 
 /// TLS-4: `err 420 busy` is sent inside TLS, and followed by `close_notify`.
