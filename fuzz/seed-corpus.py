@@ -52,3 +52,13 @@ for name in sorted(os.listdir(EXAMPLES)):
     for op in (0, 1, 2):
         put("client", bytes([op]) + bytes(streams["S"]))
 print("corpus written to", os.path.join(HERE, "corpus"))
+
+# tls_trust: known_hosts files and fingerprints (spec section 15.3, 15.4).
+EMPTY = "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"
+for seed in [
+    EMPTY,
+    "localhost:7451 " + EMPTY + "\n",
+    "# ferry\n\n[::1]:7451 " + EMPTY + "\r\nfiles.example:7451 " + EMPTY,
+    "h:1 " + EMPTY + "\nh:1 SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n",
+]:
+    put("tls_trust", seed.encode())

@@ -107,6 +107,40 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "DURATION", env = "FERRY_SHUTDOWN_GRACE",
           value_parser = units::parse_duration)]
     pub shutdown_grace: Option<Duration>,
+    /// Serve ferry/1 over TLS with this certificate chain (PEM, leaf first; with --tls-key).
+    /// A replaced file is picked up by new sessions, or at once on SIGHUP. Default port 7451.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "FERRY_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, SEC1 or PKCS#1).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "FERRY_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Serve ferry/1 over TLS with a self-signed certificate, made once and kept in --tls-dir;
+    /// clients pin its fingerprint (printed at start) or trust it on first use.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        env = "FERRY_TLS_SELF_SIGNED",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        conflicts_with = "tls_cert"
+    )]
+    pub tls_self_signed: Option<bool>,
+    /// Where --tls-self-signed keeps its key and certificate; never inside the served folder
+    /// [default: $XDG_STATE_HOME/ferry/tls, else ~/.local/state/ferry/tls].
+    #[arg(long, value_name = "DIR", env = "FERRY_TLS_DIR")]
+    pub tls_dir: Option<PathBuf>,
     /// The log format on stderr [default: text].
     #[arg(long, value_enum, value_name = "FORMAT", env = "FERRY_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -125,8 +159,26 @@ pub(crate) struct Serve {
     pub log_format: LogFormat,
     /// `-v`, `-q`.
     pub verbosity: Verbosity,
-    /// Everything the engine needs.
+    /// Everything the engine needs (its `tls` made at start from `tls`).
     pub config: Config,
+    /// Whether and how to serve over TLS.
+    pub tls: TlsSettings,
+}
+
+/// Where the server's TLS certificate and key come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TlsSettings {
+    /// Plain ferry/1.
+    Off,
+    /// PEM files the operator gave.
+    Files {
+        /// The certificate chain.
+        cert: PathBuf,
+        /// Its key.
+        key: PathBuf,
+    },
+    /// A self-signed pair made once in this folder (`None`: the default state folder).
+    SelfSigned(Option<PathBuf>),
 }
 
 /// A setting in a config file that is wrong, or a config file that cannot be read.
@@ -168,6 +220,10 @@ struct File {
     min_rate: Option<Value>,
     buffer_memory: Option<Value>,
     shutdown_grace: Option<Value>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_self_signed: Option<bool>,
+    tls_dir: Option<PathBuf>,
     log_format: Option<String>,
 }
 
@@ -223,6 +279,12 @@ fn read_file(path: &Path) -> Result<ServeArgs, ConfigError> {
 /// Parses a config file's text; `base` is the folder a relative root is relative to.
 fn parse_file(text: &str, base: &Path) -> Result<ServeArgs, String> {
     let f: File = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
+    if f.tls_cert.is_some() != f.tls_key.is_some() {
+        return Err("tls-cert and tls-key: give both or neither".into());
+    }
+    if f.tls_cert.is_some() && f.tls_self_signed == Some(true) {
+        return Err("tls-self-signed: not with tls-cert and tls-key".into());
+    }
     let max_connections = match f.max_connections {
         Some(0) => return Err("max-connections: must be at least 1".into()),
         n => n,
@@ -259,6 +321,10 @@ fn parse_file(text: &str, base: &Path) -> Result<ServeArgs, String> {
         min_rate: size("min-rate", f.min_rate)?,
         buffer_memory: size("buffer-memory", f.buffer_memory)?,
         shutdown_grace: duration("shutdown-grace", f.shutdown_grace, units::parse_duration)?,
+        tls_cert: f.tls_cert.map(|p| base.join(p)),
+        tls_key: f.tls_key.map(|p| base.join(p)),
+        tls_self_signed: f.tls_self_signed,
+        tls_dir: f.tls_dir.map(|p| base.join(p)),
         log_format: value_enum("log-format", f.log_format)?,
         verbosity: Verbosity::default(),
     })
@@ -324,14 +390,34 @@ impl ServeArgs {
             // Made from the --tls-* settings when the server starts (files are read there).
             tls: None,
         };
+        // Flags over the file: certificate files given as flags win over a self-signed
+        // setting in the file, and the other way round.
+        let (cert, key, self_signed) = if self.tls_cert.is_some() || self.tls_self_signed.is_some()
+        {
+            (self.tls_cert, self.tls_key, self.tls_self_signed)
+        } else {
+            (file.tls_cert, file.tls_key, file.tls_self_signed)
+        };
+        let tls = match (cert, key, self_signed) {
+            (Some(cert), Some(key), _) => TlsSettings::Files { cert, key },
+            (_, _, Some(true)) => TlsSettings::SelfSigned(self.tls_dir.or(file.tls_dir)),
+            _ => TlsSettings::Off,
+        };
+        let default_port = if tls == TlsSettings::Off {
+            ferry_wire::limits::DEFAULT_PORT
+        } else {
+            ferry_tls::DEFAULT_TLS_PORT
+        };
         Serve {
+            tls,
             engine: self
                 .implementation
                 .or(file.implementation)
                 .unwrap_or(Impl::Threads),
             listen: self.listen.or(file.listen).unwrap_or_else(|| ServerAddr {
                 host: "127.0.0.1".into(),
-                port: ferry_wire::limits::DEFAULT_PORT,
+                port: default_port,
+                tls: false,
             }),
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             verbosity: self.verbosity,
@@ -410,11 +496,72 @@ mod tests {
     }
 
     #[test]
+    fn tls_settings_from_file_and_flags() {
+        let file = parse_file(
+            "tls-self-signed = true\ntls-dir = \"tls\"\n",
+            Path::new("/etc/ferry"),
+        )
+        .expect("valid");
+        let s = ServeArgs::default().over(file);
+        assert_eq!(
+            s.tls,
+            TlsSettings::SelfSigned(Some("/etc/ferry/tls".into()))
+        );
+        assert_eq!(s.listen.to_string(), "127.0.0.1:7451", "TLS-1's port");
+
+        let file = parse_file(
+            "tls-cert = \"c.pem\"\ntls-key = \"k.pem\"\n",
+            Path::new("/etc/ferry"),
+        )
+        .expect("valid");
+        let s = ServeArgs::default().over(file);
+        assert_eq!(
+            s.tls,
+            TlsSettings::Files {
+                cert: "/etc/ferry/c.pem".into(),
+                key: "/etc/ferry/k.pem".into()
+            }
+        );
+        // Flags win over the file, either way round.
+        let file = parse_file(
+            "tls-cert = \"c.pem\"\ntls-key = \"k.pem\"\n",
+            Path::new("/e"),
+        )
+        .expect("valid");
+        let flags = ServeArgs {
+            tls_self_signed: Some(true),
+            ..ServeArgs::default()
+        };
+        assert_eq!(flags.over(file).tls, TlsSettings::SelfSigned(None));
+        let flags = ServeArgs {
+            tls_self_signed: Some(false),
+            ..ServeArgs::default()
+        };
+        let file = parse_file("tls-self-signed = true\n", Path::new("/e")).expect("valid");
+        let s = flags.over(file);
+        assert_eq!(s.tls, TlsSettings::Off);
+        assert_eq!(s.listen.to_string(), "127.0.0.1:7450");
+
+        for (text, want) in [
+            ("tls-cert = \"c\"", "give both or neither"),
+            ("tls-key = \"k\"", "give both or neither"),
+            (
+                "tls-cert = \"c\"\ntls-key = \"k\"\ntls-self-signed = true",
+                "not with tls-cert",
+            ),
+        ] {
+            let e = parse_file(text, Path::new("")).err().unwrap_or_default();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn defaults_without_file_or_flags() {
         let s = ServeArgs::default().over(ServeArgs::default());
         assert_eq!(s.engine, Impl::Threads);
         assert_eq!(s.listen.to_string(), "127.0.0.1:7450");
         assert_eq!(s.config, Config::default());
+        assert_eq!(s.tls, TlsSettings::Off);
         assert_eq!(s.log_format, LogFormat::Text);
     }
 

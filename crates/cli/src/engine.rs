@@ -166,6 +166,13 @@ pub(crate) fn serve(
     config: ferry_store::ServerConfig,
     shutdown: AnyShutdown,
 ) -> io::Result<()> {
+    // TEMPORARY (#15, until the drivers' TLS lands in this series): never serve plain while
+    // the operator asked for TLS.
+    if config.tls.is_some() {
+        return Err(io::Error::other(
+            "ferry/1 over TLS is not served by this build yet",
+        ));
+    }
     match (engine, shutdown) {
         (Impl::Threads, AnyShutdown::Threads(s)) => ferry_sync::server::run(listener, config, s),
         (Impl::Tokio, AnyShutdown::Async(s)) => ferry_async::tokio::serve(listener, config, s),

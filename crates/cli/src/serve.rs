@@ -4,7 +4,11 @@ use std::fs;
 use std::io::{self, Write as _};
 use std::net::TcpListener;
 
-use crate::config::Serve;
+use std::path::{Path, PathBuf};
+
+use ferry_tls::ServerTls;
+
+use crate::config::{Serve, TlsSettings};
 use crate::engine::{self, AnyShutdown};
 use crate::exit;
 
@@ -13,7 +17,8 @@ pub(crate) fn run(settings: Serve) -> u8 {
     let Serve {
         engine,
         listen,
-        config,
+        mut config,
+        tls,
         log_format: _,
         verbosity: _,
     } = settings;
@@ -61,6 +66,11 @@ pub(crate) fn run(settings: Serve) -> u8 {
         eprintln!("ferry: cannot serve the folder: {e}");
         return exit::LOCAL_IO;
     }
+    let tls = match server_tls(&tls, &config.root) {
+        Ok(tls) => tls,
+        Err(code) => return code,
+    };
+    config.tls = tls.clone();
     let listener = match TcpListener::bind(listen.target()) {
         Ok(l) => l,
         Err(e) => {
@@ -79,7 +89,7 @@ pub(crate) fn run(settings: Serve) -> u8 {
     // Signals are handled before the address is announced, so that a script may stop the
     // server as soon as it has read the line.
     let shutdown = AnyShutdown::new(engine);
-    let signals = match SignalThread::start(&shutdown) {
+    let signals = match SignalThread::start(&shutdown, tls.clone()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ferry: cannot handle signals: {e}");
@@ -87,8 +97,24 @@ pub(crate) fn run(settings: Serve) -> u8 {
         }
     };
 
+    if tls.is_none() && !local.ip().is_loopback() {
+        eprintln!(
+            "ferry: warning: serving {local} without TLS: anyone on the network path can read \
+             every file moved and change it unnoticed. Use --tls-self-signed (or --tls-cert and \
+             --tls-key) beyond loopback."
+        );
+    }
     {
         let mut out = io::stdout().lock();
+        // TLS-11: the operator sees the key's fingerprint to give to clients; before the
+        // address, so a script that waits for `listening on` has both.
+        if let Some(tls) = &tls {
+            let fp = tls.fingerprint();
+            let _ = writeln!(
+                out,
+                "TLS key {fp} (clients: ferrys://{local}, or pin it with --fingerprint {fp})"
+            );
+        }
         let _ = writeln!(out, "listening on {local}");
         let _ = out.flush();
     }
@@ -104,8 +130,86 @@ pub(crate) fn run(settings: Serve) -> u8 {
     }
 }
 
+/// The server's TLS side from its settings, or the exit code after saying what is wrong.
+fn server_tls(settings: &TlsSettings, root: &Path) -> Result<Option<ServerTls>, u8> {
+    let (tls, made_in) = match settings {
+        TlsSettings::Off => return Ok(None),
+        TlsSettings::Files { cert, key } => {
+            if let Some(code) = refuse_inside(key, root, "TLS key") {
+                return Err(code);
+            }
+            match ServerTls::from_pem_files(cert, key) {
+                Ok(t) => (t, None),
+                Err(e) => {
+                    eprintln!("ferry: cannot use the TLS certificate: {e}");
+                    return Err(exit::USAGE);
+                }
+            }
+        }
+        TlsSettings::SelfSigned(dir) => {
+            let Some(dir) = dir.clone().or_else(ServerTls::default_dir) else {
+                eprintln!(
+                    "ferry: --tls-self-signed needs --tls-dir DIR (neither XDG_STATE_HOME nor \
+                     HOME is set)"
+                );
+                return Err(exit::USAGE);
+            };
+            if let Some(code) = refuse_inside(&dir, root, "--tls-dir") {
+                return Err(code);
+            }
+            match ServerTls::self_signed(&dir) {
+                Ok((t, made)) => (t, made.then_some(dir)),
+                Err(e) => {
+                    eprintln!("ferry: cannot make or read the self-signed TLS certificate: {e}");
+                    return Err(exit::LOCAL_IO);
+                }
+            }
+        }
+    };
+    if let Some(dir) = made_in {
+        eprintln!(
+            "ferry: made a self-signed TLS certificate and key in {}",
+            dir.display()
+        );
+    }
+    Ok(Some(tls))
+}
+
+/// Refuses a TLS key (or its folder) inside the served folder, where clients could
+/// download it: `Some(exit code)` after saying so.
+fn refuse_inside(path: &Path, root: &Path, what: &str) -> Option<u8> {
+    let (Some(path_abs), Some(root_abs)) = (resolved(path), resolved(root)) else {
+        return None;
+    };
+    if path_abs.starts_with(&root_abs) {
+        eprintln!(
+            "ferry: the {what} {} is inside the served folder {}: clients could download the \
+             key. Keep it elsewhere.",
+            path.display(),
+            root.display()
+        );
+        return Some(exit::USAGE);
+    }
+    None
+}
+
+/// `path` made absolute with its longest existing ancestor's symbolic links resolved, so
+/// that two spellings of one place compare equal (the rest may not exist yet).
+fn resolved(path: &Path) -> Option<PathBuf> {
+    let abs = std::path::absolute(path).ok()?;
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(canon) = fs::canonicalize(existing) {
+            return Some(rest.iter().rev().fold(canon, |p: PathBuf, c| p.join(c)));
+        }
+        rest.push(existing.file_name()?.to_owned());
+        existing = existing.parent()?;
+    }
+}
+
 /// A thread that turns the first SIGINT or SIGTERM into a graceful shutdown and a second
-/// one into an immediate exit (130).
+/// one into an immediate exit (130); SIGHUP loads the TLS certificate and key again.
 #[cfg(unix)]
 struct SignalThread {
     handle: signal_hook::iterator::Handle,
@@ -114,14 +218,26 @@ struct SignalThread {
 
 #[cfg(unix)]
 impl SignalThread {
-    fn start(shutdown: &AnyShutdown) -> io::Result<Self> {
-        use signal_hook::consts::{SIGINT, SIGTERM};
-        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    fn start(shutdown: &AnyShutdown, tls: Option<ServerTls>) -> io::Result<Self> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
         let handle = signals.handle();
         let trigger = shutdown.clone();
         let thread = std::thread::spawn(move || {
             let mut seen = 0;
             for signal in signals.forever() {
+                if signal == SIGHUP {
+                    match tls.as_ref().map(ServerTls::reload) {
+                        Some(Ok(fp)) => {
+                            tracing::info!(fingerprint = %fp, "SIGHUP: TLS certificate loaded")
+                        }
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, "SIGHUP: TLS certificate not loaded; the old one stays in use")
+                        }
+                        None => tracing::info!("SIGHUP: nothing to reload"),
+                    }
+                    continue;
+                }
                 seen += 1;
                 if seen == 1 {
                     tracing::info!(signal, "shutting down: finishing requests in flight");
@@ -147,7 +263,7 @@ struct SignalThread;
 
 #[cfg(not(unix))]
 impl SignalThread {
-    fn start(_: &AnyShutdown) -> io::Result<Self> {
+    fn start(_: &AnyShutdown, _: Option<ServerTls>) -> io::Result<Self> {
         Ok(Self)
     }
 

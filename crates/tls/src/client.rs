@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
@@ -138,7 +138,11 @@ impl Chain {
         match self {
             Self::Ready(v) => Some(v),
             Self::Lazy(cell) => cell
-                .get_or_init(|| system_roots(false).ok().and_then(|r| webpki_verifier(r).ok()))
+                .get_or_init(|| {
+                    system_roots(false)
+                        .ok()
+                        .and_then(|r| webpki_verifier(r).ok())
+                })
                 .as_ref(),
         }
     }
@@ -249,7 +253,13 @@ impl ServerCertVerifier for Verifier {
             Trust::FirstUse(path) => {
                 if let Some(chain) = self.chain.as_ref().and_then(Chain::get)
                     && chain
-                        .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+                        .verify_server_cert(
+                            end_entity,
+                            intermediates,
+                            server_name,
+                            ocsp_response,
+                            now,
+                        )
                         .is_ok()
                 {
                     return Ok(ServerCertVerified::assertion());
@@ -388,6 +398,14 @@ pub fn explain(err: &(dyn std::error::Error + 'static)) -> Option<String> {
         }
         if let Some(r) = e.downcast_ref::<Refused>() {
             return Some(r.to_string());
+        }
+        // An io::Error's source() is its payload's source, not the payload: look inside.
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| explain(inner))
+        {
+            return Some(inner);
         }
         cur = e.source();
     }

@@ -55,7 +55,9 @@ impl fmt::Debug for Fingerprint {
 
 /// Why a string is not a fingerprint.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a key fingerprint (SHA256: and 43 characters of base64, as `ferry serve` prints)")]
+#[error(
+    "{0:?} is not a key fingerprint (SHA256: and 43 characters of base64, as `ferry serve` prints)"
+)]
 pub struct BadFingerprint(pub String);
 
 impl FromStr for Fingerprint {

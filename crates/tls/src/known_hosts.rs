@@ -24,7 +24,11 @@ fn config_home() -> Option<PathBuf> {
     };
     std::env::var_os("XDG_CONFIG_HOME")
         .and_then(absolute)
-        .or_else(|| std::env::var_os("HOME").and_then(absolute).map(|h| h.join(".config")))
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .and_then(absolute)
+                .map(|h| h.join(".config"))
+        })
 }
 
 /// One remembered key.
@@ -82,7 +86,11 @@ impl KnownHosts {
             why: why.to_owned(),
         };
         let text = std::str::from_utf8(text).map_err(|e| {
-            let number = text[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+            let number = text[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
             bad(number, "not UTF-8")
         })?;
         let mut lines = Vec::new();
@@ -121,10 +129,21 @@ impl KnownHosts {
         &self.path
     }
 
+    /// Every remembered key: address, fingerprint and line number, in file order.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, Fingerprint, usize)> {
+        self.lines
+            .iter()
+            .map(|l| (l.address.as_str(), l.fingerprint, l.number))
+    }
+
     /// Whether `fingerprint` is a known key of `address` (`host:port`, IPv6 in brackets).
     pub fn check(&self, address: &str, fingerprint: &Fingerprint) -> Known {
         let mut first = None;
-        for line in self.lines.iter().filter(|l| same_address(&l.address, address)) {
+        for line in self
+            .lines
+            .iter()
+            .filter(|l| same_address(&l.address, address))
+        {
             if line.fingerprint == *fingerprint {
                 return Known::Matches(line.number);
             }
@@ -188,9 +207,8 @@ fn valid_address(s: &str) -> bool {
     let Some((host, port)) = s.rsplit_once(':') else {
         return false;
     };
-    let port_ok = !port.is_empty()
-        && port.bytes().all(|b| b.is_ascii_digit())
-        && port.parse::<u16>().is_ok();
+    let port_ok =
+        !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok();
     let host_ok = if let Some(inner) = host.strip_prefix('[') {
         inner
             .strip_suffix(']')
@@ -233,7 +251,10 @@ mod tests {
         assert_eq!(kh.check("localhost:7452", &fp(1)), Known::Unknown);
         assert_eq!(kh.check("[::1]:7451", &fp(2)), Known::Matches(2));
         let mode = fs::metadata(&path).expect("meta");
-        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777, 0o600);
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+            0o600
+        );
     }
 
     #[test]
@@ -267,13 +288,16 @@ mod tests {
             ("\n\nh:1 SHA256:nope\n".to_owned(), 3),
             (format!("h:1 {} extra\n", fp(1)), 1),
         ] {
-            let err = KnownHosts::parse(Path::new("/x/known_hosts"), text.as_bytes())
-                .expect_err(&text);
+            let err =
+                KnownHosts::parse(Path::new("/x/known_hosts"), text.as_bytes()).expect_err(&text);
             assert!(
                 matches!(&err, TlsError::KnownHosts { line: l, .. } if *l == line),
                 "{text:?}: {err}"
             );
-            assert!(err.to_string().contains(&format!("/x/known_hosts:{line}")), "{err}");
+            assert!(
+                err.to_string().contains(&format!("/x/known_hosts:{line}")),
+                "{err}"
+            );
         }
         let err = KnownHosts::parse(Path::new("kh"), b"a:1 x\n\xff").expect_err("utf-8");
         assert!(matches!(err, TlsError::KnownHosts { line: 2, .. }), "{err}");

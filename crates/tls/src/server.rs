@@ -229,7 +229,9 @@ impl ResolvesServerCert for Reloading {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         // TLS-3: a client that did not offer `ferry/1` is not served. (One that offered only
         // other names already got `no_application_protocol` from rustls.)
-        let offered = hello.alpn().is_some_and(|mut names| names.any(|n| n == ALPN));
+        let offered = hello
+            .alpn()
+            .is_some_and(|mut names| names.any(|n| n == ALPN));
         if !offered {
             tracing::debug!("TLS client did not offer ALPN ferry/1");
             return None;
@@ -259,7 +261,10 @@ fn load_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
     pair.keys_match().map_err(|e| {
         pem(
             key,
-            format!("is not the key of the certificate in {}: {e}", cert.display()),
+            format!(
+                "is not the key of the certificate in {}: {e}",
+                cert.display()
+            ),
         )
     })?;
     Ok(pair)

@@ -106,8 +106,11 @@ fn first_use_remembers_then_refuses_a_changed_key_naming_file_and_line() {
     let home = tempfile::tempdir().expect("tempdir");
     let kh = home.path().join("ferry").join("known_hosts");
     std::fs::create_dir_all(kh.parent().expect("parent")).expect("mkdir");
-    std::fs::write(&kh, "# mine\nelsewhere:1 SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU\n")
-        .expect("write");
+    std::fs::write(
+        &kh,
+        "# mine\nelsewhere:1 SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU\n",
+    )
+    .expect("write");
     let trust = Trust::FirstUse(kh.clone());
 
     let client = ClientTls::new("localhost", 9999, trust.clone()).expect("client");
@@ -115,10 +118,19 @@ fn first_use_remembers_then_refuses_a_changed_key_naming_file_and_line() {
     handshake(&mut c, &mut s).expect("first use");
     let notices = client.take_notices();
     assert_eq!(notices.len(), 1, "{notices:?}");
-    assert!(notices[0].contains(&server.fingerprint().to_string()), "{notices:?}");
-    assert!(notices[0].contains(&format!("{}:3", kh.display())), "{notices:?}");
+    assert!(
+        notices[0].contains(&server.fingerprint().to_string()),
+        "{notices:?}"
+    );
+    assert!(
+        notices[0].contains(&format!("{}:3", kh.display())),
+        "{notices:?}"
+    );
     let text = std::fs::read_to_string(&kh).expect("read");
-    assert!(text.ends_with(&format!("localhost:9999 {}\n", server.fingerprint())), "{text}");
+    assert!(
+        text.ends_with(&format!("localhost:9999 {}\n", server.fingerprint())),
+        "{text}"
+    );
 
     // The same key again: accepted, nothing new to show, nothing added.
     let client = ClientTls::new("LOCALHOST", 9999, trust.clone()).expect("client");
@@ -135,7 +147,11 @@ fn first_use_remembers_then_refuses_a_changed_key_naming_file_and_line() {
     assert!(err.contains("HAS CHANGED"), "{err}");
     assert!(err.contains(&format!("{}:3", kh.display())), "{err}");
     assert!(err.contains(&other.fingerprint().to_string()), "{err}");
-    assert_eq!(std::fs::read_to_string(&kh).expect("read"), text, "nothing remembered");
+    assert_eq!(
+        std::fs::read_to_string(&kh).expect("read"),
+        text,
+        "nothing remembered"
+    );
 }
 
 #[test]
@@ -225,9 +241,17 @@ fn tls_1_2_and_clients_without_alpn_ferry_1_are_refused() {
     let mut s = ServerConnection::new(server.config()).expect("server");
     handshake(&mut c, &mut s).expect("control");
     for (versions, alpn, what) in [
-        (&[&rustls::version::TLS12][..], vec![b"ferry/1".to_vec()], "TLS 1.2"),
+        (
+            &[&rustls::version::TLS12][..],
+            vec![b"ferry/1".to_vec()],
+            "TLS 1.2",
+        ),
         (&[&rustls::version::TLS13][..], vec![], "no ALPN"),
-        (&[&rustls::version::TLS13][..], vec![b"http/1.1".to_vec()], "other ALPN"),
+        (
+            &[&rustls::version::TLS13][..],
+            vec![b"http/1.1".to_vec()],
+            "other ALPN",
+        ),
     ] {
         let mut c = raw_client(versions, alpn);
         let mut s = ServerConnection::new(server.config()).expect("server");
@@ -244,18 +268,34 @@ fn replaced_certificate_files_are_picked_up() {
     let (cert, key) = other.files();
     std::fs::copy(cert, dir.path().join("tls/cert.pem.x")).expect("copy");
     std::fs::copy(key, dir.path().join("tls/key.pem.x")).expect("copy");
-    std::fs::rename(dir.path().join("tls/key.pem.x"), dir.path().join("tls/key.pem")).expect("mv");
-    std::fs::rename(dir.path().join("tls/cert.pem.x"), dir.path().join("tls/cert.pem"))
-        .expect("mv");
+    std::fs::rename(
+        dir.path().join("tls/key.pem.x"),
+        dir.path().join("tls/key.pem"),
+    )
+    .expect("mv");
+    std::fs::rename(
+        dir.path().join("tls/cert.pem.x"),
+        dir.path().join("tls/cert.pem"),
+    )
+    .expect("mv");
     assert_eq!(server.reload().expect("reload"), other.fingerprint());
     assert_ne!(before, other.fingerprint());
     // Handshakes use the new key: a client pinning it connects.
-    let client = ClientTls::new("localhost", 1, Trust::Fingerprint(other.fingerprint()))
-        .expect("client");
+    let client =
+        ClientTls::new("localhost", 1, Trust::Fingerprint(other.fingerprint())).expect("client");
     let (mut c, mut s) = pair(&server, &client);
     handshake(&mut c, &mut s).expect("new key");
     // A broken file keeps the old pair.
     std::fs::write(dir.path().join("tls/key.pem"), "not a key").expect("write");
     assert!(server.reload().is_err());
     assert_eq!(server.fingerprint(), other.fingerprint());
+}
+
+#[test]
+fn explain_finds_a_tls_error_inside_io_errors() {
+    let io = std::io::Error::new(std::io::ErrorKind::InvalidData, rustls::Error::DecryptError);
+    let wrapped = std::io::Error::other(io);
+    let text = ferry_tls::explain(&wrapped).expect("found");
+    assert!(text.contains("integrity"), "{text}");
+    assert!(ferry_tls::explain(&std::io::Error::other("plain")).is_none());
 }
