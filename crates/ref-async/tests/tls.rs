@@ -44,6 +44,7 @@ per_runtime!(
     a_cut_without_close_notify_truncates_a_download,
     a_cut_without_close_notify_discards_an_upload,
     shutdown_ends_tls_sessions_with_422_and_close_notify,
+    a_handshake_in_progress_at_a_shutdown_is_told_422_inside_tls,
 );
 
 /// Every read and write of the tests' own peers.
@@ -618,5 +619,53 @@ fn shutdown_ends_tls_sessions_with_422_and_close_notify<D: Driver>() {
         let err = c.dir().await.expect_err("shutting down");
         assert_eq!(err.code(), Some(Code::SHUTTING_DOWN), "{err:?}");
     });
+    server.stop().expect("server stops");
+}
+
+/// A handshake in progress when the shutdown comes is completed (by the shutdown's
+/// deadline) and followed by `err 422 shutting-down` inside TLS, then `close_notify`.
+fn a_handshake_in_progress_at_a_shutdown_is_told_422_inside_tls<D: Driver>() {
+    let (cert, server) = tls_server::<D>(|_| {});
+    let mut sock = TcpStream::connect(server.addr).expect("connect");
+    sock.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    let mut conn = ClientTls::new(
+        "127.0.0.1",
+        server.addr.port(),
+        Trust::Fingerprint(cert.fingerprint()),
+    )
+    .expect("client TLS")
+    .connect()
+    .expect("a rustls connection");
+    // The ClientHello, then the server's whole flight: the server is inside the handshake,
+    // waiting for the client's Finished.
+    while conn.wants_write() {
+        conn.write_tls(&mut sock).expect("ClientHello");
+    }
+    while !conn.wants_write() {
+        assert!(
+            conn.read_tls(&mut sock).expect("server flight") > 0,
+            "server closed"
+        );
+        conn.process_new_packets().expect("server flight");
+    }
+    server.shutdown_handle().trigger();
+    let mut s = RawTls {
+        r: BufReader::new(rustls::StreamOwned::new(conn, sock)),
+    };
+    let mut lines = Vec::new();
+    loop {
+        let line = s.line();
+        let last = line.starts_with("err ");
+        lines.push(line);
+        if last {
+            break;
+        }
+    }
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("err 422 shutting-down"),
+        "{lines:?}"
+    );
+    assert_eq!(s.end(), TlsEnd::CloseNotify(Vec::new()));
     server.stop().expect("server stops");
 }
