@@ -12,9 +12,11 @@
 //! | `async-std` | [`async_std`] | `AsyncStd` | `serve`, `BlockingClient` |
 //! | `smol` | [`smol`] | `Smol` | `serve`, `BlockingClient` |
 //!
-//! The features are additive and all on by default. The codec (`ferry-wire`) and the served
-//! folder's rules (`ferry-store`, called on the runtime's blocking pool) are shared with
-//! `ferry-sync`; the session logic deliberately is not (see README.md).
+//! The features are additive; tokio is the default. The codec (`ferry-wire`), the protocol
+//! cores (`ferry-proto`, `ferry-client-core`) and the served folder's rules (`ferry-store`,
+//! called on the runtime's blocking pool) are shared with `ferry-sync` (see README.md).
+//! ferry/1 over TLS (`ServerConfig::tls`, `ClientOptions::tls`) is one futures-rustls layer
+//! for every runtime, under the sessions (the private `tls` module).
 
 pub mod blocking;
 pub mod client;

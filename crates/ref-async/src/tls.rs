@@ -172,3 +172,139 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for MaybeTls<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use ferry_tls::{ClientTls, ServerTls, Trust};
+    use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _, future};
+
+    use super::*;
+
+    /// What one direction of the in-memory connection holds at most.
+    const CAP: usize = 4096;
+
+    type Pipe = Arc<Mutex<VecDeque<u8>>>;
+
+    /// One end of an in-memory connection whose directions hold [`CAP`] octets each. Its
+    /// `Pending` registers no waker: [`both`] polls the two peers in turn, so none is needed,
+    /// and peers that wait for each other show as rounds without an end.
+    struct End {
+        rx: Pipe,
+        tx: Pipe,
+    }
+
+    fn pair() -> (End, End) {
+        let (a, b) = (Pipe::default(), Pipe::default());
+        (
+            End {
+                rx: Arc::clone(&a),
+                tx: Arc::clone(&b),
+            },
+            End { rx: b, tx: a },
+        )
+    }
+
+    impl AsyncRead for End {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            let mut rx = self.rx.lock().unwrap_or_else(PoisonError::into_inner);
+            if rx.is_empty() {
+                return Poll::Pending;
+            }
+            let n = buf.len().min(rx.len());
+            for (d, s) in buf.iter_mut().zip(rx.drain(..n)) {
+                *d = s;
+            }
+            Poll::Ready(Ok(n))
+        }
+    }
+
+    impl AsyncWrite for End {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let mut tx = self.tx.lock().unwrap_or_else(PoisonError::into_inner);
+            let n = buf.len().min(CAP - tx.len());
+            if n == 0 {
+                return Poll::Pending;
+            }
+            tx.extend(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Polls `a` and `b` in turn until both are done; panics when they stop making progress.
+    fn both<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+        future::block_on(async {
+            let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+            let (mut ra, mut rb) = (None, None);
+            for _ in 0..100_000 {
+                if ra.is_none() {
+                    ra = future::poll_once(a.as_mut()).await;
+                }
+                if rb.is_none() {
+                    rb = future::poll_once(b.as_mut()).await;
+                }
+                if let (Some(_), Some(_)) = (&ra, &rb) {
+                    return (ra.expect("done"), rb.expect("done"));
+                }
+            }
+            panic!("the peers wait for each other: records were left unsent");
+        })
+    }
+
+    /// A reply that rustls takes whole but the connection cannot: after `write_all` returns,
+    /// most of it is still in rustls' buffer, and only the server's next read (waiting for
+    /// the client, who waits for the rest of the reply) can send it.
+    #[test]
+    fn a_read_sends_the_records_a_write_left_behind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (server_tls, _) = ServerTls::self_signed(dir.path()).expect("certificate");
+        let key = Trust::Fingerprint(server_tls.fingerprint());
+        let client_tls = ClientTls::new("127.0.0.1", 7451, key).expect("client TLS");
+        let (a, b) = pair();
+        let acceptor = TlsAcceptor::from(server_tls.config());
+        let connector = TlsConnector::from(client_tls.config());
+        let reply = vec![7u8; 60_000];
+        let server = async {
+            let mut s = MaybeTls::accept(&acceptor, a).await?;
+            s.write_all(&reply).await?;
+            let mut next = [0u8; 1];
+            s.read_exact(&mut next).await?;
+            s.close().await?;
+            io::Result::Ok(next[0])
+        };
+        let client = async {
+            let tls = connector.connect(client_tls.server_name(), b).await?;
+            let mut c = MaybeTls::Client(Box::new(tls));
+            let mut got = vec![0u8; reply.len()];
+            c.read_exact(&mut got).await?;
+            c.write_all(b"!").await?;
+            c.flush().await?;
+            let mut rest = Vec::new();
+            c.read_to_end(&mut rest).await?;
+            io::Result::Ok((got, rest))
+        };
+        let (s, c) = both(server, client);
+        assert_eq!(s.expect("server"), b'!');
+        let (got, rest) = c.expect("client");
+        assert_eq!(got, reply);
+        assert!(rest.is_empty(), "close_notify ends the input");
+    }
+}

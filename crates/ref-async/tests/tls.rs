@@ -39,10 +39,12 @@ per_runtime!(
     a_wrong_pinned_key_is_refused_before_anything_is_sent,
     tls_client_against_a_plain_server_fails_clearly,
     plain_client_against_a_tls_server_fails_boundedly,
+    a_server_that_never_answers_the_handshake_times_out,
     busy_refusal_is_inside_tls,
     a_cut_without_close_notify_truncates_a_download,
     a_cut_without_close_notify_discards_an_upload,
     shutdown_ends_tls_sessions_with_422_and_close_notify,
+    a_handshake_in_progress_at_a_shutdown_is_told_422_inside_tls,
 );
 
 /// Every read and write of the tests' own peers.
@@ -481,6 +483,27 @@ fn plain_client_against_a_tls_server_fails_boundedly<D: Driver>() {
     server.stop().expect("server stops");
 }
 
+/// The client's handshake is bounded by its timeouts: a listener that never accepts (the
+/// kernel completes the TCP handshake, nobody answers the ClientHello) is `TimedOut`.
+fn a_server_that_never_answers_the_handshake_times_out<D: Driver>() {
+    let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = silent.local_addr().expect("addr");
+    let options = ClientOptions {
+        connect_timeout: Some(Duration::from_secs(1)),
+        ..tls_options(addr, Cert::new().fingerprint())
+    };
+    let rt = D::runtime();
+    let err = rt
+        .block_on(Client::connect_with(rt.clone(), addr, &options))
+        .expect_err("no handshake");
+    match &err {
+        ClientError::Io(e) => assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}"),
+        other => panic!("not a timeout: {other:?}"),
+    }
+    assert!(err.is_transient());
+    drop(silent);
+}
+
 /// TLS-4: `err 420 busy` is sent inside TLS, and followed by `close_notify`.
 fn busy_refusal_is_inside_tls<D: Driver>() {
     let (cert, server) = tls_server::<D>(|c| c.max_connections = 1);
@@ -596,5 +619,53 @@ fn shutdown_ends_tls_sessions_with_422_and_close_notify<D: Driver>() {
         let err = c.dir().await.expect_err("shutting down");
         assert_eq!(err.code(), Some(Code::SHUTTING_DOWN), "{err:?}");
     });
+    server.stop().expect("server stops");
+}
+
+/// A handshake in progress when the shutdown comes is completed (by the shutdown's
+/// deadline) and followed by `err 422 shutting-down` inside TLS, then `close_notify`.
+fn a_handshake_in_progress_at_a_shutdown_is_told_422_inside_tls<D: Driver>() {
+    let (cert, server) = tls_server::<D>(|_| {});
+    let mut sock = TcpStream::connect(server.addr).expect("connect");
+    sock.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    let mut conn = ClientTls::new(
+        "127.0.0.1",
+        server.addr.port(),
+        Trust::Fingerprint(cert.fingerprint()),
+    )
+    .expect("client TLS")
+    .connect()
+    .expect("a rustls connection");
+    // The ClientHello, then the server's whole flight: the server is inside the handshake,
+    // waiting for the client's Finished.
+    while conn.wants_write() {
+        conn.write_tls(&mut sock).expect("ClientHello");
+    }
+    while !conn.wants_write() {
+        assert!(
+            conn.read_tls(&mut sock).expect("server flight") > 0,
+            "server closed"
+        );
+        conn.process_new_packets().expect("server flight");
+    }
+    server.shutdown_handle().trigger();
+    let mut s = RawTls {
+        r: BufReader::new(rustls::StreamOwned::new(conn, sock)),
+    };
+    let mut lines = Vec::new();
+    loop {
+        let line = s.line();
+        let last = line.starts_with("err ");
+        lines.push(line);
+        if last {
+            break;
+        }
+    }
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("err 422 shutting-down"),
+        "{lines:?}"
+    );
+    assert_eq!(s.end(), TlsEnd::CloseNotify(Vec::new()));
     server.stop().expect("server stops");
 }

@@ -96,28 +96,39 @@ pub(super) async fn serve<R: Runtime>(shared: Arc<Shared<R>>, stream: R::TcpStre
 }
 
 /// The TLS handshake of a session (TLS-2, TLS-3), bounded by the stall timeout — a peer that
-/// connects and never completes it holds its slot no longer than a stalled peer would — and
-/// given up at a shutdown (the connection never became a session: it is closed without a
-/// word). A connection that does not begin with a TLS ClientHello gets an alert at most, never
-/// a greeting (TLS-5).
+/// connects and never completes it holds its slot no longer than a stalled peer would — and,
+/// after a shutdown, by the shutdown's deadline too: a handshake that completes by then is
+/// followed by the session's `err 422`, inside TLS (as ferry-sync does). A connection that
+/// does not begin with a TLS ClientHello gets an alert at most, never a greeting (TLS-5).
 async fn handshake<R: Runtime>(
     shared: &Shared<R>,
     acceptor: &TlsAcceptor,
     stream: R::TcpStream,
 ) -> Option<MaybeTls<R::TcpStream>> {
-    let deadline = Instant::now() + shared.session.stall;
-    match wait(shared, false, deadline, MaybeTls::accept(acceptor, stream)).await {
+    let mut deadline = Instant::now() + shared.session.stall;
+    let mut accept = std::pin::pin!(MaybeTls::accept(acceptor, stream));
+    let mut told = false;
+    let done = loop {
+        match wait(shared, told, deadline, accept.as_mut()).await {
+            Err(Wake::Shutdown) => {
+                told = true;
+                if let Some(hard) = shared.hard_deadline() {
+                    deadline = deadline.min(hard);
+                }
+            }
+            other => break other,
+        }
+    };
+    match done {
         Ok(stream) => Some(stream),
         Err(Wake::Io(e)) => {
             tracing::info!(error = %e, "TLS handshake failed");
             None
         }
-        Err(Wake::Deadline) => {
-            tracing::info!("TLS handshake not completed within the stall timeout");
-            None
-        }
-        Err(Wake::Shutdown) => {
-            tracing::debug!("shutdown during the TLS handshake: connection closed");
+        Err(Wake::Deadline | Wake::Shutdown) => {
+            tracing::info!(
+                "TLS handshake not completed within the stall timeout or by the shutdown"
+            );
             None
         }
     }
