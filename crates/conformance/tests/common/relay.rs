@@ -104,6 +104,9 @@ fn session(tls: &ServerTls, mut client: TcpStream, backend: SocketAddr, faults: 
     let Ok(mut conn) = ServerConnection::new(tls.config()) else {
         return;
     };
+    // Every write is flushed to the client at once, so rustls' buffer stays small; without
+    // its default limit (64 KiB) a write is never accepted in part.
+    conn.set_buffer_limit(None);
     // The handshake.
     while conn.is_handshaking() {
         match conn.complete_io(&mut client) {
