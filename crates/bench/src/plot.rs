@@ -521,7 +521,7 @@ fn peer_series(
     let mut tools: Vec<String> = r
         .peers
         .iter()
-        .filter(|p| p.workload == workload && p.tool != "ferry")
+        .filter(|p| p.workload == workload && !p.tool.starts_with("ferry"))
         .map(|p| p.tool.clone())
         .collect();
     tools.sort();

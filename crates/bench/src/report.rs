@@ -205,7 +205,8 @@ impl CaseResult {
 /// One figure of another tool, from `bench/peers.sh`'s `peers.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PeerResult {
-    /// The tool (`nginx+curl`, `vsftpd+curl`, `rsync`, `sftp`, `ferry`).
+    /// The tool (`vsftpd`, `vsftpd-tls`, `nginx`, `nginx-tls`, `rsync`, `sftp`, `ferry`,
+    /// `ferry-tls`; ferry's own rows are left out of the comparisons with peers).
     pub tool: String,
     /// For ferry's own CLI rows: the implementation.
     #[serde(default, rename = "impl")]
@@ -340,7 +341,7 @@ impl Report {
                     .peers
                     .iter()
                     .filter(|p| {
-                        p.tool != "ferry"
+                        !p.tool.starts_with("ferry")
                             && p.workload == "small"
                             && p.direction == op
                             && p.connections == 64
