@@ -444,7 +444,12 @@ pub fn run(args: &BenchArgs, server_exe: &Path) -> io::Result<Report> {
     };
 
     if has(Workload::Large) && !args.no_baselines {
-        report.baselines = measure_baselines(&folders, args.large_size, args.repeat as usize)?;
+        report.baselines = measure_baselines(
+            &folders,
+            args.large_size,
+            args.repeat as usize,
+            tls_dir.as_deref(),
+        )?;
     }
 
     for &imp in &args.impls {
@@ -469,7 +474,12 @@ pub fn run(args: &BenchArgs, server_exe: &Path) -> io::Result<Report> {
     if !report.baselines.is_empty() {
         // The ceilings again after the implementations, so that drift on a shared machine
         // (other tenants, memory pressure) weighs on both sides of the comparison alike.
-        let after = measure_baselines(&folders, args.large_size, args.repeat as usize)?;
+        let after = measure_baselines(
+            &folders,
+            args.large_size,
+            args.repeat as usize,
+            tls_dir.as_deref(),
+        )?;
         for (b, a) in report.baselines.iter_mut().zip(after) {
             b.runs_seconds.extend(a.runs_seconds);
             b.seconds = stats::median(&b.runs_seconds);
@@ -487,7 +497,12 @@ fn say(msg: std::fmt::Arguments<'_>) {
     eprintln!("ferry bench: {msg}");
 }
 
-fn measure_baselines(f: &Folders, size: u64, repeat: usize) -> io::Result<Vec<Baseline>> {
+fn measure_baselines(
+    f: &Folders,
+    size: u64,
+    repeat: usize,
+    tls_dir: Option<&Path>,
+) -> io::Result<Vec<Baseline>> {
     let src = f.large.join(data::LARGE_NAME);
     let mut out = Vec::new();
     let mut one = |name: &str, description: &str, run: &mut dyn FnMut() -> io::Result<f64>| {
@@ -525,6 +540,13 @@ fn measure_baselines(f: &Folders, size: u64, repeat: usize) -> io::Result<Vec<Ba
         "the same octets memory to memory over one loopback connection",
         &mut || baselines::tcp_memory(size),
     )?;
+    if let Some(dir) = tls_dir {
+        one(
+            "tls-memory",
+            "the same octets memory to memory over one loopback connection inside TLS 1.3 (rustls, ferry's configurations)",
+            &mut || baselines::tls_memory(size, dir),
+        )?;
+    }
     let w = f.large.join("disk-write.tmp");
     one(
         "disk-write",

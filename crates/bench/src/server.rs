@@ -141,7 +141,18 @@ impl ServerProcess {
             .as_ref()
             .map(Child::id)
             .ok_or_else(|| io::Error::other("the server is stopped"))?;
-        procfs::read(Pid::Other(pid))
+        procfs::read(Pid::Other(pid)).map_err(|e| {
+            // The usual reason: the server has exited. Its log says why.
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let last = log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot read the server's /proc entry ({e}): has it exited? The last line of its log ({}): {last}",
+                    self.log.display()
+                ),
+            )
+        })
     }
 
     /// Stops it gracefully (SIGTERM, as a user would) and waits for it to exit; kills it if it
