@@ -866,6 +866,14 @@ start_ferry() {
                 FERRY_FP=$(sed -n 's/^TLS key \(SHA256:[^ ]*\).*/\1/p' "$LOGS/$name.log" | head -n 1)
                 [[ -n $FERRY_FP ]] ||
                     die "ferry serve --tls-self-signed printed no 'TLS key SHA256:...' line (log: $LOGS/$name.log)"
+                # A build whose engines do not serve TLS announces its address, then stops.
+                sleep 0.3
+                if ! kill -0 "${DAEMON_PID[$name]}" 2>/dev/null; then
+                    wait "${DAEMON_PID[$name]}" || true
+                    unset "DAEMON_PID[$name]"
+                    FERRY_WHY=$(grep -v '^\s*$' "$LOGS/$name.log" | tail -n 1 | cut -c1-200)
+                    return 3
+                fi
             fi
             wait_listen "$name" "${FERRY_ADDR##*:}"
             return 0
