@@ -12,12 +12,13 @@ use ferry_sync::client::{
 };
 use ferry_wire::{Code, Entry, FileName, NameError, PutMode, SkippedEntry};
 
-use crate::ClientArgs;
 use crate::addr::ServerAddr;
 use crate::engine::AnyClient;
 use crate::exit::{self, Worst};
 use crate::hints::{self, Stage};
 use crate::progress::Bars;
+use crate::{ClientArgs, TlsArgs};
+use ferry_tls::{ClientTls, Trust};
 
 /// Prints `ferry: WHAT: ERROR` on stderr.
 pub(crate) fn report(what: &str, e: &ClientError) {
@@ -31,28 +32,81 @@ pub(crate) fn report_in_session(what: &str, e: &ClientError, how: &ClientArgs, a
     eprintln!("ferry: {what}: {text}");
 }
 
-/// The client's options for `how`: `--timeout` bounds the connect and every wait for the
-/// server (its greeting, a reply, taking octets), `--min-rate` the pace after it.
-pub(crate) fn options(how: &ClientArgs) -> ClientOptions {
-    ClientOptions {
+/// The client's options for `how` and `addr`: `--timeout` bounds the connect and every wait
+/// for the server (its greeting, a reply, taking octets), `--min-rate` the pace after it; a
+/// `ferrys://` address gets TLS verified as `how.tls` says. An error is a usage error.
+pub(crate) fn options(how: &ClientArgs, addr: &ServerAddr) -> Result<ClientOptions, String> {
+    Ok(ClientOptions {
         connect_timeout: Some(how.timeout),
         read_timeout: Some(how.timeout),
         write_timeout: Some(how.timeout),
         max_get_size: how.max_get_size,
         min_rate: how.min_rate,
+        tls: client_tls(&how.tls, addr)?,
         ..ClientOptions::default()
+    })
+}
+
+/// The TLS side of a connection to `addr` (`None` for a plain address). Never a fallback:
+/// a `ferrys://` address is TLS or nothing (TLS-14).
+fn client_tls(a: &TlsArgs, addr: &ServerAddr) -> Result<Option<ClientTls>, String> {
+    if !addr.tls {
+        if a.fingerprint.is_some() || a.ca.is_some() || a.insecure {
+            return Err(format!(
+                "--fingerprint, --ca and --insecure are for ferry/1 over TLS: give the server \
+                 as ferrys://{addr}"
+            ));
+        }
+        return Ok(None);
+    }
+    let trust = if let Some(f) = a.fingerprint {
+        Trust::Fingerprint(f)
+    } else if let Some(ca) = &a.ca {
+        Trust::Ca(ca.clone())
+    } else if a.insecure {
+        Trust::Insecure
+    } else {
+        let path = a
+            .known_hosts
+            .clone()
+            .or_else(ferry_tls::known_hosts::default_path)
+            .ok_or_else(|| {
+                "no place for known_hosts (neither XDG_CONFIG_HOME nor HOME is set): give \
+                 --known-hosts FILE or --fingerprint"
+                    .to_owned()
+            })?;
+        Trust::FirstUse(path)
+    };
+    ClientTls::new(&addr.host, addr.port, trust)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// Shows on stderr what the TLS layer says the user must see: a key remembered on first use
+/// (TLS-13), an unverified server (`--insecure`).
+pub(crate) fn show_tls_notices(options: &ClientOptions) {
+    if let Some(tls) = &options.tls {
+        for notice in tls.take_notices() {
+            eprintln!("ferry: {notice}");
+        }
     }
 }
 
 /// Connects and reads the greeting; on failure reports it, with a hint, and returns the
 /// exit code.
-pub(crate) fn connect(how: ClientArgs, addr: &ServerAddr) -> Result<AnyClient, u8> {
+pub(crate) fn connect(how: &ClientArgs, addr: &ServerAddr) -> Result<AnyClient, u8> {
     connect_explained(how, addr).map_err(|(code, _)| code)
 }
 
 /// [`connect`], also returning the message of a failure.
-fn connect_explained(how: ClientArgs, addr: &ServerAddr) -> Result<AnyClient, (u8, String)> {
-    AnyClient::connect(how.implementation, addr.target(), &options(&how)).map_err(|e| {
+fn connect_explained(how: &ClientArgs, addr: &ServerAddr) -> Result<AnyClient, (u8, String)> {
+    let options = options(how, addr).map_err(|e| {
+        eprintln!("ferry: {e}");
+        (exit::USAGE, e)
+    })?;
+    let connected = AnyClient::connect(how.implementation, addr.target(), &options);
+    show_tls_notices(&options);
+    connected.map_err(|e| {
         let text = format!(
             "cannot start a session with {addr}: {}",
             hints::explain(&e, addr, how.timeout, Stage::Connect)
@@ -103,7 +157,7 @@ struct JsonEntry<'a> {
 
 /// `ferry dir ADDR [--json]`.
 pub(crate) fn dir(how: ClientArgs, addr: &ServerAddr, json: bool) -> u8 {
-    let mut client = match connect(how, addr) {
+    let mut client = match connect(&how, addr) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -414,7 +468,7 @@ pub(crate) fn get(
         Plan::One(dest) => Some(dest.clone()),
         Plan::Many(dir) => local_path(dir, name).ok(),
     };
-    let mut client = match connect_explained(how, addr) {
+    let mut client = match connect_explained(&how, addr) {
         Ok(c) => c,
         Err((code, text)) => {
             if json {
@@ -501,7 +555,7 @@ pub(crate) fn put(
     if batch.is_empty() {
         return worst.code();
     }
-    let mut client = match connect_explained(how, addr) {
+    let mut client = match connect_explained(&how, addr) {
         Ok(c) => c,
         Err((code, text)) => {
             if json {

@@ -417,6 +417,7 @@ impl ServeArgs {
             listen: self.listen.or(file.listen).unwrap_or_else(|| ServerAddr {
                 host: "127.0.0.1".into(),
                 port: default_port,
+                tls: false,
             }),
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             verbosity: self.verbosity,

@@ -28,7 +28,8 @@ use engine::Impl;
 /// Transfer files with the ferry/1 protocol.
 ///
 /// `ferry serve` offers one folder; `ferry dir`, `get`, `put` and `shell` talk to a server.
-/// ADDR is HOST:PORT or HOST (port 7450). Sizes are written 10MiB, 1GB, 4KiB or 1000
+/// ADDR is HOST:PORT or HOST (port 7450), or ferrys://HOST[:PORT] for ferry/1 over TLS (port
+/// 7451). Sizes are written 10MiB, 1GB, 4KiB or 1000
 /// (octets); durations 90s, 5m, 1h 30m or 60 (seconds).
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, after_help = exit::HELP)]
@@ -48,9 +49,32 @@ pub struct Verbosity {
     pub quiet: u8,
 }
 
+/// How a client command verifies a ferry/1 over TLS server (`ferrys://` addresses, spec
+/// section 15.3): by default a certificate chain to the system's roots, else trust on first
+/// use (the key is remembered in known_hosts and a changed key refused).
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsArgs {
+    /// For ferrys:// addresses: accept only the server key with this fingerprint (SHA256:…,
+    /// as `ferry serve` prints it), whatever its certificate.
+    #[arg(long, value_name = "SHA256:…", group = "trust")]
+    pub fingerprint: Option<ferry_tls::Fingerprint>,
+    /// For ferrys:// addresses: accept only a certificate chain to the CA certificates (PEM)
+    /// in FILE that is valid for the host name.
+    #[arg(long, value_name = "FILE", group = "trust")]
+    pub ca: Option<PathBuf>,
+    /// For ferrys:// addresses: accept any server key, with a warning. For tests only: an
+    /// attacker on the path would go unnoticed.
+    #[arg(long, group = "trust")]
+    pub insecure: bool,
+    /// Where trust on first use remembers server keys [default:
+    /// $XDG_CONFIG_HOME/ferry/known_hosts, else ~/.config/ferry/known_hosts].
+    #[arg(long, value_name = "FILE", env = "FERRY_KNOWN_HOSTS")]
+    pub known_hosts: Option<PathBuf>,
+}
+
 /// How a client command reaches the server: `--impl`, `--timeout` and the limits it puts
 /// on a server.
-#[derive(Debug, Clone, Copy, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
     /// Which implementation of the protocol engine to use.
     #[arg(long = "impl", value_enum, default_value_t = Impl::Threads)]
@@ -70,6 +94,9 @@ pub struct ClientArgs {
     /// command ends with exit 3. The default is slower than any real link.
     #[arg(long, value_name = "RATE", default_value = "1KiB", value_parser = parse_rate)]
     pub min_rate: u64,
+    /// `--fingerprint`, `--ca`, `--insecure`, `--known-hosts`.
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// `-v` / `-q`.
     #[command(flatten)]
     pub verbosity: Verbosity,
@@ -85,7 +112,7 @@ enum Command {
     /// List the files a server offers: size, modification time (UTC) and name.
     Dir {
         /// The server.
-        #[arg(value_parser = addr::parse)]
+        #[arg(value_parser = addr::parse_any)]
         addr: ServerAddr,
         /// One JSON object per line: {"name": …, "size": …, "mtime": "RFC 3339"}.
         #[arg(long)]
@@ -102,7 +129,7 @@ enum Command {
     /// stdout unless it is a terminal or `--json` is given.
     Get {
         /// The server.
-        #[arg(value_parser = addr::parse)]
+        #[arg(value_parser = addr::parse_any)]
         addr: ServerAddr,
         /// The files to download.
         #[arg(required = true, value_name = "NAME", value_parser = parse_name)]
@@ -129,7 +156,7 @@ enum Command {
     /// Nothing is printed on stdout unless it is a terminal or `--json` is given.
     Put {
         /// The server.
-        #[arg(value_parser = addr::parse)]
+        #[arg(value_parser = addr::parse_any)]
         addr: ServerAddr,
         /// The local files to upload.
         #[arg(required = true, value_name = "FILE")]
@@ -155,7 +182,7 @@ enum Command {
     /// fail.
     Shell {
         /// The server.
-        #[arg(value_parser = addr::parse)]
+        #[arg(value_parser = addr::parse_any)]
         addr: ServerAddr,
         /// Run the commands of FILE (`-` for stdin) as a batch.
         #[arg(short = 'b', long = "batch", value_name = "FILE")]

@@ -235,7 +235,13 @@ impl ClientError {
     /// A failed TLS handshake as the user should read it: the refusal's own sentence when
     /// the server's identity was refused, else what rustls' error means.
     pub fn tls(source: io::Error) -> Self {
-        let message = ferry_tls::explain(&source).unwrap_or_else(|| source.to_string());
+        // TLS streams (rustls' own, futures-rustls) wrap rustls' error in an `io::Error`,
+        // whose `source()` skips the error it wraps: look at that one first.
+        let message = source
+            .get_ref()
+            .and_then(|inner| ferry_tls::explain(inner))
+            .or_else(|| ferry_tls::explain(&source))
+            .unwrap_or_else(|| source.to_string());
         ClientError::Tls { message, source }
     }
 
@@ -305,5 +311,19 @@ mod tests {
         assert_eq!(rate_text(1 << 30), "1 GiB/s");
         assert_eq!(rate_text(1536), "1536 octets/s");
         assert_eq!(rate_text(1), "1 octet/s");
+    }
+
+    #[test]
+    fn a_tls_error_wrapped_in_an_io_error_is_explained() {
+        // What a TLS stream returns when a plain server answers the ClientHello.
+        let rustls_error = ferry_tls::rustls::Error::InvalidMessage(
+            ferry_tls::rustls::InvalidMessage::InvalidContentType,
+        );
+        let err = ClientError::tls(io::Error::new(io::ErrorKind::InvalidData, rustls_error));
+        let ClientError::Tls { message, .. } = &err else {
+            panic!("not a TLS error: {err:?}");
+        };
+        assert!(message.contains("did not answer with TLS"), "{message}");
+        assert!(!err.is_transient() && err.ends_session());
     }
 }

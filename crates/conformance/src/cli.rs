@@ -27,9 +27,9 @@ pub struct Cli {
 /// What to test.
 #[derive(Debug, Subcommand)]
 pub enum Target {
-    /// Test a RUNNING server at ADDR (host:port). Its served folder must start empty and
-    /// writable; the runner creates its files with put under per-run, per-case name
-    /// prefixes (ferry has no delete: they stay).
+    /// Test a RUNNING server at ADDR (host:port, or ferrys://HOST[:PORT] for ferry/1 over
+    /// TLS). Its served folder must start empty and writable; the runner creates its files
+    /// with put under per-run, per-case name prefixes (ferry has no delete: they stay).
     Server(ServerArgs),
     /// Test a client COMMAND: the runner plays a scripted server per case and runs the
     /// command with {addr}, {op}, {name}, {dir} substituted (also FERRY_ADDR, FERRY_OP,
@@ -70,10 +70,24 @@ pub struct Common {
 /// `ferry-conform server`.
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
-    /// The server to test (host:port).
+    /// The server to test: HOST:PORT (plain ferry/1), or ferrys://HOST[:PORT] for ferry/1
+    /// over TLS (port 7451 by default; the TLS cases run too).
     #[arg(required_unless_present = "list")]
     pub addr: Option<String>,
-    /// A read-only server (any folder; only listed) for the read-only cases.
+    /// Over TLS: accept only the server key with this fingerprint (as `ferry serve` prints
+    /// it, SHA256:…), whatever its certificate.
+    #[arg(long, value_name = "SHA256:…", group = "trust")]
+    pub fingerprint: Option<ferry_tls::Fingerprint>,
+    /// Over TLS: verify the server's certificate chain and host name against the
+    /// certificates (PEM) of FILE.
+    #[arg(long, value_name = "FILE", group = "trust")]
+    pub ca: Option<PathBuf>,
+    /// Over TLS: accept any server key (the handshake is still checked). Without
+    /// --fingerprint, --ca or --insecure the chain is verified against the system's roots.
+    #[arg(long, group = "trust")]
+    pub insecure: bool,
+    /// A read-only server (any folder; only listed) for the read-only cases. Over TLS like
+    /// ADDR, verified the same way.
     #[arg(long, value_name = "ADDR")]
     pub read_only_server: Option<String>,
     /// A further server with other limits (e.g. max-size=10, max-eager=4, idle=1) and an
@@ -168,29 +182,36 @@ pub fn run(target: Target) -> u8 {
             if a.common.list {
                 return list(&server_cases(), &opts.filter);
             }
-            let Some(addr) = a.addr.clone() else {
+            let Some(given) = a.addr.clone() else {
                 eprintln!("ferry-conform: ADDR is required");
                 return 2;
             };
-            match crate::net::resolve(&addr) {
+            let (addr, tls) = match server_addresses(&a, &given) {
+                Ok(t) => t,
                 Err(e) => {
-                    eprintln!("ferry-conform: cannot resolve {addr}: {e}");
+                    eprintln!("ferry-conform: {e}");
+                    return 2;
+                }
+            };
+            match crate::net::resolve(&addr.main) {
+                Err(e) => {
+                    eprintln!("ferry-conform: cannot resolve {given}: {e}");
                     return 2;
                 }
                 Ok(a) => {
                     if let Err(e) = std::net::TcpStream::connect_timeout(&a, Duration::from_secs(5))
                     {
                         eprintln!(
-                            "ferry-conform: cannot connect to {addr}: {e} (is the server running?)"
+                            "ferry-conform: cannot connect to {given}: {e} (is the server running?)"
                         );
                         return 2;
                     }
                 }
             }
             let t = ServerTarget {
-                addr,
-                read_only: a.read_only_server.clone(),
-                extra: a.extra_server.clone(),
+                addr: addr.main,
+                read_only: addr.read_only,
+                extra: addr.extra,
                 max_wait: Duration::from_secs(a.max_wait),
                 session_limit: a.session_limit,
                 hooks: crate::Hooks {
@@ -201,11 +222,12 @@ pub fn run(target: Target) -> u8 {
                         .map(Duration::from_secs_f64),
                     touch: a.touch_cmd.clone().map(crate::Hook::command),
                 },
+                tls,
             };
             println!(
                 "ferry-conform {}: server {}",
                 env!("CARGO_PKG_VERSION"),
-                t.addr
+                t.shown()
             );
             let quiet = a.common.quiet;
             if let Err(e) = crate::check_server(&t, &opts) {
@@ -234,6 +256,115 @@ pub fn run(target: Target) -> u8 {
         }
     };
     finish(&common, &report)
+}
+
+/// The servers of a server run as `host:port`, all plain or all TLS.
+#[derive(Debug, PartialEq, Eq)]
+struct Addresses {
+    main: String,
+    read_only: Option<String>,
+    extra: Vec<String>,
+}
+
+/// The default port of ferry/1 over TLS (TLS-1).
+const TLS_PORT: u16 = ferry_tls::DEFAULT_TLS_PORT;
+/// The default port of plain ferry/1 (CONN-1).
+const PLAIN_PORT: u16 = ferry_wire::limits::DEFAULT_PORT;
+
+/// Splits `[ferrys:// | ferry://]HOST[:PORT]` into whether it is TLS, the host (IPv6 without
+/// brackets) and the port (7451 by default after `ferrys://`, else 7450).
+fn parse_address(s: &str) -> Result<(bool, String, u16), String> {
+    let (tls, rest) = if let Some(r) = s.strip_prefix("ferrys://") {
+        (true, r)
+    } else if let Some(r) = s.strip_prefix("ferry://") {
+        (false, r)
+    } else if s.contains("://") {
+        return Err(format!(
+            "{s:?}: the address scheme is ferrys:// (TLS) or ferry:// (plain)"
+        ));
+    } else {
+        (false, s)
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let default = if tls { TLS_PORT } else { PLAIN_PORT };
+    let bad = || format!("{s:?} is not [ferrys://]HOST[:PORT]");
+    let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
+        let (host, after) = inner.split_once(']').ok_or_else(bad)?;
+        match after {
+            "" => (host, None),
+            p => (host, Some(p.strip_prefix(':').ok_or_else(bad)?)),
+        }
+    } else if rest.matches(':').count() > 1 {
+        (rest, None)
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        }
+    };
+    if host.is_empty() || host.contains(['/', '[', ']']) || host.contains(char::is_whitespace) {
+        return Err(bad());
+    }
+    let port = match port {
+        None => default,
+        Some(p) => p
+            .parse::<u16>()
+            .map_err(|_| format!("{s:?}: {p:?} is not a port number"))?,
+    };
+    Ok((tls, host.to_owned(), port))
+}
+
+/// `host:port` (IPv6 in brackets).
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// The run's servers and, over TLS, the client configuration for all of them.
+fn server_addresses(
+    a: &ServerArgs,
+    given: &str,
+) -> Result<(Addresses, Option<ferry_tls::ClientTls>), String> {
+    let (tls, host, port) = parse_address(given)?;
+    let other = |s: &String| -> Result<String, String> {
+        let (t, h, p) = parse_address(s)?;
+        if t != tls && s.contains("://") {
+            return Err(format!(
+                "{s}: the servers of one run are all ferry/1 over TLS or all plain ({given} is {})",
+                if tls { "TLS" } else { "plain" }
+            ));
+        }
+        Ok(host_port(&h, p))
+    };
+    let addresses = Addresses {
+        main: host_port(&host, port),
+        read_only: a.read_only_server.as_ref().map(other).transpose()?,
+        extra: a.extra_server.iter().map(other).collect::<Result<_, _>>()?,
+    };
+    if !tls {
+        if a.fingerprint.is_some() || a.ca.is_some() || a.insecure {
+            return Err(format!(
+                "--fingerprint, --ca and --insecure are for ferry/1 over TLS: give the server as \
+                 ferrys://{}",
+                addresses.main
+            ));
+        }
+        return Ok((addresses, None));
+    }
+    let trust = if let Some(f) = a.fingerprint {
+        ferry_tls::Trust::Fingerprint(f)
+    } else if let Some(ca) = &a.ca {
+        ferry_tls::Trust::Ca(ca.clone())
+    } else if a.insecure {
+        ferry_tls::Trust::Insecure
+    } else {
+        ferry_tls::Trust::System
+    };
+    let client = ferry_tls::ClientTls::new(&host, port, trust).map_err(|e| e.to_string())?;
+    Ok((addresses, Some(client)))
 }
 
 fn print_result(r: &crate::CaseResult, quiet: bool) {
@@ -274,4 +405,97 @@ fn finish(common: &Common, report: &Report) -> u8 {
         return 2;
     }
     u8::from(report.failed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_with_and_without_scheme() {
+        let p = |s: &str| parse_address(s).expect(s);
+        assert_eq!(
+            p("ferrys://files.example"),
+            (true, "files.example".into(), 7451)
+        );
+        assert_eq!(p("ferrys://127.0.0.1:9"), (true, "127.0.0.1".into(), 9));
+        assert_eq!(p("ferrys://[::1]"), (true, "::1".into(), 7451));
+        assert_eq!(p("ferrys://[::1]:8/"), (true, "::1".into(), 8));
+        assert_eq!(p("ferry://h"), (false, "h".into(), 7450));
+        assert_eq!(p("127.0.0.1:7450"), (false, "127.0.0.1".into(), 7450));
+        assert_eq!(p("::1"), (false, "::1".into(), 7450));
+        for bad in [
+            "ferrys://",
+            "https://h",
+            "ferrys://h:x",
+            "ferrys://[::1",
+            "ferrys://a/b",
+        ] {
+            assert!(parse_address(bad).is_err(), "{bad}");
+        }
+        assert_eq!(host_port("::1", 7451), "[::1]:7451");
+    }
+
+    fn server_args(args: &[&str]) -> ServerArgs {
+        let cli =
+            Cli::try_parse_from(["ferry-conform", "server"].iter().chain(args)).expect("arguments");
+        match cli.target {
+            Target::Server(a) => a,
+            Target::Client(_) => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_tls_run_verifies_every_server_the_same_way() {
+        let fp = "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU";
+        let a = server_args(&[
+            "ferrys://127.0.0.1",
+            "--fingerprint",
+            fp,
+            "--extra-server",
+            "ferrys://127.0.0.1:9",
+            "--read-only-server",
+            "127.0.0.1:8",
+        ]);
+        let (addr, tls) = server_addresses(&a, "ferrys://127.0.0.1").expect("TLS run");
+        assert_eq!(
+            addr,
+            Addresses {
+                main: "127.0.0.1:7451".into(),
+                read_only: Some("127.0.0.1:8".into()),
+                extra: vec!["127.0.0.1:9".into()],
+            }
+        );
+        assert!(format!("{tls:?}").contains(fp), "{tls:?}");
+        // Plain and TLS servers are not mixed; trust options need a TLS target.
+        let a = server_args(&["ferrys://h", "--extra-server", "ferry://h:1"]);
+        assert!(server_addresses(&a, "ferrys://h").is_err());
+        let a = server_args(&["h:1", "--insecure"]);
+        let e = server_addresses(&a, "h:1").expect_err("plain");
+        assert!(e.contains("ferrys://h:1"), "{e}");
+        let (_, tls) = server_addresses(&server_args(&["h:1"]), "h:1").expect("plain");
+        assert!(tls.is_none());
+        // One way of verifying at a time.
+        assert!(
+            Cli::try_parse_from([
+                "ferry-conform",
+                "server",
+                "ferrys://h",
+                "--insecure",
+                "--ca",
+                "x"
+            ])
+            .is_err()
+        );
+        assert!(
+            Cli::try_parse_from([
+                "ferry-conform",
+                "server",
+                "ferrys://h",
+                "--fingerprint",
+                "SHA256:x"
+            ])
+            .is_err()
+        );
+    }
 }

@@ -150,8 +150,20 @@ pub fn check_server(target: &ServerTarget, opts: &RunOptions) -> Result<(), Stri
     let addr =
         net::resolve(&target.addr).map_err(|e| format!("cannot resolve {}: {e}", target.addr))?;
     let deadline = Instant::now() + opts.timeout;
-    let Ok((mut c, _)) = net::Conn::open(addr, deadline) else {
-        return Ok(());
+    let to = net::Endpoint {
+        addr,
+        tls: target.tls.clone(),
+    };
+    let mut c = match net::Conn::open(&to, deadline) {
+        Ok((c, _)) => c,
+        Err(case::Stop::Violation(v)) if v.requirement.starts_with("TLS-") => {
+            return Err(format!(
+                "no TLS session with {to}: {} (is it a ferry/1 over TLS server, and does \
+                 --fingerprint or --ca match its key?)",
+                v.actual
+            ));
+        }
+        Err(_) => return Ok(()),
     };
     let name = format!("cf{}-probe", run_id());
     match c.put("PUT-2", name.as_bytes(), PutMode::New, PutFlow::Wait, b"p") {
@@ -194,7 +206,10 @@ pub fn run_server(
             Ok(addr) => {
                 let mut ctx = server::Ctx {
                     target,
-                    addr: *addr,
+                    addr: net::Endpoint {
+                        addr: *addr,
+                        tls: target.tls.clone(),
+                    },
                     prefix: format!("cf{run}-{i:03}-"),
                     timeout: opts.timeout,
                     started: t0,
@@ -217,7 +232,7 @@ pub fn run_server(
         tool: "ferry-conform",
         version: env!("CARGO_PKG_VERSION"),
         kind: Kind::Server,
-        target: target.addr.clone(),
+        target: target.shown(),
         strict: opts.strict,
         started_unix,
         duration_ms: start.elapsed().as_millis() as u64,

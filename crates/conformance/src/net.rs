@@ -1,10 +1,15 @@
 //! A client connection to the server under test, every read bounded by the case's deadline,
 //! with readers that check what the server sends (grammar, LF-only line ends, known codes)
-//! and turn every surprise into a [`Stop`] that names the requirement concerned.
+//! and turn every surprise into a [`Stop`] that names the requirement concerned. Over TLS
+//! (spec section 15) the same connection carries the session inside rustls' blocking
+//! [`StreamOwned`], the handshake done before anything else and bounded by the deadline.
 
 use std::io::{self, Read as _, Write as _};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
+
+use ferry_tls::ClientTls;
+use ferry_tls::rustls::{ClientConnection, StreamOwned};
 
 use ferry_wire::limits::MAX_LINE;
 use ferry_wire::{
@@ -172,13 +177,187 @@ pub(crate) enum LineRead {
     TooLong,
 }
 
+/// Where a server listens, and whether it speaks ferry/1 over TLS there.
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoint {
+    /// The TCP address.
+    pub addr: SocketAddr,
+    /// The client's TLS side for it (None: plain ferry/1).
+    pub tls: Option<ClientTls>,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.tls.is_some() {
+            write!(f, "ferrys://{}", self.addr)
+        } else {
+            write!(f, "{}", self.addr)
+        }
+    }
+}
+
+/// How a session's octets travel: plain TCP, or TLS over it.
+pub(crate) enum Transport {
+    /// ferry/1 on TCP.
+    Plain(TcpStream),
+    /// ferry/1 over TLS (the handshake is complete).
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transport::Plain(s) => f.debug_tuple("Plain").field(s).finish(),
+            Transport::Tls(s) => f.debug_tuple("Tls").field(&s.sock).finish(),
+        }
+    }
+}
+
+impl Transport {
+    /// Connects to `to` (and completes the TLS handshake when it is a TLS endpoint) before
+    /// `deadline`. A refused TCP connection violates CONN-7, a failed handshake TLS-2 (or
+    /// TLS-3 when the server did not select ALPN `ferry/1`).
+    pub(crate) fn connect(to: &Endpoint, deadline: Instant) -> Res<Transport> {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(100));
+        let stream = TcpStream::connect_timeout(&to.addr, left).map_err(|e| {
+            violation(
+                "CONN-7",
+                format!("the server accepts a connection on {to}"),
+                format!("connect failed: {e}"),
+            )
+        })?;
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_write_timeout(Some(Duration::from_secs(30)));
+        match &to.tls {
+            None => Ok(Transport::Plain(stream)),
+            Some(tls) => {
+                let conn = tls.connect().map_err(local)?;
+                Ok(Transport::Tls(Box::new(handshake(conn, stream, deadline)?)))
+            }
+        }
+    }
+
+    /// The TCP connection underneath.
+    pub(crate) fn tcp(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(s) => s,
+            Transport::Tls(s) => &s.sock,
+        }
+    }
+
+    /// Bounds the next reads.
+    pub(crate) fn set_read_timeout(&self, d: Option<Duration>) {
+        let _ = self.tcp().set_read_timeout(d);
+    }
+
+    /// Sends all of `bytes` (over TLS: as records, flushed to the socket).
+    pub(crate) fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.write_all(bytes),
+            Transport::Tls(s) => {
+                s.write_all(bytes)?;
+                s.flush()
+            }
+        }
+    }
+
+    /// Reads what arrived. Over TLS: `Ok(0)` only after the server's `close_notify`; a TCP
+    /// end without it is an `UnexpectedEof` error.
+    pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.read(buf),
+            Transport::Tls(s) => s.read(buf),
+        }
+    }
+
+    /// Ends the sending direction: over TLS a `close_notify` first (TLS-6), then the TCP
+    /// half-close.
+    pub(crate) fn shutdown_write(&mut self) {
+        if let Transport::Tls(s) = self {
+            s.conn.send_close_notify();
+            let _ = s.flush();
+        }
+        let _ = self.tcp().shutdown(Shutdown::Write);
+    }
+}
+
+/// Completes a TLS handshake on `stream` before `deadline`, and checks that the server
+/// selected ALPN `ferry/1` (TLS-3).
+pub(crate) fn handshake(
+    mut conn: ClientConnection,
+    mut stream: TcpStream,
+    deadline: Instant,
+) -> Res<StreamOwned<ClientConnection, TcpStream>> {
+    let expected = "a TLS 1.3 handshake that selects ALPN ferry/1";
+    while conn.is_handshaking() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(violation(
+                "TLS-2",
+                expected,
+                "the handshake did not finish before the case's deadline".to_owned(),
+            ));
+        }
+        let _ = stream.set_read_timeout(Some(left));
+        match conn.complete_io(&mut stream) {
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => {
+                let why = explain(&e);
+                return Err(violation(
+                    "TLS-2",
+                    expected,
+                    format!("the handshake failed: {why}"),
+                ));
+            }
+        }
+    }
+    ensure(
+        conn.alpn_protocol() == Some(ferry_tls::ALPN),
+        "TLS-3",
+        "the server selects ALPN ferry/1",
+        || match conn.alpn_protocol() {
+            None => "no ALPN protocol selected".to_owned(),
+            Some(p) => format!("ALPN {:?} selected", show(p)),
+        },
+    )?;
+    Ok(StreamOwned::new(conn, stream))
+}
+
+/// A TLS failure as a sentence ([`ferry_tls::explain`] of the rustls error an I/O error
+/// carries: `io::Error::source` skips it).
+pub(crate) fn explain(e: &io::Error) -> String {
+    e.get_ref()
+        .and_then(|inner| ferry_tls::explain(inner))
+        .or_else(|| ferry_tls::explain(e))
+        .unwrap_or_else(|| e.to_string())
+}
+
+/// How a TLS connection ended (for TLS-6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TlsEnd {
+    /// The server sent `close_notify` before closing.
+    CloseNotify,
+    /// The connection ended without it: why.
+    Cut(String),
+}
+
 /// One connection to a server.
 #[derive(Debug)]
 pub(crate) struct Conn {
-    stream: TcpStream,
+    stream: Transport,
     buf: Vec<u8>,
     eof: bool,
     deadline: Instant,
+    /// Over TLS, once the connection ended: how.
+    tls_end: Option<TlsEnd>,
 }
 
 /// Resolves `addr` (`host:port`).
@@ -189,34 +368,33 @@ pub(crate) fn resolve(addr: &str) -> io::Result<SocketAddr> {
 }
 
 impl Conn {
-    /// Connects, without reading anything. A server that does not accept connections
-    /// violates CONN-7 (it must keep listening).
-    pub(crate) fn connect(addr: SocketAddr, deadline: Instant) -> Res<Conn> {
-        let left = deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(100));
-        let stream = TcpStream::connect_timeout(&addr, left).map_err(|e| {
-            violation(
-                "CONN-7",
-                format!("the server accepts a connection on {addr}"),
-                format!("connect failed: {e}"),
-            )
-        })?;
-        let _ = stream.set_nodelay(true);
-        let _ = stream.set_write_timeout(Some(Duration::from_secs(30)));
-        Ok(Conn {
+    /// Connects (over TLS: and completes the handshake), without reading anything. A server
+    /// that does not accept connections violates CONN-7 (it must keep listening).
+    pub(crate) fn connect(to: &Endpoint, deadline: Instant) -> Res<Conn> {
+        Ok(Conn::over(Transport::connect(to, deadline)?, deadline))
+    }
+
+    /// A connection over `stream`, already connected.
+    pub(crate) fn over(stream: Transport, deadline: Instant) -> Conn {
+        Conn {
             stream,
             buf: Vec::new(),
             eof: false,
             deadline,
-        })
+            tls_end: None,
+        }
     }
 
     /// Connects and reads and checks the greeting (HELLO-1 .. HELLO-7, CONN-4).
-    pub(crate) fn open(addr: SocketAddr, deadline: Instant) -> Res<(Conn, Greeting)> {
-        let mut c = Conn::connect(addr, deadline)?;
+    pub(crate) fn open(to: &Endpoint, deadline: Instant) -> Res<(Conn, Greeting)> {
+        let mut c = Conn::connect(to, deadline)?;
         let g = c.greeting()?;
         Ok((c, g))
+    }
+
+    /// Over TLS, once the connection ended: whether the server sent `close_notify` first.
+    pub(crate) fn tls_end(&self) -> Option<&TlsEnd> {
+        self.tls_end.as_ref()
     }
 
     /// Moves the deadline.
@@ -263,9 +441,9 @@ impl Conn {
         Ok(())
     }
 
-    /// Closes the sending direction (the server reads EOF).
+    /// Closes the sending direction (the server reads EOF; over TLS after `close_notify`).
     pub(crate) fn shutdown_write(&mut self) {
-        let _ = self.stream.shutdown(Shutdown::Write);
+        self.stream.shutdown_write();
     }
 
     fn fill(&mut self) -> Fill {
@@ -276,11 +454,15 @@ impl Conn {
         if left.is_zero() {
             return Fill::Timeout;
         }
-        let _ = self.stream.set_read_timeout(Some(left));
+        self.stream.set_read_timeout(Some(left));
         let mut chunk = vec![0u8; 256 * 1024];
+        let tls = matches!(self.stream, Transport::Tls(_));
         match self.stream.read(&mut chunk) {
             Ok(0) => {
                 self.eof = true;
+                if tls {
+                    self.tls_end = Some(TlsEnd::CloseNotify);
+                }
                 Fill::Eof
             }
             Ok(n) => {
@@ -296,9 +478,17 @@ impl Conn {
                 Fill::Timeout
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Fill::Data,
-            Err(_) => {
-                // Reset or broken: the connection is over.
+            Err(e) => {
+                // Reset or broken (over TLS also: ended without close_notify, or a TLS
+                // alert): the connection is over.
                 self.eof = true;
+                if tls {
+                    self.tls_end = Some(TlsEnd::Cut(if e.kind() == io::ErrorKind::UnexpectedEof {
+                        "the TCP connection ended without close_notify".to_owned()
+                    } else {
+                        explain(&e)
+                    }));
+                }
                 Fill::Eof
             }
         }

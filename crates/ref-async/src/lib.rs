@@ -20,6 +20,7 @@ pub mod blocking;
 pub mod client;
 pub mod runtime;
 pub mod server;
+mod tls;
 
 #[cfg(feature = "async-std")]
 pub mod async_std;

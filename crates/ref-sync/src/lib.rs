@@ -5,7 +5,11 @@
 //!
 //! Both are thin drivers of sans-IO protocol cores: the server of `ferry-proto`'s session
 //! (with `ferry-store` for the served folder's safety rules), the client of
-//! `ferry-client-core`'s session (with the local-file policy in `client/local.rs`).
+//! `ferry-client-core`'s session (with the local-file policy of `ferry_client_core::local`).
+//!
+//! Both speak ferry/1 over TLS (spec section 15) when their configuration has a
+//! `ferry_tls` side (`ServerConfig::tls`, `ClientOptions::tls`): the same octets through a
+//! rustls connection on the same socket (`server/conn.rs`, `client/transport.rs`).
 
 pub mod client;
 pub mod server;

@@ -399,6 +399,14 @@ pub fn explain(err: &(dyn std::error::Error + 'static)) -> Option<String> {
         if let Some(r) = e.downcast_ref::<Refused>() {
             return Some(r.to_string());
         }
+        // An io::Error's source() is its payload's source, not the payload: look inside.
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| explain(inner))
+        {
+            return Some(inner);
+        }
         cur = e.source();
     }
     None

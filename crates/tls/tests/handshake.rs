@@ -290,3 +290,12 @@ fn replaced_certificate_files_are_picked_up() {
     assert!(server.reload().is_err());
     assert_eq!(server.fingerprint(), other.fingerprint());
 }
+
+#[test]
+fn explain_finds_a_tls_error_inside_io_errors() {
+    let io = std::io::Error::new(std::io::ErrorKind::InvalidData, rustls::Error::DecryptError);
+    let wrapped = std::io::Error::other(io);
+    let text = ferry_tls::explain(&wrapped).expect("found");
+    assert!(text.contains("integrity"), "{text}");
+    assert!(ferry_tls::explain(&std::io::Error::other("plain")).is_none());
+}

@@ -485,7 +485,16 @@ pub struct AnyClient(TestClient);
 impl AnyClient {
     /// Connects with [`client_options`].
     pub fn connect(kind: ClientKind, addr: SocketAddr) -> Result<Self, ClientError> {
-        TestClient::connect_with(kind.imp(), addr, &client_options()).map(AnyClient)
+        Self::connect_with(kind, addr, &client_options())
+    }
+
+    /// Connects with `options` (those of a TLS server: [`TestServer::client_options`]).
+    pub fn connect_with(
+        kind: ClientKind,
+        addr: SocketAddr,
+        options: &ClientOptions,
+    ) -> Result<Self, ClientError> {
+        TestClient::connect_with(kind.imp(), addr, options).map(AnyClient)
     }
 
     /// `get_to_path`; returns the octets the file was resumed from.
@@ -519,6 +528,7 @@ pub fn error_kind(e: &ClientError) -> String {
         ClientError::Corrupt { .. } => "Corrupt".into(),
         ClientError::Truncated { .. } => "Truncated".into(),
         ClientError::Protocol(_) => "Protocol".into(),
+        ClientError::Tls { .. } => "Tls".into(),
         ClientError::LocalName { .. } => "LocalName".into(),
         ClientError::Local { .. } => "Local".into(),
         _ => "Other".into(),
@@ -536,6 +546,7 @@ pub fn is_clear_network_error(e: &ClientError) -> bool {
             | ClientError::Corrupt { .. }
             | ClientError::Truncated { .. }
             | ClientError::Protocol(_)
+            | ClientError::Tls { .. }
     )
 }
 
@@ -559,7 +570,11 @@ pub struct CaseOutcome {
 ///   file but the destination and its `.ferry-part` in `local`;
 /// - a put leaves the server's name either absent or equal to the source;
 /// - a fault in the payload direction that flips a data octet is detected (get: `Corrupt`,
-///   put: `Refused(433)`), and delay and drip always succeed.
+///   put: `Refused(433)`; over TLS the record's authentication fails first: the client's own
+///   TLS layer reports it on a get, and a put fails), and delay and drip always succeed.
+///
+/// A server that serves TLS ([`TestServer::tls`]) is reached over TLS with its key pinned;
+/// the octets counted are then those of the TLS stream.
 ///
 /// The server must already hold `name` for a get; a put uses `name` fresh.
 #[allow(clippy::too_many_arguments)] // one flat call per case reads best in the matrix
@@ -588,16 +603,26 @@ pub fn run_case(
         // The third octet of the request line.
         2
     };
+    let tls = server.tls.is_some();
     let proxy = Proxy::start(server.addr, Fault { mode, dir, at });
-    let what = format!("{} {} {:?} {} {:?}", server.imp, mode.name(), op, dir, kind);
+    let what = format!(
+        "{}{} {} {:?} {} {:?}",
+        server.imp,
+        if tls { " (TLS)" } else { "" },
+        mode.name(),
+        op,
+        dir,
+        kind
+    );
     let dest = local.join(name);
-    let result = match AnyClient::connect(kind, proxy.addr) {
-        Err(e) => Err(e),
-        Ok(mut c) => match op {
-            Op::Get => c.get(name, &dest, &GetOptions::default()).map(|_| ()),
-            Op::Put => c.put(name, data),
-        },
-    };
+    let result =
+        match AnyClient::connect_with(kind, proxy.addr, &server.client_options(client_options())) {
+            Err(e) => Err(e),
+            Ok(mut c) => match op {
+                Op::Get => c.get(name, &dest, &GetOptions::default()).map(|_| ()),
+                Op::Put => c.put(name, data),
+            },
+        };
     let injected = proxy.injected() > 0;
     let forwarded = proxy.forwarded();
     drop(proxy);
@@ -639,7 +664,18 @@ pub fn run_case(
             }
         }
     }
-    if mode == Mode::Corrupt && dir == payload_dir && injected {
+    if mode == Mode::Corrupt && dir == payload_dir && injected && tls {
+        // The flipped octet is in a TLS record: its authentication fails before any octet of
+        // it reaches the protocol, so no data check sees it — the TLS layer does.
+        match (&result, op) {
+            (Err(e), Op::Get) => assert!(
+                ferry_tls::explain(e).is_some(),
+                "{what}: not reported as a TLS failure: {e:?}"
+            ),
+            (Err(_), Op::Put) => {}
+            (Ok(()), _) => panic!("{what}: a flipped octet in a TLS record went unnoticed"),
+        }
+    } else if mode == Mode::Corrupt && dir == payload_dir && injected {
         match (&result, op) {
             (Err(ClientError::Corrupt { .. }), Op::Get) => {}
             (Err(ClientError::Refused(r)), Op::Put) if r.code.get() == 433 => {}
@@ -663,7 +699,7 @@ pub fn run_case(
 /// `probe_data`) and a small put of `fresh`.
 pub fn assert_service(server: &TestServer, probe: &str, probe_data: &[u8], fresh: &str) {
     let what = format!("{}: service after a fault", server.imp);
-    let mut c = Client::connect_with(server.addr, &client_options())
+    let mut c = Client::connect_with(server.addr, &server.client_options(client_options()))
         .unwrap_or_else(|e| panic!("{what}: connect: {e}"));
     c.dir().unwrap_or_else(|e| panic!("{what}: dir: {e}"));
     let mut got = Vec::new();

@@ -23,6 +23,7 @@
 mod client;
 pub mod relay;
 mod replay;
+pub mod tls;
 
 use std::fmt;
 use std::fs;
@@ -32,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
+pub use ferry_client_core::ClientOptions;
 pub use ferry_sync::server::{Config, Shutdown};
 use ferry_wire::{
     Digest, ErrorReply, FileName, Greeting, Hasher, Hello, PayloadReceiver, PutFlow, PutMode,
@@ -221,6 +223,8 @@ pub struct TestServer {
     pub root: PathBuf,
     /// Which implementation runs.
     pub imp: Impl,
+    /// Its TLS side when it serves ferry/1 over TLS ([`TestServer::start_tls`]).
+    pub tls: Option<ferry_tls::ServerTls>,
     shutdown: Shutdown,
     thread: Option<JoinHandle<io::Result<()>>>,
     bridge: Option<JoinHandle<()>>,
@@ -259,6 +263,7 @@ impl TestServer {
         f(&mut config);
         let root = config.root.clone();
         let read_only = config.read_only;
+        let tls = config.tls.clone();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let shutdown = Shutdown::new();
@@ -267,6 +272,7 @@ impl TestServer {
             addr,
             root,
             imp,
+            tls,
             shutdown,
             thread: Some(thread),
             bridge,
@@ -288,6 +294,23 @@ impl TestServer {
             std::thread::sleep(Duration::from_millis(5));
         }
         server
+    }
+
+    /// A server of implementation `imp` speaking ferry/1 over TLS with a self-signed key
+    /// ([`tls::server`]), whose configuration `f` adjusts further.
+    pub fn start_tls(imp: Impl, f: impl FnOnce(&mut Config)) -> Self {
+        Self::with_impl_config(imp, |c| {
+            c.tls = Some(tls::server());
+            f(c);
+        })
+    }
+
+    /// Client options that reach this server: with its TLS key pinned when it serves TLS.
+    pub fn client_options(&self, base: ClientOptions) -> ClientOptions {
+        ClientOptions {
+            tls: self.tls.as_ref().map(tls::client),
+            ..base
+        }
     }
 
     /// The shutdown handle (trigger it to test shutdown behaviour). For an async server,

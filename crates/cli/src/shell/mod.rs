@@ -48,7 +48,13 @@ pub(crate) enum Batch {
 /// Runs the shell; returns the exit code.
 pub(crate) fn run(how: ClientArgs, addr: &ServerAddr, batch: Option<&Path>) -> u8 {
     let engine = how.implementation;
-    let options = crate::commands::options(&how);
+    let options = match crate::commands::options(&how, addr) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("ferry: {e}");
+            return exit::USAGE;
+        }
+    };
     let batch = match batch {
         Some(p) if p == Path::new("-") => Some(Batch::Stdin),
         Some(p) => Some(Batch::File(p.to_owned())),

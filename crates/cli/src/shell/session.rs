@@ -188,6 +188,7 @@ fn open(engine: Impl, addr: &ServerAddr, options: &ClientOptions) -> Result<Open
         }
         other => (AnyClient::connect(other, addr.target(), options)?, None),
     };
+    crate::commands::show_tls_notices(options);
     let idle = match &client {
         AnyClient::Threads(c) => c.greeting().limits().idle,
         AnyClient::Tokio(c) => c.greeting().limits().idle,
@@ -408,6 +409,7 @@ mod tests {
         ServerAddr {
             host: "127.0.0.1".into(),
             port: relay.addr.port(),
+            tls: false,
         }
     }
 

@@ -4,8 +4,6 @@
 //! before the name, and the stall clock of a request line pipelined behind a long reply
 //! (TIME-2).
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use ferry_wire::limits::MAX_LINE;
@@ -16,7 +14,9 @@ use ferry_wire::{
 use super::Ctx;
 use super::cases::{chunk, pattern};
 use crate::case::{Done, Res, ensure, unimplemented, violation};
-use crate::net::{Conn, GetReply, after, payload_of, put_line, show, show_reply};
+use crate::net::{
+    Conn, Endpoint, GetReply, Transport, after, payload_of, put_line, show, show_reply,
+};
 
 type CaseFn = fn(&mut Ctx<'_>) -> Res<Done>;
 
@@ -340,7 +340,7 @@ fn put_8_before_name(ctx: &mut Ctx<'_>) -> Res<Done> {
         // Only the line: a server that answered 510 would first have to read a payload
         // larger than max-eager, which never comes.
         let deadline = after(Duration::from_secs(3)).min(ctx.deadline());
-        let (mut c, _) = Conn::open(addr, deadline)?;
+        let (mut c, _) = Conn::open(&addr, deadline)?;
         c.send("PUT-8", &put_line(size, PutMode::New, PutFlow::Now, name))?;
         match c.reply("PUT-8", "err 502") {
             Ok(Reply::Err(e)) if e.code == Code::PROTOCOL => {}
@@ -363,21 +363,14 @@ fn put_8_before_name(ctx: &mut Ctx<'_>) -> Res<Done> {
 
 /// A raw connection for [`time_2_pipelined`], which must pace its reads.
 struct Raw {
-    stream: TcpStream,
+    stream: Transport,
     buf: Vec<u8>,
     deadline: Instant,
 }
 
 impl Raw {
-    fn open(addr: SocketAddr, deadline: Instant) -> Res<Raw> {
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| {
-            violation(
-                "CONN-7",
-                format!("the server accepts a connection on {addr}"),
-                e.to_string(),
-            )
-        })?;
-        let _ = stream.set_nodelay(true);
+    fn open(addr: &Endpoint, deadline: Instant) -> Res<Raw> {
+        let stream = Transport::connect(addr, deadline)?;
         let mut r = Raw {
             stream,
             buf: Vec::new(),
@@ -400,7 +393,7 @@ impl Raw {
                 "nothing more arrived in time",
             ));
         }
-        let _ = self.stream.set_read_timeout(Some(left));
+        self.stream.set_read_timeout(Some(left));
         let mut piece = vec![0u8; max];
         match self.stream.read(&mut piece) {
             Ok(0) => Ok(false),
@@ -492,11 +485,11 @@ fn time_2_pipelined(ctx: &mut Ctx<'_>) -> Res<Done> {
     let name = ctx.name("pipelined-big");
     let data = pattern(size, 21);
     {
-        let (mut c, _) = Conn::open(addr, after(Duration::from_secs(120)))?;
+        let (mut c, _) = Conn::open(&addr, after(Duration::from_secs(120)))?;
         c.put_ok("PUT-12", &name, PutMode::Replace, PutFlow::Wait, &data)?;
         c.close()?;
     }
-    let mut r = Raw::open(addr, after(slow + Duration::from_secs(60)))?;
+    let mut r = Raw::open(&addr, after(slow + Duration::from_secs(60)))?;
     // The get, a complete pipelined `dir`, and the start of a second `dir`, in one write.
     let mut w = get_line(&name);
     w.extend_from_slice(b"dir\ndi");

@@ -186,7 +186,7 @@ fn close_8_shutdown(ctx: &mut Ctx<'_>) -> Res<Done> {
     let idle_done = t0.elapsed();
 
     // No new session once the server has stopped its sessions (CLOSE-8).
-    if let Ok(mut late) = Conn::connect(ctx.addr, Instant::now() + Duration::from_secs(2)) {
+    if let Ok(mut late) = Conn::connect(&ctx.addr, Instant::now() + Duration::from_secs(2)) {
         match late.line() {
             LineRead::Line(l) if l.starts_with(b"ferry/") => {
                 return Err(violation(

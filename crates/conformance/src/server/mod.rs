@@ -10,14 +10,13 @@ mod clarified;
 mod hooked;
 mod replay;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ferry_wire::{Greeting, Limits};
 
 use crate::case::{CaseInfo, Done, Kind, Res, Stop, Violation, strongest, unimplemented};
 use crate::hooks::{Hooks, Touch};
-use crate::net::{Conn, resolve};
+use crate::net::{Conn, Endpoint, resolve};
 use crate::spec::{self, Level};
 
 /// The server(s) to test.
@@ -43,9 +42,23 @@ pub struct ServerTarget {
     /// What the tester supplies for the cases the wire cannot drive (shutdown, a file that
     /// changes during a get); cases without their hook are `unimplemented`.
     pub hooks: Hooks,
+    /// ferry/1 over TLS (spec section 15): every connection to every server of the target
+    /// (main, read-only, extras) starts with a TLS handshake made with this configuration, so
+    /// they must all be verifiable by it (one pinned key, or one CA), and the TLS cases
+    /// (`server/TLS-*`) run. `None`: plain ferry/1, and the TLS cases are `unimplemented`.
+    pub tls: Option<ferry_tls::ClientTls>,
 }
 
 impl ServerTarget {
+    /// The main server's address as reports show it: `ferrys://host:port` over TLS.
+    pub fn shown(&self) -> String {
+        if self.tls.is_some() {
+            format!("ferrys://{}", self.addr)
+        } else {
+            self.addr.clone()
+        }
+    }
+
     /// A target with only a main server and the default `max_wait` (5 s).
     pub fn new(addr: impl Into<String>) -> Self {
         Self {
@@ -55,6 +68,7 @@ impl ServerTarget {
             max_wait: Duration::from_secs(5),
             session_limit: None,
             hooks: Hooks::default(),
+            tls: None,
         }
     }
 }
@@ -67,7 +81,7 @@ pub(crate) fn embedded_examples() -> &'static [(&'static str, &'static str)] {
 /// The context of one running server case.
 pub(crate) struct Ctx<'a> {
     pub target: &'a ServerTarget,
-    pub addr: SocketAddr,
+    pub addr: Endpoint,
     pub prefix: String,
     pub timeout: Duration,
     pub started: Instant,
@@ -82,7 +96,7 @@ impl Ctx<'_> {
 
     /// A connection to the main server, greeting checked.
     pub(crate) fn open(&self) -> Res<(Conn, Greeting)> {
-        Conn::open(self.addr, self.deadline())
+        Conn::open(&self.addr, self.deadline())
     }
 
     /// A connection to the main server, greeting checked and dropped.
@@ -92,7 +106,7 @@ impl Ctx<'_> {
 
     /// A connection to the main server, nothing read.
     pub(crate) fn connect(&self) -> Res<Conn> {
-        Conn::connect(self.addr, self.deadline())
+        Conn::connect(&self.addr, self.deadline())
     }
 
     /// The case's name for `base`: its prefix, then `base`.
@@ -116,7 +130,7 @@ impl Ctx<'_> {
         &self,
         what: &str,
         pred: impl Fn(&Limits) -> bool,
-    ) -> Res<(SocketAddr, Greeting)> {
+    ) -> Res<(Endpoint, Greeting)> {
         self.server_greeting(what, |g| pred(g.limits()))
     }
 
@@ -125,11 +139,11 @@ impl Ctx<'_> {
         &self,
         what: &str,
         pred: impl Fn(&Greeting) -> bool,
-    ) -> Res<(SocketAddr, Greeting)> {
+    ) -> Res<(Endpoint, Greeting)> {
         let mut seen = Vec::new();
         for a in std::iter::once(&self.target.addr).chain(&self.target.extra) {
-            let addr = resolve(a).map_err(|e| unimplemented(format!("cannot resolve {a}: {e}")))?;
-            let (c, g) = Conn::open(addr, self.deadline())?;
+            let addr = self.endpoint(a)?;
+            let (c, g) = Conn::open(&addr, self.deadline())?;
             let _ = c.close();
             if pred(&g) {
                 return Ok((addr, g));
@@ -167,12 +181,21 @@ impl Ctx<'_> {
     }
 
     /// The read-only server.
-    pub(crate) fn read_only(&self) -> Res<SocketAddr> {
+    pub(crate) fn read_only(&self) -> Res<Endpoint> {
         let a =
             self.target.read_only.as_ref().ok_or_else(|| {
                 unimplemented("needs a read-only server (--read-only-server ADDR)")
             })?;
-        resolve(a).map_err(|e| unimplemented(format!("cannot resolve {a}: {e}")))
+        self.endpoint(a)
+    }
+
+    /// The server at `a` (`host:port`), reached as the target says (plain or TLS).
+    pub(crate) fn endpoint(&self, a: &str) -> Res<Endpoint> {
+        let addr = resolve(a).map_err(|e| unimplemented(format!("cannot resolve {a}: {e}")))?;
+        Ok(Endpoint {
+            addr,
+            tls: self.target.tls.clone(),
+        })
     }
 }
 
@@ -223,6 +246,7 @@ pub(crate) fn all() -> Vec<ServerCase> {
     let tables = cases::CASES
         .iter()
         .chain(clarified::CASES)
+        .chain(cases::tls::CASES)
         .chain(hooked::CASES)
         .chain(hooked::LAST);
     for (id, title, reqs, f) in tables {

@@ -16,7 +16,6 @@
 //!   session, and must not change (SEC-10).
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::sync::OnceLock;
 
 use ferry_transcript::{Action, Side, Transcript};
@@ -28,7 +27,7 @@ use ferry_wire::{
 
 use super::Ctx;
 use crate::case::{Done, Res, ensure, violation};
-use crate::net::{Conn, Trailer, check_code, check_greeting, show, show_reply};
+use crate::net::{Conn, Endpoint, Trailer, check_code, check_greeting, show, show_reply};
 
 /// Requirements on clients only, which transcripts cite for the client lines they show; a
 /// replay against a server does not check them.
@@ -614,7 +613,7 @@ pub(crate) fn run(ex: &Example, ctx: &mut Ctx<'_>) -> Res<Done> {
     let max_eager = t
         .server_option("max-eager")
         .and_then(|v| v.parse::<u64>().ok());
-    let addr: SocketAddr = if read_only {
+    let addr: Endpoint = if read_only {
         ctx.read_only()?
     } else if max_size.is_some() || max_eager.is_some() {
         let what = t.server.join(" ");
@@ -623,7 +622,7 @@ pub(crate) fn run(ex: &Example, ctx: &mut Ctx<'_>) -> Res<Done> {
         })?
         .0
     } else {
-        ctx.addr
+        ctx.addr.clone()
     };
     let deadline = ctx.deadline();
     let prefix = ctx.prefix.clone();
@@ -631,7 +630,7 @@ pub(crate) fn run(ex: &Example, ctx: &mut Ctx<'_>) -> Res<Done> {
     // Fixtures, or the read-only server's listing.
     let mut fixtures = BTreeSet::new();
     let snapshot = if read_only {
-        let (mut c, _) = Conn::open(addr, deadline)?;
+        let (mut c, _) = Conn::open(&addr, deadline)?;
         let l = c.dir("DIR-1")?;
         let _ = c.close();
         Some(
@@ -641,7 +640,7 @@ pub(crate) fn run(ex: &Example, ctx: &mut Ctx<'_>) -> Res<Done> {
         )
     } else {
         if !t.files.is_empty() {
-            let (mut c, _) = Conn::open(addr, deadline)?;
+            let (mut c, _) = Conn::open(&addr, deadline)?;
             for f in &t.files {
                 let name = format!("{prefix}{}", f.name).into_bytes();
                 c.put_ok("PUT-12", &name, PutMode::Replace, PutFlow::Wait, &f.content)?;
@@ -682,7 +681,7 @@ pub(crate) fn run(ex: &Example, ctx: &mut Ctx<'_>) -> Res<Done> {
         items
     };
 
-    let mut conn = Conn::connect(addr, deadline)?;
+    let mut conn = Conn::connect(&addr, deadline)?;
     let server_closes = t
         .steps
         .iter()
@@ -761,7 +760,7 @@ pub(crate) fn run(ex: &Example, ctx: &mut Ctx<'_>) -> Res<Done> {
     drop(conn);
 
     // What is visible afterwards.
-    let (mut c, _) = Conn::open(addr, deadline)?;
+    let (mut c, _) = Conn::open(&addr, deadline)?;
     let listing_after = c.dir("DIR-1")?;
     let _ = c.close();
     if let Some(snap) = &snapshot {

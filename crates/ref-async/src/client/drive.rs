@@ -27,6 +27,7 @@ use futures_lite::io::{ReadHalf, WriteHalf};
 use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
 
 use crate::runtime::{BoxFuture, Runtime};
+use crate::tls::MaybeTls;
 
 /// The largest piece of a local file read or written in one trip to the blocking pool (and
 /// the most a download to a path keeps in memory before it writes).
@@ -41,16 +42,16 @@ const FINISH_BATCH: usize = 64;
 /// … or this many octets.
 const FINISH_BYTES: usize = PIECE;
 
-/// The connection: the two halves of the stream.
+/// The connection: the two halves of the stream, plain or TLS (`crate::tls`).
 pub(super) struct Conn<R: Runtime> {
     pub(super) rt: R,
-    reader: ReadHalf<R::TcpStream>,
-    writer: WriteHalf<R::TcpStream>,
+    reader: ReadHalf<MaybeTls<R::TcpStream>>,
+    writer: WriteHalf<MaybeTls<R::TcpStream>>,
     scratch: Vec<u8>,
 }
 
 impl<R: Runtime> Conn<R> {
-    pub(super) fn new(rt: R, stream: R::TcpStream) -> Self {
+    pub(super) fn new(rt: R, stream: MaybeTls<R::TcpStream>) -> Self {
         let (reader, writer) = futures_lite::io::split(stream);
         Self {
             rt,
@@ -60,7 +61,8 @@ impl<R: Runtime> Conn<R> {
         }
     }
 
-    /// Shuts down the sending direction, waiting at most a second.
+    /// Shuts down the sending direction (with TLS, after `close_notify`, TLS-6), waiting at
+    /// most a second.
     pub(super) async fn shutdown(&mut self) {
         let close = self.writer.close();
         let _ =

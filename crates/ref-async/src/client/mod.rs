@@ -139,7 +139,10 @@ impl<R: Runtime> Client<R> {
         Err(connect_failed(last))
     }
 
-    /// Starts a session on a connected stream: reads the server's first line and checks it.
+    /// Starts a session on a connected stream: with [`ClientOptions::tls`], makes the TLS
+    /// handshake first (bounded by the shorter of the connect and read timeouts; a failure
+    /// is [`ClientError::Tls`], and nothing of ferry/1 was sent); then reads the server's
+    /// first line and checks it.
     /// A refusal (`err 420 busy`) is [`ClientError::Refused`]; a greeting that is malformed,
     /// breaks HELLO-4 or HELLO-8, or does not list version 1 is [`ClientError::Protocol`]. In
     /// both cases the connection is closed without the client having sent anything (HELLO-9,
@@ -150,6 +153,7 @@ impl<R: Runtime> Client<R> {
         options: &ClientOptions,
     ) -> Result<Self, ClientError> {
         let peer = R::peer_addr(&stream).map_err(ClientError::Io)?;
+        let stream = crate::tls::connect(&rt, stream, options).await?;
         let mut conn = Conn::new(rt, stream);
         let mut session = ClientSession::new(options.clone(), Instant::now());
         let mut ops: Plain<'_, _> = Ops::new(Quiet);

@@ -32,9 +32,11 @@ use ferry_proto::server::SessionConfig;
 use ferry_store::{AddressSlots, Root};
 use ferry_wire::{Code, ErrorReply, Reply};
 use futures_lite::{AsyncWriteExt as _, FutureExt as _};
+use futures_rustls::TlsAcceptor;
 use tracing::Instrument as _;
 
 use crate::runtime::{Runtime, Timed, deadline, timeout};
+use crate::tls::MaybeTls;
 
 /// Extra time after the latest end of a session at a shutdown ([`Shared::last_deadline`]:
 /// every session ends by itself before) after which session tasks are dropped from outside
@@ -43,6 +45,17 @@ const FORCE_MARGIN: Duration = Duration::from_secs(1);
 
 /// How long the refusal of a connection (`err 420 busy`, `err 422`) may take.
 const REFUSE_TIME: Duration = Duration::from_secs(1);
+
+/// How long the refusal of a TLS connection may take, handshake included (and at most the
+/// stall timeout): a handshake needs the client's round trips.
+const TLS_REFUSE_TIME: Duration = Duration::from_secs(5);
+
+/// Most refusals in progress at once. A refusal beyond them is not written: the connection
+/// is closed at once (the client sees the connection end without a greeting). With TLS a
+/// refusal costs a handshake (CPU, and a task that waits for the client for up to
+/// [`TLS_REFUSE_TIME`]), so that a flood of connections at the cap cannot make tasks and
+/// handshakes pile up without bound.
+const MAX_REFUSALS: usize = 64;
 
 /// Server configuration (shared with every ferry server implementation).
 pub use ferry_store::ServerConfig as Config;
@@ -143,6 +156,11 @@ pub(crate) struct Shared<R: Runtime> {
     force: Flag,
     /// Spare session buffers: an idle session holds none.
     spares: session::Spares,
+    /// ferry/1 over TLS (spec section 15): every connection, refusals included, is a TLS
+    /// session from its first octet; `None`: plain ferry/1.
+    tls: Option<TlsAcceptor>,
+    /// Refusals in progress (at most [`MAX_REFUSALS`]).
+    refusals: AtomicUsize,
 }
 
 impl<R: Runtime> Shared<R> {
@@ -172,18 +190,22 @@ impl<R: Runtime> Shared<R> {
     }
 }
 
-/// Counts a task (and, for a session, its slot) until it ends, however it ends.
+/// Counts a task (and a session's slot, or a refusal) until it ends, however it ends.
 struct TaskGuard<R: Runtime> {
     shared: Arc<Shared<R>>,
     session: bool,
 }
 
 impl<R: Runtime> TaskGuard<R> {
+    /// `session`: a session, else a refusal.
     fn new(shared: &Arc<Shared<R>>, session: bool) -> Self {
         shared.tasks.fetch_add(1, Ordering::SeqCst);
-        if session {
-            shared.sessions.fetch_add(1, Ordering::SeqCst);
-        }
+        let count = if session {
+            &shared.sessions
+        } else {
+            &shared.refusals
+        };
+        count.fetch_add(1, Ordering::SeqCst);
         Self {
             shared: Arc::clone(shared),
             session,
@@ -193,9 +215,12 @@ impl<R: Runtime> TaskGuard<R> {
 
 impl<R: Runtime> Drop for TaskGuard<R> {
     fn drop(&mut self) {
-        if self.session {
-            self.shared.sessions.fetch_sub(1, Ordering::SeqCst);
-        }
+        let count = if self.session {
+            &self.shared.sessions
+        } else {
+            &self.shared.refusals
+        };
+        count.fetch_sub(1, Ordering::SeqCst);
         self.shared.tasks.fetch_sub(1, Ordering::SeqCst);
         self.shared.tasks_changed.notify(usize::MAX);
     }
@@ -234,6 +259,8 @@ pub async fn run<R: Runtime>(
         tasks_changed: Event::new(),
         force: Flag::default(),
         spares: session::Spares::default(),
+        tls: config.tls.as_ref().map(|t| TlsAcceptor::from(t.config())),
+        refusals: AtomicUsize::new(0),
     });
     config.log_serving(local);
 
@@ -334,20 +361,46 @@ fn spawn_guarded<R: Runtime>(
     });
 }
 
-/// Sends `err CODE NAME` as the first line, half-closes and drops the connection, in a
-/// task of its own so that the accept loop never waits for it.
+/// Sends `err CODE NAME` as the first line, closes the sending direction and drops the
+/// connection, in a task of its own so that the accept loop never waits for it.
+///
+/// With TLS the refusal is inside TLS like everything else (TLS-4): the task makes the
+/// handshake, writes the line and sends `close_notify` before the half-close. Such a task
+/// waits for the client, so it is bounded twice: in time (the whole refusal within
+/// [`TLS_REFUSE_TIME`] and the stall timeout; plain: [`REFUSE_TIME`]), and in number (at most
+/// [`MAX_REFUSALS`] at once; beyond them a connection is closed without a word, which a
+/// client takes as a refusal too). Refusals also end at the forced end of a shutdown.
 fn refuse<R: Runtime>(shared: &Arc<Shared<R>>, stream: R::TcpStream, code: Code) {
+    // Only this (accept) loop adds refusals, so the check cannot race with another add.
+    if shared.refusals.load(Ordering::SeqCst) >= MAX_REFUSALS {
+        tracing::info!("too many refusals in progress: connection closed without a word");
+        return;
+    }
     let guard = TaskGuard::new(shared, false);
-    let rt = shared.rt.clone();
     let line = Reply::Err(ErrorReply::new(code, code.name().unwrap_or("error"))).to_bytes();
-    let task = async move {
-        let _guard = guard;
-        let mut stream = stream;
-        let _ = timeout(&rt, Some(REFUSE_TIME), async {
-            stream.write_all(&line).await?;
-            stream.close().await
-        })
-        .await;
+    let limit = match shared.tls {
+        Some(_) => TLS_REFUSE_TIME.min(shared.session.stall),
+        None => REFUSE_TIME,
+    };
+    let task = {
+        let shared = Arc::clone(shared);
+        async move {
+            let _guard = guard;
+            let refusal = async {
+                let mut stream = match &shared.tls {
+                    Some(acceptor) => MaybeTls::accept(acceptor, stream).await?,
+                    None => MaybeTls::Plain(stream),
+                };
+                stream.write_all(&line).await?;
+                stream.close().await
+            };
+            let bounded = async {
+                if let Timed::Done(Err(e)) = timeout(&shared.rt, Some(limit), refusal).await {
+                    tracing::debug!(error = %e, "refusal not delivered");
+                }
+            };
+            bounded.or(shared.force.wait()).await;
+        }
     };
     spawn_guarded(&shared.rt, task, "a refusal task panicked");
 }

@@ -21,9 +21,12 @@ use ferry_proto::server::{Action, Buffers, End, ServerSession};
 use ferry_store::StoreError;
 use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
 
+use futures_rustls::TlsAcceptor;
+
 use super::Shared;
 use super::files::{Reader, Writer};
 use crate::runtime::Runtime;
+use crate::tls::MaybeTls;
 
 /// The read an idle session waits with: the first octets of its next request.
 const IDLE_READ: usize = 512;
@@ -66,8 +69,16 @@ enum Wake {
     Io(io::Error),
 }
 
-/// Runs one session on an accepted connection (inside the session's tracing span).
+/// Runs one session on an accepted connection (inside the session's tracing span): with
+/// TLS, the handshake first.
 pub(super) async fn serve<R: Runtime>(shared: Arc<Shared<R>>, stream: R::TcpStream) {
+    let stream = match &shared.tls {
+        None => MaybeTls::Plain(stream),
+        Some(acceptor) => match handshake(&shared, acceptor, stream).await {
+            Some(stream) => stream,
+            None => return,
+        },
+    };
     tracing::debug!("session started");
     let now = Instant::now();
     let mut driver = Driver {
@@ -79,11 +90,43 @@ pub(super) async fn serve<R: Runtime>(shared: Arc<Shared<R>>, stream: R::TcpStre
     };
     let end = driver.run().await;
     End::log(&end);
+    if driver.stream.is_tls() && matches!(end, Ok(End::Eof | End::Bye)) {
+        driver.close_notify().await;
+    }
+}
+
+/// The TLS handshake of a session (TLS-2, TLS-3), bounded by the stall timeout — a peer that
+/// connects and never completes it holds its slot no longer than a stalled peer would — and
+/// given up at a shutdown (the connection never became a session: it is closed without a
+/// word). A connection that does not begin with a TLS ClientHello gets an alert at most, never
+/// a greeting (TLS-5).
+async fn handshake<R: Runtime>(
+    shared: &Shared<R>,
+    acceptor: &TlsAcceptor,
+    stream: R::TcpStream,
+) -> Option<MaybeTls<R::TcpStream>> {
+    let deadline = Instant::now() + shared.session.stall;
+    match wait(shared, false, deadline, MaybeTls::accept(acceptor, stream)).await {
+        Ok(stream) => Some(stream),
+        Err(Wake::Io(e)) => {
+            tracing::info!(error = %e, "TLS handshake failed");
+            None
+        }
+        Err(Wake::Deadline) => {
+            tracing::info!("TLS handshake not completed within the stall timeout");
+            None
+        }
+        Err(Wake::Shutdown) => {
+            tracing::debug!("shutdown during the TLS handshake: connection closed");
+            None
+        }
+    }
 }
 
 struct Driver<R: Runtime> {
     shared: Arc<Shared<R>>,
-    stream: R::TcpStream,
+    /// The connection; TLS or not, the same calls (`crate::tls`).
+    stream: MaybeTls<R::TcpStream>,
     session: ServerSession,
     /// The open file of a get.
     reader: Option<Reader<R>>,
@@ -258,7 +301,19 @@ impl<R: Runtime> Driver<R> {
         Ok(())
     }
 
-    /// CLOSE-6: shut down the sending side, then read and discard input until `until` or EOF,
+    /// TLS-6 at the end of a session that ended without a closing error (after `bye`, or at
+    /// the client's EOF; a closing error's drain has sent it): `close_notify`, the records
+    /// still unsent, and the half-close, within a stall timeout.
+    async fn close_notify(&mut self) {
+        let until = Instant::now() + self.shared.session.stall;
+        let close = self.stream.close();
+        if let Err(Wake::Io(e)) = wait(&self.shared, true, until, close).await {
+            tracing::debug!(error = %e, "close_notify not delivered");
+        }
+    }
+
+    /// CLOSE-6 (and TLS-6: with TLS, the close sends `close_notify`): shut down the sending
+    /// side, then read and discard input until `until` or EOF,
     /// with a small buffer of its own.
     async fn drain(&mut self, until: Instant) {
         self.shared.spares.give(self.session.take_buffers());

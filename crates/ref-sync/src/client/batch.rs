@@ -64,7 +64,12 @@ impl Client {
                     Err(e) => results[i] = Some(Err(e)),
                 }
             }
-            drive(&self.stream, &mut self.session, &mut ops, &mut NoFeed);
+            drive(
+                &mut self.transport,
+                &mut self.session,
+                &mut ops,
+                &mut NoFeed,
+            );
             for (i, id) in started {
                 results[i] = Some(
                     ops.take_finished(id)
@@ -149,7 +154,7 @@ impl Client {
             started: Vec::new(),
             skipped: Vec::new(),
         };
-        drive(&self.stream, &mut self.session, &mut ops, &mut feed);
+        drive(&mut self.transport, &mut self.session, &mut ops, &mut feed);
         for (k, e) in feed.skipped {
             results[k] = Some(Err(e));
         }

@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
 use std::time::Instant;
 
 use ferry_client_core::session::{Action, ClientSession, OpId, Outcome};
 use ferry_wire::FileName;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
+use super::transport::{TlsStream, Transport};
 use super::{ClientError, GetOptions, GetReport, Progress};
 use ferry_client_core::local::{GetFail, GetJob, PartState, finish_get, read_full};
 
@@ -137,7 +137,7 @@ impl<'a> Feed<'a> for NoFeed {
 
 /// Drives `session` until every operation started (and fed) is done.
 pub(super) fn drive<'a>(
-    stream: &TcpStream,
+    transport: &mut Transport,
     session: &mut ClientSession,
     ops: &mut Ops<'a, '_>,
     feed: &mut dyn Feed<'a>,
@@ -153,7 +153,14 @@ pub(super) fn drive<'a>(
                 send,
                 receive,
                 deadline,
-            } => io(stream, session, send, receive, deadline, &mut wait_first),
+            } => match transport {
+                Transport::Plain(stream) => {
+                    io(stream, session, send, receive, deadline, &mut wait_first);
+                }
+                Transport::Tls(tls) => {
+                    io_tls(tls, session, send, receive, deadline, &mut wait_first);
+                }
+            },
             Action::OpenSink { id, size, .. } => {
                 let opened = ops.open_sink(id, size);
                 session.sink_opened(opened);
@@ -204,9 +211,7 @@ pub(super) fn drive<'a>(
                     }
                 }
             }
-            Action::Disconnect => {
-                let _ = stream.shutdown(Shutdown::Both);
-            }
+            Action::Disconnect => transport.disconnect(),
             Action::Idle => {
                 if !(session.ready_to_queue() && feed.feed(session, ops)) {
                     return;
@@ -221,7 +226,7 @@ pub(super) fn drive<'a>(
 /// attempt that would find nothing (set after a send that did not overlap receiving,
 /// cleared by the wait).
 fn io(
-    stream: &TcpStream,
+    stream: &std::net::TcpStream,
     session: &mut ClientSession,
     send: bool,
     receive: bool,
@@ -254,6 +259,66 @@ fn io(
             Err(e) => return session.recv_failed(e),
         }
     }
+    let mut flags = PollFlags::empty();
+    if send {
+        flags |= PollFlags::OUT;
+    }
+    if receive {
+        flags |= PollFlags::IN;
+    }
+    wait(stream, flags, session, deadline, wait_first);
+}
+
+/// [`io`] under TLS: the records rustls holds leave first, then the session's octets are
+/// handed to rustls; plaintext rustls already holds is read before the socket is.
+fn io_tls(
+    tls: &mut TlsStream,
+    session: &mut ClientSession,
+    send: bool,
+    receive: bool,
+    deadline: Option<Instant>,
+    wait_first: &mut bool,
+) {
+    let mut flags = PollFlags::empty();
+    if tls.conn.wants_write() {
+        match tls.flush_some() {
+            Ok(true) => return,
+            Ok(false) => flags |= PollFlags::OUT,
+            Err(e) => return session.send_failed(e),
+        }
+    } else if send {
+        match tls.write(session.output()) {
+            Ok(n) => {
+                *wait_first = !receive;
+                return session.sent(n);
+            }
+            Err(e) => return session.send_failed(e),
+        }
+    }
+    if receive {
+        let space = session.input_space();
+        if space.is_empty() {
+            return session.recv_failed(io::Error::other("receive buffer full"));
+        }
+        match tls.read(space, !*wait_first) {
+            Ok(Some(0)) => return session.eof(),
+            Ok(Some(n)) => return session.received(n),
+            Ok(None) => {}
+            Err(e) => return session.recv_failed(e),
+        }
+        flags |= PollFlags::IN;
+    }
+    wait(&tls.stream, flags, session, deadline, wait_first);
+}
+
+/// Neither direction could move: waits for the socket until the session's deadline.
+fn wait(
+    stream: &std::net::TcpStream,
+    flags: PollFlags,
+    session: &mut ClientSession,
+    deadline: Option<Instant>,
+    wait_first: &mut bool,
+) {
     let now = Instant::now();
     let timeout = match deadline {
         Some(d) if d <= now => {
@@ -266,13 +331,6 @@ fn io(
         Some(d) => Timespec::try_from(d - now).ok(),
         None => None,
     };
-    let mut flags = PollFlags::empty();
-    if send {
-        flags |= PollFlags::OUT;
-    }
-    if receive {
-        flags |= PollFlags::IN;
-    }
     let mut fds = [PollFd::new(stream, flags)];
     // An interrupted or failed wait is followed by another attempt to move octets, which
     // reports what is wrong with the connection.

@@ -49,9 +49,10 @@
 
 mod batch;
 mod drive;
+mod transport;
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::time::Instant;
 
@@ -63,6 +64,7 @@ use ferry_client_core::local::{
     GetFail, GetJob, PartState, connect_failed, connected, log_skipped, open_source, put_report,
     resolve, unexpected_outcome, writer_report,
 };
+use transport::{TlsStream, Transport};
 
 /// The buffer in front of a download's file ([`Client::get_to_path`]).
 const FILE_WRITE_BUF: usize = 64 * 1024;
@@ -75,7 +77,10 @@ pub use ferry_client_core::{
 
 /// A ferry/1 session with a server. See the [module documentation](self).
 pub struct Client {
-    stream: TcpStream,
+    /// The socket, or TLS over it ([`ClientOptions::tls`]).
+    transport: Transport,
+    /// How long `close` waits for its `close_notify` to leave.
+    write_timeout: Option<std::time::Duration>,
     /// Boxed: a `Client` stays small to move around (the session holds its buffers'
     /// bookkeeping, over 900 octets).
     session: Box<ClientSession>,
@@ -125,18 +130,29 @@ impl Client {
     /// both cases the connection is closed without the client having sent anything
     /// (HELLO-9, HELLO-10, HELLO-11). The stream is switched to non-blocking mode: the
     /// session applies the timeouts of `options` itself.
+    ///
+    /// With [`ClientOptions::tls`], the TLS handshake comes first, bounded by the read
+    /// timeout: a server whose identity is refused, or that does not speak ferry/1 over TLS,
+    /// is [`ClientError::Tls`] (never a fallback to plain, TLS-14). What the user must be
+    /// shown about the server's key (a key remembered on first use) is left in the
+    /// [`ferry_tls::ClientTls`] for the caller (`take_notices`).
     pub fn from_stream(stream: TcpStream, options: &ClientOptions) -> Result<Self, ClientError> {
         stream.set_nonblocking(true).map_err(ClientError::Io)?;
         // Every message is written with one call; don't let Nagle hold back request lines.
         let _ = stream.set_nodelay(true);
         let peer = stream.peer_addr().map_err(ClientError::Io)?;
+        let mut transport = match &options.tls {
+            None => Transport::Plain(stream),
+            Some(tls) => Transport::Tls(Box::new(TlsStream::handshake(stream, tls, options)?)),
+        };
         let mut session = Box::new(ClientSession::new(options.clone(), Instant::now()));
         let mut quiet = |_: Progress<'_>| {};
         let mut ops = Ops::new(&mut quiet);
-        drive(&stream, &mut session, &mut ops, &mut NoFeed);
+        drive(&mut transport, &mut session, &mut ops, &mut NoFeed);
         let greeting = connected(&session, ops.take(OpId(0)))?;
         Ok(Self {
-            stream,
+            transport,
+            write_timeout: options.write_timeout,
             session,
             greeting,
             peer,
@@ -257,7 +273,12 @@ impl Client {
                 opts: *opts,
             },
         );
-        drive(&self.stream, &mut self.session, &mut ops, &mut NoFeed);
+        drive(
+            &mut self.transport,
+            &mut self.session,
+            &mut ops,
+            &mut NoFeed,
+        );
         ops.take_finished(id)
     }
 
@@ -327,13 +348,15 @@ impl Client {
         self.run_one(id, ops).and_then(put_report)
     }
 
-    /// Ends the session politely: sends `close` and expects `bye` (CLOSE-1, CLOSE-3).
+    /// Ends the session politely: sends `close` and expects `bye` (CLOSE-1, CLOSE-3); under
+    /// TLS then `close_notify` (TLS-6).
     pub fn close(mut self) -> Result<(), ClientError> {
         self.check_open()?;
         let id = self.session.close();
         match self.run_one(id, Ops::new(&mut |_| {}))? {
             Outcome::Bye => {
-                let _ = self.stream.shutdown(Shutdown::Write);
+                // Under TLS, close_notify first (TLS-6).
+                self.transport.close(self.write_timeout);
                 Ok(())
             }
             other => Err(unexpected_outcome(&other)),
@@ -344,7 +367,12 @@ impl Client {
 
     /// Drives the session until the operation `id` (started alone) is done.
     fn run_one(&mut self, id: OpId, mut ops: Ops<'_, '_>) -> Result<Outcome, ClientError> {
-        drive(&self.stream, &mut self.session, &mut ops, &mut NoFeed);
+        drive(
+            &mut self.transport,
+            &mut self.session,
+            &mut ops,
+            &mut NoFeed,
+        );
         ops.take(id)
     }
 

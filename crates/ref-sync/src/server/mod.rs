@@ -15,6 +15,7 @@
 //! ferry server shares; `session` drives it over a blocking socket (timeouts and shutdown
 //! checks in short slices), and every storage rule is in `ferry-store`.
 
+mod conn;
 mod session;
 
 use std::collections::HashMap;
@@ -22,7 +23,7 @@ use std::io::{self, Write as _};
 use std::net::{
     IpAddr, Ipv4Addr, Ipv6Addr, Shutdown as NetShutdown, SocketAddr, TcpListener, TcpStream,
 };
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -35,8 +36,15 @@ use ferry_wire::{Code, ErrorReply, Reply};
 /// is the request decoder plus a `tracing` event, far below this.
 const SESSION_STACK: usize = 256 * 1024;
 
+/// Most refusals under TLS in progress at once (each on a thread of its own); beyond them a
+/// connection that must be refused is closed without a word. See [`refuse`].
+const MAX_TLS_REFUSALS: usize = 8;
+
+/// How long a refusal under TLS may take, handshake included (the stall timeout if shorter).
+const TLS_REFUSAL_LIMIT: Duration = Duration::from_secs(2);
+
 /// Extra time after the shutdown deadline for sessions to notice it themselves (they look in
-/// slices of [`session::SLICE`]) before their sockets are shut down from outside.
+/// slices of [`conn::SLICE`]) before their sockets are shut down from outside.
 const FORCE_MARGIN: Duration = Duration::from_secs(1);
 
 /// Server configuration (shared with every ferry server implementation).
@@ -136,6 +144,10 @@ struct Shared {
     shutdown: Shutdown,
     sessions: Mutex<Sessions>,
     sessions_cv: Condvar,
+    /// ferry/1 over TLS (spec section 15); `None`: plain.
+    tls: Option<ferry_tls::ServerTls>,
+    /// Refusals under TLS in progress ([`MAX_TLS_REFUSALS`]).
+    refusing: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -170,6 +182,8 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> io::Res
         shutdown: shutdown.clone(),
         sessions: Mutex::new(Sessions::default()),
         sessions_cv: Condvar::new(),
+        tls: config.tls.clone(),
+        refusing: AtomicUsize::new(0),
     });
     config.log_serving(local);
 
@@ -189,8 +203,10 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> io::Res
     loop {
         let accepted = listener.accept();
         if shutdown.is_triggered() {
-            if let Ok((stream, _)) = accepted {
-                refuse(&stream, Code::SHUTTING_DOWN);
+            if let Ok((stream, peer)) = accepted
+                && let Some(h) = refuse(&shared, Arc::new(stream), peer, Code::SHUTTING_DOWN)
+            {
+                handles.push(h);
             }
             break;
         }
@@ -251,7 +267,8 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> io::Res
 }
 
 /// Starts a session thread, or refuses the connection with 420 at the cap or at its
-/// address's cap (CONN-3, CONN-6, CONN-9).
+/// address's cap (CONN-3, CONN-6, CONN-9). The handle is the session's thread or, under TLS,
+/// the refusal's.
 fn start_session(
     shared: &Arc<Shared>,
     stream: TcpStream,
@@ -264,14 +281,12 @@ fn start_session(
         if sessions.active >= shared.max_connections {
             drop(sessions);
             tracing::info!(%peer, "refused: busy");
-            refuse(&stream, Code::BUSY);
-            return None;
+            return refuse(shared, stream, peer, Code::BUSY);
         }
         let Some(slot) = shared.per_address.take(peer.ip()) else {
             drop(sessions);
             tracing::info!(%peer, "refused: busy (this address holds its share of sessions)");
-            refuse(&stream, Code::BUSY);
-            return None;
+            return refuse(shared, stream, peer, Code::BUSY);
         };
         sessions.active += 1;
         sessions.streams.insert(id, Arc::clone(&stream));
@@ -297,8 +312,7 @@ fn start_session(
         Err(e) => {
             // The closure (and with it the guard) was dropped: the slot is free again.
             tracing::warn!(%peer, error = %e, "cannot start a session thread");
-            refuse(&stream, Code::BUSY);
-            None
+            refuse(shared, stream, peer, Code::BUSY)
         }
     }
 }
@@ -321,11 +335,103 @@ impl Drop for SessionGuard {
 }
 
 /// Sends `err CODE NAME` as the first line without blocking the accept loop, then closes.
-fn refuse(stream: &TcpStream, code: Code) {
+///
+/// Plain ferry/1: one non-blocking write (the line fits any fresh socket buffer) and a
+/// shutdown, on the accept loop's thread.
+///
+/// Under TLS the line must go inside TLS (TLS-4), after a handshake that takes round trips
+/// and a signature, which the accept loop must not wait for. A refusal then runs on a thread
+/// of its own, at most [`MAX_TLS_REFUSALS`] at once, each bounded by [`TLS_REFUSAL_LIMIT`]
+/// (the stall timeout if shorter) from handshake to close, so refusals cost a few threads
+/// and a few seconds at most however many connections come. When that many are already in
+/// progress (a flood, a server far over its cap), the connection is closed without a word:
+/// a client sees the connection end during the handshake, as it would at a server that
+/// cannot take it, and the accept loop and the memory stay free. Returns the refusal's
+/// thread, for the caller to join.
+fn refuse(
+    shared: &Arc<Shared>,
+    stream: Arc<TcpStream>,
+    peer: SocketAddr,
+    code: Code,
+) -> Option<JoinHandle<()>> {
     let line = Reply::Err(ErrorReply::new(code, code.name().unwrap_or("error"))).to_bytes();
-    let _ = stream.set_nonblocking(true);
-    let _ = (&*stream).write(&line);
+    let Some(tls) = &shared.tls else {
+        let _ = stream.set_nonblocking(true);
+        let _ = (&*stream).write(&line);
+        let _ = stream.shutdown(NetShutdown::Write);
+        return None;
+    };
+    if shared.refusing.fetch_add(1, Ordering::SeqCst) >= MAX_TLS_REFUSALS {
+        shared.refusing.fetch_sub(1, Ordering::SeqCst);
+        tracing::info!(%peer, "closed: too many refusals under TLS in progress");
+        let _ = stream.shutdown(NetShutdown::Both);
+        return None;
+    }
+    let config = tls.config();
+    let spawned = thread::Builder::new()
+        .name("ferry-refuse".into())
+        .stack_size(SESSION_STACK)
+        .spawn({
+            let guard = RefusalGuard(Arc::clone(shared));
+            move || {
+                let guard = guard;
+                let limit = TLS_REFUSAL_LIMIT.min(guard.0.session.stall);
+                refuse_tls(&guard.0, &stream, config, &line, Instant::now() + limit);
+            }
+        });
+    match spawned {
+        Ok(h) => Some(h),
+        Err(e) => {
+            // The closure was dropped (the guard and the stream with it): the slot is free
+            // again and the connection closed.
+            tracing::warn!(%peer, error = %e, "cannot start a refusal thread");
+            None
+        }
+    }
+}
+
+/// Frees a refusal's place among the [`MAX_TLS_REFUSALS`] when it ends, however it ends.
+struct RefusalGuard(Arc<Shared>);
+
+impl Drop for RefusalGuard {
+    fn drop(&mut self) {
+        self.0.refusing.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A refusal inside TLS: handshake, the line, `close_notify`, then what the client still
+/// sends is read and dropped until it closes, all by `deadline`.
+fn refuse_tls(
+    shared: &Shared,
+    stream: &TcpStream,
+    config: Arc<ferry_tls::rustls::ServerConfig>,
+    line: &[u8],
+    deadline: Instant,
+) {
+    if stream
+        .set_read_timeout(Some(conn::SLICE))
+        .and_then(|()| stream.set_write_timeout(Some(conn::SLICE)))
+        .is_err()
+    {
+        return;
+    }
+    let Ok(mut tls) = conn::Tls::new(stream, config) else {
+        return;
+    };
+    if tls.handshake(shared, true, deadline).is_err()
+        || tls.write_all(shared, line, deadline).is_err()
+    {
+        tracing::debug!("a refusal under TLS did not reach the client");
+        return;
+    }
+    tls.close_notify(shared, deadline);
     let _ = stream.shutdown(NetShutdown::Write);
+    let mut sink = [0; 4096];
+    while let Ok(n) = conn::read_plain(shared, true, stream, &mut sink, deadline) {
+        if n == 0 {
+            break;
+        }
+    }
 }
 
 /// Joins the session threads that have ended.

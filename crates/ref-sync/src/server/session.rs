@@ -5,10 +5,10 @@
 //! least that often to look at the session's deadline and at the server's shutdown, so no
 //! timeout needs a `setsockopt` per request and no session sleeps through a shutdown.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{Shutdown as NetShutdown, SocketAddr, TcpStream};
 use std::os::unix::fs::FileExt as _;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ferry_proto::server::{Action, End, FileMeta, ServerSession};
 use ferry_store::{ReadFile, StoreError, Upload};
@@ -16,19 +16,7 @@ use ferry_wire::Code;
 use rustix::io::Errno;
 
 use super::Shared;
-
-/// The longest a blocked read or write sleeps before it looks at deadlines and the shutdown.
-pub(super) const SLICE: Duration = Duration::from_millis(250);
-
-/// Why a wait ended without progress.
-enum Wake {
-    /// The deadline passed.
-    Deadline,
-    /// The server's shutdown was triggered and the session has not been told yet.
-    Shutdown,
-    /// The connection failed.
-    Io(io::Error),
-}
+use super::conn::{Conn, SLICE, Tls, Wake, read_plain};
 
 /// Runs one session on an accepted connection.
 pub(super) fn serve(shared: &Shared, stream: &TcpStream, peer: SocketAddr, id: u64) {
@@ -44,15 +32,65 @@ pub(super) fn serve(shared: &Shared, stream: &TcpStream, peer: SocketAddr, id: u
     // Replies are gathered by the session; Nagle would only delay the last one.
     let _ = stream.set_nodelay(true);
     tracing::debug!("session started");
-    End::log(&drive(shared, stream));
+    let mut conn = match &shared.tls {
+        None => Conn::Plain(stream),
+        Some(config) => match handshake(shared, stream, config) {
+            Some(tls) => Conn::Tls(Box::new(tls)),
+            None => return,
+        },
+    };
+    End::log(&drive(shared, &mut conn));
+}
+
+/// The TLS handshake of a session, bounded by the stall timeout: a peer that opens and never
+/// handshakes holds its slot no longer than a stalled one; after a shutdown, by its deadline
+/// too (a handshake that completes by then is followed by `err 422`, inside TLS). `None`: it
+/// failed (logged; the alert rustls had for it was sent).
+fn handshake<'s>(
+    shared: &Shared,
+    stream: &'s TcpStream,
+    config: &ferry_tls::ServerTls,
+) -> Option<Tls<'s>> {
+    let mut tls = match Tls::new(stream, config.config()) {
+        Ok(tls) => tls,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start TLS");
+            return None;
+        }
+    };
+    let mut deadline = Instant::now() + shared.session.stall;
+    let mut told = false;
+    let done = loop {
+        match tls.handshake(shared, told, deadline) {
+            Err(Wake::Shutdown) => {
+                told = true;
+                if let Some(hard) = shared.hard_deadline() {
+                    deadline = deadline.min(hard);
+                }
+            }
+            other => break other,
+        }
+    };
+    match done {
+        Ok(()) => Some(tls),
+        Err(Wake::Io(e)) => {
+            tracing::info!(error = %e, "TLS handshake failed");
+            None
+        }
+        Err(Wake::Deadline | Wake::Shutdown) => {
+            tracing::info!("TLS handshake timed out");
+            None
+        }
+    }
 }
 
 /// The I/O loop: performs what the session asks until it is over. The open file of a get and
 /// the upload of a put live here; dropping the upload removes its staging file.
-fn drive(shared: &Shared, stream: &TcpStream) -> io::Result<End> {
+fn drive(shared: &Shared, conn: &mut Conn<'_>) -> io::Result<End> {
     let mut session = ServerSession::new(shared.session.clone(), Instant::now());
-    // Chunks of gets whose digest is known go straight from the file (sendfile).
-    session.send_files(true);
+    // Chunks of gets whose digest is known go straight from the file (sendfile); never
+    // under TLS, whose records are made in user space.
+    session.send_files(matches!(conn, Conn::Plain(_)));
     let mut file: Option<ReadFile> = None;
     let mut upload: Option<Upload> = None;
     loop {
@@ -60,7 +98,7 @@ fn drive(shared: &Shared, stream: &TcpStream) -> io::Result<End> {
             session.shutdown(hard);
         }
         match session.poll(Instant::now()) {
-            Action::Send { deadline } => match write_some(shared, &session, stream, deadline) {
+            Action::Send { deadline } => match write_some(shared, &session, conn, deadline) {
                 Ok(n) => session.sent(n),
                 Err(Wake::Deadline) => session.timed_out(Instant::now()),
                 Err(Wake::Shutdown) => {}
@@ -71,7 +109,7 @@ fn drive(shared: &Shared, stream: &TcpStream) -> io::Result<End> {
                     session.file_send_failed(Code::STORAGE);
                     continue;
                 };
-                match send_file_some(shared, &session, stream, &f.file, at, len, deadline) {
+                match send_file_some(shared, &session, conn, &f.file, at, len, deadline) {
                     Ok(0) => session.file_send_failed(Code::CHANGED),
                     Ok(n) => session.sent(n),
                     Err(FileWake::File(e)) => {
@@ -84,7 +122,7 @@ fn drive(shared: &Shared, stream: &TcpStream) -> io::Result<End> {
             }
             Action::Receive { deadline } => {
                 let told = session.is_shutting_down();
-                match read_some(shared, told, stream, session.input_space(), deadline) {
+                match conn.read(shared, told, session.input_space(), deadline) {
                     Ok(0) => session.eof(),
                     Ok(n) => session.received(n),
                     Err(Wake::Deadline) => session.timed_out(Instant::now()),
@@ -162,30 +200,27 @@ fn drive(shared: &Shared, stream: &TcpStream) -> io::Result<End> {
                 session.uploads_stored(&stored);
             }
             Action::Drain { until } => {
-                drain(shared, stream, &mut session, until);
+                drain(shared, conn, &mut session, until);
                 session.drained();
             }
-            Action::Finished(end) => return Ok(end),
+            Action::Finished(end) => {
+                // TLS-6, at every end (the drain has sent it already after a closing reply).
+                conn.close_notify(shared, Instant::now() + SLICE);
+                return Ok(end);
+            }
         }
     }
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 /// Writes some of the session's output, waiting in slices until `deadline`.
 fn write_some(
     shared: &Shared,
     session: &ServerSession,
-    stream: &TcpStream,
+    conn: &mut Conn<'_>,
     deadline: Instant,
 ) -> Result<usize, Wake> {
     let told = session.is_shutting_down();
-    write_piece(shared, told, stream, session.output(), deadline)
+    conn.write(shared, told, session.output(), deadline)
 }
 
 /// Why [`send_file_some`] moved nothing.
@@ -202,13 +237,18 @@ enum FileWake {
 fn send_file_some(
     shared: &Shared,
     session: &ServerSession,
-    stream: &TcpStream,
+    conn: &mut Conn<'_>,
     file: &std::fs::File,
     at: u64,
     len: usize,
     deadline: Instant,
 ) -> Result<usize, FileWake> {
     let told = session.is_shutting_down();
+    let Conn::Plain(stream) = conn else {
+        // Not asked for under TLS (`send_files(false)`); read and write if it ever is.
+        return send_file_copy(shared, told, conn, file, at, len, deadline);
+    };
+    let stream = *stream;
     loop {
         let mut offset = at;
         let err = match rustix::fs::sendfile(stream, file, Some(&mut offset), len) {
@@ -227,13 +267,8 @@ fn send_file_some(
             }
             Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP => {
                 // No sendfile from this file: read a piece and write it.
-                let mut buf = vec![0; len.min(64 * 1024)];
-                let n = file.read_at(&mut buf, at).map_err(FileWake::File)?;
-                if n == 0 {
-                    return Ok(0);
-                }
-                return write_piece(shared, told, stream, &buf[..n], deadline)
-                    .map_err(FileWake::Net);
+                let mut plain = Conn::Plain(stream);
+                return send_file_copy(shared, told, &mut plain, file, at, len, deadline);
             }
             Errno::PIPE | Errno::CONNRESET | Errno::NOTCONN | Errno::TIMEDOUT => {
                 return Err(FileWake::Net(Wake::Io(err.into())));
@@ -243,62 +278,35 @@ fn send_file_some(
     }
 }
 
-/// Writes some of `data`, waiting in slices until `deadline`.
-fn write_piece(
+/// [`send_file_some`] without `sendfile`: reads a piece of the file and writes it.
+fn send_file_copy(
     shared: &Shared,
     told: bool,
-    stream: &TcpStream,
-    data: &[u8],
+    conn: &mut Conn<'_>,
+    file: &std::fs::File,
+    at: u64,
+    len: usize,
     deadline: Instant,
-) -> Result<usize, Wake> {
-    loop {
-        match (&*stream).write(data) {
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) => {
-                if !told && shared.shutdown.is_triggered() {
-                    return Err(Wake::Shutdown);
-                }
-                if Instant::now() >= deadline {
-                    return Err(Wake::Deadline);
-                }
-            }
-            Err(e) => return Err(Wake::Io(e)),
-        }
+) -> Result<usize, FileWake> {
+    let mut buf = vec![0; len.min(64 * 1024)];
+    let n = file.read_at(&mut buf, at).map_err(FileWake::File)?;
+    if n == 0 {
+        return Ok(0);
     }
+    conn.write(shared, told, &buf[..n], deadline)
+        .map_err(FileWake::Net)
 }
 
-/// Reads into `buf`, waiting in slices until `deadline`.
-fn read_some(
-    shared: &Shared,
-    told: bool,
-    stream: &TcpStream,
-    buf: &mut [u8],
-    deadline: Instant,
-) -> Result<usize, Wake> {
-    loop {
-        match (&*stream).read(buf) {
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) => {
-                if !told && shared.shutdown.is_triggered() {
-                    return Err(Wake::Shutdown);
-                }
-                if Instant::now() >= deadline {
-                    return Err(Wake::Deadline);
-                }
-            }
-            Err(e) => return Err(Wake::Io(e)),
-        }
-    }
-}
-
-/// CLOSE-6: shut down the sending side, then read and discard input until `until` or EOF,
-/// so that unread input does not turn the close into a reset that destroys the last reply.
-fn drain(shared: &Shared, stream: &TcpStream, session: &mut ServerSession, until: Instant) {
+/// CLOSE-6: shut down the sending side (under TLS after `close_notify`, TLS-6), then read
+/// and discard input until `until` or EOF, so that unread input does not turn the close into
+/// a reset that destroys the last reply.
+fn drain(shared: &Shared, conn: &mut Conn<'_>, session: &mut ServerSession, until: Instant) {
+    conn.close_notify(shared, until);
+    let stream = conn.stream();
     let _ = stream.shutdown(NetShutdown::Write);
+    // Under TLS too the octets are only discarded: no need to decrypt them.
     loop {
-        match read_some(shared, true, stream, session.input_space(), until) {
+        match read_plain(shared, true, stream, session.input_space(), until) {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }

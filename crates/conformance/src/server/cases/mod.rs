@@ -9,7 +9,7 @@ use ferry_wire::{Code, Digest, PutFlow, PutMode, Reply, Timestamp};
 use super::Ctx;
 use crate::case::{Done, Res, ensure, unimplemented, violation};
 use crate::net::{
-    Conn, GetReply, LineRead, Trailer, after, payload_of, put_line, show, show_reply,
+    Conn, Endpoint, GetReply, LineRead, Trailer, after, payload_of, put_line, show, show_reply,
 };
 
 mod connection;
@@ -21,6 +21,7 @@ mod pipelining;
 mod put;
 mod session;
 mod time;
+pub(super) mod tls;
 
 use connection::*;
 use errors::*;

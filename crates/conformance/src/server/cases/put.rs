@@ -265,7 +265,7 @@ pub(super) fn put_8_eager_too_large(ctx: &mut Ctx<'_>) -> Res<Done> {
 
 pub(super) fn put_8_eager_disabled(ctx: &mut Ctx<'_>) -> Res<Done> {
     let (addr, _) = ctx.server_with("max-eager=0", |l| l.max_eager == 0)?;
-    let open = || Conn::open(addr, ctx.deadline()).map(|(c, _)| c);
+    let open = || Conn::open(&addr, ctx.deadline()).map(|(c, _)| c);
     for size in [0u64, 1] {
         let mut c = open()?;
         let name = ctx.name(&format!("no-eager-{size}"));

@@ -65,7 +65,7 @@ pub(super) fn close_6_linger(ctx: &mut Ctx<'_>) -> Res<Done> {
 pub(super) fn sec_10_read_only(ctx: &mut Ctx<'_>) -> Res<Done> {
     let addr = ctx.read_only()?;
     let deadline = ctx.deadline();
-    let (mut c, g) = Conn::open(addr, deadline)?;
+    let (mut c, g) = Conn::open(&addr, deadline)?;
     let before = c.dir("DIR-1")?;
     let name = ctx.name("ro");
     let existing = before.first().map(|e| e.name.as_bytes().to_vec());

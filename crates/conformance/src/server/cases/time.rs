@@ -9,7 +9,7 @@ pub(super) fn time_1_idle(ctx: &mut Ctx<'_>) -> Res<Done> {
         |l| Duration::from_secs(l.idle) <= max_wait,
     )?;
     let idle = Duration::from_secs(g.limits().idle);
-    let (mut c, _) = Conn::open(addr, after(idle + Duration::from_secs(10)))?;
+    let (mut c, _) = Conn::open(&addr, after(idle + Duration::from_secs(10)))?;
     c.dir("TIME-1")?;
     let start = Instant::now();
     // The server's clock started when it sent the reply, a moment before ours: allow 0.5 s.
@@ -46,7 +46,7 @@ pub(super) fn time_1_idle(ctx: &mut Ctx<'_>) -> Res<Done> {
     }
 }
 
-pub(super) fn stall_server(ctx: &Ctx<'_>) -> Res<(std::net::SocketAddr, Duration)> {
+pub(super) fn stall_server(ctx: &Ctx<'_>) -> Res<(Endpoint, Duration)> {
     let max_wait = ctx.target.max_wait;
     let (addr, g) = ctx.server_with(
         &format!("stall <= {} s (--max-wait)", max_wait.as_secs()),
@@ -93,7 +93,7 @@ pub(super) fn wait_timeout(
 
 pub(super) fn time_2_line(ctx: &mut Ctx<'_>) -> Res<Done> {
     let (addr, stall) = stall_server(ctx)?;
-    let (mut c, _) = Conn::open(addr, after(stall + Duration::from_secs(10)))?;
+    let (mut c, _) = Conn::open(&addr, after(stall + Duration::from_secs(10)))?;
     c.send("TIME-2", b"di")?;
     let t = wait_timeout(ctx, &mut c, stall, "TIME-2")?;
     Ok(Done::PassWith(format!(
@@ -103,7 +103,7 @@ pub(super) fn time_2_line(ctx: &mut Ctx<'_>) -> Res<Done> {
 }
 
 /// TIME-4: after a timed-out upload, nothing of `name` is listed on the server at `addr`.
-fn nothing_visible(addr: std::net::SocketAddr, name: &[u8]) -> Res<()> {
+fn nothing_visible(addr: &Endpoint, name: &[u8]) -> Res<()> {
     let (mut c, _) = Conn::open(addr, after(Duration::from_secs(10)))?;
     let l = c.dir("DIR-1")?;
     let _ = c.close();
@@ -117,14 +117,14 @@ fn nothing_visible(addr: std::net::SocketAddr, name: &[u8]) -> Res<()> {
 
 pub(super) fn time_2_upload(ctx: &mut Ctx<'_>) -> Res<Done> {
     let (addr, stall) = stall_server(ctx)?;
-    let (mut c, _) = Conn::open(addr, after(stall + Duration::from_secs(10)))?;
+    let (mut c, _) = Conn::open(&addr, after(stall + Duration::from_secs(10)))?;
     let name = ctx.name("stalled");
     c.send("TIME-2", &put_line(10, PutMode::New, PutFlow::Wait, &name))?;
     c.expect_reply("PUT-3", &Reply::Go)?;
     c.send("TIME-2", &chunk(b"abcd"))?;
     let t = wait_timeout(ctx, &mut c, stall, "TIME-2")?;
     // Nothing visible, on that server.
-    nothing_visible(addr, &name)?;
+    nothing_visible(&addr, &name)?;
     Ok(Done::PassWith(format!(
         "closed after {:.1} s",
         t.as_secs_f64()
@@ -151,7 +151,7 @@ pub(super) fn time_3_slow_upload(ctx: &mut Ctx<'_>) -> Res<Done> {
             "needs max-size >= {size} to send an upload at twice min-rate for idle+1 s"
         )));
     }
-    let (mut c, _) = Conn::open(addr, after(total * 2 + Duration::from_secs(10)))?;
+    let (mut c, _) = Conn::open(&addr, after(total * 2 + Duration::from_secs(10)))?;
     let name = ctx.name("slow");
     let data = pattern(size as usize, 12);
     c.send(
@@ -210,7 +210,7 @@ pub(super) fn time_9_dripped_upload(ctx: &mut Ctx<'_>) -> Res<Done> {
             limit.as_secs()
         )));
     }
-    let (mut c, _) = Conn::open(addr, after(limit + Duration::from_secs(10)))?;
+    let (mut c, _) = Conn::open(&addr, after(limit + Duration::from_secs(10)))?;
     let name = ctx.name("dripped");
     c.send(
         "TIME-9",
@@ -263,7 +263,7 @@ pub(super) fn time_9_dripped_upload(ctx: &mut Ctx<'_>) -> Res<Done> {
         || format!("{rest:?}"),
     );
     ctx.soft(r)?;
-    nothing_visible(addr, &name)?;
+    nothing_visible(&addr, &name)?;
     Ok(Done::PassWith(format!(
         "closed after {:.1} s (stall={} s, min-rate={rate})",
         t.as_secs_f64(),
@@ -277,11 +277,7 @@ pub(super) const GETS: usize = 12;
 
 /// Uploads a 2 MiB file to the server at `addr` and sends [`GETS`] gets of it in one write;
 /// returns the connection and the file, nothing of the replies read.
-pub(super) fn gets_unread(
-    ctx: &Ctx<'_>,
-    addr: std::net::SocketAddr,
-    base: &str,
-) -> Res<(Conn, Vec<u8>)> {
+pub(super) fn gets_unread(ctx: &Ctx<'_>, addr: &Endpoint, base: &str) -> Res<(Conn, Vec<u8>)> {
     let name = ctx.name(base);
     let data = pattern(2 << 20, 21);
     let (mut c, _) = Conn::open(addr, ctx.deadline() + Duration::from_secs(30))?;
@@ -293,7 +289,7 @@ pub(super) fn gets_unread(
 
 pub(super) fn time_2_slow_reader(ctx: &mut Ctx<'_>) -> Res<Done> {
     let (addr, stall) = stall_server(ctx)?;
-    let (mut c, data) = gets_unread(ctx, addr, "slow-reader")?;
+    let (mut c, data) = gets_unread(ctx, &addr, "slow-reader")?;
     // Pauses of half the stall timeout, each followed by a burst of reading: the server's
     // blocked writes progress at least every half stall, so it must not give up on the
     // client.
@@ -351,7 +347,7 @@ pub(super) fn time_2_slow_reader(ctx: &mut Ctx<'_>) -> Res<Done> {
 
 pub(super) fn time_2_stuck_reader(ctx: &mut Ctx<'_>) -> Res<Done> {
     let (addr, stall) = stall_server(ctx)?;
-    let (c, data) = gets_unread(ctx, addr, "stuck-reader")?;
+    let (c, data) = gets_unread(ctx, &addr, "stuck-reader")?;
     // Accept nothing for stall + 2 s (the server blocks on a full socket), then read all.
     std::thread::sleep(stall + Duration::from_secs(2));
     let mut c = c;
