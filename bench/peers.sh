@@ -2,11 +2,17 @@
 # bench/peers.sh: ferry next to the file-transfer tools people use today, on this machine.
 #
 # Peers (servers on 127.0.0.1, clients are whole commands, see bench/README.md):
-#   vsftpd  vsftpd (anonymous, upload/ writable) + lftp            FTP, passive mode
-#   nginx   nginx (sendfile, WebDAV PUT)        + curl             HTTP/1.1 keep-alive
-#   rsync   rsync --daemon                      + rsync            rsync protocol, --whole-file
-#   sftp    sshd (internal-sftp)                + sftp -b batch    SSH, aes128-gcm, curve25519
-#   ferry   ferry serve --impl IMPL             + ferry get/put    ferry/1, pipelined
+#   vsftpd      vsftpd (anonymous, upload/ writable) + lftp        FTP, passive mode
+#   vsftpd-tls  the same with ssl_enable            + lftp (ssl)      FTPS (AUTH TLS), data protected
+#   nginx       nginx (sendfile, WebDAV PUT)        + curl            HTTP/1.1 keep-alive
+#   nginx-tls   the same on an ssl listener         + curl --cacert   HTTPS (HTTP/1.1, TLS 1.3)
+#   rsync       rsync --daemon                      + rsync           rsync protocol, --whole-file
+#   sftp        sshd (internal-sftp)                + sftp -b batch   SSH, aes128-gcm, curve25519
+#   ferry       ferry serve --impl IMPL             + ferry get/put   ferry/1, pipelined
+#   ferry-tls   ferry serve --tls-self-signed       + ferry get/put   ferry/1 over TLS 1.3,
+#               ferrys://ADDR --fingerprint FP (n/a while the client lacks --fingerprint)
+# The TLS peers share one ECDSA P-256 certificate for 127.0.0.1 made with openssl in the work
+# folder (ferry makes its own self-signed P-256 key); every client verifies the server.
 #
 # Workloads, with every server root and client destination on tmpfs (/dev/shm):
 #   large   one file of LARGE_MIB MiB of random bytes: get and put, 1 connection
@@ -21,9 +27,11 @@
 #   RUNS=3              measured runs per case, after 1 warm-up run
 #   OUT=target/bench/peers   where results go (relative to the repository root)
 #   FERRY_BIN=          a ferry binary to use; unset: `cargo build --release -p ferry`
-#   TOOLS="vsftpd nginx rsync sftp ferry"   which peers to run (any subset)
+#   TOOLS="vsftpd vsftpd-tls nginx nginx-tls rsync sftp ferry ferry-tls"
+#                       which peers to run (any subset)
 #   IMPLS="threads tokio async-std smol"    which ferry implementations to run
-#   FTP_PORT=2121 PASV_MIN=20000 PASV_MAX=20999 HTTP_PORT=8080 RSYNC_PORT=8730 SSH_PORT=2222
+#   FTP_PORT=2121 FTPS_PORT=2990 PASV_MIN=20000 PASV_MAX=20999 HTTP_PORT=8080 HTTPS_PORT=8443
+#   RSYNC_PORT=8730 SSH_PORT=2222
 #                       ports on 127.0.0.1 (ferry servers use free ports picked by the kernel)
 #   KEEP_WORK=0         1 keeps the tmpfs work folder (for debugging; it can be large)
 #   TIMER=hyperfine     `loop` times with a `date +%s.%N` loop instead (same warm-up, median)
@@ -53,15 +61,17 @@ CONNS=${CONNS:-64}
 RUNS=${RUNS:-3}
 OUT=${OUT:-target/bench/peers}
 FTP_PORT=${FTP_PORT:-2121}
+FTPS_PORT=${FTPS_PORT:-2990}
 PASV_MIN=${PASV_MIN:-20000}
 PASV_MAX=${PASV_MAX:-20999}
 HTTP_PORT=${HTTP_PORT:-8080}
+HTTPS_PORT=${HTTPS_PORT:-8443}
 RSYNC_PORT=${RSYNC_PORT:-8730}
 SSH_PORT=${SSH_PORT:-2222}
 KEEP_WORK=${KEEP_WORK:-0}
 TIMER=${TIMER:-hyperfine}
 
-ALL_TOOLS=(vsftpd nginx rsync sftp ferry)
+ALL_TOOLS=(vsftpd vsftpd-tls nginx nginx-tls rsync sftp ferry ferry-tls)
 ALL_IMPLS=(threads tokio async-std smol)
 read -r -a SEL_TOOLS <<<"${TOOLS:-${ALL_TOOLS[*]}}"
 read -r -a SEL_IMPLS <<<"${IMPLS:-${ALL_IMPLS[*]}}"
@@ -73,7 +83,7 @@ die() {
 log() { printf '[peers %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 is_uint() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
-for v in LARGE_MIB SMALL_COUNT CONNS RUNS FTP_PORT PASV_MIN PASV_MAX HTTP_PORT RSYNC_PORT SSH_PORT; do
+for v in LARGE_MIB SMALL_COUNT CONNS RUNS FTP_PORT FTPS_PORT PASV_MIN PASV_MAX HTTP_PORT HTTPS_PORT RSYNC_PORT SSH_PORT; do
     is_uint "${!v}" || die "$v must be a positive integer (got '${!v}')"
 done
 ((PASV_MIN <= PASV_MAX)) || die "PASV_MIN must not exceed PASV_MAX"
@@ -96,6 +106,12 @@ for i in "${SEL_IMPLS[@]}"; do
     in_list "$i" "${ALL_IMPLS[@]}" || die "unknown ferry implementation '$i' in IMPLS (known: ${ALL_IMPLS[*]})"
 done
 want() { in_list "$1" "${SEL_TOOLS[@]}"; }
+# want_any TOOL...: whether any of them is selected.
+want_any() {
+    local t
+    for t in "$@"; do want "$t" && return 0; done
+    return 1
+}
 
 [[ $EUID -eq 0 ]] || die "run as root (sudo bench/peers.sh): it installs packages and starts vsftpd, sshd and nginx"
 
@@ -112,12 +128,13 @@ ensure_packages() {
     [[ $TIMER == loop ]] || command -v hyperfine >/dev/null || need+=(hyperfine)
     command -v jq >/dev/null || need+=(jq)
     command -v cmp >/dev/null || need+=(diffutils)
-    if want vsftpd; then
+    if want_any vsftpd vsftpd-tls; then
         [[ -x /usr/sbin/vsftpd ]] || need+=(vsftpd)
         command -v lftp >/dev/null || need+=(lftp)
     fi
-    if want nginx; then command -v curl >/dev/null || need+=(curl); fi
-    if want nginx; then [[ -x /usr/sbin/nginx ]] || need+=(nginx); fi
+    if want_any nginx nginx-tls; then command -v curl >/dev/null || need+=(curl); fi
+    if want_any nginx nginx-tls; then [[ -x /usr/sbin/nginx ]] || need+=(nginx); fi
+    if want_any vsftpd-tls nginx-tls; then command -v openssl >/dev/null || need+=(openssl); fi
     if want rsync; then command -v rsync >/dev/null || need+=(rsync); fi
     if want sftp; then
         [[ -x /usr/sbin/sshd ]] || need+=(openssh-server)
@@ -145,7 +162,7 @@ ensure_packages
 # ---------------------------------------------------------------------------------------------
 # ferry binary
 
-if want ferry; then
+if want_any ferry ferry-tls; then
     if [[ -n ${FERRY_BIN:-} ]]; then
         [[ -x $FERRY_BIN ]] || die "FERRY_BIN=$FERRY_BIN is not an executable file"
         FERRY_BIN=$(cd "$(dirname "$FERRY_BIN")" && pwd)/$(basename "$FERRY_BIN")
@@ -381,21 +398,33 @@ curl_put_cfg() { awk -v u="$1" '{ printf "upload-file = \"%s\"\nurl = \"%s\"\n",
 
 # lftp, not curl, for FTP: curl 7.88 with many ftp:// URLs in one invocation stalls for 1 s
 # before some data connections (a race in its multi loop), which made FTP results random.
+# lftp_script VERB SETUP LIST [tls]: with `tls`, FTPS: AUTH TLS before the login, every data
+# connection protected too (PROT P), the server's certificate verified against the work
+# folder's CA file (a fallback to plain FTP is refused).
 lftp_script() {
     printf 'set cmd:fail-exit yes\nset net:max-retries 2\nset net:timeout 60\n'
-    printf 'open -p %s 127.0.0.1\n' "$FTP_PORT"
+    if [[ ${4:-} == tls ]]; then
+        printf 'set ftp:ssl-allow yes\nset ftp:ssl-force yes\nset ftp:ssl-protect-data yes\n'
+        printf 'set ftp:ssl-protect-list yes\nset ssl:verify-certificate yes\nset ssl:check-hostname yes\n'
+        printf 'set ssl:ca-file %s\n' "$TLS_CERT"
+        printf 'open -p %s 127.0.0.1\n' "$FTPS_PORT"
+    else
+        printf 'open -p %s 127.0.0.1\n' "$FTP_PORT"
+    fi
     printf '%s\n' "$2"
     # 100 names per command keeps lines short; the transfers run one after another anyway.
     xargs -n 100 echo "$1" <"$3"
 }
 cmd_get_vsftpd() {
-    lftp_script get "$(printf 'cd pub\nlcd %s' "$DL")" "$1" >"$2.lftp"
+    lftp_script get "$(printf 'cd pub\nlcd %s' "$DL")" "$1" ${3:+"$3"} >"$2.lftp"
     printf 'lftp --norc -f %q\n' "$2.lftp"
 }
 cmd_put_vsftpd() {
-    lftp_script put "$(printf 'cd upload\nlcd %s' "$SRC")" "$1" >"$2.lftp"
+    lftp_script put "$(printf 'cd upload\nlcd %s' "$SRC")" "$1" ${3:+"$3"} >"$2.lftp"
     printf 'lftp --norc -f %q\n' "$2.lftp"
 }
+cmd_get_vsftpd_tls() { cmd_get_vsftpd "$1" "$2" tls; }
+cmd_put_vsftpd_tls() { cmd_put_vsftpd "$1" "$2" tls; }
 cmd_get_nginx() {
     curl_get_cfg "http://127.0.0.1:$HTTP_PORT/pub/" "$1" >"$2.curl"
     printf 'curl -sSf --remote-name-all --output-dir %q -K %q\n' "$DL" "$2.curl"
@@ -403,6 +432,16 @@ cmd_get_nginx() {
 cmd_put_nginx() {
     curl_put_cfg "http://127.0.0.1:$HTTP_PORT/up/" "$1" >"$2.curl"
     printf 'curl -sSf -K %q\n' "$2.curl"
+}
+# HTTPS: the same requests on one TLS connection, the certificate verified against the work
+# folder's CA file.
+cmd_get_nginx_tls() {
+    curl_get_cfg "https://127.0.0.1:$HTTPS_PORT/pub/" "$1" >"$2.curl"
+    printf 'curl -sSf --cacert %q --remote-name-all --output-dir %q -K %q\n' "$TLS_CERT" "$DL" "$2.curl"
+}
+cmd_put_nginx_tls() {
+    curl_put_cfg "https://127.0.0.1:$HTTPS_PORT/up/" "$1" >"$2.curl"
+    printf 'curl -sSf --cacert %q -K %q\n' "$TLS_CERT" "$2.curl"
 }
 cmd_get_rsync() {
     printf 'rsync --whole-file --files-from=%q rsync://127.0.0.1:%s/pub/ %q/\n' "$1" "$RSYNC_PORT" "$DL"
@@ -435,16 +474,28 @@ cmd_put_ferry() {
     printf 'mapfile -t n <%q; %q put --impl %q %q "${n[@]}"\n' \
         "$1" "$FERRY_BIN" "$FERRY_IMPL" "$FERRY_PUT_ADDR"
 }
+# ferry over TLS: `ferrys://` addresses, the key pinned by the fingerprint the server printed.
+# shellcheck disable=SC2016
+cmd_get_ferry_tls() {
+    printf 'mapfile -t n <%q; %q get --impl %q --fingerprint %q %q "${n[@]}" -o %q\n' \
+        "$1" "$FERRY_BIN" "$FERRY_IMPL" "$FERRY_FP" "ferrys://$FERRY_GET_ADDR" "$DL"
+}
+# shellcheck disable=SC2016
+cmd_put_ferry_tls() {
+    printf 'mapfile -t n <%q; %q put --impl %q --fingerprint %q %q "${n[@]}"\n' \
+        "$1" "$FERRY_BIN" "$FERRY_IMPL" "$FERRY_FP" "ferrys://$FERRY_PUT_ADDR"
+}
 
 declare -A UPDIR=()
-declare -A CLIENT=([vsftpd]=lftp [nginx]=curl [rsync]=rsync [sftp]=sftp [ferry]=ferry)
+declare -A CLIENT=([vsftpd]=lftp [vsftpd-tls]=lftp [nginx]=curl [nginx-tls]=curl [rsync]=rsync
+    [sftp]=sftp [ferry]=ferry [ferry-tls]=ferry)
 
 # run_case TOOL WORKLOAD DIRECTION CONNS: builds the case script (one client command per
 # part, all in parallel), times it, verifies the result and appends a record.
 run_case() {
     local tool=$1 workload=$2 direction=$3 conns=$4
     local impl=${FERRY_IMPL:-} key files bytes
-    [[ $tool == ferry ]] || impl=""
+    [[ $tool == ferry || $tool == ferry-tls ]] || impl=""
     key=$tool${impl:+-$impl}-$workload-$direction-c$conns
     if [[ $workload == large ]]; then files=1 bytes=$LARGE_BYTES; else files=$SMALL_COUNT bytes=$SMALL_BYTES; fi
     local -a lists
@@ -470,12 +521,12 @@ run_case() {
     {
         printf '#!/bin/bash\nexec 2>>%q\ncd %q\n' "$caselog" "$cwd"
         if ((${#lists[@]} == 1)); then
-            "cmd_${direction}_$tool" "${lists[0]}" "$CASES/$key.0"
+            "cmd_${direction}_${tool//-/_}" "${lists[0]}" "$CASES/$key.0"
         else
             printf 'pids=()\n'
             local i
             for i in "${!lists[@]}"; do
-                printf '( %s) & pids+=($!)\n' "$("cmd_${direction}_$tool" "${lists[$i]}" "$CASES/$key.$i")"
+                printf '( %s) & pids+=($!)\n' "$("cmd_${direction}_${tool//-/_}" "${lists[$i]}" "$CASES/$key.$i")"
             done
             # shellcheck disable=SC2016
             printf 'rc=0\nfor p in "${pids[@]}"; do wait "$p" || rc=$?; done\nexit "$rc"\n'
@@ -555,19 +606,40 @@ run_all_cases() {
 # ---------------------------------------------------------------------------------------------
 # Peers: setup and start
 
+# The TLS peers' certificate: ECDSA P-256 (what ferry's --tls-self-signed makes too), for the
+# IP address 127.0.0.1, self-signed; the clients trust exactly this file.
+TLS_DIR=$WORK/etc/tls
+TLS_CERT=$TLS_DIR/cert.pem
+TLS_KEY=$TLS_DIR/key.pem
+make_tls_cert() {
+    [[ -s $TLS_CERT ]] && return 0
+    mkdir -p "$TLS_DIR"
+    chmod 700 "$TLS_DIR"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
+        -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+        -keyout "$TLS_KEY" -out "$TLS_CERT" 2>"$LOGS/openssl.log" ||
+        die "openssl could not make the TLS certificate (log: $LOGS/openssl.log)"
+    chmod 600 "$TLS_KEY"
+    chmod 644 "$TLS_CERT"
+}
+
+# setup_vsftpd [tls]: with `tls`, the vsftpd-tls peer: FTPS on FTPS_PORT (AUTH TLS required
+# for the login and every data connection).
 setup_vsftpd() {
+    local name=vsftpd port=$FTP_PORT port_var=FTP_PORT
+    [[ ${1:-} == tls ]] && name=vsftpd-tls port=$FTPS_PORT port_var=FTPS_PORT
     getent passwd ftp >/dev/null || die "vsftpd needs the 'ftp' user (created by the vsftpd package)"
-    port_free_or_die "$FTP_PORT" FTP_PORT
-    local root=$WORK/ftp conf=$WORK/etc/vsftpd.conf
+    port_free_or_die "$port" "$port_var"
+    local root=$WORK/$name conf=$WORK/etc/$name.conf
     mkdir -p "$root/pub" "$root/upload" "$WORK/etc/vsftpd-empty"
     cp -al "$SRC/." "$root/pub/"
     chown ftp: "$root/upload"
-    UPDIR[vsftpd]=$root/upload
+    UPDIR[$name]=$root/upload
     cat >"$conf" <<EOF
 listen=YES
 listen_ipv6=NO
 listen_address=127.0.0.1
-listen_port=$FTP_PORT
+listen_port=$port
 background=NO
 anonymous_enable=YES
 no_anon_password=YES
@@ -590,28 +662,55 @@ max_per_ip=0
 xferlog_enable=NO
 dirmessage_enable=NO
 syslog_enable=NO
-vsftpd_log_file=$LOGS/vsftpd-xfer.log
+vsftpd_log_file=$LOGS/$name-xfer.log
 seccomp_sandbox=NO
 isolate=NO
 isolate_network=NO
 secure_chroot_dir=$WORK/etc/vsftpd-empty
 EOF
-    start_daemon vsftpd /usr/sbin/vsftpd "$conf"
-    wait_listen vsftpd "$FTP_PORT"
+    # FTPS: TLS (1.3 with OpenSSL 3) on the control and every data connection; vsftpd 3.0.3's
+    # default cipher list (DES-CBC3-SHA) is replaced; require_ssl_reuse=NO because lftp does
+    # not always resume the control connection's TLS session on data connections (522
+    # errors otherwise): each data connection may then make a full handshake.
+    if [[ ${1:-} == tls ]]; then
+        cat >>"$conf" <<EOF
+ssl_enable=YES
+allow_anon_ssl=YES
+force_anon_logins_ssl=YES
+force_anon_data_ssl=YES
+rsa_cert_file=$TLS_CERT
+rsa_private_key_file=$TLS_KEY
+ssl_ciphers=HIGH
+ssl_sslv2=NO
+ssl_sslv3=NO
+require_ssl_reuse=NO
+EOF
+    fi
+    start_daemon "$name" /usr/sbin/vsftpd "$conf"
+    wait_listen "$name" "$port"
 }
+setup_vsftpd_tls() { setup_vsftpd tls; }
 
+# setup_nginx [tls]: with `tls`, the nginx-tls peer: HTTPS on HTTPS_PORT (TLS 1.2 and 1.3;
+# curl picks 1.3). sendfile stays on but does not apply to TLS connections (no kTLS here):
+# nginx encrypts in user space.
 setup_nginx() {
-    port_free_or_die "$HTTP_PORT" HTTP_PORT
-    local dir=$WORK/etc/nginx conf=$WORK/etc/nginx/nginx.conf
-    mkdir -p "$dir/tmp" "$WORK/up/nginx"
-    chown www-data: "$WORK/up/nginx"
-    UPDIR[nginx]=$WORK/up/nginx
+    local name=nginx port=$HTTP_PORT port_var=HTTP_PORT listen="" ssl=""
+    if [[ ${1:-} == tls ]]; then
+        name=nginx-tls port=$HTTPS_PORT port_var=HTTPS_PORT listen=" ssl"
+        ssl="ssl_certificate $TLS_CERT; ssl_certificate_key $TLS_KEY; ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:1m;"
+    fi
+    port_free_or_die "$port" "$port_var"
+    local dir=$WORK/etc/$name conf=$WORK/etc/$name/nginx.conf
+    mkdir -p "$dir/tmp" "$WORK/up/$name"
+    chown www-data: "$WORK/up/$name"
+    UPDIR[$name]=$WORK/up/$name
     cat >"$conf" <<EOF
 daemon off;
 user www-data;
 worker_processes auto;
 pid $dir/nginx.pid;
-error_log $LOGS/nginx-error.log warn;
+error_log $LOGS/$name-error.log warn;
 events { worker_connections 1024; }
 http {
     access_log off;
@@ -627,10 +726,11 @@ http {
     uwsgi_temp_path $dir/tmp/uwsgi;
     scgi_temp_path $dir/tmp/scgi;
     server {
-        listen 127.0.0.1:$HTTP_PORT;
+        listen 127.0.0.1:$port$listen;
+        $ssl
         location /pub/ { alias $PUB/; }
         location /up/ {
-            alias $WORK/up/nginx/;
+            alias $WORK/up/$name/;
             dav_methods PUT;
             dav_access user:rw group:r all:r;
             client_max_body_size 0;
@@ -638,11 +738,12 @@ http {
     }
 }
 EOF
-    /usr/sbin/nginx -t -q -e "$LOGS/nginx-error.log" -p "$dir" -c "$conf" ||
-        die "nginx rejects its configuration (see $LOGS/nginx-error.log)"
-    start_daemon nginx /usr/sbin/nginx -e "$LOGS/nginx-error.log" -p "$dir" -c "$conf"
-    wait_listen nginx "$HTTP_PORT"
+    /usr/sbin/nginx -t -q -e "$LOGS/$name-error.log" -p "$dir" -c "$conf" ||
+        die "nginx rejects its configuration (see $LOGS/$name-error.log)"
+    start_daemon "$name" /usr/sbin/nginx -e "$LOGS/$name-error.log" -p "$dir" -c "$conf"
+    wait_listen "$name" "$port"
 }
+setup_nginx_tls() { setup_nginx tls; }
 
 setup_rsync() {
     port_free_or_die "$RSYNC_PORT" RSYNC_PORT
@@ -743,19 +844,37 @@ EOF
     die "cannot log in to sshd on 127.0.0.1:$SSH_PORT with the generated key (log: $LOGS/sshd.log)"
 }
 
-# start_ferry NAME ROOT: starts `ferry serve --impl $FERRY_IMPL` on a port the kernel picks and
-# sets FERRY_ADDR. Returns 2 when this ferry binary does not know the implementation.
+# start_ferry NAME ROOT [tls]: starts `ferry serve --impl $FERRY_IMPL` on a port the kernel
+# picks and sets FERRY_ADDR. Returns 2 when this ferry binary does not know the implementation.
 # --allow-hard-links: the served files are hard links to src/ (pub/, see "Data"), which ferry
-# refuses to serve by default (SEC-13).
+# refuses to serve by default (SEC-13). With `tls`: ferry/1 over TLS with a self-signed key
+# kept in $WORK/etc/ferry-tls (made by the first server, reused by the next), and FERRY_FP set
+# to the key's fingerprint from the `TLS key SHA256:...` line printed before `listening on`;
+# returns 3 (FERRY_WHY says why) when the server does not start with TLS.
 start_ferry() {
     local name=$1 root=$2 i
-    FERRY_ADDR=""
+    local -a tls=()
+    [[ ${3:-} == tls ]] && tls=(--tls-self-signed --tls-dir "$WORK/etc/ferry-tls")
+    FERRY_ADDR="" FERRY_FP="" FERRY_WHY=""
     mkdir -p "$root"
     start_daemon "$name" env FERRY_LOG=warn "$FERRY_BIN" serve --impl "$FERRY_IMPL" --root "$root" \
-        --listen 127.0.0.1:0 --allow-hard-links
+        --listen 127.0.0.1:0 --allow-hard-links "${tls[@]}"
     for ((i = 0; i < 100; i++)); do
         FERRY_ADDR=$(sed -n 's/^listening on //p' "$LOGS/$name.log" | head -n 1)
         if [[ -n $FERRY_ADDR ]]; then
+            if ((${#tls[@]})); then
+                FERRY_FP=$(sed -n 's/^TLS key \(SHA256:[^ ]*\).*/\1/p' "$LOGS/$name.log" | head -n 1)
+                [[ -n $FERRY_FP ]] ||
+                    die "ferry serve --tls-self-signed printed no 'TLS key SHA256:...' line (log: $LOGS/$name.log)"
+                # A build whose engines do not serve TLS announces its address, then stops.
+                sleep 0.3
+                if ! kill -0 "${DAEMON_PID[$name]}" 2>/dev/null; then
+                    wait "${DAEMON_PID[$name]}" || true
+                    unset "DAEMON_PID[$name]"
+                    FERRY_WHY=$(grep -v '^\s*$' "$LOGS/$name.log" | tail -n 1 | cut -c1-200)
+                    return 3
+                fi
+            fi
             wait_listen "$name" "${FERRY_ADDR##*:}"
             return 0
         fi
@@ -764,6 +883,10 @@ start_ferry() {
             wait "${DAEMON_PID[$name]}" || rc=$?
             unset "DAEMON_PID[$name]"
             grep -q "invalid value" "$LOGS/$name.log" && return 2
+            if ((${#tls[@]})); then
+                FERRY_WHY=$(grep -v '^\s*$' "$LOGS/$name.log" | tail -n 1 | cut -c1-200)
+                return 3
+            fi
             tail -n 20 "$LOGS/$name.log" >&2 || true
             die "ferry serve --impl $FERRY_IMPL exited with $rc (log: $LOGS/$name.log)"
         fi
@@ -780,27 +903,48 @@ FERRY_IMPL=""
 for tool in "${ALL_TOOLS[@]}"; do
     want "$tool" || continue
     case $tool in
-    vsftpd | nginx | rsync | sftp)
-        "setup_$tool"
+    vsftpd | vsftpd-tls | nginx | nginx-tls | rsync | sftp)
+        [[ $tool == *-tls ]] && make_tls_cert
+        "setup_${tool//-/_}"
         run_all_cases "$tool"
         if [[ $tool == sftp ]]; then stop_daemon sshd; else stop_daemon "$tool"; fi
         ;;
-    ferry)
+    ferry | ferry-tls)
+        over=""
+        [[ $tool == ferry-tls ]] && over=tls
+        # The client pins the server's key with --fingerprint; a ferry without it gives n/a
+        # rows (never a plain fallback).
+        no_client=""
+        if [[ -n $over ]] && ! "$FERRY_BIN" get --help 2>/dev/null | grep -q -- --fingerprint; then
+            no_client="this ferry client has no --fingerprint (ferrys:// with a pinned key) yet"
+        fi
         for FERRY_IMPL in "${SEL_IMPLS[@]}"; do
+            if [[ -n $no_client ]]; then
+                log "$tool: $no_client"
+                na_cases "$tool" "$FERRY_IMPL" "$no_client"
+                continue
+            fi
             rc=0
-            start_ferry "ferry-$FERRY_IMPL-get" "$PUB" || rc=$?
+            start_ferry "$tool-$FERRY_IMPL-get" "$PUB" $over || rc=$?
             if ((rc == 2)); then
-                log "ferry: $FERRY_BIN has no --impl $FERRY_IMPL"
-                na_cases ferry "$FERRY_IMPL" "this ferry binary has no --impl $FERRY_IMPL"
+                log "$tool: $FERRY_BIN has no --impl $FERRY_IMPL"
+                na_cases "$tool" "$FERRY_IMPL" "this ferry binary has no --impl $FERRY_IMPL"
+                continue
+            fi
+            if ((rc == 3)); then
+                log "$tool: ferry serve --impl $FERRY_IMPL --tls-self-signed did not start: $FERRY_WHY"
+                na_cases "$tool" "$FERRY_IMPL" "ferry serve --tls-self-signed did not start: $FERRY_WHY"
                 continue
             fi
             FERRY_GET_ADDR=$FERRY_ADDR
-            UPDIR[ferry]=$WORK/up/ferry-$FERRY_IMPL
-            start_ferry "ferry-$FERRY_IMPL-put" "${UPDIR[ferry]}"
+            UPDIR[$tool]=$WORK/up/$tool-$FERRY_IMPL
+            rc=0
+            start_ferry "$tool-$FERRY_IMPL-put" "${UPDIR[$tool]}" $over || rc=$?
+            ((rc == 0)) || die "$tool: the upload server did not start after the download server did (log: $LOGS/$tool-$FERRY_IMPL-put.log)"
             FERRY_PUT_ADDR=$FERRY_ADDR
-            run_all_cases ferry
-            stop_daemon "ferry-$FERRY_IMPL-get"
-            stop_daemon "ferry-$FERRY_IMPL-put"
+            run_all_cases "$tool"
+            stop_daemon "$tool-$FERRY_IMPL-get"
+            stop_daemon "$tool-$FERRY_IMPL-put"
         done
         FERRY_IMPL=""
         ;;
@@ -831,13 +975,14 @@ pkg_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "?"; }
         "Every result was checked against the source (ok)."
     echo
     echo "Versions: vsftpd $(pkg_version vsftpd), lftp $(pkg_version lftp), nginx $(pkg_version nginx), curl $(pkg_version curl)," \
-        "rsync $(pkg_version rsync), OpenSSH $(pkg_version openssh-server)$(want ferry && echo ", $("$FERRY_BIN" --version)")."
+        "rsync $(pkg_version rsync), OpenSSH $(pkg_version openssh-server), OpenSSL $(pkg_version openssl)$(want_any ferry ferry-tls && echo ", $("$FERRY_BIN" --version)")."
     echo
     echo "| workload | direction | conns | tool | client | files | MB | median s | min s | max s | MB/s | files/s | ok | note |"
     echo "|---|---|--:|---|---|--:|--:|--:|--:|--:|--:|--:|---|---|"
     jq -r '
         def wo: if .workload == "large" then 0 else 1 end;
-        def to: {"vsftpd": 0, "nginx": 1, "rsync": 2, "sftp": 3, "ferry": 4}[.tool];
+        def to: {"vsftpd": 0, "vsftpd-tls": 1, "nginx": 2, "nginx-tls": 3, "rsync": 4, "sftp": 5,
+                 "ferry": 6, "ferry-tls": 7}[.tool];
         def io: ({"threads": 0, "tokio": 1, "async-std": 2, "smol": 3}[.impl // ""] // 0);
         def s: if . == null then "" else tostring end;
         sort_by([wo, .direction, .connections, to, io])[]

@@ -7,7 +7,10 @@
 //! load generator drives every implementation (see [`workloads`]), so the server is the only
 //! thing that changes. With `--clients own` each implementation is also (or only) driven by
 //! its own client as users run it: whole `ferry get`/`ferry put --impl IMPL` commands (see
-//! [`own`]). See `docs/PERFORMANCE.md` for how to read the results.
+//! [`own`]). With `--tls` every case of workloads 1, 2 and 4 runs twice in a row on the same
+//! implementation, plain and then over TLS (`ferry serve --tls-self-signed`, clients pinning
+//! the key it prints), and the report sets them side by side. See `docs/PERFORMANCE.md` for
+//! how to read the results.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -31,7 +34,7 @@ use own::OwnCase;
 use procfs::Pid;
 use report::{Baseline, CaseResult, Machine, PeerResult, Report, Settings};
 use server::ServerProcess;
-use workloads::{IdleSettings, Measured};
+use workloads::{IdleSettings, Measured, Target};
 
 /// The server implementations (`ferry serve --impl`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -177,6 +180,13 @@ pub struct BenchArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s",
           value_parser = units::parse_duration_nonzero)]
     pub idle_gap: Duration,
+    /// Also run workloads 1, 2 and 4 over TLS (ferry/1 over TLS 1.3, `ferry serve
+    /// --tls-self-signed`, clients pinning its key), each TLS case right after the same
+    /// implementation's plain one; the report sets them side by side with their ratio.
+    /// Workload 3 stays plain. With `--clients own`, the commands use `ferrys://ADDR
+    /// --fingerprint FP`.
+    #[arg(long)]
+    pub tls: bool,
     /// Runs per case for workloads 1–3 (the median is reported).
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     pub repeat: u64,
@@ -238,6 +248,11 @@ impl Case {
             Case::Mixed(c) => ("mixed", "mixed", c, 1),
             Case::Idle(c) => ("idle", "idle-get", c, 1),
         }
+    }
+
+    /// Whether `--tls` runs this case over TLS too (workloads 1, 2 and 4).
+    pub fn has_tls(self) -> bool {
+        !matches!(self, Case::Mixed(_))
     }
 
     fn root(self, f: &Folders) -> &Path {
@@ -382,6 +397,21 @@ pub fn run(args: &BenchArgs, server_exe: &Path) -> io::Result<Report> {
     data::prepare(&folders, sizes)?;
     let logs = work.0.join("logs");
     std::fs::create_dir_all(&logs)?;
+    // The servers' self-signed key: made by the first TLS server, reused by the others.
+    let tls_dir = args.tls.then(|| work.0.join("tls"));
+    let mut notes = Vec::new();
+    let own_tls = match &tls_dir {
+        Some(_) if !own_cases.is_empty() => match own::tls_support(server_exe) {
+            Ok(()) => true,
+            Err(why) => {
+                let note = format!("own clients over TLS not measured: {why}");
+                say(format_args!("{note}"));
+                notes.push(note);
+                false
+            }
+        },
+        _ => false,
+    };
 
     let mut report = Report {
         tool: format!("ferry-bench {}", env!("CARGO_PKG_VERSION")),
@@ -400,7 +430,9 @@ pub fn run(args: &BenchArgs, server_exe: &Path) -> io::Result<Report> {
             idle_seconds: args.idle_time.as_secs_f64(),
             idle_mean_gap_seconds: args.idle_gap.as_secs_f64(),
             repeat: args.repeat as usize,
+            tls: args.tls,
         },
+        notes,
         baselines: Vec::new(),
         results: Vec::new(),
         own_clients: Vec::new(),
@@ -412,23 +444,42 @@ pub fn run(args: &BenchArgs, server_exe: &Path) -> io::Result<Report> {
     };
 
     if has(Workload::Large) && !args.no_baselines {
-        report.baselines = measure_baselines(&folders, args.large_size, args.repeat as usize)?;
+        report.baselines = measure_baselines(
+            &folders,
+            args.large_size,
+            args.repeat as usize,
+            tls_dir.as_deref(),
+        )?;
     }
 
     for &imp in &args.impls {
         for &case in &cases {
-            let result = run_case(args, server_exe, imp, case, &folders, &logs)?;
+            let result = run_case(args, server_exe, imp, case, &folders, &logs, None)?;
             report.results.push(result);
+            if let Some(dir) = tls_dir.as_deref().filter(|_| case.has_tls()) {
+                let result = run_case(args, server_exe, imp, case, &folders, &logs, Some(dir))?;
+                report.results.push(result);
+            }
         }
         for &case in &own_cases {
-            let result = own::run_case(args, server_exe, imp, case, &folders, &logs)?;
+            let result = own::run_case(args, server_exe, imp, case, &folders, &logs, None)?;
             report.own_clients.push(result);
+            if let Some(dir) = tls_dir.as_deref().filter(|_| own_tls) {
+                let result =
+                    own::run_case(args, server_exe, imp, case, &folders, &logs, Some(dir))?;
+                report.own_clients.push(result);
+            }
         }
     }
     if !report.baselines.is_empty() {
         // The ceilings again after the implementations, so that drift on a shared machine
         // (other tenants, memory pressure) weighs on both sides of the comparison alike.
-        let after = measure_baselines(&folders, args.large_size, args.repeat as usize)?;
+        let after = measure_baselines(
+            &folders,
+            args.large_size,
+            args.repeat as usize,
+            tls_dir.as_deref(),
+        )?;
         for (b, a) in report.baselines.iter_mut().zip(after) {
             b.runs_seconds.extend(a.runs_seconds);
             b.seconds = stats::median(&b.runs_seconds);
@@ -446,7 +497,12 @@ fn say(msg: std::fmt::Arguments<'_>) {
     eprintln!("ferry bench: {msg}");
 }
 
-fn measure_baselines(f: &Folders, size: u64, repeat: usize) -> io::Result<Vec<Baseline>> {
+fn measure_baselines(
+    f: &Folders,
+    size: u64,
+    repeat: usize,
+    tls_dir: Option<&Path>,
+) -> io::Result<Vec<Baseline>> {
     let src = f.large.join(data::LARGE_NAME);
     let mut out = Vec::new();
     let mut one = |name: &str, description: &str, run: &mut dyn FnMut() -> io::Result<f64>| {
@@ -484,6 +540,13 @@ fn measure_baselines(f: &Folders, size: u64, repeat: usize) -> io::Result<Vec<Ba
         "the same octets memory to memory over one loopback connection",
         &mut || baselines::tcp_memory(size),
     )?;
+    if let Some(dir) = tls_dir {
+        one(
+            "tls-memory",
+            "the same octets memory to memory over one loopback connection inside TLS 1.3 (rustls, ferry's configurations)",
+            &mut || baselines::tls_memory(size, dir),
+        )?;
+    }
     let w = f.large.join("disk-write.tmp");
     one(
         "disk-write",
@@ -493,6 +556,8 @@ fn measure_baselines(f: &Folders, size: u64, repeat: usize) -> io::Result<Vec<Ba
     Ok(out)
 }
 
+/// Runs `case` `--repeat` times against fresh `ferry serve --impl imp` processes: plain, or
+/// with `tls_dir` over TLS with the self-signed key kept there.
 fn run_case(
     args: &BenchArgs,
     exe: &Path,
@@ -500,8 +565,11 @@ fn run_case(
     case: Case,
     folders: &Folders,
     logs: &Path,
+    tls_dir: Option<&Path>,
 ) -> io::Result<CaseResult> {
     let (workload, op, conns, depth) = case.parts();
+    let tls = tls_dir.is_some();
+    let over = if tls { " over TLS" } else { "" };
     let repeat = match case {
         Case::Idle(_) => 1,
         _ => args.repeat as usize,
@@ -517,21 +585,28 @@ fn run_case(
     let mut stop_errors = Vec::new();
     for run in 0..repeat {
         let log = logs.join(format!(
-            "{}-{workload}-{op}-{conns}-{depth}-{run}.log",
-            imp.name()
+            "{}-{workload}-{op}-{conns}-{depth}{}-{run}.log",
+            imp.name(),
+            if tls { "-tls" } else { "" }
         ));
-        let server = ServerProcess::start(exe, imp, case.root(folders), max_connections, &log)?;
+        let server =
+            ServerProcess::start(exe, imp, case.root(folders), max_connections, &log, tls_dir)?;
         let addr = server.addr();
+        let target = match server.fingerprint() {
+            Some(fp) => Target::tls(addr, *fp).map_err(io::Error::other)?,
+            None => Target::plain(addr),
+        };
+        let target = &target;
         let s0 = server.stats()?;
         let c0 = procfs::read(Pid::This)?;
         let m = match case {
-            Case::LargeGet => workloads::large_get(addr, folders),
-            Case::LargePut => workloads::large_put(addr, folders),
-            Case::SmallGet(c, d) => workloads::small_get(addr, folders, args.small_ops, c, d),
-            Case::SmallPut(c, d) => workloads::small_put(addr, folders, args.small_ops, c, d),
-            Case::Mixed(c) => workloads::mixed(addr, folders, args.mixed_ops, c),
+            Case::LargeGet => workloads::large_get(target, folders),
+            Case::LargePut => workloads::large_put(target, folders),
+            Case::SmallGet(c, d) => workloads::small_get(target, folders, args.small_ops, c, d),
+            Case::SmallPut(c, d) => workloads::small_put(target, folders, args.small_ops, c, d),
+            Case::Mixed(c) => workloads::mixed(target, folders, args.mixed_ops, c),
             Case::Idle(c) => workloads::idle(
-                addr,
+                target,
                 IdleSettings {
                     connections: c,
                     duration: args.idle_time.max(Duration::from_millis(100)),
@@ -547,7 +622,7 @@ fn run_case(
         }
         workloads::clean_up(folders)?;
         say(format_args!(
-            "{:<9} {workload} {op} ×{conns} depth {depth} run {}/{repeat}: {} ops, {:.3} s, {:.0} MiB/s, {} errors",
+            "{:<9} {workload} {op} ×{conns} depth {depth}{over} run {}/{repeat}: {} ops, {:.3} s, {:.0} MiB/s, {} errors",
             imp.name(),
             run + 1,
             m.ops,
@@ -589,6 +664,7 @@ fn run_case(
         op: op.to_owned(),
         connections: conns,
         pipeline: depth,
+        tls,
         ops: m.ops,
         bytes: m.bytes,
         seconds: m.seconds,

@@ -13,6 +13,10 @@
 //! exactly the files, each of its size; a command's non-zero exit, a missing or wrong file or a
 //! server that does not stop cleanly makes the run an error, reported with its stderr. The
 //! destination is emptied before and after every run.
+//!
+//! Over TLS (`--tls`) the server runs with `--tls-self-signed` and the commands name it
+//! `ferrys://ADDR --fingerprint FP` (the key's fingerprint it printed), as a user pins a
+//! server's key; [`tls_support`] says first whether this `ferry` has those client flags.
 
 use std::ffi::OsString;
 use std::io;
@@ -98,10 +102,49 @@ fn plan(args: &BenchArgs, case: OwnCase, f: &Folders) -> Plan {
     }
 }
 
+/// Whether `exe`'s clients speak ferry/1 over TLS with a pinned key (`ferrys://` addresses and
+/// `--fingerprint`), from `ferry get --help`; if not, why not.
+pub fn tls_support(exe: &Path) -> Result<(), String> {
+    let out = Command::new(exe)
+        .args(["get", "--help"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run `{} get --help`: {e}", exe.display()))?;
+    tls_flags_in(exe, &String::from_utf8_lossy(&out.stdout))
+}
+
+/// Whether the `ferry get --help` text `help` of `exe` offers `--fingerprint`.
+fn tls_flags_in(exe: &Path, help: &str) -> Result<(), String> {
+    if help.contains("--fingerprint") {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{} get` has no --fingerprint option yet (a client without `ferrys://` and \
+             `--fingerprint` cannot pin the server's key)",
+            exe.display()
+        ))
+    }
+}
+
+/// How a command names the server: `ADDR` plain, or `ferrys://ADDR --fingerprint FP`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Server<'a> {
+    addr: &'a str,
+    fingerprint: Option<&'a str>,
+}
+
 /// The command's arguments after the `ferry` binary.
-fn argv(imp: Impl, case: OwnCase, addr: &str, plan: &Plan) -> Vec<OsString> {
+fn argv(imp: Impl, case: OwnCase, server: &Server<'_>, plan: &Plan) -> Vec<OsString> {
     let op = case.parts().1;
-    let mut v: Vec<OsString> = vec![op.into(), "--impl".into(), imp.name().into(), addr.into()];
+    let mut v: Vec<OsString> = vec![op.into(), "--impl".into(), imp.name().into()];
+    match server.fingerprint {
+        Some(fp) => {
+            v.extend(["--fingerprint".into(), fp.into()]);
+            v.push(format!("ferrys://{}", server.addr).into());
+        }
+        None => v.push(server.addr.into()),
+    }
     v.extend(plan.names.iter().map(OsString::from));
     if !case.is_put() {
         // A trailing separator: always a folder, with one name as with many.
@@ -113,8 +156,9 @@ fn argv(imp: Impl, case: OwnCase, addr: &str, plan: &Plan) -> Vec<OsString> {
     v
 }
 
-/// The command as the report shows it: `ferry get --impl tokio ADDR s00000 … s00999 -o DEST/`.
-fn command_text(imp: Impl, case: OwnCase, plan: &Plan) -> String {
+/// The command as the report shows it: `ferry get --impl tokio ADDR s00000 … s00999 -o DEST/`
+/// (over TLS: `--fingerprint FP ferrys://ADDR`).
+fn command_text(imp: Impl, case: OwnCase, plan: &Plan, tls: bool) -> String {
     let names = match plan.names.as_slice() {
         [] => String::new(),
         [one] => one.clone(),
@@ -122,7 +166,12 @@ fn command_text(imp: Impl, case: OwnCase, plan: &Plan) -> String {
     };
     let (_, op) = case.parts();
     let out = if case.is_put() { "" } else { " -o DEST/" };
-    format!("ferry {op} --impl {} ADDR {names}{out}", imp.name())
+    let server = if tls {
+        "--fingerprint FP ferrys://ADDR"
+    } else {
+        "ADDR"
+    };
+    format!("ferry {op} --impl {} {server} {names}{out}", imp.name())
 }
 
 /// One run's figures.
@@ -133,7 +182,8 @@ struct Run {
     peak_rss: u64,
 }
 
-/// Runs `case` `--repeat` times against `ferry serve --impl imp` started from `exe`.
+/// Runs `case` `--repeat` times against `ferry serve --impl imp` started from `exe`: plain,
+/// or with `tls_dir` over TLS with the self-signed key kept there.
 pub fn run_case(
     args: &BenchArgs,
     exe: &Path,
@@ -141,19 +191,26 @@ pub fn run_case(
     case: OwnCase,
     folders: &Folders,
     logs: &Path,
+    tls_dir: Option<&Path>,
 ) -> io::Result<OwnResult> {
     let (workload, op) = case.parts();
+    let tls = tls_dir.is_some();
+    let over = if tls { " over TLS" } else { "" };
     let plan = plan(args, case, folders);
     let repeat = args.repeat as usize;
     let mut runs = Vec::new();
     let mut errors = Vec::new();
     for run in 0..repeat {
         data::empty_folder(&plan.target)?;
-        let log = logs.join(format!("{}-own-{workload}-{op}-{run}.log", imp.name()));
-        match one_run(exe, imp, case, &plan, &log) {
+        let log = logs.join(format!(
+            "{}-own-{workload}-{op}{}-{run}.log",
+            imp.name(),
+            if tls { "-tls" } else { "" }
+        ));
+        match one_run(exe, imp, case, &plan, &log, tls_dir) {
             Ok(r) => {
                 crate::say(format_args!(
-                    "{:<9} own client {workload} {op} run {}/{repeat}: {} files, {:.3} s",
+                    "{:<9} own client {workload} {op}{over} run {}/{repeat}: {} files, {:.3} s",
                     imp.name(),
                     run + 1,
                     plan.names.len(),
@@ -163,7 +220,7 @@ pub fn run_case(
             }
             Err(e) => {
                 crate::say(format_args!(
-                    "{:<9} own client {workload} {op} run {}/{repeat}: error: {e}",
+                    "{:<9} own client {workload} {op}{over} run {}/{repeat}: error: {e}",
                     imp.name(),
                     run + 1
                 ));
@@ -189,7 +246,8 @@ pub fn run_case(
         implementation: imp.name().to_owned(),
         workload: workload.to_owned(),
         op: op.to_owned(),
-        command: command_text(imp, case, &plan),
+        tls,
+        command: command_text(imp, case, &plan, tls),
         files,
         bytes,
         seconds: median,
@@ -209,14 +267,27 @@ pub fn run_case(
 }
 
 /// One run: a fresh server, the command, the check of its result.
-fn one_run(exe: &Path, imp: Impl, case: OwnCase, plan: &Plan, log: &Path) -> io::Result<Run> {
-    let server = ServerProcess::start(exe, imp, &plan.root, 64, log)?;
+fn one_run(
+    exe: &Path,
+    imp: Impl,
+    case: OwnCase,
+    plan: &Plan,
+    log: &Path,
+    tls_dir: Option<&Path>,
+) -> io::Result<Run> {
+    let server = ServerProcess::start(exe, imp, &plan.root, 64, log, tls_dir)?;
     let addr = server.addr().to_string();
+    let fingerprint = server.fingerprint().map(ToString::to_string);
+    let named = Server {
+        addr: &addr,
+        fingerprint: fingerprint.as_deref(),
+    };
+    let tls = tls_dir.is_some();
     let s0 = server.stats()?;
     let c0 = procfs::children_cpu()?;
     let start = Instant::now();
     let output = Command::new(exe)
-        .args(argv(imp, case, &addr, plan))
+        .args(argv(imp, case, &named, plan))
         .current_dir(&plan.cwd)
         // What a user's shell gives it: the default log level (warnings and errors).
         .env("FERRY_LOG", "warn")
@@ -231,14 +302,14 @@ fn one_run(exe: &Path, imp: Impl, case: OwnCase, plan: &Plan, log: &Path) -> io:
     let output = output.map_err(|e| {
         io::Error::new(
             e.kind(),
-            format!("cannot run `{}`: {e}", command_text(imp, case, plan)),
+            format!("cannot run `{}`: {e}", command_text(imp, case, plan, tls)),
         )
     })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         return Err(io::Error::other(format!(
             "`{}` exited with {}: {}",
-            command_text(imp, case, plan),
+            command_text(imp, case, plan, tls),
             output.status,
             quote(stderr.trim())
         )));
@@ -338,7 +409,11 @@ mod tests {
     #[test]
     fn commands_are_what_a_user_types() {
         let plan = plan_of(&["s00000", "s00001", "s00002"], 1, Path::new("/w/dest"));
-        let get = argv(Impl::Tokio, OwnCase::SmallGet, "127.0.0.1:9", &plan);
+        let plain = Server {
+            addr: "127.0.0.1:9",
+            fingerprint: None,
+        };
+        let get = argv(Impl::Tokio, OwnCase::SmallGet, &plain, &plan);
         assert_eq!(
             get,
             [
@@ -353,7 +428,7 @@ mod tests {
                 "/w/dest/"
             ]
         );
-        let put = argv(Impl::AsyncStd, OwnCase::SmallPut, "127.0.0.1:9", &plan);
+        let put = argv(Impl::AsyncStd, OwnCase::SmallPut, &plain, &plan);
         assert_eq!(
             put,
             [
@@ -367,14 +442,70 @@ mod tests {
             ]
         );
         assert_eq!(
-            command_text(Impl::Smol, OwnCase::SmallGet, &plan),
+            command_text(Impl::Smol, OwnCase::SmallGet, &plan, false),
             "ferry get --impl smol ADDR s00000 … s00002 -o DEST/"
         );
         let one = plan_of(&["large.bin"], 1, Path::new("/w/large"));
         assert_eq!(
-            command_text(Impl::Threads, OwnCase::LargePut, &one),
+            command_text(Impl::Threads, OwnCase::LargePut, &one, false),
             "ferry put --impl threads ADDR large.bin"
         );
+    }
+
+    #[test]
+    fn tls_commands_name_a_ferrys_address_and_pin_the_key() {
+        let fp = "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU";
+        let server = Server {
+            addr: "127.0.0.1:9",
+            fingerprint: Some(fp),
+        };
+        let one = plan_of(&["large.bin"], 1, Path::new("/w/dest"));
+        assert_eq!(
+            argv(Impl::Threads, OwnCase::LargeGet, &server, &one),
+            [
+                "get",
+                "--impl",
+                "threads",
+                "--fingerprint",
+                fp,
+                "ferrys://127.0.0.1:9",
+                "large.bin",
+                "-o",
+                "/w/dest/"
+            ]
+        );
+        assert_eq!(
+            argv(Impl::Smol, OwnCase::LargePut, &server, &one),
+            [
+                "put",
+                "--impl",
+                "smol",
+                "--fingerprint",
+                fp,
+                "ferrys://127.0.0.1:9",
+                "large.bin"
+            ]
+        );
+        assert_eq!(
+            command_text(Impl::Smol, OwnCase::LargePut, &one, true),
+            "ferry put --impl smol --fingerprint FP ferrys://ADDR large.bin"
+        );
+    }
+
+    #[test]
+    fn own_clients_over_tls_need_the_fingerprint_flag() {
+        let exe = Path::new("/x/ferry");
+        assert_eq!(
+            tls_flags_in(exe, "      --fingerprint <FP>  pin the server's key"),
+            Ok(())
+        );
+        let why = tls_flags_in(exe, "      --impl <IMPL>").expect_err("no --fingerprint");
+        assert!(
+            why.contains("`/x/ferry get` has no --fingerprint option yet"),
+            "{why}"
+        );
+        let why = tls_support(Path::new("/nonexistent/ferry")).expect_err("no binary");
+        assert!(why.contains("cannot run"), "{why}");
     }
 
     #[test]

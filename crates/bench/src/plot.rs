@@ -461,6 +461,52 @@ pub fn panels(r: &Report) -> Vec<Panel> {
             lines: Vec::new(),
         });
     }
+
+    // TLS against plain (`--tls`): the ratio of the fastest runs, per case.
+    let pairs: Vec<_> = r
+        .tls_pairs()
+        .into_iter()
+        .filter(|p| p.plain.workload != "idle")
+        .collect();
+    if !pairs.is_empty() {
+        let mut cases: Vec<&crate::report::CaseResult> = Vec::new();
+        for p in &pairs {
+            if !cases.iter().any(|c| c.same_case(p.plain)) {
+                cases.push(p.plain);
+            }
+        }
+        let series = imps
+            .iter()
+            .map(|i| {
+                let v = cases
+                    .iter()
+                    .map(|c| {
+                        pairs
+                            .iter()
+                            .find(|p| &p.plain.implementation == i && p.plain.same_case(c))
+                            .and_then(|p| p.figures().ratios().map(|r| r.0))
+                    })
+                    .collect();
+                (i.clone(), v)
+            })
+            .collect();
+        out.push(Panel {
+            title: "TLS ÷ plain, same implementation (fastest runs)".into(),
+            unit: "×".into(),
+            categories: cases.iter().map(|c| c.short_label()).collect(),
+            series,
+            lines: vec![
+                (
+                    format!("large target {}×", crate::report::TLS_LARGE_TARGET),
+                    crate::report::TLS_LARGE_TARGET,
+                ),
+                (
+                    format!("small target {}×", crate::report::TLS_SMALL_TARGET),
+                    crate::report::TLS_SMALL_TARGET,
+                ),
+            ],
+        });
+    }
     out
 }
 
@@ -475,7 +521,7 @@ fn peer_series(
     let mut tools: Vec<String> = r
         .peers
         .iter()
-        .filter(|p| p.workload == workload && p.tool != "ferry")
+        .filter(|p| p.workload == workload && !p.tool.starts_with("ferry"))
         .map(|p| p.tool.clone())
         .collect();
     tools.sort();

@@ -9,7 +9,9 @@ use crate::units::{MIB, size_text};
 use crate::workloads::IdleMemory;
 
 mod own;
+mod tls;
 pub use own::{Comparison, OwnResult};
+pub use tls::{TLS_LARGE_TARGET, TLS_SMALL_TARGET};
 
 /// Everything one `ferry bench` run measured.
 #[derive(Debug, Clone, Serialize)]
@@ -22,6 +24,9 @@ pub struct Report {
     pub machine: Machine,
     /// What was asked.
     pub settings: Settings,
+    /// What this run could not measure, and why (e.g. own clients over TLS without the
+    /// client's TLS flags).
+    pub notes: Vec<String>,
     /// The ceilings, measured in the same run.
     pub baselines: Vec<Baseline>,
     /// One entry per implementation and workload case (the shared load generator).
@@ -73,6 +78,8 @@ pub struct Settings {
     pub idle_mean_gap_seconds: f64,
     /// Runs per case (workloads 1–3; workload 4 runs once).
     pub repeat: usize,
+    /// Whether workloads 1, 2 and 4 also ran over TLS (`--tls`).
+    pub tls: bool,
 }
 
 /// One ceiling.
@@ -107,6 +114,8 @@ pub struct CaseResult {
     pub connections: usize,
     /// Requests sent at once on each session (1: one at a time).
     pub pipeline: usize,
+    /// Over TLS (`ferry serve --tls-self-signed`, the key pinned by the clients), else plain.
+    pub tls: bool,
     /// Operations completed (median run).
     pub ops: u64,
     /// File octets moved (median run).
@@ -140,23 +149,47 @@ pub struct CaseResult {
 }
 
 impl CaseResult {
-    /// `small get ×64 (32 deep)`-style label.
+    /// `small get ×64 (32 deep)`-style label (` TLS` at the end over TLS).
     pub fn label(&self) -> String {
         format!(
-            "{} {} ×{}{}",
+            "{} {} ×{}{}{}",
             self.workload,
             self.op,
             self.connections,
-            self.depth_text()
+            self.depth_text(),
+            self.tls_text()
         )
     }
 
-    /// `large get ×1`, `small put ×8 (32 deep)`, `mixed ×16`, `idle ×1000`.
+    /// `large get ×1`, `small put ×8 (32 deep)`, `mixed ×16`, `idle ×1000` (` TLS` at the
+    /// end over TLS).
     pub fn short_label(&self) -> String {
         match self.workload.as_str() {
-            "mixed" | "idle" => format!("{} ×{}", self.workload, self.connections),
+            "mixed" | "idle" => {
+                format!("{} ×{}{}", self.workload, self.connections, self.tls_text())
+            }
             _ => self.label(),
         }
+    }
+
+    /// ` TLS` over TLS, else nothing.
+    pub fn tls_text(&self) -> &'static str {
+        if self.tls { " TLS" } else { "" }
+    }
+
+    /// Whether `other` is the same case (workload, op, sessions, depth), plain or over TLS.
+    pub fn same_case(&self, other: &CaseResult) -> bool {
+        (
+            self.workload.as_str(),
+            self.op.as_str(),
+            self.connections,
+            self.pipeline,
+        ) == (
+            other.workload.as_str(),
+            other.op.as_str(),
+            other.connections,
+            other.pipeline,
+        )
     }
 
     /// ` (32 deep)` for pipelined cases, else nothing.
@@ -172,7 +205,8 @@ impl CaseResult {
 /// One figure of another tool, from `bench/peers.sh`'s `peers.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PeerResult {
-    /// The tool (`nginx+curl`, `vsftpd+curl`, `rsync`, `sftp`, `ferry`).
+    /// The tool (`vsftpd`, `vsftpd-tls`, `nginx`, `nginx-tls`, `rsync`, `sftp`, `ferry`,
+    /// `ferry-tls`; ferry's own rows are left out of the comparisons with peers).
     pub tool: String,
     /// For ferry's own CLI rows: the implementation.
     #[serde(default, rename = "impl")]
@@ -238,7 +272,8 @@ impl Report {
         self.find_deep(imp, workload, op, connections, 1)
     }
 
-    /// [`Report::find`] with pipeline depth `depth`.
+    /// [`Report::find`] with pipeline depth `depth` (plain: the TLS results are compared with
+    /// these, not with the targets of the plain ones).
     pub fn find_deep(
         &self,
         imp: &str,
@@ -249,6 +284,7 @@ impl Report {
     ) -> Option<&CaseResult> {
         self.results.iter().find(|r| {
             r.implementation == imp
+                && !r.tls
                 && r.workload == workload
                 && r.op == op
                 && r.pipeline == depth
@@ -292,6 +328,7 @@ impl Report {
                     .iter()
                     .filter(|r| {
                         r.implementation == *imp
+                            && !r.tls
                             && r.workload == "small"
                             && r.op == op
                             && r.connections == 64
@@ -304,7 +341,7 @@ impl Report {
                     .peers
                     .iter()
                     .filter(|p| {
-                        p.tool != "ferry"
+                        !p.tool.starts_with("ferry")
                             && p.workload == "small"
                             && p.direction == op
                             && p.connections == 64
@@ -363,6 +400,7 @@ impl Report {
                 });
             }
         }
+        checks.extend(self.tls_checks());
         checks.extend(self.own_checks());
         self.targets = checks;
     }
@@ -390,19 +428,7 @@ impl Report {
         let imps = &self.settings.implementations;
         let mut cases: Vec<&CaseResult> = Vec::new();
         for r in &self.results {
-            if !cases.iter().any(|c| {
-                (
-                    c.workload.as_str(),
-                    c.op.as_str(),
-                    c.connections,
-                    c.pipeline,
-                ) == (
-                    r.workload.as_str(),
-                    r.op.as_str(),
-                    r.connections,
-                    r.pipeline,
-                )
-            }) {
+            if !cases.iter().any(|c| c.same_case(r) && c.tls == r.tls) {
                 cases.push(r);
             }
         }
@@ -412,6 +438,7 @@ impl Report {
                 r.op.clone(),
                 r.pipeline,
                 r.connections,
+                r.tls,
             )
         });
         let mut rows: Vec<Vec<String>> = Vec::new();
@@ -427,20 +454,10 @@ impl Report {
             };
             let mut row = vec![c.short_label(), unit.to_owned()];
             for imp in imps {
-                let r = self.results.iter().find(|r| {
-                    &r.implementation == imp
-                        && (
-                            r.workload.as_str(),
-                            r.op.as_str(),
-                            r.connections,
-                            r.pipeline,
-                        ) == (
-                            c.workload.as_str(),
-                            c.op.as_str(),
-                            c.connections,
-                            c.pipeline,
-                        )
-                });
+                let r = self
+                    .results
+                    .iter()
+                    .find(|r| &r.implementation == imp && r.same_case(c) && r.tls == c.tls);
                 row.push(match r {
                     None => "–".to_owned(),
                     Some(r) => {
@@ -466,6 +483,10 @@ impl Report {
         }
         if !cases.is_empty() {
             s.push_str(&aligned(&rows, 2, false));
+        }
+        if !self.tls_pairs().is_empty() {
+            s.push('\n');
+            s.push_str(&self.tls_table());
         }
         if !self.own_clients.is_empty() {
             if !cases.is_empty() {
@@ -498,6 +519,9 @@ impl Report {
                 }
             }
             let _ = writeln!(s, "{line}");
+        }
+        for note in &self.notes {
+            let _ = writeln!(s, "Not measured: {note}.");
         }
         for r in self.results.iter().filter(|r| r.errors > 0) {
             let _ = writeln!(
@@ -610,6 +634,7 @@ impl Report {
                     r.op.clone(),
                     r.pipeline,
                     r.connections,
+                    r.tls,
                 )
             });
             for r in rows {
@@ -619,11 +644,12 @@ impl Report {
                     });
                 let _ = writeln!(
                     s,
-                    "| {} | {} {}{} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {:.2} | {:.2} | {:.1} | {} |",
+                    "| {} | {} {}{}{} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {:.2} | {:.2} | {:.1} | {} |",
                     r.implementation,
                     r.workload,
                     r.op,
                     r.depth_text(),
+                    r.tls_text(),
                     r.connections,
                     r.ops,
                     r.mib_per_s,
@@ -652,8 +678,9 @@ impl Report {
                 if let Some(i) = r.idle {
                     let _ = writeln!(
                         s,
-                        "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} |",
+                        "| {}{} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} |",
                         r.implementation,
+                        r.tls_text(),
                         i.connections,
                         i.rss_before_mib,
                         i.rss_open_mib,
@@ -665,6 +692,9 @@ impl Report {
                 }
             }
             s.push('\n');
+        }
+        if !self.tls_pairs().is_empty() {
+            self.tls_markdown(&mut s);
         }
         if !self.own_clients.is_empty() {
             self.own_markdown(&mut s);
@@ -715,6 +745,13 @@ impl Report {
                     "| {} | {} | {} | {met} |",
                     t.goal, t.implementation, t.measured
                 );
+            }
+            s.push('\n');
+        }
+        if !self.notes.is_empty() {
+            let _ = writeln!(s, "## Not measured\n");
+            for note in &self.notes {
+                let _ = writeln!(s, "- {note}.");
             }
             s.push('\n');
         }

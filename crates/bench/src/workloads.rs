@@ -2,7 +2,8 @@
 //! driven by the same load generator, so that the server is the only thing that changes:
 //! ferry-sync's client, one thread per connection, for workloads 1–3 (at most 64
 //! connections, where threads cost nothing), and ferry-async's client on a tokio runtime for
-//! workload 4 (thousands of connections in one process).
+//! workload 4 (thousands of connections in one process). A [`Target`] says where the server
+//! is and whether its clients speak ferry/1 over TLS (pinning the server's key).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -96,11 +97,46 @@ struct ThreadTally {
     failures: Failures,
 }
 
-fn client_options() -> ClientOptions {
-    ClientOptions {
-        read_timeout: Some(Duration::from_secs(600)),
-        write_timeout: Some(Duration::from_secs(600)),
-        ..ClientOptions::default()
+/// The server a workload drives: its address, and the TLS its clients use (`None`: plain).
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// TLS for every session, or `None` for plain ferry/1.
+    pub tls: Option<ferry_tls::ClientTls>,
+}
+
+impl Target {
+    /// A plain ferry/1 server.
+    pub fn plain(addr: SocketAddr) -> Self {
+        Self { addr, tls: None }
+    }
+
+    /// A ferry/1-over-TLS server whose key has `fingerprint` (pinned: TLS-8).
+    pub fn tls(
+        addr: SocketAddr,
+        fingerprint: ferry_tls::Fingerprint,
+    ) -> Result<Self, ferry_tls::TlsError> {
+        let tls = ferry_tls::ClientTls::new(
+            &addr.ip().to_string(),
+            addr.port(),
+            ferry_tls::Trust::Fingerprint(fingerprint),
+        )?;
+        Ok(Self {
+            addr,
+            tls: Some(tls),
+        })
+    }
+
+    /// The options of every load-generator session: long timeouts (nothing may fire during a
+    /// benchmark) and this target's TLS.
+    fn options(&self) -> ClientOptions {
+        ClientOptions {
+            read_timeout: Some(Duration::from_secs(600)),
+            write_timeout: Some(Duration::from_secs(600)),
+            tls: self.tls.clone(),
+            ..ClientOptions::default()
+        }
     }
 }
 
@@ -111,19 +147,20 @@ fn name(s: &str) -> FileName {
 /// Runs `conns` sessions on their own threads: each connects, all wait on a barrier, then
 /// each calls `work(index, client, tally)`; the clock runs from the barrier to the last
 /// thread's end. A session that fails to connect counts one error.
-fn drive<F>(addr: SocketAddr, conns: usize, work: F) -> Measured
+fn drive<F>(target: &Target, conns: usize, work: F) -> Measured
 where
     F: Fn(usize, &mut Client, &mut ThreadTally) + Sync,
 {
+    let (addr, options) = (target.addr, target.options());
     let barrier = Barrier::new(conns + 1);
     let tallies = Mutex::new(Vec::with_capacity(conns));
     // The scope joins every thread before it returns: the clock stops there.
     let start = std::thread::scope(|s| {
         for c in 0..conns {
-            let (barrier, tallies, work) = (&barrier, &tallies, &work);
+            let (barrier, tallies, work, options) = (&barrier, &tallies, &work, &options);
             s.spawn(move || {
                 let mut tally = ThreadTally::default();
-                let client = Client::connect_with(addr, &client_options());
+                let client = Client::connect_with(addr, options);
                 barrier.wait();
                 match client {
                     Ok(mut client) => {
@@ -176,10 +213,10 @@ fn timed(tally: &mut ThreadTally, what: &str, op: impl FnOnce() -> Result<u64, C
 }
 
 /// Workload 1, download: the large file over one session, stored under `folders.dest`.
-pub fn large_get(addr: SocketAddr, folders: &Folders) -> Measured {
+pub fn large_get(target: &Target, folders: &Folders) -> Measured {
     let dest = folders.dest.join(data::LARGE_NAME);
     let file = name(data::LARGE_NAME);
-    drive(addr, 1, |_, client, tally| {
+    drive(target, 1, |_, client, tally| {
         timed(tally, "get", || {
             client
                 .get_to_path(&file, &dest, &GetOptions::default(), &mut |_| {})
@@ -190,10 +227,10 @@ pub fn large_get(addr: SocketAddr, folders: &Folders) -> Measured {
 
 /// Workload 1, upload: the large file over one session, as [`data::LARGE_UPLOAD`]. The
 /// clock includes the server's fsync and rename: `ok put` comes after them.
-pub fn large_put(addr: SocketAddr, folders: &Folders) -> Measured {
+pub fn large_put(target: &Target, folders: &Folders) -> Measured {
     let src = folders.large.join(data::LARGE_NAME);
     let as_name = name(data::LARGE_UPLOAD);
-    drive(addr, 1, |_, client, tally| {
+    drive(target, 1, |_, client, tally| {
         timed(tally, "put", || {
             client
                 .put_from_path(&src, Some(&as_name), &PutOptions::default(), &mut |_| {})
@@ -206,7 +243,7 @@ pub fn large_put(addr: SocketAddr, folders: &Folders) -> Measured {
 /// requests at a time per session (1: one round trip per file; more: pipelined batches,
 /// as `ferry get a b c …` sends them).
 pub fn small_get(
-    addr: SocketAddr,
+    target: &Target,
     folders: &Folders,
     count: usize,
     conns: usize,
@@ -214,7 +251,7 @@ pub fn small_get(
 ) -> Measured {
     let opts = GetOptions::default();
     small_files(
-        addr,
+        target,
         (count, conns, depth),
         "get",
         |client, i| {
@@ -239,7 +276,7 @@ pub fn small_get(
 /// sessions, `depth` at a time per session (flow `now`: no round trip for `go`; with depth
 /// > 1, pipelined batches as `ferry put a b c …` sends them).
 pub fn small_put(
-    addr: SocketAddr,
+    target: &Target,
     folders: &Folders,
     count: usize,
     conns: usize,
@@ -253,7 +290,7 @@ pub fn small_put(
         )
     };
     small_files(
-        addr,
+        target,
         (count, conns, depth),
         "put",
         |client, i| {
@@ -281,7 +318,7 @@ type BatchResults = Vec<Result<(FileName, u64), ClientError>>;
 /// from the batch's start to its last octet (as `progress` reports it, else to the batch's
 /// end), so it includes waiting behind the files before it.
 fn small_files<One, Many>(
-    addr: SocketAddr,
+    target: &Target,
     (count, conns, depth): (usize, usize, usize),
     what: &str,
     one: One,
@@ -291,7 +328,7 @@ where
     One: Fn(&mut Client, usize) -> Result<u64, ClientError> + Sync,
     Many: Fn(&mut Client, &[usize], &mut dyn FnMut(Progress<'_>)) -> BatchResults + Sync,
 {
-    drive(addr, conns, |c, client, tally| {
+    drive(target, conns, |c, client, tally| {
         let mine: Vec<usize> = (c..count).step_by(conns).collect();
         if depth <= 1 {
             for &i in &mine {
@@ -328,8 +365,8 @@ where
 /// Workload 3: `ops` operations over `conns` sessions, each chosen at random (seeded per
 /// session): 70 % get of a mixed file (4 KiB to 1 MiB), 20 % put replacing one of the
 /// session's 8 names (4 KiB to 1 MiB), 10 % dir of the folder (~250 entries).
-pub fn mixed(addr: SocketAddr, folders: &Folders, ops: usize, conns: usize) -> Measured {
-    drive(addr, conns, |c, client, tally| {
+pub fn mixed(target: &Target, folders: &Folders, ops: usize, conns: usize) -> Measured {
+    drive(target, conns, |c, client, tally| {
         let mut rng = Rng::new(0x00C0_FFEE + c as u64);
         let dest_dir = folders.dest.clone();
         let replace = PutOptions {
@@ -396,7 +433,7 @@ const IDLE_CONNECT_CONCURRENCY: usize = 64;
 /// server's memory is read through `server_stats` before the first connection and with every
 /// session open.
 pub fn idle(
-    addr: SocketAddr,
+    target: &Target,
     settings: IdleSettings,
     server_stats: &dyn Fn() -> std::io::Result<ProcStats>,
 ) -> Measured {
@@ -413,6 +450,7 @@ pub fn idle(
         }
     };
     let handle = rt.handle().clone();
+    let (addr, options) = (target.addr, target.options());
     let n = settings.connections;
     let before = server_stats();
 
@@ -436,6 +474,7 @@ pub fn idle(
             );
             let (mut start_rx, mut release_rx) = (start_rx.clone(), release_rx.clone());
             let mean_gap = settings.mean_gap;
+            let options = options.clone();
             handle.spawn(async move {
                 let mut tally = ThreadTally::default();
                 let mut rng = Rng::new(0x1D1E + i as u64);
@@ -443,7 +482,7 @@ pub fn idle(
                     .map(|k| name(&data::idle_name(k)))
                     .collect();
                 let permit = permits.acquire().await;
-                let connected = AsyncClient::connect_with(rt, addr, &client_options()).await;
+                let connected = AsyncClient::connect_with(rt, addr, &options).await;
                 let mut client = match connected {
                     Ok(c) => c,
                     Err(e) => {

@@ -113,6 +113,10 @@ const HANDLING: &[(&str, How)] = &[
         How::Parse,
     ),
     (
+        "cargo run --release -p ferry -- bench --tls --workloads large,small,idle",
+        How::Parse,
+    ),
+    (
         "cargo bench -p ferry-bench --bench ops",
         How::Skip("criterion benchmarks (minutes, release build); not a ferry command"),
     ),
@@ -223,6 +227,10 @@ const HANDLING: &[(&str, How)] = &[
     (
         "TOOLS=\"ferry nginx\" IMPLS=\"threads tokio\" bench/peers.sh",
         How::Skip("needs root and installs and runs vsftpd, nginx, rsync and sshd"),
+    ),
+    (
+        "TOOLS=\"vsftpd-tls nginx-tls sftp ferry-tls\" bench/peers.sh",
+        How::Skip("needs root and installs and runs vsftpd, nginx and sshd"),
     ),
     // tests/matrix/README.md
     (

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{Report, TargetCheck, aligned, figure};
+use super::{Report, TLS_LARGE_TARGET, TLS_SMALL_TARGET, TargetCheck, aligned, figure};
 use crate::units::size_text;
 
 /// One implementation's own client against its own server: one whole `ferry get` or `ferry
@@ -19,6 +19,8 @@ pub struct OwnResult {
     pub workload: String,
     /// `get` or `put`.
     pub op: String,
+    /// Over TLS (`ferrys://ADDR --fingerprint FP` against `ferry serve --tls-self-signed`).
+    pub tls: bool,
     /// The command, with `ADDR` and `DEST` for the run's address and destination.
     pub command: String,
     /// Files moved by one command.
@@ -56,7 +58,8 @@ pub struct OwnResult {
 impl OwnResult {
     /// `large get`, `small put`.
     pub fn label(&self) -> String {
-        format!("{} {}", self.workload, self.op)
+        let tls = if self.tls { " over TLS" } else { "" };
+        format!("{} {}{tls}", self.workload, self.op)
     }
 
     /// The figure a target compares: MiB/s for the large file, files/s for the small ones.
@@ -70,10 +73,11 @@ impl OwnResult {
 }
 
 /// An own-client figure against its reference: the TCP copy for the large file (MiB/s), rsync
-/// on one connection for the small files (files/s, from `--peers`).
+/// on one connection for the small files (files/s, from `--peers`); over TLS, the same
+/// implementation's plain command.
 #[derive(Debug, Clone, Serialize)]
 pub struct Comparison {
-    /// `tcp-copy` or `rsync`.
+    /// `tcp-copy`, `rsync` or `plain`.
     pub reference: String,
     /// What the reference is, e.g. `rsync daemon, 10000 files on 1 connection`.
     pub description: String,
@@ -107,8 +111,30 @@ struct Reference {
 
 impl Report {
     /// What an own-client case is compared with, if this run has it: the TCP copy baseline
-    /// (large file, MiB/s) or rsync on one connection from the peers (small files, files/s).
-    fn own_reference(&self, workload: &str, op: &str) -> Option<Reference> {
+    /// (large file, MiB/s) or rsync on one connection from the peers (small files, files/s);
+    /// over TLS, the same implementation's plain command (`imp`).
+    fn own_reference(&self, workload: &str, op: &str, tls: Option<&str>) -> Option<Reference> {
+        if let Some(imp) = tls {
+            let plain = self.own_clients.iter().find(|r| {
+                !r.tls
+                    && r.implementation == imp
+                    && r.workload == workload
+                    && r.op == op
+                    && !r.runs_seconds.is_empty()
+            })?;
+            let (best, median) = plain.rates();
+            return Some(Reference {
+                name: "plain".to_owned(),
+                description: "the same command without TLS".to_owned(),
+                best,
+                median,
+                target: if workload == "large" {
+                    TLS_LARGE_TARGET
+                } else {
+                    TLS_SMALL_TARGET
+                },
+            });
+        }
         if workload == "large" {
             let b = self.baseline("tcp-copy")?;
             if b.best_mib_per_s <= 0.0 || b.mib_per_s <= 0.0 {
@@ -156,7 +182,11 @@ impl Report {
             .own_clients
             .iter()
             .map(|r| {
-                let reference = self.own_reference(&r.workload, &r.op)?;
+                let imp = r.tls.then_some(r.implementation.as_str());
+                let reference = self.own_reference(&r.workload, &r.op, imp)?;
+                if reference.best <= 0.0 || reference.median <= 0.0 {
+                    return None;
+                }
                 let (best, median) = r.rates();
                 Some(Comparison {
                     ratio_best: best / reference.best,
@@ -178,7 +208,14 @@ impl Report {
     pub(super) fn own_checks(&self) -> Vec<TargetCheck> {
         let mut checks = Vec::new();
         for r in &self.own_clients {
-            let (unit, reference, target) = if r.workload == "large" {
+            let (unit, reference, target) = if r.tls {
+                let (unit, target) = if r.workload == "large" {
+                    ("MiB/s", TLS_LARGE_TARGET)
+                } else {
+                    ("files/s", TLS_SMALL_TARGET)
+                };
+                (unit, "plain (same implementation)", target)
+            } else if r.workload == "large" {
                 ("MiB/s", "the TCP copy", OWN_LARGE_TARGET)
             } else {
                 (
@@ -204,6 +241,10 @@ impl Report {
                     ),
                     Some(c.ratio_best >= target),
                 ),
+                None if r.tls => (
+                    format!("best {} {unit}; no plain run without error", figure(best)),
+                    None,
+                ),
                 None if r.workload == "large" => (
                     format!("best {} {unit}; no TCP copy in this run", figure(best)),
                     None,
@@ -226,11 +267,11 @@ impl Report {
         checks
     }
 
-    /// The own-client cases in the order they ran: (workload, op) of each, once.
-    fn own_cases(&self) -> Vec<(&str, &str)> {
-        let mut cases: Vec<(&str, &str)> = Vec::new();
+    /// The own-client cases in the order they ran: (workload, op, over TLS) of each, once.
+    fn own_cases(&self) -> Vec<(&str, &str, bool)> {
+        let mut cases: Vec<(&str, &str, bool)> = Vec::new();
         for r in &self.own_clients {
-            let c = (r.workload.as_str(), r.op.as_str());
+            let c = (r.workload.as_str(), r.op.as_str(), r.tls);
             if !cases.contains(&c) {
                 cases.push(c);
             }
@@ -255,8 +296,8 @@ impl Report {
         head.extend(imps.iter().cloned());
         head.push("reference".to_owned());
         let mut rows = vec![head];
-        for (workload, op) in self.own_cases() {
-            let (label, unit, against, target) = if workload == "large" {
+        for (workload, op, tls) in self.own_cases() {
+            let (mut label, unit, mut against, mut target) = if workload == "large" {
                 (
                     format!("large {op} {}", size_text(st.large_size)),
                     "MiB/s",
@@ -271,14 +312,27 @@ impl Report {
                     OWN_SMALL_TARGET,
                 )
             };
-            let reference = self.own_reference(workload, op);
+            if tls {
+                label.push_str(" TLS");
+                against = "plain";
+                target = if workload == "large" {
+                    TLS_LARGE_TARGET
+                } else {
+                    TLS_SMALL_TARGET
+                };
+            }
+            // Over TLS each implementation has its own reference: its plain command.
+            let reference = if tls {
+                None
+            } else {
+                self.own_reference(workload, op, None)
+            };
             let mut row = vec![label, unit.to_owned()];
             let mut ratios = vec![format!("  ÷ {against} (target ≥ {target}×)"), String::new()];
             for imp in imps {
-                let r = self
-                    .own_clients
-                    .iter()
-                    .find(|r| &r.implementation == imp && r.workload == workload && r.op == op);
+                let r = self.own_clients.iter().find(|r| {
+                    &r.implementation == imp && r.workload == workload && r.op == op && r.tls == tls
+                });
                 let Some(r) = r else {
                     row.push("–".to_owned());
                     ratios.push("–".to_owned());
@@ -302,6 +356,7 @@ impl Report {
                 });
             }
             row.push(match &reference {
+                _ if tls => "plain, same implementation".to_owned(),
                 Some(r) => format!("{} {} · {}", r.name, figure(r.best), figure(r.median)),
                 None if workload == "large" => "no TCP copy in this run".to_owned(),
                 None => "rsync: pass --peers (bench/peers.sh)".to_owned(),
@@ -340,11 +395,11 @@ impl Report {
             "| implementation | case | command | MiB/s best · median | files/s best · median | seconds (median) | reference best · median | ratio best (median) | target | server CPU s | client CPU s | server peak RSS MiB | errors |\n\
              |---|---|---|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|"
         );
-        for (workload, op) in self.own_cases() {
+        for (workload, op, tls) in self.own_cases() {
             for r in self
                 .own_clients
                 .iter()
-                .filter(|r| r.workload == workload && r.op == op)
+                .filter(|r| r.workload == workload && r.op == op && r.tls == tls)
             {
                 let (reference, ratio, target) = match &r.compared {
                     Some(c) => (
@@ -400,6 +455,7 @@ mod tests {
             implementation: imp.to_owned(),
             workload: workload.to_owned(),
             op: op.to_owned(),
+            tls: false,
             command: format!("ferry {op} --impl {imp} ADDR …"),
             files,
             bytes,
@@ -441,7 +497,9 @@ mod tests {
                 idle_seconds: 0.0,
                 idle_mean_gap_seconds: 0.0,
                 repeat: 3,
+                tls: false,
             },
+            notes: Vec::new(),
             baselines: vec![Baseline {
                 name: "tcp-copy".to_owned(),
                 description: "copy".to_owned(),
@@ -553,6 +611,57 @@ mod tests {
         assert!(md.contains("## Own clients"), "{md}");
         assert!(!md.contains("## Results"), "{md}");
         assert!(md.contains("| 5.00× (5.00×) | ≥ 2× |"), "{md}");
+    }
+
+    #[test]
+    fn own_clients_over_tls_are_compared_with_their_plain_commands() {
+        let tls = |imp: &str, runs: &[f64]| {
+            let mut r = own(imp, "large", "get", runs);
+            r.tls = true;
+            r
+        };
+        let mut r = report(
+            vec![
+                own("threads", "large", "get", &[0.1, 0.05, 0.2]),
+                tls("threads", &[0.1, 0.1, 0.1]),
+                own("tokio", "large", "get", &[0.2]),
+                tls("tokio", &[0.2]),
+            ],
+            Vec::new(),
+        );
+        r.check_targets();
+        let c = r.own_clients[1].compared.clone().expect("compared");
+        assert_eq!(c.reference, "plain");
+        assert!((c.ratio_best - 0.5).abs() < 1e-9, "{c:?}");
+        assert!((c.ratio_median - 1.0).abs() < 1e-9, "{c:?}");
+        assert_eq!(c.target, TLS_LARGE_TARGET);
+        let c = r.own_clients[3].compared.clone().expect("compared");
+        assert!((c.ratio_best - 1.0).abs() < 1e-9, "{c:?}");
+        let met: Vec<(&str, &str, Option<bool>)> = r
+            .targets
+            .iter()
+            .filter(|t| t.goal.contains("TLS"))
+            .map(|t| (t.goal.as_str(), t.implementation.as_str(), t.met))
+            .collect();
+        assert_eq!(
+            met,
+            [
+                (
+                    "own client: large get over TLS ≥ 0.85× plain (same implementation)",
+                    "threads",
+                    Some(false)
+                ),
+                (
+                    "own client: large get over TLS ≥ 0.85× plain (same implementation)",
+                    "tokio",
+                    Some(true)
+                ),
+            ]
+        );
+        let table = r.to_table();
+        for needle in ["large get 100 MiB TLS", "÷ plain (target ≥ 0.85×)", "0.50×"] {
+            assert!(table.contains(needle), "table lacks {needle:?}:\n{table}");
+        }
     }
 
     #[test]
