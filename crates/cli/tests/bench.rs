@@ -345,8 +345,6 @@ fn bench_refuses_bad_options_clearly() {
 /// the `tls-memory` ceiling and the TLS section are in the report; own clients over TLS run,
 /// or are named as not measured when this `ferry get` has no `--fingerprint`.
 #[test]
-#[ignore = "ferry serve refuses a TLS configuration until the TEMPORARY guard in \
-            crates/cli/src/engine.rs goes; remove this line with it"]
 fn bench_tls_runs_each_case_plain_and_over_tls() {
     let work = tempfile::tempdir().expect("tempdir");
     let out = work.path().join("out");

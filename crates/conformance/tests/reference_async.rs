@@ -76,7 +76,11 @@ fn server_passes_every_case_over(imp: Impl, tls: bool) {
     common::check(&r, &what, KNOWN);
     assert_eq!(r.summary.unimplemented, 0, "{what}");
     if tls {
-        let tls_cases = r.cases.iter().filter(|c| c.id.starts_with("server/TLS-")).count();
+        let tls_cases = r
+            .cases
+            .iter()
+            .filter(|c| c.id.starts_with("server/TLS-"))
+            .count();
         assert!(tls_cases >= 10, "{what}: only {tls_cases} TLS cases ran");
     }
 }
