@@ -88,6 +88,11 @@ const HANDLING: &[(&str, How)] = &[
         "cargo run --release -p ferry -- bench --format md",
         How::Parse,
     ),
+    // crates/cli/README.md: serving over TLS (fixed paths: parsed only)
+    (
+        "ferry serve --tls-self-signed --root /srv/files",
+        How::Parse,
+    ),
     // crates/cli/README.md: what the timeout hints print (tests/cli.rs runs them)
     ("ferry dir 127.0.0.1:7450", How::Parse),
     ("ferry dir 127.0.0.1:7451", How::Parse),
