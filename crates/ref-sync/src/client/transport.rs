@@ -11,6 +11,7 @@ use ferry_tls::rustls::{self, ClientConnection};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
 use super::ClientError;
+use crate::read_ahead::ReadAhead;
 
 /// A session's transport.
 pub(super) enum Transport {
@@ -26,6 +27,8 @@ pub(super) struct TlsStream {
     pub(super) conn: ClientConnection,
     /// Whether `close_notify` was queued.
     notified: bool,
+    /// Socket octets read in large pieces, given to rustls from memory.
+    ahead: ReadAhead,
 }
 
 /// A rustls error as the source of an `io::Error`, so that `ferry_tls::explain` finds it
@@ -88,6 +91,18 @@ impl Transport {
 }
 
 impl TlsStream {
+    /// Gives rustls TLS octets: those read ahead, else a large read of the (non-blocking)
+    /// socket. `Ok(0)`: the socket's end; `WouldBlock`: nothing there yet.
+    fn read_tls(&mut self) -> io::Result<usize> {
+        let mut at_end = false;
+        if self.ahead.is_empty() {
+            let n = (&self.stream).read(self.ahead.space())?;
+            self.ahead.filled(n);
+            at_end = n == 0;
+        }
+        self.ahead.feed(&mut self.conn, at_end)
+    }
+
     /// Queues `close_notify` once.
     fn notify(&mut self) {
         if !self.notified {
@@ -116,6 +131,7 @@ impl TlsStream {
             stream,
             conn,
             notified: false,
+            ahead: ReadAhead::default(),
         };
         loop {
             let mut flags = PollFlags::IN;
@@ -129,7 +145,7 @@ impl TlsStream {
             } else if !t.conn.is_handshaking() {
                 return Ok(t);
             }
-            match t.conn.read_tls(&mut t.stream) {
+            match t.read_tls() {
                 Ok(0) => {
                     return Err(ClientError::tls(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -197,7 +213,7 @@ impl TlsStream {
             if !from_socket {
                 return Ok(None);
             }
-            match self.conn.read_tls(&mut self.stream) {
+            match self.read_tls() {
                 Ok(_) => {
                     if let Err(e) = self.conn.process_new_packets() {
                         let _ = self.conn.write_tls(&mut self.stream);

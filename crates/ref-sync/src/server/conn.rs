@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 use ferry_tls::rustls::{self, ServerConnection};
 
+use crate::read_ahead::ReadAhead;
+
 use super::Shared;
 
 /// The longest a blocked read or write sleeps before it looks at deadlines and the shutdown.
@@ -48,6 +50,8 @@ pub(super) struct Tls<'s> {
     conn: ServerConnection,
     /// Whether `close_notify` was queued.
     notified: bool,
+    /// Socket octets read in large pieces, given to rustls from memory.
+    ahead: ReadAhead,
 }
 
 pub(super) fn is_timeout(e: &io::Error) -> bool {
@@ -161,6 +165,7 @@ impl<'s> Tls<'s> {
             stream,
             conn,
             notified: false,
+            ahead: ReadAhead::default(),
         })
     }
 
@@ -246,14 +251,20 @@ impl<'s> Tls<'s> {
     /// returns the octets read (0: the end of the TCP connection).
     fn receive(&mut self, shared: &Shared, told: bool, deadline: Instant) -> Result<usize, Wake> {
         let mut stream = self.stream;
-        let n = loop {
-            match self.conn.read_tls(&mut stream) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_timeout(&e) => check(shared, told, deadline)?,
-                Err(e) => return Err(Wake::Io(e)),
-            }
-        };
+        let mut at_end = false;
+        if self.ahead.is_empty() {
+            let read = loop {
+                match stream.read(self.ahead.space()) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if is_timeout(&e) => check(shared, told, deadline)?,
+                    Err(e) => return Err(Wake::Io(e)),
+                }
+            };
+            self.ahead.filled(read);
+            at_end = read == 0;
+        }
+        let n = self.ahead.feed(&mut self.conn, at_end).map_err(Wake::Io)?;
         if let Err(e) = self.conn.process_new_packets() {
             // Not TLS, or TLS gone wrong (TLS-5): the alert rustls queued is all the peer
             // gets, briefly.
