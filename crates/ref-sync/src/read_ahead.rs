@@ -7,11 +7,18 @@
 
 use std::io;
 
-/// Octets read from the socket at once.
+/// Most octets read from the socket at once (during a bulk transfer).
 pub(crate) const SIZE: usize = 64 * 1024;
 
-/// Socket octets not yet given to rustls. The buffer is allocated at the first read, so an
-/// idle connection costs nothing.
+/// The buffer's size at its first read: a session that moves small messages never needs more.
+const FIRST: usize = 16 * 1024;
+
+/// A read shorter than this that has been given to rustls frees the buffer: an idle session
+/// (or one moving small messages) holds no buffer between reads.
+const SMALL: usize = 4 * 1024;
+
+/// Socket octets not yet given to rustls. The buffer is allocated at a read, grows to [`SIZE`]
+/// while reads fill it, and is freed after a small read, so an idle connection costs nothing.
 #[derive(Debug, Default)]
 pub(crate) struct ReadAhead {
     buf: Vec<u8>,
@@ -25,10 +32,13 @@ impl ReadAhead {
         self.pos == self.len
     }
 
-    /// Room to read the socket into ([`SIZE`] octets); call [`ReadAhead::filled`] after.
+    /// Room to read the socket into; call [`ReadAhead::filled`] after.
     pub(crate) fn space(&mut self) -> &mut [u8] {
         if self.buf.is_empty() {
-            self.buf = vec![0; SIZE];
+            self.buf = vec![0; FIRST];
+        } else if self.len == self.buf.len() && self.buf.len() < SIZE {
+            // The last read filled it: a bulk transfer.
+            self.buf.resize(SIZE, 0);
         }
         &mut self.buf
     }
@@ -47,12 +57,21 @@ impl ReadAhead {
         at_end: bool,
     ) -> io::Result<usize> {
         if at_end {
+            self.buf = Vec::new();
             return conn.read_tls(&mut io::empty());
         }
         let mut held = &self.buf[self.pos..self.len];
         let n = conn.read_tls(&mut held)?;
         self.pos += n;
+        self.release_if_small();
         Ok(n)
+    }
+
+    /// Frees the buffer once a small read has been given to rustls.
+    fn release_if_small(&mut self) {
+        if self.is_empty() && self.len < SMALL {
+            self.buf = Vec::new();
+        }
     }
 }
 
@@ -61,12 +80,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_buffer_is_allocated_only_when_read_into() {
+    fn the_buffer_grows_for_bulk_reads_and_goes_after_small_ones() {
         let mut r = ReadAhead::default();
         assert!(r.is_empty());
-        assert_eq!(r.buf.capacity(), 0);
-        assert_eq!(r.space().len(), SIZE);
-        r.filled(10);
+        assert_eq!(r.buf.capacity(), 0, "nothing before a read");
+        assert_eq!(r.space().len(), FIRST);
+        r.filled(FIRST);
+        r.pos = FIRST;
+        assert_eq!(r.space().len(), SIZE, "a full read grows it");
+        r.filled(100);
         assert!(!r.is_empty());
+        r.release_if_small();
+        assert_eq!(r.buf.len(), SIZE, "kept while octets are held");
+        r.pos = 100;
+        r.release_if_small();
+        assert_eq!(r.buf.capacity(), 0, "freed after a small read");
+        assert_eq!(r.space().len(), FIRST, "a new buffer after one was freed");
+        r.filled(FIRST);
+        r.pos = FIRST;
+        r.release_if_small();
+        assert_eq!(r.buf.len(), FIRST, "kept after a bulk read");
     }
 }
