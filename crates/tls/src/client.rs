@@ -117,6 +117,33 @@ impl ClientTls {
         std::mem::take(&mut *lock(&self.verifier.notices))
     }
 
+    /// A connection to the same server that offers `versions` and the ALPN names `alpn`
+    /// instead of ferry's, and accepts any key (the handshake's signature is still checked):
+    /// for checking that a server refuses what ferry/1 over TLS does not allow (TLS 1.2, no
+    /// `ferry/1`), as the conformance runner does. Not for talking to a server.
+    pub fn probe(
+        &self,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+        alpn: &[&[u8]],
+    ) -> Result<rustls::ClientConnection, TlsError> {
+        let verifier = Arc::new(Verifier {
+            trust: Trust::Insecure,
+            address: self.verifier.address.clone(),
+            chain: None,
+            pending: Mutex::new(None),
+            notices: Mutex::new(Vec::new()),
+        });
+        let mut config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(versions)
+            .map_err(TlsError::Rustls)?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+        rustls::ClientConnection::new(Arc::new(config), self.server_name())
+            .map_err(TlsError::Rustls)
+    }
+
     /// The address as known_hosts writes it (`host:port`, IPv6 in brackets).
     pub fn address(&self) -> &str {
         &self.verifier.address

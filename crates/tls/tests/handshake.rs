@@ -1,8 +1,6 @@
 //! Server and client configurations against each other, in memory (no sockets): identity by
 //! pinned key, trust on first use, TLS 1.3 and ALPN only, channel binding, reloading.
 
-use std::sync::Arc;
-
 use ferry_tls::rustls::{self, ClientConnection, ServerConnection};
 use ferry_tls::{ClientTls, Fingerprint, ServerTls, Trust};
 
@@ -180,57 +178,16 @@ fn a_ca_file_verifies_chain_and_name() {
     assert!(err.contains("not valid for the host name"), "{err}");
 }
 
-/// Accepts any certificate (the handshake's signature is still checked).
-#[derive(Debug)]
-struct AcceptAll(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAll {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &rustls::pki_types::CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &rustls::pki_types::CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// A client that offers `versions` and `alpn`, verifying nothing.
 fn raw_client(
     versions: &[&'static rustls::SupportedProtocolVersion],
     alpn: Vec<Vec<u8>>,
 ) -> ClientConnection {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_protocol_versions(versions)
-        .expect("versions")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAll(provider)))
-        .with_no_client_auth();
-    config.alpn_protocols = alpn;
-    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-    ClientConnection::new(Arc::new(config), name).expect("connection")
+    let names: Vec<&[u8]> = alpn.iter().map(Vec::as_slice).collect();
+    ClientTls::new("localhost", 1, Trust::Insecure)
+        .expect("client")
+        .probe(versions, &names)
+        .expect("connection")
 }
 
 #[test]

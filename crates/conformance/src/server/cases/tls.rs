@@ -5,16 +5,8 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::sync::Arc;
 
-use ferry_tls::rustls::client::danger::{
-    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
-};
-use ferry_tls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use ferry_tls::rustls::{
-    self, AlertDescription, ClientConnection, DigitallySignedStruct, SignatureScheme,
-    SupportedProtocolVersion,
-};
+use ferry_tls::rustls::{self, AlertDescription, ClientConnection, SupportedProtocolVersion};
 
 use super::*;
 use crate::net::{TlsEnd, Transport, handshake, local};
@@ -90,71 +82,14 @@ fn tls_target(ctx: &Ctx<'_>) -> Res<ferry_tls::ClientTls> {
     })
 }
 
-/// A verifier that accepts any server key: the cases that offer what the server must refuse
-/// judge the server's answer, not its identity.
-#[derive(Debug)]
-struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// A client connection that offers `versions` and `alpn`, accepting any key.
+/// A client connection that offers `versions` and `alpn`, accepting any key: the cases that
+/// offer what the server must refuse judge the server's answer, not its identity.
 fn raw_client(
     tls: &ferry_tls::ClientTls,
     versions: &[&'static SupportedProtocolVersion],
     alpn: &[&[u8]],
 ) -> Res<ClientConnection> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_protocol_versions(versions)
-        .map_err(local)?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
-        .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
-    ClientConnection::new(Arc::new(config), tls.server_name()).map_err(local)
+    tls.probe(versions, alpn).map_err(local)
 }
 
 /// A TCP connection to the target, nothing sent.
