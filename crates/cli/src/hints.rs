@@ -51,9 +51,15 @@ pub(crate) fn explain(
              `--min-rate 0` none)"
         ),
         ClientError::Io(source) if timed_out(source) => match stage {
+            Stage::Connect if !addr.tls => format!(
+                "no answer from {addr} within {within} — is `ferry serve` running there? \
+                 (something accepted the connection but sent no ferry greeting; a server of \
+                 ferry/1 over TLS waits for the client to speak first: then use \
+                 ferrys://{addr})"
+            ),
             Stage::Connect => format!(
                 "no answer from {addr} within {within} — is `ferry serve` running there? \
-                 (something accepted the connection but sent no ferry greeting)"
+                 (something accepted the connection but did not complete a TLS handshake)"
             ),
             Stage::Session => format!(
                 "the server at {addr} sent or accepted nothing for {within}; the session was \
@@ -159,7 +165,15 @@ mod tests {
         assert_eq!(
             explain(&silent, &addr(), Duration::from_secs(10), Stage::Connect),
             "no answer from 127.0.0.1:7450 within 10s — is `ferry serve` running there? \
-             (something accepted the connection but sent no ferry greeting)"
+             (something accepted the connection but sent no ferry greeting; a server of \
+             ferry/1 over TLS waits for the client to speak first: then use \
+             ferrys://127.0.0.1:7450)"
+        );
+        let tls_addr = crate::addr::parse_any("ferrys://127.0.0.1").expect("addr");
+        assert_eq!(
+            explain(&silent, &tls_addr, Duration::from_secs(10), Stage::Connect),
+            "no answer from ferrys://127.0.0.1:7451 within 10s — is `ferry serve` running \
+             there? (something accepted the connection but did not complete a TLS handshake)"
         );
         let refused = ClientError::Connect {
             addr: Some("127.0.0.1:7450".parse().expect("sa")),
