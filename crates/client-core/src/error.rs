@@ -235,13 +235,9 @@ impl ClientError {
     /// A failed TLS handshake as the user should read it: the refusal's own sentence when
     /// the server's identity was refused, else what rustls' error means.
     pub fn tls(source: io::Error) -> Self {
-        // TLS streams (rustls' own, futures-rustls) wrap rustls' error in an `io::Error`,
-        // whose `source()` skips the error it wraps: look at that one first.
-        let message = source
-            .get_ref()
-            .and_then(|inner| ferry_tls::explain(inner))
-            .or_else(|| ferry_tls::explain(&source))
-            .unwrap_or_else(|| source.to_string());
+        // ferry_tls::explain also looks inside the `io::Error` TLS streams wrap rustls'
+        // error in (whose `source()` skips it).
+        let message = ferry_tls::explain(&source).unwrap_or_else(|| source.to_string());
         ClientError::Tls { message, source }
     }
 

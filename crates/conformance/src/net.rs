@@ -334,10 +334,7 @@ pub(crate) fn handshake(
 /// A TLS failure as a sentence ([`ferry_tls::explain`] of the rustls error an I/O error
 /// carries: `io::Error::source` skips it).
 pub(crate) fn explain(e: &io::Error) -> String {
-    e.get_ref()
-        .and_then(|inner| ferry_tls::explain(inner))
-        .or_else(|| ferry_tls::explain(e))
-        .unwrap_or_else(|| e.to_string())
+    ferry_tls::explain(e).unwrap_or_else(|| e.to_string())
 }
 
 /// How a TLS connection ended (for TLS-6).

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use ferry_client_core::ClientOptions;
 use ferry_tls::ClientTls;
-use ferry_tls::rustls::{self, ClientConnection};
+use ferry_tls::rustls::ClientConnection;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
 use super::ClientError;
@@ -29,23 +29,6 @@ pub(super) struct TlsStream {
     notified: bool,
     /// Socket octets read in large pieces, given to rustls from memory.
     ahead: ReadAhead,
-}
-
-/// A rustls error as the source of an `io::Error`, so that `ferry_tls::explain` finds it
-/// (an `io::Error`'s `source` is its inner error's source, not the inner error).
-#[derive(Debug)]
-struct Handshake(rustls::Error);
-
-impl std::fmt::Display for Handshake {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TLS handshake: {}", self.0)
-    }
-}
-
-impl std::error::Error for Handshake {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
-    }
 }
 
 impl Transport {
@@ -158,7 +141,7 @@ impl TlsStream {
                         let _ = t.conn.write_tls(&mut t.stream);
                         return Err(ClientError::tls(io::Error::new(
                             io::ErrorKind::InvalidData,
-                            Handshake(e),
+                            e,
                         )));
                     }
                     continue;

@@ -250,17 +250,9 @@ impl<'s> Tls<'s> {
     /// Reads TLS records once (waiting in slices until `deadline`) and processes them;
     /// returns the octets read (0: the end of the TCP connection).
     fn receive(&mut self, shared: &Shared, told: bool, deadline: Instant) -> Result<usize, Wake> {
-        let mut stream = self.stream;
         let mut at_end = false;
         if self.ahead.is_empty() {
-            let read = loop {
-                match stream.read(self.ahead.space()) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) if is_timeout(&e) => check(shared, told, deadline)?,
-                    Err(e) => return Err(Wake::Io(e)),
-                }
-            };
+            let read = read_plain(shared, told, self.stream, self.ahead.space(), deadline)?;
             self.ahead.filled(read);
             at_end = read == 0;
         }
