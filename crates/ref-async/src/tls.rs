@@ -17,6 +17,13 @@
 //!   EOF), and it is logged at debug level.
 //! - **`poll_close` sends `close_notify`**, then half-closes TCP (futures-rustls), so every
 //!   driver's existing close (CLOSE-6's drain, the client's close after `bye`) is TLS-6's.
+//! - **Large reads.** futures-rustls reads the socket 4 KiB at a time (rustls' `read_tls`)
+//!   and hands out one record's plaintext (at most 16 KiB) per read. Under TLS the socket is
+//!   wrapped in [`Ahead`], which reads it in pieces of up to 256 KiB into a [`ReadAhead`]
+//!   (there only while octets flow: an idle session holds no buffer); after the handshake,
+//!   reads of plaintext bypass futures-rustls and take from rustls what every octet read so
+//!   far decrypts to ([`ReadAhead::read_plaintext`], as on threads). futures-rustls keeps
+//!   the handshake, the writes and the close.
 //!
 //! The plain variant forwards every call to the TCP stream as it is.
 
@@ -24,7 +31,13 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::io::{IoSlice, Read as _};
+
 use ferry_client_core::{ClientError, ClientOptions};
+use ferry_tls::ReadAhead;
+use ferry_tls::rustls::ConnectionCommon;
+use ferry_tls::rustls::client::ClientConnectionData;
+use ferry_tls::rustls::server::ServerConnectionData;
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_rustls::{TlsAcceptor, TlsConnector, client, server};
 
@@ -37,9 +50,70 @@ pub(crate) enum MaybeTls<S> {
     /// Plain ferry/1.
     Plain(S),
     /// A server's TLS session, handshake done.
-    Server(Box<server::TlsStream<S>>),
+    Server(Box<server::TlsStream<Ahead<S>>>),
     /// A client's TLS session, handshake done.
-    Client(Box<client::TlsStream<S>>),
+    Client(Box<client::TlsStream<Ahead<S>>>),
+}
+
+/// The socket under a TLS session: reads go through a [`ReadAhead`], writes straight to the
+/// socket.
+pub(crate) struct Ahead<S> {
+    io: S,
+    ahead: ReadAhead,
+}
+
+impl<S> Ahead<S> {
+    pub(crate) fn new(io: S) -> Self {
+        Self {
+            io,
+            ahead: ReadAhead::default(),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Ahead<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.ahead.is_empty() {
+            let n = match Pin::new(&mut this.io).poll_read(cx, this.ahead.space()) {
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            };
+            this.ahead.filled(n);
+        }
+        Poll::Ready(this.ahead.read(out))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Ahead<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_close(cx)
+    }
 }
 
 impl<S> std::fmt::Debug for MaybeTls<S> {
@@ -65,7 +139,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MaybeTls<S> {
     /// races it against its deadline. A client that does not speak TLS gets an alert, never a
     /// greeting (TLS-5).
     pub(crate) async fn accept(acceptor: &TlsAcceptor, stream: S) -> io::Result<Self> {
-        let tls = acceptor.accept(stream).await?;
+        let tls = acceptor.accept(Ahead::new(stream)).await?;
         Ok(Self::Server(Box::new(tls)))
     }
 }
@@ -88,7 +162,13 @@ pub(crate) async fn connect<R: Runtime>(
         .into_iter()
         .flatten()
         .min();
-    match timeout(rt, limit, connector.connect(tls.server_name(), stream)).await {
+    match timeout(
+        rt,
+        limit,
+        connector.connect(tls.server_name(), Ahead::new(stream)),
+    )
+    .await
+    {
         Timed::Done(Ok(tls)) => Ok(MaybeTls::Client(Box::new(tls))),
         Timed::Done(Err(e)) => Err(ClientError::tls(e)),
         Timed::Expired => Err(ClientError::Io(io::Error::new(
@@ -106,38 +186,78 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for MaybeTls<S> {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Self::Server(s) => {
-                let unsent = s.get_ref().1.wants_write();
-                tls_read(Pin::new(&mut **s), unsent, cx, buf)
-            }
-            Self::Client(s) => {
-                let unsent = s.get_ref().1.wants_write();
-                tls_read(Pin::new(&mut **s), unsent, cx, buf)
-            }
+            Self::Server(s) => poll_tls(&mut **s, server_parts, cx, buf),
+            Self::Client(s) => poll_tls(&mut **s, client_parts, cx, buf),
         }
     }
 }
 
+fn server_parts<S>(
+    s: &mut server::TlsStream<Ahead<S>>,
+) -> (&mut Ahead<S>, &mut ConnectionCommon<ServerConnectionData>) {
+    let (io, conn) = s.get_mut();
+    (io, conn)
+}
+
+fn client_parts<S>(
+    s: &mut client::TlsStream<Ahead<S>>,
+) -> (&mut Ahead<S>, &mut ConnectionCommon<ClientConnectionData>) {
+    let (io, conn) = s.get_mut();
+    (io, conn)
+}
+
 /// A read from a TLS session: records rustls still holds for sending are flushed first (see
-/// the module documentation); an end without `close_notify` is an EOF.
-fn tls_read<T: AsyncRead + AsyncWrite>(
-    mut tls: Pin<&mut T>,
-    unsent: bool,
+/// the module documentation), then [`tls_read`]; after a TLS failure, the alert rustls
+/// queued leaves if the socket takes it at once.
+fn poll_tls<T: AsyncWrite + Unpin, S: AsyncRead + Unpin, D>(
+    tls: &mut T,
+    parts: fn(&mut T) -> (&mut Ahead<S>, &mut ConnectionCommon<D>),
     cx: &mut Context<'_>,
     buf: &mut [u8],
 ) -> Poll<io::Result<usize>> {
-    if unsent && let Poll::Ready(Err(e)) = tls.as_mut().poll_flush(cx) {
+    if parts(tls).1.wants_write()
+        && let Poll::Ready(Err(e)) = Pin::new(&mut *tls).poll_flush(cx)
+    {
         return Poll::Ready(Err(e));
     }
-    match tls.poll_read(cx, buf) {
-        Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
-            tracing::debug!(
-                "the peer ended the connection without TLS close_notify: taken as the end of \
-                 its input (TLS-7)"
-            );
-            Poll::Ready(Ok(0))
+    let (io, conn) = parts(tls);
+    let read = tls_read(io, conn, cx, buf);
+    if let Poll::Ready(Err(_)) = read {
+        let _ = Pin::new(tls).poll_flush(cx);
+    }
+    read
+}
+
+/// A read of plaintext from a TLS session: what rustls holds and the octets read ahead
+/// decrypt to, else a read of the socket; an end without `close_notify` is an EOF.
+fn tls_read<S: AsyncRead + Unpin, D>(
+    io: &mut Ahead<S>,
+    conn: &mut ConnectionCommon<D>,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+) -> Poll<io::Result<usize>> {
+    if buf.is_empty() {
+        return Poll::Ready(Ok(0));
+    }
+    loop {
+        match io.ahead.read_plaintext(conn, buf) {
+            Ok(Some(n)) => return Poll::Ready(Ok(n)),
+            Ok(None) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                tracing::debug!(
+                    "the peer ended the connection without TLS close_notify: taken as the end \
+                     of its input (TLS-7)"
+                );
+                return Poll::Ready(Ok(0));
+            }
+            Err(e) => return Poll::Ready(Err(e)),
         }
-        other => other,
+        match Pin::new(&mut io.io).poll_read(cx, io.ahead.space()) {
+            Poll::Ready(Ok(n)) => io.ahead.filled(n),
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        }
     }
 }
 
@@ -291,7 +411,9 @@ mod tests {
             io::Result::Ok(next[0])
         };
         let client = async {
-            let tls = connector.connect(client_tls.server_name(), b).await?;
+            let tls = connector
+                .connect(client_tls.server_name(), Ahead::new(b))
+                .await?;
             let mut c = MaybeTls::Client(Box::new(tls));
             let mut got = vec![0u8; reply.len()];
             c.read_exact(&mut got).await?;

@@ -12,5 +12,4 @@
 //! rustls connection on the same socket (`server/conn.rs`, `client/transport.rs`).
 
 pub mod client;
-mod read_ahead;
 pub mod server;

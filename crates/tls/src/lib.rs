@@ -13,12 +13,15 @@
 //! - [`Fingerprint`]: `SHA256:` + unpadded base64 of the SHA-256 of a key's SubjectPublicKeyInfo
 //!   (TLS-10).
 //! - [`channel_binding`]: the exporter value of TLS-15.
+//! - [`ReadAhead`]: socket octets read in large pieces for rustls, and plaintext handed out
+//!   in large pieces, for every driver.
 //!
 //! rustls runs with the `ring` provider (no C toolchain beyond a compiler, no cmake).
 
 mod client;
 mod fingerprint;
 pub mod known_hosts;
+mod read_ahead;
 mod server;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +30,7 @@ use std::sync::Arc;
 pub use client::{ClientTls, Refused, Trust, explain};
 pub use fingerprint::{BadFingerprint, Fingerprint};
 pub use known_hosts::KnownHosts;
+pub use read_ahead::ReadAhead;
 pub use rustls;
 pub use server::ServerTls;
 

@@ -267,3 +267,87 @@ fn sessions_use_aes_128_gcm() {
     let suite = c.negotiated_cipher_suite().expect("suite").suite();
     assert_eq!(suite, rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
 }
+
+/// Plaintext comes out in pieces as large as the octets read ahead allow (rustls alone gives
+/// one record, at most 16 KiB, per read); a damaged record after them is an error only once
+/// the plaintext before it was delivered; the end without `close_notify` is told apart.
+#[test]
+fn read_ahead_gives_large_reads_and_the_error_after_the_plaintext() {
+    use std::io::Write as _;
+
+    let (_dir, server) = self_signed();
+    let client = ClientTls::new("localhost", 7451, Trust::Fingerprint(server.fingerprint()))
+        .expect("client");
+    let (mut c, mut s) = pair(&server, &client);
+    handshake(&mut c, &mut s).expect("handshake");
+    let sent: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let mut wire = Vec::new();
+    for piece in sent.chunks(32 * 1024) {
+        c.writer().write_all(piece).expect("plaintext to rustls");
+        while c.wants_write() {
+            c.write_tls(&mut wire).expect("records");
+        }
+    }
+    // One more record, damaged on the way.
+    let good = wire.len();
+    c.writer().write_all(b"never read").expect("plaintext to rustls");
+    while c.wants_write() {
+        c.write_tls(&mut wire).expect("records");
+    }
+    wire[good + 8] ^= 1;
+
+    // What a driver does: read_plaintext, and a read of the socket when it says so.
+    let mut ahead = ferry_tls::ReadAhead::default();
+    let mut rest = &wire[..];
+    let mut got = Vec::new();
+    let mut reads = Vec::new();
+    let error = loop {
+        let mut buf = vec![0u8; 200_000];
+        match ahead.read_plaintext(&mut s, &mut buf) {
+            Ok(Some(0)) => panic!("no close_notify was sent"),
+            Ok(Some(n)) => {
+                reads.push(n);
+                got.extend_from_slice(&buf[..n]);
+            }
+            Ok(None) => {
+                assert!(!rest.is_empty(), "the damaged record was not noticed");
+                let space = ahead.space();
+                let k = rest.len().min(space.len());
+                space[..k].copy_from_slice(&rest[..k]);
+                rest = &rest[k..];
+                ahead.filled(k);
+            }
+            Err(e) => break e,
+        }
+    };
+    assert!(got == sent, "{} of {} octets, in reads of {reads:?}", got.len(), sent.len());
+    assert!(
+        reads.iter().any(|&n| n > 16 * 1024),
+        "reads are not limited to one record: {reads:?}"
+    );
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+    assert!(error.to_string().contains("decrypt"), "{error}");
+
+    // The end of the connection without close_notify.
+    let (mut c, mut s) = pair(&server, &client);
+    handshake(&mut c, &mut s).expect("handshake");
+    let mut ahead = ferry_tls::ReadAhead::default();
+    let mut buf = [0u8; 100];
+    assert!(matches!(ahead.read_plaintext(&mut s, &mut buf), Ok(None)));
+    ahead.filled(0);
+    let cut = ahead.read_plaintext(&mut s, &mut buf).expect_err("a cut");
+    assert_eq!(cut.kind(), std::io::ErrorKind::UnexpectedEof);
+    // And with it.
+    let (mut c, mut s) = pair(&server, &client);
+    handshake(&mut c, &mut s).expect("handshake");
+    c.send_close_notify();
+    let mut wire = Vec::new();
+    while c.wants_write() {
+        c.write_tls(&mut wire).expect("records");
+    }
+    let mut ahead = ferry_tls::ReadAhead::default();
+    ahead.space()[..wire.len()].copy_from_slice(&wire);
+    ahead.filled(wire.len());
+    assert!(matches!(ahead.read_plaintext(&mut s, &mut buf), Ok(Some(0))));
+    drop(c);
+}

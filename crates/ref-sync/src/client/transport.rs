@@ -11,7 +11,7 @@ use ferry_tls::rustls::ClientConnection;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
 use super::ClientError;
-use crate::read_ahead::ReadAhead;
+use ferry_tls::ReadAhead;
 
 /// A session's transport.
 pub(super) enum Transport {
@@ -184,25 +184,24 @@ impl TlsStream {
     /// `from_socket`: also read what the socket has.
     pub(super) fn read(&mut self, buf: &mut [u8], from_socket: bool) -> io::Result<Option<usize>> {
         loop {
-            match self.conn.reader().read(buf) {
-                Ok(n) => return Ok(Some(n)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            match self.ahead.read_plaintext(&mut self.conn, buf) {
+                Ok(Some(n)) => return Ok(Some(n)),
+                Ok(None) => {}
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
                     tracing::debug!("the server's end came without close_notify");
                     return Ok(Some(0));
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    // The alert rustls queued, if the socket takes it at once.
+                    let _ = self.conn.write_tls(&mut self.stream);
+                    return Err(e);
+                }
             }
             if !from_socket {
                 return Ok(None);
             }
-            match self.read_tls() {
-                Ok(_) => {
-                    if let Err(e) = self.conn.process_new_packets() {
-                        let _ = self.conn.write_tls(&mut self.stream);
-                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-                    }
-                }
+            match (&self.stream).read(self.ahead.space()) {
+                Ok(n) => self.ahead.filled(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e) => return Err(e),

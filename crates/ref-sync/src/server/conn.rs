@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use ferry_tls::rustls::{self, ServerConnection};
 
-use crate::read_ahead::ReadAhead;
+use ferry_tls::ReadAhead;
 
 use super::Shared;
 
@@ -230,25 +230,26 @@ impl<'s> Tls<'s> {
         buf: &mut [u8],
         deadline: Instant,
     ) -> Result<usize, Wake> {
-        self.flush(shared, told, deadline)?;
         loop {
-            match self.conn.reader().read(buf) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            self.flush(shared, told, deadline)?;
+            match self.ahead.read_plaintext(&mut self.conn, buf) {
+                Ok(Some(n)) => return Ok(n),
+                Ok(None) => {}
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
                     // TLS-7: the session treats it as the end it is; whatever was not
                     // complete is cut.
                     tracing::debug!("the client's end came without close_notify");
                     return Ok(0);
                 }
-                Err(e) => return Err(Wake::Io(e)),
+                Err(e) => return Err(self.fail(shared, e)),
             }
-            self.receive(shared, told, deadline)?;
+            let read = read_plain(shared, told, self.stream, self.ahead.space(), deadline)?;
+            self.ahead.filled(read);
         }
     }
 
-    /// Reads TLS records once (waiting in slices until `deadline`) and processes them;
-    /// returns the octets read (0: the end of the TCP connection).
+    /// During the handshake: reads TLS records once (waiting in slices until `deadline`) and
+    /// processes them; returns the octets read (0: the end of the TCP connection).
     fn receive(&mut self, shared: &Shared, told: bool, deadline: Instant) -> Result<usize, Wake> {
         let mut at_end = false;
         if self.ahead.is_empty() {
@@ -258,13 +259,17 @@ impl<'s> Tls<'s> {
         }
         let n = self.ahead.feed(&mut self.conn, at_end).map_err(Wake::Io)?;
         if let Err(e) = self.conn.process_new_packets() {
-            // Not TLS, or TLS gone wrong (TLS-5): the alert rustls queued is all the peer
-            // gets, briefly.
-            let _ = self.flush(shared, true, Instant::now() + SLICE);
-            return Err(Wake::Io(io::Error::new(io::ErrorKind::InvalidData, e)));
+            return Err(self.fail(shared, io::Error::new(io::ErrorKind::InvalidData, e)));
         }
         self.flush(shared, told, deadline)?;
         Ok(n)
+    }
+
+    /// Not TLS, or TLS gone wrong (TLS-5): the alert rustls queued is all the peer gets,
+    /// briefly.
+    fn fail(&mut self, shared: &Shared, e: io::Error) -> Wake {
+        let _ = self.flush(shared, true, Instant::now() + SLICE);
+        Wake::Io(e)
     }
 
     /// Sends `close_notify` once and what is pending before it, until `deadline` at most.
