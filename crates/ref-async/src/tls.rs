@@ -79,12 +79,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Ahead<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if this.ahead.is_empty() {
-            let n = match Pin::new(&mut this.io).poll_read(cx, this.ahead.space()) {
-                Poll::Ready(Ok(n)) => n,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            };
-            this.ahead.filled(n);
+            match fill(&mut this.io, &mut this.ahead, cx) {
+                Poll::Ready(Ok(_)) => {}
+                other => return other,
+            }
         }
         Poll::Ready(this.ahead.read(out))
     }
@@ -228,6 +226,25 @@ fn poll_tls<T: AsyncWrite + Unpin, S: AsyncRead + Unpin, D>(
     read
 }
 
+/// One read of the socket into `ahead` ([`ReadAhead::fill_with`]: a session waiting for
+/// input holds no buffer).
+fn fill<S: AsyncRead + Unpin>(
+    io: &mut S,
+    ahead: &mut ReadAhead,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    let read = ahead.fill_with(|b| match Pin::new(io).poll_read(cx, b) {
+        Poll::Ready(Ok(n)) => Ok(n),
+        Poll::Ready(Err(e)) => Err(Some(e)),
+        Poll::Pending => Err(None),
+    });
+    match read {
+        Ok(n) => Poll::Ready(Ok(n)),
+        Err(Some(e)) => Poll::Ready(Err(e)),
+        Err(None) => Poll::Pending,
+    }
+}
+
 /// A read of plaintext from a TLS session: what rustls holds and the octets read ahead
 /// decrypt to, else a read of the socket; an end without `close_notify` is an EOF.
 fn tls_read<S: AsyncRead + Unpin, D>(
@@ -252,11 +269,10 @@ fn tls_read<S: AsyncRead + Unpin, D>(
             }
             Err(e) => return Poll::Ready(Err(e)),
         }
-        match Pin::new(&mut io.io).poll_read(cx, io.ahead.space()) {
-            Poll::Ready(Ok(n)) => io.ahead.filled(n),
+        match fill(&mut io.io, &mut io.ahead, cx) {
+            Poll::Ready(Ok(_)) => {}
             Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Pending => return Poll::Pending,
+            other => return other,
         }
     }
 }

@@ -15,11 +15,13 @@ use std::io::{self, Read};
 
 use rustls::ConnectionCommon;
 
-/// The buffer's size at its first read: a session that moves small messages never needs more.
+/// The buffer's size after a first read that filled the stack buffer ([`SMALL`]): a session
+/// that moves small messages never needs more.
 const FIRST: usize = 16 * 1024;
 
 /// A read shorter than this that has been given to rustls frees the buffer: an idle session
-/// (or one moving small messages) holds no buffer between reads.
+/// (or one moving small messages) holds no buffer between reads. Also the size of the first
+/// read after one (on the stack).
 const SMALL: usize = 4 * 1024;
 
 /// Socket octets not yet given to rustls. The buffer is allocated at a read, grows to
@@ -45,21 +47,41 @@ impl ReadAhead {
         self.pos == self.len
     }
 
-    /// Room to read the socket into; call [`ReadAhead::filled`] after. Only when
-    /// [`ReadAhead::is_empty`].
-    pub fn space(&mut self) -> &mut [u8] {
+    /// Reads the socket once through `read`, when nothing is held: into the buffer during a
+    /// bulk transfer; else into a buffer on the stack first, so that a session waiting for
+    /// input (`read` blocks, or returns "not yet" as its error) holds no buffer while it
+    /// waits. `Ok(0)`: the socket's end (rustls is told at the next
+    /// [`ReadAhead::read_plaintext`]).
+    pub fn fill_with<E>(
+        &mut self,
+        read: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+    ) -> Result<usize, E> {
+        debug_assert!(self.is_empty(), "octets held are read first");
         if self.buf.is_empty() {
-            self.buf = vec![0; FIRST];
-        } else if self.len == self.buf.len() && self.buf.len() < Self::SIZE {
+            // Small: on threads the stack pages a waiting session touched stay resident.
+            let mut first = [0u8; SMALL];
+            let n = read(&mut first)?;
+            if n < SMALL {
+                self.buf = first[..n].to_vec();
+            } else {
+                // Perhaps the start of a bulk transfer: room to tell (a full read grows it).
+                self.buf = vec![0; FIRST];
+                self.buf[..n].copy_from_slice(&first[..n]);
+            }
+            self.filled(n);
+            return Ok(n);
+        }
+        if self.len == self.buf.len() && self.buf.len() < Self::SIZE {
             // The last read filled it: a bulk transfer.
             self.buf.resize(Self::SIZE, 0);
         }
-        &mut self.buf
+        let n = read(&mut self.buf)?;
+        self.filled(n);
+        Ok(n)
     }
 
-    /// `n` octets were read into [`ReadAhead::space`] (0: the socket's end, and the buffer
-    /// goes).
-    pub fn filled(&mut self, n: usize) {
+    /// `n` octets were read into the buffer (0: the socket's end, and the buffer goes).
+    fn filled(&mut self, n: usize) {
         self.pos = 0;
         self.len = n;
         if n == 0 {
@@ -81,7 +103,7 @@ impl ReadAhead {
     /// octets read ahead, without a system call:
     /// - `Ok(Some(n))`, `n > 0`: plaintext;
     /// - `Ok(Some(0))`: the peer's end, with `close_notify`;
-    /// - `Ok(None)`: nothing yet: read the socket into [`ReadAhead::space`], then call again;
+    /// - `Ok(None)`: nothing yet: read the socket ([`ReadAhead::fill_with`]), then call again;
     /// - `Err` of kind `UnexpectedEof`: the connection ended without `close_notify` (TLS-7);
     /// - `Err` of kind `InvalidData`: TLS went wrong (a damaged record, an alert), reported
     ///   only once the plaintext before it was delivered.
@@ -147,39 +169,64 @@ impl Read for ReadAhead {
 mod tests {
     use super::*;
 
+    /// A read of `n` octets of `fill`, as a socket would give them.
+    fn give(r: &mut ReadAhead, n: usize, fill: u8) -> usize {
+        r.fill_with(|b: &mut [u8]| {
+            let n = n.min(b.len());
+            b[..n].fill(fill);
+            Ok::<_, ()>(n)
+        })
+        .expect("read")
+    }
+
     #[test]
     fn the_buffer_grows_for_bulk_reads_and_goes_after_small_ones() {
         let mut r = ReadAhead::default();
         let mut out = vec![0u8; ReadAhead::SIZE];
         assert!(r.is_empty());
         assert_eq!(r.buf.capacity(), 0, "nothing before a read");
-        assert_eq!(r.space().len(), FIRST);
-        r.filled(FIRST);
+        // Waiting for input holds no buffer.
+        assert_eq!(r.fill_with(|b: &mut [u8]| Err(b.len())), Err(SMALL));
+        assert_eq!(r.buf.capacity(), 0, "no buffer while waiting");
+        assert_eq!(
+            give(&mut r, usize::MAX, 1),
+            SMALL,
+            "the first read is small"
+        );
+        assert_eq!(r.read(&mut out).expect("read"), SMALL);
+        assert_eq!(r.buf.len(), FIRST, "a full first read: room to tell");
+        assert_eq!(give(&mut r, usize::MAX, 1), FIRST);
         assert_eq!(r.read(&mut out).expect("read"), FIRST);
-        assert_eq!(r.space().len(), ReadAhead::SIZE, "a full read grows it");
-        r.filled(100);
-        assert!(!r.is_empty());
+        let n = give(&mut r, usize::MAX, 2);
+        assert_eq!(n, ReadAhead::SIZE, "a full read grows it");
+        assert_eq!(r.read(&mut out).expect("read"), ReadAhead::SIZE);
+        assert!(out.iter().all(|&b| b == 2));
+        assert_eq!(give(&mut r, 100, 3), 100);
         assert_eq!(r.read(&mut out[..60]).expect("read"), 60);
         assert_eq!(r.buf.len(), ReadAhead::SIZE, "kept while octets are held");
         assert_eq!(r.read(&mut out).expect("read"), 40);
         assert_eq!(r.buf.capacity(), 0, "freed after a small read");
         assert_eq!(r.read(&mut out).expect("read"), 0, "nothing held");
-        assert_eq!(r.space().len(), FIRST, "a new buffer after one was freed");
-        r.filled(FIRST);
-        assert_eq!(r.read(&mut out).expect("read"), FIRST);
-        assert_eq!(r.buf.len(), FIRST, "kept after a bulk read");
-        r.filled(0);
+        assert_eq!(give(&mut r, 5000, 4), SMALL);
+        assert_eq!(r.read(&mut out).expect("read"), SMALL);
+        assert_eq!(give(&mut r, 6000, 5), 6000, "a read that did not fill it");
+        assert_eq!(r.buf.len(), FIRST, "does not grow it");
+        assert_eq!(r.read(&mut out).expect("read"), 6000);
+        assert_eq!(give(&mut r, 0, 0), 0);
         assert_eq!(r.buf.capacity(), 0, "the end frees it");
+        assert!(r.at_end);
     }
 
     #[test]
     fn octets_come_out_in_order() {
         let mut r = ReadAhead::default();
-        let space = r.space();
-        for (i, b) in space.iter_mut().enumerate() {
-            *b = i as u8;
-        }
-        r.filled(1000);
+        r.fill_with(|b: &mut [u8]| {
+            for (i, x) in b[..1000].iter_mut().enumerate() {
+                *x = i as u8;
+            }
+            Ok::<_, ()>(1000)
+        })
+        .expect("read");
         let mut got = Vec::new();
         let mut piece = [0u8; 7];
         loop {

@@ -290,7 +290,9 @@ fn read_ahead_gives_large_reads_and_the_error_after_the_plaintext() {
     }
     // One more record, damaged on the way.
     let good = wire.len();
-    c.writer().write_all(b"never read").expect("plaintext to rustls");
+    c.writer()
+        .write_all(b"never read")
+        .expect("plaintext to rustls");
     while c.wants_write() {
         c.write_tls(&mut wire).expect("records");
     }
@@ -311,16 +313,17 @@ fn read_ahead_gives_large_reads_and_the_error_after_the_plaintext() {
             }
             Ok(None) => {
                 assert!(!rest.is_empty(), "the damaged record was not noticed");
-                let space = ahead.space();
-                let k = rest.len().min(space.len());
-                space[..k].copy_from_slice(&rest[..k]);
-                rest = &rest[k..];
-                ahead.filled(k);
+                socket(&mut ahead, &mut rest);
             }
             Err(e) => break e,
         }
     };
-    assert!(got == sent, "{} of {} octets, in reads of {reads:?}", got.len(), sent.len());
+    assert!(
+        got == sent,
+        "{} of {} octets, in reads of {reads:?}",
+        got.len(),
+        sent.len()
+    );
     assert!(
         reads.iter().any(|&n| n > 16 * 1024),
         "reads are not limited to one record: {reads:?}"
@@ -334,7 +337,7 @@ fn read_ahead_gives_large_reads_and_the_error_after_the_plaintext() {
     let mut ahead = ferry_tls::ReadAhead::default();
     let mut buf = [0u8; 100];
     assert!(matches!(ahead.read_plaintext(&mut s, &mut buf), Ok(None)));
-    ahead.filled(0);
+    socket(&mut ahead, &mut &[][..]);
     let cut = ahead.read_plaintext(&mut s, &mut buf).expect_err("a cut");
     assert_eq!(cut.kind(), std::io::ErrorKind::UnexpectedEof);
     // And with it.
@@ -346,8 +349,22 @@ fn read_ahead_gives_large_reads_and_the_error_after_the_plaintext() {
         c.write_tls(&mut wire).expect("records");
     }
     let mut ahead = ferry_tls::ReadAhead::default();
-    ahead.space()[..wire.len()].copy_from_slice(&wire);
-    ahead.filled(wire.len());
-    assert!(matches!(ahead.read_plaintext(&mut s, &mut buf), Ok(Some(0))));
+    socket(&mut ahead, &mut &wire[..]);
+    assert!(matches!(
+        ahead.read_plaintext(&mut s, &mut buf),
+        Ok(Some(0))
+    ));
     drop(c);
+}
+
+/// A read of the "socket" `rest` into `ahead`.
+fn socket(ahead: &mut ferry_tls::ReadAhead, rest: &mut &[u8]) {
+    ahead
+        .fill_with(|space: &mut [u8]| {
+            let k = rest.len().min(space.len());
+            space[..k].copy_from_slice(&rest[..k]);
+            *rest = &rest[k..];
+            Ok::<_, ()>(k)
+        })
+        .expect("read");
 }

@@ -79,8 +79,8 @@ impl TlsStream {
     fn read_tls(&mut self) -> io::Result<usize> {
         let mut at_end = false;
         if self.ahead.is_empty() {
-            let n = (&self.stream).read(self.ahead.space())?;
-            self.ahead.filled(n);
+            let stream = &self.stream;
+            let n = self.ahead.fill_with(|b| (&*stream).read(b))?;
             at_end = n == 0;
         }
         self.ahead.feed(&mut self.conn, at_end)
@@ -200,8 +200,9 @@ impl TlsStream {
             if !from_socket {
                 return Ok(None);
             }
-            match (&self.stream).read(self.ahead.space()) {
-                Ok(n) => self.ahead.filled(n),
+            let stream = &self.stream;
+            match self.ahead.fill_with(|b| (&*stream).read(b)) {
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e) => return Err(e),

@@ -243,8 +243,9 @@ impl<'s> Tls<'s> {
                 }
                 Err(e) => return Err(self.fail(shared, e)),
             }
-            let read = read_plain(shared, told, self.stream, self.ahead.space(), deadline)?;
-            self.ahead.filled(read);
+            let stream = self.stream;
+            self.ahead
+                .fill_with(|b| read_plain(shared, told, stream, b, deadline))?;
         }
     }
 
@@ -253,8 +254,10 @@ impl<'s> Tls<'s> {
     fn receive(&mut self, shared: &Shared, told: bool, deadline: Instant) -> Result<usize, Wake> {
         let mut at_end = false;
         if self.ahead.is_empty() {
-            let read = read_plain(shared, told, self.stream, self.ahead.space(), deadline)?;
-            self.ahead.filled(read);
+            let stream = self.stream;
+            let read = self
+                .ahead
+                .fill_with(|b| read_plain(shared, told, stream, b, deadline))?;
             at_end = read == 0;
         }
         let n = self.ahead.feed(&mut self.conn, at_end).map_err(Wake::Io)?;
