@@ -11,7 +11,17 @@ const CORE_RULES: &[&str] = &[
     "ALPHA", "BIT", "CHAR", "CR", "CRLF", "CTL", "DIGIT", "DQUOTE", "HEXDIG", "HTAB", "LF", "LWSP",
     "OCTET", "SP", "VCHAR", "WSP",
 ];
-const ROOTS: &[&str] = &["client-stream", "server-stream", "request", "reply"];
+/// Where every rule must be reachable from: the streams of ferry/1, and the extensions' own
+/// requests, replies and greeting parameters (section 16).
+const ROOTS: &[&str] = &[
+    "client-stream",
+    "server-stream",
+    "request",
+    "reply",
+    "ext-request",
+    "ext-reply",
+    "auth-param",
+];
 
 fn grammar_text() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spec/grammar.abnf");
