@@ -62,3 +62,15 @@ for seed in [
     "h:1 " + EMPTY + "\nh:1 SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n",
 ]:
     put("tls_trust", seed.encode())
+
+# decode_auth: the auth extension's lines (spec section 16).
+for seed in [
+    "auth ed25519 alice " + "A" * 43 + "= " + "A" * 86 + "==\n",
+    "auth scram-sha-256-plus cD1mZXJyeS1leHBvcnRlciwsbj1hbGljZSxyPWFiYw==\n",
+    "auth-final Yz1jRDFtWlhKeWVTMWxlSEJ2Y25SbGNpd3M=\r\n",
+    "auth kerberos alice\n",
+    "more cj1hYmMscz1RU1hDUitRNnNlazhiZjkyLGk9NDA5Ng==\n",
+    "ok auth alice\n",
+    "ok auth alice dj0xMjM=\n",
+]:
+    put("decode_auth", seed.encode())

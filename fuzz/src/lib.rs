@@ -13,6 +13,39 @@ macro_rules! wire {
 }
 wire!(Request, Reply, Entry, Frame, Hello);
 
+impl Wire for ferry_wire::auth::AuthRequest {
+    fn bytes(&self) -> Vec<u8> {
+        self.encode()
+    }
+}
+
+impl Wire for ferry_wire::auth::AuthReply {
+    fn bytes(&self) -> Vec<u8> {
+        self.encode()
+    }
+}
+
+/// [`ferry_wire::auth::decode_auth_request`] as a [`Decoder`]: an `auth` line with an unknown
+/// mechanism (which has no canonical form to re-encode) must start with `auth ` and counts
+/// as invalid here.
+pub fn decode_auth_request(
+    buf: &[u8],
+) -> Result<(ferry_wire::auth::AuthRequest, usize), DecodeError> {
+    use ferry_wire::auth::AuthLine;
+    match ferry_wire::auth::decode_auth_request(buf)? {
+        (AuthLine::Request(r), n) => Ok((r, n)),
+        (AuthLine::UnknownMechanism, n) => {
+            assert!(buf.starts_with(b"auth "), "an unknown mechanism outside `auth`");
+            Err(DecodeError::Invalid(ferry_wire::Invalid {
+                kind: ferry_wire::InvalidKind::Syntax,
+                line_len: Some(n),
+                offset: 0,
+                rule: "auth-req",
+            }))
+        }
+    }
+}
+
 /// A decoder of one message kind.
 pub type Decoder<T> = fn(&[u8]) -> Result<(T, usize), DecodeError>;
 

@@ -79,7 +79,7 @@ impl Invalid {
 }
 
 /// Finds the next line: `Ok((content_without_eol, len_with_eol))`.
-fn split_line(buf: &[u8]) -> Result<(&[u8], usize), DecodeError> {
+pub(crate) fn split_line(buf: &[u8]) -> Result<(&[u8], usize), DecodeError> {
     let window = &buf[..buf.len().min(MAX_LINE)];
     match window.iter().position(|&b| b == b'\n') {
         Some(lf) => {
@@ -97,7 +97,7 @@ fn split_line(buf: &[u8]) -> Result<(&[u8], usize), DecodeError> {
     }
 }
 
-fn run<'a, T>(
+pub(crate) fn run<'a, T>(
     buf: &'a [u8],
     parser: impl FnOnce(&'a [u8]) -> PResult<'a, T>,
     classify: impl FnOnce(&'a [u8], &PErr<'a>) -> InvalidKind,

@@ -29,6 +29,7 @@
 //! assert_eq!(decode_request(&bytes[..5]), Err(ferry_wire::DecodeError::Incomplete));
 //! ```
 
+pub mod auth;
 pub mod code;
 pub mod decode;
 pub mod digest;

@@ -53,7 +53,7 @@ impl<'a> ContextError<&'a [u8]> for PErr<'a> {
 
 pub(crate) type PResult<'a, O> = IResult<&'a [u8], O, PErr<'a>>;
 
-fn fail<'a, O>(input: &'a [u8], rule: &'static str) -> PResult<'a, O> {
+pub(crate) fn fail<'a, O>(input: &'a [u8], rule: &'static str) -> PResult<'a, O> {
     Err(nom::Err::Error(PErr {
         input,
         rule: Some(rule),
@@ -61,7 +61,7 @@ fn fail<'a, O>(input: &'a [u8], rule: &'static str) -> PResult<'a, O> {
     }))
 }
 
-fn sp(i: &[u8]) -> PResult<'_, &[u8]> {
+pub(crate) fn sp(i: &[u8]) -> PResult<'_, &[u8]> {
     context("SP", tag(&b" "[..])).parse(i)
 }
 

@@ -155,3 +155,55 @@ fn payloads() {
     .encode(&mut out);
     insta::assert_snapshot!(show(&out));
 }
+
+/// The `auth` extension (section 16): requests, replies, its codes and the greeting param.
+#[test]
+fn auth_extension() {
+    use crate::auth::{self, AuthReply, AuthRequest, Mechanism, UserName};
+    let alice = UserName::new("alice").expect("user");
+    let mut out = Vec::new();
+    let key: [u8; 32] = std::array::from_fn(|i| i as u8);
+    let sig: [u8; 64] = std::array::from_fn(|i| 255 - i as u8);
+    for r in [
+        AuthRequest::Ed25519 {
+            user: alice.clone(),
+            public_key: key,
+            signature: sig,
+        },
+        AuthRequest::Scram {
+            client_first: b"p=ferry-exporter,,n=alice,r=fyko+d2lbbFgONRv9qkxdawL".to_vec(),
+        },
+        AuthRequest::Final {
+            client_final:
+                b"c=cD1mZXJyeS1leHBvcnRlciws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=AAAA"
+                    .to_vec(),
+        },
+    ] {
+        out.extend_from_slice(&r.encode());
+    }
+    for r in [
+        AuthReply::More {
+            server_first: b"r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096"
+                .to_vec(),
+        },
+        AuthReply::Ok {
+            user: alice.clone(),
+            server_final: Some(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=".to_vec()),
+        },
+        AuthReply::Ok {
+            user: alice,
+            server_final: None,
+        },
+    ] {
+        out.extend_from_slice(&r.encode());
+    }
+    for code in auth::CODES {
+        Reply::Err(ErrorReply::new(
+            *code,
+            auth::code_name(*code).expect("named"),
+        ))
+        .encode(&mut out);
+    }
+    out.extend_from_slice(format!("auth={}\n", auth::param_value(&Mechanism::ALL)).as_bytes());
+    insta::assert_snapshot!(show(&out));
+}
