@@ -71,6 +71,7 @@ fn play(
         upload_input: ferry_proto::server::UPLOAD_INPUT,
         memory: ferry_proto::server::MemoryBudget::new(3 << 20),
         listing_memory: ferry_proto::server::MemoryBudget::new(1 << 20),
+        auth: None,
     };
     let longest = Duration::from_secs(2 + 1 + 5 + 1);
     let mut h = Harness::new(cfg);

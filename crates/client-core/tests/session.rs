@@ -34,6 +34,7 @@ fn config(max_eager: u64) -> SessionConfig {
         upload_input: ferry_proto::server::UPLOAD_INPUT,
         memory: ferry_proto::server::MemoryBudget::new(usize::MAX),
         listing_memory: ferry_proto::server::MemoryBudget::new(usize::MAX),
+        auth: None,
     }
 }
 

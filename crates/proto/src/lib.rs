@@ -6,7 +6,9 @@
 //! two peers in memory on a virtual clock.
 //!
 //! - [`server`]: one server session (spec/protocol.md sections 3 to 9).
+//! - [`auth`]: what a session asks of the server's users (the `auth` extension, section 16).
 //! - [`memory`]: an in-memory driver of a server session (tests, fuzzing).
 
+pub mod auth;
 pub mod memory;
 pub mod server;

@@ -28,6 +28,14 @@
 //! which requests in flight must stop (CLOSE-8, CLOSE-9). A driver that waits (for input, for
 //! its peer to accept output) must wake when the shutdown is triggered and report it.
 //!
+//! Authentication (the `auth` extension, spec section 16): with [`SessionConfig::auth`] set,
+//! the session reads `auth` and `auth-final` requests, asks the [`Authenticator`] to check the
+//! proofs, answers `err 530` before authentication and `err 550` for a request the user has
+//! no right for, before any storage action. A driver over TLS gives the session the
+//! connection's channel binding ([`ServerSession::set_channel_binding`]) before its first
+//! poll. (Per-user folders are the drivers' next step: today every user is served the one
+//! folder of the server.)
+//!
 //! Known digests: a driver that keeps the digests of files it has served (keyed to the file's
 //! identity, as `ferry-store` does) hands a known one to [`ServerSession::opened`]
 //! ([`FileMeta::digest`]); the get then hashes nothing and reads only from its offset (a
@@ -65,7 +73,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use ferry_wire::auth::{self as auth_wire, AuthLine, AuthRequest};
 use ferry_wire::limits::MAX_CHUNK;
+
+use crate::auth::{self, Authenticator, Mechanism, Right, ScramServer};
 use ferry_wire::{
     ChunkLen, Code, DecodeError, Digest, Entry, ErrorReply, FileName, Frame, HEAD_ROOM, Hasher,
     Invalid, InvalidKind, PayloadReceiver, PutFlow, PutMode, Reply, Request, Step, Timestamp,
@@ -146,6 +157,10 @@ pub struct SessionConfig {
     /// The memory every session of the server shares for the listings it holds while they
     /// are sent: a `dir` whose listing does not fit is answered `err 431 storage` (DIR-11).
     pub listing_memory: Arc<MemoryBudget>,
+    /// The server's users, when it offers the `auth` extension (section 16; the greeting
+    /// then lists it, AUTH-1); `None`: no authentication, every session may do everything
+    /// the server allows.
+    pub auth: Option<Arc<dyn Authenticator>>,
 }
 
 /// The memory the sessions of one server share for their large buffers: an eager put's
@@ -600,6 +615,19 @@ pub struct ServerSession {
     file_grant: Option<Grant>,
     /// The memory budget an upload's large input buffer holds.
     input_grant: Option<Grant>,
+    /// The `auth` extension: who the session serves, and an exchange in progress.
+    auth: AuthState,
+}
+
+/// A session's side of the `auth` extension (section 16).
+#[derive(Debug, Default)]
+struct AuthState {
+    /// The TLS channel-binding value (TLS-15), once the driver gave it.
+    cb: Option<[u8; 32]>,
+    /// Who the session serves after a successful `auth`.
+    grant: Option<auth::Grant>,
+    /// A SCRAM exchange waiting for `auth-final` (after `more`).
+    scram: Option<Box<dyn ScramServer>>,
 }
 
 /// How fast the payload in flight moves (TIME-9): the octets that moved and the time spent
@@ -705,7 +733,19 @@ impl LogBudget {
 }
 
 fn err_reply(code: Code) -> ErrorReply {
-    ErrorReply::new(code, code.name().unwrap_or("error"))
+    let name = code.name().or_else(|| auth_wire::code_name(code));
+    ErrorReply::new(code, name.unwrap_or("error"))
+}
+
+/// A request line of ferry/1, or of the `auth` extension.
+enum Line {
+    Request(Request),
+    Auth(AuthLine),
+}
+
+/// Whether a request line (perhaps incomplete) is the `auth` extension's.
+fn is_auth_line(input: &[u8]) -> bool {
+    input.starts_with(b"auth ") || input.starts_with(b"auth-final ")
 }
 
 impl ServerSession {
@@ -746,7 +786,20 @@ impl ServerSession {
             pace: None,
             file_grant: None,
             input_grant: None,
+            auth: AuthState::default(),
         }
+    }
+
+    /// Under TLS: the connection's channel-binding value (TLS-15), which the `auth`
+    /// extension's proofs are bound to (AUTH-9, AUTH-11). Call it before the first
+    /// [`ServerSession::poll`]; a session without it is a plain one.
+    pub fn set_channel_binding(&mut self, cb: [u8; 32]) {
+        self.auth.cb = Some(cb);
+    }
+
+    /// Who the session serves, once it authenticated (section 16).
+    pub fn grant(&self) -> Option<&auth::Grant> {
+        self.auth.grant.as_ref()
     }
 
     // -------------------------------------------------------------- getters ---
@@ -1590,18 +1643,32 @@ impl ServerSession {
             *line_deadline = Some(deadline.max(now + self.cfg.stall));
             return None;
         }
-        match decode_request(&self.input[self.in_start..self.in_end]) {
-            Ok((request, used)) => {
+        let input = &self.input[self.in_start..self.in_end];
+        let decoded = if is_auth_line(input) {
+            auth_wire::decode_auth_request(input).map(|(l, used)| (Line::Auth(l), used))
+        } else {
+            decode_request(input).map(|(r, used)| (Line::Request(r), used))
+        };
+        match decoded {
+            Ok((line, used)) => {
                 self.consume(used);
                 self.started = now;
                 let first = std::mem::replace(&mut self.first, false);
                 self.state = Self::between();
-                self.execute(request, first);
+                self.end_unanswered_scram(&line);
+                match line {
+                    Line::Request(request) => self.execute(request, first),
+                    Line::Auth(line) => self.execute_auth(line),
+                }
             }
             Err(DecodeError::Invalid(invalid)) => {
                 self.started = now;
                 self.first = false;
                 self.state = Self::between();
+                if self.auth.scram.take().is_some() {
+                    // AUTH-6: only auth-final may follow `more`.
+                    self.reply_err("auth", None, auth_wire::AUTH_FAILED);
+                }
                 self.invalid(invalid);
             }
             Err(DecodeError::Incomplete) => {
@@ -1621,8 +1688,14 @@ impl ServerSession {
 
     fn execute(&mut self, request: Request, first: bool) {
         match request {
-            Request::Dir => self.state = State::Listing(None),
-            Request::Get { offset, name } => self.state = State::Opening { offset, name },
+            Request::Dir => match self.allowed(Right::List) {
+                Ok(()) => self.state = State::Listing(None),
+                Err(code) => self.reply_err("dir", None, code),
+            },
+            Request::Get { offset, name } => match self.allowed(Right::Read) {
+                Ok(()) => self.state = State::Opening { offset, name },
+                Err(code) => self.reply_err("get", Some(&name), code),
+            },
             Request::Put {
                 size,
                 mode,
@@ -1633,6 +1706,11 @@ impl ServerSession {
                 if flow == PutFlow::Now && !self.eager_allowed(size) {
                     return self.close_with(Code::PROTOCOL);
                 }
+                // AUTH-17, AUTH-19: who may put, before the checks of PUT-2.
+                if let Err(code) = self.allowed(Right::Create) {
+                    return self.refuse_put(size, flow, name, code);
+                }
+                let mode = self.put_mode(mode);
                 // PUT-2, in order (the name was checked by the decoder).
                 let refused = if self.cfg.read_only {
                     Some(Code::READ_ONLY)
@@ -2013,9 +2091,11 @@ impl ServerSession {
                 || self.cfg.read_only
                 || size > self.cfg.max_size
                 || bytes + size > STORE_BATCH_BYTES
+                || self.allowed(Right::Create).is_err()
             {
                 return;
             }
+            let mode = self.put_mode(mode);
             let Some((data, trailer, used)) = whole_payload(size, &input[line..]) else {
                 return;
             };
@@ -2027,6 +2107,127 @@ impl ServerSession {
             batch.grants.push(grant);
             batch.add(name, size, mode, data, trailer);
         }
+    }
+
+    // ---------------------------------------------------------------- auth ---
+
+    /// Whether the session may do what needs `right` (AUTH-17, AUTH-19): always without the
+    /// `auth` extension; else by the grant of its user, or of anonymous access.
+    fn allowed(&self, right: Right) -> Result<(), Code> {
+        let Some(authenticator) = &self.cfg.auth else {
+            return Ok(());
+        };
+        let rights = match &self.auth.grant {
+            Some(grant) => grant.rights,
+            None => match authenticator.anonymous() {
+                Some(rights) => rights,
+                None => return Err(auth_wire::AUTH_REQUIRED),
+            },
+        };
+        if rights.has(right) {
+            Ok(())
+        } else {
+            Err(auth_wire::NOT_PERMITTED)
+        }
+    }
+
+    /// The mode a put is stored with: a user without `replace` cannot replace a file, so its
+    /// `replace` puts are stored as `new` ones, `err 512` for a name that exists (AUTH-19).
+    fn put_mode(&self, mode: PutMode) -> PutMode {
+        if mode == PutMode::Replace && self.allowed(Right::Replace).is_err() {
+            PutMode::New
+        } else {
+            mode
+        }
+    }
+
+    /// A line other than `auth-final` after `more` ends that exchange with `err 535` (its
+    /// final reply) before the line is answered (AUTH-5, AUTH-6).
+    fn end_unanswered_scram(&mut self, line: &Line) {
+        let answers = matches!(
+            line,
+            Line::Auth(AuthLine::Request(AuthRequest::Final { .. }))
+        );
+        if !answers && self.auth.scram.take().is_some() {
+            self.reply_err("auth", None, auth_wire::AUTH_FAILED);
+        }
+    }
+
+    /// A request of the `auth` extension (section 16).
+    fn execute_auth(&mut self, line: AuthLine) {
+        let Some(authenticator) = self.cfg.auth.clone() else {
+            // EXT-4: an extension this server knows but did not offer.
+            return self.reply_err("auth", None, Code::UNSUPPORTED);
+        };
+        let request = match line {
+            AuthLine::Request(r) => r,
+            AuthLine::UnknownMechanism => {
+                return self.reply_err("auth", None, Code::UNSUPPORTED);
+            }
+        };
+        let offered = authenticator.mechanisms();
+        let mechanism = match &request {
+            AuthRequest::Ed25519 { .. } => Some(Mechanism::Ed25519),
+            AuthRequest::Scram { .. } => Some(Mechanism::ScramSha256Plus),
+            AuthRequest::Final { .. } => None,
+        };
+        if let Some(m) = mechanism {
+            if !offered.contains(&m) {
+                // AUTH-6.
+                return self.reply_err("auth", None, Code::UNSUPPORTED);
+            }
+            if self.auth.grant.is_some() {
+                // AUTH-7: once per session.
+                return self.auth_failed("a second auth");
+            }
+        }
+        match request {
+            AuthRequest::Ed25519 {
+                user,
+                public_key,
+                signature,
+            } => {
+                let cb = self.auth.cb.unwrap_or([0; 32]);
+                match authenticator.ed25519(&user, &public_key, &signature, &cb) {
+                    Some(grant) if grant.user == user => self.authenticated(grant, None),
+                    _ => self.auth_failed("ed25519"),
+                }
+            }
+            AuthRequest::Scram { client_first } => {
+                match authenticator.scram_start(&client_first, self.auth.cb.as_ref()) {
+                    Some((exchange, server_first)) => {
+                        self.auth.scram = Some(exchange);
+                        auth_wire::AuthReply::More { server_first }.encode_into(&mut self.out);
+                    }
+                    None => self.auth_failed("scram first message"),
+                }
+            }
+            AuthRequest::Final { client_final } => match self.auth.scram.take() {
+                Some(exchange) => match exchange.finish(&client_final) {
+                    Some((grant, server_final)) => self.authenticated(grant, Some(server_final)),
+                    None => self.auth_failed("scram final message"),
+                },
+                // AUTH-6: no `more` to answer.
+                None => self.reply_err("auth", None, Code::SYNTAX),
+            },
+        }
+    }
+
+    fn authenticated(&mut self, grant: auth::Grant, server_final: Option<Vec<u8>>) {
+        tracing::info!(user = %grant.user, rights = %grant.rights, "authenticated");
+        auth_wire::AuthReply::Ok {
+            user: grant.user.clone(),
+            server_final,
+        }
+        .encode_into(&mut self.out);
+        self.log("auth", None, None, 0);
+        self.auth.grant = Some(grant);
+    }
+
+    /// AUTH-8: one reply for every failure; the reason is for the log only.
+    fn auth_failed(&mut self, what: &'static str) {
+        tracing::info!(what, "authentication failed");
+        self.reply_err("auth", None, auth_wire::AUTH_FAILED);
     }
 
     // ------------------------------------------------------------- helpers ---

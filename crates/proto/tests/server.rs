@@ -23,6 +23,7 @@ fn config() -> SessionConfig {
         upload_input: ferry_proto::server::UPLOAD_INPUT,
         memory: ferry_proto::server::MemoryBudget::new(usize::MAX),
         listing_memory: ferry_proto::server::MemoryBudget::new(usize::MAX),
+        auth: None,
     }
 }
 

@@ -132,6 +132,7 @@ impl ServerConfig {
             listing_memory: ferry_proto::server::MemoryBudget::new(
                 ferry_proto::server::DEFAULT_LISTING_BUDGET,
             ),
+            auth: None,
         }
     }
 

@@ -268,6 +268,11 @@ impl AuthRequest {
 }
 
 impl AuthReply {
+    /// Appends the reply's line to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.encode());
+    }
+
     /// The reply's line, eol (LF) included.
     pub fn encode(&self) -> Vec<u8> {
         let line = match self {
