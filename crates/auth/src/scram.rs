@@ -89,9 +89,10 @@ pub const MAX_ITERATIONS: u32 = 10_000_000;
 /// unknown user.
 ///
 /// Measured on the development machine (AMD EPYC, 2 cores, release build, ring 0.17.14,
-/// best of 5): PBKDF2-HMAC-SHA-256 costs about 0.2 ms per 1000 iterations — 4096 in 0.8 ms,
-/// 350,000 in 71 ms, 400,000 in 80 ms, 450,000 in 91 ms — so 400,000 costs about 80 ms, in
-/// the 50–100 ms a login may take on the client (the server never runs PBKDF2 on a login:
+/// best of 5, machine otherwise quiet): PBKDF2-HMAC-SHA-256 costs about 0.2 ms per 1000
+/// iterations — 4096 in 0.8 ms, 350,000 in 71 ms, 400,000 in 80 ms, 450,000 in 91 ms (with
+/// both cores busy with builds, 400,000 took 103 ms) — so 400,000 costs about 80 ms, in the
+/// 50–100 ms a login may take on the client (the server never runs PBKDF2 on a login:
 /// only `ferry user add`/`passwd` do). A debug build is about 17 times slower.
 pub const DEFAULT_ITERATIONS: u32 = 400_000;
 
@@ -585,7 +586,9 @@ impl ServerExchange {
     /// real one, and [`finish`](Self::finish) refuses. `secret` must be random (32 octets or
     /// more) and the same for the server's lifetime — better, kept across restarts — or the
     /// made-up salt of an unknown user would change between attempts while a real user's
-    /// does not. `rng` draws the server's nonce.
+    /// does not. The made-up answer has a [`SALT_LEN`]-octet salt and [`DEFAULT_ITERATIONS`]:
+    /// a real user stored with another count or salt length (another tool, an older default)
+    /// can be told from an unknown name by its server-first. `rng` draws the server's nonce.
     pub fn start<F>(
         client_first: &str,
         cb: Option<ChannelBinding>,
