@@ -284,7 +284,8 @@ fn tampered_client_final_is_refused() {
         tamper(&|m| {
             let (c, rest) = m.split_once(",r=").expect("r=");
             let (r, p) = rest.split_once(",p=").expect("p=");
-            format!("{c},r={}X,p={p}", &r[..r.len() - 1])
+            let other = if r.ends_with('X') { 'Y' } else { 'X' };
+            format!("{c},r={}{other},p={p}", &r[..r.len() - 1])
         }),
         Nonce
     );
