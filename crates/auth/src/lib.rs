@@ -2,3 +2,5 @@
 //!
 //! Sans-IO building blocks of authentication, shared by the server cores, the clients and
 //! the `ferry` command: no sockets, no clock.
+
+pub mod scram;
