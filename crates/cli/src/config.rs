@@ -389,6 +389,8 @@ impl ServeArgs {
                 .unwrap_or(d.shutdown_grace),
             // Made from the --tls-* settings when the server starts (files are read there).
             tls: None,
+            // No `ferry serve --users` yet (#16).
+            auth: None,
         };
         // Flags over the file: certificate files given as flags win over a self-signed
         // setting in the file, and the other way round.

@@ -33,8 +33,8 @@
 //! proofs, answers `err 530` before authentication and `err 550` for a request the user has
 //! no right for, before any storage action. A driver over TLS gives the session the
 //! connection's channel binding ([`ServerSession::set_channel_binding`]) before its first
-//! poll. (Per-user folders are the drivers' next step: today every user is served the one
-//! folder of the server.)
+//! poll. Which folder a session is served is the driver's: [`ServerSession::grant`] says who
+//! the session serves (`ferry_store::ServerConfig::auth` maps users to folders).
 //!
 //! Known digests: a driver that keeps the digests of files it has served (keyed to the file's
 //! identity, as `ferry-store` does) hands a known one to [`ServerSession::opened`]

@@ -129,6 +129,16 @@ impl<S> MaybeTls<S> {
     pub(crate) fn is_tls(&self) -> bool {
         !matches!(self, Self::Plain(_))
     }
+
+    /// The session's channel-binding value (TLS-15), for the `auth` extension; `None` for
+    /// plain ferry/1.
+    pub(crate) fn channel_binding(&self) -> Option<[u8; 32]> {
+        match self {
+            Self::Plain(_) => None,
+            Self::Server(s) => ferry_tls::channel_binding(s.get_ref().1).ok(),
+            Self::Client(s) => ferry_tls::channel_binding(s.get_ref().1).ok(),
+        }
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> MaybeTls<S> {

@@ -2,8 +2,10 @@
 //! they announce and enforce the same limits from the same values.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_proto::auth::Authenticator;
 use ferry_proto::server::SessionConfig;
 
 use ferry_wire::limits::{
@@ -71,7 +73,42 @@ pub struct ServerConfig {
     /// Serve ferry/1 over TLS (spec section 15) with this certificate and key; `None`: plain
     /// ferry/1. Every implementation's driver wraps its accepted connections with it.
     pub tls: Option<ferry_tls::ServerTls>,
+    /// Authenticate users (the `auth` extension, spec section 16): who they are and what they
+    /// may do, and their folders; `None`: no authentication, every session is served
+    /// [`ServerConfig::root`].
+    pub auth: Option<ServerAuth>,
 }
+
+/// A server's users: the [`Authenticator`] its sessions ask, and the users' folders.
+#[derive(Debug, Clone)]
+pub struct ServerAuth {
+    /// Checks proofs and gives rights (`ferry-auth` implements it over the users file).
+    pub authenticator: Arc<dyn Authenticator>,
+    /// The users' folders, and the anonymous access's.
+    pub homes: Arc<crate::homes::Homes>,
+}
+
+impl ServerAuth {
+    /// The folder a session is served (AUTH-18): its user's, or the anonymous access's before
+    /// (or without) authentication; `None` when there is none (a user removed from the users
+    /// file since it authenticated: its requests get `err 431 storage`).
+    pub fn root(&self, grant: Option<&ferry_proto::auth::Grant>) -> Option<crate::Root> {
+        match grant {
+            Some(g) => self.homes.user(&g.user),
+            None => self.homes.anonymous(),
+        }
+    }
+}
+
+impl PartialEq for ServerAuth {
+    /// The same users: the same authenticator and folders (not equal contents).
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.authenticator, &other.authenticator)
+            && Arc::ptr_eq(&self.homes, &other.homes)
+    }
+}
+
+impl Eq for ServerAuth {}
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -90,6 +127,7 @@ impl Default for ServerConfig {
             buffer_memory: ferry_proto::server::DEFAULT_MEMORY_BUDGET,
             shutdown_grace: Duration::from_secs(10),
             tls: None,
+            auth: None,
         }
     }
 }
@@ -132,7 +170,7 @@ impl ServerConfig {
             listing_memory: ferry_proto::server::MemoryBudget::new(
                 ferry_proto::server::DEFAULT_LISTING_BUDGET,
             ),
-            auth: None,
+            auth: self.auth.as_ref().map(|a| Arc::clone(&a.authenticator)),
         }
     }
 
@@ -186,15 +224,31 @@ impl ServerConfig {
 
     /// The greeting that announces these settings (HELLO-2, HELLO-5, HELLO-7).
     pub fn greeting(&self) -> Greeting {
-        Greeting::new(Limits {
+        let greeting = Greeting::new(Limits {
             max_size: self.max_size,
             max_eager: self.max_eager,
             idle: self.idle().as_secs(),
             stall: self.stall().as_secs(),
             ..Limits::default()
         })
-        .with_min_rate((self.min_rate > 0).then_some(self.min_rate))
+        .with_min_rate((self.min_rate > 0).then_some(self.min_rate));
+        match &self.auth {
+            Some(auth) => with_auth(greeting, &auth.authenticator.mechanisms()),
+            None => greeting,
+        }
     }
+}
+
+/// `greeting` offering the `auth` extension with `mechanisms` (AUTH-1).
+fn with_auth(greeting: Greeting, mechanisms: &[ferry_wire::auth::Mechanism]) -> Greeting {
+    let ext = ferry_wire::ExtName::new(ferry_wire::auth::EXTENSION).expect("a valid name");
+    let name = ferry_wire::ParamName::new(ferry_wire::auth::PARAM).expect("a valid name");
+    let value = ferry_wire::ParamValue::new(ferry_wire::auth::param_value(mechanisms))
+        .expect("mechanism names are parameter values");
+    greeting
+        .with_extension(ext)
+        .and_then(|g| g.with_param(name, value))
+        .expect("auth is offered once")
 }
 
 #[cfg(test)]

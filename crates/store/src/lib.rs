@@ -41,10 +41,12 @@
 
 mod config;
 pub mod digests;
+pub mod homes;
 mod slots;
 mod space;
 pub use config::{
-    ACCEPT_PAUSE, DEFAULT_MAX_PER_ADDRESS, MAX_TIMEOUT, SHUTDOWN_CHUNK_PATIENCE, ServerConfig,
+    ACCEPT_PAUSE, DEFAULT_MAX_PER_ADDRESS, MAX_TIMEOUT, SHUTDOWN_CHUNK_PATIENCE, ServerAuth,
+    ServerConfig,
 };
 pub use slots::{AddressSlot, AddressSlots};
 pub use space::Usage;

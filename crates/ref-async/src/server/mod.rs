@@ -139,7 +139,10 @@ impl Flag {
 /// What every session shares.
 pub(crate) struct Shared<R: Runtime> {
     rt: R,
-    root: Root,
+    /// The served folder; `None` with authentication, where each user has its own.
+    root: Option<Root>,
+    /// The users and their folders (spec section 16); `None`: everyone is served `root`.
+    auth: Option<ferry_store::ServerAuth>,
     /// The limits, timeouts and greeting of each session.
     session: SessionConfig,
     max_connections: usize,
@@ -164,6 +167,15 @@ pub(crate) struct Shared<R: Runtime> {
 }
 
 impl<R: Runtime> Shared<R> {
+    /// The folder `session` is served (AUTH-18): `root`, or its user's; `None` for a user
+    /// removed from the users file since it authenticated (its requests get 431).
+    fn root_for(&self, session: &ferry_proto::server::ServerSession) -> Option<Root> {
+        match &self.auth {
+            None => self.root.clone(),
+            Some(auth) => auth.root(session.grant()),
+        }
+    }
+
     /// When requests in flight must stop (CLOSE-9), once a shutdown was triggered.
     fn hard_deadline(&self) -> Option<Instant> {
         self.shutdown.triggered_at().map(|t| t + self.grace)
@@ -239,15 +251,20 @@ pub async fn run<R: Runtime>(
     config: Config,
     shutdown: Shutdown,
 ) -> io::Result<()> {
-    let root = {
-        let config = config.clone();
-        rt.unblock(move || config.open_root()).await??
+    // With authentication every session is served a user's folder (ServerConfig::auth).
+    let root = match &config.auth {
+        None => {
+            let config = config.clone();
+            Some(rt.unblock(move || config.open_root()).await??)
+        }
+        Some(_) => None,
     };
     let local = listener.local_addr()?;
     let listener = rt.listener(listener)?;
     let shared = Arc::new(Shared {
         rt: rt.clone(),
         root,
+        auth: config.auth.clone(),
         // Chunk data is read straight into the upload's buffer (`session`).
         session: config.session(ferry_proto::server::INPUT_SMALL),
         max_connections: config.max_connections,

@@ -81,8 +81,12 @@ pub(super) async fn serve<R: Runtime>(shared: Arc<Shared<R>>, stream: R::TcpStre
     };
     tracing::debug!("session started");
     let now = Instant::now();
+    let mut session = ServerSession::new(shared.session.clone(), now);
+    if let Some(cb) = stream.channel_binding() {
+        session.set_channel_binding(cb);
+    }
     let mut driver = Driver {
-        session: ServerSession::new(shared.session.clone(), now),
+        session,
         shared,
         stream,
         reader: None,
@@ -148,8 +152,10 @@ struct Driver<R: Runtime> {
 impl<R: Runtime> Driver<R> {
     /// The I/O loop: performs what the session asks until it is over.
     async fn run(&mut self) -> io::Result<End> {
-        let (rt, root) = (self.shared.rt.clone(), self.shared.root.clone());
+        let rt = self.shared.rt.clone();
         loop {
+            // The folder of this session (AUTH-18): the served folder, or its user's.
+            let root = self.shared.root_for(&self.session);
             if let Some(hard) = self.shared.hard_deadline() {
                 self.session.shutdown(hard);
             }
@@ -172,7 +178,10 @@ impl<R: Runtime> Driver<R> {
                 }
                 Action::Receive { deadline } => self.receive(deadline).await?,
                 Action::List => {
-                    let root = root.clone();
+                    let Some(root) = root else {
+                        self.session.listed(Err(ferry_wire::Code::STORAGE));
+                        continue;
+                    };
                     let listed = match rt.unblock(move || root.list()).await {
                         Ok(Ok(entries)) => Ok(entries),
                         Ok(Err(e)) | Err(e) => Err(StoreError::report_io(&e, "listing")),
@@ -180,6 +189,10 @@ impl<R: Runtime> Driver<R> {
                     self.session.listed(listed);
                 }
                 Action::OpenRead { name, offset } => {
+                    let Some(root) = root else {
+                        self.session.opened(Err(ferry_wire::Code::STORAGE));
+                        continue;
+                    };
                     match Reader::open(&rt, &root, name, offset).await {
                         Ok((reader, meta)) => {
                             self.reader = Some(reader);
@@ -200,12 +213,16 @@ impl<R: Runtime> Driver<R> {
                     self.session.checked(checked);
                 }
                 Action::RememberDigest(digest) => {
-                    if let Some(reader) = &self.reader {
-                        reader.remember(&root, digest);
+                    if let (Some(reader), Some(root)) = (&self.reader, &root) {
+                        reader.remember(root, digest);
                     }
                 }
                 Action::CloseFile => self.reader = None,
                 Action::BeginUpload { name, size, mode } => {
+                    let Some(root) = root else {
+                        self.session.upload_begun(Err(ferry_wire::Code::STORAGE));
+                        continue;
+                    };
                     match Writer::begin(&rt, &root, name, size, mode).await {
                         Ok(writer) => {
                             self.writer = Some(writer);
@@ -236,10 +253,15 @@ impl<R: Runtime> Driver<R> {
                 }
                 Action::StoreUploads => {
                     // One trip for the run of eager puts the session holds.
-                    let (root, uploads) = (root.clone(), self.session.take_uploads());
-                    let stored = match rt.unblock(move || root.store_uploads(&uploads)).await {
-                        Ok(stored) => stored,
-                        Err(e) => vec![Err(StoreError::report_io(&e, "storing uploads"))],
+                    let uploads = self.session.take_uploads();
+                    let stored = match root {
+                        Some(root) => {
+                            match rt.unblock(move || root.store_uploads(&uploads)).await {
+                                Ok(stored) => stored,
+                                Err(e) => vec![Err(StoreError::report_io(&e, "storing uploads"))],
+                            }
+                        }
+                        None => vec![Err(ferry_wire::Code::STORAGE); uploads.len()],
                     };
                     self.session.uploads_stored(&stored);
                 }

@@ -109,6 +109,15 @@ impl<'s> Conn<'s> {
         }
     }
 
+    /// Under TLS, the connection's channel-binding value (TLS-15) for the `auth` extension;
+    /// `None` for plain ferry/1.
+    pub(super) fn channel_binding(&self) -> Option<[u8; 32]> {
+        match self {
+            Conn::Plain(_) => None,
+            Conn::Tls(tls) => ferry_tls::channel_binding(&tls.conn).ok(),
+        }
+    }
+
     /// Under TLS, sends `close_notify` (TLS-6), waiting until `deadline` at most for it to
     /// leave; nothing for plain ferry/1.
     pub(super) fn close_notify(&mut self, shared: &Shared, deadline: Instant) {

@@ -134,7 +134,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// What every session shares.
 struct Shared {
-    root: Root,
+    /// The served folder; `None` with authentication, where each user has its own.
+    root: Option<Root>,
+    /// The users and their folders (spec section 16); `None`: everyone is served `root`.
+    auth: Option<ferry_store::ServerAuth>,
     /// The limits, timeouts and greeting of each session.
     session: SessionConfig,
     max_connections: usize,
@@ -157,6 +160,14 @@ struct Sessions {
 }
 
 impl Shared {
+    /// The folder `session` is served (AUTH-18): `root`, or its user's.
+    fn root_for(&self, session: &ferry_proto::server::ServerSession) -> Option<Root> {
+        match &self.auth {
+            None => self.root.clone(),
+            Some(auth) => auth.root(session.grant()),
+        }
+    }
+
     /// When requests in flight must stop (CLOSE-9), once a shutdown was triggered.
     fn hard_deadline(&self) -> Option<Instant> {
         self.shutdown.triggered_at().map(|t| t + self.grace)
@@ -169,11 +180,16 @@ impl Shared {
 /// ended. Fails only when the served folder cannot be opened (or is locked by another server)
 /// or the listener is unusable.
 pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> io::Result<()> {
-    let root = config.open_root()?;
+    // With authentication every session is served a user's folder (ServerConfig::auth).
+    let root = match &config.auth {
+        None => Some(config.open_root()?),
+        Some(_) => None,
+    };
     listener.set_nonblocking(false)?;
     let local = listener.local_addr()?;
     let shared = Arc::new(Shared {
         root,
+        auth: config.auth.clone(),
         // Uploads are read into the session's input buffer and written from there.
         session: config.session(ferry_proto::server::UPLOAD_INPUT),
         max_connections: config.max_connections,

@@ -88,6 +88,9 @@ fn handshake<'s>(
 /// the upload of a put live here; dropping the upload removes its staging file.
 fn drive(shared: &Shared, conn: &mut Conn<'_>) -> io::Result<End> {
     let mut session = ServerSession::new(shared.session.clone(), Instant::now());
+    if let Some(cb) = conn.channel_binding() {
+        session.set_channel_binding(cb);
+    }
     // Chunks of gets whose digest is known go straight from the file (sendfile); never
     // under TLS, whose records are made in user space.
     session.send_files(matches!(conn, Conn::Plain(_)));
@@ -132,11 +135,12 @@ fn drive(shared: &Shared, conn: &mut Conn<'_>) -> io::Result<End> {
             }
             Action::List => session.listed(
                 shared
-                    .root
-                    .list()
+                    .root_for(&session)
+                    .ok_or_else(no_folder)
+                    .and_then(|root| root.list())
                     .map_err(|e| StoreError::report_io(&e, "listing")),
             ),
-            Action::OpenRead { name, .. } => match shared.root.open_read(&name) {
+            Action::OpenRead { name, .. } => match open_read(shared, &session, &name) {
                 Ok(f) => {
                     session.opened(Ok(FileMeta {
                         size: f.size,
@@ -166,13 +170,13 @@ fn drive(shared: &Shared, conn: &mut Conn<'_>) -> io::Result<End> {
                 session.checked(unchanged);
             }
             Action::RememberDigest(digest) => {
-                if let Some(f) = &file {
-                    shared.root.remember_digest(f, digest);
+                if let (Some(f), Some(root)) = (&file, shared.root_for(&session)) {
+                    root.remember_digest(f, digest);
                 }
             }
             Action::CloseFile => file = None,
             Action::BeginUpload { name, size, mode } => {
-                match shared.root.begin_upload(&name, size, mode) {
+                match begin_upload(shared, &session, &name, size, mode) {
                     Ok(u) => {
                         upload = Some(u);
                         session.upload_begun(Ok(()));
@@ -196,7 +200,10 @@ fn drive(shared: &Shared, conn: &mut Conn<'_>) -> io::Result<End> {
             }
             Action::DiscardUpload => upload = None,
             Action::StoreUploads => {
-                let stored = shared.root.store_uploads(session.uploads());
+                let stored = match shared.root_for(&session) {
+                    Some(root) => root.store_uploads(session.uploads()),
+                    None => vec![Err(Code::STORAGE); session.uploads().len()],
+                };
                 session.uploads_stored(&stored);
             }
             Action::Drain { until } => {
@@ -209,6 +216,36 @@ fn drive(shared: &Shared, conn: &mut Conn<'_>) -> io::Result<End> {
                 return Ok(end);
             }
         }
+    }
+}
+
+/// A session whose user no longer has a folder (removed from the users file since it
+/// authenticated): every storage request fails, `err 431 storage`.
+fn no_folder() -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, "the user has no folder any more")
+}
+
+fn open_read(
+    shared: &Shared,
+    session: &ServerSession,
+    name: &ferry_wire::FileName,
+) -> Result<ReadFile, StoreError> {
+    match shared.root_for(session) {
+        Some(root) => root.open_read(name),
+        None => Err(StoreError::Io(no_folder())),
+    }
+}
+
+fn begin_upload(
+    shared: &Shared,
+    session: &ServerSession,
+    name: &ferry_wire::FileName,
+    size: u64,
+    mode: ferry_wire::PutMode,
+) -> Result<Upload, StoreError> {
+    match shared.root_for(session) {
+        Some(root) => root.begin_upload(name, size, mode),
+        None => Err(StoreError::Io(no_folder())),
     }
 }
 
