@@ -2168,7 +2168,8 @@ impl ServerSession {
         let offered = authenticator.mechanisms();
         let mechanism = match &request {
             AuthRequest::Ed25519 { .. } => Some(Mechanism::Ed25519),
-            AuthRequest::Scram { .. } => Some(Mechanism::ScramSha256Plus),
+            AuthRequest::Scram { plus: true, .. } => Some(Mechanism::ScramSha256Plus),
+            AuthRequest::Scram { plus: false, .. } => Some(Mechanism::ScramSha256),
             AuthRequest::Final { .. } => None,
         };
         if let Some(m) = mechanism {
@@ -2193,7 +2194,7 @@ impl ServerSession {
                     _ => self.auth_failed("ed25519"),
                 }
             }
-            AuthRequest::Scram { client_first } => {
+            AuthRequest::Scram { client_first, .. } => {
                 match authenticator.scram_start(&client_first, self.auth.cb.as_ref()) {
                     Some((exchange, server_first)) => {
                         self.auth.scram = Some(exchange);

@@ -209,6 +209,7 @@ fn every_failure_is_the_same_535() {
     h.client(&other).run();
     h.client(
         &AuthRequest::Scram {
+            plus: true,
             client_first: b"carol-first".to_vec(),
         }
         .encode(),
@@ -243,6 +244,7 @@ fn scram_takes_more_and_auth_final() {
     assert_eq!(out(&mut h), "err 500 syntax\n", "AUTH-6: no more to answer");
     h.client(
         &AuthRequest::Scram {
+            plus: true,
             client_first: b"bob-first".to_vec(),
         }
         .encode(),
@@ -267,6 +269,7 @@ fn another_line_after_more_ends_the_exchange() {
     let mut h = session(Some(Fake::new()), Some([7; 32]));
     h.client(
         &AuthRequest::Scram {
+            plus: true,
             client_first: b"bob-first".to_vec(),
         }
         .encode(),
@@ -295,6 +298,7 @@ fn unknown_and_unoffered_mechanisms_are_503() {
     h.client(b"auth kerberos alice\n").run();
     h.client(
         &AuthRequest::Scram {
+            plus: true,
             client_first: b"bob-first".to_vec(),
         }
         .encode(),

@@ -139,19 +139,27 @@ fn is_user_octet(b: u8) -> bool {
 pub enum Mechanism {
     /// `ed25519`: a signature by the user's key (AUTH-9, AUTH-10).
     Ed25519,
-    /// `scram-sha-256-plus`: a password, with SCRAM bound to the connection (AUTH-11).
+    /// `scram-sha-256-plus`: a password, with SCRAM bound to the TLS connection (AUTH-11).
     ScramSha256Plus,
+    /// `scram-sha-256`: a password with SCRAM and no binding, only on a plain connection whose
+    /// operator allowed authentication (AUTH-2, AUTH-11).
+    ScramSha256,
 }
 
 impl Mechanism {
     /// Every mechanism, in the order section 16 lists them.
-    pub const ALL: [Mechanism; 2] = [Mechanism::Ed25519, Mechanism::ScramSha256Plus];
+    pub const ALL: [Mechanism; 3] = [
+        Mechanism::Ed25519,
+        Mechanism::ScramSha256Plus,
+        Mechanism::ScramSha256,
+    ];
 
     /// Its name on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
             Mechanism::Ed25519 => "ed25519",
             Mechanism::ScramSha256Plus => "scram-sha-256-plus",
+            Mechanism::ScramSha256 => "scram-sha-256",
         }
     }
 
@@ -205,8 +213,10 @@ pub enum AuthRequest {
         /// The signature of the proof message (AUTH-9).
         signature: [u8; 64],
     },
-    /// `auth scram-sha-256-plus CLIENT-FIRST`.
+    /// `auth scram-sha-256-plus CLIENT-FIRST` (or `scram-sha-256` on a plain connection).
     Scram {
+        /// With channel binding (`-plus`, over TLS) or without.
+        plus: bool,
         /// RFC 5802's client-first-message.
         client_first: Vec<u8>,
     },
@@ -256,8 +266,13 @@ impl AuthRequest {
                 B64.encode(public_key),
                 B64.encode(signature)
             ),
-            AuthRequest::Scram { client_first } => {
-                format!("auth scram-sha-256-plus {}\n", B64.encode(client_first))
+            AuthRequest::Scram { plus, client_first } => {
+                let m = if *plus {
+                    Mechanism::ScramSha256Plus
+                } else {
+                    Mechanism::ScramSha256
+                };
+                format!("auth {} {}\n", m.as_str(), B64.encode(client_first))
             }
             AuthRequest::Final { client_final } => {
                 format!("auth-final {}\n", B64.encode(client_final))
@@ -359,13 +374,18 @@ fn auth_ed25519(i: &[u8]) -> PResult<'_, AuthRequest> {
 }
 
 /// ```abnf
-/// auth-scram    = %s"scram-sha-256-plus" SP b64
+/// auth-scram    = (%s"scram-sha-256-plus" / %s"scram-sha-256") SP b64
 /// ```
 fn auth_scram(i: &[u8]) -> PResult<'_, AuthRequest> {
-    map(
-        preceded((tag(&b"scram-sha-256-plus"[..]), sp), b64),
-        |client_first| AuthRequest::Scram { client_first },
-    )
+    let (i, plus) = alt((
+        map(tag(&b"scram-sha-256-plus"[..]), |_| true),
+        map(tag(&b"scram-sha-256"[..]), |_| false),
+    ))
+    .parse(i)?;
+    map(preceded(sp, b64), move |client_first| AuthRequest::Scram {
+        plus,
+        client_first,
+    })
     .parse(i)
 }
 
@@ -498,6 +518,7 @@ mod tests {
                 signature: [9; 64],
             },
             AuthRequest::Scram {
+                plus: true,
                 client_first: b"p=ferry-exporter,,n=alice,r=abc".to_vec(),
             },
             AuthRequest::Final {
@@ -578,7 +599,7 @@ mod tests {
     #[test]
     fn the_param_lists_mechanisms() {
         let all = param_value(&Mechanism::ALL);
-        assert_eq!(all, "ed25519,scram-sha-256-plus");
+        assert_eq!(all, "ed25519,scram-sha-256-plus,scram-sha-256");
         assert_eq!(parse_param_value(&all), Some(Mechanism::ALL.to_vec()));
         assert_eq!(
             parse_param_value("otp,ed25519,ed25519"),
@@ -614,7 +635,7 @@ mod tests {
 
         #[test]
         fn scram_messages_round_trip(first in proptest::collection::vec(any::<u8>(), 1..200)) {
-            let r = AuthRequest::Scram { client_first: first };
+            let r = AuthRequest::Scram { plus: true, client_first: first };
             prop_assert_eq!(request(&r.encode()), Ok(AuthLine::Request(r)));
         }
     }

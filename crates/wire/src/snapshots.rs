@@ -171,7 +171,12 @@ fn auth_extension() {
             signature: sig,
         },
         AuthRequest::Scram {
+            plus: true,
             client_first: b"p=ferry-exporter,,n=alice,r=fyko+d2lbbFgONRv9qkxdawL".to_vec(),
+        },
+        AuthRequest::Scram {
+            plus: false,
+            client_first: b"n,,n=alice,r=fyko+d2lbbFgONRv9qkxdawL".to_vec(),
         },
         AuthRequest::Final {
             client_final:
