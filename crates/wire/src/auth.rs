@@ -130,6 +130,37 @@ impl std::str::FromStr for UserName {
     }
 }
 
+impl TryFrom<String> for UserName {
+    type Error = BadUser;
+    fn try_from(s: String) -> Result<Self, BadUser> {
+        Self::new(&s)?;
+        Ok(Self(s))
+    }
+}
+
+impl std::borrow::Borrow<str> for UserName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A string.
+#[cfg(feature = "serde")]
+impl serde::Serialize for UserName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+/// A string that is a user name (AUTH-4); anything else is an error saying why.
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for UserName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        UserName::try_from(s).map_err(serde::de::Error::custom)
+    }
+}
+
 fn is_user_octet(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')
 }
