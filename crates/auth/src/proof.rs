@@ -226,4 +226,24 @@ mod tests {
         let s = [0x3c; 64];
         assert_eq!(decode_sig(&encode_sig(&s)), Ok(s));
     }
+
+    proptest::proptest! {
+        /// Whatever decodes is the one spelling of its octets.
+        #[test]
+        fn decoding_accepts_only_canonical_spellings(
+            field in "[A-Za-z0-9+/]{43}=|[A-Za-z0-9+/=]{42,46}",
+            octets in proptest::array::uniform32(proptest::num::u8::ANY),
+        ) {
+            match decode_pubkey(&field) {
+                Ok(p) => proptest::prop_assert_eq!(encode_pubkey(&p), field),
+                // 43 characters and `=` decode unless the 2 unused bits are set.
+                Err(_) if field.len() == 44 && field.ends_with('=') && !field[..43].contains('=') => {
+                    let last = STANDARD.decode(format!("AA{}=", &field[42..43]));
+                    proptest::prop_assert!(last.is_err(), "{field} refused");
+                }
+                Err(_) => {}
+            }
+            proptest::prop_assert_eq!(decode_pubkey(&encode_pubkey(&octets)), Ok(octets));
+        }
+    }
 }

@@ -382,18 +382,27 @@ impl UsersFile {
         Ok((users, warnings))
     }
 
-    /// The file's text, as `save` writes it.
-    pub fn to_toml(&self) -> String {
-        // Every value is representable: paths were checked to be UTF-8, integers fit.
-        let body = toml::to_string(self).unwrap_or_default();
-        format!("{HEADER}\n{body}")
+    /// The file's text, as `save` writes it. Fails only for what TOML cannot hold (a root
+    /// that is not UTF-8, set directly rather than through [`User::new`] or `parse`).
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        for (name, user) in &self.users {
+            if let Err(e) = check_root(&user.root) {
+                return Err(serde::ser::Error::custom(format!("user {name}: root: {e}")));
+            }
+        }
+        let body = toml::to_string(self)?;
+        Ok(format!("{HEADER}\n{body}"))
     }
 
     /// Writes the file atomically: a temporary file in the same folder (mode 0600), written
-    /// and flushed to disk, renamed over `path`, and the folder flushed. On error `path` is
-    /// unchanged and the temporary file removed.
+    /// and flushed to disk, renamed over `path` (a symbolic link at `path` is replaced, not
+    /// followed), and the folder flushed. On an error before the rename, `path` is unchanged
+    /// and the temporary file removed; only the flush of the folder comes after it.
     pub fn save(&self, path: &Path) -> Result<(), SaveError> {
-        let text = self.to_toml();
+        let text = self.to_toml().map_err(|e| SaveError {
+            path: path.to_owned(),
+            source: io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
+        })?;
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
@@ -653,7 +662,7 @@ root = "/srv/ferry/public"
     #[test]
     fn saved_text_loads_back_equal() {
         let f = parse(&example()).expect("valid");
-        let text = f.to_toml();
+        let text = f.to_toml().expect("toml");
         assert!(text.starts_with(HEADER));
         assert!(text.contains("[users.alice]\nroot = \"/srv/ferry/alice\"\nrights = [\"list\", \"read\", \"create\", \"replace\"]\n"), "{text}");
         assert!(text.contains("quota-bytes = 10737418240"), "{text}");
@@ -666,7 +675,7 @@ root = "/srv/ferry/public"
         );
         assert_eq!(parse(&text).expect("saved text"), f);
         assert_eq!(
-            parse(&UsersFile::default().to_toml()).expect("empty"),
+            parse(&UsersFile::default().to_toml().expect("toml")).expect("empty"),
             UsersFile::default()
         );
     }
@@ -848,5 +857,58 @@ root = "/srv/ferry/public"
         use std::os::unix::ffi::OsStrExt as _;
         let bad = Path::new(std::ffi::OsStr::from_bytes(b"/srv/\xff"));
         assert!(check_root(bad).expect_err("not utf-8").contains("UTF-8"));
+        // Set directly, such a root is refused by `save`, which then writes nothing.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("users.toml");
+        fs::write(&path, "# mine\n").expect("write");
+        let mut f = UsersFile::default();
+        let mut user = User::new("/ok".into(), Rights::NONE).expect("user");
+        user.root = bad.to_owned();
+        f.users.insert("al".parse().expect("name"), user);
+        let e = f.save(&path).expect_err("not utf-8");
+        assert!(e.to_string().contains("UTF-8"), "{e}");
+        assert_eq!(fs::read_to_string(&path).expect("kept"), "# mine\n");
+    }
+
+    proptest::proptest! {
+        /// What `save` writes loads back equal.
+        #[test]
+        fn saved_files_load_back_equal(
+            users in proptest::collection::btree_map(
+                "[A-Za-z0-9._-]{1,64}",
+                ("/[a-z0-9/ ._-]{0,20}", 0u8..64, proptest::option::of(0u64..u64::MAX / 2),
+                 proptest::option::of(1u32..1000), proptest::bool::ANY),
+                0..5,
+            ),
+            anonymous in proptest::option::of(("/[a-z]{0,8}", 0u8..64)),
+        ) {
+            let key = PublicKey::parse_line(ALICE_KEY).expect("key");
+            let mut f = UsersFile::default();
+            for (name, (root, bits, quota, sessions, with_key)) in users {
+                let Ok(name) = name.parse::<UserName>() else { continue };
+                let rights = crate::rights::Right::ALL
+                    .into_iter()
+                    .filter(|r| bits & (1 << *r as u8) != 0)
+                    .collect();
+                let mut u = User::new(root.into(), rights).expect("user");
+                u.quota_bytes = quota;
+                u.quota_files = quota.map(|q| q / 3);
+                u.max_sessions = sessions;
+                if with_key {
+                    u.keys.push(key.clone());
+                    u.password = Some(format!("{SCRAM_PREFIX}4096:c2FsdA==$YQ==:Yg=="));
+                }
+                f.users.insert(name, u);
+            }
+            f.anonymous = anonymous.map(|(root, bits)| Anonymous {
+                root: root.into(),
+                rights: crate::rights::Right::ALL
+                    .into_iter()
+                    .filter(|r| bits & (1 << *r as u8) != 0)
+                    .collect(),
+            });
+            let text = f.to_toml().expect("toml");
+            proptest::prop_assert_eq!(parse(&text).expect("loads"), f);
+        }
     }
 }

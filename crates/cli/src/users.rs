@@ -125,7 +125,7 @@ fn load(path: &Path, create: bool) -> Result<(UsersFile, bool), Failure> {
 
 fn save(file: &UsersFile, path: &Path) -> Result<(), Failure> {
     file.save(path)
-        .map_err(|e| Failure(format!("not saved: {e}"), exit::LOCAL_IO))
+        .map_err(|e| Failure(format!("saving the users file: {e}"), exit::LOCAL_IO))
 }
 
 /// Runs `ferry user …`.
