@@ -304,6 +304,45 @@ pub struct SaveError {
     pub source: io::Error,
 }
 
+/// The exclusive lock of a users file, from [`UsersFile::lock`].
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+impl Lock {
+    /// The lock file of `path`: `.NAME.lock` in the same folder.
+    pub fn path_of(path: &Path) -> PathBuf {
+        let name = path
+            .file_name()
+            .map_or_else(|| "users".into(), |n| n.to_string_lossy().into_owned());
+        path.with_file_name(format!(".{name}.lock"))
+    }
+
+    fn acquire(path: &Path, how: rustix::fs::FlockOperation) -> Result<Lock, SaveError> {
+        let lock_path = Lock::path_of(path);
+        let err = |source| SaveError {
+            path: lock_path.clone(),
+            source,
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(err)?;
+        loop {
+            match rustix::fs::flock(&file, how) {
+                Ok(()) => return Ok(Lock { _file: file }),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(err(e.into())),
+            }
+        }
+    }
+}
+
 type RawTable = BTreeMap<Spanned<String>, Spanned<Value>>;
 
 #[derive(Deserialize)]
@@ -439,6 +478,15 @@ impl UsersFile {
             return Err(e);
         }
         File::open(dir).and_then(|d| d.sync_all()).map_err(err(dir))
+    }
+
+    /// Takes the exclusive lock of the users file `path` for a read-modify-write (load,
+    /// change, save), waiting while another holder has it, so that two `ferry user` commands
+    /// at once cannot lose either's change. The lock is a `flock(2)` of `.NAME.lock` beside
+    /// the file (created with mode 0600 and left there; the users file itself is replaced by
+    /// each save, so it cannot carry the lock). Released when the [`Lock`] is dropped.
+    pub fn lock(path: &Path) -> Result<Lock, SaveError> {
+        Lock::acquire(path, rustix::fs::FlockOperation::LockExclusive)
     }
 
     /// The user `name`'s key with these raw octets (what `auth ed25519` looks up).
@@ -868,6 +916,31 @@ root = "/srv/ferry/public"
         let e = f.save(&path).expect_err("not utf-8");
         assert!(e.to_string().contains("UTF-8"), "{e}");
         assert_eq!(fs::read_to_string(&path).expect("kept"), "# mine\n");
+    }
+
+    #[test]
+    fn the_lock_is_exclusive_until_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("users.toml");
+        let held = UsersFile::lock(&path).expect("lock");
+        let lock_path = Lock::path_of(&path);
+        assert_eq!(lock_path, dir.path().join(".users.toml.lock"));
+        assert_eq!(
+            fs::metadata(&lock_path)
+                .expect("lock file")
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+        let nb = rustix::fs::FlockOperation::NonBlockingLockExclusive;
+        let e = Lock::acquire(&path, nb).expect_err("held");
+        assert_eq!(e.source.kind(), io::ErrorKind::WouldBlock, "{e}");
+        drop(held);
+        let again = Lock::acquire(&path, nb).expect("free after drop");
+        drop(again);
+        let e = UsersFile::lock(&dir.path().join("no/users.toml")).expect_err("no folder");
+        assert!(e.to_string().contains("no/.users.toml.lock"), "{e}");
     }
 
     proptest::proptest! {

@@ -123,6 +123,12 @@ fn load(path: &Path, create: bool) -> Result<(UsersFile, bool), Failure> {
     }
 }
 
+/// The users file's lock, held from before a load to after the save that follows it.
+fn lock(path: &Path) -> Result<ferry_auth::users::Lock, Failure> {
+    UsersFile::lock(path)
+        .map_err(|e| Failure(format!("locking the users file: {e}"), exit::LOCAL_IO))
+}
+
 fn save(file: &UsersFile, path: &Path) -> Result<(), Failure> {
     file.save(path)
         .map_err(|e| Failure(format!("saving the users file: {e}"), exit::LOCAL_IO))
@@ -145,6 +151,7 @@ pub(crate) fn user(command: UserCommand) -> u8 {
 }
 
 fn add(args: AddArgs) -> Result<(), Failure> {
+    let _lock = lock(&args.users)?;
     let (mut file, created) = load(&args.users, true)?;
     if file.users.contains_key(args.name.as_str()) {
         return Err(usage(format!(
@@ -296,6 +303,11 @@ fn list(path: &Path) -> Result<(), Failure> {
 }
 
 fn remove(name: &UserName, path: &Path) -> Result<(), Failure> {
+    // A missing file is named as such, and no lock file is made for it.
+    if let Err(e) = std::fs::metadata(path) {
+        return Err(Failure(format!("{}: {e}", path.display()), exit::LOCAL_IO));
+    }
+    let _lock = lock(path)?;
     let (mut file, _) = load(path, false)?;
     if file.users.remove(name.as_str()).is_none() {
         return Err(usage(format!(

@@ -382,3 +382,38 @@ fn a_users_file_others_may_write_is_used_with_a_warning() {
     );
     assert!(stdout(&o).contains("al "), "{}", stdout(&o));
 }
+
+#[test]
+fn concurrent_adds_lose_no_user() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let names: Vec<String> = (0..8).map(|i| format!("user{i}")).collect();
+    let children: Vec<_> = names
+        .iter()
+        .map(|name| {
+            std::process::Command::new(common::FERRY)
+                .args([
+                    "user",
+                    "add",
+                    name,
+                    "--users",
+                    "users.toml",
+                    "--root",
+                    "/srv/x",
+                ])
+                .args(["--rights", "list"])
+                .current_dir(d)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().expect("wait").success());
+    }
+    let (file, _) = UsersFile::load(&d.join("users.toml")).expect("load");
+    let got: Vec<&str> = file.users.keys().map(|n| n.as_str()).collect();
+    assert_eq!(got, names, "every add is in the file");
+    assert!(d.join(".users.toml.lock").exists());
+}
