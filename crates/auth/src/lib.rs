@@ -2,5 +2,21 @@
 //!
 //! Sans-IO building blocks of authentication, shared by the server cores, the clients and
 //! the `ferry` command: no sockets, no clock.
+//!
+//! - [`rights`]: the rights (`list`, `read`, `create`, `replace`, `delete`, `rename`) and sets
+//!   of them.
+//! - [`users`]: the users file (TOML): users with a root folder, rights, keys, an optional
+//!   SCRAM verifier and limits; optional anonymous access; loaded with clear errors, saved
+//!   atomically with mode 0600.
+//! - [`keys`]: Ed25519 keys in OpenSSH's formats (`ssh-ed25519 AAAA…` lines, unencrypted
+//!   `-----BEGIN OPENSSH PRIVATE KEY-----` files), generated with ring.
+//! - [`scram`]: passwords: SCRAM-SHA-256(-PLUS) client and server exchanges, stored
+//!   verifiers (RFC 5803).
+//! - [`proof`]: the Ed25519 proof of `auth ed25519`: the signed message, signing, verifying,
+//!   and the strict base64 of its fields.
 
+pub mod keys;
+pub mod proof;
+pub mod rights;
 pub mod scram;
+pub mod users;

@@ -1,6 +1,7 @@
 //! `ferry`: serve a folder over ferry/1, and list, download and upload files from a ferry
 //! server, one shot or in an interactive shell, on any of the protocol engines (ferry-sync's
-//! threads, ferry-async on tokio, async-std or smol); also `conform` and `bench`. See
+//! threads, ferry-async on tokio, async-std or smol); also `conform`, `bench`, and `keygen`
+//! and `user` for the users file of the auth extension (#16). See
 //! crates/cli/README.md.
 
 mod addr;
@@ -12,6 +13,7 @@ mod hints;
 mod progress;
 mod serve;
 mod shell;
+mod users;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -202,6 +204,24 @@ enum Command {
     /// and writes report.md, report.json and report.svg (see docs/PERFORMANCE.md). Build
     /// with --release; `--quick` runs in under a minute.
     Bench(ferry_bench::BenchArgs),
+    /// Make an Ed25519 key pair for logging in with a key, in OpenSSH's formats: FILE
+    /// (the private key, unencrypted, mode 0600) and FILE.pub; prints the public key and its
+    /// fingerprint. Neither file may exist.
+    Keygen {
+        /// The private key file to write; the public key goes to FILE.pub.
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: PathBuf,
+        /// The comment at the end of the public key [default: USER@HOST].
+        #[arg(short = 'C', long = "comment", value_name = "COMMENT")]
+        comment: Option<String>,
+    },
+    /// Manage the users file of a server: who may log in, with which keys, to which folder,
+    /// with which rights and limits (`ferry user add|list|remove`).
+    User {
+        /// What to do.
+        #[command(subcommand)]
+        command: users::UserCommand,
+    },
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell, e.g.
     /// `ferry completions bash > ~/.local/share/bash-completion/completions/ferry`.
     Completions {
@@ -381,6 +401,8 @@ fn main() -> ExitCode {
         }
         Command::Conform { target } => ferry_conformance::cli::run(target),
         Command::Bench(args) => bench(&args.resolved()),
+        Command::Keygen { file, comment } => users::keygen(&file, comment),
+        Command::User { command } => users::user(command),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut command(), "ferry", &mut std::io::stdout());
             exit::OK

@@ -1059,6 +1059,8 @@ fn completions_and_man_page() {
             "shell",
             "conform",
             "bench",
+            "keygen",
+            "user",
             "completions",
         ] {
             assert!(script.contains(sub), "{shell}: {sub}");

@@ -134,6 +134,18 @@ const HANDLING: &[(&str, How)] = &[
         "ferry serve --listen 127.0.0.1:0 --root /srv/files | head -1",
         How::Parse,
     ),
+    // crates/cli/README.md: keys and the users file (the roots need not exist)
+    ("ferry keygen -f alice_key -C alice@laptop", How::Run),
+    (
+        "ferry user add alice --users users.toml --root /srv/ferry/alice --rights list,read,create,replace --key alice_key.pub",
+        How::Run,
+    ),
+    (
+        "ferry user add bob --users users.toml --root /srv/ferry/bob --rights list,read --max-sessions 2",
+        How::Run,
+    ),
+    ("ferry user list --users users.toml", How::Run),
+    ("ferry user remove bob --users users.toml", How::Run),
     // crates/conformance/README.md: fixed ports 7450-7455 and a 30 s run
     (
         "ferry serve --root /tmp/conform-root --listen 127.0.0.1:7450 &",

@@ -1,0 +1,379 @@
+//! `ferry keygen` and `ferry user add|list|remove`: Ed25519 keys in OpenSSH's formats and the
+//! users file of `ferry serve --users` (spec section 16), through ferry-auth.
+//!
+//! Exit codes as elsewhere: 2 for anything wrong with the arguments or with the content of a
+//! file they name (a bad name or right, a relative root, a user that exists or does not, a
+//! key file that is not an Ed25519 public key, an invalid users file, a FILE keygen would
+//! overwrite), 6 when a file cannot be read or written.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use ferry_auth::keys::{KeyError, PrivateKey, PublicKey};
+use ferry_auth::rights::Rights;
+use ferry_auth::users::{LoadError, User, UserName, UsersFile, check_root};
+use ferry_bench::units;
+
+use crate::exit;
+
+/// `ferry user …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// Add a user (the users file is created if missing, mode 0600).
+    ///
+    /// A user needs a key (--key) or a password to log in; one without is kept but cannot log
+    /// in until one is added.
+    Add(AddArgs),
+    /// List the users: name, root, rights, number of keys, whether a password is set, limits;
+    /// and which users cannot log in.
+    List {
+        /// The users file.
+        #[arg(long, value_name = "FILE")]
+        users: PathBuf,
+    },
+    /// Remove a user (their folder and files are left alone).
+    Remove {
+        /// The user.
+        name: UserName,
+        /// The users file.
+        #[arg(long, value_name = "FILE")]
+        users: PathBuf,
+    },
+}
+
+/// `ferry user add`.
+#[derive(Debug, Args)]
+pub(crate) struct AddArgs {
+    /// The user's name: 1 to 64 ASCII letters, digits, `.`, `_`, `-` (`anonymous` is
+    /// reserved).
+    name: UserName,
+    /// The users file (created if missing).
+    #[arg(long, value_name = "FILE")]
+    users: PathBuf,
+    /// The folder the user sees, an absolute path (it need not exist yet).
+    #[arg(long, value_name = "DIR", value_parser = parse_root)]
+    root: PathBuf,
+    /// What the user may do, comma-separated, from list, read, create, replace, delete,
+    /// rename (e.g. list,read).
+    #[arg(long, value_name = "RIGHTS")]
+    rights: Rights,
+    /// An OpenSSH Ed25519 public key file (`ssh-ed25519 AAAA… COMMENT`, e.g. from `ferry
+    /// keygen` or ~/.ssh/id_ed25519.pub); repeat for several keys.
+    #[arg(long = "key", value_name = "FILE.pub")]
+    keys: Vec<PathBuf>,
+    /// Most octets the user's folder may hold (e.g. 10GiB).
+    #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
+    quota_bytes: Option<u64>,
+    /// Most files the user's folder may hold.
+    #[arg(long, value_name = "N")]
+    quota_files: Option<u64>,
+    /// Most sessions of this user at once.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_sessions: Option<u32>,
+}
+
+fn parse_root(s: &str) -> Result<PathBuf, String> {
+    let root = PathBuf::from(s);
+    check_root(&root)?;
+    Ok(root)
+}
+
+/// A failure: the message (printed after `ferry user: ` or `ferry keygen: `) and the exit
+/// code.
+struct Failure(String, u8);
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure(message.into(), exit::USAGE)
+}
+
+fn load_failure(e: &LoadError) -> Failure {
+    match e {
+        LoadError::Io { .. } => Failure(e.to_string(), exit::LOCAL_IO),
+        LoadError::Invalid { .. } => usage(e.to_string()),
+    }
+}
+
+fn key_failure(e: &KeyError) -> Failure {
+    let local_io = matches!(e, KeyError::Io { .. })
+        || matches!(e, KeyError::InFile { source, .. } if matches!(**source, KeyError::Io { .. }));
+    Failure(
+        e.to_string(),
+        if local_io {
+            exit::LOCAL_IO
+        } else {
+            exit::USAGE
+        },
+    )
+}
+
+/// Loads the users file, printing its warnings; with `create`, a missing file is an empty one.
+fn load(path: &Path, create: bool) -> Result<(UsersFile, bool), Failure> {
+    match UsersFile::load(path) {
+        Ok((file, warnings)) => {
+            for w in warnings {
+                eprintln!("ferry user: warning: {w}");
+            }
+            Ok((file, false))
+        }
+        Err(LoadError::Io { source, .. }) if create && source.kind() == io::ErrorKind::NotFound => {
+            Ok((UsersFile::default(), true))
+        }
+        Err(e) => Err(load_failure(&e)),
+    }
+}
+
+/// The users file's lock, held from before a load to after the save that follows it.
+fn lock(path: &Path) -> Result<ferry_auth::users::Lock, Failure> {
+    UsersFile::lock(path)
+        .map_err(|e| Failure(format!("locking the users file: {e}"), exit::LOCAL_IO))
+}
+
+fn save(file: &UsersFile, path: &Path) -> Result<(), Failure> {
+    file.save(path)
+        .map_err(|e| Failure(format!("saving the users file: {e}"), exit::LOCAL_IO))
+}
+
+/// Runs `ferry user …`.
+pub(crate) fn user(command: UserCommand) -> u8 {
+    let result = match command {
+        UserCommand::Add(args) => add(args),
+        UserCommand::List { users } => list(&users),
+        UserCommand::Remove { name, users } => remove(&name, &users),
+    };
+    match result {
+        Ok(()) => exit::OK,
+        Err(Failure(message, code)) => {
+            eprintln!("ferry user: {message}");
+            code
+        }
+    }
+}
+
+fn add(args: AddArgs) -> Result<(), Failure> {
+    let _lock = lock(&args.users)?;
+    let (mut file, created) = load(&args.users, true)?;
+    if file.users.contains_key(args.name.as_str()) {
+        return Err(usage(format!(
+            "user {:?} exists in {} (`ferry user remove {} --users {}` first to replace it)",
+            args.name.as_str(),
+            args.users.display(),
+            args.name,
+            args.users.display()
+        )));
+    }
+    let mut user = User::new(args.root.clone(), args.rights).map_err(usage)?;
+    user.quota_bytes = args.quota_bytes;
+    user.quota_files = args.quota_files;
+    user.max_sessions = args.max_sessions;
+    add_credentials(&mut user, &args, &file)?;
+    file.users.insert(args.name.clone(), user.clone());
+    save(&file, &args.users)?;
+    println!(
+        "added user {} to {}{}: root {}, rights {}",
+        args.name,
+        args.users.display(),
+        if created { " (created)" } else { "" },
+        user.root.display(),
+        rights_text(user.rights)
+    );
+    if !user.root.is_dir() {
+        eprintln!(
+            "ferry user: note: {} is not a folder yet; create it before the server needs it",
+            user.root.display()
+        );
+    }
+    if !user.can_log_in() {
+        eprintln!(
+            "ferry user: note: {} has no key and no password, and cannot log in until one is added",
+            args.name
+        );
+    }
+    Ok(())
+}
+
+/// The user's credentials from the arguments: `--key` files (`--password-stdin` will set
+/// `user.password` here too).
+fn add_credentials(user: &mut User, args: &AddArgs, file: &UsersFile) -> Result<(), Failure> {
+    for path in &args.keys {
+        let key = PublicKey::read_file(path).map_err(|e| key_failure(&e))?;
+        if user.key(key.raw()).is_some() {
+            return Err(usage(format!(
+                "{}: the same key is given twice ({})",
+                path.display(),
+                key.fingerprint()
+            )));
+        }
+        for (other, u) in &file.users {
+            if u.key(key.raw()).is_some() {
+                eprintln!(
+                    "ferry user: note: {}: {} is also a key of {other}",
+                    path.display(),
+                    key.fingerprint()
+                );
+            }
+        }
+        user.keys.push(key);
+    }
+    Ok(())
+}
+
+fn rights_text(rights: Rights) -> String {
+    if rights.is_empty() {
+        "(none)".into()
+    } else {
+        rights.to_string()
+    }
+}
+
+fn limits_text(user: &User) -> String {
+    let mut parts = Vec::new();
+    if let Some(b) = user.quota_bytes {
+        parts.push(format!("quota {}", units::size_text(b)));
+    }
+    if let Some(n) = user.quota_files {
+        parts.push(format!("{n} files"));
+    }
+    if let Some(n) = user.max_sessions {
+        parts.push(format!("{n} sessions"));
+    }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn list(path: &Path) -> Result<(), Failure> {
+    let (file, _) = load(path, false)?;
+    if file.users.is_empty() {
+        println!("no users in {}", path.display());
+    } else {
+        let mut rows = vec![[
+            "NAME".to_owned(),
+            "ROOT".to_owned(),
+            "RIGHTS".to_owned(),
+            "KEYS".to_owned(),
+            "PASSWORD".to_owned(),
+            "LIMITS".to_owned(),
+        ]];
+        for (name, u) in &file.users {
+            rows.push([
+                name.to_string(),
+                u.root.display().to_string(),
+                rights_text(u.rights),
+                u.keys.len().to_string(),
+                if u.password.is_some() { "yes" } else { "no" }.to_owned(),
+                limits_text(u),
+            ]);
+        }
+        let widths: Vec<usize> = (0..6)
+            .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+            .collect();
+        for row in &rows {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                if i + 1 < row.len() {
+                    line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+                } else {
+                    line.push_str(cell);
+                }
+            }
+            println!("{}", line.trim_end());
+        }
+    }
+    match &file.anonymous {
+        Some(a) => println!(
+            "anonymous access: root {}, rights {}",
+            a.root.display(),
+            rights_text(a.rights)
+        ),
+        None => println!("no anonymous access"),
+    }
+    let locked: Vec<&str> = file
+        .users
+        .iter()
+        .filter(|(_, u)| !u.can_log_in())
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if !locked.is_empty() {
+        println!("cannot log in (no key, no password): {}", locked.join(", "));
+    }
+    Ok(())
+}
+
+fn remove(name: &UserName, path: &Path) -> Result<(), Failure> {
+    // A missing file is named as such, and no lock file is made for it.
+    if let Err(e) = std::fs::metadata(path) {
+        return Err(Failure(format!("{}: {e}", path.display()), exit::LOCAL_IO));
+    }
+    let _lock = lock(path)?;
+    let (mut file, _) = load(path, false)?;
+    if file.users.remove(name.as_str()).is_none() {
+        return Err(usage(format!(
+            "no user {:?} in {}",
+            name.as_str(),
+            path.display()
+        )));
+    }
+    save(&file, path)?;
+    println!("removed user {name} from {}", path.display());
+    Ok(())
+}
+
+/// The default comment of a new key: `USER@HOST`, as ssh-keygen writes it (what is known of
+/// it).
+fn default_comment() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_default();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    match (user.is_empty(), host.is_empty()) {
+        (false, false) => format!("{user}@{host}"),
+        (false, true) => user,
+        _ => String::new(),
+    }
+}
+
+/// Runs `ferry keygen -f FILE [-C COMMENT]`: prints the public key line and its fingerprint
+/// as `ssh-keygen -l` shows it.
+pub(crate) fn keygen(file: &Path, comment: Option<String>) -> u8 {
+    let comment = comment.unwrap_or_else(default_comment);
+    if comment.contains(['\n', '\r']) {
+        eprintln!("ferry keygen: the comment must be one line");
+        return exit::USAGE;
+    }
+    let written = PrivateKey::generate(comment).and_then(|key| {
+        let public_path = key.write_pair(file)?;
+        Ok((key, public_path))
+    });
+    match written {
+        Ok((key, public_path)) => {
+            let public = key.public();
+            println!("{}", public.to_line());
+            let label = if public.comment().is_empty() {
+                String::new()
+            } else {
+                format!(" {}", public.comment())
+            };
+            println!("256 {}{label} (ED25519)", public.fingerprint());
+            eprintln!(
+                "ferry keygen: wrote {} (the private key: keep it secret) and {}",
+                file.display(),
+                public_path.display()
+            );
+            exit::OK
+        }
+        Err(e) => {
+            let Failure(message, code) = match e {
+                KeyError::Exists(_) => usage(e.to_string()),
+                e => key_failure(&e),
+            };
+            eprintln!("ferry keygen: {message}");
+            code
+        }
+    }
+}
