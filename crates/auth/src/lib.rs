@@ -17,6 +17,6 @@
 
 pub mod keys;
 pub mod proof;
-pub mod rights;
+pub use ferry_proto::rights;
 pub mod scram;
 pub mod users;

@@ -110,12 +110,6 @@ pub const NONCE_LEN: usize = 18;
 /// token in one can be longer.
 pub const MAX_TOKEN_LEN: usize = 4096;
 
-/// The longest user name (ferry's USER grammar).
-const MAX_USER_LEN: usize = 64;
-
-/// The reserved user name (the optional anonymous access, never a login name).
-const ANONYMOUS: &str = "anonymous";
-
 /// A TLS channel-binding value (spec TLS-15): 32 octets.
 pub type ChannelBinding = [u8; 32];
 
@@ -407,11 +401,7 @@ fn parse_count(text: &str) -> Option<u32> {
 
 /// ferry's USER grammar: 1 to 64 ASCII letters, digits, `.`, `_`, `-`; not `anonymous`.
 fn is_user_name(name: &str) -> bool {
-    (1..=MAX_USER_LEN).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        && name != ANONYMOUS
+    ferry_wire::auth::UserName::new(name).is_ok()
 }
 
 /// RFC 5802 saslname: `=` as `=3D`, `,` as `=2C`.

@@ -20,20 +20,19 @@
 //! first problem; an unknown key is an error. Saving rewrites the whole file atomically with
 //! mode 0600 (comments an operator added are not kept).
 
-use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
 use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use toml::{Spanned, Value};
 
 use crate::keys::PublicKey;
 use crate::rights::Rights;
+use crate::scram::StoredPassword;
 
 /// The first line of a file `save` writes.
 pub const HEADER: &str =
@@ -42,101 +41,7 @@ pub const HEADER: &str =
 /// The prefix of a stored password (RFC 5803).
 pub const SCRAM_PREFIX: &str = "SCRAM-SHA-256$";
 
-/// A user name: 1 to 64 octets of ASCII letters, digits, `.`, `_`, `-`; case-sensitive; not
-/// `anonymous` (reserved for the anonymous access).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
-pub struct UserName(String);
-
-/// Why a text is not a [`UserName`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NameError {
-    /// The empty text.
-    #[error("a user name cannot be empty")]
-    Empty,
-    /// More than 64 octets.
-    #[error("a user name has at most 64 octets, not {0}")]
-    TooLong(usize),
-    /// A character outside the grammar.
-    #[error("{0:?} is not allowed in a user name (ASCII letters, digits, `.`, `_` and `-` are)")]
-    BadChar(char),
-    /// `anonymous`.
-    #[error(
-        "\"anonymous\" is reserved for the anonymous access (the [anonymous] table), not a user name"
-    )]
-    Reserved,
-}
-
-impl UserName {
-    /// The longest name, in octets.
-    pub const MAX_LEN: usize = 64;
-
-    /// The reserved name.
-    pub const ANONYMOUS: &'static str = "anonymous";
-
-    /// The name.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// Checks `s` against the grammar.
-    pub fn validate(s: &str) -> Result<(), NameError> {
-        if s.is_empty() {
-            return Err(NameError::Empty);
-        }
-        if let Some(c) = s
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-        {
-            return Err(NameError::BadChar(c));
-        }
-        if s.len() > Self::MAX_LEN {
-            return Err(NameError::TooLong(s.len()));
-        }
-        if s == Self::ANONYMOUS {
-            return Err(NameError::Reserved);
-        }
-        Ok(())
-    }
-}
-
-impl FromStr for UserName {
-    type Err = NameError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        UserName::validate(s)?;
-        Ok(UserName(s.to_owned()))
-    }
-}
-
-impl TryFrom<String> for UserName {
-    type Error = NameError;
-
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        UserName::validate(&s)?;
-        Ok(UserName(s))
-    }
-}
-
-impl fmt::Display for UserName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl Borrow<str> for UserName {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-impl<'de> Deserialize<'de> for UserName {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer)?
-            .try_into()
-            .map_err(serde::de::Error::custom)
-    }
-}
+pub use ferry_wire::auth::{BadUser, UserName};
 
 /// Checks a root folder's path: absolute, and UTF-8 (the users file is text).
 pub fn check_root(root: &Path) -> Result<(), String> {
@@ -155,17 +60,16 @@ pub fn check_root(root: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks a stored password: RFC 5803's `SCRAM-SHA-256$…` (only the prefix here; the
-/// SCRAM module parses the rest).
-pub fn check_password(stored: &str) -> Result<(), String> {
-    if stored.starts_with(SCRAM_PREFIX) {
-        Ok(())
-    } else {
-        Err(format!(
+/// Reads a stored password: RFC 5803's `SCRAM-SHA-256$…` ([`StoredPassword`]), never a
+/// password in clear.
+pub fn parse_password(stored: &str) -> Result<StoredPassword, String> {
+    if !stored.starts_with(SCRAM_PREFIX) {
+        return Err(format!(
             "must be a SCRAM-SHA-256 verifier ({SCRAM_PREFIX}ITERATIONS:SALT$STOREDKEY:SERVERKEY, \
              as `ferry user` writes it), never a password"
-        ))
+        ));
     }
+    stored.parse().map_err(|e| format!("{e}"))
 }
 
 /// One user.
@@ -179,12 +83,9 @@ pub struct User {
     /// The user's Ed25519 keys.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<PublicKey>,
-    /// The SCRAM-SHA-256 verifier (RFC 5803: `SCRAM-SHA-256$ITER:SALT$STOREDKEY:SERVERKEY`),
-    /// kept opaque here: only its prefix is checked.
-    // The lead switches this field to `scram::StoredPassword` (the SCRAM helper's type, in
-    // this crate) when merging; nothing else here reads the string.
+    /// The SCRAM-SHA-256 verifier (RFC 5803: `SCRAM-SHA-256$ITER:SALT$STOREDKEY:SERVERKEY`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
+    pub password: Option<StoredPassword>,
     /// Most octets the user's folder may hold.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quota_bytes: Option<u64>,
@@ -543,8 +444,7 @@ fn parse_user(
                 let Value::String(s) = value else {
                     return Err(bad("must be a string".into()));
                 };
-                check_password(&s).map_err(bad)?;
-                user.password = Some(s);
+                user.password = Some(parse_password(&s).map_err(bad)?);
             }
             "quota-bytes" => user.quota_bytes = Some(parse_count(value).map_err(bad)?),
             "quota-files" => user.quota_files = Some(parse_count(value).map_err(bad)?),
@@ -632,7 +532,7 @@ mod tests {
 root = "/srv/ferry/alice"          # absolute; each user sees only this folder
 rights = ["list", "read", "create", "replace"]
 keys = [{key:?}]
-password = "SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy"
+password = "SCRAM-SHA-256$4096:AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 quota-bytes = 10737418240
 quota-files = 10000
 max-sessions = 4
@@ -662,16 +562,16 @@ root = "/srv/ferry/public"
         for good in ["a", "alice", "A.b_c-9", &"x".repeat(64)] {
             assert!(good.parse::<UserName>().is_ok(), "{good}");
         }
-        assert_eq!("".parse::<UserName>(), Err(NameError::Empty));
+        assert_eq!("".parse::<UserName>(), Err(BadUser::Empty));
         assert_eq!(
             "x".repeat(65).parse::<UserName>(),
-            Err(NameError::TooLong(65))
+            Err(BadUser::TooLong(65))
         );
-        assert_eq!("a b".parse::<UserName>(), Err(NameError::BadChar(' ')));
-        assert_eq!("a=b".parse::<UserName>(), Err(NameError::BadChar('=')));
-        assert_eq!("a,b".parse::<UserName>(), Err(NameError::BadChar(',')));
-        assert_eq!("é".parse::<UserName>(), Err(NameError::BadChar('é')));
-        assert_eq!("anonymous".parse::<UserName>(), Err(NameError::Reserved));
+        assert_eq!("a b".parse::<UserName>(), Err(BadUser::BadChar(' ')));
+        assert_eq!("a=b".parse::<UserName>(), Err(BadUser::BadChar('=')));
+        assert_eq!("a,b".parse::<UserName>(), Err(BadUser::BadChar(',')));
+        assert_eq!("é".parse::<UserName>(), Err(BadUser::BadChar('é')));
+        assert_eq!("anonymous".parse::<UserName>(), Err(BadUser::Reserved));
         assert!("Anonymous".parse::<UserName>().is_ok(), "case-sensitive");
     }
 
@@ -688,8 +588,8 @@ root = "/srv/ferry/public"
         assert!(
             alice
                 .password
-                .as_deref()
-                .is_some_and(|p| p.starts_with(SCRAM_PREFIX))
+                .as_ref()
+                .is_some_and(|p| p.iterations() == 4096)
         );
         assert!(alice.can_log_in());
         let bob = &f.users["bob.b-2_"];
@@ -969,7 +869,7 @@ root = "/srv/ferry/public"
                 u.max_sessions = sessions;
                 if with_key {
                     u.keys.push(key.clone());
-                    u.password = Some(format!("{SCRAM_PREFIX}4096:c2FsdA==$YQ==:Yg=="));
+                    u.password = Some("SCRAM-SHA-256$4096:AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".parse().expect("a verifier"));
                 }
                 f.users.insert(name, u);
             }

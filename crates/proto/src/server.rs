@@ -2124,7 +2124,7 @@ impl ServerSession {
                 None => return Err(auth_wire::AUTH_REQUIRED),
             },
         };
-        if rights.has(right) {
+        if rights.contains(right) {
             Ok(())
         } else {
             Err(auth_wire::NOT_PERMITTED)

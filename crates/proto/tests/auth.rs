@@ -82,7 +82,7 @@ impl ScramServer for Exchange {
             (
                 Grant {
                     user: user("bob"),
-                    rights: Rights::all(),
+                    rights: Rights::ALL,
                 },
                 b"v=ok".to_vec(),
             )
@@ -329,7 +329,7 @@ fn rights_are_checked_before_the_file_is() {
 #[test]
 fn anonymous_access_has_its_own_rights() {
     let mut fake = Fake::new();
-    fake.anonymous = Some(Rights::read_only());
+    fake.anonymous = Some(Rights::READ_ONLY);
     let mut h = session(Some(fake), Some([7; 32]));
     h.client(b"get 0 a.txt\n").run();
     let got = out(&mut h);
@@ -343,7 +343,7 @@ fn anonymous_access_has_its_own_rights() {
 #[test]
 fn pipelined_eager_puts_stop_at_the_first_refused() {
     let mut fake = Fake::new();
-    fake.anonymous = Some(Rights::read_only());
+    fake.anonymous = Some(Rights::READ_ONLY);
     let mut h = session(Some(fake), Some([7; 32]));
     let mut batch = Vec::new();
     for n in ["p1", "p2", "p3"] {

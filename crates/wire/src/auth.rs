@@ -74,18 +74,23 @@ pub fn closes_connection(code: Code) -> bool {
     code == AUTH_THROTTLED
 }
 
-/// Why a user name is not one (AUTH-4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// Why a text is not a user name (AUTH-4).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BadUser {
-    /// No octet, or more than 64.
-    #[error("a user name has 1 to 64 characters")]
-    Length,
-    /// An octet that is not an ASCII letter, digit, `.`, `_` or `-`.
-    #[error("a user name has only ASCII letters, digits, '.', '_' and '-'")]
-    Character,
+    /// The empty text.
+    #[error("a user name cannot be empty")]
+    Empty,
+    /// More than 64 octets.
+    #[error("a user name has at most 64 octets, not {0}")]
+    TooLong(usize),
+    /// A character outside the grammar.
+    #[error("{0:?} is not allowed in a user name (ASCII letters, digits, `.`, `_` and `-` are)")]
+    BadChar(char),
     /// `anonymous`, which names the anonymous access, never a login.
-    #[error("'anonymous' is not a user name")]
-    Anonymous,
+    #[error(
+        "\"anonymous\" is reserved for the anonymous access (the [anonymous] table), not a user name"
+    )]
+    Reserved,
 }
 
 /// A user name (`user`, AUTH-4): 1 to 64 octets of ASCII letters, digits, `.`, `_` and `-`,
@@ -97,16 +102,25 @@ impl UserName {
     /// Longest user name in octets.
     pub const MAX_LEN: usize = 64;
 
+    /// The reserved name of the anonymous access.
+    pub const ANONYMOUS: &'static str = "anonymous";
+
     /// Validates `s` as a user name.
     pub fn new(s: &str) -> Result<Self, BadUser> {
-        if s.is_empty() || s.len() > Self::MAX_LEN {
-            return Err(BadUser::Length);
+        if s.is_empty() {
+            return Err(BadUser::Empty);
         }
-        if !s.bytes().all(is_user_octet) {
-            return Err(BadUser::Character);
+        if let Some(c) = s
+            .chars()
+            .find(|&c| !(c.is_ascii() && is_user_octet(c as u8)))
+        {
+            return Err(BadUser::BadChar(c));
         }
-        if s == "anonymous" {
-            return Err(BadUser::Anonymous);
+        if s.len() > Self::MAX_LEN {
+            return Err(BadUser::TooLong(s.len()));
+        }
+        if s == Self::ANONYMOUS {
+            return Err(BadUser::Reserved);
         }
         Ok(Self(s.to_owned()))
     }
@@ -527,13 +541,13 @@ mod tests {
         assert!(UserName::new("alice").is_ok());
         assert!(UserName::new("Bob.smith_2-x").is_ok());
         assert!(UserName::new(&"a".repeat(64)).is_ok());
-        assert_eq!(UserName::new(""), Err(BadUser::Length));
-        assert_eq!(UserName::new(&"a".repeat(65)), Err(BadUser::Length));
-        assert_eq!(UserName::new("al ice"), Err(BadUser::Character));
-        assert_eq!(UserName::new("élise"), Err(BadUser::Character));
-        assert_eq!(UserName::new("a=b"), Err(BadUser::Character));
-        assert_eq!(UserName::new("a,b"), Err(BadUser::Character));
-        assert_eq!(UserName::new("anonymous"), Err(BadUser::Anonymous));
+        assert_eq!(UserName::new(""), Err(BadUser::Empty));
+        assert_eq!(UserName::new(&"a".repeat(65)), Err(BadUser::TooLong(65)));
+        assert_eq!(UserName::new("al ice"), Err(BadUser::BadChar(' ')));
+        assert_eq!(UserName::new("élise"), Err(BadUser::BadChar('é')));
+        assert_eq!(UserName::new("a=b"), Err(BadUser::BadChar('=')));
+        assert_eq!(UserName::new("a,b"), Err(BadUser::BadChar(',')));
+        assert_eq!(UserName::new("anonymous"), Err(BadUser::Reserved));
         assert!(
             UserName::new("Anonymous").is_ok(),
             "compared octet by octet"
