@@ -3,6 +3,8 @@
 //! Sans-IO building blocks of authentication, shared by the server cores, the clients and
 //! the `ferry` command: no sockets, no clock.
 //!
+//! - [`directory`]: the server's users as its sessions ask them (ferry-proto's
+//!   `Authenticator` over a users file).
 //! - [`rights`]: the rights (`list`, `read`, `create`, `replace`, `delete`, `rename`) and sets
 //!   of them.
 //! - [`users`]: the users file (TOML): users with a root folder, rights, keys, an optional
@@ -15,6 +17,7 @@
 //! - [`proof`]: the Ed25519 proof of `auth ed25519`: the signed message, signing, verifying,
 //!   and the strict base64 of its fields.
 
+pub mod directory;
 pub mod keys;
 pub mod proof;
 pub use ferry_proto::rights;

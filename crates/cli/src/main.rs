@@ -10,6 +10,7 @@ mod config;
 mod engine;
 mod exit;
 mod hints;
+mod password;
 mod progress;
 mod serve;
 mod shell;

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use ferry_auth::keys::{KeyError, PrivateKey, PublicKey};
 use ferry_auth::rights::Rights;
+use ferry_auth::scram::{self, StoredPassword};
 use ferry_auth::users::{LoadError, User, UserName, UsersFile, check_root};
 use ferry_bench::units;
 
@@ -31,6 +32,18 @@ pub(crate) enum UserCommand {
         /// The users file.
         #[arg(long, value_name = "FILE")]
         users: PathBuf,
+    },
+    /// Set a user's password (SCRAM-SHA-256: the file keeps a salted verifier, never the
+    /// password): asked twice on the terminal, or read from standard input.
+    Passwd {
+        /// The user.
+        name: UserName,
+        /// The users file.
+        #[arg(long, value_name = "FILE")]
+        users: PathBuf,
+        /// Read the password from the first line of standard input instead of asking.
+        #[arg(long)]
+        password_stdin: bool,
     },
     /// Remove a user (their folder and files are left alone).
     Remove {
@@ -62,6 +75,10 @@ pub(crate) struct AddArgs {
     /// keygen` or ~/.ssh/id_ed25519.pub); repeat for several keys.
     #[arg(long = "key", value_name = "FILE.pub")]
     keys: Vec<PathBuf>,
+    /// Give the user a password, read from the first line of standard input (stored as a
+    /// salted SCRAM-SHA-256 verifier; `ferry user passwd` asks on the terminal).
+    #[arg(long)]
+    password_stdin: bool,
     /// Most octets the user's folder may hold (e.g. 10GiB).
     #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
     quota_bytes: Option<u64>,
@@ -139,6 +156,11 @@ pub(crate) fn user(command: UserCommand) -> u8 {
     let result = match command {
         UserCommand::Add(args) => add(args),
         UserCommand::List { users } => list(&users),
+        UserCommand::Passwd {
+            name,
+            users,
+            password_stdin,
+        } => passwd(&name, &users, password_stdin),
         UserCommand::Remove { name, users } => remove(&name, &users),
     };
     match result {
@@ -192,8 +214,7 @@ fn add(args: AddArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The user's credentials from the arguments: `--key` files (`--password-stdin` will set
-/// `user.password` here too).
+/// The user's credentials from the arguments: `--key` files and `--password-stdin`.
 fn add_credentials(user: &mut User, args: &AddArgs, file: &UsersFile) -> Result<(), Failure> {
     for path in &args.keys {
         let key = PublicKey::read_file(path).map_err(|e| key_failure(&e))?;
@@ -215,7 +236,69 @@ fn add_credentials(user: &mut User, args: &AddArgs, file: &UsersFile) -> Result<
         }
         user.keys.push(key);
     }
+    if args.password_stdin {
+        let password = crate::password::from_stdin()
+            .map_err(|e| Failure(format!("reading the password: {e}"), exit::LOCAL_IO))?;
+        user.password = Some(verifier(&password)?);
+    }
     Ok(())
+}
+
+/// The stored form of `password` (never the password): SCRAM-SHA-256 with a fresh salt and
+/// [`scram::DEFAULT_ITERATIONS`], so that every user's verifier looks alike (AUTH-14).
+fn verifier(password: &str) -> Result<StoredPassword, Failure> {
+    if password.is_empty() {
+        return Err(usage("the password is empty"));
+    }
+    StoredPassword::new(
+        password,
+        scram::DEFAULT_ITERATIONS,
+        &ring::rand::SystemRandom::new(),
+    )
+    .map_err(|e| usage(format!("the password: {e}")))
+}
+
+/// `ferry user passwd`.
+fn passwd(name: &UserName, users: &Path, from_stdin: bool) -> Result<(), Failure> {
+    let password = if from_stdin {
+        crate::password::from_stdin()
+    } else if crate::password::can_prompt() {
+        ask_twice()
+    } else {
+        return Err(usage(
+            "standard input is not a terminal: give --password-stdin to read the password from it",
+        ));
+    }
+    .map_err(|e| match e.kind() {
+        io::ErrorKind::InvalidInput => usage(e.to_string()),
+        _ => Failure(format!("reading the password: {e}"), exit::LOCAL_IO),
+    })?;
+    let verifier = verifier(&password)?;
+    let _lock = lock(users)?;
+    let (mut file, _) = load(users, false)?;
+    let Some(user) = file.users.get_mut(name.as_str()) else {
+        return Err(usage(format!(
+            "no user {:?} in {}",
+            name.as_str(),
+            users.display()
+        )));
+    };
+    user.password = Some(verifier);
+    save(&file, users)?;
+    println!("password of {name} set in {}", users.display());
+    Ok(())
+}
+
+fn ask_twice() -> io::Result<zeroize::Zeroizing<String>> {
+    let first = crate::password::prompt("New password: ")?;
+    let again = crate::password::prompt("Again: ")?;
+    if *first != *again {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the two passwords differ",
+        ));
+    }
+    Ok(first)
 }
 
 fn rights_text(rights: Rights) -> String {

@@ -144,6 +144,10 @@ const HANDLING: &[(&str, How)] = &[
         "ferry user add bob --users users.toml --root /srv/ferry/bob --rights list,read --max-sessions 2",
         How::Run,
     ),
+    (
+        "echo 'correct horse battery staple' | ferry user passwd bob --users users.toml --password-stdin",
+        How::Parse,
+    ),
     ("ferry user list --users users.toml", How::Run),
     ("ferry user remove bob --users users.toml", How::Run),
     // crates/conformance/README.md: fixed ports 7450-7455 and a 30 s run

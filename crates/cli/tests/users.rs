@@ -417,3 +417,126 @@ fn concurrent_adds_lose_no_user() {
     assert_eq!(got, names, "every add is in the file");
     assert!(d.join(".users.toml.lock").exists());
 }
+
+/// `--password-stdin` and `ferry user passwd`: the file keeps a SCRAM-SHA-256 verifier, never
+/// the password, and a client that knows the password passes the server's check.
+#[test]
+fn passwords_are_stored_as_verifiers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let users = dir.path().join("users.toml");
+    let users_s = users.to_str().expect("utf-8");
+    let add = ferry_in(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "carol",
+            "--users",
+            users_s,
+            "--root",
+            "/srv/carol",
+            "--rights",
+            "list,read",
+            "--password-stdin",
+        ],
+        b"first secret\n",
+    );
+    assert_exit(&add, 0);
+    let text = fs::read_to_string(&users).expect("users file");
+    assert!(text.contains("password = \"SCRAM-SHA-256$"), "{text}");
+    assert!(
+        !text.contains("first secret"),
+        "the password itself is never stored"
+    );
+    let verifier = |path: &Path| {
+        let (file, _) = UsersFile::load(path).expect("load");
+        file.users["carol"].password.clone().expect("a password")
+    };
+    let before = verifier(&users);
+    assert_eq!(before.iterations(), ferry_auth::scram::DEFAULT_ITERATIONS);
+
+    let passwd = ferry_in(
+        dir.path(),
+        &[
+            "user",
+            "passwd",
+            "carol",
+            "--users",
+            users_s,
+            "--password-stdin",
+        ],
+        b"second secret\n",
+    );
+    assert_exit(&passwd, 0);
+    assert!(
+        stdout(&passwd).contains("password of carol set"),
+        "{}",
+        stdout(&passwd)
+    );
+    let after = verifier(&users);
+    assert_ne!(before, after, "a new salt and verifier");
+    assert!(logs_in(&after, "second secret"));
+    assert!(!logs_in(&after, "first secret"));
+    // Same stored form the list shows.
+    let list = ferry(dir.path(), &["user", "list", "--users", users_s]);
+    assert_exit(&list, 0);
+
+    // Failures: no such user, an empty password, no terminal and no --password-stdin.
+    let nobody = ferry_in(
+        dir.path(),
+        &[
+            "user",
+            "passwd",
+            "dave",
+            "--users",
+            users_s,
+            "--password-stdin",
+        ],
+        b"x\n",
+    );
+    assert_exit(&nobody, 2);
+    assert!(
+        stderr(&nobody).contains("no user \"dave\""),
+        "{}",
+        stderr(&nobody)
+    );
+    let empty = ferry_in(
+        dir.path(),
+        &[
+            "user",
+            "passwd",
+            "carol",
+            "--users",
+            users_s,
+            "--password-stdin",
+        ],
+        b"\n",
+    );
+    assert_exit(&empty, 2);
+    assert!(stderr(&empty).contains("empty"), "{}", stderr(&empty));
+    let no_tty = ferry_in(
+        dir.path(),
+        &["user", "passwd", "carol", "--users", users_s],
+        b"",
+    );
+    assert_exit(&no_tty, 2);
+    assert!(
+        stderr(&no_tty).contains("--password-stdin"),
+        "{}",
+        stderr(&no_tty)
+    );
+    assert_eq!(verifier(&users), after, "failures change nothing");
+}
+
+/// Whether a SCRAM exchange with `password` passes a server holding `stored`.
+fn logs_in(stored: &ferry_auth::scram::StoredPassword, password: &str) -> bool {
+    use ferry_auth::scram::{ClientExchange, ServerExchange};
+    let rng = ring::rand::SystemRandom::new();
+    let cb = Some([3u8; 32]);
+    let (mut client, first) = ClientExchange::start("carol", password, cb, &rng).expect("start");
+    let (server, server_first) =
+        ServerExchange::start(&first, cb, |_| Some(stored.clone()), &[1; 32], &rng)
+            .expect("answered");
+    let last = client.step(&server_first).expect("step");
+    server.finish(&last).is_ok()
+}
