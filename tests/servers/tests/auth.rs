@@ -1,0 +1,230 @@
+//! The `auth` extension (spec section 16) on every server implementation, over TLS: users
+//! from a users file (`ferry_auth::directory`), each served its own folder (AUTH-18), proofs
+//! bound to the connection's channel binding, nothing before authentication.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use ferry_auth::directory::Directory;
+use ferry_auth::keys::PrivateKey;
+use ferry_auth::rights::Rights;
+use ferry_auth::scram::{ClientExchange, MIN_ITERATIONS, StoredPassword};
+use ferry_auth::users::{User, UserName, UsersFile};
+use ferry_store::ServerAuth;
+use ferry_store::homes::{Home, Homes};
+use ferry_test_support::{Impl, TestServer, tls};
+use ferry_tls::rustls::{ClientConnection, StreamOwned};
+use ferry_wire::auth::{AuthReply, AuthRequest, decode_auth_reply};
+
+type Tls = BufReader<StreamOwned<ClientConnection, TcpStream>>;
+
+fn user(s: &str) -> UserName {
+    UserName::new(s).expect("user")
+}
+
+struct Setup {
+    server: TestServer,
+    alice: PrivateKey,
+    _homes: tempfile::TempDir,
+}
+
+/// alice (a key; list, read, create) and bob (a password; list, read), each with a folder
+/// holding one file of their own.
+fn setup(imp: Impl) -> Setup {
+    let homes_dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (homes_dir.path().join("alice"), homes_dir.path().join("bob"));
+    for (dir, file) in [(&a, "alice.txt"), (&b, "bob.txt")] {
+        std::fs::create_dir(dir).expect("home");
+        std::fs::write(dir.join(file), file.as_bytes()).expect("file");
+    }
+    let alice = PrivateKey::generate("alice@test").expect("key");
+    let mut file = UsersFile::default();
+    let mut ua = User::new(a.clone(), "list,read,create".parse().expect("rights")).expect("user");
+    ua.keys.push(alice.public().clone());
+    file.users.insert(user("alice"), ua);
+    let mut ub = User::new(b.clone(), Rights::READ_ONLY).expect("user");
+    ub.password =
+        Some(StoredPassword::new("pw of bob", MIN_ITERATIONS, &ring_rng()).expect("verifier"));
+    file.users.insert(user("bob"), ub);
+    let directory = Arc::new(Directory::new(file, true).expect("directory"));
+    let server = TestServer::start_tls(imp, |c| {
+        let homes = Homes::open(
+            c,
+            &[
+                (
+                    user("alice"),
+                    Home {
+                        path: a.clone(),
+                        quota: None,
+                    },
+                ),
+                (
+                    user("bob"),
+                    Home {
+                        path: b.clone(),
+                        quota: None,
+                    },
+                ),
+            ],
+            None,
+        )
+        .expect("homes");
+        // The test server waits for its folder's staging area: alice's is one.
+        c.root = a.clone();
+        c.auth = Some(ServerAuth {
+            authenticator: directory,
+            homes: Arc::new(homes),
+        });
+    });
+    Setup {
+        server,
+        alice,
+        _homes: homes_dir,
+    }
+}
+
+fn ring_rng() -> ring::rand::SystemRandom {
+    ring::rand::SystemRandom::new()
+}
+
+/// A TLS session to `server`, its greeting read; and the connection's channel binding.
+fn connect(server: &TestServer) -> (Tls, [u8; 32]) {
+    let tcp = TcpStream::connect(server.addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let conn = tls::client(server.tls.as_ref().expect("a TLS server"))
+        .connect()
+        .expect("client");
+    let mut s = BufReader::new(StreamOwned::new(conn, tcp));
+    let greeting = line(&mut s);
+    assert!(
+        greeting.contains(" ext=auth") && greeting.contains(" auth=ed25519,scram-sha-256-plus"),
+        "{greeting}"
+    );
+    let cb = ferry_tls::channel_binding(&s.get_ref().conn).expect("channel binding");
+    (s, cb)
+}
+
+fn line(s: &mut Tls) -> String {
+    let mut l = String::new();
+    s.read_line(&mut l).expect("a line");
+    l
+}
+
+fn send(s: &mut Tls, bytes: &[u8]) {
+    s.get_mut().write_all(bytes).expect("send");
+    s.get_mut().flush().expect("flush");
+}
+
+fn ed25519_line(key: &PrivateKey, cb: &[u8; 32], name: &str) -> Vec<u8> {
+    let (public_key, signature) = ferry_auth::proof::sign(key, cb, &user(name));
+    AuthRequest::Ed25519 {
+        user: user(name),
+        public_key,
+        signature,
+    }
+    .encode()
+}
+
+fn dir_names(s: &mut Tls) -> Vec<String> {
+    send(s, b"dir\n");
+    let head = line(s);
+    let count: usize = head
+        .trim_end()
+        .strip_prefix("ok dir ")
+        .unwrap_or_else(|| panic!("{head}"))
+        .parse()
+        .expect("count");
+    (0..count)
+        .map(|_| {
+            line(s)
+                .trim_end()
+                .rsplit(' ')
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+fn users_see_only_their_own_folder(imp: Impl) {
+    let w = setup(imp);
+    let (mut s, cb) = connect(&w.server);
+    send(&mut s, b"dir\n");
+    assert_eq!(line(&mut s), "err 530 auth-required\n");
+    send(&mut s, &ed25519_line(&w.alice, &cb, "alice"));
+    assert_eq!(line(&mut s), "ok auth alice\n");
+    assert_eq!(dir_names(&mut s), ["alice.txt"]);
+    send(&mut s, b"get 0 bob.txt\n");
+    assert_eq!(
+        line(&mut s),
+        "err 511 not-found\n",
+        "bob's file is not in alice's folder"
+    );
+
+    // bob, with his password, bound to his connection.
+    let (mut s, cb) = connect(&w.server);
+    let rng = ring_rng();
+    let (mut client, first) =
+        ClientExchange::start("bob", "pw of bob", Some(cb), &rng).expect("start");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    send(
+        &mut s,
+        &AuthRequest::Scram {
+            plus: true,
+            client_first: b64.decode(first).expect("b64"),
+        }
+        .encode(),
+    );
+    let more = line(&mut s);
+    let Ok((AuthReply::More { server_first }, _)) = decode_auth_reply(more.as_bytes()) else {
+        panic!("{more}");
+    };
+    let last = client.step(&b64.encode(server_first)).expect("step");
+    send(
+        &mut s,
+        &AuthRequest::Final {
+            client_final: b64.decode(last).expect("b64"),
+        }
+        .encode(),
+    );
+    let ok = line(&mut s);
+    let Ok((
+        AuthReply::Ok {
+            user: who,
+            server_final: Some(v),
+        },
+        _,
+    )) = decode_auth_reply(ok.as_bytes())
+    else {
+        panic!("{ok}");
+    };
+    assert_eq!(who.as_str(), "bob");
+    client
+        .finish(&b64.encode(v))
+        .expect("the server's signature");
+    assert_eq!(dir_names(&mut s), ["bob.txt"]);
+    send(&mut s, b"put 1 new wait x\n");
+    assert_eq!(line(&mut s), "err 550 not-permitted\n");
+}
+
+fn a_proof_from_another_connection_is_refused(imp: Impl) {
+    let w = setup(imp);
+    let (mut first, cb_first) = connect(&w.server);
+    let (mut second, cb_second) = connect(&w.server);
+    assert_ne!(cb_first, cb_second, "each connection has its own binding");
+    // What alice sent on the first connection, replayed on the second.
+    let proof = ed25519_line(&w.alice, &cb_first, "alice");
+    send(&mut second, &proof);
+    assert_eq!(line(&mut second), "err 535 auth-failed\n");
+    send(&mut first, &proof);
+    assert_eq!(line(&mut first), "ok auth alice\n");
+}
+
+ferry_test_support::every_impl!(
+    users_see_only_their_own_folder,
+    a_proof_from_another_connection_is_refused,
+);
