@@ -141,6 +141,21 @@ pub(crate) struct ServeArgs {
     /// [default: $XDG_STATE_HOME/ferry/tls, else ~/.local/state/ferry/tls].
     #[arg(long, value_name = "DIR", env = "FERRY_TLS_DIR")]
     pub tls_dir: Option<PathBuf>,
+    /// Authenticate users from this users file (`ferry user`; spec section 16): each user is
+    /// served its own folder with its rights, `--root` is not served. Needs TLS unless
+    /// --auth-without-tls. The file is read again when it changes, or on SIGHUP.
+    #[arg(long, value_name = "FILE", env = "FERRY_USERS")]
+    pub users: Option<PathBuf>,
+    /// Offer authentication without TLS (AUTH-2: for tests on loopback; a password exchange
+    /// or a key's proof can then be watched, and a proof replayed).
+    #[arg(
+        long,
+        env = "FERRY_AUTH_WITHOUT_TLS",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub auth_without_tls: Option<bool>,
     /// The log format on stderr [default: text].
     #[arg(long, value_enum, value_name = "FORMAT", env = "FERRY_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -163,6 +178,10 @@ pub(crate) struct Serve {
     pub config: Config,
     /// Whether and how to serve over TLS.
     pub tls: TlsSettings,
+    /// The users file, when the server authenticates users (its `config.auth` made at start).
+    pub users: Option<PathBuf>,
+    /// Authentication allowed without TLS (AUTH-2).
+    pub auth_without_tls: bool,
 }
 
 /// Where the server's TLS certificate and key come from.
@@ -224,6 +243,8 @@ struct File {
     tls_key: Option<PathBuf>,
     tls_self_signed: Option<bool>,
     tls_dir: Option<PathBuf>,
+    users: Option<PathBuf>,
+    auth_without_tls: Option<bool>,
     log_format: Option<String>,
 }
 
@@ -325,6 +346,8 @@ fn parse_file(text: &str, base: &Path) -> Result<ServeArgs, String> {
         tls_key: f.tls_key.map(|p| base.join(p)),
         tls_self_signed: f.tls_self_signed,
         tls_dir: f.tls_dir.map(|p| base.join(p)),
+        users: f.users.map(|p| base.join(p)),
+        auth_without_tls: f.auth_without_tls,
         log_format: value_enum("log-format", f.log_format)?,
         verbosity: Verbosity::default(),
     })
@@ -412,6 +435,11 @@ impl ServeArgs {
         };
         Serve {
             tls,
+            users: self.users.or(file.users),
+            auth_without_tls: self
+                .auth_without_tls
+                .or(file.auth_without_tls)
+                .unwrap_or(false),
             engine: self
                 .implementation
                 .or(file.implementation)

@@ -19,6 +19,8 @@ pub(crate) fn run(settings: Serve) -> u8 {
         listen,
         mut config,
         tls,
+        users,
+        auth_without_tls,
         log_format: _,
         verbosity: _,
     } = settings;
@@ -33,44 +35,25 @@ pub(crate) fn run(settings: Serve) -> u8 {
         shutdown_grace = ?config.shutdown_grace,
         "settings"
     );
-    // A root that names something other than a folder is a mistake in the arguments, whether
-    // the server would create the folder or only open it.
-    if fs::metadata(&config.root).is_ok_and(|m| !m.is_dir()) {
-        eprintln!(
-            "ferry: the served folder {} is not a folder (--root must name a folder)",
-            config.root.display()
-        );
-        return exit::USAGE;
-    }
-    // SEC-10: a read-only server creates nothing, not even a missing served folder.
-    if !config.read_only
-        && let Err(e) = fs::create_dir_all(&config.root)
+    // With --users, each user's folder is served and --root is not (ServerConfig::auth).
+    if users.is_none()
+        && let Err(code) = check_root(&config)
     {
-        eprintln!(
-            "ferry: cannot create the served folder {}: {e}",
-            config.root.display()
-        );
-        return exit::LOCAL_IO;
-    }
-    // Open (and so lock and clean, SEC-8, SEC-9) the folder before announcing the address: a
-    // script that reads `listening on` must find a server that will serve, not one that is
-    // about to fail because another server holds the folder. The engine opens it again. A
-    // read-only server only opens it (SEC-10).
-    let opened = if config.read_only {
-        ferry_store::Root::open_read_only(&config.root)
-    } else {
-        ferry_store::Root::open(&config.root)
-    };
-    // Closed (and unlocked) at once: the engine opens the folder again.
-    if let Err(e) = opened.map(drop) {
-        eprintln!("ferry: cannot serve the folder: {e}");
-        return exit::LOCAL_IO;
+        return code;
     }
     let tls = match server_tls(&tls, &config.root) {
         Ok(tls) => tls,
         Err(code) => return code,
     };
     config.tls = tls.clone();
+    let auth = match &users {
+        None => None,
+        Some(path) => match crate::users::server_auth(path, &config, auth_without_tls) {
+            Ok(auth) => Some(auth),
+            Err(code) => return code,
+        },
+    };
+    config.auth = auth.as_ref().map(|a| a.server.clone());
     let listener = match TcpListener::bind(listen.target()) {
         Ok(l) => l,
         Err(e) => {
@@ -89,13 +72,15 @@ pub(crate) fn run(settings: Serve) -> u8 {
     // Signals are handled before the address is announced, so that a script may stop the
     // server as soon as it has read the line.
     let shutdown = AnyShutdown::new(engine);
-    let signals = match SignalThread::start(&shutdown, tls.clone()) {
+    let reload = auth.as_ref().map(|a| a.reload.clone());
+    let signals = match SignalThread::start(&shutdown, tls.clone(), reload.clone()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ferry: cannot handle signals: {e}");
             return exit::LOCAL_IO;
         }
     };
+    let watcher = reload.map(crate::users::Watcher::start);
 
     if tls.is_none() && !local.ip().is_loopback() {
         eprintln!(
@@ -106,6 +91,9 @@ pub(crate) fn run(settings: Serve) -> u8 {
     }
     {
         let mut out = io::stdout().lock();
+        if let Some(auth) = &auth {
+            let _ = writeln!(out, "{}", auth.summary);
+        }
         // TLS-11: the operator sees the key's fingerprint to give to clients; before the
         // address, so a script that waits for `listening on` has both.
         if let Some(tls) = &tls {
@@ -121,6 +109,9 @@ pub(crate) fn run(settings: Serve) -> u8 {
     // The engine logs `serving` (address, folder, limits) and `stopped` itself: each once.
     let result = engine::serve(engine, listener, config, shutdown);
     signals.stop();
+    if let Some(w) = watcher {
+        w.stop();
+    }
     match result {
         Ok(()) => exit::OK,
         Err(e) => {
@@ -128,6 +119,45 @@ pub(crate) fn run(settings: Serve) -> u8 {
             exit::LOCAL_IO
         }
     }
+}
+
+/// Checks, creates and opens (so locks and cleans, SEC-8, SEC-9) the served folder before
+/// the address is announced; the exit code after saying what is wrong.
+fn check_root(config: &ferry_store::ServerConfig) -> Result<(), u8> {
+    // A root that names something other than a folder is a mistake in the arguments, whether
+    // the server would create the folder or only open it.
+    if fs::metadata(&config.root).is_ok_and(|m| !m.is_dir()) {
+        eprintln!(
+            "ferry: the served folder {} is not a folder (--root must name a folder)",
+            config.root.display()
+        );
+        return Err(exit::USAGE);
+    }
+    // SEC-10: a read-only server creates nothing, not even a missing served folder.
+    if !config.read_only
+        && let Err(e) = fs::create_dir_all(&config.root)
+    {
+        eprintln!(
+            "ferry: cannot create the served folder {}: {e}",
+            config.root.display()
+        );
+        return Err(exit::LOCAL_IO);
+    }
+    // Open (and so lock and clean, SEC-8, SEC-9) the folder before announcing the address: a
+    // script that reads `listening on` must find a server that will serve, not one that is
+    // about to fail because another server holds the folder. The engine opens it again. A
+    // read-only server only opens it (SEC-10).
+    let opened = if config.read_only {
+        ferry_store::Root::open_read_only(&config.root)
+    } else {
+        ferry_store::Root::open(&config.root)
+    };
+    // Closed (and unlocked) at once: the engine opens the folder again.
+    if let Err(e) = opened.map(drop) {
+        eprintln!("ferry: cannot serve the folder: {e}");
+        return Err(exit::LOCAL_IO);
+    }
+    Ok(())
 }
 
 /// The server's TLS side from its settings, or the exit code after saying what is wrong.
@@ -209,7 +239,8 @@ fn resolved(path: &Path) -> Option<PathBuf> {
 }
 
 /// A thread that turns the first SIGINT or SIGTERM into a graceful shutdown and a second
-/// one into an immediate exit (130); SIGHUP loads the TLS certificate and key again.
+/// one into an immediate exit (130); SIGHUP loads the users file, the TLS certificate and key
+/// again.
 #[cfg(unix)]
 struct SignalThread {
     handle: signal_hook::iterator::Handle,
@@ -218,7 +249,11 @@ struct SignalThread {
 
 #[cfg(unix)]
 impl SignalThread {
-    fn start(shutdown: &AnyShutdown, tls: Option<ServerTls>) -> io::Result<Self> {
+    fn start(
+        shutdown: &AnyShutdown,
+        tls: Option<ServerTls>,
+        users: Option<crate::users::Reload>,
+    ) -> io::Result<Self> {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
         let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
         let handle = signals.handle();
@@ -227,6 +262,9 @@ impl SignalThread {
             let mut seen = 0;
             for signal in signals.forever() {
                 if signal == SIGHUP {
+                    if let Some(users) = &users {
+                        users.reload("SIGHUP");
+                    }
                     match tls.as_ref().map(ServerTls::reload) {
                         Some(Ok(fp)) => {
                             tracing::info!(fingerprint = %fp, "SIGHUP: TLS certificate loaded")
@@ -263,7 +301,11 @@ struct SignalThread;
 
 #[cfg(not(unix))]
 impl SignalThread {
-    fn start(_: &AnyShutdown, _: Option<ServerTls>) -> io::Result<Self> {
+    fn start(
+        _: &AnyShutdown,
+        _: Option<ServerTls>,
+        _: Option<crate::users::Reload>,
+    ) -> io::Result<Self> {
         Ok(Self)
     }
 

@@ -460,3 +460,184 @@ pub(crate) fn keygen(file: &Path, comment: Option<String>) -> u8 {
         }
     }
 }
+
+// ------------------------------------------------------------- ferry serve --users ---
+
+/// What `ferry serve --users FILE` runs with.
+pub(crate) struct ServeAuth {
+    /// For the engine.
+    pub(crate) server: ferry_store::ServerAuth,
+    /// Reloads the users file (on change, on SIGHUP).
+    pub(crate) reload: Reload,
+    /// A line for the operator: who is served.
+    pub(crate) summary: String,
+}
+
+/// Loads the users file again and applies it: the users, their rights, their folders.
+#[derive(Clone)]
+pub(crate) struct Reload {
+    path: PathBuf,
+    directory: std::sync::Arc<ferry_auth::directory::Directory>,
+    homes: std::sync::Arc<ferry_store::homes::Homes>,
+}
+
+/// The users and folders of a users file, for ferry-store.
+fn homes_of(
+    directory: &ferry_auth::directory::Directory,
+) -> (
+    Vec<(UserName, ferry_store::homes::Home)>,
+    Option<ferry_store::homes::Home>,
+) {
+    let mut users = Vec::new();
+    let mut anonymous = None;
+    for h in directory.homes() {
+        let home = ferry_store::homes::Home {
+            path: h.root,
+            quota: h.quota,
+        };
+        match h.user {
+            Some(u) => users.push((u, home)),
+            None => anonymous = Some(home),
+        }
+    }
+    (users, anonymous)
+}
+
+/// The users of `path` for a server with `config` (its TLS side decided): AUTH-2 refuses
+/// authentication without TLS unless `without_tls`. The exit code after saying what is wrong.
+pub(crate) fn server_auth(
+    path: &Path,
+    config: &ferry_store::ServerConfig,
+    without_tls: bool,
+) -> Result<ServeAuth, u8> {
+    let tls = config.tls.is_some();
+    if !tls && !without_tls {
+        eprintln!(
+            "ferry: --users needs TLS (--tls-self-signed, or --tls-cert and --tls-key): without \
+             it a password exchange can be watched and a key's proof replayed; \
+             --auth-without-tls allows it for tests on loopback"
+        );
+        return Err(exit::USAGE);
+    }
+    let (file, warnings) = UsersFile::load(path).map_err(|e| {
+        eprintln!("ferry: {e}");
+        load_failure(&e).1
+    })?;
+    for w in warnings {
+        eprintln!("ferry: warning: {w}");
+    }
+    let count = file.users.len();
+    let unable: Vec<String> = file
+        .users
+        .iter()
+        .filter(|(_, u)| !u.can_log_in())
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let anonymous = file.anonymous.as_ref().map(|a| a.rights);
+    let directory = ferry_auth::directory::Directory::new(file, tls).map_err(|_| {
+        eprintln!("ferry: no randomness for the authentication secret");
+        exit::LOCAL_IO
+    })?;
+    let directory = std::sync::Arc::new(directory);
+    let (users, anon_home) = homes_of(&directory);
+    let homes =
+        ferry_store::homes::Homes::open(config, &users, anon_home.as_ref()).map_err(|e| {
+            eprintln!("ferry: cannot serve the users' folders: {e}");
+            exit::LOCAL_IO
+        })?;
+    let homes = std::sync::Arc::new(homes);
+    let mut summary = format!(
+        "users: {count} from {} (anonymous access: {})",
+        path.display(),
+        anonymous.map_or("none".to_owned(), rights_text)
+    );
+    if !unable.is_empty() {
+        summary.push_str(&format!(
+            "; cannot log in (no key, no password): {}",
+            unable.join(", ")
+        ));
+    }
+    if !tls {
+        summary.push_str("; WITHOUT TLS (--auth-without-tls)");
+    }
+    Ok(ServeAuth {
+        server: ferry_store::ServerAuth {
+            authenticator: directory.clone(),
+            homes: homes.clone(),
+        },
+        reload: Reload {
+            path: path.to_owned(),
+            directory,
+            homes,
+        },
+        summary,
+    })
+}
+
+impl Reload {
+    /// Loads the file again and applies it (`why`: for the log); a file that does not load,
+    /// or whose folders cannot be opened, changes nothing (logged).
+    pub(crate) fn reload(&self, why: &str) {
+        let file = match UsersFile::load(&self.path) {
+            Ok((file, warnings)) => {
+                for w in warnings {
+                    tracing::warn!(%w, "users file");
+                }
+                file
+            }
+            Err(e) => {
+                tracing::error!(error = %e, why, "users file not loaded; the old users stay");
+                return;
+            }
+        };
+        let count = file.users.len();
+        let old = self.directory.file();
+        self.directory.update(file);
+        let (users, anonymous) = homes_of(&self.directory);
+        if let Err(e) = self.homes.update(&users, anonymous.as_ref()) {
+            tracing::error!(error = %e, why, "users' folders not opened; the old users stay");
+            self.directory.update((*old).clone());
+            return;
+        }
+        tracing::info!(users = count, why, "users file loaded");
+    }
+
+    /// What identifies the file's content on disk now (a change reloads it).
+    fn stamp(&self) -> Option<(std::time::SystemTime, u64, u64)> {
+        use std::os::unix::fs::MetadataExt as _;
+        let m = std::fs::metadata(&self.path).ok()?;
+        Some((m.modified().ok()?, m.len(), m.ino()))
+    }
+}
+
+/// A thread that reloads the users file within a second of a change.
+pub(crate) struct Watcher {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Watcher {
+    pub(crate) fn start(reload: Reload) -> Watcher {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut seen = reload.stamp();
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::park_timeout(std::time::Duration::from_secs(1));
+                let now = reload.stamp();
+                if now.is_some() && now != seen {
+                    seen = now;
+                    reload.reload("the file changed");
+                }
+            }
+        });
+        Watcher { stop, thread }
+    }
+
+    pub(crate) fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.thread().unpark();
+        let _ = self.thread.join();
+    }
+}

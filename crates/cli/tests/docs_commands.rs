@@ -149,6 +149,10 @@ const HANDLING: &[(&str, How)] = &[
         How::Parse,
     ),
     ("ferry user list --users users.toml", How::Run),
+    (
+        "ferry serve --users users.toml --tls-self-signed",
+        How::Parse,
+    ),
     ("ferry user remove bob --users users.toml", How::Run),
     // crates/conformance/README.md: fixed ports 7450-7455 and a 30 s run
     (

@@ -1,0 +1,237 @@
+//! `ferry serve --users FILE` (spec section 16): the users file's users log in over TLS with
+//! their keys and are served their own folders; a changed file is taken without a restart;
+//! without TLS the server refuses to start unless --auth-without-tls.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use ferry_auth::keys::PrivateKey;
+use ferry_auth::rights::Rights;
+use ferry_auth::users::{User, UserName, UsersFile};
+use ferry_tls::rustls::{ClientConnection, StreamOwned};
+use ferry_tls::{ClientTls, Fingerprint, Trust};
+use ferry_wire::auth::AuthRequest;
+
+mod common;
+
+use common::{FERRY, ferry_in};
+
+type Tls = BufReader<StreamOwned<ClientConnection, TcpStream>>;
+
+struct Server {
+    child: Child,
+    lines: Vec<String>,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `ferry serve ARGS`, its stdout read up to `listening on ADDR`.
+fn serve(args: &[&str]) -> Server {
+    let mut child = Command::new(FERRY)
+        .arg("serve")
+        .args(args)
+        .env("FERRY_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ferry serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let done = line.starts_with("listening on ");
+            if tx.send(line).is_err() || done {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    loop {
+        let line = match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("ferry serve printed no address; it printed {lines:?}");
+            }
+        };
+        if let Some(addr) = line.strip_prefix("listening on ") {
+            let addr = addr.trim().to_owned();
+            lines.push(line);
+            return Server { child, lines, addr };
+        }
+        lines.push(line);
+    }
+}
+
+fn user(s: &str) -> UserName {
+    UserName::new(s).expect("user")
+}
+
+fn add(file: &mut UsersFile, name: &str, root: &Path, key: &PrivateKey) {
+    let mut u = User::new(root.to_owned(), Rights::READ_ONLY).expect("user");
+    u.keys.push(key.public().clone());
+    file.users.insert(user(name), u);
+}
+
+/// A TLS session pinned to the fingerprint the server printed; its channel binding.
+fn connect(server: &Server) -> (Tls, [u8; 32]) {
+    let fp = server
+        .lines
+        .iter()
+        .find_map(|l| l.strip_prefix("TLS key "))
+        .and_then(|l| l.split(' ').next())
+        .expect("the TLS key line");
+    let fp: Fingerprint = fp.parse().expect("a fingerprint");
+    let tcp = TcpStream::connect(&server.addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let conn = ClientTls::new("127.0.0.1", 0, Trust::Fingerprint(fp))
+        .expect("client")
+        .connect()
+        .expect("connection");
+    let mut s = BufReader::new(StreamOwned::new(conn, tcp));
+    let greeting = line(&mut s);
+    assert!(greeting.contains(" ext=auth "), "{greeting}");
+    let cb = ferry_tls::channel_binding(&s.get_ref().conn).expect("binding");
+    (s, cb)
+}
+
+fn line(s: &mut Tls) -> String {
+    let mut l = String::new();
+    s.read_line(&mut l).expect("a line");
+    l
+}
+
+fn send(s: &mut Tls, bytes: &[u8]) {
+    s.get_mut().write_all(bytes).expect("send");
+    s.get_mut().flush().expect("flush");
+}
+
+/// Logs in as `name` with `key` on a new session; the reply, and the session.
+fn login(server: &Server, name: &str, key: &PrivateKey) -> (String, Tls) {
+    let (mut s, cb) = connect(server);
+    let (public_key, signature) = ferry_auth::proof::sign(key, &cb, &user(name));
+    send(
+        &mut s,
+        &AuthRequest::Ed25519 {
+            user: user(name),
+            public_key,
+            signature,
+        }
+        .encode(),
+    );
+    (line(&mut s), s)
+}
+
+#[test]
+fn users_log_in_with_keys_and_a_changed_file_is_taken_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("alice"), dir.path().join("bob"));
+    std::fs::create_dir(&a).expect("alice's folder");
+    std::fs::write(a.join("hello.txt"), b"hi").expect("a file");
+    let users = dir.path().join("users.toml");
+    let alice = PrivateKey::generate("alice").expect("key");
+    let bob = PrivateKey::generate("bob").expect("key");
+    let mut file = UsersFile::default();
+    add(&mut file, "alice", &a, &alice);
+    file.save(&users).expect("save");
+    let tls_dir = dir.path().join("tls");
+    let server = serve(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--users",
+        users.to_str().expect("utf-8"),
+        "--tls-self-signed",
+        "--tls-dir",
+        tls_dir.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        server.lines[0].starts_with("users: 1 from "),
+        "{:?}",
+        server.lines
+    );
+
+    let (reply, mut s) = login(&server, "alice", &alice);
+    assert_eq!(reply, "ok auth alice\n");
+    send(&mut s, b"dir\n");
+    assert_eq!(line(&mut s), "ok dir 1\n");
+    assert!(line(&mut s).ends_with(" hello.txt\n"));
+    let (reply, _) = login(&server, "bob", &bob);
+    assert_eq!(reply, "err 535 auth-failed\n", "bob is not a user yet");
+
+    // bob is added: the server takes the file within about a second, no restart.
+    add(&mut file, "bob", &b, &bob);
+    file.save(&users).expect("save");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (reply, _) = login(&server, "bob", &bob);
+        if reply == "ok auth bob\n" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the changed users file was not taken: {reply}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(b.is_dir(), "bob's folder was made");
+}
+
+#[test]
+fn users_without_tls_need_the_operator_to_say_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let users = dir.path().join("users.toml");
+    let mut file = UsersFile::default();
+    add(
+        &mut file,
+        "alice",
+        &dir.path().join("alice"),
+        &PrivateKey::generate("a").expect("key"),
+    );
+    file.save(&users).expect("save");
+    let users_s = users.to_str().expect("utf-8");
+    let refused = ferry_in(
+        dir.path(),
+        &["serve", "--listen", "127.0.0.1:0", "--users", users_s],
+        b"",
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("--users needs TLS") && err.contains("--auth-without-tls"),
+        "{err}"
+    );
+    let server = serve(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--users",
+        users_s,
+        "--auth-without-tls",
+    ]);
+    assert!(
+        server.lines[0].contains("WITHOUT TLS"),
+        "{:?}",
+        server.lines
+    );
+    // The greeting offers the unbound SCRAM variant.
+    let mut s = BufReader::new(TcpStream::connect(&server.addr).expect("connect"));
+    let mut greeting = String::new();
+    s.read_line(&mut greeting).expect("greeting");
+    assert!(
+        greeting.contains(" auth=ed25519,scram-sha-256\n"),
+        "{greeting}"
+    );
+}
