@@ -4,7 +4,6 @@
 //! `crates/proto/tests/auth.rs`; here, that the two agree on every octet.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -15,7 +14,7 @@ use ferry_auth::scram::{ClientExchange, MIN_ITERATIONS, StoredPassword};
 use ferry_auth::users::{User, UserName, UsersFile};
 use ferry_proto::auth::Authenticator;
 use ferry_proto::memory::Harness;
-use ferry_proto::server::{MemoryBudget, SessionConfig, UPLOAD_INPUT};
+use ferry_proto::server::SessionConfig;
 use ferry_wire::auth::{AuthReply, AuthRequest, decode_auth_reply};
 use ring::rand::SystemRandom;
 
@@ -51,18 +50,8 @@ fn world(tls: bool) -> World {
 
 fn session(directory: &Arc<Directory>, cb: Option<[u8; 32]>) -> Harness {
     let cfg = SessionConfig {
-        greeting: b"ferry/1 ext=auth\n".to_vec(),
-        read_only: false,
-        max_size: 1_000_000,
-        max_eager: 100,
-        idle: Duration::from_secs(300),
-        stall: Duration::from_secs(60),
-        min_rate: 0,
-        chunk_patience: Duration::from_secs(5),
-        upload_input: UPLOAD_INPUT,
-        memory: MemoryBudget::new(usize::MAX),
-        listing_memory: MemoryBudget::new(usize::MAX),
         auth: Some(Arc::clone(directory) as Arc<dyn Authenticator>),
+        ..ferry_proto::memory::test_config(b"ferry/1 ext=auth\n")
     };
     let mut h = Harness::new(cfg);
     if let Some(cb) = cb {

@@ -9,6 +9,26 @@ use ferry_wire::{Code, Digest, Entry, FileName, HEAD_ROOM, PutMode, Timestamp};
 
 use crate::server::{Action, Buffers, EagerUpload, End, FileMeta, ServerSession, SessionConfig};
 
+/// The settings the in-memory tests start from: `greeting`, `max-size` 1,000,000,
+/// `max-eager` 100, idle 300 s, stall 60 s, no `min-rate`, unbounded memory budgets, no
+/// authentication; tests change what they are about.
+pub fn test_config(greeting: &[u8]) -> SessionConfig {
+    SessionConfig {
+        greeting: greeting.to_vec(),
+        read_only: false,
+        max_size: 1_000_000,
+        max_eager: 100,
+        idle: Duration::from_secs(300),
+        stall: Duration::from_secs(60),
+        min_rate: 0,
+        chunk_patience: Duration::from_secs(5),
+        upload_input: crate::server::UPLOAD_INPUT,
+        memory: crate::server::MemoryBudget::new(usize::MAX),
+        listing_memory: crate::server::MemoryBudget::new(usize::MAX),
+        auth: None,
+    }
+}
+
 /// A client, a clock and a folder in memory around one server session.
 #[derive(Debug)]
 pub struct Harness {

@@ -4,11 +4,10 @@
 //! each request) is what these tests check; the real proofs are `ferry-auth`'s.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use ferry_proto::auth::{Authenticator, Grant, Mechanism, Right, Rights, ScramServer, UserName};
 use ferry_proto::memory::Harness;
-use ferry_proto::server::{MemoryBudget, SessionConfig, UPLOAD_INPUT};
+use ferry_proto::server::SessionConfig;
 use ferry_wire::Digest;
 use ferry_wire::auth::AuthRequest;
 
@@ -92,18 +91,8 @@ impl ScramServer for Exchange {
 
 fn config(auth: Option<Fake>) -> SessionConfig {
     SessionConfig {
-        greeting: GREETING.to_vec(),
-        read_only: false,
-        max_size: 1_000_000,
-        max_eager: 100,
-        idle: Duration::from_secs(300),
-        stall: Duration::from_secs(60),
-        min_rate: 0,
-        chunk_patience: Duration::from_secs(5),
-        upload_input: UPLOAD_INPUT,
-        memory: MemoryBudget::new(usize::MAX),
-        listing_memory: MemoryBudget::new(usize::MAX),
         auth: auth.map(|a| Arc::new(a) as Arc<dyn Authenticator>),
+        ..ferry_proto::memory::test_config(GREETING)
     }
 }
 

@@ -11,20 +11,7 @@ use ferry_wire::{Code, Digest};
 const GREETING: &[u8] = b"ferry/1 max-line=4096 max-name=255 max-size=1000000 max-chunk=1048576 max-eager=100 idle=300 stall=60\n";
 
 fn config() -> SessionConfig {
-    SessionConfig {
-        greeting: GREETING.to_vec(),
-        read_only: false,
-        max_size: 1_000_000,
-        max_eager: 100,
-        idle: Duration::from_secs(300),
-        stall: Duration::from_secs(60),
-        min_rate: 0,
-        chunk_patience: Duration::from_secs(5),
-        upload_input: ferry_proto::server::UPLOAD_INPUT,
-        memory: ferry_proto::server::MemoryBudget::new(usize::MAX),
-        listing_memory: ferry_proto::server::MemoryBudget::new(usize::MAX),
-        auth: None,
-    }
+    ferry_proto::memory::test_config(GREETING)
 }
 
 #[test]
