@@ -201,7 +201,7 @@ fn add(args: AddArgs) -> Result<(), Failure> {
     );
     if !user.root.is_dir() {
         eprintln!(
-            "ferry user: note: {} is not a folder yet; create it before the server needs it",
+            "ferry user: note: {} is not a folder yet; `ferry serve --users` makes it when it starts",
             user.root.display()
         );
     }

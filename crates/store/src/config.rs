@@ -209,9 +209,13 @@ impl ServerConfig {
 
     /// Logs that a server with this configuration serves on `addr`.
     pub fn log_serving(&self, addr: std::net::SocketAddr) {
+        let folder = match &self.auth {
+            Some(_) => "each user's own (the users file's)".to_owned(),
+            None => self.root.display().to_string(),
+        };
         tracing::info!(
             %addr,
-            folder = %self.root.display(),
+            %folder,
             read_only = self.read_only,
             allow_hard_links = self.allow_hard_links,
             quota = ?self.quota,
