@@ -2,7 +2,7 @@
 //! their keys and are served their own folders; a changed file is taken without a restart;
 //! without TLS the server refuses to start unless --auth-without-tls.
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::{BufRead as _, BufReader};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ferry_auth::keys::PrivateKey;
 use ferry_auth::rights::Rights;
 use ferry_auth::users::{User, UserName, UsersFile};
-use ferry_tls::rustls::{ClientConnection, StreamOwned};
+use ferry_test_support::tls::TlsLines;
 use ferry_tls::{ClientTls, Fingerprint, Trust};
 use ferry_wire::auth::AuthRequest;
 
@@ -20,7 +20,7 @@ mod common;
 
 use common::{FERRY, ferry_in};
 
-type Tls = BufReader<StreamOwned<ClientConnection, TcpStream>>;
+type Tls = TlsLines;
 
 struct Server {
     child: Child,
@@ -95,37 +95,19 @@ fn connect(server: &Server) -> (Tls, [u8; 32]) {
         .and_then(|l| l.split(' ').next())
         .expect("the TLS key line");
     let fp: Fingerprint = fp.parse().expect("a fingerprint");
-    let tcp = TcpStream::connect(&server.addr).expect("connect");
-    tcp.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let conn = ClientTls::new("127.0.0.1", 0, Trust::Fingerprint(fp))
-        .expect("client")
-        .connect()
-        .expect("connection");
-    let mut s = BufReader::new(StreamOwned::new(conn, tcp));
-    let greeting = line(&mut s);
+    let client = ClientTls::new("127.0.0.1", 0, Trust::Fingerprint(fp)).expect("client");
+    let mut s = TlsLines::connect(&server.addr, &client);
+    let greeting = s.line();
     assert!(greeting.contains(" ext=auth "), "{greeting}");
-    let cb = ferry_tls::channel_binding(&s.get_ref().conn).expect("binding");
+    let cb = s.channel_binding();
     (s, cb)
-}
-
-fn line(s: &mut Tls) -> String {
-    let mut l = String::new();
-    s.read_line(&mut l).expect("a line");
-    l
-}
-
-fn send(s: &mut Tls, bytes: &[u8]) {
-    s.get_mut().write_all(bytes).expect("send");
-    s.get_mut().flush().expect("flush");
 }
 
 /// Logs in as `name` with `key` on a new session; the reply, and the session.
 fn login(server: &Server, name: &str, key: &PrivateKey) -> (String, Tls) {
     let (mut s, cb) = connect(server);
     let (public_key, signature) = ferry_auth::proof::sign(key, &cb, &user(name));
-    send(
-        &mut s,
+    s.send(
         &AuthRequest::Ed25519 {
             user: user(name),
             public_key,
@@ -133,7 +115,7 @@ fn login(server: &Server, name: &str, key: &PrivateKey) -> (String, Tls) {
         }
         .encode(),
     );
-    (line(&mut s), s)
+    (s.line(), s)
 }
 
 #[test]
@@ -166,9 +148,9 @@ fn users_log_in_with_keys_and_a_changed_file_is_taken_at_once() {
 
     let (reply, mut s) = login(&server, "alice", &alice);
     assert_eq!(reply, "ok auth alice\n");
-    send(&mut s, b"dir\n");
-    assert_eq!(line(&mut s), "ok dir 1\n");
-    assert!(line(&mut s).ends_with(" hello.txt\n"));
+    s.send(b"dir\n");
+    assert_eq!(s.line(), "ok dir 1\n");
+    assert!(s.line().ends_with(" hello.txt\n"));
     let (reply, _) = login(&server, "bob", &bob);
     assert_eq!(reply, "err 535 auth-failed\n", "bob is not a user yet");
 

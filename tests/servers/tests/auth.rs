@@ -2,10 +2,7 @@
 //! from a users file (`ferry_auth::directory`), each served its own folder (AUTH-18), proofs
 //! bound to the connection's channel binding, nothing before authentication.
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::TcpStream;
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine as _;
 use ferry_auth::directory::Directory;
@@ -15,11 +12,11 @@ use ferry_auth::scram::{ClientExchange, MIN_ITERATIONS, StoredPassword};
 use ferry_auth::users::{User, UserName, UsersFile};
 use ferry_store::ServerAuth;
 use ferry_store::homes::{Home, Homes};
-use ferry_test_support::{Impl, TestServer, tls};
-use ferry_tls::rustls::{ClientConnection, StreamOwned};
+use ferry_test_support::tls::{self, TlsLines};
+use ferry_test_support::{Impl, TestServer};
 use ferry_wire::auth::{AuthReply, AuthRequest, decode_auth_reply};
 
-type Tls = BufReader<StreamOwned<ClientConnection, TcpStream>>;
+type Tls = TlsLines;
 
 fn user(s: &str) -> UserName {
     UserName::new(s).expect("user")
@@ -92,31 +89,17 @@ fn ring_rng() -> ring::rand::SystemRandom {
 
 /// A TLS session to `server`, its greeting read; and the connection's channel binding.
 fn connect(server: &TestServer) -> (Tls, [u8; 32]) {
-    let tcp = TcpStream::connect(server.addr).expect("connect");
-    tcp.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let conn = tls::client(server.tls.as_ref().expect("a TLS server"))
-        .connect()
-        .expect("client");
-    let mut s = BufReader::new(StreamOwned::new(conn, tcp));
-    let greeting = line(&mut s);
+    let mut s = TlsLines::connect(
+        server.addr,
+        &tls::client(server.tls.as_ref().expect("a TLS server")),
+    );
+    let greeting = s.line();
     assert!(
         greeting.contains(" ext=auth") && greeting.contains(" auth=ed25519,scram-sha-256-plus"),
         "{greeting}"
     );
-    let cb = ferry_tls::channel_binding(&s.get_ref().conn).expect("channel binding");
+    let cb = s.channel_binding();
     (s, cb)
-}
-
-fn line(s: &mut Tls) -> String {
-    let mut l = String::new();
-    s.read_line(&mut l).expect("a line");
-    l
-}
-
-fn send(s: &mut Tls, bytes: &[u8]) {
-    s.get_mut().write_all(bytes).expect("send");
-    s.get_mut().flush().expect("flush");
 }
 
 fn ed25519_line(key: &PrivateKey, cb: &[u8; 32], name: &str) -> Vec<u8> {
@@ -130,8 +113,8 @@ fn ed25519_line(key: &PrivateKey, cb: &[u8; 32], name: &str) -> Vec<u8> {
 }
 
 fn dir_names(s: &mut Tls) -> Vec<String> {
-    send(s, b"dir\n");
-    let head = line(s);
+    s.send(b"dir\n");
+    let head = s.line();
     let count: usize = head
         .trim_end()
         .strip_prefix("ok dir ")
@@ -140,7 +123,7 @@ fn dir_names(s: &mut Tls) -> Vec<String> {
         .expect("count");
     (0..count)
         .map(|_| {
-            line(s)
+            s.line()
                 .trim_end()
                 .rsplit(' ')
                 .next()
@@ -153,14 +136,14 @@ fn dir_names(s: &mut Tls) -> Vec<String> {
 fn users_see_only_their_own_folder(imp: Impl) {
     let w = setup(imp);
     let (mut s, cb) = connect(&w.server);
-    send(&mut s, b"dir\n");
-    assert_eq!(line(&mut s), "err 530 auth-required\n");
-    send(&mut s, &ed25519_line(&w.alice, &cb, "alice"));
-    assert_eq!(line(&mut s), "ok auth alice\n");
+    s.send(b"dir\n");
+    assert_eq!(s.line(), "err 530 auth-required\n");
+    s.send(&ed25519_line(&w.alice, &cb, "alice"));
+    assert_eq!(s.line(), "ok auth alice\n");
     assert_eq!(dir_names(&mut s), ["alice.txt"]);
-    send(&mut s, b"get 0 bob.txt\n");
+    s.send(b"get 0 bob.txt\n");
     assert_eq!(
-        line(&mut s),
+        s.line(),
         "err 511 not-found\n",
         "bob's file is not in alice's folder"
     );
@@ -171,27 +154,25 @@ fn users_see_only_their_own_folder(imp: Impl) {
     let (mut client, first) =
         ClientExchange::start("bob", "pw of bob", Some(cb), &rng).expect("start");
     let b64 = base64::engine::general_purpose::STANDARD;
-    send(
-        &mut s,
+    s.send(
         &AuthRequest::Scram {
             plus: true,
             client_first: b64.decode(first).expect("b64"),
         }
         .encode(),
     );
-    let more = line(&mut s);
+    let more = s.line();
     let Ok((AuthReply::More { server_first }, _)) = decode_auth_reply(more.as_bytes()) else {
         panic!("{more}");
     };
     let last = client.step(&b64.encode(server_first)).expect("step");
-    send(
-        &mut s,
+    s.send(
         &AuthRequest::Final {
             client_final: b64.decode(last).expect("b64"),
         }
         .encode(),
     );
-    let ok = line(&mut s);
+    let ok = s.line();
     let Ok((
         AuthReply::Ok {
             user: who,
@@ -207,8 +188,8 @@ fn users_see_only_their_own_folder(imp: Impl) {
         .finish(&b64.encode(v))
         .expect("the server's signature");
     assert_eq!(dir_names(&mut s), ["bob.txt"]);
-    send(&mut s, b"put 1 new wait x\n");
-    assert_eq!(line(&mut s), "err 550 not-permitted\n");
+    s.send(b"put 1 new wait x\n");
+    assert_eq!(s.line(), "err 550 not-permitted\n");
 }
 
 fn a_proof_from_another_connection_is_refused(imp: Impl) {
@@ -218,10 +199,10 @@ fn a_proof_from_another_connection_is_refused(imp: Impl) {
     assert_ne!(cb_first, cb_second, "each connection has its own binding");
     // What alice sent on the first connection, replayed on the second.
     let proof = ed25519_line(&w.alice, &cb_first, "alice");
-    send(&mut second, &proof);
-    assert_eq!(line(&mut second), "err 535 auth-failed\n");
-    send(&mut first, &proof);
-    assert_eq!(line(&mut first), "ok auth alice\n");
+    second.send(&proof);
+    assert_eq!(second.line(), "err 535 auth-failed\n");
+    first.send(&proof);
+    assert_eq!(first.line(), "ok auth alice\n");
 }
 
 ferry_test_support::every_impl!(
