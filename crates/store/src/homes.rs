@@ -70,46 +70,48 @@ impl Homes {
                 .map(|r| (r.path().to_path_buf(), r.clone()))
                 .collect()
         };
-        let mut quotas: HashMap<PathBuf, Option<u64>> = HashMap::new();
-        let wanted = users
+        // `None`: the anonymous access.
+        let wanted: Vec<(Option<&UserName>, &Home)> = users
             .iter()
-            .map(|(u, h)| (u.as_str(), h))
-            .chain(anonymous.map(|h| ("anonymous", h)));
-        for (who, home) in wanted.clone() {
-            match quotas.insert(home.path.clone(), home.quota) {
-                Some(q) if q != home.quota => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!(
-                            "{} is the folder of more than one user with different quotas \
-                             ({who}'s among them): give them one quota",
-                            home.path.display()
-                        ),
-                    ));
-                }
-                _ => {}
+            .map(|(u, h)| (Some(u), h))
+            .chain(anonymous.map(|h| (None, h)))
+            .collect();
+        let mut quotas: HashMap<&PathBuf, Option<u64>> = HashMap::new();
+        for &(user, home) in &wanted {
+            if let Some(q) = quotas.insert(&home.path, home.quota)
+                && q != home.quota
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "{} is the folder of more than one user with different quotas \
+                         ({}'s among them): give them one quota",
+                        home.path.display(),
+                        who(user)
+                    ),
+                ));
             }
         }
         let mut table = Table::default();
-        for (who, home) in wanted {
+        for (user, home) in wanted {
             let root = match open.get(&home.path) {
                 Some(r) => r.clone(),
                 None => {
                     let r = self.open_one(home).map_err(|e| {
                         io::Error::new(
                             e.kind(),
-                            format!("the folder of {who}, {}: {e}", home.path.display()),
+                            format!("the folder of {}, {}: {e}", who(user), home.path.display()),
                         )
                     })?;
                     open.insert(home.path.clone(), r.clone());
                     r
                 }
             };
-            match UserName::new(who) {
-                Ok(user) => {
-                    table.users.insert(user, root);
+            match user {
+                Some(user) => {
+                    table.users.insert(user.clone(), root);
                 }
-                Err(_) => table.anonymous = Some(root),
+                None => table.anonymous = Some(root),
             }
         }
         *self
@@ -143,6 +145,11 @@ impl Homes {
     pub fn anonymous(&self) -> Option<Root> {
         self.read().anonymous.clone()
     }
+}
+
+/// Whose folder it is, for messages.
+fn who(user: Option<&UserName>) -> &str {
+    user.map_or(UserName::ANONYMOUS, UserName::as_str)
 }
 
 #[cfg(test)]

@@ -91,9 +91,10 @@ impl ReadAhead {
     }
 
     /// Gives rustls some of the octets held (at most what its buffer takes); returns how
-    /// many. `at_end`: the socket's end was read (nothing held): rustls is told.
-    pub fn feed<D>(&mut self, conn: &mut ConnectionCommon<D>, at_end: bool) -> io::Result<usize> {
-        if at_end {
+    /// many. After the socket's end was read ([`ReadAhead::fill_with`] gave 0) and nothing is
+    /// held, tells rustls of the end.
+    pub fn feed<D>(&mut self, conn: &mut ConnectionCommon<D>) -> io::Result<usize> {
+        if self.is_empty() && self.at_end {
             return conn.read_tls(&mut io::empty());
         }
         conn.read_tls(self)
@@ -137,11 +138,10 @@ impl ReadAhead {
                 }
                 return Err(io::Error::new(io::ErrorKind::InvalidData, e));
             }
-            let at_end = self.is_empty() && self.at_end;
-            if self.is_empty() && !at_end {
+            if self.is_empty() && !self.at_end {
                 return Ok((n > 0).then_some(n));
             }
-            self.feed(conn, at_end)?;
+            self.feed(conn)?;
             if let Err(e) = conn.process_new_packets() {
                 self.failed = Some(e);
             }

@@ -167,7 +167,8 @@ pub(crate) struct Shared<R: Runtime> {
 }
 
 impl<R: Runtime> Shared<R> {
-    /// The folder `session` is served (AUTH-18): `root`, or its user's; `None` for a user
+    /// The folder `session` is served (AUTH-18), looked up at each storage action: `root`, or
+    /// its user's; `None` for a user
     /// removed from the users file since it authenticated (its requests get 431).
     fn root_for(&self, session: &ferry_proto::server::ServerSession) -> Option<Root> {
         match &self.auth {

@@ -154,8 +154,6 @@ impl<R: Runtime> Driver<R> {
     async fn run(&mut self) -> io::Result<End> {
         let rt = self.shared.rt.clone();
         loop {
-            // The folder of this session (AUTH-18): the served folder, or its user's.
-            let root = self.shared.root_for(&self.session);
             if let Some(hard) = self.shared.hard_deadline() {
                 self.session.shutdown(hard);
             }
@@ -178,7 +176,7 @@ impl<R: Runtime> Driver<R> {
                 }
                 Action::Receive { deadline } => self.receive(deadline).await?,
                 Action::List => {
-                    let Some(root) = root else {
+                    let Some(root) = self.shared.root_for(&self.session) else {
                         self.session.listed(Err(ferry_wire::Code::STORAGE));
                         continue;
                     };
@@ -189,7 +187,7 @@ impl<R: Runtime> Driver<R> {
                     self.session.listed(listed);
                 }
                 Action::OpenRead { name, offset } => {
-                    let Some(root) = root else {
+                    let Some(root) = self.shared.root_for(&self.session) else {
                         self.session.opened(Err(ferry_wire::Code::STORAGE));
                         continue;
                     };
@@ -213,13 +211,15 @@ impl<R: Runtime> Driver<R> {
                     self.session.checked(checked);
                 }
                 Action::RememberDigest(digest) => {
-                    if let (Some(reader), Some(root)) = (&self.reader, &root) {
-                        reader.remember(root, digest);
+                    if let (Some(reader), Some(root)) =
+                        (&self.reader, self.shared.root_for(&self.session))
+                    {
+                        reader.remember(&root, digest);
                     }
                 }
                 Action::CloseFile => self.reader = None,
                 Action::BeginUpload { name, size, mode } => {
-                    let Some(root) = root else {
+                    let Some(root) = self.shared.root_for(&self.session) else {
                         self.session.upload_begun(Err(ferry_wire::Code::STORAGE));
                         continue;
                     };
@@ -254,7 +254,7 @@ impl<R: Runtime> Driver<R> {
                 Action::StoreUploads => {
                     // One trip for the run of eager puts the session holds.
                     let uploads = self.session.take_uploads();
-                    let stored = match root {
+                    let stored = match self.shared.root_for(&self.session) {
                         Some(root) => {
                             match rt.unblock(move || root.store_uploads(&uploads)).await {
                                 Ok(stored) => stored,

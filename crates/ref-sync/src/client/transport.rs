@@ -77,13 +77,11 @@ impl TlsStream {
     /// Gives rustls TLS octets: those read ahead, else a large read of the (non-blocking)
     /// socket. `Ok(0)`: the socket's end; `WouldBlock`: nothing there yet.
     fn read_tls(&mut self) -> io::Result<usize> {
-        let mut at_end = false;
         if self.ahead.is_empty() {
             let stream = &self.stream;
-            let n = self.ahead.fill_with(|b| (&*stream).read(b))?;
-            at_end = n == 0;
+            self.ahead.fill_with(|b| (&*stream).read(b))?;
         }
-        self.ahead.feed(&mut self.conn, at_end)
+        self.ahead.feed(&mut self.conn)
     }
 
     /// Queues `close_notify` once.

@@ -261,15 +261,12 @@ impl<'s> Tls<'s> {
     /// During the handshake: reads TLS records once (waiting in slices until `deadline`) and
     /// processes them; returns the octets read (0: the end of the TCP connection).
     fn receive(&mut self, shared: &Shared, told: bool, deadline: Instant) -> Result<usize, Wake> {
-        let mut at_end = false;
         if self.ahead.is_empty() {
             let stream = self.stream;
-            let read = self
-                .ahead
+            self.ahead
                 .fill_with(|b| read_plain(shared, told, stream, b, deadline))?;
-            at_end = read == 0;
         }
-        let n = self.ahead.feed(&mut self.conn, at_end).map_err(Wake::Io)?;
+        let n = self.ahead.feed(&mut self.conn).map_err(Wake::Io)?;
         if let Err(e) = self.conn.process_new_packets() {
             return Err(self.fail(shared, io::Error::new(io::ErrorKind::InvalidData, e)));
         }
