@@ -624,6 +624,9 @@ pub struct ServerSession {
 struct AuthState {
     /// The TLS channel-binding value (TLS-15), once the driver gave it.
     cb: Option<[u8; 32]>,
+    /// The client's address, once the driver gave it (throttling of failures, the audit
+    /// log).
+    peer: Option<std::net::SocketAddr>,
     /// Who the session serves after a successful `auth`.
     grant: Option<auth::Grant>,
     /// A SCRAM exchange waiting for `auth-final` (after `more`).
@@ -795,6 +798,18 @@ impl ServerSession {
     /// [`ServerSession::poll`]; a session without it is a plain one.
     pub fn set_channel_binding(&mut self, cb: [u8; 32]) {
         self.auth.cb = Some(cb);
+    }
+
+    /// The client's address, for what the server keeps per address (the throttling of
+    /// failed authentications, AUTH-20) and its records. Call it before the first
+    /// [`ServerSession::poll`].
+    pub fn set_peer(&mut self, peer: std::net::SocketAddr) {
+        self.auth.peer = Some(peer);
+    }
+
+    /// The client's address, when the driver gave it ([`ServerSession::set_peer`]).
+    pub fn peer(&self) -> Option<std::net::SocketAddr> {
+        self.auth.peer
     }
 
     /// Who the session serves, once it authenticated (section 16).

@@ -351,7 +351,7 @@ fn start_session<R: Runtime>(
         async move {
             let _guard = guard;
             let _slot = slot;
-            let session = session::serve(Arc::clone(&shared), stream);
+            let session = session::serve(Arc::clone(&shared), stream, peer);
             let forced = async {
                 shared.force.wait().await;
                 tracing::warn!("session dropped after the shutdown deadline");

@@ -71,7 +71,11 @@ enum Wake {
 
 /// Runs one session on an accepted connection (inside the session's tracing span): with
 /// TLS, the handshake first.
-pub(super) async fn serve<R: Runtime>(shared: Arc<Shared<R>>, stream: R::TcpStream) {
+pub(super) async fn serve<R: Runtime>(
+    shared: Arc<Shared<R>>,
+    stream: R::TcpStream,
+    peer: std::net::SocketAddr,
+) {
     let stream = match &shared.tls {
         None => MaybeTls::Plain(stream),
         Some(acceptor) => match handshake(&shared, acceptor, stream).await {
@@ -82,6 +86,7 @@ pub(super) async fn serve<R: Runtime>(shared: Arc<Shared<R>>, stream: R::TcpStre
     tracing::debug!("session started");
     let now = Instant::now();
     let mut session = ServerSession::new(shared.session.clone(), now);
+    session.set_peer(peer);
     if let Some(cb) = stream.channel_binding() {
         session.set_channel_binding(cb);
     }

@@ -39,7 +39,7 @@ pub(super) fn serve(shared: &Shared, stream: &TcpStream, peer: SocketAddr, id: u
             None => return,
         },
     };
-    End::log(&drive(shared, &mut conn));
+    End::log(&drive(shared, &mut conn, peer));
 }
 
 /// The TLS handshake of a session, bounded by the stall timeout: a peer that opens and never
@@ -86,8 +86,9 @@ fn handshake<'s>(
 
 /// The I/O loop: performs what the session asks until it is over. The open file of a get and
 /// the upload of a put live here; dropping the upload removes its staging file.
-fn drive(shared: &Shared, conn: &mut Conn<'_>) -> io::Result<End> {
+fn drive(shared: &Shared, conn: &mut Conn<'_>, peer: SocketAddr) -> io::Result<End> {
     let mut session = ServerSession::new(shared.session.clone(), Instant::now());
+    session.set_peer(peer);
     if let Some(cb) = conn.channel_binding() {
         session.set_channel_binding(cb);
     }
