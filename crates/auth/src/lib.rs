@@ -14,11 +14,14 @@
 //!   `-----BEGIN OPENSSH PRIVATE KEY-----` files), generated with ring.
 //! - [`scram`]: passwords: SCRAM-SHA-256(-PLUS) client and server exchanges, stored
 //!   verifiers (RFC 5803).
+//! - [`login`]: the client's side: ferry-client-core's `Prover` for a key and for a
+//!   password.
 //! - [`proof`]: the Ed25519 proof of `auth ed25519`: the signed message, signing, verifying,
 //!   and the strict base64 of its fields.
 
 pub mod directory;
 pub mod keys;
+pub mod login;
 pub mod proof;
 pub use ferry_proto::rights;
 pub mod scram;

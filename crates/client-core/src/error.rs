@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use ferry_wire::{Class, Code, Digest, ErrorReply};
 
+use crate::login::{AuthError, AuthFailure};
+
 /// Why a client operation failed.
 ///
 /// The variants fall into the groups the `ferry` command turns into exit codes:
@@ -41,6 +43,10 @@ pub enum ClientError {
         #[source]
         source: io::Error,
     },
+    /// The login of [`crate::ClientOptions::login`] did not succeed (spec section 16): the
+    /// server refused it, does not offer it, or did not prove itself. The session has ended.
+    #[error("{0}")]
+    Auth(crate::login::AuthError),
     /// Reading from or writing to the connection failed (reset, timeout, …). The session
     /// has ended.
     #[error("connection error: {0}")]
@@ -241,10 +247,14 @@ impl ClientError {
         ClientError::Tls { message, source }
     }
 
-    /// The server's code, for [`ClientError::Refused`].
+    /// The server's code, for [`ClientError::Refused`] and a login the server refused.
     pub fn code(&self) -> Option<Code> {
         match self {
             ClientError::Refused(e) => Some(e.code),
+            ClientError::Auth(AuthError {
+                failure: AuthFailure::Refused(e),
+                ..
+            }) => Some(e.code),
             _ => None,
         }
     }
@@ -256,6 +266,9 @@ impl ClientError {
     pub fn is_transient(&self) -> bool {
         match self {
             ClientError::Refused(e) => e.code.class() == Class::Transient,
+            ClientError::Auth(a) => {
+                matches!(&a.failure, AuthFailure::Refused(e) if e.code.class() == Class::Transient)
+            }
             ClientError::Connect { .. }
             | ClientError::Io(_)
             | ClientError::Closed { .. }
@@ -276,6 +289,7 @@ impl ClientError {
             ClientError::Refused(e) => e.code.closes_connection(),
             ClientError::Connect { .. }
             | ClientError::Tls { .. }
+            | ClientError::Auth(_)
             | ClientError::Io(_)
             | ClientError::Closed { .. }
             | ClientError::Disconnected(_)

@@ -18,10 +18,12 @@ use ferry_wire::{Digest, FileName, Greeting, PutFlow, PutMode, Timestamp, Versio
 
 mod error;
 pub mod local;
+pub mod login;
 pub mod names;
 pub mod session;
 
 pub use error::{ClientError, RateTooLow, Violation, ViolationKind};
+pub use login::{AuthError, AuthFailure, Login};
 pub use names::{
     PART_SUFFIX, local_path, name_for_local, part_path, visible, windows_name_problem,
 };
@@ -69,6 +71,10 @@ pub struct ClientOptions {
     /// Speak ferry/1 over TLS (spec section 15) to the server this configuration names and
     /// verifies; `None`: plain ferry/1. Never a fallback from one to the other (TLS-14).
     pub tls: Option<ferry_tls::ClientTls>,
+    /// Log in right after the greeting (the `auth` extension, spec section 16): the session
+    /// is connected only once the server has accepted the user ([`ClientError::Auth`]
+    /// otherwise). `None`: no login (the server's anonymous access, if any).
+    pub login: Option<Login>,
 }
 
 /// The default [`ClientOptions::min_rate`]: 1 KiB/s (8 kbit/s). Slower than any link a file
@@ -90,6 +96,7 @@ impl Default for ClientOptions {
             max_get_size: ferry_wire::limits::DEFAULT_MAX_SIZE,
             min_rate: DEFAULT_MIN_RATE,
             tls: None,
+            login: None,
         }
     }
 }

@@ -237,22 +237,11 @@ impl ServerConfig {
         })
         .with_min_rate((self.min_rate > 0).then_some(self.min_rate));
         match &self.auth {
-            Some(auth) => with_auth(greeting, &auth.authenticator.mechanisms()),
+            Some(auth) => ferry_wire::auth::offer(greeting, &auth.authenticator.mechanisms())
+                .expect("a greeting offers auth once"),
             None => greeting,
         }
     }
-}
-
-/// `greeting` offering the `auth` extension with `mechanisms` (AUTH-1).
-fn with_auth(greeting: Greeting, mechanisms: &[ferry_wire::auth::Mechanism]) -> Greeting {
-    let ext = ferry_wire::ExtName::new(ferry_wire::auth::EXTENSION).expect("a valid name");
-    let name = ferry_wire::ParamName::new(ferry_wire::auth::PARAM).expect("a valid name");
-    let value = ferry_wire::ParamValue::new(ferry_wire::auth::param_value(mechanisms))
-        .expect("mechanism names are parameter values");
-    greeting
-        .with_extension(ext)
-        .and_then(|g| g.with_param(name, value))
-        .expect("auth is offered once")
 }
 
 #[cfg(test)]

@@ -246,6 +246,37 @@ pub fn parse_param_value(value: &str) -> Option<Vec<Mechanism>> {
     Some(out)
 }
 
+/// `greeting` offering the extension with `mechanisms` (AUTH-1): `auth` in `ext` and the
+/// `auth=` parameter. `None` when it already offers it.
+pub fn offer(greeting: crate::Greeting, mechanisms: &[Mechanism]) -> Option<crate::Greeting> {
+    let ext = crate::ExtName::new(EXTENSION).ok()?;
+    let name = crate::ParamName::new(PARAM).ok()?;
+    let value = crate::ParamValue::new(param_value(mechanisms)).ok()?;
+    greeting
+        .with_extension(ext)
+        .and_then(|g| g.with_param(name, value))
+        .ok()
+}
+
+/// What a greeting offers of the extension (AUTH-1): `None` when `ext` does not list `auth`;
+/// else the mechanisms of its `auth=` parameter that ferry knows (empty when the parameter
+/// is missing or not a list of names: nothing usable is offered).
+pub fn offered(greeting: &crate::Greeting) -> Option<Vec<Mechanism>> {
+    if !greeting
+        .extensions()
+        .iter()
+        .any(|e| e.as_str() == EXTENSION)
+    {
+        return None;
+    }
+    let value = greeting
+        .other_params()
+        .iter()
+        .find(|(name, _)| name.as_str() == PARAM)
+        .map(|(_, value)| value.as_str());
+    Some(value.and_then(parse_param_value).unwrap_or_default())
+}
+
 /// A request of the extension (`ext-request`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum AuthRequest {
@@ -299,6 +330,11 @@ pub enum AuthLine {
 }
 
 impl AuthRequest {
+    /// Appends the request's line to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.encode());
+    }
+
     /// The request's line, eol (LF) included.
     pub fn encode(&self) -> Vec<u8> {
         let line = match self {

@@ -66,6 +66,7 @@ use ferry_wire::{
 
 mod get;
 pub use get::DRAIN_LIMIT;
+mod login;
 mod put;
 mod reply;
 
@@ -195,6 +196,8 @@ struct Op {
 #[derive(Debug)]
 enum Kind {
     Greeting,
+    /// The greeting was accepted; the login runs ([`crate::ClientOptions::login`]).
+    Login(Box<login::LoginState>),
     Dir,
     Get {
         name: FileName,
@@ -336,6 +339,8 @@ enum Flow {
 pub struct ClientSession {
     options: ClientOptions,
     greeting: Option<Greeting>,
+    /// The connection's channel binding under TLS (TLS-15), for the login.
+    cb: Option<[u8; 32]>,
     now: Instant,
     next_id: u64,
     /// Operations not yet done, in order; the first `queued` have had their request queued.
@@ -381,9 +386,12 @@ impl ClientSession {
     /// A session on a connection made at `now`: its first operation ([`OpId`] 0) reads and
     /// checks the greeting, and completes with [`Outcome::Connected`].
     pub fn new(options: ClientOptions, now: Instant) -> Self {
+        // With a login, nothing is sent before it succeeded (AUTH-5).
+        let hold = options.login.is_some();
         Self {
             options,
             greeting: None,
+            cb: None,
             now,
             next_id: 1,
             ops: VecDeque::from([Op {
@@ -393,7 +401,7 @@ impl ClientSession {
             }]),
             queued: 1,
             rx: Rx::Reply,
-            hold: false,
+            hold,
             upload: None,
             input: vec![0; INPUT_SMALL],
             in_start: 0,
@@ -420,6 +428,12 @@ impl ClientSession {
             ended: None,
             disconnect: false,
         }
+    }
+
+    /// Under TLS: the connection's channel-binding value (TLS-15), which a login's proof is
+    /// bound to (AUTH-9, AUTH-11). Call it before the first [`ClientSession::poll`].
+    pub fn set_channel_binding(&mut self, cb: [u8; 32]) {
+        self.cb = Some(cb);
     }
 
     // -------------------------------------------------------------- getters ---
@@ -839,7 +853,7 @@ impl ClientSession {
         let op = &mut self.ops[self.queued];
         self.queued += 1;
         let request = match &op.kind {
-            Kind::Greeting => return Flow::Again,
+            Kind::Greeting | Kind::Login(_) => return Flow::Again,
             Kind::Dir => Request::Dir,
             Kind::Get { name, offset, .. } => Request::Get {
                 offset: *offset,

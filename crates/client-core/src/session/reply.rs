@@ -43,8 +43,10 @@ impl ClientSession {
         let Some(head) = self.ops.front() else {
             return Flow::Nothing;
         };
-        if matches!(head.kind, Kind::Greeting) {
-            return self.greeting_step();
+        match head.kind {
+            Kind::Greeting => return self.greeting_step(),
+            Kind::Login(_) => return self.login_step(),
+            _ => {}
         }
         let unknown = matches!(
             head.kind,
@@ -117,7 +119,7 @@ impl ClientSession {
                 return Flow::Again;
             }
             (Kind::Close, other) => Err(unexpected(&other, "close")),
-            (Kind::Greeting, _) => Ok(Outcome::Connected),
+            (Kind::Greeting | Kind::Login(_), _) => Ok(Outcome::Connected),
         };
         self.finish(op, result);
         Flow::Again
@@ -156,7 +158,10 @@ impl ClientSession {
         match check_greeting(&greeting) {
             Ok(()) => {
                 self.greeting = Some(greeting);
-                self.complete(Ok(Outcome::Connected));
+                match self.options.login.clone() {
+                    Some(login) => return self.begin_login(login),
+                    None => self.complete(Ok(Outcome::Connected)),
+                }
             }
             Err(e) => self.complete(Err(e)),
         }

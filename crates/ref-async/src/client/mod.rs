@@ -154,8 +154,12 @@ impl<R: Runtime> Client<R> {
     ) -> Result<Self, ClientError> {
         let peer = R::peer_addr(&stream).map_err(ClientError::Io)?;
         let stream = crate::tls::connect(&rt, stream, options).await?;
+        let cb = stream.channel_binding();
         let mut conn = Conn::new(rt, stream);
         let mut session = ClientSession::new(options.clone(), Instant::now());
+        if let Some(cb) = cb {
+            session.set_channel_binding(cb);
+        }
         let mut ops: Plain<'_, _> = Ops::new(Quiet);
         drive(&mut conn, &mut session, &mut ops, &mut Feed::Nothing).await;
         let greeting = connected(&session, ops.take(OpId(0)))?;

@@ -146,6 +146,11 @@ impl Client {
             Some(tls) => Transport::Tls(Box::new(TlsStream::handshake(stream, tls, options)?)),
         };
         let mut session = Box::new(ClientSession::new(options.clone(), Instant::now()));
+        if let Transport::Tls(tls) = &transport
+            && let Ok(cb) = ferry_tls::channel_binding(&tls.conn)
+        {
+            session.set_channel_binding(cb);
+        }
         let mut quiet = |_: Progress<'_>| {};
         let mut ops = Ops::new(&mut quiet);
         drive(&mut transport, &mut session, &mut ops, &mut NoFeed);
