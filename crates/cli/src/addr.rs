@@ -1,10 +1,13 @@
 //! `ADDR` arguments: `host:port`, `host` (port 7450), `[v6]:port`, `[v6]` or a bare IPv6, each
 //! optionally after a scheme (spec TLS-14): `ferrys://` is ferry/1 over TLS (default port
-//! 7451), `ferry://` plain ferry/1 (default port 7450); no scheme is plain ferry/1.
+//! 7451), `ferry://` plain ferry/1 (default port 7450); no scheme is plain ferry/1. A user
+//! name may come before the host, `ferrys://USER@HOST`: the client then logs in as USER
+//! (spec section 16).
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
+use ferry_wire::auth::UserName;
 use ferry_wire::limits::DEFAULT_PORT;
 
 /// The default port of ferry/1 over TLS (spec TLS-1; `ferry_tls::DEFAULT_TLS_PORT`).
@@ -20,6 +23,8 @@ pub(crate) struct ServerAddr {
     /// ferry/1 over TLS (`ferrys://`); `false`: plain ferry/1 (`ferry://` or no scheme). A
     /// client never falls back from one to the other (TLS-14).
     pub tls: bool,
+    /// The user to log in as (`USER@`), if any.
+    pub user: Option<UserName>,
 }
 
 impl ServerAddr {
@@ -36,6 +41,9 @@ impl fmt::Display for ServerAddr {
         if self.tls {
             f.write_str("ferrys://")?;
         }
+        if let Some(user) = &self.user {
+            write!(f, "{user}@")?;
+        }
         if self.host.contains(':') {
             write!(f, "[{}]:{}", self.host, self.port)
         } else {
@@ -50,6 +58,9 @@ impl fmt::Display for ServerAddr {
 /// [`parse_any`] (then this refusal goes).
 pub(crate) fn parse(s: &str) -> Result<ServerAddr, String> {
     let a = parse_any(s)?;
+    if a.user.is_some() {
+        return Err(format!("{s}: a user name has no meaning here"));
+    }
     if a.tls {
         return Err(format!(
             "{s}: ferry/1 over TLS (ferrys://) is not supported by this command yet"
@@ -58,8 +69,8 @@ pub(crate) fn parse(s: &str) -> Result<ServerAddr, String> {
     Ok(a)
 }
 
-/// Parses `[ferrys:// | ferry://]HOST[:PORT]`: `tls` from the scheme, the port by default
-/// 7451 for `ferrys://` and 7450 otherwise.
+/// Parses `[ferrys:// | ferry://][USER@]HOST[:PORT]`: `tls` from the scheme, the port by
+/// default 7451 for `ferrys://` and 7450 otherwise.
 pub(crate) fn parse_any(s: &str) -> Result<ServerAddr, String> {
     let (tls, rest) = if let Some(rest) = s.strip_prefix("ferrys://") {
         (true, rest)
@@ -72,9 +83,21 @@ pub(crate) fn parse_any(s: &str) -> Result<ServerAddr, String> {
     } else {
         (false, s)
     };
+    let (user, rest) = match rest.split_once('@') {
+        Some((user, rest)) => {
+            let user = UserName::new(user).map_err(|e| format!("{user:?} before @: {e}"))?;
+            (Some(user), rest)
+        }
+        None => (None, rest),
+    };
     let (host, port) = host_port(rest.strip_suffix('/').unwrap_or(rest))?;
     let port = port.unwrap_or(if tls { DEFAULT_TLS_PORT } else { DEFAULT_PORT });
-    Ok(ServerAddr { host, port, tls })
+    Ok(ServerAddr {
+        host,
+        port,
+        tls,
+        user,
+    })
 }
 
 /// `HOST[:PORT]` without a scheme: the host (IPv6 without brackets) and the port if given.
@@ -103,7 +126,9 @@ fn host_port(s: &str) -> Result<(String, Option<u16>), String> {
         }
         None => (s, None),
     };
-    if host.is_empty() || host.contains([':', '/', '[', ']']) || host.contains(char::is_whitespace)
+    if host.is_empty()
+        || host.contains([':', '/', '[', ']', '@'])
+        || host.contains(char::is_whitespace)
     {
         return Err(format!("{s:?} is not HOST or HOST:PORT"));
     }
@@ -204,5 +229,26 @@ mod tests {
         assert_eq!(parse_any("ferry://h").expect("plain").to_string(), "h:7450");
         assert_eq!(parse_any("h:1").expect("plain").target(), ("h", 1));
         assert_eq!(parse_any("ferrys://h:2").expect("tls").target(), ("h", 2));
+    }
+
+    #[test]
+    fn a_user_comes_before_the_host() {
+        let a = parse_any("ferrys://alice@files.example").expect("user");
+        assert_eq!(a.user.as_ref().map(UserName::as_str), Some("alice"));
+        assert_eq!((a.tls, a.target()), (true, ("files.example", 7451)));
+        assert_eq!(a.to_string(), "ferrys://alice@files.example:7451");
+        let a = parse_any("bob.x-1@[::1]:9").expect("user");
+        assert_eq!(a.user.as_ref().map(UserName::as_str), Some("bob.x-1"));
+        assert_eq!(a.target(), ("::1", 9));
+        for bad in [
+            "ferrys://@h",
+            "ferrys://a b@h",
+            "ferrys://anonymous@h",
+            "ferrys://a@b@h",
+        ] {
+            assert!(parse_any(bad).is_err(), "{bad}");
+        }
+        // Where no login happens, a user is an error, not ignored.
+        assert!(parse("alice@h").is_err());
     }
 }

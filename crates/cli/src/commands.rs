@@ -43,6 +43,7 @@ pub(crate) fn options(how: &ClientArgs, addr: &ServerAddr) -> Result<ClientOptio
         max_get_size: how.max_get_size,
         min_rate: how.min_rate,
         tls: client_tls(&how.tls, addr)?,
+        login: crate::login::login(&how.auth, addr)?,
         ..ClientOptions::default()
     })
 }

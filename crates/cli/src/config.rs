@@ -448,6 +448,7 @@ impl ServeArgs {
                 host: "127.0.0.1".into(),
                 port: default_port,
                 tls: false,
+                user: None,
             }),
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             verbosity: self.verbosity,

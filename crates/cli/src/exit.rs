@@ -1,6 +1,6 @@
 //! Exit codes of the `ferry` command, and how several outcomes combine.
 
-use ferry_sync::client::ClientError;
+use ferry_sync::client::{AuthFailure, ClientError};
 use ferry_wire::Class;
 
 /// Success.
@@ -39,6 +39,15 @@ pub(crate) fn for_error(e: &ClientError) -> u8 {
         ClientError::Refused(r) => match r.code.class() {
             Class::Transient => TRANSIENT,
             Class::Permanent | Class::Unknown => PERMANENT,
+        },
+        ClientError::Auth(a) => match &a.failure {
+            AuthFailure::Refused(r) => match r.code.class() {
+                Class::Transient => TRANSIENT,
+                Class::Permanent | Class::Unknown => PERMANENT,
+            },
+            AuthFailure::NotOffered | AuthFailure::Mechanism { .. } => PERMANENT,
+            AuthFailure::PlainConnection | AuthFailure::Local(_) => USAGE,
+            _ => CONNECTION,
         },
         ClientError::Corrupt { .. } | ClientError::Truncated { .. } => INTEGRITY,
         ClientError::Local { .. } => LOCAL_IO,

@@ -5,7 +5,7 @@ use std::io;
 use std::time::Duration;
 
 use ferry_bench::units::duration_text;
-use ferry_sync::client::{ClientError, RateTooLow};
+use ferry_sync::client::{AuthFailure, ClientError, RateTooLow};
 use ferry_wire::Class;
 
 use crate::addr::ServerAddr;
@@ -69,8 +69,22 @@ pub(crate) fn explain(
         ClientError::Closed { .. } if stage == Stage::Connect => {
             format!("{e} before greeting — is the server at {addr} a ferry server (`ferry serve`)?")
         }
+        ClientError::Auth(a) => match &a.failure {
+            AuthFailure::Refused(r) if r.code.get() == 535 => format!(
+                "{e} — check the user name and the key or password (--key FILE uses another \
+                 key, --password a password)"
+            ),
+            AuthFailure::Mechanism { .. } => {
+                format!("{e} (--key FILE logs in with a key, --password with a password)")
+            }
+            _ => e.to_string(),
+        },
         ClientError::Refused(r) => {
-            let meaning = meaning(r.code.name().unwrap_or(""));
+            let name = r
+                .code
+                .name()
+                .or_else(|| ferry_wire::auth::code_name(r.code));
+            let meaning = meaning(name.unwrap_or(""));
             let retry = match r.code.class() {
                 Class::Transient => "retrying later may help",
                 Class::Permanent => "retrying will not help",
@@ -120,6 +134,11 @@ pub(crate) fn meaning(name: &str) -> Option<&'static str> {
         "too-large" => "the file is larger than the server's --max-file-size",
         "read-only" => "the server accepts no uploads",
         "bad-offset" => "the partial file is longer than the file on the server",
+        "auth-required" => {
+            "the server serves only users who log in: give the user in the address, \
+             ferrys://USER@HOST"
+        }
+        "not-permitted" => "the user you logged in as lacks the right to do this",
         "denied" => {
             "the server's storage refuses permission for this file: a permission problem on \
              the server (its folder or the file is not readable or writable by the server), \

@@ -10,6 +10,7 @@ mod config;
 mod engine;
 mod exit;
 mod hints;
+mod login;
 mod password;
 mod progress;
 mod serve;
@@ -100,6 +101,9 @@ pub struct ClientArgs {
     /// `--fingerprint`, `--ca`, `--insecure`, `--known-hosts`.
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// `--key`, `--password`, `--auth-without-tls`.
+    #[command(flatten)]
+    pub auth: login::AuthArgs,
     /// `-v` / `-q`.
     #[command(flatten)]
     pub verbosity: Verbosity,
@@ -209,9 +213,11 @@ enum Command {
     /// (the private key, unencrypted, mode 0600) and FILE.pub; prints the public key and its
     /// fingerprint. Neither file may exist.
     Keygen {
-        /// The private key file to write; the public key goes to FILE.pub.
+        /// The private key file to write; the public key goes to FILE.pub [default: ferry's
+        /// own key, $XDG_CONFIG_HOME/ferry/id_ed25519 or ~/.config/ferry/id_ed25519, which
+        /// the client commands use to log in].
         #[arg(short = 'f', long = "file", value_name = "FILE")]
-        file: PathBuf,
+        file: Option<PathBuf>,
         /// The comment at the end of the public key [default: USER@HOST].
         #[arg(short = 'C', long = "comment", value_name = "COMMENT")]
         comment: Option<String>,
@@ -402,7 +408,19 @@ fn main() -> ExitCode {
         }
         Command::Conform { target } => ferry_conformance::cli::run(target),
         Command::Bench(args) => bench(&args.resolved()),
-        Command::Keygen { file, comment } => users::keygen(&file, comment),
+        Command::Keygen { file, comment } => match file {
+            Some(file) => users::keygen(&file, comment),
+            None => match login::own_key_path() {
+                Some(own) => users::keygen_own(&own, comment),
+                None => {
+                    eprintln!(
+                        "ferry keygen: no place for ferry's own key (neither XDG_CONFIG_HOME nor \
+                     HOME is set): give -f FILE"
+                    );
+                    exit::USAGE
+                }
+            },
+        },
         Command::User { command } => users::user(command),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut command(), "ferry", &mut std::io::stdout());

@@ -421,6 +421,25 @@ fn default_comment() -> String {
     }
 }
 
+/// Runs `ferry keygen` without `-f`: ferry's own key at `own`, in a folder made readable by
+/// its owner only if it is missing.
+pub(crate) fn keygen_own(own: &Path, comment: Option<String>) -> u8 {
+    if let Some(dir) = own.parent()
+        && !dir.exists()
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        if let Err(e) = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+        {
+            eprintln!("ferry keygen: cannot make {}: {e}", dir.display());
+            return exit::LOCAL_IO;
+        }
+    }
+    keygen(own, comment)
+}
+
 /// Runs `ferry keygen -f FILE [-C COMMENT]`: prints the public key line and its fingerprint
 /// as `ssh-keygen -l` shows it.
 pub(crate) fn keygen(file: &Path, comment: Option<String>) -> u8 {

@@ -5,8 +5,6 @@
 use std::io::{BufRead as _, BufReader};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ferry_auth::keys::PrivateKey;
@@ -18,63 +16,9 @@ use ferry_wire::auth::AuthRequest;
 
 mod common;
 
-use common::{FERRY, ferry_in};
+use common::{Server, ferry_in, serve};
 
 type Tls = TlsLines;
-
-struct Server {
-    child: Child,
-    lines: Vec<String>,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `ferry serve ARGS`, its stdout read up to `listening on ADDR`.
-fn serve(args: &[&str]) -> Server {
-    let mut child = Command::new(FERRY)
-        .arg("serve")
-        .args(args)
-        .env("FERRY_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn ferry serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let done = line.starts_with("listening on ");
-            if tx.send(line).is_err() || done {
-                break;
-            }
-        }
-    });
-    let mut lines = Vec::new();
-    loop {
-        let line = match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(l) => l,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("ferry serve printed no address; it printed {lines:?}");
-            }
-        };
-        if let Some(addr) = line.strip_prefix("listening on ") {
-            let addr = addr.trim().to_owned();
-            lines.push(line);
-            return Server { child, lines, addr };
-        }
-        lines.push(line);
-    }
-}
 
 fn user(s: &str) -> UserName {
     UserName::new(s).expect("user")
@@ -88,13 +32,7 @@ fn add(file: &mut UsersFile, name: &str, root: &Path, key: &PrivateKey) {
 
 /// A TLS session pinned to the fingerprint the server printed; its channel binding.
 fn connect(server: &Server) -> (Tls, [u8; 32]) {
-    let fp = server
-        .lines
-        .iter()
-        .find_map(|l| l.strip_prefix("TLS key "))
-        .and_then(|l| l.split(' ').next())
-        .expect("the TLS key line");
-    let fp: Fingerprint = fp.parse().expect("a fingerprint");
+    let fp: Fingerprint = server.fingerprint().parse().expect("a fingerprint");
     let client = ClientTls::new("127.0.0.1", 0, Trust::Fingerprint(fp)).expect("client");
     let mut s = TlsLines::connect(&server.addr, &client);
     let greeting = s.line();

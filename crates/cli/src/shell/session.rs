@@ -410,6 +410,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port: relay.addr.port(),
             tls: false,
+            user: None,
         }
     }
 

@@ -1,8 +1,12 @@
 //! What the `ferry` command's test files share.
 
-use std::io::Write as _;
+// Each test file is its own crate and uses only some of this.
+#![allow(dead_code)]
+
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -40,4 +44,72 @@ pub(crate) fn ferry_in(cwd: &Path, args: &[&str], stdin: &[u8]) -> Output {
     }
     let _ = feeder.join();
     child.wait_with_output().expect("output")
+}
+
+/// A `ferry serve` child process, killed when dropped.
+pub(crate) struct Server {
+    child: Child,
+    /// What it printed on stdout up to `listening on ADDR`, that line included.
+    pub(crate) lines: Vec<String>,
+    /// The address it listens on.
+    pub(crate) addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `ferry serve ARGS`, its stdout read up to `listening on ADDR`.
+pub(crate) fn serve(args: &[&str]) -> Server {
+    let mut child = Command::new(FERRY)
+        .arg("serve")
+        .args(args)
+        .env("FERRY_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ferry serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let done = line.starts_with("listening on ");
+            if tx.send(line).is_err() || done {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    loop {
+        let line = match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("ferry serve printed no address; it printed {lines:?}");
+            }
+        };
+        if let Some(addr) = line.strip_prefix("listening on ") {
+            let addr = addr.trim().to_owned();
+            lines.push(line);
+            return Server { child, lines, addr };
+        }
+        lines.push(line);
+    }
+}
+
+impl Server {
+    /// The fingerprint of its TLS key, from its `TLS key SHA256:…` line.
+    pub(crate) fn fingerprint(&self) -> &str {
+        self.lines
+            .iter()
+            .find_map(|l| l.strip_prefix("TLS key "))
+            .and_then(|l| l.split(' ').next())
+            .expect("the TLS key line")
+    }
 }

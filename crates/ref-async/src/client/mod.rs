@@ -80,9 +80,10 @@ use crate::runtime::{Runtime, Timed, timeout};
 use drive::{Conn, Feed, FileSource, Ops, Quiet, Report, Sink, Source, drive};
 
 pub use ferry_client_core::{
-    ClientError, ClientOptions, DEFAULT_EAGER_LIMIT, DEFAULT_MIN_RATE, GetOptions, GetReport,
-    PART_SUFFIX, Progress, PutOptions, PutReport, RateTooLow, Violation, ViolationKind, local_path,
-    name_for_local, part_path, visible, windows_name_problem,
+    AuthError, AuthFailure, ClientError, ClientOptions, DEFAULT_EAGER_LIMIT, DEFAULT_MIN_RATE,
+    GetOptions, GetReport, Login, PART_SUFFIX, Progress, PutOptions, PutReport, RateTooLow,
+    Violation, ViolationKind, local_path, login, name_for_local, part_path, visible,
+    windows_name_problem,
 };
 
 /// Operations without a writer or reader of the caller's.

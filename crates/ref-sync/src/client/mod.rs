@@ -70,9 +70,10 @@ use transport::{TlsStream, Transport};
 const FILE_WRITE_BUF: usize = 64 * 1024;
 
 pub use ferry_client_core::{
-    ClientError, ClientOptions, DEFAULT_EAGER_LIMIT, DEFAULT_MIN_RATE, GetOptions, GetReport,
-    PART_SUFFIX, Progress, PutOptions, PutReport, RateTooLow, Violation, ViolationKind, local_path,
-    name_for_local, part_path, visible, windows_name_problem,
+    AuthError, AuthFailure, ClientError, ClientOptions, DEFAULT_EAGER_LIMIT, DEFAULT_MIN_RATE,
+    GetOptions, GetReport, Login, PART_SUFFIX, Progress, PutOptions, PutReport, RateTooLow,
+    Violation, ViolationKind, local_path, login, name_for_local, part_path, visible,
+    windows_name_problem,
 };
 
 /// A ferry/1 session with a server. See the [module documentation](self).
