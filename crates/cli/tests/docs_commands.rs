@@ -154,6 +154,11 @@ const HANDLING: &[(&str, How)] = &[
         How::Parse,
     ),
     ("ferry user remove bob --users users.toml", How::Run),
+    ("ferry dir ferrys://alice@files.example", How::Parse),
+    (
+        "FERRY_PASSWORD='correct horse battery staple' ferry get ferrys://bob@files.example report.pdf",
+        How::Parse,
+    ),
     // crates/conformance/README.md: fixed ports 7450-7455 and a 30 s run
     (
         "ferry serve --root /tmp/conform-root --listen 127.0.0.1:7450 &",
