@@ -29,6 +29,9 @@ pub struct Folders {
     pub mixed: PathBuf,
     /// Served in workload 4: `i00` … of the small size.
     pub idle: PathBuf,
+    /// Workload 5: the users file ([`USERS_NAME`]), the key of its user who logs in with a
+    /// key ([`KEY_NAME`]), and the users' (empty) folders.
+    pub login: PathBuf,
     /// Where clients store what they download; emptied after every run.
     pub dest: PathBuf,
     /// Served, empty, to the whole `ferry put` commands of `--clients own` (which upload
@@ -44,6 +47,7 @@ impl Folders {
             small: work.join("small"),
             mixed: work.join("mixed"),
             idle: work.join("idle"),
+            login: work.join("login"),
             dest: work.join("dest"),
             up: work.join("up"),
         }
@@ -98,7 +102,20 @@ pub struct Sizes {
     pub mixed: bool,
     /// Whether workload 4's folder is needed.
     pub idle: bool,
+    /// Whether workload 5's users are needed.
+    pub login: bool,
 }
+
+/// Workload 5's users file, in [`Folders::login`].
+pub const USERS_NAME: &str = "users.toml";
+/// The private key of workload 5's user who logs in with a key, in [`Folders::login`].
+pub const KEY_NAME: &str = "key";
+/// Workload 5's user who logs in with a key.
+pub const KEY_USER: &str = "with-key";
+/// Workload 5's user who logs in with a password.
+pub const PASSWORD_USER: &str = "with-password";
+/// That user's password (stored as a verifier with `ferry user`'s iteration count).
+pub const PASSWORD: &str = "bench password";
 
 /// Creates the folders and their files.
 pub fn prepare(f: &Folders, sizes: Sizes) -> io::Result<()> {
@@ -120,6 +137,9 @@ pub fn prepare(f: &Folders, sizes: Sizes) -> io::Result<()> {
             let size = MIXED_SIZES[i % MIXED_SIZES.len()];
             write_random_file(&f.mixed.join(mixed_name(i)), size, 100_000 + i as u64)?;
         }
+    }
+    if sizes.login {
+        prepare_login(&f.login)?;
     }
     if sizes.idle {
         for i in 0..IDLE_FILES {
@@ -157,6 +177,38 @@ pub fn remove_prefixed(dir: &Path, prefix: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// Workload 5's users: [`KEY_USER`] with a fresh key written to [`KEY_NAME`], and
+/// [`PASSWORD_USER`] with [`PASSWORD`] as `ferry user passwd` stores it
+/// (`ferry_auth::scram::DEFAULT_ITERATIONS`), each with a folder of their own.
+fn prepare_login(dir: &Path) -> io::Result<()> {
+    use ferry_auth::keys::PrivateKey;
+    use ferry_auth::rights::Rights;
+    use ferry_auth::scram::{DEFAULT_ITERATIONS, StoredPassword};
+    use ferry_auth::users::{User, UserName, UsersFile};
+
+    fs::create_dir_all(dir)?;
+    let dir = dir.canonicalize()?;
+    let key = PrivateKey::generate("ferry-bench").map_err(io::Error::other)?;
+    key.write_pair(&dir.join(KEY_NAME))
+        .map_err(io::Error::other)?;
+    let rng = ring::rand::SystemRandom::new();
+    let mut file = UsersFile::default();
+    for name in [KEY_USER, PASSWORD_USER] {
+        let mut user = User::new(dir.join(format!("home-{name}")), Rights::READ_ONLY)
+            .map_err(io::Error::other)?;
+        if name == KEY_USER {
+            user.keys.push(key.public().clone());
+        } else {
+            let stored = StoredPassword::new(PASSWORD, DEFAULT_ITERATIONS, &rng)
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            user.password = Some(stored);
+        }
+        let name = UserName::new(name).map_err(io::Error::other)?;
+        file.users.insert(name, user);
+    }
+    file.save(&dir.join(USERS_NAME)).map_err(io::Error::other)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,8 +238,17 @@ mod tests {
             small_size: 4096,
             mixed: true,
             idle: true,
+            login: true,
         };
         prepare(&f, sizes)?;
+        let (users, _) = ferry_auth::users::UsersFile::load(&f.login.join(USERS_NAME))
+            .map_err(io::Error::other)?;
+        assert_eq!(
+            users.users.len(),
+            2,
+            "a user with a key and one with a password"
+        );
+        assert!(f.login.join(KEY_NAME).is_file());
         assert_eq!(fs::metadata(f.large.join(LARGE_NAME))?.len(), 5000);
         assert_eq!(fs::read_dir(&f.small)?.count(), 3);
         assert_eq!(fs::metadata(f.small.join(small_name(2)))?.len(), 4096);

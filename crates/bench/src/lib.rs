@@ -72,6 +72,9 @@ pub enum Workload {
     Mixed,
     /// 4: many mostly idle sessions, each doing an occasional small get.
     Idle,
+    /// 5: sessions over TLS opened and closed one after another: without a login, logging
+    /// in with a key, logging in with a password (the cost of a login, spec section 16).
+    Login,
 }
 
 /// Whose client drives the servers (`--clients`).
@@ -112,7 +115,7 @@ pub struct BenchArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "large,small,mixed,idle"
+        default_value = "large,small,mixed,idle,login"
     )]
     pub workloads: Vec<Workload>,
     /// Whose client drives each server: `shared`, the bench's own load generator for every
@@ -180,6 +183,11 @@ pub struct BenchArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s",
           value_parser = units::parse_duration_nonzero)]
     pub idle_gap: Duration,
+    /// Workload 5's sessions without a login and with a key, each opened, logged in and
+    /// closed in turn; with a password a tenth as many (at least 5: each costs the client
+    /// the PBKDF2 of the verifier's iteration count, about 0.1 s).
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub login_sessions: usize,
     /// Also run workloads 1, 2 and 4 over TLS (ferry/1 over TLS 1.3, `ferry serve
     /// --tls-self-signed`, clients pinning its key), each TLS case right after the same
     /// implementation's plain one; the report sets them side by side with their ratio.
@@ -199,10 +207,10 @@ pub struct BenchArgs {
     pub peers: Option<PathBuf>,
     /// A run of under a minute: every case at a small size, once (--large-size 64MiB,
     /// --small-ops 1000 on 1 and 8 sessions, --mixed-ops 1000, --idle-conns 200 for 2s,
-    /// --repeat 1). Figures are rough; the sizes cannot be set with it.
+    /// --login-sessions 20, --repeat 1). Figures are rough; the sizes cannot be set with it.
     #[arg(long, conflicts_with_all = [
         "large_size", "small_ops", "small_size", "small_conns", "mixed_ops", "mixed_conns",
-        "idle_conns", "idle_time", "idle_gap", "repeat",
+        "idle_conns", "idle_time", "idle_gap", "login_sessions", "repeat",
     ])]
     pub quick: bool,
     /// What to print on stdout: `table`, a summary for the terminal (one row per case, one
@@ -235,6 +243,8 @@ pub enum Case {
     Mixed(usize),
     /// Workload 4 with N sessions.
     Idle(usize),
+    /// Workload 5: sessions that log in this way, one after another.
+    Login(workloads::LoginKind),
 }
 
 impl Case {
@@ -247,12 +257,14 @@ impl Case {
             Case::SmallPut(c, d) => ("small", "put", c, d),
             Case::Mixed(c) => ("mixed", "mixed", c, 1),
             Case::Idle(c) => ("idle", "idle-get", c, 1),
+            Case::Login(k) => ("login", k.name(), 1, 1),
         }
     }
 
-    /// Whether `--tls` runs this case over TLS too (workloads 1, 2 and 4).
+    /// Whether `--tls` runs this case over TLS too (workloads 1, 2 and 4; workload 5 is
+    /// over TLS only).
     pub fn has_tls(self) -> bool {
-        !matches!(self, Case::Mixed(_))
+        !matches!(self, Case::Mixed(_) | Case::Login(_))
     }
 
     fn root(self, f: &Folders) -> &Path {
@@ -261,6 +273,7 @@ impl Case {
             Case::SmallGet(..) | Case::SmallPut(..) => &f.small,
             Case::Mixed(_) => &f.mixed,
             Case::Idle(_) => &f.idle,
+            Case::Login(_) => &f.login,
         }
     }
 }
@@ -277,6 +290,7 @@ impl BenchArgs {
             a.idle_conns = 200;
             a.idle_time = Duration::from_secs(2);
             a.idle_gap = Duration::from_millis(500);
+            a.login_sessions = 20;
             a.repeat = 1;
         }
         a
@@ -312,6 +326,9 @@ impl BenchArgs {
         }
         if has(Workload::Idle) {
             v.push(Case::Idle(self.idle_conns.max(1)));
+        }
+        if has(Workload::Login) {
+            v.extend(workloads::LoginKind::ALL.map(Case::Login));
         }
         v
     }
@@ -389,6 +406,7 @@ pub fn run(args: &BenchArgs, server_exe: &Path) -> io::Result<Report> {
         small_size: args.small_size,
         mixed: shared && has(Workload::Mixed),
         idle: shared && has(Workload::Idle),
+        login: shared && has(Workload::Login),
     };
     say(format_args!(
         "preparing the folders in {} …",
@@ -431,6 +449,7 @@ pub fn run(args: &BenchArgs, server_exe: &Path) -> io::Result<Report> {
             idle_mean_gap_seconds: args.idle_gap.as_secs_f64(),
             repeat: args.repeat as usize,
             tls: args.tls,
+            login_sessions: args.login_sessions,
         },
         notes,
         baselines: Vec::new(),
@@ -452,9 +471,12 @@ pub fn run(args: &BenchArgs, server_exe: &Path) -> io::Result<Report> {
         )?;
     }
 
+    // Workload 5 is over TLS whatever --tls says: logins need it.
+    let login_tls = work.0.join("tls-login");
     for &imp in &args.impls {
         for &case in &cases {
-            let result = run_case(args, server_exe, imp, case, &folders, &logs, None)?;
+            let tls = matches!(case, Case::Login(_)).then_some(login_tls.as_path());
+            let result = run_case(args, server_exe, imp, case, &folders, &logs, tls)?;
             report.results.push(result);
             if let Some(dir) = tls_dir.as_deref().filter(|_| case.has_tls()) {
                 let result = run_case(args, server_exe, imp, case, &folders, &logs, Some(dir))?;
@@ -589,8 +611,16 @@ fn run_case(
             imp.name(),
             if tls { "-tls" } else { "" }
         ));
-        let server =
-            ServerProcess::start(exe, imp, case.root(folders), max_connections, &log, tls_dir)?;
+        let users = matches!(case, Case::Login(_)).then(|| folders.login.join(data::USERS_NAME));
+        let server = ServerProcess::start(
+            exe,
+            imp,
+            case.root(folders),
+            max_connections,
+            &log,
+            tls_dir,
+            users.as_deref(),
+        )?;
         let addr = server.addr();
         let target = match server.fingerprint() {
             Some(fp) => Target::tls(addr, *fp).map_err(io::Error::other)?,
@@ -614,6 +644,9 @@ fn run_case(
                 },
                 &|| server.stats(),
             ),
+            Case::Login(kind) => {
+                workloads::login(target, folders, kind, kind.sessions(args.login_sessions))
+            }
         };
         let s1 = server.stats()?;
         let c1 = procfs::read(Pid::This)?;

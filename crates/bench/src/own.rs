@@ -275,7 +275,7 @@ fn one_run(
     log: &Path,
     tls_dir: Option<&Path>,
 ) -> io::Result<Run> {
-    let server = ServerProcess::start(exe, imp, &plan.root, 64, log, tls_dir)?;
+    let server = ServerProcess::start(exe, imp, &plan.root, 64, log, tls_dir, None)?;
     let addr = server.addr().to_string();
     let fingerprint = server.fingerprint().map(ToString::to_string);
     let named = Server {

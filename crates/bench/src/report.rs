@@ -80,6 +80,8 @@ pub struct Settings {
     pub repeat: usize,
     /// Whether workloads 1, 2 and 4 also ran over TLS (`--tls`).
     pub tls: bool,
+    /// Sessions of workload 5 per kind of login.
+    pub login_sessions: usize,
 }
 
 /// One ceiling.
@@ -450,6 +452,7 @@ impl Report {
                 "large" => "MiB/s",
                 "small" => "files/s",
                 "idle" => "peak MiB",
+                "login" => "ms/session",
                 _ => "ops/s",
             };
             let mut row = vec![c.short_label(), unit.to_owned()];
@@ -464,6 +467,7 @@ impl Report {
                         let v = match c.workload.as_str() {
                             "large" => r.mib_per_s,
                             "idle" => r.server_peak_rss_mib,
+                            "login" => r.latency.map_or(0.0, |l| l.p50_us / 1000.0),
                             _ => r.ops_per_s,
                         };
                         let figure = if v >= 10.0 {
@@ -547,6 +551,51 @@ impl Report {
         s
     }
 
+    /// Workload 5's table: what a session costs without a login, with a key and with a
+    /// password, and what the login adds.
+    fn login_markdown(&self, s: &mut String) {
+        let _ = writeln!(s, "## Workload 5: the cost of a login\n");
+        let _ = writeln!(
+            s,
+            "Per session (TLS handshake, greeting, login, `close`), median run. The client's CPU \
+             includes the password's PBKDF2 (the verifier's iteration count); the server's, the \
+             proof's check.\n"
+        );
+        let _ = writeln!(
+            s,
+            "| implementation | login | sessions | p50 ms | p99 ms | login adds (p50) ms | server CPU ms | client CPU ms | errors |\n|---|---|--:|--:|--:|--:|--:|--:|--:|"
+        );
+        for imp in &self.settings.implementations {
+            let find = |op: &str| {
+                self.results
+                    .iter()
+                    .find(|r| &r.implementation == imp && r.workload == "login" && r.op == op)
+            };
+            let base = find("none").and_then(|r| r.latency).map(|l| l.p50_us);
+            for op in ["none", "key", "password"] {
+                let Some(r) = find(op) else { continue };
+                let per = |cpu: f64| 1000.0 * cpu / (r.ops.max(1) as f64);
+                let (p50, p99) = r.latency.map_or(("–".into(), "–".into()), |l| {
+                    (ms(l.p50_us), ms(l.p99_us))
+                });
+                let adds = match (op, base, r.latency) {
+                    ("none", _, _) => "–".to_owned(),
+                    (_, Some(b), Some(l)) => ms(l.p50_us - b),
+                    _ => "–".to_owned(),
+                };
+                let _ = writeln!(
+                    s,
+                    "| {imp} | {op} | {} | {p50} | {p99} | {adds} | {:.2} | {:.2} | {} |",
+                    r.ops,
+                    per(r.server_cpu_s),
+                    per(r.client_cpu_s),
+                    r.errors
+                );
+            }
+        }
+        s.push('\n');
+    }
+
     /// The report as Markdown.
     pub fn to_markdown(&self) -> String {
         let mut s = String::new();
@@ -591,6 +640,15 @@ impl Report {
                 seconds_text(st.idle_seconds),
                 size_text(st.small_size),
                 seconds_text(st.idle_mean_gap_seconds),
+            );
+        }
+        if ran("login") {
+            let _ = write!(
+                about,
+                "Workload 5: {} sessions over TLS without a login and with a key, a tenth \
+                 as many with a password, one after another, each connected, logged in (or \
+                 not) and closed. ",
+                st.login_sessions
             );
         }
         let _ = writeln!(
@@ -692,6 +750,9 @@ impl Report {
                 }
             }
             s.push('\n');
+        }
+        if ran("login") {
+            self.login_markdown(&mut s);
         }
         if !self.tls_pairs().is_empty() {
             self.tls_markdown(&mut s);
@@ -868,7 +929,7 @@ fn seconds_text(s: f64) -> String {
 }
 
 fn workload_rank(w: &str) -> usize {
-    ["large", "small", "mixed", "idle"]
+    ["large", "small", "mixed", "idle", "login"]
         .iter()
         .position(|x| *x == w)
         .unwrap_or(9)

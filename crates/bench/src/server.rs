@@ -34,7 +34,8 @@ impl ServerProcess {
     /// Starts `exe serve --impl imp` on `root`, accepting up to `max_connections` sessions,
     /// and waits for its `listening on ADDR` line. The server's log goes to `log`. With
     /// `tls_dir`, it serves ferry/1 over TLS with a self-signed key kept in that folder (made
-    /// by the first server, reused by the next) and the fingerprint it prints is kept.
+    /// by the first server, reused by the next) and the fingerprint it prints is kept. With
+    /// `users`, it serves the users of that file (`--users`; needs `tls_dir`).
     pub fn start(
         exe: &Path,
         imp: Impl,
@@ -42,12 +43,16 @@ impl ServerProcess {
         max_connections: usize,
         log: &Path,
         tls_dir: Option<&Path>,
+        users: Option<&Path>,
     ) -> io::Result<Self> {
         let log_file = File::create(log)?;
         let mut command = Command::new(exe);
         command.arg("serve");
         if let Some(dir) = tls_dir {
             command.arg("--tls-self-signed").arg("--tls-dir").arg(dir);
+        }
+        if let Some(users) = users {
+            command.arg("--users").arg(users);
         }
         let mut child = command
             .args(["--impl", imp.name()])
@@ -78,6 +83,11 @@ impl ServerProcess {
         let mut line = String::new();
         let mut fingerprint = None;
         let mut read = stdout.read_line(&mut line);
+        if users.is_some() && read.is_ok() && line.starts_with("users: ") {
+            // `users: N from FILE (…)` comes before the TLS line.
+            line.clear();
+            read = stdout.read_line(&mut line);
+        }
         if tls_dir.is_some() && read.is_ok() {
             // TLS-11: `TLS key SHA256:… (clients: …)` comes first.
             fingerprint = tls_key_line(&line);

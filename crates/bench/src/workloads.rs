@@ -581,3 +581,91 @@ pub fn idle(
     m.first_error = failures.first;
     m
 }
+
+/// How the sessions of workload 5 log in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginKind {
+    /// They do not: the TLS session alone (connect, handshake, greeting, `close`).
+    None,
+    /// With an Ed25519 key (`auth ed25519`).
+    Key,
+    /// With a password (SCRAM-SHA-256-PLUS, the verifier at `ferry user`'s iteration count).
+    Password,
+}
+
+impl LoginKind {
+    /// Every kind, in the order the report shows them.
+    pub const ALL: [LoginKind; 3] = [LoginKind::None, LoginKind::Key, LoginKind::Password];
+
+    /// How many sessions of this kind `--login-sessions N` runs: N, or for passwords a tenth
+    /// (at least 5), whose PBKDF2 costs the client about 0.1 s each.
+    pub fn sessions(self, n: usize) -> usize {
+        match self {
+            LoginKind::Password => (n / 10).max(5),
+            _ => n.max(1),
+        }
+    }
+
+    /// Its name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            LoginKind::None => "none",
+            LoginKind::Key => "key",
+            LoginKind::Password => "password",
+        }
+    }
+}
+
+/// Workload 5: `sessions` sessions, one after another, each connected (TLS handshake and
+/// greeting), logged in as `kind` says, and closed; one operation and one latency per
+/// session.
+pub fn login(target: &Target, folders: &Folders, kind: LoginKind, sessions: usize) -> Measured {
+    use ferry_auth::login::{KeyProver, PasswordProver};
+    use ferry_sync::client::Login;
+    use ferry_sync::client::login::Prover;
+
+    let mut failures = Failures::default();
+    let prover: Option<(&str, Arc<dyn Prover>)> = match kind {
+        LoginKind::None => None,
+        LoginKind::Key => match KeyProver::read_file(&folders.login.join(data::KEY_NAME)) {
+            Ok(k) => Some((data::KEY_USER, Arc::new(k))),
+            Err(e) => {
+                failures.add("key", &e);
+                return Measured {
+                    errors: failures.count,
+                    first_error: failures.first,
+                    ..Measured::default()
+                };
+            }
+        },
+        LoginKind::Password => Some((
+            data::PASSWORD_USER,
+            Arc::new(PasswordProver::new(zeroize::Zeroizing::new(
+                data::PASSWORD.to_owned(),
+            ))),
+        )),
+    };
+    let mut options = target.options();
+    options.login = prover.map(|(user, prover)| {
+        let user = ferry_sync::client::login::UserName::new(user)
+            .unwrap_or_else(|e| unreachable!("the bench's user names are valid: {e}"));
+        Login::new(user, prover)
+    });
+    let mut tally = ThreadTally::default();
+    let start = Instant::now();
+    for _ in 0..sessions {
+        timed(&mut tally, "session", || {
+            let client = Client::connect_with(target.addr, &options)?;
+            client.close()?;
+            Ok(0)
+        });
+    }
+    let mut m = Measured {
+        seconds: start.elapsed().as_secs_f64(),
+        ..Measured::default()
+    };
+    m.add(tally, &mut failures);
+    m.errors = failures.count;
+    m.first_error = failures.first;
+    m
+}

@@ -44,6 +44,7 @@ fn bench_runs_every_implementation_and_workload_and_reports_them() {
             "--idle-gap",
             "0.1",
         ])
+        .args(["--login-sessions", "10"])
         .args(["--repeat", "2"])
         // Both kinds of client in one run (the own clients in detail: the next test).
         .args(["--clients", "shared,own"])
@@ -58,8 +59,8 @@ fn bench_runs_every_implementation_and_workload_and_reports_them() {
     let report: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
     let results = report["results"].as_array().expect("results");
     // 4 implementations × (large get, large put, small {get, put} × {×1, ×4} × {1, 32 deep},
-    // mixed, idle).
-    assert_eq!(results.len(), 4 * 12, "{json}");
+    // mixed, idle, login {none, key, password}).
+    assert_eq!(results.len(), 4 * 15, "{json}");
     let own = report["own_clients"].as_array().expect("own_clients");
     assert_eq!(own.len(), 4 * 4, "{json}");
     for r in own {
@@ -83,6 +84,12 @@ fn bench_runs_every_implementation_and_workload_and_reports_them() {
                 assert_eq!(r["bytes"], 40 * 4096, "{label}");
             }
             Some("mixed") => assert_eq!(ops, 40, "{label}"),
+            Some("login") => {
+                // Every session logged in (errors are checked above), over TLS.
+                let want = if r["op"] == "password" { 5 } else { 10 };
+                assert_eq!(ops, want, "{label}");
+                assert_eq!(r["tls"], true, "{label}");
+            }
             Some("idle") => {
                 let idle = &r["idle"];
                 assert_eq!(idle["connections"], 20, "{label}");
@@ -138,7 +145,7 @@ fn bench_runs_every_implementation_and_workload_and_reports_them() {
         .skip(1)
         .take_while(|l| !l.is_empty())
         .count();
-    assert_eq!(rows, 12, "{table}");
+    assert_eq!(rows, 15, "{table}");
     assert_eq!(table.matches("1 MiB = 2^20 octets").count(), 1, "{table}");
     assert!(table.contains("\nown client "), "{table}");
     assert!(
@@ -153,6 +160,8 @@ fn bench_runs_every_implementation_and_workload_and_reports_them() {
         "## Baselines",
         "## Results",
         "## Workload 4",
+        "## Workload 5: the cost of a login",
+        "| tokio | password | 5 |",
         "## Targets",
         "| smol | small get | 4 |",
         "## Own clients",

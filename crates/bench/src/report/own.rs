@@ -498,6 +498,7 @@ mod tests {
                 idle_mean_gap_seconds: 0.0,
                 repeat: 3,
                 tls: false,
+                login_sessions: 0,
             },
             notes: Vec::new(),
             baselines: vec![Baseline {

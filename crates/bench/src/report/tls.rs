@@ -371,6 +371,7 @@ mod tests {
                 idle_mean_gap_seconds: 1.0,
                 repeat: 3,
                 tls: true,
+                login_sessions: 0,
             },
             notes: vec!["own clients over TLS not measured: no --fingerprint".to_owned()],
             baselines: Vec::new(),
