@@ -29,6 +29,15 @@ pub enum Dir {
     Down,
 }
 
+impl Dir {
+    fn index(self) -> usize {
+        match self {
+            Dir::Up => 0,
+            Dir::Down => 1,
+        }
+    }
+}
+
 impl fmt::Display for Dir {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(match self {
@@ -118,7 +127,8 @@ pub struct Proxy {
     /// Where clients connect.
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
-    forwarded: Arc<AtomicU64>,
+    /// Octets forwarded up (0) and down (1).
+    forwarded: Arc<[AtomicU64; 2]>,
     injected: Arc<AtomicU64>,
     accept: Option<JoinHandle<()>>,
     pumps: Arc<Mutex<Vec<JoinHandle<()>>>>,
@@ -136,7 +146,7 @@ impl Proxy {
             .set_nonblocking(true)
             .expect("nonblocking listener");
         let stop = Arc::new(AtomicBool::new(false));
-        let forwarded = Arc::new(AtomicU64::new(0));
+        let forwarded = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
         let injected = Arc::new(AtomicU64::new(0));
         let pumps = Arc::new(Mutex::new(Vec::new()));
         let accept = std::thread::Builder::new()
@@ -204,7 +214,12 @@ impl Proxy {
 
     /// Octets forwarded so far, both directions.
     pub fn forwarded(&self) -> u64 {
-        self.forwarded.load(Ordering::SeqCst)
+        self.forwarded_in(Dir::Up) + self.forwarded_in(Dir::Down)
+    }
+
+    /// Octets forwarded so far in one direction.
+    pub fn forwarded_in(&self, dir: Dir) -> u64 {
+        self.forwarded[dir.index()].load(Ordering::SeqCst)
     }
 
     /// How many times the fault fired (0 when the connection never reached octet `at`).
@@ -234,7 +249,7 @@ struct Pump {
     fault: Option<Fault>,
     state: Arc<ConnState>,
     stop: Arc<AtomicBool>,
-    forwarded: Arc<AtomicU64>,
+    forwarded: Arc<[AtomicU64; 2]>,
     injected: Arc<AtomicU64>,
 }
 
@@ -255,8 +270,7 @@ impl Pump {
         if (&self.to).write_all(data).is_err() {
             return false;
         }
-        self.forwarded
-            .fetch_add(data.len() as u64, Ordering::SeqCst);
+        self.forwarded[self.dir.index()].fetch_add(data.len() as u64, Ordering::SeqCst);
         true
     }
 

@@ -24,6 +24,7 @@ mod client;
 pub mod relay;
 mod replay;
 pub mod tls;
+pub mod users;
 
 use std::fmt;
 use std::fs;

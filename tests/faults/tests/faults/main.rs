@@ -12,6 +12,7 @@ macro_rules! per_impl {
     )*};
 }
 
+mod auth;
 mod crashes;
 mod digests;
 mod floods;
