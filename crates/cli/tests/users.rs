@@ -93,8 +93,26 @@ fn keygen_writes_an_openssh_pair_and_never_overwrites() {
 
     let o = ferry(dir.path(), &["keygen", "-f", "no/such/folder/key"]);
     assert_exit(&o, 6);
-    let o = ferry(dir.path(), &["keygen"]);
-    assert_exit(&o, 2);
+    // Without -f: ferry's own key, under XDG_CONFIG_HOME (made, owner only), never overwritten.
+    let config = dir.path().join("config");
+    let own = || {
+        std::process::Command::new(common::FERRY)
+            .arg("keygen")
+            .env("XDG_CONFIG_HOME", &config)
+            .output()
+            .expect("run ferry keygen")
+    };
+    assert_exit(&own(), 0);
+    let key = config.join("ferry").join("id_ed25519");
+    assert!(key.is_file() && key.with_extension("pub").is_file());
+    let mode = fs::metadata(key.parent().expect("folder"))
+        .expect("folder")
+        .permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o700
+    );
+    assert_exit(&own(), 2);
 }
 
 #[test]

@@ -65,7 +65,7 @@ impl fmt::Display for Right {
 
 /// A word that is not a right.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown right {0:?}: the rights are list, read, create, replace, delete, rename")]
+#[error("unknown right {0:?}: the rights are list, read, create, replace, delete, rename (or all)")]
 pub struct UnknownRight(pub String);
 
 impl FromStr for Right {
@@ -144,12 +144,16 @@ impl fmt::Display for Rights {
 }
 
 /// The command line's form: names separated by commas (`list,read`; spaces around a name
-/// are ignored; a name given twice counts once). An empty word (`list,,read`, or an empty
-/// string) is an error: a set with no right is written only in the users file (`[]`).
+/// are ignored; a name given twice counts once), or `all` alone for every right. An empty
+/// word (`list,,read`, or an empty string) is an error: a set with no right is written only
+/// in the users file (`[]`).
 impl FromStr for Rights {
     type Err = UnknownRight;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim() == "all" {
+            return Ok(Rights::ALL);
+        }
         s.split(',').map(|w| w.trim().parse::<Right>()).collect()
     }
 }
@@ -204,6 +208,8 @@ mod tests {
         assert_eq!(all.iter().collect::<Vec<_>>(), Right::ALL);
         assert_eq!(all.to_string().parse::<Rights>(), Ok(all));
         assert_eq!(Rights::READ_ONLY.to_string(), "list,read");
+        assert_eq!("all".parse::<Rights>(), Ok(Rights::ALL));
+        assert!("all,list".parse::<Rights>().is_err(), "all stands alone");
     }
 
     #[test]
