@@ -22,9 +22,13 @@ use zeroize::Zeroizing;
 /// The only algorithm ferry's keys use, as OpenSSH names it.
 pub const ALGORITHM: &str = "ssh-ed25519";
 
-/// What the design says about encrypted private keys (spec section 16).
-pub const ENCRYPTED_KEY: &str =
-    "encrypted keys are not supported yet: decrypt a copy with ssh-keygen -p";
+/// What is said of an encrypted private key when no passphrase can be had.
+pub const ENCRYPTED_KEY: &str = "the key is encrypted and its passphrase cannot be asked here \
+     (no terminal): run in a terminal, or decrypt a copy with ssh-keygen -p";
+
+/// Where the passphrase of an encrypted private key comes from: asked only for an encrypted
+/// key; `None` when none can be had (then [`KeyError::Encrypted`]).
+pub type Passphrase<'a> = &'a mut dyn FnMut() -> Option<Zeroizing<String>>;
 
 /// Why a key could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -43,9 +47,12 @@ pub enum KeyError {
     /// Not a private key file of OpenSSH's form.
     #[error("not an OpenSSH private key (`-----BEGIN OPENSSH PRIVATE KEY-----`): {0}")]
     BadPrivateKey(String),
-    /// An encrypted private key.
+    /// An encrypted private key, and no passphrase to decrypt it.
     #[error("{}", ENCRYPTED_KEY)]
     Encrypted,
+    /// An encrypted private key the passphrase given does not decrypt.
+    #[error("wrong passphrase for the encrypted key")]
+    WrongPassphrase,
     /// A private key file that group or others may read or write (refused, as ssh does).
     #[error(
         "{}: permissions {mode:04o} are too open: a private key must be readable by its owner only (chmod 600 {})",
@@ -298,6 +305,13 @@ impl PrivateKey {
 
     /// Parses OpenSSH's private key format: Ed25519 only, unencrypted only.
     pub fn from_openssh(text: &str) -> Result<Self, KeyError> {
+        Self::from_openssh_with(text, &mut || None)
+    }
+
+    /// Parses OpenSSH's private key format, Ed25519 only; an encrypted key (as `ssh-keygen`
+    /// writes it by default: bcrypt-pbkdf and AES-256-CTR) is decrypted with the passphrase
+    /// `passphrase` gives, asked only then.
+    pub fn from_openssh_with(text: &str, passphrase: Passphrase<'_>) -> Result<Self, KeyError> {
         let key =
             ssh_key::PrivateKey::from_openssh(text.trim()).map_err(
                 |e| match private_key_algorithm(text) {
@@ -305,9 +319,13 @@ impl PrivateKey {
                     _ => KeyError::BadPrivateKey(e.to_string()),
                 },
             )?;
-        if key.is_encrypted() {
-            return Err(KeyError::Encrypted);
-        }
+        let key = if key.is_encrypted() {
+            let words = passphrase().ok_or(KeyError::Encrypted)?;
+            key.decrypt(words.as_bytes())
+                .map_err(|_| KeyError::WrongPassphrase)?
+        } else {
+            key
+        };
         let KeypairData::Ed25519(pair) = key.key_data() else {
             return Err(KeyError::NotEd25519 {
                 algorithm: key.algorithm().to_string(),
@@ -329,6 +347,12 @@ impl PrivateKey {
     /// Reads a private key file; refuses, as ssh does, a file that group or others may read
     /// or write.
     pub fn read_file(path: &Path) -> Result<Self, KeyError> {
+        Self::read_file_with(path, &mut || None)
+    }
+
+    /// [`PrivateKey::read_file`], decrypting an encrypted key with the passphrase
+    /// `passphrase` gives ([`PrivateKey::from_openssh_with`]).
+    pub fn read_file_with(path: &Path, passphrase: Passphrase<'_>) -> Result<Self, KeyError> {
         let mut file = File::open(path).map_err(KeyError::io(path))?;
         let mode = file.metadata().map_err(KeyError::io(path))?.mode() & 0o7777;
         if mode & 0o077 != 0 {
@@ -339,7 +363,7 @@ impl PrivateKey {
         }
         let mut text = Zeroizing::new(String::new());
         file.read_to_string(&mut text).map_err(KeyError::io(path))?;
-        PrivateKey::from_openssh(&text).map_err(|e| e.in_file(path))
+        PrivateKey::from_openssh_with(&text, passphrase).map_err(|e| e.in_file(path))
     }
 
     /// OpenSSH's private key format, unencrypted (LF line ends).
@@ -493,10 +517,27 @@ mod tests {
     }
 
     #[test]
-    fn encrypted_private_keys_say_how_to_decrypt() {
+    fn encrypted_private_keys_are_decrypted_with_their_passphrase() {
         let e = PrivateKey::from_openssh(SSH_ENCRYPTED).expect_err("encrypted");
         assert!(matches!(e, KeyError::Encrypted));
         assert_eq!(e.to_string(), ENCRYPTED_KEY);
+        let mut asked = 0;
+        let mut wrong = || {
+            asked += 1;
+            Some(Zeroizing::new("wrong words".to_owned()))
+        };
+        let e = PrivateKey::from_openssh_with(SSH_ENCRYPTED, &mut wrong).expect_err("wrong");
+        assert!(matches!(e, KeyError::WrongPassphrase), "{e}");
+        assert_eq!(asked, 1);
+        let mut right = || Some(Zeroizing::new("secret words".to_owned()));
+        let key = PrivateKey::from_openssh_with(SSH_ENCRYPTED, &mut right).expect("decrypted");
+        let public =
+            PublicKey::parse_line(include_str!("../testdata/openssh_ed25519_encrypted.pub"))
+                .expect("public");
+        assert_eq!(key.public().raw(), public.raw());
+        // An unencrypted key never asks.
+        let mut never = || -> Option<Zeroizing<String>> { panic!("asked for a passphrase") };
+        PrivateKey::from_openssh_with(SSH_PRIVATE, &mut never).expect("plain key");
     }
 
     #[test]

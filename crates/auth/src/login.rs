@@ -11,7 +11,7 @@ use ferry_client_core::login::{AuthRequest, Begun, Mechanism, Prover, ScramClien
 use ring::rand::SystemRandom;
 use zeroize::Zeroizing;
 
-use crate::keys::{KeyError, PrivateKey};
+use crate::keys::{KeyError, Passphrase, PrivateKey};
 use crate::proof;
 use crate::scram::ClientExchange;
 
@@ -22,11 +22,11 @@ pub struct KeyProver {
 }
 
 impl KeyProver {
-    /// The key in `path` (an unencrypted OpenSSH private key, as `ferry keygen` or
-    /// `ssh-keygen -t ed25519 -N ''` writes it).
-    pub fn read_file(path: &Path) -> Result<Self, KeyError> {
+    /// The key in `path` (an OpenSSH Ed25519 private key, as `ferry keygen` or `ssh-keygen
+    /// -t ed25519` writes it); an encrypted one is decrypted with what `passphrase` gives.
+    pub fn read_file(path: &Path, passphrase: Passphrase<'_>) -> Result<Self, KeyError> {
         Ok(Self {
-            key: PrivateKey::read_file(path)?,
+            key: PrivateKey::read_file_with(path, passphrase)?,
             path: Some(path.to_owned()),
         })
     }

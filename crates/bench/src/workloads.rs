@@ -627,17 +627,19 @@ pub fn login(target: &Target, folders: &Folders, kind: LoginKind, sessions: usiz
     let mut failures = Failures::default();
     let prover: Option<(&str, Arc<dyn Prover>)> = match kind {
         LoginKind::None => None,
-        LoginKind::Key => match KeyProver::read_file(&folders.login.join(data::KEY_NAME)) {
-            Ok(k) => Some((data::KEY_USER, Arc::new(k))),
-            Err(e) => {
-                failures.add("key", &e);
-                return Measured {
-                    errors: failures.count,
-                    first_error: failures.first,
-                    ..Measured::default()
-                };
+        LoginKind::Key => {
+            match KeyProver::read_file(&folders.login.join(data::KEY_NAME), &mut || None) {
+                Ok(k) => Some((data::KEY_USER, Arc::new(k))),
+                Err(e) => {
+                    failures.add("key", &e);
+                    return Measured {
+                        errors: failures.count,
+                        first_error: failures.first,
+                        ..Measured::default()
+                    };
+                }
             }
-        },
+        }
         LoginKind::Password => Some((
             data::PASSWORD_USER,
             Arc::new(PasswordProver::new(zeroize::Zeroizing::new(

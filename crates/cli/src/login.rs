@@ -1,6 +1,7 @@
 //! Logging in (spec section 16): a `USER@` address makes the client commands log in as USER,
-//! with a key (`--key`, else ferry's own key, else `~/.ssh/id_ed25519`) or a password
-//! (`--password`, `FERRY_PASSWORD`, or asked on the terminal when no key is found).
+//! with a key (`--key`, else ferry's own key, else `~/.ssh/id_ed25519`; an encrypted one's
+//! passphrase asked on the terminal) or a password (`--password`, `FERRY_PASSWORD`, or asked
+//! on the terminal when no key is found).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,8 +21,8 @@ pub(crate) const PASSWORD_ENV: &str = "FERRY_PASSWORD";
 /// How a client logs in, for `USER@` addresses.
 #[derive(Debug, Clone, Args)]
 pub struct AuthArgs {
-    /// For USER@ addresses: log in with this Ed25519 private key (OpenSSH format, not
-    /// encrypted) [default: ferry's own key, $XDG_CONFIG_HOME/ferry/id_ed25519 or
+    /// For USER@ addresses: log in with this Ed25519 private key (OpenSSH format; an
+    /// encrypted one's passphrase is asked on the terminal) [default: ferry's own key, $XDG_CONFIG_HOME/ferry/id_ed25519 or
     /// ~/.config/ferry/id_ed25519, made by `ferry keygen`; else ~/.ssh/id_ed25519; else a
     /// password].
     #[arg(long, value_name = "FILE", env = "FERRY_KEY")]
@@ -64,7 +65,7 @@ pub(crate) fn login(args: &AuthArgs, addr: &ServerAddr) -> Result<Option<Login>,
         ));
     }
     let prover: Arc<dyn ferry_sync::client::login::Prover> = if let Some(path) = &args.key {
-        Arc::new(KeyProver::read_file(path).map_err(|e| e.to_string())?)
+        Arc::new(KeyProver::read_file(path, &mut ask(path)).map_err(|e| e.to_string())?)
     } else if args.password || std::env::var_os(PASSWORD_ENV).is_some() {
         Arc::new(password_prover(addr)?)
     } else if let Some(key) = default_key()? {
@@ -78,18 +79,20 @@ pub(crate) fn login(args: &AuthArgs, addr: &ServerAddr) -> Result<Option<Login>,
 }
 
 /// The first default key that exists: ferry's own, then OpenSSH's. An encrypted one is
-/// passed over with a note (ferry does not read encrypted keys); one that cannot be used
-/// otherwise (permissions too open, not Ed25519, unreadable) is an error, as with ssh.
+/// decrypted with a passphrase asked on the terminal, or passed over with a note when there
+/// is none; one that cannot be used otherwise (a wrong passphrase, permissions too open, not
+/// Ed25519, unreadable) is an error, as with ssh.
 fn default_key() -> Result<Option<KeyProver>, String> {
     for path in [own_key_path(), ssh_key_path()].into_iter().flatten() {
         if !path.exists() {
             continue;
         }
-        match KeyProver::read_file(&path) {
+        match KeyProver::read_file(&path, &mut ask(&path)) {
             Ok(k) => return Ok(Some(k)),
             Err(e) if matches!(e.cause(), KeyError::Encrypted) => {
                 eprintln!(
-                    "ferry: {} is encrypted, which ferry does not read; not using it",
+                    "ferry: {} is encrypted and there is no terminal to ask its passphrase on; \
+                     not using it",
                     path.display()
                 );
             }
@@ -97,6 +100,16 @@ fn default_key() -> Result<Option<KeyProver>, String> {
         }
     }
     Ok(None)
+}
+
+/// Asks the passphrase of the encrypted key `path` on the terminal, if there is one.
+fn ask(path: &Path) -> impl FnMut() -> Option<Zeroizing<String>> + '_ {
+    move || {
+        if !password::can_prompt() {
+            return None;
+        }
+        password::prompt(&format!("passphrase for {}: ", path.display())).ok()
+    }
 }
 
 fn with_hint(e: KeyError, path: &Path) -> String {
