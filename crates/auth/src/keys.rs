@@ -1,8 +1,9 @@
 //! Ed25519 keys in OpenSSH's formats (spec section 16; `ferry keygen`, the users file's
 //! `keys`, the client's `--key`): a public key line `ssh-ed25519 AAAA… COMMENT`, and a private
-//! key file `-----BEGIN OPENSSH PRIVATE KEY-----`, unencrypted, so that an existing
-//! `~/.ssh/id_ed25519` works as a ferry key. `ssh-key` reads and writes the formats only; the
-//! crypto (key generation, the public key of a seed) is ring's.
+//! key file `-----BEGIN OPENSSH PRIVATE KEY-----` (written unencrypted; read encrypted too,
+//! with a passphrase), so that an existing `~/.ssh/id_ed25519` works as a ferry key. `ssh-key`
+//! reads, writes and decrypts the formats; the crypto of the keys (generation, the public key
+//! of a seed) is ring's.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
