@@ -6,7 +6,7 @@ use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -16,9 +16,9 @@ mod common;
 use common::{FERRY, ferry_in};
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A `ferry serve` child process, killed and reaped on drop.
+/// A `ferry serve` child process on a folder of its own, killed and reaped on drop.
 struct Server {
-    child: Child,
+    proc: common::Server,
     addr: String,
     root: tempfile::TempDir,
 }
@@ -31,48 +31,16 @@ impl Server {
     /// A server with `extra` arguments and `env` variables.
     fn start_with(extra: &[&str], env: &[(&str, &str)]) -> Self {
         let root = tempfile::tempdir().expect("tempdir");
-        let mut child = Command::new(FERRY)
-            .args(["serve", "--listen", "127.0.0.1:0", "--root"])
-            .arg(root.path())
-            .args(extra)
-            .env("FERRY_LOG", "warn")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ferry serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = match rx.recv_timeout(TIMEOUT) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("ferry serve printed no address");
-            }
-        };
-        let addr = line
-            .strip_prefix("listening on ")
-            .map(|a| a.trim().to_owned())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        Server { child, addr, root }
+        let root_s = root.path().to_str().expect("utf-8").to_owned();
+        let mut args = vec!["--listen", "127.0.0.1:0", "--root", &root_s];
+        args.extend_from_slice(extra);
+        let proc = common::serve_with(&args, env);
+        let addr = proc.addr.clone();
+        Server { proc, addr, root }
     }
 
     fn root(&self) -> &Path {
         self.root.path()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -426,12 +394,12 @@ fn sigterm_stops_the_server_promptly_with_status_0() {
     s.read_exact(&mut greeting).expect("greeting");
     let started = Instant::now();
     let status = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
+        .args(["-TERM", &server.proc.child.id().to_string()])
         .status()
         .expect("run kill");
     assert!(status.success());
     let exit = loop {
-        if let Some(status) = server.child.try_wait().expect("try_wait") {
+        if let Some(status) = server.proc.child.try_wait().expect("try_wait") {
             break status;
         }
         assert!(

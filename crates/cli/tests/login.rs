@@ -14,7 +14,7 @@ use ring::rand::SystemRandom;
 
 mod common;
 
-use common::{FERRY, Server, serve};
+use common::{FERRY, Server, serve_users};
 
 /// `ferry ARGS` with `XDG_CONFIG_HOME` (where ferry's own key and known_hosts live) in
 /// `home`, and `env`.
@@ -88,15 +88,7 @@ fn world() -> World {
     let users = home.join("users.toml");
     file.save(&users).expect("save");
     let tls = home.join("tls");
-    let server = serve(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--users",
-        users.to_str().expect("utf-8"),
-        "--tls-self-signed",
-        "--tls-dir",
-        tls.to_str().expect("utf-8"),
-    ]);
+    let server = serve_users(&users, &tls);
     World { dir, server }
 }
 

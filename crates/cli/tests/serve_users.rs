@@ -16,7 +16,7 @@ use ferry_wire::auth::AuthRequest;
 
 mod common;
 
-use common::{Server, ferry_in, serve};
+use common::{Server, ferry_in, serve, serve_users};
 
 type Tls = TlsLines;
 
@@ -69,15 +69,7 @@ fn users_log_in_with_keys_and_a_changed_file_is_taken_at_once() {
     add(&mut file, "alice", &a, &alice);
     file.save(&users).expect("save");
     let tls_dir = dir.path().join("tls");
-    let server = serve(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--users",
-        users.to_str().expect("utf-8"),
-        "--tls-self-signed",
-        "--tls-dir",
-        tls_dir.to_str().expect("utf-8"),
-    ]);
+    let server = serve_users(&users, &tls_dir);
     assert!(
         server.lines[0].starts_with("users: 1 from "),
         "{:?}",

@@ -48,7 +48,8 @@ pub(crate) fn ferry_in(cwd: &Path, args: &[&str], stdin: &[u8]) -> Output {
 
 /// A `ferry serve` child process, killed when dropped.
 pub(crate) struct Server {
-    child: Child,
+    /// The process.
+    pub(crate) child: Child,
     /// What it printed on stdout up to `listening on ADDR`, that line included.
     pub(crate) lines: Vec<String>,
     /// The address it listens on.
@@ -64,10 +65,29 @@ impl Drop for Server {
 
 /// `ferry serve ARGS`, its stdout read up to `listening on ADDR`.
 pub(crate) fn serve(args: &[&str]) -> Server {
+    serve_with(args, &[])
+}
+
+/// `ferry serve --listen 127.0.0.1:0 --users USERS --tls-self-signed --tls-dir TLS`.
+pub(crate) fn serve_users(users: &Path, tls: &Path) -> Server {
+    serve(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--users",
+        users.to_str().expect("utf-8"),
+        "--tls-self-signed",
+        "--tls-dir",
+        tls.to_str().expect("utf-8"),
+    ])
+}
+
+/// [`serve`] with `env` variables.
+pub(crate) fn serve_with(args: &[&str], env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(FERRY)
         .arg("serve")
         .args(args)
         .env("FERRY_LOG", "warn")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
