@@ -6,13 +6,20 @@
 //! Offered mechanisms (AUTH-1, AUTH-11): `ed25519` and, over TLS, `scram-sha-256-plus`; on a
 //! plain connection (only when the operator allows authentication there, AUTH-2)
 //! `scram-sha-256`.
+//!
+//! Failed authentications are throttled per client address (AUTH-20, AUTH-22) by one
+//! [`Throttle`] for the server's lifetime, kept across reloads: ferry-proto's defaults
+//! ([`ThrottleLimits::default`], `crates/auth/README.md`) unless [`Directory::with_throttle`]
+//! says otherwise.
 
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use ferry_proto::auth::{Authenticator, Grant, Mechanism, Rights, ScramServer, UserName};
+use ferry_proto::auth::{
+    Authenticator, Grant, Mechanism, Rights, ScramServer, Throttle, ThrottleLimits, UserName,
+};
 use ring::rand::{SecureRandom as _, SystemRandom};
 use zeroize::Zeroizing;
 
@@ -29,6 +36,8 @@ pub struct Directory {
     /// The secret an unknown user's made-up SCRAM salt derives from (AUTH-14).
     secret: Zeroizing<[u8; 32]>,
     rng: SystemRandom,
+    /// Failed authentications per address, across reloads.
+    throttle: Throttle,
 }
 
 /// One user's folder, as the users file gives it: for the server's storage
@@ -56,7 +65,15 @@ impl Directory {
             tls,
             secret,
             rng,
+            throttle: Throttle::default(),
         })
+    }
+
+    /// The same users with failed authentications throttled by `limits` instead of the
+    /// defaults.
+    pub fn with_throttle(mut self, limits: ThrottleLimits) -> Directory {
+        self.throttle = Throttle::new(limits);
+        self
     }
 
     /// Takes a new users file (it changed on disk): new sessions and authentications use it.
@@ -94,6 +111,10 @@ impl Authenticator for Directory {
             Mechanism::ScramSha256
         };
         vec![Mechanism::Ed25519, scram]
+    }
+
+    fn throttle(&self) -> Option<&Throttle> {
+        Some(&self.throttle)
     }
 
     fn anonymous(&self) -> Option<Rights> {

@@ -14,6 +14,7 @@ use std::fmt;
 pub use ferry_wire::auth::{Mechanism, UserName};
 
 pub use crate::rights::{Right, Rights, UnknownRight};
+pub use crate::throttle::{Throttle, ThrottleLimits};
 
 /// Who a session serves once it authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +53,15 @@ pub trait Authenticator: Send + Sync + fmt::Debug {
         client_first: &[u8],
         cb: Option<&[u8; 32]>,
     ) -> Option<(Box<dyn ScramServer>, Vec<u8>)>;
+
+    /// The throttle of failed authentications (AUTH-20, AUTH-22) every session of the server
+    /// shares: a session whose driver gave it the client's address
+    /// ([`crate::server::ServerSession::set_peer`]) holds the reply to a failure back as it
+    /// says, and answers the `auth` requests of a refused address with
+    /// `err 425 auth-throttled`. `None` (the default): no throttling.
+    fn throttle(&self) -> Option<&Throttle> {
+        None
+    }
 }
 
 /// A SCRAM exchange after the server-first-message.

@@ -7,10 +7,11 @@
 //!
 //! - [`server`]: one server session (spec/protocol.md sections 3 to 9).
 //! - [`auth`]: what a session asks of the server's users (the `auth` extension, section 16);
-//!   [`rights`]: what a user may do.
+//!   [`rights`]: what a user may do; [`throttle`]: failed authentications per address.
 //! - [`memory`]: an in-memory driver of a server session (tests, fuzzing).
 
 pub mod auth;
 pub mod memory;
 pub mod rights;
 pub mod server;
+pub mod throttle;

@@ -631,7 +631,14 @@ struct AuthState {
     grant: Option<auth::Grant>,
     /// A SCRAM exchange waiting for `auth-final` (after `more`).
     scram: Option<Box<dyn ScramServer>>,
+    /// A failed authentication's `err 535`, held back until then (AUTH-20).
+    held: Option<Instant>,
 }
+
+/// How much input a session keeps unread while it holds back a failed authentication's
+/// reply (AUTH-20): a client may send nothing then (AUTH-5), so beyond two request lines
+/// the session stops waiting and refuses with `err 425 auth-throttled`, which closes it.
+pub const HELD_INPUT: usize = 2 * ferry_wire::limits::MAX_LINE;
 
 /// How fast the payload in flight moves (TIME-9): the octets that moved and the time spent
 /// waiting for the peer since it began. The time the driver spends on the session's own work
@@ -1125,6 +1132,9 @@ impl ServerSession {
 
     /// The peer closed its sending side.
     pub fn eof(&mut self) {
+        // A failed authentication's reply still held back is not owed to a peer that left
+        // (AUTH-20: otherwise a half-close would skip the delay).
+        self.auth.held = None;
         let state = std::mem::replace(&mut self.state, State::Finished(End::Eof));
         self.state = match state {
             State::Draining { end, .. } => State::Finished(end),
@@ -1172,6 +1182,10 @@ impl ServerSession {
                 self.state = State::Finished(end);
             }
             Action::Receive { deadline } if now >= deadline => {
+                if self.auth.held.is_some_and(|until| now >= until) {
+                    // The wait was a held reply's (AUTH-20): it leaves at the next poll.
+                    return;
+                }
                 // TIME-5 (421) or CLOSE-8 (422); an upload's staging file goes first (TIME-4).
                 if let State::Receiving(put) = &self.state {
                     self.discard = put.uploading;
@@ -1616,6 +1630,9 @@ impl ServerSession {
         {
             // Replies to a long run of pipelined requests leave before more are read.
             return Some(self.send());
+        }
+        if let Some(action) = self.hold() {
+            return action;
         }
         let State::Request {
             line_deadline,
@@ -2193,9 +2210,15 @@ impl ServerSession {
                 return self.reply_err("auth", None, Code::UNSUPPORTED);
             }
             if self.auth.grant.is_some() {
-                // AUTH-7: once per session.
-                return self.auth_failed("a second auth");
+                // AUTH-7: once per session (not a guess: not counted against the address).
+                tracing::info!(peer = ?self.auth.peer, "authentication failed: a second auth");
+                return self.reply_err("auth", None, auth_wire::AUTH_FAILED);
             }
+        }
+        let answers_more =
+            matches!(request, AuthRequest::Final { .. }) && self.auth.scram.is_some();
+        if (mechanism.is_some() || answers_more) && self.throttled(authenticator.as_ref()) {
+            return;
         }
         match request {
             AuthRequest::Ed25519 {
@@ -2230,7 +2253,11 @@ impl ServerSession {
     }
 
     fn authenticated(&mut self, grant: auth::Grant, server_final: Option<Vec<u8>>) {
-        tracing::info!(user = %grant.user, rights = %grant.rights, "authenticated");
+        let throttle = self.cfg.auth.as_deref().and_then(|a| a.throttle());
+        if let (Some(throttle), Some(peer)) = (throttle, self.auth.peer) {
+            throttle.succeeded(peer.ip(), self.now);
+        }
+        tracing::info!(user = %grant.user, rights = %grant.rights, peer = ?self.auth.peer, "authenticated");
         auth_wire::AuthReply::Ok {
             user: grant.user.clone(),
             server_final,
@@ -2240,10 +2267,78 @@ impl ServerSession {
         self.auth.grant = Some(grant);
     }
 
-    /// AUTH-8: one reply for every failure; the reason is for the log only.
+    /// AUTH-8: one reply for every failure; the reason is for the log only. The failure
+    /// counts against the client's address (AUTH-20, AUTH-22): the reply may be held back.
     fn auth_failed(&mut self, what: &'static str) {
-        tracing::info!(what, "authentication failed");
-        self.reply_err("auth", None, auth_wire::AUTH_FAILED);
+        let throttle = self.cfg.auth.as_deref().and_then(|a| a.throttle());
+        let (Some(throttle), Some(peer)) = (throttle, self.auth.peer) else {
+            tracing::info!(what, peer = ?self.auth.peer, "authentication failed");
+            return self.reply_err("auth", None, auth_wire::AUTH_FAILED);
+        };
+        let penalty = throttle.failed(peer.ip(), self.now);
+        tracing::info!(
+            what,
+            %peer,
+            failures = penalty.failures,
+            delay_ms = penalty.delay.as_millis() as u64,
+            "authentication failed"
+        );
+        if let Some(until) = penalty.refused_until {
+            let secs = until.saturating_duration_since(self.now).as_secs();
+            tracing::warn!(%peer, failures = penalty.failures, secs, "address refused: too many failed authentications");
+        }
+        if penalty.delay.is_zero() {
+            self.reply_err("auth", None, auth_wire::AUTH_FAILED);
+        } else {
+            self.auth.held = Some(self.now + penalty.delay);
+        }
+    }
+
+    /// AUTH-22: an `auth` request (or `auth-final`) from an address the throttle refuses is
+    /// answered `err 425 auth-throttled`, which closes the session, before any proof is
+    /// looked at; `true` then.
+    fn throttled(&mut self, authenticator: &dyn Authenticator) -> bool {
+        let (Some(throttle), Some(peer)) = (authenticator.throttle(), self.auth.peer) else {
+            return false;
+        };
+        if throttle.refused(peer.ip(), self.now).is_none() {
+            return false;
+        }
+        tracing::info!(%peer, "auth refused: the address failed too often recently");
+        self.auth.scram = None;
+        self.log("auth", None, Some(auth_wire::AUTH_THROTTLED), 0);
+        self.close_with(auth_wire::AUTH_THROTTLED);
+        true
+    }
+
+    /// While a failed authentication's reply is held back (AUTH-20): the action to wait with,
+    /// or `Some(None)` after the reply was released (or dropped) and the session goes on;
+    /// `None` when nothing is held.
+    fn hold(&mut self) -> Option<Option<Action>> {
+        let until = self.auth.held?;
+        if self.hard.is_some() {
+            // CLOSE-8: the shutdown's `err 422` is the final reply.
+            self.auth.held = None;
+            return None;
+        }
+        if self.now >= until {
+            self.auth.held = None;
+            self.reply_err("auth", None, auth_wire::AUTH_FAILED);
+            return Some(None);
+        }
+        if self.has_output() {
+            return Some(Some(self.send()));
+        }
+        if self.in_end - self.in_start > HELD_INPUT {
+            // AUTH-5: nothing may follow `auth` before its reply; a client that keeps sending
+            // is not held on to.
+            tracing::info!(peer = ?self.auth.peer, "input while a failed auth was held: refused");
+            self.auth.held = None;
+            self.log("auth", None, Some(auth_wire::AUTH_THROTTLED), 0);
+            self.close_with(auth_wire::AUTH_THROTTLED);
+            return Some(None);
+        }
+        Some(Some(Action::Receive { deadline: until }))
     }
 
     // ------------------------------------------------------------- helpers ---

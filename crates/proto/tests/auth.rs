@@ -3,11 +3,15 @@
 //! the exchange, one reply for every failure, nothing before authentication, the rights of
 //! each request) is what these tests check; the real proofs are `ferry-auth`'s.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use ferry_proto::auth::{Authenticator, Grant, Mechanism, Right, Rights, ScramServer, UserName};
+use ferry_proto::auth::{
+    Authenticator, Grant, Mechanism, Right, Rights, ScramServer, Throttle, ThrottleLimits, UserName,
+};
 use ferry_proto::memory::Harness;
-use ferry_proto::server::SessionConfig;
+use ferry_proto::server::{End, SessionConfig};
 use ferry_wire::Digest;
 use ferry_wire::auth::AuthRequest;
 
@@ -20,6 +24,7 @@ struct Fake {
     mechanisms: Vec<Mechanism>,
     anonymous: Option<Rights>,
     alice: Rights,
+    throttle: Option<Throttle>,
 }
 
 impl Fake {
@@ -30,6 +35,14 @@ impl Fake {
             alice: [Right::List, Right::Read, Right::Create]
                 .into_iter()
                 .collect(),
+            throttle: None,
+        }
+    }
+
+    fn throttled(limits: ThrottleLimits) -> Self {
+        Fake {
+            throttle: Some(Throttle::new(limits)),
+            ..Fake::new()
         }
     }
 }
@@ -69,6 +82,10 @@ impl Authenticator for Fake {
                 b"r=x,s=y,i=4096".to_vec(),
             )
         })
+    }
+
+    fn throttle(&self) -> Option<&Throttle> {
+        self.throttle.as_ref()
     }
 }
 
@@ -341,4 +358,299 @@ fn pipelined_eager_puts_stop_at_the_first_refused() {
     h.client(&batch).run();
     assert_eq!(out(&mut h), "err 550 not-permitted\n".repeat(3));
     assert!(h.files.keys().all(|k| k == "a.txt"), "{:?}", h.files.keys());
+}
+
+// ------------------------------------------------ throttling (AUTH-20, AUTH-22) ---
+
+/// A session from `peer` on a configuration other sessions share (one throttle), its clock
+/// set to `at` when given (sessions of one test share one virtual clock).
+fn from(cfg: &SessionConfig, peer: &str, at: Option<std::time::Instant>) -> Harness {
+    let mut h = Harness::new(cfg.clone());
+    if let Some(at) = at {
+        h.now = at;
+    }
+    h.s.set_peer(peer.parse::<SocketAddr>().expect("an address"));
+    h.s.set_channel_binding([7; 32]);
+    h.run();
+    assert_eq!(out(&mut h).as_bytes(), GREETING);
+    h
+}
+
+/// alice's proof for another connection: a failure.
+fn wrong() -> Vec<u8> {
+    alice_line([8; 32])
+}
+
+fn throttle(cfg: &SessionConfig) -> &Throttle {
+    cfg.auth
+        .as_deref()
+        .and_then(|a| a.throttle())
+        .expect("a throttle")
+}
+
+const FAILED: &str = "err 535 auth-failed\n";
+const THROTTLED: &str = "err 425 auth-throttled\n";
+
+fn no_delays() -> ThrottleLimits {
+    ThrottleLimits {
+        free: u32::MAX,
+        ..ThrottleLimits::default()
+    }
+}
+
+#[test]
+fn failures_beyond_the_third_in_a_row_are_answered_later_and_later() {
+    let cfg = config(Some(Fake::throttled(ThrottleLimits::default())));
+    let mut h = from(&cfg, "192.0.2.1:5000", None);
+    for _ in 0..3 {
+        h.client(&wrong()).run();
+    }
+    assert_eq!(out(&mut h), FAILED.repeat(3), "the first three at once");
+    for ms in [1000, 2000, 4000, 4000] {
+        h.client(&wrong()).run();
+        h.wait(Duration::from_millis(ms - 1));
+        assert_eq!(out(&mut h), "", "held back for {ms} ms");
+        h.wait(Duration::from_millis(1));
+        assert_eq!(out(&mut h), FAILED, "released after {ms} ms exactly");
+    }
+    assert!(h.finished().is_none());
+}
+
+#[test]
+fn a_scram_failure_is_held_back_too_and_requests_sent_meanwhile_wait_for_it() {
+    let limits = ThrottleLimits {
+        free: 0,
+        ..ThrottleLimits::default()
+    };
+    let cfg = config(Some(Fake::throttled(limits)));
+    let mut h = from(&cfg, "192.0.2.1:5000", None);
+    h.client(
+        &AuthRequest::Scram {
+            plus: true,
+            client_first: b"bob-first".to_vec(),
+        }
+        .encode(),
+    )
+    .run();
+    assert_eq!(out(&mut h), "more cj14LHM9eSxpPTQwOTY=\n");
+    h.client(
+        &AuthRequest::Final {
+            client_final: b"bob-wrong".to_vec(),
+        }
+        .encode(),
+    )
+    .run();
+    // AUTH-5 forbids it, but a line sent meanwhile is read after the reply, in order.
+    h.client(b"dir\n").run();
+    assert_eq!(out(&mut h), "");
+    h.wait(Duration::from_secs(1));
+    assert_eq!(out(&mut h), format!("{FAILED}err 530 auth-required\n"));
+}
+
+#[test]
+fn ten_failures_refuse_the_address_and_its_64_not_others() {
+    let cfg = config(Some(Fake::throttled(no_delays())));
+    let mut h = from(&cfg, "[2001:db8:1:2::1]:5000", None);
+    for _ in 0..10 {
+        h.client(&wrong()).run();
+    }
+    assert_eq!(out(&mut h), FAILED.repeat(10));
+    // The next auth is refused before its proof (a right one) is looked at; it closes.
+    h.client(&alice_line([7; 32])).run();
+    assert_eq!(out(&mut h), THROTTLED);
+    assert!(h.s.grant().is_none());
+    h.wait(Duration::from_secs(1));
+    assert_eq!(
+        h.finished(),
+        Some(End::Closed(ferry_wire::auth::AUTH_THROTTLED))
+    );
+    let t0 = h.now;
+    // Another address of the same /64, on another connection: refused at its first auth;
+    // other requests are answered as usual.
+    let mut again = from(&cfg, "[2001:db8:1:2:ffff::9]:6000", Some(t0));
+    again.client(b"dir\n").run();
+    assert_eq!(out(&mut again), "err 530 auth-required\n");
+    again.client(&alice_line([7; 32])).run();
+    assert_eq!(out(&mut again), THROTTLED);
+    // Other sources are neither refused nor delayed.
+    for peer in ["[2001:db8:1:3::1]:5000", "192.0.2.1:5000"] {
+        let mut other = from(&cfg, peer, Some(t0));
+        other.client(&wrong()).client(&alice_line([7; 32])).run();
+        assert_eq!(
+            out(&mut other),
+            format!("{FAILED}ok auth alice\n"),
+            "{peer}"
+        );
+    }
+    // Ten minutes later the refusal is over.
+    let mut later = from(
+        &cfg,
+        "[2001:db8:1:2::1]:7000",
+        Some(t0 + Duration::from_secs(600)),
+    );
+    later.client(&alice_line([7; 32])).run();
+    assert_eq!(out(&mut later), "ok auth alice\n");
+}
+
+#[test]
+fn auth_final_of_a_refused_address_is_refused() {
+    let cfg = config(Some(Fake::throttled(no_delays())));
+    let mut h = from(&cfg, "192.0.2.1:5000", None);
+    h.client(
+        &AuthRequest::Scram {
+            plus: true,
+            client_first: b"bob-first".to_vec(),
+        }
+        .encode(),
+    )
+    .run();
+    assert_eq!(out(&mut h), "more cj14LHM9eSxpPTQwOTY=\n");
+    // Meanwhile other connections from the address fail ten times.
+    let mut other = from(&cfg, "192.0.2.1:5001", Some(h.now));
+    for _ in 0..10 {
+        other.client(&wrong()).run();
+    }
+    h.client(
+        &AuthRequest::Final {
+            client_final: b"bob-final".to_vec(),
+        }
+        .encode(),
+    )
+    .run();
+    assert_eq!(out(&mut h), THROTTLED);
+    assert!(h.s.grant().is_none());
+}
+
+#[test]
+fn a_success_restarts_the_delays_but_not_the_count_to_a_refusal() {
+    let cfg = config(Some(Fake::throttled(ThrottleLimits::default())));
+    let mut h = from(&cfg, "192.0.2.1:5000", None);
+    for _ in 0..4 {
+        h.client(&wrong()).run();
+    }
+    h.wait(Duration::from_secs(1));
+    h.client(&alice_line([7; 32])).run();
+    assert_eq!(out(&mut h), format!("{}ok auth alice\n", FAILED.repeat(4)));
+    // A new row of failures: three at once again, the fourth held back …
+    let mut next = from(&cfg, "192.0.2.1:5001", Some(h.now));
+    for _ in 0..4 {
+        next.client(&wrong()).run();
+    }
+    assert_eq!(out(&mut next), FAILED.repeat(3));
+    next.wait(Duration::from_secs(1));
+    assert_eq!(out(&mut next), FAILED);
+    // … but 4 + 4 + 2 = 10 failures within seconds refuse the address.
+    next.client(&wrong()).run();
+    next.wait(Duration::from_secs(2));
+    next.client(&wrong()).run();
+    next.wait(Duration::from_secs(4));
+    assert_eq!(out(&mut next), FAILED.repeat(2));
+    next.client(&alice_line([7; 32])).run();
+    assert_eq!(out(&mut next), THROTTLED);
+}
+
+#[test]
+fn one_address_held_back_does_not_delay_another() {
+    let cfg = config(Some(Fake::throttled(ThrottleLimits::default())));
+    let mut slow = from(&cfg, "192.0.2.1:5000", None);
+    for _ in 0..4 {
+        slow.client(&wrong()).run();
+    }
+    assert_eq!(out(&mut slow), FAILED.repeat(3), "the 4th is held back");
+    let mut other = from(&cfg, "192.0.2.2:5000", Some(slow.now));
+    for _ in 0..3 {
+        other.client(&wrong()).run();
+    }
+    other.client(&alice_line([7; 32])).run();
+    assert_eq!(other.now, slow.now, "no time passed");
+    assert_eq!(
+        out(&mut other),
+        format!("{}ok auth alice\n", FAILED.repeat(3))
+    );
+}
+
+#[test]
+fn the_throttle_remembers_a_bounded_number_of_sources_refused_ones_last_to_go() {
+    let limits = ThrottleLimits {
+        max_sources: 4,
+        max_failures: 3,
+        ..no_delays()
+    };
+    let cfg = config(Some(Fake::throttled(limits)));
+    let mut refused = from(&cfg, "198.51.100.1:5000", None);
+    for _ in 0..3 {
+        refused.client(&wrong()).run();
+    }
+    let t0 = refused.now;
+    for i in 0..50 {
+        let mut h = from(&cfg, &format!("192.0.2.{i}:5000"), Some(t0));
+        h.client(&wrong()).run();
+        assert_eq!(out(&mut h), FAILED);
+        assert!(
+            throttle(&cfg).sources() <= 4,
+            "{}",
+            throttle(&cfg).sources()
+        );
+    }
+    assert_eq!(throttle(&cfg).sources(), 4);
+    let mut again = from(&cfg, "198.51.100.1:5001", Some(t0));
+    again.client(&alice_line([7; 32])).run();
+    assert_eq!(out(&mut again), THROTTLED, "still refused");
+}
+
+#[test]
+fn a_client_that_keeps_sending_while_held_back_is_refused() {
+    let limits = ThrottleLimits {
+        free: 0,
+        ..ThrottleLimits::default()
+    };
+    let cfg = config(Some(Fake::throttled(limits)));
+    let mut h = from(&cfg, "192.0.2.1:5000", None);
+    h.client(&wrong()).run();
+    h.client(&[b'x'; 8192]).run();
+    assert_eq!(out(&mut h), "", "two lines' worth is kept");
+    h.client(b"x").run();
+    assert_eq!(out(&mut h), THROTTLED);
+    h.wait(Duration::from_secs(1));
+    assert_eq!(
+        h.finished(),
+        Some(End::Closed(ferry_wire::auth::AUTH_THROTTLED))
+    );
+}
+
+#[test]
+fn a_held_reply_gives_way_to_a_shutdown_and_is_dropped_at_eof() {
+    let limits = ThrottleLimits {
+        free: 0,
+        ..ThrottleLimits::default()
+    };
+    let cfg = config(Some(Fake::throttled(limits)));
+    let mut h = from(&cfg, "192.0.2.1:5000", None);
+    h.client(&wrong()).run();
+    let now = h.now;
+    h.s.shutdown(now + Duration::from_secs(10));
+    h.run();
+    assert_eq!(out(&mut h), "err 422 shutting-down\n");
+    let mut e = from(&cfg, "192.0.2.1:5001", Some(now));
+    e.client(&wrong()).run();
+    e.eof = true;
+    e.run();
+    assert_eq!(out(&mut e), "", "no reply after the client left");
+    assert_eq!(e.finished(), Some(End::Eof));
+}
+
+#[test]
+fn without_the_peer_address_nothing_is_throttled() {
+    let cfg = config(Some(Fake::throttled(ThrottleLimits {
+        free: 0,
+        max_failures: 1,
+        ..ThrottleLimits::default()
+    })));
+    let mut h = Harness::new(cfg.clone());
+    h.s.set_channel_binding([7; 32]);
+    h.run();
+    out(&mut h);
+    h.client(&wrong()).client(&wrong()).run();
+    assert_eq!(out(&mut h), FAILED.repeat(2));
+    assert_eq!(throttle(&cfg).sources(), 0);
 }
