@@ -10,7 +10,9 @@
 //! Failed authentications are throttled per client address (AUTH-20, AUTH-22) by one
 //! [`Throttle`] for the server's lifetime, kept across reloads: ferry-proto's defaults
 //! ([`ThrottleLimits::default`], `crates/auth/README.md`) unless [`Directory::with_throttle`]
-//! says otherwise.
+//! says otherwise. The sessions of each user are counted the same way ([`Sessions`]): a
+//! user's `max-sessions` (AUTH-21) applies to the sessions in progress whatever file they
+//! authenticated with, and a session's place is given back when it ends.
 
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -18,7 +20,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use ferry_proto::auth::{
-    Authenticator, Grant, Mechanism, Rights, ScramServer, Throttle, ThrottleLimits, UserName,
+    Authenticator, Grant, Mechanism, Rights, ScramServer, SessionSlot, Sessions, Throttle,
+    ThrottleLimits, UserName,
 };
 use ring::rand::{SecureRandom as _, SystemRandom};
 use zeroize::Zeroizing;
@@ -38,6 +41,8 @@ pub struct Directory {
     rng: SystemRandom,
     /// Failed authentications per address, across reloads.
     throttle: Throttle,
+    /// The sessions in progress of each user, across reloads.
+    sessions: Arc<Sessions>,
 }
 
 /// One user's folder, as the users file gives it: for the server's storage
@@ -66,6 +71,7 @@ impl Directory {
             secret,
             rng,
             throttle: Throttle::default(),
+            sessions: Sessions::new(),
         })
     }
 
@@ -79,6 +85,11 @@ impl Directory {
     /// Takes a new users file (it changed on disk): new sessions and authentications use it.
     pub fn update(&self, file: UsersFile) {
         *self.file.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(file);
+    }
+
+    /// The sessions in progress of each user (AUTH-21).
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
     }
 
     /// The users file in use.
@@ -115,6 +126,11 @@ impl Authenticator for Directory {
 
     fn throttle(&self) -> Option<&Throttle> {
         Some(&self.throttle)
+    }
+
+    fn begin_session(&self, user: &UserName) -> Option<SessionSlot> {
+        let max = self.file().users.get(user).and_then(|u| u.max_sessions);
+        self.sessions.begin(user, max)
     }
 
     fn anonymous(&self) -> Option<Rights> {

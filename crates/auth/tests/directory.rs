@@ -214,3 +214,79 @@ fn a_new_users_file_applies_to_new_logins() {
     assert_eq!(homes.len(), 1);
     assert_eq!(homes[0].root, std::path::Path::new("/srv/bob"));
 }
+
+/// AUTH-21: alice may have one session, then two after a reload; a session's place is given
+/// back when it is dropped, whatever file it authenticated with, and a busy login leaves the
+/// session unauthenticated (it may try again).
+#[test]
+fn max_sessions_counts_sessions_in_progress_across_reloads() {
+    let w = world(true);
+    let set_max = |max: Option<u32>| {
+        let mut file = (*w.directory.file()).clone();
+        file.users
+            .get_mut(&user("alice"))
+            .expect("alice")
+            .max_sessions = max;
+        w.directory.update(file);
+    };
+    set_max(Some(1));
+    let login = |h: &mut Harness| {
+        h.client(&alice_line(&w, &CB, "alice")).run();
+        out(h)
+    };
+    let mut first = session(&w.directory, Some(CB));
+    assert_eq!(login(&mut first), "ok auth alice\n");
+    let mut second = session(&w.directory, Some(CB));
+    assert_eq!(login(&mut second), "err 426 user-busy\n");
+    assert!(second.s.grant().is_none());
+    second.client(b"dir\n").run();
+    assert_eq!(
+        out(&mut second),
+        "err 530 auth-required\n",
+        "unauthenticated"
+    );
+    // A password user is not limited by alice's count.
+    let mut bob = session(&w.directory, Some(CB));
+    assert!(scram(&mut bob, "bob", "correct horse", Some(CB)).starts_with("ok auth bob "));
+    // A reload of the same limit keeps the count: still busy.
+    set_max(Some(1));
+    assert_eq!(login(&mut second), "err 426 user-busy\n");
+    assert_eq!(w.directory.sessions().count(&user("alice")), 1);
+    // Once the first session is over, the second may log in.
+    drop(first);
+    assert_eq!(w.directory.sessions().count(&user("alice")), 0);
+    assert_eq!(login(&mut second), "ok auth alice\n");
+    // Two after a reload: one more fits, the next does not.
+    set_max(Some(2));
+    let mut third = session(&w.directory, Some(CB));
+    assert_eq!(login(&mut third), "ok auth alice\n");
+    let mut fourth = session(&w.directory, Some(CB));
+    assert_eq!(login(&mut fourth), "err 426 user-busy\n");
+    drop((second, third, fourth, bob));
+    assert_eq!(
+        w.directory.sessions().users(),
+        0,
+        "nothing kept for ended sessions"
+    );
+}
+
+/// A session's place is given back however the session ends: here a session that timed out.
+#[test]
+fn a_session_that_ends_by_itself_gives_its_place_back_when_dropped() {
+    let w = world(true);
+    let mut file = (*w.directory.file()).clone();
+    file.users
+        .get_mut(&user("alice"))
+        .expect("alice")
+        .max_sessions = Some(1);
+    w.directory.update(file);
+    let mut h = session(&w.directory, Some(CB));
+    h.client(&alice_line(&w, &CB, "alice")).run();
+    assert_eq!(out(&mut h), "ok auth alice\n");
+    h.wait(std::time::Duration::from_secs(300));
+    h.wait(std::time::Duration::from_secs(1));
+    assert!(h.finished().is_some(), "idle timeout");
+    assert_eq!(w.directory.sessions().count(&user("alice")), 1);
+    drop(h);
+    assert_eq!(w.directory.sessions().count(&user("alice")), 0);
+}

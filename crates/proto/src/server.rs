@@ -629,6 +629,8 @@ struct AuthState {
     peer: Option<std::net::SocketAddr>,
     /// Who the session serves after a successful `auth`.
     grant: Option<auth::Grant>,
+    /// Its place among its user's sessions (AUTH-21), given back when the session is dropped.
+    slot: Option<auth::SessionSlot>,
     /// A SCRAM exchange waiting for `auth-final` (after `more`).
     scram: Option<Box<dyn ScramServer>>,
     /// A failed authentication's `err 535`, held back until then (AUTH-20).
@@ -2253,10 +2255,18 @@ impl ServerSession {
     }
 
     fn authenticated(&mut self, grant: auth::Grant, server_final: Option<Vec<u8>>) {
-        let throttle = self.cfg.auth.as_deref().and_then(|a| a.throttle());
-        if let (Some(throttle), Some(peer)) = (throttle, self.auth.peer) {
+        let Some(authenticator) = self.cfg.auth.clone() else {
+            return;
+        };
+        if let (Some(throttle), Some(peer)) = (authenticator.throttle(), self.auth.peer) {
             throttle.succeeded(peer.ip(), self.now);
         }
+        let Some(slot) = authenticator.begin_session(&grant.user) else {
+            // AUTH-21: the proof was good, but the user has its maximum of sessions.
+            tracing::info!(user = %grant.user, peer = ?self.auth.peer, "auth refused: the user has its maximum of sessions");
+            return self.reply_err("auth", None, auth_wire::USER_BUSY);
+        };
+        self.auth.slot = Some(slot);
         tracing::info!(user = %grant.user, rights = %grant.rights, peer = ?self.auth.peer, "authenticated");
         auth_wire::AuthReply::Ok {
             user: grant.user.clone(),

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_proto::auth::{
-    Authenticator, Grant, Mechanism, Right, Rights, ScramServer, Throttle, ThrottleLimits, UserName,
+    Authenticator, Grant, Mechanism, Right, Rights, ScramServer, Sessions, Throttle,
+    ThrottleLimits, UserName,
 };
 use ferry_proto::memory::Harness;
 use ferry_proto::server::{End, SessionConfig};
@@ -653,4 +654,24 @@ fn without_the_peer_address_nothing_is_throttled() {
     h.client(&wrong()).client(&wrong()).run();
     assert_eq!(out(&mut h), FAILED.repeat(2));
     assert_eq!(throttle(&cfg).sources(), 0);
+}
+
+#[test]
+fn sessions_are_counted_per_user_and_users_without_one_are_forgotten() {
+    let s = Sessions::new();
+    let a = s.begin(&user("alice"), Some(2)).expect("1 of 2");
+    let b = s.begin(&user("alice"), Some(2)).expect("2 of 2");
+    assert!(s.begin(&user("alice"), Some(2)).is_none(), "AUTH-21");
+    assert!(s.begin(&user("alice"), Some(3)).is_some(), "a higher limit");
+    let c = s.begin(&user("bob"), None).expect("no limit, counted");
+    assert_eq!((s.count(&user("alice")), s.count(&user("bob"))), (2, 1));
+    drop(a);
+    assert!(
+        s.begin(&user("alice"), Some(2)).is_some(),
+        "a place came back"
+    );
+    drop((b, c));
+    assert_eq!(s.users(), 0);
+    assert!(s.begin(&user("carol"), Some(0)).is_none());
+    assert_eq!(s.users(), 0, "a refusal keeps nothing");
 }

@@ -28,8 +28,8 @@ struct Setup {
     _homes: tempfile::TempDir,
 }
 
-/// alice (a key; list, read, create) and bob (a password; list, read), each with a folder
-/// holding one file of their own.
+/// alice (a key; list, read, create; one session at a time) and bob (a password; list,
+/// read), each with a folder holding one file of their own.
 fn setup(imp: Impl) -> Setup {
     let homes_dir = tempfile::tempdir().expect("tempdir");
     let (a, b) = (homes_dir.path().join("alice"), homes_dir.path().join("bob"));
@@ -41,6 +41,7 @@ fn setup(imp: Impl) -> Setup {
     let mut file = UsersFile::default();
     let mut ua = User::new(a.clone(), "list,read,create".parse().expect("rights")).expect("user");
     ua.keys.push(alice.public().clone());
+    ua.max_sessions = Some(1);
     file.users.insert(user("alice"), ua);
     let mut ub = User::new(b.clone(), Rights::READ_ONLY).expect("user");
     ub.password =
@@ -205,7 +206,62 @@ fn a_proof_from_another_connection_is_refused(imp: Impl) {
     assert_eq!(first.line(), "ok auth alice\n");
 }
 
+/// AUTH-21: alice may have one session: a second login gets `err 426` and stays
+/// unauthenticated until the first session ends, by `close` or by a dropped connection.
+fn a_user_at_its_maximum_of_sessions_is_busy_until_one_ends(imp: Impl) {
+    let w = setup(imp);
+    let (mut first, cb) = connect(&w.server);
+    first.send(&ed25519_line(&w.alice, &cb, "alice"));
+    assert_eq!(first.line(), "ok auth alice\n");
+    let (mut second, cb2) = connect(&w.server);
+    second.send(&ed25519_line(&w.alice, &cb2, "alice"));
+    assert_eq!(second.line(), "err 426 user-busy\n");
+    second.send(b"dir\n");
+    assert_eq!(second.line(), "err 530 auth-required\n");
+    first.send(b"close\n");
+    assert_eq!(first.line(), "bye\n");
+    drop(first);
+    login_when_free(&w, &mut second, &cb2);
+    assert_eq!(dir_names(&mut second), ["alice.txt"]);
+    // A connection dropped without `close` gives its place back too.
+    drop(second);
+    let (mut third, cb3) = connect(&w.server);
+    login_when_free(&w, &mut third, &cb3);
+}
+
+/// Logs alice in on `s`, again while the server answers `err 426` (the session that held her
+/// place is over for the client, but the server drops it a moment later).
+fn login_when_free(w: &Setup, s: &mut Tls, cb: &[u8; 32]) {
+    for _ in 0..1000 {
+        s.send(&ed25519_line(&w.alice, cb, "alice"));
+        match s.line().as_str() {
+            "ok auth alice\n" => return,
+            "err 426 user-busy\n" => std::thread::sleep(std::time::Duration::from_millis(10)),
+            other => panic!("{other}"),
+        }
+    }
+    panic!("alice's place never came back");
+}
+
+/// AUTH-20 through each driver: the fourth failure in a row is held back (the driver waits
+/// for the session's deadline, which must not end the session), then answered, and the
+/// session goes on.
+fn a_failure_held_back_is_answered_and_the_session_goes_on(imp: Impl) {
+    let w = setup(imp);
+    let (mut s, cb) = connect(&w.server);
+    let wrong = ed25519_line(&w.alice, &[0; 32], "alice");
+    for _ in 0..4 {
+        s.send(&wrong);
+        assert_eq!(s.line(), "err 535 auth-failed\n");
+    }
+    s.send(&ed25519_line(&w.alice, &cb, "alice"));
+    assert_eq!(s.line(), "ok auth alice\n");
+    assert_eq!(dir_names(&mut s), ["alice.txt"]);
+}
+
 ferry_test_support::every_impl!(
     users_see_only_their_own_folder,
     a_proof_from_another_connection_is_refused,
+    a_user_at_its_maximum_of_sessions_is_busy_until_one_ends,
+    a_failure_held_back_is_answered_and_the_session_goes_on,
 );
