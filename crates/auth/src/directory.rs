@@ -55,6 +55,8 @@ pub struct HomeSpec {
     pub root: PathBuf,
     /// Its quota in octets.
     pub quota: Option<u64>,
+    /// Its quota in files.
+    pub quota_files: Option<u64>,
 }
 
 impl Directory {
@@ -104,11 +106,13 @@ impl Directory {
             user: Some(name.clone()),
             root: u.root.clone(),
             quota: u.quota_bytes,
+            quota_files: u.quota_files,
         });
         let anonymous = file.anonymous.iter().map(|a| HomeSpec {
             user: None,
             root: a.root.clone(),
             quota: None,
+            quota_files: None,
         });
         users.chain(anonymous).collect()
     }

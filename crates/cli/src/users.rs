@@ -512,7 +512,10 @@ fn homes_of(
     for h in directory.homes() {
         let home = ferry_store::homes::Home {
             path: h.root,
-            quota: h.quota,
+            quota: ferry_store::Quota {
+                bytes: h.quota,
+                files: h.quota_files,
+            },
         };
         match h.user {
             Some(u) => users.push((u, home)),

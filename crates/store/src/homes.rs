@@ -3,11 +3,13 @@
 //! of the anonymous access, the anonymous folder.
 //!
 //! Each distinct folder is opened once, like the served folder ([`ServerConfig::open_root`]:
-//! read-only or with its staging area locked, the hard-link policy, a quota), and shared by
-//! every user it belongs to and every session of theirs. [`Homes::update`] takes a new list
-//! (the users file changed) without dropping sessions: folders still listed keep their open
-//! [`Root`] (a second one could not lock the staging area), new ones are opened, and one no
-//! longer listed is closed once the last session using it ends.
+//! read-only or with its staging area locked, the hard-link policy, quotas in octets and
+//! files), and shared by every user it belongs to and every session of theirs: users who
+//! share a folder share its quotas and one count of what it holds, so they must be given the
+//! same quotas. [`Homes::update`] takes a new list (the users file changed) without dropping
+//! sessions: folders still listed keep their open [`Root`] (a second one could not lock the
+//! staging area), with their quotas changed if the list changes them, new ones are opened,
+//! and one no longer listed is closed once the last session using it ends.
 
 use std::collections::HashMap;
 use std::io;
@@ -16,15 +18,15 @@ use std::sync::RwLock;
 
 use ferry_wire::auth::UserName;
 
-use crate::{Root, ServerConfig};
+use crate::{Quota, Root, ServerConfig};
 
 /// One user's folder, as the users file gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Home {
     /// The folder (absolute).
     pub path: PathBuf,
-    /// Its quota in octets (PUT-23), if any.
-    pub quota: Option<u64>,
+    /// Its quotas in octets and in files (PUT-23); the default is none.
+    pub quota: Quota,
 }
 
 /// The folders of a server's users, and of its anonymous access.
@@ -76,7 +78,7 @@ impl Homes {
             .map(|(u, h)| (Some(u), h))
             .chain(anonymous.map(|h| (None, h)))
             .collect();
-        let mut quotas: HashMap<&PathBuf, Option<u64>> = HashMap::new();
+        let mut quotas: HashMap<&PathBuf, Quota> = HashMap::new();
         for &(user, home) in &wanted {
             if let Some(q) = quotas.insert(&home.path, home.quota)
                 && q != home.quota
@@ -95,7 +97,18 @@ impl Homes {
         let mut table = Table::default();
         for (user, home) in wanted {
             let root = match open.get(&home.path) {
-                Some(r) => r.clone(),
+                Some(r) if self.read_only || r.quota() == home.quota => r.clone(),
+                Some(r) => {
+                    // A changed quota: counted again (a scan of the folder).
+                    let r = r.clone().with_quotas(home.quota).map_err(|e| {
+                        io::Error::new(
+                            e.kind(),
+                            format!("the folder of {}, {}: {e}", who(user), home.path.display()),
+                        )
+                    })?;
+                    open.insert(home.path.clone(), r.clone());
+                    r
+                }
                 None => {
                     let r = self.open_one(home).map_err(|e| {
                         io::Error::new(
@@ -127,7 +140,8 @@ impl Homes {
         } else {
             Root::open(&home.path)
         }?;
-        root.with_hard_links(self.hard_links).with_quota(home.quota)
+        root.with_hard_links(self.hard_links)
+            .with_quotas(home.quota)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Table> {
@@ -161,7 +175,10 @@ mod tests {
     }
 
     fn home(path: PathBuf) -> Home {
-        Home { path, quota: None }
+        Home {
+            path,
+            quota: Quota::default(),
+        }
     }
 
     #[test]
@@ -246,19 +263,77 @@ mod tests {
                     user("alice"),
                     Home {
                         path: a.clone(),
-                        quota: Some(1),
+                        quota: Quota {
+                            bytes: Some(1),
+                            files: None,
+                        },
                     },
                 ),
                 (
                     user("bob"),
                     Home {
-                        path: a,
-                        quota: Some(2),
+                        path: a.clone(),
+                        quota: Quota {
+                            bytes: Some(1),
+                            files: Some(2),
+                        },
                     },
                 ),
             ],
             None,
         );
-        assert!(quotas.is_err(), "one folder, two quotas");
+        assert!(quotas.is_err(), "one folder, two quotas (in files)");
+    }
+
+    /// Users who share a folder share its quotas and one count; a reload that changes the
+    /// quotas of an open folder applies them (counted again), to every user of the folder.
+    #[test]
+    fn a_shared_folder_has_one_count_and_a_reload_changes_its_quotas() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shared = dir.path().join("shared");
+        let config = ServerConfig::default();
+        let quota = |files| Quota {
+            bytes: None,
+            files: Some(files),
+        };
+        let both = |q: Quota| {
+            [
+                (
+                    user("alice"),
+                    Home {
+                        path: shared.clone(),
+                        quota: q,
+                    },
+                ),
+                (
+                    user("bob"),
+                    Home {
+                        path: shared.clone(),
+                        quota: q,
+                    },
+                ),
+            ]
+        };
+        let homes = Homes::open(&config, &both(quota(2)), None).expect("homes");
+        let (alice, bob) = (
+            homes.user(&user("alice")).expect("alice"),
+            homes.user(&user("bob")).expect("bob"),
+        );
+        let name = |s: &str| ferry_wire::FileName::new(s).expect("name");
+        let put = |root: &Root, n: &str| {
+            let mut u = root.begin_upload(&name(n), 1, ferry_wire::PutMode::New)?;
+            u.write_all(b"x")?;
+            u.commit()
+        };
+        put(&alice, "a").expect("1 of 2");
+        put(&bob, "b").expect("2 of 2");
+        assert!(matches!(put(&alice, "c"), Err(crate::StoreError::NoSpace)));
+        assert!(matches!(put(&bob, "c"), Err(crate::StoreError::NoSpace)));
+        homes.update(&both(quota(3)), None).expect("reload");
+        let alice = homes.user(&user("alice")).expect("alice");
+        put(&alice, "c").expect("3 of 3 after the reload");
+        let bob = homes.user(&user("bob")).expect("bob");
+        assert!(matches!(put(&bob, "d"), Err(crate::StoreError::NoSpace)));
+        assert_eq!(bob.usage().map(|u| u.files), Some(3));
     }
 }

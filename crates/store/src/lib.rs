@@ -24,8 +24,9 @@
 //! - Space (PUT-2, PUT-22, PUT-23): an upload that passes the checks reserves its announced
 //!   size, shared by every session of the server, until it is committed or dropped; a new
 //!   upload fits when the free space minus what the others have not written yet is at least
-//!   its size, and, with a quota ([`Root::with_quota`]), when the folder's files plus every
-//!   reservation stay within it. Else [`StoreError::NoSpace`] (`err 432`), before any data.
+//!   its size, and, with a quota ([`Root::with_quotas`]: octets, files), when the folder's
+//!   files plus every reservation stay within it. Else [`StoreError::NoSpace`] (`err 432`),
+//!   before any data.
 //! - [`Root::open`] takes an exclusive `flock` on the staging area (SEC-9) and removes leftover
 //!   staging files of an earlier run (SEC-8).
 //! - [`Root::open_read_only`], for a read-only server, only opens the folder: it creates,
@@ -49,7 +50,7 @@ pub use config::{
     ServerConfig,
 };
 pub use slots::{AddressSlot, AddressSlots};
-pub use space::Usage;
+pub use space::{Quota, Usage};
 
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher as _, RandomState};
@@ -294,14 +295,38 @@ impl Root {
     ///
     /// The quota belongs to the folder's shared state: every clone of this root sees it.
     /// A read-only root takes no uploads, so it ignores the quota (and scans nothing).
+    /// No quota in files ([`Root::with_quotas`] sets both).
     pub fn with_quota(self, quota: Option<u64>) -> io::Result<Root> {
-        let used = match quota {
-            Some(_) if !self.is_read_only() => space::scan(&self.inner.dir)?,
-            _ => 0,
+        self.with_quotas(Quota {
+            bytes: quota,
+            files: None,
+        })
+    }
+
+    /// This root with quotas in octets and in files (PUT-23), replacing any it had: as
+    /// [`Root::with_quota`] for the octets; with a quota in files, an upload that would add
+    /// a regular file (a `new` put, a `replace` of a name that holds none) is refused with
+    /// [`StoreError::NoSpace`] when the folder's regular files (counted as the octets are,
+    /// one per name) plus the uploads in progress that add one reach it. A `replace` of a
+    /// file always fits the quota in files.
+    pub fn with_quotas(self, quota: Quota) -> io::Result<Root> {
+        let quota = if self.is_read_only() {
+            Quota::default()
+        } else {
+            quota
         };
-        let quota = quota.filter(|_| !self.is_read_only());
-        self.inner.space.set_quota(quota, used);
+        let held = if quota.is_some() {
+            space::scan(&self.inner.dir)?
+        } else {
+            space::Held::default()
+        };
+        self.inner.space.set_quota(quota, held);
         Ok(self)
+    }
+
+    /// The quotas in force ([`Root::with_quotas`]; none by default).
+    pub fn quota(&self) -> Quota {
+        self.inner.space.quota()
     }
 
     /// The folder's quota, what its files hold and what the uploads in progress were
@@ -459,20 +484,22 @@ impl Root {
         mode: PutMode,
     ) -> Result<Upload, StoreError> {
         let staging = self.inner.staging.as_ref().ok_or(StoreError::ReadOnly)?;
-        // The size of the file a `replace` frees when it commits (credited by the quota).
-        let credit = match statat(&self.inner.dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) => {
-                let kind = FileType::from_raw_mode(st.st_mode);
-                let replaceable = matches!(kind, FileType::RegularFile | FileType::Symlink);
-                if mode == PutMode::New || !replaceable {
-                    return Err(StoreError::Exists);
+        // The size of the file a `replace` frees when it commits (credited by the quota), and
+        // whether the upload adds a file (the quota in files).
+        let (credit, adds_file) =
+            match statat(&self.inner.dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => {
+                    let kind = FileType::from_raw_mode(st.st_mode);
+                    let replaceable = matches!(kind, FileType::RegularFile | FileType::Symlink);
+                    if mode == PutMode::New || !replaceable {
+                        return Err(StoreError::Exists);
+                    }
+                    (regular_size(&st), kind != FileType::RegularFile)
                 }
-                regular_size(&st)
-            }
-            Err(Errno::NOENT) => 0,
-            Err(e) => return Err(StoreError::from_errno(e)),
-        };
-        let space = self.inner.space.reserve(size, credit, || {
+                Err(Errno::NOENT) => (0, true),
+                Err(e) => return Err(StoreError::from_errno(e)),
+            };
+        let space = self.inner.space.reserve(size, credit, adds_file, || {
             let vfs = fstatvfs(staging).map_err(StoreError::from_errno)?;
             Ok(vfs.f_bavail.saturating_mul(vfs.f_frsize))
         })?;
@@ -765,11 +792,17 @@ impl Upload {
         let staging = inner.staging.as_ref().ok_or(StoreError::ReadOnly)?;
         let (staging_name, name) = (self.staging_name.as_str(), self.name.as_str());
         let renamed = self.space.commit(|| match self.mode {
-            PutMode::New => rename_noreplace(staging, staging_name, &inner.dir, name).map(|()| 0),
+            PutMode::New => {
+                rename_noreplace(staging, staging_name, &inner.dir, name).map(|()| None)
+            }
             PutMode::Replace => {
-                let freed = statat(&inner.dir, name, AtFlags::SYMLINK_NOFOLLOW)
-                    .map_or(0, |st| regular_size(&st));
-                renameat(staging, staging_name, &inner.dir, name).map(|()| freed)
+                // The regular file the rename replaces, if any: its size is freed, and the
+                // folder holds no more files than before.
+                let replaced = statat(&inner.dir, name, AtFlags::SYMLINK_NOFOLLOW)
+                    .ok()
+                    .filter(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
+                    .map(|st| stat_size(&st));
+                renameat(staging, staging_name, &inner.dir, name).map(|()| replaced)
             }
         });
         match renamed {

@@ -10,10 +10,13 @@
 //!   is at most the free space minus it. Each write counts down its octets *after* they were
 //!   written, so a check in between sees them twice (it refuses sooner), never not at all.
 //! - **Quota.** The folder's files (`used`) plus the whole SIZE of every upload in progress
-//!   (`reserved`) plus the new SIZE must stay within the quota; a `replace` is credited the
-//!   size of the file it replaces, which its commit frees. `used` is the sum of the sizes of
-//!   the regular files directly inside the folder when it was opened ([`scan`]), kept up to
-//!   date by the commits; changes made by other programs are seen at the next start.
+//!   (`reserved`) plus the new SIZE must stay within the quota in octets; a `replace` is
+//!   credited the size of the file it replaces, which its commit frees. `used` is the sum of
+//!   the sizes of the regular files directly inside the folder when it was opened ([`scan`]),
+//!   kept up to date by the commits; changes made by other programs are seen at the next
+//!   start. The quota in files counts the same way: the regular files (`files`) plus the
+//!   uploads in progress that will add one (a `new` put, or a `replace` of a name that holds
+//!   no regular file) plus this one must stay within it.
 //!
 //! A reservation is given back when the upload is committed ([`Reservation::commit`]) or
 //! dropped (a failed, aborted or abandoned upload), so no path keeps it.
@@ -41,25 +44,58 @@ pub(crate) struct Space {
 struct Ledger {
     /// The whole SIZE of every upload in progress.
     reserved: u64,
+    /// The uploads in progress that will add a file when committed.
+    reserved_files: u64,
     /// The quota, when the folder has one.
-    quota: Option<Quota>,
+    quota: Option<Counted>,
+}
+
+/// The quotas of a folder (PUT-23): in octets, in regular files, or both; `None`: no
+/// limit. The default is no quota.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Quota {
+    /// The most octets the folder's regular files may hold.
+    pub bytes: Option<u64>,
+    /// The most regular files the folder may hold.
+    pub files: Option<u64>,
+}
+
+impl Quota {
+    /// Whether it limits anything.
+    pub fn is_some(&self) -> bool {
+        self.bytes.is_some() || self.files.is_some()
+    }
 }
 
 /// A quota and what the folder holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Usage {
-    /// The most octets the folder's files may hold.
-    pub limit: u64,
+    /// The quota.
+    pub quota: Quota,
     /// What the folder's regular files hold (the sum of their sizes).
     pub used: u64,
     /// What the uploads in progress were promised (the sum of their SIZEs).
     pub reserved: u64,
+    /// How many regular files the folder holds.
+    pub files: u64,
+    /// How many uploads in progress will add a file.
+    pub reserved_files: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Quota {
-    limit: u64,
+struct Counted {
+    quota: Quota,
     used: u64,
+    files: u64,
+}
+
+/// What a folder holds, for its quota ([`scan`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Held {
+    /// The sum of the regular files' sizes.
+    pub(crate) bytes: u64,
+    /// How many regular files.
+    pub(crate) files: u64,
 }
 
 impl Space {
@@ -67,18 +103,29 @@ impl Space {
         self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Sets the quota (`None`: no quota) and what the folder holds now.
-    pub(crate) fn set_quota(&self, quota: Option<u64>, used: u64) {
-        self.lock().quota = quota.map(|limit| Quota { limit, used });
+    /// Sets the quota (none when it limits nothing) and what the folder holds now.
+    pub(crate) fn set_quota(&self, quota: Quota, held: Held) {
+        self.lock().quota = quota.is_some().then_some(Counted {
+            quota,
+            used: held.bytes,
+            files: held.files,
+        });
+    }
+
+    /// The quota in force (the default when none).
+    pub(crate) fn quota(&self) -> Quota {
+        self.lock().quota.map(|q| q.quota).unwrap_or_default()
     }
 
     /// The quota and the usage, when the folder has a quota.
     pub(crate) fn usage(&self) -> Option<Usage> {
         let ledger = self.lock();
         ledger.quota.map(|q| Usage {
-            limit: q.limit,
+            quota: q.quota,
             used: q.used,
             reserved: ledger.reserved,
+            files: q.files,
+            reserved_files: ledger.reserved_files,
         })
     }
 
@@ -90,13 +137,16 @@ impl Space {
     /// Reserves `size` octets for an upload, or [`StoreError::NoSpace`] when they do not fit:
     /// `available()` (the file system's free space, asked with the ledger locked, so that two
     /// uploads never both take the same octets) minus what other uploads have not written yet
-    /// must be at least `size`, and with a quota, the folder's files plus every reservation
-    /// plus `size`, less `credit` (the size of the file a `replace` will free), must be
-    /// within it.
+    /// must be at least `size`, and with a quota in octets, the folder's files plus every
+    /// reservation plus `size`, less `credit` (the size of the file a `replace` will free),
+    /// must be within it; with a quota in files, an upload that `adds_file` (the name holds no
+    /// regular file now) must find the folder's files plus the uploads in progress that add
+    /// one below it.
     pub(crate) fn reserve(
         self: &Arc<Self>,
         size: u64,
         credit: u64,
+        adds_file: bool,
         available: impl FnOnce() -> Result<u64, StoreError>,
     ) -> Result<Reservation, StoreError> {
         let mut ledger = self.lock();
@@ -106,15 +156,24 @@ impl Space {
         }
         if let Some(q) = ledger.quota {
             let after = u128::from(q.used) + u128::from(ledger.reserved) + u128::from(size);
-            if after > u128::from(q.limit) + u128::from(credit) {
+            if q.quota
+                .bytes
+                .is_some_and(|limit| after > u128::from(limit) + u128::from(credit))
+            {
+                return Err(StoreError::NoSpace);
+            }
+            let files = q.files.saturating_add(ledger.reserved_files);
+            if adds_file && q.quota.files.is_some_and(|limit| files >= limit) {
                 return Err(StoreError::NoSpace);
             }
         }
         ledger.reserved = ledger.reserved.saturating_add(size);
+        ledger.reserved_files += u64::from(adds_file);
         self.unwritten.fetch_add(size, Ordering::SeqCst);
         Ok(Reservation {
             space: Arc::clone(self),
             size,
+            adds_file,
             written: 0,
             released: false,
         })
@@ -126,6 +185,8 @@ impl Space {
 pub(crate) struct Reservation {
     space: Arc<Space>,
     size: u64,
+    /// It was counted as an upload that adds a file.
+    adds_file: bool,
     written: u64,
     released: bool,
 }
@@ -138,17 +199,27 @@ impl Reservation {
         self.space.unwritten.fetch_sub(n, Ordering::SeqCst);
     }
 
-    /// Runs `rename` (which makes the upload visible and returns the size of the file it
-    /// replaced, 0 for none) with the ledger locked, and on success moves the upload's SIZE
-    /// from the reservations to the folder's files, less what it replaced. Locked, so that
-    /// two commits of one name see each other's result, and a check never sees the upload
-    /// in neither place. On failure the reservation is given back when dropped.
-    pub(crate) fn commit<E>(&mut self, rename: impl FnOnce() -> Result<u64, E>) -> Result<(), E> {
+    /// Runs `rename` (which makes the upload visible and returns the size of the regular
+    /// file it replaced, `None` for none) with the ledger locked, and on success moves the
+    /// upload's SIZE from the reservations to the folder's files, less what it replaced, and
+    /// counts one more file unless it replaced one. Locked, so that two commits of one name
+    /// see each other's result, and a check never sees the upload in neither place. On
+    /// failure the reservation is given back when dropped.
+    pub(crate) fn commit<E>(
+        &mut self,
+        rename: impl FnOnce() -> Result<Option<u64>, E>,
+    ) -> Result<(), E> {
         let space = Arc::clone(&self.space);
         let mut ledger = space.lock();
-        let freed = rename()?;
+        let replaced = rename()?;
         if let Some(q) = &mut ledger.quota {
-            q.used = q.used.saturating_add(self.size).saturating_sub(freed);
+            q.used = q
+                .used
+                .saturating_add(self.size)
+                .saturating_sub(replaced.unwrap_or(0));
+            if replaced.is_none() {
+                q.files = q.files.saturating_add(1);
+            }
         }
         self.release(&mut ledger);
         Ok(())
@@ -159,6 +230,9 @@ impl Reservation {
             return;
         }
         ledger.reserved = ledger.reserved.saturating_sub(self.size);
+        ledger.reserved_files = ledger
+            .reserved_files
+            .saturating_sub(u64::from(self.adds_file));
         self.space
             .unwritten
             .fetch_sub(self.size - self.written, Ordering::SeqCst);
@@ -174,14 +248,14 @@ impl Drop for Reservation {
     }
 }
 
-/// What the folder holds for the quota: the sizes (`st_size`) of the regular files directly
-/// inside it, each name counted (a file with several hard links in the folder counts once per
-/// name), whatever the name (dotfiles and names no request can reach count too). Not counted:
-/// folders and what is in them (the staging area among them: uploads in progress count by
-/// their reservations), symbolic links and special files. A file that disappears during the
-/// scan is left out.
-pub(crate) fn scan(dir: &OwnedFd) -> io::Result<u64> {
-    let mut used = 0u64;
+/// What the folder holds for the quota: the number and sizes (`st_size`) of the regular files
+/// directly inside it, each name counted (a file with several hard links in the folder counts
+/// once per name), whatever the name (dotfiles and names no request can reach count too). Not
+/// counted: folders and what is in them (the staging area among them: uploads in progress
+/// count by their reservations), symbolic links and special files. A file that disappears
+/// during the scan is left out.
+pub(crate) fn scan(dir: &OwnedFd) -> io::Result<Held> {
+    let mut held = Held::default();
     for entry in Dir::read_from(dir)? {
         let entry = entry?;
         if !matches!(entry.file_type(), FileType::RegularFile | FileType::Unknown) {
@@ -189,13 +263,14 @@ pub(crate) fn scan(dir: &OwnedFd) -> io::Result<u64> {
         }
         match statat(dir, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
-                used = used.saturating_add(crate::stat_size(&st));
+                held.bytes = held.bytes.saturating_add(crate::stat_size(&st));
+                held.files += 1;
             }
             Ok(_) | Err(Errno::NOENT) => {}
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(used)
+    Ok(held)
 }
 
 #[cfg(test)]
@@ -204,7 +279,17 @@ mod tests {
 
     fn space(quota: Option<u64>, used: u64) -> Arc<Space> {
         let s = Arc::new(Space::default());
-        s.set_quota(quota, used);
+        let quota = Quota {
+            bytes: quota,
+            files: None,
+        };
+        s.set_quota(
+            quota,
+            Held {
+                bytes: used,
+                files: 0,
+            },
+        );
         s
     }
 
@@ -221,20 +306,20 @@ mod tests {
     #[test]
     fn free_space_counts_what_is_not_written_yet() {
         let s = space(None, 0);
-        let mut a = s.reserve(60, 0, free(100)).expect("fits");
+        let mut a = s.reserve(60, 0, true, free(100)).expect("fits");
         assert_eq!(s.unwritten(), 60);
         assert!(matches!(
-            s.reserve(41, 0, free(100)),
+            s.reserve(41, 0, true, free(100)),
             Err(StoreError::NoSpace)
         ));
-        let b = s.reserve(40, 0, free(100)).expect("fits exactly");
+        let b = s.reserve(40, 0, true, free(100)).expect("fits exactly");
         drop(b);
         // `a` writes 50: the file system has 50 octets less, `a` is owed 10 more.
         a.wrote(50);
         assert_eq!(s.unwritten(), 10);
-        assert!(s.reserve(40, 0, free(50)).is_ok());
+        assert!(s.reserve(40, 0, true, free(50)).is_ok());
         assert!(matches!(
-            s.reserve(41, 0, free(50)),
+            s.reserve(41, 0, true, free(50)),
             Err(StoreError::NoSpace)
         ));
         // Writing more than announced is counted up to SIZE only.
@@ -248,16 +333,16 @@ mod tests {
     #[test]
     fn a_dropped_upload_gives_its_reservation_back() {
         let s = space(Some(100), 10);
-        let mut a = s.reserve(80, 0, free(1000)).expect("fits the quota");
+        let mut a = s.reserve(80, 0, true, free(1000)).expect("fits the quota");
         a.wrote(30);
         assert!(matches!(
-            s.reserve(11, 0, free(1000)),
+            s.reserve(11, 0, true, free(1000)),
             Err(StoreError::NoSpace)
         ));
         drop(a);
         assert_eq!((s.unwritten(), reserved(&s)), (0, 0));
         assert_eq!(s.usage().map(|u| u.used), Some(10), "nothing was committed");
-        assert!(s.reserve(90, 0, free(1000)).is_ok());
+        assert!(s.reserve(90, 0, true, free(1000)).is_ok());
     }
 
     /// The quota counts the folder's files and every upload in progress; a commit moves the
@@ -266,36 +351,43 @@ mod tests {
     #[test]
     fn quota_counts_files_and_reservations_and_commits_move_them() {
         let s = space(Some(100), 40);
-        let mut a = s.reserve(30, 0, free(u64::MAX)).expect("40 + 30 fits");
+        let mut a = s
+            .reserve(30, 0, true, free(u64::MAX))
+            .expect("40 + 30 fits");
         assert!(matches!(
-            s.reserve(31, 0, free(u64::MAX)),
+            s.reserve(31, 0, true, free(u64::MAX)),
             Err(StoreError::NoSpace)
         ));
         a.wrote(30);
-        a.commit(|| Ok::<_, ()>(0)).expect("commit");
+        a.commit(|| Ok::<_, ()>(None)).expect("commit");
         assert_eq!(
             s.usage(),
             Some(Usage {
-                limit: 100,
+                quota: Quota {
+                    bytes: Some(100),
+                    files: None
+                },
                 used: 70,
-                reserved: 0
+                reserved: 0,
+                files: 1,
+                reserved_files: 0,
             })
         );
         drop(a); // a committed reservation is not given back twice
         assert_eq!((s.unwritten(), reserved(&s)), (0, 0));
         // A replace of a 25-octet file by 50 octets: 70 + 50 − 25 = 95 fits.
         assert!(matches!(
-            s.reserve(50, 0, free(u64::MAX)),
+            s.reserve(50, 0, true, free(u64::MAX)),
             Err(StoreError::NoSpace)
         ));
-        let mut r = s.reserve(50, 25, free(u64::MAX)).expect("credited");
+        let mut r = s.reserve(50, 25, false, free(u64::MAX)).expect("credited");
         // Meanwhile a second replace of the same file is refused: 70 + 50 + 50 − 25 > 100.
         assert!(matches!(
-            s.reserve(50, 25, free(u64::MAX)),
+            s.reserve(50, 25, false, free(u64::MAX)),
             Err(StoreError::NoSpace)
         ));
         r.wrote(50);
-        r.commit(|| Ok::<_, ()>(25)).expect("commit");
+        r.commit(|| Ok::<_, ()>(Some(25))).expect("commit");
         assert_eq!(s.usage().map(|u| u.used), Some(95));
     }
 
@@ -303,9 +395,9 @@ mod tests {
     #[test]
     fn a_failed_commit_changes_no_usage() {
         let s = space(Some(100), 0);
-        let mut a = s.reserve(60, 0, free(u64::MAX)).expect("fits");
+        let mut a = s.reserve(60, 0, true, free(u64::MAX)).expect("fits");
         a.wrote(60);
-        assert_eq!(a.commit(|| Err::<u64, _>("exists")), Err("exists"));
+        assert_eq!(a.commit(|| Err::<Option<u64>, _>("exists")), Err("exists"));
         drop(a);
         assert_eq!(s.usage().map(|u| (u.used, u.reserved)), Some((0, 0)));
         assert_eq!(s.unwritten(), 0);
@@ -317,7 +409,7 @@ mod tests {
         let s = space(Some(1000), 0);
         let granted = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..16)
-                .map(|_| scope.spawn(|| s.reserve(100, 0, free(u64::MAX)).ok()))
+                .map(|_| scope.spawn(|| s.reserve(100, 0, true, free(u64::MAX)).ok()))
                 .collect();
             handles
                 .into_iter()
@@ -328,5 +420,52 @@ mod tests {
         assert_eq!(reserved(&s), 1000);
         drop(granted);
         assert_eq!((s.unwritten(), reserved(&s)), (0, 0));
+    }
+
+    /// The quota in files: the folder's regular files plus the uploads in progress that add
+    /// one; a replace of a regular file adds none; a commit that replaced none counts one.
+    #[test]
+    fn quota_in_files_counts_files_and_the_uploads_that_add_one() {
+        let s = Arc::new(Space::default());
+        let quota = Quota {
+            bytes: None,
+            files: Some(3),
+        };
+        s.set_quota(quota, Held { bytes: 0, files: 1 });
+        let files = |s: &Space| s.usage().map(|u| (u.files, u.reserved_files));
+        let mut a = s.reserve(1, 0, true, free(u64::MAX)).expect("2 of 3");
+        let b = s.reserve(1, 0, true, free(u64::MAX)).expect("3 of 3");
+        assert!(matches!(
+            s.reserve(1, 0, true, free(u64::MAX)),
+            Err(StoreError::NoSpace)
+        ));
+        let mut r = s
+            .reserve(1, 0, false, free(u64::MAX))
+            .expect("a replace of a file adds none");
+        assert_eq!(files(&s), Some((1, 2)));
+        drop(b);
+        a.wrote(1);
+        a.commit(|| Ok::<_, ()>(None)).expect("commit");
+        assert_eq!(files(&s), Some((2, 0)));
+        r.wrote(1);
+        r.commit(|| Ok::<_, ()>(Some(1))).expect("commit");
+        assert_eq!(files(&s), Some((2, 0)), "replaced one");
+        let mut c = s.reserve(5, 0, true, free(u64::MAX)).expect("3 of 3");
+        c.wrote(5);
+        c.commit(|| Ok::<_, ()>(None)).expect("commit");
+        assert_eq!(files(&s), Some((3, 0)));
+        assert!(matches!(
+            s.reserve(1, 0, true, free(u64::MAX)),
+            Err(StoreError::NoSpace)
+        ));
+        assert!(
+            s.reserve(1, 0, false, free(u64::MAX)).is_ok(),
+            "full: replaces still fit"
+        );
+        assert_eq!(
+            s.usage().map(|u| u.used),
+            Some(6),
+            "octets counted without a limit"
+        );
     }
 }

@@ -819,7 +819,50 @@ fn the_quota_counts_files_and_uploads_in_progress() {
     up.write_all(&[3; 100]).expect("write");
     up.commit().expect("commit");
     assert_eq!(usage(&root), Some((250, 0)));
-    assert_eq!(root.usage().map(|u| u.limit), Some(300));
+    assert_eq!(root.usage().map(|u| u.quota.bytes), Some(Some(300)));
+}
+
+/// PUT-23 in files: the regular files directly in the folder count (dotfiles too; not
+/// folders, what they hold, or links), and the uploads in progress that add one; a replace of
+/// a regular file adds none, a replace of a link adds one.
+#[test]
+fn the_quota_in_files_counts_regular_files_and_uploads_that_add_one() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    fs::write(tmp.path().join("a"), b"a").expect("write");
+    fs::write(tmp.path().join(".hidden"), b"h").expect("write");
+    fs::create_dir(tmp.path().join("sub")).expect("mkdir");
+    fs::write(tmp.path().join("sub").join("x"), b"x").expect("write");
+    symlink(tmp.path().join("a"), tmp.path().join("link")).expect("symlink");
+    let quota = ferry_store::Quota {
+        bytes: None,
+        files: Some(3),
+    };
+    let root = Root::open(tmp.path())
+        .expect("open")
+        .with_quotas(quota)
+        .expect("scan");
+    assert_eq!(root.quota(), quota);
+    assert_eq!(root.usage().map(|u| u.files), Some(2));
+    let up = root
+        .begin_upload(&name("b"), 1, PutMode::New)
+        .expect("3 of 3");
+    for (n, mode) in [("c", PutMode::New), ("link", PutMode::Replace)] {
+        match root.begin_upload(&name(n), 1, mode) {
+            Err(e @ StoreError::NoSpace) => assert_eq!(e.code().get(), 432),
+            other => panic!("{n}: expected NoSpace, got {other:?}"),
+        }
+    }
+    let mut replace = root
+        .begin_upload(&name("a"), 1, PutMode::Replace)
+        .expect("a replace of a file adds none");
+    replace.write_all(b"A").expect("write");
+    replace.commit().expect("commit");
+    drop(up);
+    assert_eq!(
+        root.usage().map(|u| (u.files, u.reserved_files)),
+        Some((2, 0))
+    );
+    assert!(root.begin_upload(&name("c"), 1, PutMode::New).is_ok());
 }
 
 /// PUT-23 and `replace`: the commit frees the replaced file's size, and a replace is credited
@@ -872,7 +915,10 @@ fn the_server_configuration_sets_the_quota() {
         ..ferry_store::ServerConfig::default()
     };
     let root = config.open_root().expect("open");
-    assert_eq!(root.usage().map(|u| (u.limit, u.used)), Some((1 << 20, 10)));
+    assert_eq!(
+        root.usage().map(|u| (u.quota.bytes, u.used)),
+        Some((Some(1 << 20), 10))
+    );
     drop(root);
     let read_only = ferry_store::ServerConfig {
         read_only: true,

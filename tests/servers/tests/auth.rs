@@ -10,8 +10,8 @@ use ferry_auth::keys::PrivateKey;
 use ferry_auth::rights::Rights;
 use ferry_auth::scram::{ClientExchange, MIN_ITERATIONS, StoredPassword};
 use ferry_auth::users::{User, UserName, UsersFile};
-use ferry_store::ServerAuth;
 use ferry_store::homes::{Home, Homes};
+use ferry_store::{Quota, ServerAuth};
 use ferry_test_support::tls::{self, TlsLines};
 use ferry_test_support::{Impl, TestServer};
 use ferry_wire::auth::{AuthReply, AuthRequest, decode_auth_reply};
@@ -28,8 +28,8 @@ struct Setup {
     _homes: tempfile::TempDir,
 }
 
-/// alice (a key; list, read, create; one session at a time) and bob (a password; list,
-/// read), each with a folder holding one file of their own.
+/// alice (a key; list, read, create; one session at a time; three files at most) and bob (a
+/// password; list, read), each with a folder holding one file of their own.
 fn setup(imp: Impl) -> Setup {
     let homes_dir = tempfile::tempdir().expect("tempdir");
     let (a, b) = (homes_dir.path().join("alice"), homes_dir.path().join("bob"));
@@ -56,14 +56,17 @@ fn setup(imp: Impl) -> Setup {
                     user("alice"),
                     Home {
                         path: a.clone(),
-                        quota: None,
+                        quota: Quota {
+                            bytes: None,
+                            files: Some(3),
+                        },
                     },
                 ),
                 (
                     user("bob"),
                     Home {
                         path: b.clone(),
-                        quota: None,
+                        quota: Quota::default(),
                     },
                 ),
             ],
@@ -259,9 +262,31 @@ fn a_failure_held_back_is_answered_and_the_session_goes_on(imp: Impl) {
     assert_eq!(dir_names(&mut s), ["alice.txt"]);
 }
 
+/// PUT-23 per user: alice's folder may hold three files; it holds one: two puts fit, the
+/// third is `err 432 no-space` (before its payload, as for the quota in octets).
+fn a_user_s_quota_in_files_refuses_one_more_file(imp: Impl) {
+    let w = setup(imp);
+    let (mut s, cb) = connect(&w.server);
+    s.send(&ed25519_line(&w.alice, &cb, "alice"));
+    assert_eq!(s.line(), "ok auth alice\n");
+    for name in ["two", "three"] {
+        s.send(format!("put 1 new wait {name}\n").as_bytes());
+        assert_eq!(s.line(), "go\n");
+        s.send(format!("data 1\nxend {}\n", ferry_wire::Digest::of(b"x")).as_bytes());
+        let ok = s.line();
+        assert!(ok.starts_with("ok put 1 "), "{name}: {ok}");
+    }
+    s.send(b"put 1 new wait four\n");
+    assert_eq!(s.line(), "err 432 no-space\n");
+    let mut names = dir_names(&mut s);
+    names.sort();
+    assert_eq!(names, ["alice.txt", "three", "two"]);
+}
+
 ferry_test_support::every_impl!(
     users_see_only_their_own_folder,
     a_proof_from_another_connection_is_refused,
     a_user_at_its_maximum_of_sessions_is_busy_until_one_ends,
     a_failure_held_back_is_answered_and_the_session_goes_on,
+    a_user_s_quota_in_files_refuses_one_more_file,
 );

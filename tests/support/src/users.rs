@@ -86,7 +86,7 @@ pub fn start(imp: Impl, f: impl FnOnce(&mut Config)) -> (TestServer, Users) {
                 user(name),
                 Home {
                     path: path.clone(),
-                    quota: None,
+                    quota: ferry_store::Quota::default(),
                 },
             )
         });
