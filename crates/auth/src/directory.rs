@@ -62,7 +62,8 @@ pub struct HomeSpec {
 impl Directory {
     /// The users of `file`, for a server that speaks TLS (`tls`) or not. The secret of
     /// AUTH-14 is drawn now: an unknown user's made-up salt is the same at every attempt for
-    /// the server's lifetime (not across restarts).
+    /// the server's lifetime, not across restarts unless [`Directory::with_secret`] gives a
+    /// kept one ([`crate::secret`]).
     pub fn new(file: UsersFile, tls: bool) -> Result<Directory, ring::error::Unspecified> {
         let rng = SystemRandom::new();
         let mut secret = Zeroizing::new([0u8; 32]);
@@ -75,6 +76,13 @@ impl Directory {
             throttle: Throttle::default(),
             sessions: Sessions::new(),
         })
+    }
+
+    /// The same users with `secret` as the secret of AUTH-14 (one kept across restarts,
+    /// [`crate::secret::load_or_create`]).
+    pub fn with_secret(mut self, secret: Zeroizing<[u8; 32]>) -> Directory {
+        self.secret = secret;
+        self
     }
 
     /// The same users with failed authentications throttled by `limits` instead of the

@@ -18,6 +18,8 @@
 //!   password.
 //! - [`proof`]: the Ed25519 proof of `auth ed25519`: the signed message, signing, verifying,
 //!   and the strict base64 of its fields.
+//! - [`secret`]: the server secret of AUTH-14 (unknown users' made-up salts), kept in a
+//!   file beside the users file so that it outlives a restart.
 
 pub mod directory;
 pub mod keys;
@@ -25,4 +27,5 @@ pub mod login;
 pub mod proof;
 pub use ferry_proto::rights;
 pub mod scram;
+pub mod secret;
 pub mod users;

@@ -560,6 +560,7 @@ pub(crate) fn server_auth(
         eprintln!("ferry: no randomness for the authentication secret");
         exit::LOCAL_IO
     })?;
+    let directory = with_kept_secret(directory, path);
     let directory = std::sync::Arc::new(directory);
     let (users, anon_home) = homes_of(&directory);
     let homes =
@@ -594,6 +595,38 @@ pub(crate) fn server_auth(
         },
         summary,
     })
+}
+
+/// `directory` with the secret of AUTH-14 kept beside the users file `users`
+/// (`ferry_auth::secret`), made at the first start; when it can be neither read nor made (a
+/// read-only folder), the secret drawn for this run, with a warning.
+fn with_kept_secret(
+    directory: ferry_auth::directory::Directory,
+    users: &Path,
+) -> ferry_auth::directory::Directory {
+    let path = ferry_auth::secret::path_for(users);
+    match ferry_auth::secret::load_or_create(&path, &ring::rand::SystemRandom::new()) {
+        Ok(loaded) => {
+            if let Some(w) = &loaded.warning {
+                eprintln!("ferry: warning: {w}");
+            }
+            if loaded.made {
+                eprintln!(
+                    "ferry: made the secret that hides which users exist in {}",
+                    path.display()
+                );
+            }
+            directory.with_secret(loaded.secret)
+        }
+        Err(e) => {
+            eprintln!(
+                "ferry: warning: the secret that hides which users exist cannot be kept ({e}): \
+                 one is drawn for this run, so a password login as an unknown user gets \
+                 another made-up salt after a restart, which tells it from a real one"
+            );
+            directory
+        }
+    }
 }
 
 impl Reload {

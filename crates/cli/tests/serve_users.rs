@@ -16,7 +16,7 @@ use ferry_wire::auth::AuthRequest;
 
 mod common;
 
-use common::{Server, ferry_in, serve, serve_users};
+use common::{Server, ferry_in, serve, serve_to, serve_users};
 
 type Tls = TlsLines;
 
@@ -145,5 +145,94 @@ fn users_without_tls_need_the_operator_to_say_so() {
     assert!(
         greeting.contains(" auth=ed25519,scram-sha-256\n"),
         "{greeting}"
+    );
+}
+
+/// The made-up salt and iteration count the server gives a password login as `name`
+/// (AUTH-14 for a user it does not know).
+fn salt_of(server: &Server, name: &str) -> String {
+    let (mut s, _) = connect(server);
+    s.send(
+        &AuthRequest::Scram {
+            plus: true,
+            client_first: format!("p=ferry-exporter,,n={name},r=0123456789abcdefghij").into_bytes(),
+        }
+        .encode(),
+    );
+    let more = s.line();
+    let Ok((ferry_wire::auth::AuthReply::More { server_first }, _)) =
+        ferry_wire::auth::decode_auth_reply(more.as_bytes())
+    else {
+        panic!("{more}");
+    };
+    let first = String::from_utf8(server_first).expect("text");
+    // r=NONCE,s=SALT,i=COUNT: the nonce is new at each attempt, the rest must not be.
+    first.split_once(",s=").expect("a salt").1.to_owned()
+}
+
+/// AUTH-14 across restarts: the secret is kept in `.users.toml.secret` (mode 0600), so an
+/// unknown user's made-up salt is the same after a restart, as a real user's is; a secret
+/// that cannot be kept is a warning, and the server serves all the same.
+#[test]
+fn an_unknown_user_s_salt_is_the_same_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let users = dir.path().join("users.toml");
+    let mut file = UsersFile::default();
+    add(
+        &mut file,
+        "alice",
+        &dir.path().join("alice"),
+        &PrivateKey::generate("a").expect("key"),
+    );
+    file.save(&users).expect("save");
+    let tls_dir = dir.path().join("tls");
+    let server = serve_users(&users, &tls_dir);
+    let (first, again) = (salt_of(&server, "nobody"), salt_of(&server, "nobody"));
+    assert_eq!(first, again);
+    assert_ne!(salt_of(&server, "somebody"), first, "one salt per name");
+    drop(server);
+    let secret = dir.path().join(".users.toml.secret");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&secret)
+            .expect("kept")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let server = serve_users(&users, &tls_dir);
+    assert_eq!(
+        salt_of(&server, "nobody"),
+        first,
+        "the same after a restart"
+    );
+    drop(server);
+
+    // A secret that cannot be kept (here a folder in its place): a warning, and a server.
+    std::fs::remove_file(&secret).expect("rm");
+    std::fs::create_dir(&secret).expect("in the way");
+    let log = dir.path().join("stderr.txt");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--users",
+        users.to_str().expect("utf-8"),
+        "--tls-self-signed",
+        "--tls-dir",
+        tls_dir.to_str().expect("utf-8"),
+    ];
+    let server = serve_to(
+        &args,
+        &[],
+        std::process::Stdio::from(std::fs::File::create(&log).expect("log")),
+    );
+    let other = salt_of(&server, "nobody");
+    assert_ne!(other, first, "a secret for this run only");
+    drop(server);
+    let err = std::fs::read_to_string(&log).expect("stderr");
+    assert!(
+        err.contains("warning: the secret that hides which users exist cannot be kept"),
+        "{err}"
     );
 }

@@ -83,6 +83,11 @@ pub(crate) fn serve_users(users: &Path, tls: &Path) -> Server {
 
 /// [`serve`] with `env` variables.
 pub(crate) fn serve_with(args: &[&str], env: &[(&str, &str)]) -> Server {
+    serve_to(args, env, Stdio::null())
+}
+
+/// [`serve_with`], its stderr to `stderr` (a file, to read its warnings).
+pub(crate) fn serve_to(args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Server {
     let mut child = Command::new(FERRY)
         .arg("serve")
         .args(args)
@@ -90,7 +95,7 @@ pub(crate) fn serve_with(args: &[&str], env: &[(&str, &str)]) -> Server {
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("spawn ferry serve");
     let stdout = child.stdout.take().expect("stdout");
