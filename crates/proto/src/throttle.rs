@@ -49,7 +49,8 @@ pub struct ThrottleLimits {
     pub window: Duration,
     /// How long an address is refused ([`DEFAULT_REFUSAL`]).
     pub refusal: Duration,
-    /// The most sources remembered at once ([`DEFAULT_MAX_SOURCES`]).
+    /// The most sources remembered at once ([`DEFAULT_MAX_SOURCES`]); 0: none (no
+    /// throttling).
     pub max_sources: usize,
 }
 
@@ -201,6 +202,14 @@ impl Throttle {
     /// An authentication from `ip` failed at `now`: what it brings (AUTH-20, AUTH-22).
     pub fn failed(&self, ip: IpAddr, now: Instant) -> Penalty {
         let limits = &self.limits;
+        if limits.max_sources == 0 {
+            // Nothing may be remembered: no throttling.
+            return Penalty {
+                delay: Duration::ZERO,
+                failures: 1,
+                refused_until: None,
+            };
+        }
         let mut table = self.lock();
         let source = Source::of(ip);
         if !table.contains_key(&source) && table.len() >= limits.max_sources {
