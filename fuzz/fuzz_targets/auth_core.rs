@@ -2,7 +2,8 @@
 //! The `auth` extension in the server session core, in memory, against the real users
 //! directory (`ferry_auth::directory::Directory`): arbitrary client octets mixed with real
 //! key proofs and SCRAM exchanges, right or wrong (another connection's channel binding,
-//! another user, a wrong password, unbound), and time passing. alice has a key and may only
+//! another user, a wrong password, unbound), and time passing; failures are throttled per
+//! address (replies held back, then `err 425`). alice has a key and may only
 //! list and read; bob has a password and may list and create, not read. Asserts: no panic;
 //! `ok auth USER` is sent, and the session serves USER, only after a valid proof for USER on
 //! this connection; before it no storage request succeeds (AUTH-17), after it only those
@@ -28,6 +29,9 @@ use libfuzzer_sys::fuzz_target;
 use ring::rand::SystemRandom;
 
 const CB: [u8; 32] = [7; 32];
+
+/// Runs so far: each gets an IPv4 address of its own.
+static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 #[derive(Debug, Clone, Arbitrary)]
 enum Op {
@@ -96,6 +100,10 @@ fuzz_target!(|ops: Vec<Op>| {
     };
     let mut h = Harness::new(cfg);
     h.s.set_channel_binding(CB);
+    // Failures are throttled per address (AUTH-20, AUTH-22): the directory's throttle lives
+    // as long as the process, so each run comes from an address of its own.
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    h.s.set_peer(std::net::SocketAddr::from((n.to_be_bytes(), 1)));
     h.files.insert("seed".into(), vec![b'x'; 300]);
     h.run();
     let before = h.files.clone();
