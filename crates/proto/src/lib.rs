@@ -8,8 +8,11 @@
 //! - [`server`]: one server session (spec/protocol.md sections 3 to 9).
 //! - [`auth`]: what a session asks of the server's users (the `auth` extension, section 16);
 //!   [`rights`]: what a user may do; [`throttle`]: failed authentications per address.
+//! - [`audit`]: the record of every operation of every session, for an operator's audit
+//!   log.
 //! - [`memory`]: an in-memory driver of a server session (tests, fuzzing).
 
+pub mod audit;
 pub mod auth;
 pub mod memory;
 pub mod rights;

@@ -36,6 +36,11 @@
 //! poll. Which folder a session is served is the driver's: [`ServerSession::grant`] says who
 //! the session serves (`ferry_store::ServerConfig::auth` maps users to folders).
 //!
+//! Audit: a driver that gives the session a sink ([`ServerSession::set_audit`]) gets one
+//! [`crate::audit::Record`] for every `auth` attempt, `dir`, `get` and `put` and for the
+//! session's end, none left out (the session's `tracing` events are rate limited; these are
+//! not).
+//!
 //! Known digests: a driver that keeps the digests of files it has served (keyed to the file's
 //! identity, as `ferry-store` does) hands a known one to [`ServerSession::opened`]
 //! ([`FileMeta::digest`]); the get then hashes nothing and reads only from its offset (a
@@ -77,6 +82,8 @@ use ferry_wire::auth::{self as auth_wire, AuthLine, AuthRequest};
 use ferry_wire::limits::MAX_CHUNK;
 
 use crate::auth::{self, Authenticator, Mechanism, Right, ScramServer};
+
+mod audit;
 use ferry_wire::{
     ChunkLen, Code, DecodeError, Digest, Entry, ErrorReply, FileName, Frame, HEAD_ROOM, Hasher,
     Invalid, InvalidKind, PayloadReceiver, PutFlow, PutMode, Reply, Request, Step, Timestamp,
@@ -617,6 +624,8 @@ pub struct ServerSession {
     input_grant: Option<Grant>,
     /// The `auth` extension: who the session serves, and an exchange in progress.
     auth: AuthState,
+    /// The audit of the session's operations ([`ServerSession::set_audit`]).
+    audit: audit::Trail,
 }
 
 /// A session's side of the `auth` extension (section 16).
@@ -799,6 +808,7 @@ impl ServerSession {
             file_grant: None,
             input_grant: None,
             auth: AuthState::default(),
+            audit: audit::Trail::new(now),
         }
     }
 
@@ -1510,6 +1520,7 @@ impl ServerSession {
 
     /// `n` octets of a payload in flight moved (TIME-9).
     fn moved(&mut self, n: usize) {
+        self.audit.moved(n);
         if let Some(pace) = &mut self.pace {
             pace.moved = pace.moved.saturating_add(n as u64);
         }
@@ -1721,6 +1732,7 @@ impl ServerSession {
     }
 
     fn execute(&mut self, request: Request, first: bool) {
+        self.audit_begin(&request);
         match request {
             Request::Dir => match self.allowed(Right::List) {
                 Ok(()) => self.state = State::Listing(None),
@@ -2199,6 +2211,7 @@ impl ServerSession {
                 return self.reply_err("auth", None, Code::UNSUPPORTED);
             }
         };
+        self.audit_auth(&request);
         let offered = authenticator.mechanisms();
         let mechanism = match &request {
             AuthRequest::Ed25519 { .. } => Some(Mechanism::Ed25519),
@@ -2447,8 +2460,9 @@ impl ServerSession {
     /// One info event per request: command, name (quoted, with every invisible or
     /// line-breaking character escaped, so that a name cannot forge fields or lines), octets
     /// moved (entries for `dir`), the error code if any, and how long it took; within the
-    /// session's [`LogBudget`].
+    /// session's [`LogBudget`]. The audit records every one, before that limit.
     fn log(&mut self, command: &'static str, name: Option<&FileName>, code: Option<Code>, n: u64) {
+        self.audit_answer(command, name, code, n);
         if !self.log_budget.allow(self.now) {
             return;
         }
