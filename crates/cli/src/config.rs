@@ -412,8 +412,10 @@ impl ServeArgs {
                 .unwrap_or(d.shutdown_grace),
             // Made from the --tls-* settings when the server starts (files are read there).
             tls: None,
-            // No `ferry serve --users` yet (#16).
+            // Made from `users` when the server starts (the file is read there).
             auth: None,
+            // Opened from `audit_log` when the server starts.
+            audit: None,
         };
         // Flags over the file: certificate files given as flags win over a self-signed
         // setting in the file, and the other way round.

@@ -325,7 +325,7 @@ fn a_session_dropped_mid_exchange_records_the_attempt_and_a_failed_connection() 
                 None,
                 0,
                 None,
-                Outcome::Cut("the connection failed")
+                Outcome::Cut("the connection ended")
             ),
             (
                 Operation::End,
@@ -333,7 +333,7 @@ fn a_session_dropped_mid_exchange_records_the_attempt_and_a_failed_connection() 
                 None,
                 records[1].bytes,
                 None,
-                Outcome::Cut("the connection failed")
+                Outcome::Cut("the connection ended")
             ),
         ]
     );

@@ -77,6 +77,9 @@ pub struct ServerConfig {
     /// may do, and their folders; `None`: no authentication, every session is served
     /// [`ServerConfig::root`].
     pub auth: Option<ServerAuth>,
+    /// Where every session's operations are recorded (`ferry_proto::audit`: each auth
+    /// attempt, dir, get, put and the session's end); `None`: no audit.
+    pub audit: Option<ferry_proto::audit::AuditSink>,
 }
 
 /// A server's users: the [`Authenticator`] its sessions ask, and the users' folders.
@@ -128,6 +131,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             tls: None,
             auth: None,
+            audit: None,
         }
     }
 }

@@ -37,9 +37,13 @@
 //!   ([`digests`]: in memory, keyed to the file's identity), and [`Root::remember_digest`]
 //!   fills it after a get hashed the whole file, so a resumed get does not hash it again.
 //!
+//! - [`audit`]: the audit log file of `ferry serve --audit-log` (#16), one JSON line per
+//!   operation of every session, written by one thread so that no session waits for it.
+//!
 //! The crate is Linux-first (it uses `renameat2`), with a `link`/`unlink` fallback where the
 //! file system does not support `RENAME_NOREPLACE`.
 
+pub mod audit;
 mod config;
 pub mod digests;
 pub mod homes;

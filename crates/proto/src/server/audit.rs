@@ -182,8 +182,8 @@ impl ServerSession {
             Some(End::Closed(code)) => (Outcome::Err(*code), Outcome::Err(*code)),
             Some(End::Dropped(why)) => (Outcome::Cut(why), Outcome::Cut(why)),
             None => (
-                Outcome::Cut("the connection failed"),
-                Outcome::Cut("the connection failed"),
+                Outcome::Cut("the connection ended"),
+                Outcome::Cut("the connection ended"),
             ),
         };
         let now = self.now;

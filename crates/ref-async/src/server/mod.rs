@@ -164,6 +164,8 @@ pub(crate) struct Shared<R: Runtime> {
     tls: Option<TlsAcceptor>,
     /// Refusals in progress (at most [`MAX_REFUSALS`]).
     refusals: AtomicUsize,
+    /// Where each session's operations are recorded (`ServerConfig::audit`).
+    audit: Option<ferry_proto::audit::AuditSink>,
 }
 
 impl<R: Runtime> Shared<R> {
@@ -279,6 +281,7 @@ pub async fn run<R: Runtime>(
         spares: session::Spares::default(),
         tls: config.tls.as_ref().map(|t| TlsAcceptor::from(t.config())),
         refusals: AtomicUsize::new(0),
+        audit: config.audit.clone(),
     });
     config.log_serving(local);
 

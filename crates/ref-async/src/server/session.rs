@@ -87,6 +87,9 @@ pub(super) async fn serve<R: Runtime>(
     let now = Instant::now();
     let mut session = ServerSession::new(shared.session.clone(), now);
     session.set_peer(peer);
+    if let Some(audit) = &shared.audit {
+        session.set_audit(Arc::clone(&audit.0));
+    }
     if let Some(cb) = stream.channel_binding() {
         session.set_channel_binding(cb);
     }

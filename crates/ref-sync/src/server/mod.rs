@@ -151,6 +151,8 @@ struct Shared {
     tls: Option<ferry_tls::ServerTls>,
     /// Refusals under TLS in progress ([`MAX_TLS_REFUSALS`]).
     refusing: AtomicUsize,
+    /// Where each session's operations are recorded (`ServerConfig::audit`).
+    audit: Option<ferry_proto::audit::AuditSink>,
 }
 
 #[derive(Default)]
@@ -200,6 +202,7 @@ pub fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> io::Res
         sessions_cv: Condvar::new(),
         tls: config.tls.clone(),
         refusing: AtomicUsize::new(0),
+        audit: config.audit.clone(),
     });
     config.log_serving(local);
 

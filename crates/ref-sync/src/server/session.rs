@@ -8,6 +8,7 @@
 use std::io;
 use std::net::{Shutdown as NetShutdown, SocketAddr, TcpStream};
 use std::os::unix::fs::FileExt as _;
+use std::sync::Arc;
 use std::time::Instant;
 
 use ferry_proto::server::{Action, End, FileMeta, ServerSession};
@@ -89,6 +90,9 @@ fn handshake<'s>(
 fn drive(shared: &Shared, conn: &mut Conn<'_>, peer: SocketAddr) -> io::Result<End> {
     let mut session = ServerSession::new(shared.session.clone(), Instant::now());
     session.set_peer(peer);
+    if let Some(audit) = &shared.audit {
+        session.set_audit(Arc::clone(&audit.0));
+    }
     if let Some(cb) = conn.channel_binding() {
         session.set_channel_binding(cb);
     }
