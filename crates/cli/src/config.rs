@@ -146,6 +146,11 @@ pub(crate) struct ServeArgs {
     /// --auth-without-tls. The file is read again when it changes, or on SIGHUP.
     #[arg(long, value_name = "FILE", env = "FERRY_USERS")]
     pub users: Option<PathBuf>,
+    /// Append one JSON line per operation of every session to this file (auth attempts,
+    /// dir, get, put, each session's end: time, user, client address, name, octets, result,
+    /// duration); created with mode 0600, opened again on SIGHUP (logrotate).
+    #[arg(long, value_name = "FILE", env = "FERRY_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
     /// Offer authentication without TLS (AUTH-2: for tests on loopback; a password exchange
     /// or a key's proof can then be watched, and a proof replayed).
     #[arg(
@@ -180,6 +185,8 @@ pub(crate) struct Serve {
     pub tls: TlsSettings,
     /// The users file, when the server authenticates users (its `config.auth` made at start).
     pub users: Option<PathBuf>,
+    /// The audit log file (its `config.audit` made at start).
+    pub audit_log: Option<PathBuf>,
     /// Authentication allowed without TLS (AUTH-2).
     pub auth_without_tls: bool,
 }
@@ -244,6 +251,7 @@ struct File {
     tls_self_signed: Option<bool>,
     tls_dir: Option<PathBuf>,
     users: Option<PathBuf>,
+    audit_log: Option<PathBuf>,
     auth_without_tls: Option<bool>,
     log_format: Option<String>,
 }
@@ -347,6 +355,7 @@ fn parse_file(text: &str, base: &Path) -> Result<ServeArgs, String> {
         tls_self_signed: f.tls_self_signed,
         tls_dir: f.tls_dir.map(|p| base.join(p)),
         users: f.users.map(|p| base.join(p)),
+        audit_log: f.audit_log.map(|p| base.join(p)),
         auth_without_tls: f.auth_without_tls,
         log_format: value_enum("log-format", f.log_format)?,
         verbosity: Verbosity::default(),
@@ -438,6 +447,7 @@ impl ServeArgs {
         Serve {
             tls,
             users: self.users.or(file.users),
+            audit_log: self.audit_log.or(file.audit_log),
             auth_without_tls: self
                 .auth_without_tls
                 .or(file.auth_without_tls)
@@ -526,6 +536,23 @@ mod tests {
         // What the flags leave open still comes from the file.
         assert_eq!(s.config.max_eager, 4096);
         assert_eq!(s.listen.to_string(), "0.0.0.0:9000");
+    }
+
+    #[test]
+    fn the_audit_log_comes_from_the_flag_else_the_file_relative_to_it() {
+        let file = || parse_file("audit-log = \"audit.log\"\n", Path::new("/etc/ferry"));
+        let s = ServeArgs::default().over(file().expect("valid"));
+        assert_eq!(s.audit_log, Some("/etc/ferry/audit.log".into()));
+        let flags = ServeArgs {
+            audit_log: Some("/var/log/ferry/audit.log".into()),
+            ..ServeArgs::default()
+        };
+        let s = flags.over(file().expect("valid"));
+        assert_eq!(s.audit_log, Some("/var/log/ferry/audit.log".into()));
+        assert_eq!(
+            ServeArgs::default().over(ServeArgs::default()).audit_log,
+            None
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::net::TcpListener;
 
 use std::path::{Path, PathBuf};
 
+use ferry_store::audit::AuditFile;
 use ferry_tls::ServerTls;
 
 use crate::config::{Serve, TlsSettings};
@@ -20,6 +21,7 @@ pub(crate) fn run(settings: Serve) -> u8 {
         mut config,
         tls,
         users,
+        audit_log,
         auth_without_tls,
         log_format: _,
         verbosity: _,
@@ -54,6 +56,14 @@ pub(crate) fn run(settings: Serve) -> u8 {
         },
     };
     config.auth = auth.as_ref().map(|a| a.server.clone());
+    let audit = match &audit_log {
+        None => None,
+        Some(path) => match audit_file(path, &config, users.is_some()) {
+            Ok(log) => Some(log),
+            Err(code) => return code,
+        },
+    };
+    config.audit = audit.as_ref().map(AuditFile::sink);
     let listener = match TcpListener::bind(listen.target()) {
         Ok(l) => l,
         Err(e) => {
@@ -73,7 +83,7 @@ pub(crate) fn run(settings: Serve) -> u8 {
     // server as soon as it has read the line.
     let shutdown = AnyShutdown::new(engine);
     let reload = auth.as_ref().map(|a| a.reload.clone());
-    let signals = match SignalThread::start(&shutdown, tls.clone(), reload.clone()) {
+    let signals = match SignalThread::start(&shutdown, tls.clone(), reload.clone(), audit.clone()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ferry: cannot handle signals: {e}");
@@ -111,6 +121,10 @@ pub(crate) fn run(settings: Serve) -> u8 {
     signals.stop();
     if let Some(w) = watcher {
         w.stop();
+    }
+    // Every session is over: what they recorded is written and synced before the exit.
+    if let Some(audit) = &audit {
+        audit.close();
     }
     match result {
         Ok(()) => exit::OK,
@@ -158,6 +172,22 @@ fn check_root(config: &ferry_store::ServerConfig) -> Result<(), u8> {
         return Err(exit::LOCAL_IO);
     }
     Ok(())
+}
+
+/// Opens the audit log (`--audit-log`), or says why not and gives the exit code. Refused
+/// inside the served folder (without `--users`), where clients could download it.
+fn audit_file(
+    path: &Path,
+    config: &ferry_store::ServerConfig,
+    users: bool,
+) -> Result<AuditFile, u8> {
+    if !users && let Some(code) = refuse_inside(path, &config.root, "audit log") {
+        return Err(code);
+    }
+    AuditFile::open(path).map_err(|e| {
+        eprintln!("ferry: cannot open the audit log {}: {e}", path.display());
+        exit::LOCAL_IO
+    })
 }
 
 /// The server's TLS side from its settings, or the exit code after saying what is wrong.
@@ -240,7 +270,7 @@ fn resolved(path: &Path) -> Option<PathBuf> {
 
 /// A thread that turns the first SIGINT or SIGTERM into a graceful shutdown and a second
 /// one into an immediate exit (130); SIGHUP loads the users file, the TLS certificate and key
-/// again.
+/// again, and opens the audit log again (after logrotate moved it).
 #[cfg(unix)]
 struct SignalThread {
     handle: signal_hook::iterator::Handle,
@@ -253,6 +283,7 @@ impl SignalThread {
         shutdown: &AnyShutdown,
         tls: Option<ServerTls>,
         users: Option<crate::users::Reload>,
+        audit: Option<AuditFile>,
     ) -> io::Result<Self> {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
         let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
@@ -265,6 +296,10 @@ impl SignalThread {
                     if let Some(users) = &users {
                         users.reload("SIGHUP");
                     }
+                    if let Some(audit) = &audit {
+                        // The writer logs `audit log reopened`, or why not.
+                        audit.reopen();
+                    }
                     match tls.as_ref().map(ServerTls::reload) {
                         Some(Ok(fp)) => {
                             tracing::info!(fingerprint = %fp, "SIGHUP: TLS certificate loaded")
@@ -272,7 +307,10 @@ impl SignalThread {
                         Some(Err(e)) => {
                             tracing::warn!(error = %e, "SIGHUP: TLS certificate not loaded; the old one stays in use")
                         }
-                        None => tracing::info!("SIGHUP: nothing to reload"),
+                        None if users.is_none() && audit.is_none() => {
+                            tracing::info!("SIGHUP: nothing to reload")
+                        }
+                        None => {}
                     }
                     continue;
                 }
@@ -305,6 +343,7 @@ impl SignalThread {
         _: &AnyShutdown,
         _: Option<ServerTls>,
         _: Option<crate::users::Reload>,
+        _: Option<AuditFile>,
     ) -> io::Result<Self> {
         Ok(Self)
     }
