@@ -306,7 +306,7 @@ fn an_upload_ended_by_a_timeout_gets_the_closing_code_and_so_does_the_session() 
 }
 
 #[test]
-fn a_session_dropped_mid_exchange_records_the_attempt_and_a_failed_connection() {
+fn a_session_dropped_mid_exchange_records_the_attempt_as_cut_and_its_end() {
     let cfg = SessionConfig {
         auth: Some(Arc::new(Fake)),
         ..test_config(GREETING)
@@ -345,4 +345,56 @@ fn without_a_sink_nothing_is_recorded_and_the_session_runs_as_before() {
     h.files.insert("a.txt".into(), b"hello".to_vec());
     h.client(b"get 0 a.txt\nclose\n").run();
     assert!(h.replies().starts_with("ok get 5 "), "{}", h.replies());
+}
+
+#[test]
+fn eager_puts_dropped_before_they_are_stored_are_each_recorded_as_cut() {
+    use ferry_proto::server::{Action, ServerSession};
+    let audit = Memory::new();
+    let now = std::time::Instant::now();
+    let mut session = ServerSession::new(test_config(b"ferry/1\n"), now);
+    session.set_audit(Arc::clone(&audit) as Arc<dyn Audit>);
+    let mut input = eager_put("one", b"1", Digest::of(b"1"));
+    input.extend(eager_put("two", b"22", Digest::of(b"22")));
+    // A driver that stops at the storage step (its connection or task ends there).
+    loop {
+        match session.poll(now) {
+            Action::Send { .. } => {
+                let n = session.output().len();
+                session.sent(n);
+            }
+            Action::Receive { .. } => {
+                let space = session.input_space();
+                let n = input.len().min(space.len());
+                space[..n].copy_from_slice(&input[..n]);
+                input.drain(..n);
+                session.received(n);
+            }
+            Action::StoreUploads => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(session.uploads().len(), 2, "both puts in one step");
+    drop(session);
+    assert_eq!(
+        rows(&audit.take())[..2],
+        [
+            (
+                Operation::Put,
+                None,
+                s("one"),
+                1,
+                None,
+                Outcome::Cut("the connection ended")
+            ),
+            (
+                Operation::Put,
+                None,
+                s("two"),
+                2,
+                None,
+                Outcome::Cut("the connection ended")
+            ),
+        ]
+    );
 }

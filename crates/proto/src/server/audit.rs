@@ -199,6 +199,23 @@ impl ServerSession {
                 duration: elapsed(began, now),
             });
         }
+        if let State::Storing(batch) = &self.state {
+            // Eager puts received whole, not answered: the first is `open`, the others were
+            // gathered after it without a request of their own.
+            self.audit.open = None;
+            for (name, size, _) in &batch.answers {
+                self.audit_send(Record {
+                    operation: Operation::Put,
+                    user: self.audit_user(),
+                    peer: self.auth.peer,
+                    name: Some(name.as_str().to_owned()),
+                    bytes: *size,
+                    entries: None,
+                    outcome: cut,
+                    duration: elapsed(self.started, now),
+                });
+            }
+        }
         if let Some(open) = self.audit.open.take() {
             self.audit_send(Record {
                 operation: open.operation,
