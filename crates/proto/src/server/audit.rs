@@ -222,7 +222,7 @@ impl ServerSession {
                 user: self.audit_user(),
                 peer: self.auth.peer,
                 name: open.name.map(|n| n.as_str().to_owned()),
-                bytes: self.audit.moved - open.moved,
+                bytes: self.audit.moved.saturating_sub(open.moved),
                 entries: None,
                 outcome: cut,
                 duration: elapsed(open.began, now),
