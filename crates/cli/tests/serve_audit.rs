@@ -3,11 +3,8 @@
 //! end), creates the file with mode 0600, opens it again on SIGHUP after a rename
 //! (logrotate), and has written everything when it stops on SIGTERM.
 
-use std::io::{BufRead as _, BufReader};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ferry_auth::keys::PrivateKey;
@@ -21,51 +18,13 @@ use serde_json::Value;
 
 mod common;
 
-use common::{FERRY, ferry_in};
+use common::{Server, ferry_in, serve};
 
 /// A name JSON must escape: quotes, braces, spaces, non-ASCII.
 const NAME: &str = "a \"quoted\" {name} – ☕";
 
 /// How long to wait for the server to do something before the test fails.
 const WAIT: Duration = Duration::from_secs(20);
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `ferry serve ARGS` and the address it printed.
-fn serve(args: &[&str]) -> (Server, String) {
-    let mut child = Command::new(FERRY)
-        .arg("serve")
-        .args(args)
-        .env("FERRY_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn ferry serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let server = Server(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                let _ = tx.send(addr.trim().to_owned());
-                break;
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(WAIT)
-        .expect("ferry serve printed its address");
-    (server, addr)
-}
 
 fn user(s: &str) -> UserName {
     UserName::new(s).expect("user")
@@ -83,7 +42,8 @@ fn ed25519_line(key: &PrivateKey, name: &str) -> Vec<u8> {
 }
 
 fn signal(server: &Server, signal: Signal) {
-    kill_process(Pid::from_child(&server.0), signal).expect("signal");
+    let pid = Pid::from_raw(i32::try_from(server.pid()).expect("pid")).expect("pid");
+    kill_process(pid, signal).expect("signal");
 }
 
 fn read_lines(path: &Path) -> Vec<Value> {
@@ -127,7 +87,7 @@ fn the_audit_log_has_every_operation_survives_a_rotation_and_is_complete_at_exit
     let users = dir.path().join("users.toml");
     file.save(&users).expect("save");
     let log = dir.path().join("audit.log");
-    let (server, addr) = serve(&[
+    let mut server = serve(&[
         "--listen",
         "127.0.0.1:0",
         "--users",
@@ -141,7 +101,7 @@ fn the_audit_log_has_every_operation_survives_a_rotation_and_is_complete_at_exit
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
-    let addr = addr.parse().expect("address");
+    let addr = server.addr.parse().expect("address");
 
     // Anonymous: a failed auth, dir, put, get, close.
     let mut s = RawSession::connect(addr);
@@ -182,15 +142,7 @@ fn the_audit_log_has_every_operation_survives_a_rotation_and_is_complete_at_exit
 
     // SIGTERM: a graceful stop writes what is queued before the exit.
     signal(&server, Signal::TERM);
-    let mut server = server;
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = server.0.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the server did not stop");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = server.wait_exit();
     assert!(status.success(), "{status:?}");
 
     let before = read_lines(&rotated);

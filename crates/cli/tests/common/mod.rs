@@ -5,7 +5,7 @@
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -129,6 +129,23 @@ pub(crate) fn serve_to(args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Se
 }
 
 impl Server {
+    /// Its process id (to signal it).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for it to exit (after a signal); fails the test if it takes too long.
+    pub(crate) fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for ferry serve") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "ferry serve did not exit");
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// The fingerprint of its TLS key, from its `TLS key SHA256:…` line.
     pub(crate) fn fingerprint(&self) -> &str {
         self.lines
