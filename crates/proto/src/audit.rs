@@ -94,7 +94,9 @@ pub struct Record {
     /// The client's address, when the driver gave it.
     pub peer: Option<SocketAddr>,
     /// The file name of a get or put (any valid UTF-8: quotes, backslashes, spaces); `None`
-    /// for the other operations and for a put whose name was refused (`err 505`).
+    /// for the other operations and for an eager put refused for its name (`err 510
+    /// bad-name`, answered after its payload; a `get` or waiting `put` with an invalid name is
+    /// an invalid request line, not recorded).
     pub name: Option<String>,
     /// Payload octets moved: of the file for a get (from its offset) or a put; for an
     /// operation cut short, the octets that moved on the connection since its request,
