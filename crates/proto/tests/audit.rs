@@ -9,16 +9,21 @@ use ferry_proto::audit::{Audit, Memory, Operation, Outcome, Record};
 use ferry_proto::auth::{Authenticator, Grant, Mechanism, Rights, ScramServer, UserName};
 use ferry_proto::memory::{Harness, test_config};
 use ferry_proto::server::{End, LOG_BURST, SessionConfig};
+use ferry_proto::throttle::{Throttle, ThrottleLimits};
 use ferry_wire::auth::{AUTH_FAILED, AuthRequest};
 use ferry_wire::{Code, Digest};
 
 const GREETING: &[u8] = b"ferry/1 max-eager=100 ext=auth auth=ed25519,scram-sha-256-plus\n";
 
-/// alice: key [1; 32] (any signature); bob: SCRAM with the final message `bob-final`.
-#[derive(Debug)]
-struct Fake;
+/// alice: key [1; 32] (any signature); bob: SCRAM with the final message `bob-final`;
+/// optionally a throttle.
+#[derive(Debug, Default)]
+struct Fake(Option<Throttle>);
 
 impl Authenticator for Fake {
+    fn throttle(&self) -> Option<&Throttle> {
+        self.0.as_ref()
+    }
     fn mechanisms(&self) -> Vec<Mechanism> {
         Mechanism::ALL.to_vec()
     }
@@ -222,7 +227,7 @@ fn the_audit_is_not_rate_limited_as_the_log_is() {
 #[test]
 fn auth_attempts_are_recorded_with_the_user_tried_and_later_records_with_the_user() {
     let cfg = SessionConfig {
-        auth: Some(Arc::new(Fake)),
+        auth: Some(Arc::new(Fake::default())),
         ..test_config(GREETING)
     };
     let (mut h, audit) = harness(cfg);
@@ -308,7 +313,7 @@ fn an_upload_ended_by_a_timeout_gets_the_closing_code_and_so_does_the_session() 
 #[test]
 fn a_session_dropped_mid_exchange_records_the_attempt_as_cut_and_its_end() {
     let cfg = SessionConfig {
-        auth: Some(Arc::new(Fake)),
+        auth: Some(Arc::new(Fake::default())),
         ..test_config(GREETING)
     };
     let (mut h, audit) = harness(cfg);
@@ -397,4 +402,44 @@ fn eager_puts_dropped_before_they_are_stored_are_each_recorded_as_cut() {
             ),
         ]
     );
+}
+
+#[test]
+fn a_failure_held_back_by_the_throttle_is_recorded_when_answered_or_when_the_client_leaves() {
+    let limits = ThrottleLimits {
+        free: 1,
+        ..ThrottleLimits::default()
+    };
+    let cfg = SessionConfig {
+        auth: Some(Arc::new(Fake(Some(Throttle::new(limits))))),
+        ..test_config(GREETING)
+    };
+    let (mut h, audit) = harness(cfg.clone());
+    h.client(&ed25519("carol", 1)).run();
+    h.client(&ed25519("dave", 1)).run();
+    // The second failure's reply is held back: not answered, not recorded yet.
+    let failed = Outcome::Err(AUTH_FAILED);
+    assert_eq!(
+        rows(&audit.take()),
+        [(Operation::Auth, s("carol"), None, 0, None, failed)]
+    );
+    h.wait(Duration::from_secs(5));
+    let records = audit.take();
+    assert_eq!(
+        rows(&records),
+        [(Operation::Auth, s("dave"), None, 0, None, failed)]
+    );
+    assert!(records[0].duration >= Duration::from_secs(1), "{records:?}");
+    // Held back, then the client leaves: still a failure, with the name tried.
+    h.client(&ed25519("erin", 1)).run();
+    h.eof = true;
+    h.run();
+    drop(h);
+    let records = audit.take();
+    assert_eq!(
+        rows(&records)[0],
+        (Operation::Auth, s("erin"), None, 0, None, failed),
+        "{records:?}"
+    );
+    assert_eq!(records[1].operation, Operation::End);
 }

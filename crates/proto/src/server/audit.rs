@@ -188,6 +188,14 @@ impl ServerSession {
         };
         let now = self.now;
         if let Some((user, began)) = self.audit.tried.take() {
+            // A SCRAM exchange waiting for `auth-final` is cut; otherwise the attempt failed
+            // and its `err 535` was still held back (AUTH-20) when the session ended: a failure
+            // all the same (a guesser who hangs up does not hide its guesses).
+            let outcome = if self.auth.scram.is_some() {
+                cut
+            } else {
+                Outcome::Err(ferry_wire::auth::AUTH_FAILED)
+            };
             self.audit_send(Record {
                 operation: Operation::Auth,
                 user,
@@ -195,7 +203,7 @@ impl ServerSession {
                 name: None,
                 bytes: 0,
                 entries: None,
-                outcome: cut,
+                outcome,
                 duration: elapsed(began, now),
             });
         }
