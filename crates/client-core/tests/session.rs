@@ -23,18 +23,9 @@ fn greeting(max_eager: u64) -> Vec<u8> {
 
 fn config(max_eager: u64) -> SessionConfig {
     SessionConfig {
-        greeting: greeting(max_eager),
-        read_only: false,
         max_size: 10_000_000,
         max_eager,
-        idle: Duration::from_secs(300),
-        stall: Duration::from_secs(60),
-        min_rate: 0,
-        chunk_patience: Duration::from_secs(5),
-        upload_input: ferry_proto::server::UPLOAD_INPUT,
-        memory: ferry_proto::server::MemoryBudget::new(usize::MAX),
-        listing_memory: ferry_proto::server::MemoryBudget::new(usize::MAX),
-        auth: None,
+        ..ferry_proto::memory::test_config(&greeting(max_eager))
     }
 }
 
