@@ -8,45 +8,16 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use ferry_auth::directory::Directory;
-use ferry_auth::keys::PrivateKey;
-use ferry_auth::rights::Rights;
-use ferry_auth::scram::{ClientExchange, MIN_ITERATIONS, StoredPassword};
-use ferry_auth::users::{User, UserName, UsersFile};
+use ferry_auth::scram::ClientExchange;
 use ferry_proto::auth::Authenticator;
 use ferry_proto::memory::Harness;
 use ferry_proto::server::SessionConfig;
 use ferry_wire::auth::{AuthReply, AuthRequest, decode_auth_reply};
 use ring::rand::SystemRandom;
 
-const CB: [u8; 32] = [7; 32];
+mod common;
 
-fn user(s: &str) -> UserName {
-    UserName::new(s).expect("user")
-}
-
-struct World {
-    alice: PrivateKey,
-    directory: Arc<Directory>,
-}
-
-/// alice: a key, `list,read`; bob: password "correct horse", every right.
-fn world(tls: bool) -> World {
-    let alice = PrivateKey::generate("alice@test").expect("key");
-    let mut file = UsersFile::default();
-    let mut a = User::new("/srv/alice".into(), Rights::READ_ONLY).expect("alice");
-    a.keys.push(alice.public().clone());
-    file.users.insert(user("alice"), a);
-    let mut b = User::new("/srv/bob".into(), Rights::ALL).expect("bob");
-    b.password = Some(
-        StoredPassword::new("correct horse", MIN_ITERATIONS, &SystemRandom::new())
-            .expect("verifier"),
-    );
-    file.users.insert(user("bob"), b);
-    World {
-        alice,
-        directory: Arc::new(Directory::new(file, tls).expect("directory")),
-    }
-}
+use common::{CB, World, user, world};
 
 fn session(directory: &Arc<Directory>, cb: Option<[u8; 32]>) -> Harness {
     let cfg = SessionConfig {

@@ -8,9 +8,6 @@ use std::time::Instant;
 use ferry_auth::directory::Directory;
 use ferry_auth::keys::PrivateKey;
 use ferry_auth::login::{KeyProver, PasswordProver};
-use ferry_auth::rights::Rights;
-use ferry_auth::scram::{MIN_ITERATIONS, StoredPassword};
-use ferry_auth::users::{User, UserName, UsersFile};
 use ferry_client_core::login::Prover;
 use ferry_client_core::{
     Action, AuthFailure, ClientError, ClientOptions, ClientSession, Login, OpId, Outcome,
@@ -20,37 +17,23 @@ use ferry_proto::memory::Harness;
 use ferry_proto::server::SessionConfig;
 use ferry_tls::{ClientTls, Trust};
 use ferry_wire::{Greeting, Limits};
-use ring::rand::SystemRandom;
 use zeroize::Zeroizing;
 
-const CB: [u8; 32] = [7; 32];
+mod common;
 
-fn user(s: &str) -> UserName {
-    UserName::new(s).expect("user")
-}
+use common::{CB, user};
 
+/// The users of `common::world`, alice's key as a prover.
 struct World {
-    /// alice's key.
     alice: Arc<dyn Prover>,
     directory: Arc<Directory>,
 }
 
-/// alice: a key; bob: the password "correct horse".
 fn world(tls: bool) -> World {
-    let alice = PrivateKey::generate("alice@test").expect("key");
-    let mut file = UsersFile::default();
-    let mut a = User::new("/srv/alice".into(), Rights::READ_ONLY).expect("alice");
-    a.keys.push(alice.public().clone());
-    file.users.insert(user("alice"), a);
-    let mut b = User::new("/srv/bob".into(), Rights::ALL).expect("bob");
-    b.password = Some(
-        StoredPassword::new("correct horse", MIN_ITERATIONS, &SystemRandom::new())
-            .expect("verifier"),
-    );
-    file.users.insert(user("bob"), b);
+    let w = common::world(tls);
     World {
-        alice: Arc::new(KeyProver::new(alice)),
-        directory: Arc::new(Directory::new(file, tls).expect("directory")),
+        alice: Arc::new(KeyProver::new(w.alice)),
+        directory: w.directory,
     }
 }
 

@@ -5,14 +5,11 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
-use ferry_auth::directory::Directory;
 use ferry_auth::keys::PrivateKey;
-use ferry_auth::rights::Rights;
-use ferry_auth::scram::{ClientExchange, MIN_ITERATIONS, StoredPassword};
-use ferry_auth::users::{User, UserName, UsersFile};
-use ferry_store::homes::{Home, Homes};
-use ferry_store::{Quota, ServerAuth};
+use ferry_auth::scram::ClientExchange;
+use ferry_auth::users::UserName;
 use ferry_test_support::tls::{self, TlsLines};
+use ferry_test_support::users::{self, BOB_PASSWORD};
 use ferry_test_support::{Impl, TestServer};
 use ferry_wire::auth::{AuthReply, AuthRequest, decode_auth_reply};
 
@@ -24,66 +21,27 @@ fn user(s: &str) -> UserName {
 
 struct Setup {
     server: TestServer,
-    alice: PrivateKey,
-    _homes: tempfile::TempDir,
+    alice: Arc<PrivateKey>,
+    _users: users::Users,
 }
 
 /// alice (a key; list, read, create; one session at a time; three files at most) and bob (a
-/// password; list, read), each with a folder holding one file of their own.
+/// password; list, read), each with a folder holding one file of their own
+/// (`ferry_test_support::users`).
 fn setup(imp: Impl) -> Setup {
-    let homes_dir = tempfile::tempdir().expect("tempdir");
-    let (a, b) = (homes_dir.path().join("alice"), homes_dir.path().join("bob"));
-    for (dir, file) in [(&a, "alice.txt"), (&b, "bob.txt")] {
-        std::fs::create_dir(dir).expect("home");
-        std::fs::write(dir.join(file), file.as_bytes()).expect("file");
-    }
-    let alice = PrivateKey::generate("alice@test").expect("key");
-    let mut file = UsersFile::default();
-    let mut ua = User::new(a.clone(), "list,read,create".parse().expect("rights")).expect("user");
-    ua.keys.push(alice.public().clone());
-    ua.max_sessions = Some(1);
-    file.users.insert(user("alice"), ua);
-    let mut ub = User::new(b.clone(), Rights::READ_ONLY).expect("user");
-    ub.password =
-        Some(StoredPassword::new("pw of bob", MIN_ITERATIONS, &ring_rng()).expect("verifier"));
-    file.users.insert(user("bob"), ub);
-    let directory = Arc::new(Directory::new(file, true).expect("directory"));
-    let server = TestServer::start_tls(imp, |c| {
-        let homes = Homes::open(
-            c,
-            &[
-                (
-                    user("alice"),
-                    Home {
-                        path: a.clone(),
-                        quota: Quota {
-                            bytes: None,
-                            files: Some(3),
-                        },
-                    },
-                ),
-                (
-                    user("bob"),
-                    Home {
-                        path: b.clone(),
-                        quota: Quota::default(),
-                    },
-                ),
-            ],
-            None,
-        )
-        .expect("homes");
-        // The test server waits for its folder's staging area: alice's is one.
-        c.root = a.clone();
-        c.auth = Some(ServerAuth {
-            authenticator: directory,
-            homes: Arc::new(homes),
-        });
-    });
+    let (server, users) = users::start_with(
+        imp,
+        |file| {
+            let alice = file.users.get_mut(&user("alice")).expect("alice");
+            alice.max_sessions = Some(1);
+            alice.quota_files = Some(3);
+        },
+        |_| {},
+    );
     Setup {
         server,
-        alice,
-        _homes: homes_dir,
+        alice: Arc::clone(&users.alice_key),
+        _users: users,
     }
 }
 
@@ -156,7 +114,7 @@ fn users_see_only_their_own_folder(imp: Impl) {
     let (mut s, cb) = connect(&w.server);
     let rng = ring_rng();
     let (mut client, first) =
-        ClientExchange::start("bob", "pw of bob", Some(cb), &rng).expect("start");
+        ClientExchange::start("bob", BOB_PASSWORD, Some(cb), &rng).expect("start");
     let b64 = base64::engine::general_purpose::STANDARD;
     s.send(
         &AuthRequest::Scram {

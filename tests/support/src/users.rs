@@ -64,6 +64,15 @@ impl Users {
 /// A server of `imp` over TLS with alice and bob (see the module documentation); `f`
 /// changes the rest of its configuration.
 pub fn start(imp: Impl, f: impl FnOnce(&mut Config)) -> (TestServer, Users) {
+    start_with(imp, |_| {}, f)
+}
+
+/// [`start`], with `users` changing the users (their limits: quotas, sessions) first.
+pub fn start_with(
+    imp: Impl,
+    users: impl FnOnce(&mut UsersFile),
+    f: impl FnOnce(&mut Config),
+) -> (TestServer, Users) {
     let homes_dir = tempfile::tempdir().expect("tempdir");
     let (a, b) = (homes_dir.path().join("alice"), homes_dir.path().join("bob"));
     for (dir, file) in [(&a, "alice.txt"), (&b, "bob.txt")] {
@@ -79,17 +88,22 @@ pub fn start(imp: Impl, f: impl FnOnce(&mut Config)) -> (TestServer, Users) {
     let rng = ring::rand::SystemRandom::new();
     ub.password = Some(StoredPassword::new(BOB_PASSWORD, MIN_ITERATIONS, &rng).expect("verifier"));
     file.users.insert(user("bob"), ub);
+    users(&mut file);
+    // Each folder with its user's quotas, as `ferry serve --users` opens them.
+    let homes = [(&a, "alice"), (&b, "bob")].map(|(path, name)| {
+        let u = &file.users[&user(name)];
+        let quota = ferry_store::Quota {
+            bytes: u.quota_bytes,
+            files: u.quota_files,
+        };
+        let home = Home {
+            path: path.clone(),
+            quota,
+        };
+        (user(name), home)
+    });
     let directory = Arc::new(Directory::new(file, true).expect("directory"));
     let server = TestServer::start_tls(imp, |c| {
-        let homes = [(&a, "alice"), (&b, "bob")].map(|(path, name)| {
-            (
-                user(name),
-                Home {
-                    path: path.clone(),
-                    quota: ferry_store::Quota::default(),
-                },
-            )
-        });
         let homes = Homes::open(c, &homes, None).expect("homes");
         // The test server waits for its folder's staging area: alice's is one.
         c.root = a.clone();
