@@ -1273,6 +1273,16 @@ fn auth_18_isolation(ctx: &mut Ctx<'_>) -> Res<Done> {
             ));
         }
     }
+    // Nor through a path: names are single path components (section 11), in every folder.
+    let mut climb = b"../alice/".to_vec();
+    climb.extend_from_slice(&secret);
+    if let GetReply::Ok { .. } = c.get(req, 0, &climb)? {
+        return Err(violation(
+            req,
+            format!("an err to bob's get of {} (510: not a name)", show(&climb)),
+            "ok get: a file outside bob's folder".to_owned(),
+        ));
+    }
     c.close()?;
     // carol's folder is another: the same name is new there.
     let mut c = env.session_as(carol)?;
