@@ -456,6 +456,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn auth_setup_writes_once_and_refuses_a_folder_that_is_not_empty() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("users");
+        let args = |d: &std::path::Path| {
+            [
+                "ferry-conform".into(),
+                "auth-setup".into(),
+                d.as_os_str().to_owned(),
+            ]
+        };
+        assert_eq!(main_from(args(&dir)), 0);
+        assert!(dir.join(crate::auth::USERS_FILE).is_file());
+        assert!(crate::auth::Credentials::load(&dir).is_ok());
+        assert_eq!(main_from(args(&dir)), 2, "never over what exists");
+    }
+
+    #[test]
     fn addresses_with_and_without_scheme() {
         let p = |s: &str| parse_address(s).expect(s);
         assert_eq!(

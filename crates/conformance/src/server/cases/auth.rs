@@ -1102,7 +1102,7 @@ fn auth_7_once(ctx: &mut Ctx<'_>) -> Res<Done> {
         c.send(req, &ed25519_line(&alice.key, &cb, "alice"))?;
         expect_refused(&mut c, req, "a second auth, as alice again")?;
     } else {
-        let l = client_refused(
+        client_refused(
             &mut c,
             req,
             "bob",
@@ -1110,7 +1110,6 @@ fn auth_7_once(ctx: &mut Ctx<'_>) -> Res<Done> {
             Some(cb),
             "a second auth, as bob, with bob's password",
         )?;
-        let _ = l;
     }
     // Still alice: she may create, bob may not.
     let name = ctx.name("still-alice");
