@@ -16,8 +16,9 @@
 //! - `conform.toml`: what the runner reads (each user's rights, key file and password);
 //! - `keys/NAME` and `keys/NAME.pub`: the keys, in OpenSSH's formats (`ferry keygen`'s);
 //! - `users.toml`: the same users in ferry's users file (`ferry serve --users DIR/users.toml`),
-//!   with SCRAM-SHA-256 verifiers of 4096 iterations (the fewest RFC 7677 allows: the
-//!   runner's logins stay fast);
+//!   with SCRAM-SHA-256 verifiers made as `ferry user passwd` makes them (a 16-octet salt,
+//!   400,000 iterations), so that ferry's made-up answer for an unknown user looks like
+//!   theirs (AUTH-14);
 //! - `homes/NAME/`: each user's folder, empty;
 //! - `USERS.md`: the same in plain words for a server that is not ferry's: names, rights,
 //!   public keys (as OpenSSH lines and as the base64 of the 32 octets a PUBKEY field
@@ -31,7 +32,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use ferry_auth::keys::PrivateKey;
 use ferry_auth::rights::Rights;
-use ferry_auth::scram::{MIN_ITERATIONS, StoredPassword};
+use ferry_auth::scram::{DEFAULT_ITERATIONS, StoredPassword};
 use ferry_auth::users::{User, UserName, UsersFile};
 use ring::rand::{SecureRandom as _, SystemRandom};
 use serde::{Deserialize, Serialize};
@@ -219,7 +220,7 @@ pub fn setup(dir: &Path) -> Result<String, String> {
             .map_err(|e| e.to_string())?;
         let password = password(&rng)?;
         let stored =
-            StoredPassword::new(&password, MIN_ITERATIONS, &rng).map_err(|e| e.to_string())?;
+            StoredPassword::new(&password, DEFAULT_ITERATIONS, &rng).map_err(|e| e.to_string())?;
         let parsed: Rights = rights.parse().map_err(|e| format!("{e}"))?;
         let mut user = User::new(root.clone(), parsed)?;
         user.keys.push(key.public().clone());
@@ -274,8 +275,10 @@ pub fn setup(dir: &Path) -> Result<String, String> {
          ferry conform server ferrys://HOST:PORT --fingerprint SHA256:… --auth {dir} --include 'server/AUTH-*'\n\
          ```\n\n\
          For ferry's own server: `ferry serve --users {dir}/{USERS_FILE} --tls-self-signed`.\n\
-         A server may store each password its own way (RFC 5803's verifier below has 4096\n\
-         iterations and a random salt; any count of at least 4096 will do) and must accept both\n\
+         A server may store each password its own way (RFC 5803's verifier below has a\n\
+         16-octet salt and 400,000 iterations; any count of at least 4096 will do, but the\n\
+         answer to an unknown user must look like these users': the same iteration count and\n\
+         salt length, AUTH-14) and must accept both\n\
          the key and the password of each user. The runner also tries user names no server\n\
          knows (`cf<run>-<case>-nobody`) and makes about 25 deliberate failed logins from its\n\
          address: a server that throttles failures must let that many through.\n\n",
@@ -326,7 +329,10 @@ mod tests {
             assert_eq!(u.rights, login.rights);
             assert!(u.key(login.key.public().raw()).is_some());
             assert!(u.root.is_dir() && u.root.read_dir().expect("folder").next().is_none());
-            assert_eq!(u.password.as_ref().map(|p| p.iterations()), Some(4096));
+            assert_eq!(
+                u.password.as_ref().map(|p| p.iterations()),
+                Some(DEFAULT_ITERATIONS)
+            );
         }
         let readme = std::fs::read_to_string(dir.join(DESCRIPTION)).expect("description");
         assert!(readme.contains(&c.read_only.password), "{readme}");

@@ -122,6 +122,7 @@ fn broken_servers_fail_the_auth_cases() {
             ],
         ),
         (Fault::UnknownAtOnce, &[("server/AUTH-14/1", "AUTH-14")]),
+        (Fault::UnlikeUsers, &[("server/AUTH-14/1", "AUTH-14")]),
         (Fault::Unbound, &[("server/AUTH-11/2", "AUTH-11")]),
     ];
     for (fault, failing) in expectations {

@@ -31,6 +31,8 @@ pub(crate) enum Fault {
     UnknownAtOnce,
     /// Accepts a SCRAM exchange whose binding was stripped (`n,,`).
     Unbound,
+    /// Answers an unknown user with the fewest iterations, unlike its users' (AUTH-14).
+    UnlikeUsers,
 }
 
 /// The users file's authenticator, with a fault.
@@ -93,6 +95,15 @@ impl Authenticator for Faulty {
                 let name = text.split("n=").nth(1)?.split(',').next()?;
                 if !self.bound.file().users.contains_key(name) {
                     return None;
+                }
+            }
+            Some(Fault::UnlikeUsers) => {
+                let name = text.split("n=").nth(1)?.split(',').next()?;
+                if !self.bound.file().users.contains_key(name) {
+                    let (exchange, first) = self.bound.scram_start(client_first, cb)?;
+                    let first = String::from_utf8(first).ok()?;
+                    let (head, _) = first.rsplit_once(",i=")?;
+                    return Some((exchange, format!("{head},i=4096").into_bytes()));
                 }
             }
             _ => {}

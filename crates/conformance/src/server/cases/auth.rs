@@ -91,7 +91,7 @@ pub(crate) const CASES: &[(&str, &str, &[&str], CaseFn)] = &[
     ),
     (
         "AUTH-14/1",
-        "an unknown user gets `more` with the same salt and iterations at every attempt, then 535",
+        "an unknown user gets `more` like a real user's, with the same salt and iterations at every attempt, then 535",
         &["AUTH-14", "AUTH-8"],
         auth_14_unknown_user,
     ),
@@ -1001,6 +1001,18 @@ fn auth_14_unknown_user(ctx: &mut Ctx<'_>) -> Res<Done> {
     env.need(Mechanism::ScramSha256Plus)?;
     let req = "AUTH-14";
     let nobody = unknown_user(ctx);
+    // What real users get: the `more` of alice and bob (the exchanges are left unanswered:
+    // the connection is dropped).
+    let mut real = Vec::new();
+    for who in [&env.creds.all, &env.creds.read_only] {
+        let (mut c, cb) = env.open()?;
+        let hand = Hand::bound(who, &cb, &nonce()?);
+        c.send(req, &scram_line(true, &hand.client_first()))?;
+        match answer(&mut c, req, "more SERVER-FIRST")? {
+            (Answer::More(sf), _) => real.push(server_first(&sf)?),
+            (_, shown) => return Err(violation("AUTH-11", "more SERVER-FIRST", shown)),
+        }
+    }
     let mut seen: Vec<ServerFirst> = Vec::new();
     for attempt in 1..=2 {
         let (mut c, cb) = env.open()?;
@@ -1024,9 +1036,16 @@ fn auth_14_unknown_user(ctx: &mut Ctx<'_>) -> Res<Done> {
             || format!("r={} for the client's {client_nonce}", sf.nonce),
         )?;
         ensure(
-            sf.iterations >= 4096 && !sf.salt.is_empty() && sf.salt.len() <= 64,
+            real.iter()
+                .any(|r| r.iterations == sf.iterations && r.salt.len() == sf.salt.len()),
             req,
-            "a plausible salt (1 to 64 octets) and at least 4096 iterations",
+            format!(
+                "a salt and iteration count like a real user's ({})",
+                real.iter()
+                    .map(|r| format!("{} octets of salt, i={}", r.salt.len(), r.iterations))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
             || format!("{} octets of salt, i={}", sf.salt.len(), sf.iterations),
         )?;
         c.send(req, &final_line(&hand.client_final(&sf)))?;
