@@ -12,6 +12,8 @@
 //!   server per case and launches the command with placeholders (`{addr}`, `{op}`, `{name}`,
 //!   `{dir}`).
 //! - [`cli`] is the `ferry-conform` command line (also `ferry conform`).
+//! - [`auth`] writes and reads the users of the `auth` cases (`server/AUTH-*`, spec section
+//!   16): `ferry conform auth-setup DIR`, then `server --auth DIR` ([`ServerTarget::auth`]).
 //!
 //! Verdicts ([`Verdict`]): `pass`; `fail` (a MUST requirement violated, or a SHOULD one with
 //! `--strict`); `non-strict` (a SHOULD requirement violated, without `--strict`);
