@@ -197,6 +197,16 @@ const HANDLING: &[(&str, How)] = &[
         "ferry-conform server 127.0.0.1:7450 --read-only-server 127.0.0.1:7451 --extra-server 127.0.0.1:7452 --extra-server 127.0.0.1:7453 --extra-server 127.0.0.1:7454 --extra-server 127.0.0.1:7455 --session-limit 16 --max-wait 3 --touch-cmd 'f=/tmp/c-main/\"$FERRY_NAME\"; if [ \"$FERRY_HOW\" = append ]; then printf x >>\"$f\"; else truncate -s 1 \"$f\"; fi' --shutdown-cmd \"kill -TERM $main\" --shutdown-grace 2 --json report.json --junit report.xml",
         How::Parse,
     ),
+    // crates/conformance/README.md, the auth cases: files under /tmp and a fixed port.
+    ("ferry-conform auth-setup /tmp/c-auth", How::Parse),
+    (
+        "ferry serve --users /tmp/c-auth/users.toml --tls-self-signed --listen 127.0.0.1:7461 &",
+        How::Parse,
+    ),
+    (
+        "ferry-conform server ferrys://127.0.0.1:7461 --fingerprint SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU --auth /tmp/c-auth --include 'server/AUTH-*'",
+        How::Parse,
+    ),
     (
         "ferry-conform client [OPTIONS] -- COMMAND ARGS...",
         How::Skip("usage synopsis, not a command (better in a ```text block)"),

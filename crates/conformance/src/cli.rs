@@ -25,6 +25,8 @@ pub struct Cli {
 }
 
 /// What to test.
+// Parsed once per process: the size of the server variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Target {
     /// Test a RUNNING server at ADDR (host:port, or ferrys://HOST[:PORT] for ferry/1 over
@@ -35,6 +37,20 @@ pub enum Target {
     /// command with {addr}, {op}, {name}, {dir} substituted (also FERRY_ADDR, FERRY_OP,
     /// FERRY_NAME, FERRY_DIR). Exit 0 = success, non-zero = failure, 127 = not supported.
     Client(ClientArgs),
+    /// Write the users of the auth cases into DIR (new or empty): four users (alice: every
+    /// right; bob: list,read; carol: list,read,create; dave: create), each with an Ed25519
+    /// key (DIR/keys, OpenSSH format), a password and an empty folder (DIR/homes/NAME);
+    /// DIR/users.toml for `ferry serve --users`, DIR/USERS.md for other servers, and
+    /// DIR/conform.toml for `server --auth DIR`.
+    AuthSetup(AuthSetupArgs),
+}
+
+/// `ferry-conform auth-setup`.
+#[derive(Debug, Clone, Args)]
+pub struct AuthSetupArgs {
+    /// The folder to write (made if missing; must be empty).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 /// Options common to both kinds of run.
@@ -117,6 +133,11 @@ pub struct ServerArgs {
     /// `sh -c 'f=/srv/root/"$FERRY_NAME"; if [ "$FERRY_HOW" = append ]; then printf x >>"$f"; else truncate -s 1 "$f"; fi'`.
     #[arg(long, value_name = "CMD")]
     pub touch_cmd: Option<String>,
+    /// The users the server knows, as `auth-setup DIR` wrote them: the auth cases
+    /// (server/AUTH-*, over TLS only) log in as them on the first server (ADDR, then each
+    /// --extra-server) whose greeting offers ext=auth. Without it they are unimplemented.
+    #[arg(long, value_name = "DIR")]
+    pub auth: Option<PathBuf>,
     /// The options both kinds of run share.
     #[command(flatten)]
     pub common: Common,
@@ -177,6 +198,18 @@ fn list(cases: &[CaseInfo], f: &Filter) -> u8 {
 /// Runs a parsed command; returns the exit status (0 ok, 1 a case failed, 2 error).
 pub fn run(target: Target) -> u8 {
     let (common, report) = match target {
+        Target::AuthSetup(a) => {
+            return match crate::auth::setup(&a.dir) {
+                Ok(said) => {
+                    println!("ferry-conform: {said}");
+                    0
+                }
+                Err(e) => {
+                    eprintln!("ferry-conform: {e}");
+                    2
+                }
+            };
+        }
         Target::Server(a) => {
             let opts = options(&a.common);
             if a.common.list {
@@ -208,6 +241,16 @@ pub fn run(target: Target) -> u8 {
                     }
                 }
             }
+            let auth = match &a.auth {
+                None => None,
+                Some(dir) => match crate::auth::Credentials::load(dir) {
+                    Ok(c) => Some(std::sync::Arc::new(c)),
+                    Err(e) => {
+                        eprintln!("ferry-conform: --auth: {e}");
+                        return 2;
+                    }
+                },
+            };
             let t = ServerTarget {
                 addr: addr.main,
                 read_only: addr.read_only,
@@ -223,6 +266,7 @@ pub fn run(target: Target) -> u8 {
                     touch: a.touch_cmd.clone().map(crate::Hook::command),
                 },
                 tls,
+                auth,
             };
             println!(
                 "ferry-conform {}: server {}",
@@ -412,6 +456,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn auth_setup_writes_once_and_refuses_a_folder_that_is_not_empty() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("users");
+        let args = |d: &std::path::Path| {
+            [
+                "ferry-conform".into(),
+                "auth-setup".into(),
+                d.as_os_str().to_owned(),
+            ]
+        };
+        assert_eq!(main_from(args(&dir)), 0);
+        assert!(dir.join(crate::auth::USERS_FILE).is_file());
+        assert!(crate::auth::Credentials::load(&dir).is_ok());
+        assert_eq!(main_from(args(&dir)), 2, "never over what exists");
+    }
+
+    #[test]
     fn addresses_with_and_without_scheme() {
         let p = |s: &str| parse_address(s).expect(s);
         assert_eq!(
@@ -441,7 +502,7 @@ mod tests {
             Cli::try_parse_from(["ferry-conform", "server"].iter().chain(args)).expect("arguments");
         match cli.target {
             Target::Server(a) => a,
-            Target::Client(_) => unreachable!(),
+            Target::Client(_) | Target::AuthSetup(_) => unreachable!(),
         }
     }
 

@@ -12,6 +12,8 @@
 //!   server per case and launches the command with placeholders (`{addr}`, `{op}`, `{name}`,
 //!   `{dir}`).
 //! - [`cli`] is the `ferry-conform` command line (also `ferry conform`).
+//! - [`auth`] writes and reads the users of the `auth` cases (`server/AUTH-*`, spec section
+//!   16): `ferry conform auth-setup DIR`, then `server --auth DIR` ([`ServerTarget::auth`]).
 //!
 //! Verdicts ([`Verdict`]): `pass`; `fail` (a MUST requirement violated, or a SHOULD one with
 //! `--strict`); `non-strict` (a SHOULD requirement violated, without `--strict`);
@@ -19,6 +21,7 @@
 //! or the client exited 127); `informational` (the case only reports). A run fails (exit 1)
 //! when any case fails.
 
+pub mod auth;
 pub mod case;
 pub mod cli;
 mod client;
@@ -165,12 +168,30 @@ pub fn check_server(target: &ServerTarget, opts: &RunOptions) -> Result<(), Stri
         }
         Err(_) => return Ok(()),
     };
+    // The auth cases create their files as the users of `--auth`, in their own folders: a
+    // run of only those needs no upload to the main server without a login.
+    let only_auth = server::all()
+        .iter()
+        .filter(|c| opts.filter.selects(&c.info.id))
+        .all(|c| c.info.id.starts_with("server/AUTH-"));
+    if only_auth {
+        let _ = c.close();
+        return Ok(());
+    }
     let name = format!("cf{}-probe", run_id());
     match c.put("PUT-2", name.as_bytes(), PutMode::New, PutFlow::Wait, b"p") {
         Ok(Reply::Err(e)) if e.code == Code::READ_ONLY => Err(format!(
             "the server at {} is read-only (err 514): the server cases upload their own files, \
              so the main server must accept uploads into an empty folder; give a read-only \
              server as --read-only-server ADDR",
+            target.addr
+        )),
+        Ok(Reply::Err(e)) if e.code == ferry_wire::auth::AUTH_REQUIRED => Err(format!(
+            "the server at {} wants a login before an upload (err 530 auth-required): the \
+             server cases other than server/AUTH-* need a server without users (or with an \
+             anonymous access that may create files); run the auth cases alone with --auth DIR \
+             --include 'server/AUTH-*', or give this server as --extra-server beside one \
+             without users",
             target.addr
         )),
         Ok(Reply::Err(e)) => Err(format!(

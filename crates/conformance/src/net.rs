@@ -355,6 +355,9 @@ pub(crate) struct Conn {
     deadline: Instant,
     /// Over TLS, once the connection ended: how.
     tls_end: Option<TlsEnd>,
+    /// The greeting offered the `auth` extension: its codes (section 16) are known codes of
+    /// this session (EXT-3).
+    auth_offered: bool,
 }
 
 /// Resolves `addr` (`host:port`).
@@ -379,6 +382,7 @@ impl Conn {
             eof: false,
             deadline,
             tls_end: None,
+            auth_offered: false,
         }
     }
 
@@ -392,6 +396,15 @@ impl Conn {
     /// Over TLS, once the connection ended: whether the server sent `close_notify` first.
     pub(crate) fn tls_end(&self) -> Option<&TlsEnd> {
         self.tls_end.as_ref()
+    }
+
+    /// Over TLS, once the handshake is complete: the connection's channel-binding value
+    /// (TLS-15); `None` on plain ferry/1.
+    pub(crate) fn channel_binding(&self) -> Option<[u8; 32]> {
+        match &self.stream {
+            Transport::Plain(_) => None,
+            Transport::Tls(s) => ferry_tls::channel_binding(&s.conn).ok(),
+        }
     }
 
     /// Moves the deadline.
@@ -541,9 +554,18 @@ impl Conn {
         Ok(self.buf.drain(..n).collect())
     }
 
+    /// ERR-1: only the codes of the table, and in a session that offered `auth` also the
+    /// extension's codes (section 16).
+    pub(crate) fn check_code(&self, e: &ErrorReply) -> Res<()> {
+        if self.auth_offered && ferry_wire::auth::code_name(e.code).is_some() {
+            return Ok(());
+        }
+        check_code(e)
+    }
+
     /// Reads a complete line sent by the server, checks it ends with LF alone (FRAME-3), or
     /// reports its absence as a violation of `req` ("expected `expected`").
-    fn server_line(&mut self, req: &str, expected: &str) -> Res<Vec<u8>> {
+    pub(crate) fn server_line(&mut self, req: &str, expected: &str) -> Res<Vec<u8>> {
         match self.line() {
             LineRead::Line(l) => {
                 ensure(
@@ -605,6 +627,10 @@ impl Conn {
             }
         };
         check_greeting(&g, &line)?;
+        self.auth_offered = g
+            .extensions()
+            .iter()
+            .any(|e| e.as_str() == ferry_wire::auth::EXTENSION);
         Ok(g)
     }
 
@@ -615,7 +641,7 @@ impl Conn {
         match decode_reply(&line) {
             Ok((r, _)) => {
                 if let Reply::Err(e) = &r {
-                    check_code(e)?;
+                    self.check_code(e)?;
                 }
                 Ok(r)
             }
@@ -712,7 +738,7 @@ impl Conn {
                     });
                 }
                 Frame::Abort(e) => {
-                    check_code(&e)?;
+                    self.check_code(&e)?;
                     return Ok(Payload {
                         data,
                         chunks,

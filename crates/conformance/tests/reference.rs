@@ -55,10 +55,12 @@ fn reference_server_passes_every_server_case() {
         session_limit: Some(16),
         hooks: common::hooks_for(&main, Duration::from_secs(2)),
         tls: None,
+        auth: None,
     };
-    // The TLS cases need a TLS server: tests/tls.rs runs them.
+    // The TLS and auth cases need a TLS server: tests/tls.rs and tests/auth.rs run them.
     let mut opts = opts();
     opts.filter.exclude.push("server/TLS-*".into());
+    opts.filter.exclude.push("server/AUTH-*".into());
     let r = run_server(&target, &opts, &mut |_| {});
     common::check(&r, "ferry-sync server", KNOWN);
     assert_eq!(r.summary.unimplemented, 0);

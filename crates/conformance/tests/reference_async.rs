@@ -10,6 +10,8 @@ use ferry_conformance::{ClientTarget, RunOptions, ServerTarget, run_client, run_
 use ferry_test_support::{Impl, TestServer};
 
 mod common;
+#[path = "common/users.rs"]
+mod users;
 
 /// Cases the async reference is known to fail: (case ID, reason).
 const KNOWN: &[(&str, &str)] = &[];
@@ -37,7 +39,8 @@ fn server_passes_every_server_case(imp: Impl) {
 }
 
 /// Every server case, the TLS cases included, against every implementation over TLS (the
-/// server's key pinned): the whole suite runs inside TLS unchanged.
+/// server's key pinned): the whole suite runs inside TLS unchanged. A server with users
+/// (`common/users.rs`) is one more extra server, for the auth cases only.
 fn server_passes_every_case_over_tls(imp: Impl) {
     server_passes_every_case_over(imp, true);
 }
@@ -52,24 +55,33 @@ fn server_passes_every_case_over(imp: Impl, tls: bool) {
         c.idle_timeout = Duration::from_secs(2);
         c.stall_timeout = Duration::from_secs(1);
     });
+    // First among the extras: the other cases must pass it by.
+    let with_users = tls.then(|| users::world(imp, None));
     let target = ServerTarget {
         addr: main.addr.to_string(),
         read_only: Some(ro.addr.to_string()),
-        extra: vec![
-            size10.addr.to_string(),
-            eager4.addr.to_string(),
-            eager0.addr.to_string(),
-            timeouts.addr.to_string(),
-        ],
+        extra: with_users
+            .iter()
+            .map(|w| w.server.addr.to_string())
+            .chain([
+                size10.addr.to_string(),
+                eager4.addr.to_string(),
+                eager0.addr.to_string(),
+                timeouts.addr.to_string(),
+            ])
+            .collect(),
         max_wait: Duration::from_secs(3),
         session_limit: Some(16),
         hooks: common::hooks_for(&main, Duration::from_secs(1)),
         tls: main.tls.as_ref().map(ferry_test_support::tls::client),
+        auth: with_users.as_ref().and_then(|w| w.target.auth.clone()),
     };
     let mut opts = RunOptions::default();
     if !tls {
-        // The TLS cases need a TLS server: server_passes_every_case_over_tls runs them.
+        // The TLS and auth cases need a TLS server: server_passes_every_case_over_tls runs
+        // them.
         opts.filter.exclude.push("server/TLS-*".into());
+        opts.filter.exclude.push("server/AUTH-*".into());
     }
     let r = run_server(&target, &opts, &mut |_| {});
     let what = format!("{imp} server{}", if tls { " over TLS" } else { "" });
@@ -82,6 +94,12 @@ fn server_passes_every_case_over(imp: Impl, tls: bool) {
             .filter(|c| c.id.starts_with("server/TLS-"))
             .count();
         assert!(tls_cases >= 10, "{what}: only {tls_cases} TLS cases ran");
+        let auth_cases = r
+            .cases
+            .iter()
+            .filter(|c| c.id.starts_with("server/AUTH-"))
+            .count();
+        assert!(auth_cases >= 16, "{what}: only {auth_cases} auth cases ran");
     }
 }
 

@@ -47,6 +47,11 @@ pub struct ServerTarget {
     /// they must all be verifiable by it (one pinned key, or one CA), and the TLS cases
     /// (`server/TLS-*`) run. `None`: plain ferry/1, and the TLS cases are `unimplemented`.
     pub tls: Option<ferry_tls::ClientTls>,
+    /// The users the server under test knows (`--auth DIR`, made by `ferry conform
+    /// auth-setup`): the `auth` cases (`server/AUTH-*`, spec section 16) log in as them on
+    /// the first server (main, then extras) whose greeting offers `auth`, over TLS. `None`:
+    /// the `auth` cases are `unimplemented`.
+    pub auth: Option<std::sync::Arc<crate::auth::Credentials>>,
 }
 
 impl ServerTarget {
@@ -69,8 +74,16 @@ impl ServerTarget {
             session_limit: None,
             hooks: Hooks::default(),
             tls: None,
+            auth: None,
         }
     }
+}
+
+/// Whether a greeting offers the `auth` extension (section 16).
+pub(crate) fn offers_auth(g: &Greeting) -> bool {
+    g.extensions()
+        .iter()
+        .any(|e| e.as_str() == ferry_wire::auth::EXTENSION)
 }
 
 /// The example transcripts embedded in the runner.
@@ -134,18 +147,36 @@ impl Ctx<'_> {
         self.server_greeting(what, |g| pred(g.limits()))
     }
 
-    /// Like [`Ctx::server_with`], for a property of the whole greeting.
+    /// Like [`Ctx::server_with`], for a property of the whole greeting. An extra server
+    /// whose greeting offers `auth` serves only the auth cases ([`Ctx::users_server`]):
+    /// without a login it serves nothing.
     pub(crate) fn server_greeting(
         &self,
         what: &str,
         pred: impl Fn(&Greeting) -> bool,
     ) -> Res<(Endpoint, Greeting)> {
+        self.find_server(what, |g, main| (main || !offers_auth(g)) && pred(g))
+    }
+
+    /// The first server (main, then extras) whose greeting offers `auth` (section 16).
+    pub(crate) fn users_server(&self, what: &str) -> Res<(Endpoint, Greeting)> {
+        self.find_server(what, |g, _| offers_auth(g))
+    }
+
+    fn find_server(
+        &self,
+        what: &str,
+        pred: impl Fn(&Greeting, bool) -> bool,
+    ) -> Res<(Endpoint, Greeting)> {
         let mut seen = Vec::new();
-        for a in std::iter::once(&self.target.addr).chain(&self.target.extra) {
+        for (i, a) in std::iter::once(&self.target.addr)
+            .chain(&self.target.extra)
+            .enumerate()
+        {
             let addr = self.endpoint(a)?;
             let (c, g) = Conn::open(&addr, self.deadline())?;
             let _ = c.close();
-            if pred(&g) {
+            if pred(&g, i == 0) {
                 return Ok((addr, g));
             }
             seen.push(a.clone());
@@ -247,6 +278,7 @@ pub(crate) fn all() -> Vec<ServerCase> {
         .iter()
         .chain(clarified::CASES)
         .chain(cases::tls::CASES)
+        .chain(cases::auth::CASES)
         .chain(hooked::CASES)
         .chain(hooked::LAST);
     for (id, title, reqs, f) in tables {

@@ -12,6 +12,7 @@ use crate::net::{
     Conn, Endpoint, GetReply, LineRead, Trailer, after, payload_of, put_line, show, show_reply,
 };
 
+pub(super) mod auth;
 mod connection;
 mod errors;
 mod files;
