@@ -26,6 +26,7 @@ pub mod keys;
 pub mod login;
 pub mod proof;
 pub use ferry_proto::rights;
+pub use ferry_proto::throttle;
 pub mod scram;
 pub mod secret;
 pub mod users;

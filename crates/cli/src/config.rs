@@ -161,6 +161,19 @@ pub(crate) struct ServeArgs {
         default_missing_value = "true"
     )]
     pub auth_without_tls: Option<bool>,
+    /// Slow down and then refuse, per client address, repeated failed logins (AUTH-20,
+    /// AUTH-22: after 3 failures in a row each `err 535` is held back 1 s, 2 s, then 4 s; 10
+    /// failures within about 10 minutes refuse the address for 10 minutes with `err 425`)
+    /// [default: true]. `=false` for test runs that fail logins on purpose, such as
+    /// `ferry conform server --auth`.
+    #[arg(
+        long,
+        env = "FERRY_AUTH_THROTTLE",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub auth_throttle: Option<bool>,
     /// The log format on stderr [default: text].
     #[arg(long, value_enum, value_name = "FORMAT", env = "FERRY_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -189,6 +202,8 @@ pub(crate) struct Serve {
     pub audit_log: Option<PathBuf>,
     /// Authentication allowed without TLS (AUTH-2).
     pub auth_without_tls: bool,
+    /// Failed logins throttled per address (AUTH-20, AUTH-22).
+    pub auth_throttle: bool,
 }
 
 /// Where the server's TLS certificate and key come from.
@@ -253,6 +268,7 @@ struct File {
     users: Option<PathBuf>,
     audit_log: Option<PathBuf>,
     auth_without_tls: Option<bool>,
+    auth_throttle: Option<bool>,
     log_format: Option<String>,
 }
 
@@ -357,6 +373,7 @@ fn parse_file(text: &str, base: &Path) -> Result<ServeArgs, String> {
         users: f.users.map(|p| base.join(p)),
         audit_log: f.audit_log.map(|p| base.join(p)),
         auth_without_tls: f.auth_without_tls,
+        auth_throttle: f.auth_throttle,
         log_format: value_enum("log-format", f.log_format)?,
         verbosity: Verbosity::default(),
     })
@@ -452,6 +469,7 @@ impl ServeArgs {
                 .auth_without_tls
                 .or(file.auth_without_tls)
                 .unwrap_or(false),
+            auth_throttle: self.auth_throttle.or(file.auth_throttle).unwrap_or(true),
             engine: self
                 .implementation
                 .or(file.implementation)

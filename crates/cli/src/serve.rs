@@ -23,6 +23,7 @@ pub(crate) fn run(settings: Serve) -> u8 {
         users,
         audit_log,
         auth_without_tls,
+        auth_throttle,
         log_format: _,
         verbosity: _,
     } = settings;
@@ -50,10 +51,12 @@ pub(crate) fn run(settings: Serve) -> u8 {
     config.tls = tls.clone();
     let auth = match &users {
         None => None,
-        Some(path) => match crate::users::server_auth(path, &config, auth_without_tls) {
-            Ok(auth) => Some(auth),
-            Err(code) => return code,
-        },
+        Some(path) => {
+            match crate::users::server_auth(path, &config, auth_without_tls, auth_throttle) {
+                Ok(auth) => Some(auth),
+                Err(code) => return code,
+            }
+        }
     };
     config.auth = auth.as_ref().map(|a| a.server.clone());
     let audit = match &audit_log {

@@ -531,6 +531,7 @@ pub(crate) fn server_auth(
     path: &Path,
     config: &ferry_store::ServerConfig,
     without_tls: bool,
+    throttle: bool,
 ) -> Result<ServeAuth, u8> {
     let tls = config.tls.is_some();
     if !tls && !without_tls {
@@ -561,6 +562,15 @@ pub(crate) fn server_auth(
         exit::LOCAL_IO
     })?;
     let directory = with_kept_secret(directory, path);
+    let directory = if throttle {
+        directory
+    } else {
+        // No source remembered: nothing is held back or refused.
+        directory.with_throttle(ferry_auth::throttle::ThrottleLimits {
+            max_sources: 0,
+            ..Default::default()
+        })
+    };
     let directory = std::sync::Arc::new(directory);
     let (users, anon_home) = homes_of(&directory);
     let homes =
@@ -582,6 +592,9 @@ pub(crate) fn server_auth(
     }
     if !tls {
         summary.push_str("; WITHOUT TLS (--auth-without-tls)");
+    }
+    if !throttle {
+        summary.push_str("; failed logins NOT throttled (--auth-throttle=false)");
     }
     Ok(ServeAuth {
         server: ferry_store::ServerAuth {

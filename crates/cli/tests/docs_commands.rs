@@ -200,7 +200,7 @@ const HANDLING: &[(&str, How)] = &[
     // crates/conformance/README.md, the auth cases: files under /tmp and a fixed port.
     ("ferry-conform auth-setup /tmp/c-auth", How::Parse),
     (
-        "ferry serve --users /tmp/c-auth/users.toml --tls-self-signed --listen 127.0.0.1:7461 &",
+        "ferry serve --users /tmp/c-auth/users.toml --tls-self-signed --listen 127.0.0.1:7461 --auth-throttle=false &",
         How::Parse,
     ),
     (

@@ -236,3 +236,49 @@ fn an_unknown_user_s_salt_is_the_same_after_a_restart() {
         "{err}"
     );
 }
+
+#[test]
+fn failed_logins_are_not_throttled_when_the_operator_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let users = dir.path().join("users.toml");
+    let alice = PrivateKey::generate("alice").expect("key");
+    let mut file = UsersFile::default();
+    add(&mut file, "alice", &dir.path().join("alice"), &alice);
+    file.save(&users).expect("save");
+    let tls = dir.path().join("tls");
+    let users_s = users.to_str().expect("utf-8");
+    let tls_s = tls.to_str().expect("utf-8");
+    let server = serve(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--users",
+        users_s,
+        "--tls-self-signed",
+        "--tls-dir",
+        tls_s,
+        "--auth-throttle=false",
+    ]);
+    assert!(
+        server.lines[0].contains("failed logins NOT throttled"),
+        "{:?}",
+        server.lines
+    );
+    // More failures than the default throttle refuses an address after (10): every one is
+    // answered 535 at once, never 425, and the right key still logs in.
+    let mallory = PrivateKey::generate("mallory").expect("key");
+    let (mut s, cb) = connect(&server);
+    for _ in 0..12 {
+        let (public_key, signature) = ferry_auth::proof::sign(&mallory, &cb, &user("alice"));
+        s.send(
+            &AuthRequest::Ed25519 {
+                user: user("alice"),
+                public_key,
+                signature,
+            }
+            .encode(),
+        );
+        assert_eq!(s.line(), "err 535 auth-failed\n");
+    }
+    let (reply, _) = login(&server, "alice", &alice);
+    assert_eq!(reply, "ok auth alice\n");
+}

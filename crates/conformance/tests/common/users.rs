@@ -167,7 +167,7 @@ pub(crate) fn world(imp: Impl, fault: Option<Fault>) -> World {
                 name.clone(),
                 Home {
                     path: u.root.clone(),
-                    quota: None,
+                    quota: Default::default(),
                 },
             )
         })
@@ -183,7 +183,7 @@ pub(crate) fn world(imp: Impl, fault: Option<Fault>) -> World {
     let server = TestServer::start_tls(imp, |c| {
         let anon = Home {
             path: anonymous.clone(),
-            quota: None,
+            quota: Default::default(),
         };
         let homes = Homes::open(c, &homes, Some(&anon)).expect("homes");
         // The test server waits for its folder's staging area: alice's is one.
