@@ -12,9 +12,9 @@
 //! secret, and a crash leaves no half-written one). A file that holds anything else is an
 //! error, never replaced.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write as _};
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -67,25 +67,11 @@ pub fn load_or_create(path: &Path, rng: &dyn SecureRandom) -> io::Result<Loaded>
         let (what, p) = (what.to_owned(), p.display().to_string());
         move |e: io::Error| io::Error::new(e.kind(), format!("{what} {p}: {e}"))
     };
-    let mut n = 0u32;
-    let (tmp, mut out) = loop {
-        let tmp = dir.join(format!(
-            ".{}.{}.{n}.tmp",
-            path.file_name()
-                .map_or_else(|| "secret".into(), |n| n.to_string_lossy()),
-            std::process::id()
-        ));
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-        {
-            Ok(f) => break (tmp, f),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 100 => n += 1,
-            Err(e) => return Err(context("cannot create", &tmp)(e)),
-        }
-    };
+    let name = path
+        .file_name()
+        .map_or_else(|| "secret".into(), |n| n.to_string_lossy().into_owned());
+    let (tmp, mut out) = crate::users::temp_file(dir, &name)
+        .map_err(|(tmp, e)| context("cannot create", &tmp)(e))?;
     let text = Zeroizing::new(format!("{}\n", B64.encode(secret.as_ref())));
     let written = out
         .write_all(text.as_bytes())

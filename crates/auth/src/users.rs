@@ -354,20 +354,7 @@ impl UsersFile {
             let path = path.to_owned();
             move |source| SaveError { path, source }
         };
-        let mut n = 0u32;
-        let (tmp, mut out) = loop {
-            let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)
-            {
-                Ok(f) => break (tmp, f),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 100 => n += 1,
-                Err(e) => return Err(err(&tmp)(e)),
-            }
-        };
+        let (tmp, mut out) = temp_file(dir, &name).map_err(|(tmp, e)| err(&tmp)(e))?;
         let written = out
             .write_all(text.as_bytes())
             .and_then(|()| out.sync_all())
@@ -514,6 +501,26 @@ fn parse_count(value: Value) -> Result<u64, String> {
             "must be a whole number, not a {}",
             other.type_str()
         )),
+    }
+}
+
+/// A new file `.NAME.PID.N.tmp` in `dir`, mode 0600, for a write that is renamed or linked
+/// into place (the users file, the secret beside it); the first N not taken. An error names
+/// the file tried last.
+pub(crate) fn temp_file(dir: &Path, name: &str) -> Result<(PathBuf, File), (PathBuf, io::Error)> {
+    let mut n = 0u32;
+    loop {
+        let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 100 => n += 1,
+            Err(e) => return Err((tmp, e)),
+        }
     }
 }
 
