@@ -58,13 +58,8 @@ impl Prover for KeyProver {
 
     fn begin(&self, user: &UserName, cb: Option<&[u8; 32]>) -> Result<Begun, String> {
         // AUTH-9: on a plain connection, CB is 32 zero octets.
-        let (public_key, signature) = proof::sign(&self.key, cb.unwrap_or(&[0; 32]), user);
         Ok(Begun {
-            request: AuthRequest::Ed25519 {
-                user: user.clone(),
-                public_key,
-                signature,
-            },
+            request: proof::request(&self.key, cb.unwrap_or(&[0; 32]), user),
             exchange: None,
         })
     }

@@ -45,6 +45,17 @@ pub fn sign(key: &PrivateKey, cb: &[u8; 32], user: &UserName) -> ([u8; 32], [u8;
     (pubkey, sig)
 }
 
+/// The `auth ed25519 USER PUBKEY SIG` request of `key` for `user` on the session whose
+/// channel binding is `cb` (32 zero octets on a plain connection, AUTH-9).
+pub fn request(key: &PrivateKey, cb: &[u8; 32], user: &UserName) -> ferry_wire::auth::AuthRequest {
+    let (public_key, signature) = sign(key, cb, user);
+    ferry_wire::auth::AuthRequest::Ed25519 {
+        user: user.clone(),
+        public_key,
+        signature,
+    }
+}
+
 /// Whether `sig` is `pubkey`'s signature of the proof message for `cb` and `user`.
 pub fn verify(pubkey: &[u8; 32], sig: &[u8; 64], cb: &[u8; 32], user: &UserName) -> bool {
     UnparsedPublicKey::new(&ED25519, pubkey)

@@ -39,13 +39,7 @@ fn out(h: &mut Harness) -> String {
 }
 
 fn alice_line(w: &World, cb: &[u8; 32], name: &str) -> Vec<u8> {
-    let (public_key, signature) = ferry_auth::proof::sign(&w.alice, cb, &user(name));
-    AuthRequest::Ed25519 {
-        user: user(name),
-        public_key,
-        signature,
-    }
-    .encode()
+    ferry_auth::proof::request(&w.alice, cb, &user(name)).encode()
 }
 
 /// A SCRAM login as `name` with `password` over a session bound to `client_cb`; the

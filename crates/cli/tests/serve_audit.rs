@@ -11,7 +11,6 @@ use ferry_auth::keys::PrivateKey;
 use ferry_auth::rights::Rights;
 use ferry_auth::users::{Anonymous, User, UserName, UsersFile};
 use ferry_test_support::RawSession;
-use ferry_wire::auth::AuthRequest;
 use ferry_wire::{PutMode, Reply};
 use rustix::process::{Pid, Signal, kill_process};
 use serde_json::Value;
@@ -32,13 +31,7 @@ fn user(s: &str) -> UserName {
 
 fn ed25519_line(key: &PrivateKey, name: &str) -> Vec<u8> {
     // A plain connection (--auth-without-tls): the proof is bound to no channel.
-    let (public_key, signature) = ferry_auth::proof::sign(key, &[0; 32], &user(name));
-    AuthRequest::Ed25519 {
-        user: user(name),
-        public_key,
-        signature,
-    }
-    .encode()
+    ferry_auth::proof::request(key, &[0; 32], &user(name)).encode()
 }
 
 fn signal(server: &Server, signal: Signal) {

@@ -13,7 +13,6 @@ use ferry_store::ServerAuth;
 use ferry_store::audit::AuditFile;
 use ferry_store::homes::{Home, Homes};
 use ferry_test_support::{Impl, RawSession, TestServer};
-use ferry_wire::auth::AuthRequest;
 use ferry_wire::{PutMode, Reply};
 use serde_json::Value;
 
@@ -26,13 +25,7 @@ fn user(s: &str) -> UserName {
 
 fn ed25519_line(key: &PrivateKey, name: &str) -> Vec<u8> {
     // A plain connection: the proof is bound to no channel (all zeros).
-    let (public_key, signature) = ferry_auth::proof::sign(key, &[0; 32], &user(name));
-    AuthRequest::Ed25519 {
-        user: user(name),
-        public_key,
-        signature,
-    }
-    .encode()
+    ferry_auth::proof::request(key, &[0; 32], &user(name)).encode()
 }
 
 fn every_operation_is_a_json_line_in_the_audit_log(imp: Impl) {

@@ -65,13 +65,7 @@ fn connect(server: &TestServer) -> (Tls, [u8; 32]) {
 }
 
 fn ed25519_line(key: &PrivateKey, cb: &[u8; 32], name: &str) -> Vec<u8> {
-    let (public_key, signature) = ferry_auth::proof::sign(key, cb, &user(name));
-    AuthRequest::Ed25519 {
-        user: user(name),
-        public_key,
-        signature,
-    }
-    .encode()
+    ferry_auth::proof::request(key, cb, &user(name)).encode()
 }
 
 fn dir_names(s: &mut Tls) -> Vec<String> {
