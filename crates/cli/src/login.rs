@@ -40,7 +40,7 @@ pub struct AuthArgs {
 /// ferry's own key: `$XDG_CONFIG_HOME/ferry/id_ed25519`, else
 /// `$HOME/.config/ferry/id_ed25519` (what `ferry keygen` writes by default).
 pub(crate) fn own_key_path() -> Option<PathBuf> {
-    ferry_tls::known_hosts::default_path().map(|p| p.with_file_name("id_ed25519"))
+    ferry_tls::known_hosts::config_dir().map(|dir| dir.join("id_ed25519"))
 }
 
 /// The user's OpenSSH key: `$HOME/.ssh/id_ed25519`.

@@ -16,7 +16,7 @@ use ferry_wire::auth::AuthRequest;
 
 mod common;
 
-use common::{Server, ferry_in, serve, serve_to, serve_users};
+use common::{Server, ferry_in, serve, serve_users, serve_users_with};
 
 type Tls = TlsLines;
 
@@ -28,6 +28,17 @@ fn add(file: &mut UsersFile, name: &str, root: &Path, key: &PrivateKey) {
     let mut u = User::new(root.to_owned(), Rights::READ_ONLY).expect("user");
     u.keys.push(key.public().clone());
     file.users.insert(user(name), u);
+}
+
+/// A users file in `dir` with one user, alice (a folder of her own, a fresh key); the file
+/// and her key.
+fn alice_only(dir: &Path) -> (std::path::PathBuf, PrivateKey) {
+    let users = dir.join("users.toml");
+    let alice = PrivateKey::generate("alice").expect("key");
+    let mut file = UsersFile::default();
+    add(&mut file, "alice", &dir.join("alice"), &alice);
+    file.save(&users).expect("save");
+    (users, alice)
 }
 
 /// A TLS session pinned to the fingerprint the server printed; its channel binding.
@@ -105,15 +116,7 @@ fn users_log_in_with_keys_and_a_changed_file_is_taken_at_once() {
 #[test]
 fn users_without_tls_need_the_operator_to_say_so() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let users = dir.path().join("users.toml");
-    let mut file = UsersFile::default();
-    add(
-        &mut file,
-        "alice",
-        &dir.path().join("alice"),
-        &PrivateKey::generate("a").expect("key"),
-    );
-    file.save(&users).expect("save");
+    let (users, _) = alice_only(dir.path());
     let users_s = users.to_str().expect("utf-8");
     let refused = ferry_in(
         dir.path(),
@@ -176,15 +179,7 @@ fn salt_of(server: &Server, name: &str) -> String {
 #[test]
 fn an_unknown_user_s_salt_is_the_same_after_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let users = dir.path().join("users.toml");
-    let mut file = UsersFile::default();
-    add(
-        &mut file,
-        "alice",
-        &dir.path().join("alice"),
-        &PrivateKey::generate("a").expect("key"),
-    );
-    file.save(&users).expect("save");
+    let (users, _) = alice_only(dir.path());
     let tls_dir = dir.path().join("tls");
     let server = serve_users(&users, &tls_dir);
     let (first, again) = (salt_of(&server, "nobody"), salt_of(&server, "nobody"));
@@ -213,20 +208,8 @@ fn an_unknown_user_s_salt_is_the_same_after_a_restart() {
     std::fs::remove_file(&secret).expect("rm");
     std::fs::create_dir(&secret).expect("in the way");
     let log = dir.path().join("stderr.txt");
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--users",
-        users.to_str().expect("utf-8"),
-        "--tls-self-signed",
-        "--tls-dir",
-        tls_dir.to_str().expect("utf-8"),
-    ];
-    let server = serve_to(
-        &args,
-        &[],
-        std::process::Stdio::from(std::fs::File::create(&log).expect("log")),
-    );
+    let stderr = std::process::Stdio::from(std::fs::File::create(&log).expect("log"));
+    let server = serve_users_with(&users, &tls_dir, &[], stderr);
     let other = salt_of(&server, "nobody");
     assert_ne!(other, first, "a secret for this run only");
     drop(server);
@@ -240,24 +223,14 @@ fn an_unknown_user_s_salt_is_the_same_after_a_restart() {
 #[test]
 fn failed_logins_are_not_throttled_when_the_operator_says_so() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let users = dir.path().join("users.toml");
-    let alice = PrivateKey::generate("alice").expect("key");
-    let mut file = UsersFile::default();
-    add(&mut file, "alice", &dir.path().join("alice"), &alice);
-    file.save(&users).expect("save");
+    let (users, alice) = alice_only(dir.path());
     let tls = dir.path().join("tls");
-    let users_s = users.to_str().expect("utf-8");
-    let tls_s = tls.to_str().expect("utf-8");
-    let server = serve(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--users",
-        users_s,
-        "--tls-self-signed",
-        "--tls-dir",
-        tls_s,
-        "--auth-throttle=false",
-    ]);
+    let server = serve_users_with(
+        &users,
+        &tls,
+        &["--auth-throttle=false"],
+        std::process::Stdio::null(),
+    );
     assert!(
         server.lines[0].contains("failed logins NOT throttled"),
         "{:?}",

@@ -14,7 +14,14 @@ use crate::{Fingerprint, TlsError};
 /// The known_hosts file of the user: `$XDG_CONFIG_HOME/ferry/known_hosts`, else
 /// `$HOME/.config/ferry/known_hosts`; `None` when neither variable is set (or is relative).
 pub fn default_path() -> Option<PathBuf> {
-    config_home().map(|dir| dir.join("ferry").join("known_hosts"))
+    config_dir().map(|dir| dir.join("known_hosts"))
+}
+
+/// ferry's folder of the user's settings: `$XDG_CONFIG_HOME/ferry`, else
+/// `$HOME/.config/ferry` (known_hosts, the client's own key); `None` as for
+/// [`default_path`].
+pub fn config_dir() -> Option<PathBuf> {
+    config_home().map(|dir| dir.join("ferry"))
 }
 
 fn config_home() -> Option<PathBuf> {

@@ -70,7 +70,12 @@ pub(crate) fn serve(args: &[&str]) -> Server {
 
 /// `ferry serve --listen 127.0.0.1:0 --users USERS --tls-self-signed --tls-dir TLS`.
 pub(crate) fn serve_users(users: &Path, tls: &Path) -> Server {
-    serve(&[
+    serve_users_with(users, tls, &[], Stdio::null())
+}
+
+/// [`serve_users`] with `extra` arguments, its stderr to `stderr`.
+pub(crate) fn serve_users_with(users: &Path, tls: &Path, extra: &[&str], stderr: Stdio) -> Server {
+    let mut args = vec![
         "--listen",
         "127.0.0.1:0",
         "--users",
@@ -78,7 +83,9 @@ pub(crate) fn serve_users(users: &Path, tls: &Path) -> Server {
         "--tls-self-signed",
         "--tls-dir",
         tls.to_str().expect("utf-8"),
-    ])
+    ];
+    args.extend_from_slice(extra);
+    serve_to(&args, &[], stderr)
 }
 
 /// [`serve`] with `env` variables.
