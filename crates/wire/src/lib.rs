@@ -37,9 +37,11 @@ pub mod limits;
 pub mod message;
 pub mod name;
 pub(crate) mod parse;
+pub mod path;
 pub mod payload;
 pub mod text;
 pub mod time;
+pub mod tree;
 
 #[cfg(any(test, feature = "proptest"))]
 pub mod strategy;
@@ -67,6 +69,7 @@ pub use message::{
 };
 pub use name::{FileName, NameError, UNICODE_VERSION, is_assigned};
 pub use parse::PutHead;
+pub use path::{PathError, TreePath};
 pub use payload::{HEAD_ROOM, PayloadError, PayloadReceiver, Step, write_chunk_head};
 pub use text::{ExtName, ParamName, ParamValue, Text, TokenError, Version};
 pub use time::Timestamp;

@@ -7,6 +7,13 @@ pub const MAX_LINE: usize = 4096;
 /// Longest file name in octets of UTF-8 (NAME-2). Common file systems store 255 octets.
 pub const MAX_NAME: usize = 255;
 
+/// Longest path of the `tree` extension in octets (TREE-3): room for two in a `rename` line.
+pub const MAX_PATH: usize = 1024;
+
+/// Most names in a path of the `tree` extension (TREE-3), which bounds how deep a server
+/// descends for a recursive listing.
+pub const MAX_DEPTH: usize = 64;
+
 /// Largest payload chunk in octets (DATA-2). Bounds how long an `abort` can be delayed
 /// behind chunk data, while keeping the per-chunk header overhead under 0.001 %.
 pub const MAX_CHUNK: u32 = 1 << 20;
