@@ -191,12 +191,12 @@ mod tests {
             "my docs/report (final).pdf",
             "x./~",
         ] {
-            let path = TreePath::new(p).unwrap();
+            let path = TreePath::new(p).expect("test value");
             assert_eq!(path.as_str(), p);
             assert_eq!(path.depth(), p.split('/').count());
         }
         let deep = vec!["d"; MAX_DEPTH].join("/");
-        assert_eq!(TreePath::new(deep).unwrap().depth(), MAX_DEPTH);
+        assert_eq!(TreePath::new(deep).expect("test value").depth(), MAX_DEPTH);
     }
 
     #[test]
@@ -234,25 +234,31 @@ mod tests {
 
     #[test]
     fn split_join_and_within() {
-        let p = TreePath::new("a/b c/d").unwrap();
+        let p = TreePath::new("a/b c/d").expect("test value");
         let (parent, name) = p.split_last();
-        assert_eq!(parent.unwrap().as_str(), "a/b c");
+        assert_eq!(parent.expect("test value").as_str(), "a/b c");
         assert_eq!(name.as_str(), "d");
-        let (none, only) = TreePath::new("x").unwrap().split_last();
+        let (none, only) = TreePath::new("x").expect("test value").split_last();
         assert!(none.is_none());
         assert_eq!(only.as_str(), "x");
         assert_eq!(
-            TreePath::new("x").unwrap().as_file_name().unwrap().as_str(),
+            TreePath::new("x")
+                .expect("test value")
+                .as_file_name()
+                .expect("test value")
+                .as_str(),
             "x"
         );
         assert!(p.as_file_name().is_none());
-        let a = TreePath::new("a").unwrap();
+        let a = TreePath::new("a").expect("test value");
         assert!(p.is_within(&a));
         assert!(a.is_within(&a));
-        assert!(!TreePath::new("ab/c").unwrap().is_within(&a));
+        assert!(!TreePath::new("ab/c").expect("test value").is_within(&a));
         assert!(!a.is_within(&p));
         assert_eq!(
-            a.join(&FileName::new("z").unwrap()).unwrap().as_str(),
+            a.join(&FileName::new("z").expect("test value"))
+                .expect("test value")
+                .as_str(),
             "a/z"
         );
     }
