@@ -18,3 +18,4 @@ pub mod memory;
 pub mod rights;
 pub mod server;
 pub mod throttle;
+pub mod tree;

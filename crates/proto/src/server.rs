@@ -85,8 +85,8 @@ use crate::auth::{self, Authenticator, Mechanism, Right, ScramServer};
 
 mod audit;
 use ferry_wire::{
-    ChunkLen, Code, DecodeError, Digest, Entry, ErrorReply, FileName, Frame, HEAD_ROOM, Hasher,
-    Invalid, InvalidKind, PayloadReceiver, PutFlow, PutMode, Reply, Request, Step, Timestamp,
+    ChunkLen, Code, DecodeError, Digest, Entry, ErrorReply, Frame, HEAD_ROOM, Hasher, Invalid,
+    InvalidKind, PayloadReceiver, PutFlow, PutMode, Reply, Request, Step, Timestamp, TreePath,
     Version, decode_request, write_chunk_head,
 };
 
@@ -297,7 +297,7 @@ pub enum Action {
     /// Open a file for reading: [`ServerSession::opened`].
     OpenRead {
         /// The file.
-        name: FileName,
+        name: TreePath,
         /// The get's offset (where its first chunk starts; a driver that reads ahead may
         /// start there when it knows the file's digest, else at 0).
         offset: u64,
@@ -324,7 +324,7 @@ pub enum Action {
     /// Start an upload: [`ServerSession::upload_begun`].
     BeginUpload {
         /// The name to store.
-        name: FileName,
+        name: TreePath,
         /// Its announced size.
         size: u64,
         /// `new` or `replace`.
@@ -403,7 +403,7 @@ pub struct FileMeta {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EagerUpload {
     /// The name to store.
-    pub name: FileName,
+    pub name: TreePath,
     /// Its size.
     pub size: u64,
     /// `new` or `replace`.
@@ -433,7 +433,7 @@ enum State {
         _held: Grant,
     },
     /// `get`: waiting for the file to open.
-    Opening { offset: u64, name: FileName },
+    Opening { offset: u64, name: TreePath },
     /// `get`: reading the file (hashing the prefix before `offset`, then sending chunks).
     Reading(Box<Get>),
     /// `get`: waiting for the unchanged check after the last chunk.
@@ -443,7 +443,7 @@ enum State {
     Beginning {
         size: u64,
         mode: PutMode,
-        name: FileName,
+        name: TreePath,
         /// `now`: an eager put the memory budget could not hold, streamed to its staging file
         /// as it arrives (no `go`; a refusal comes after the payload, PUT-9).
         flow: PutFlow,
@@ -454,7 +454,7 @@ enum State {
     Committing {
         size: u64,
         digest: Digest,
-        name: FileName,
+        name: TreePath,
     },
     /// Eager puts received whole, waiting for [`Action::StoreUploads`].
     Storing(Box<Batch>),
@@ -470,7 +470,7 @@ enum State {
 
 #[derive(Debug)]
 struct Get {
-    name: FileName,
+    name: TreePath,
     total: u64,
     offset: u64,
     /// Where the next read starts (prefix and chunks; from the offset when `known`).
@@ -485,7 +485,7 @@ struct Get {
 
 #[derive(Debug)]
 struct Put {
-    name: Option<FileName>,
+    name: Option<TreePath>,
     rx: PayloadReceiver,
     size: u64,
     /// The upload is open (false once refused, or after a storage error).
@@ -517,7 +517,7 @@ enum Into {
 #[derive(Debug)]
 struct Batch {
     uploads: Vec<EagerUpload>,
-    answers: Vec<(FileName, u64, Result<Digest, Code>)>,
+    answers: Vec<(TreePath, u64, Result<Digest, Code>)>,
     /// The memory budget the payloads hold until they are stored.
     grants: Vec<Grant>,
 }
@@ -525,7 +525,7 @@ struct Batch {
 impl Batch {
     fn add(
         &mut self,
-        name: FileName,
+        name: TreePath,
         size: u64,
         mode: PutMode,
         data: Vec<u8>,
@@ -1738,16 +1738,20 @@ impl ServerSession {
                 Ok(()) => self.state = State::Listing(None),
                 Err(code) => self.reply_err("dir", None, code),
             },
-            Request::Get { offset, name } => match self.allowed(Right::Read) {
-                Ok(()) => self.state = State::Opening { offset, name },
-                Err(code) => self.reply_err("get", Some(&name), code),
-            },
+            Request::Get { offset, name } => {
+                let name = TreePath::from(name);
+                match self.allowed(Right::Read) {
+                    Ok(()) => self.state = State::Opening { offset, name },
+                    Err(code) => self.reply_err("get", Some(&name), code),
+                }
+            }
             Request::Put {
                 size,
                 mode,
                 flow,
                 name,
             } => {
+                let name = TreePath::from(name);
                 // PUT-8: before any other check, and without reading the payload.
                 if flow == PutFlow::Now && !self.eager_allowed(size) {
                     return self.close_with(Code::PROTOCOL);
@@ -1945,14 +1949,14 @@ impl ServerSession {
 
     /// A put refused by a check of PUT-2: at once with flow `wait`, after its payload with
     /// flow `now` (PUT-9).
-    fn refuse_put(&mut self, size: u64, flow: PutFlow, name: FileName, code: Code) {
+    fn refuse_put(&mut self, size: u64, flow: PutFlow, name: TreePath, code: Code) {
         match flow {
             PutFlow::Wait => self.reply_err("put", Some(&name), code),
             PutFlow::Now => self.receive(Some(name), size, Into::Refuse(code)),
         }
     }
 
-    fn receive(&mut self, name: Option<FileName>, size: u64, into: Into) {
+    fn receive(&mut self, name: Option<TreePath>, size: u64, into: Into) {
         let (uploading, pending, held) = match into {
             Into::Upload => (true, None, None),
             // At most `max-eager` octets (PUT-8 refused larger eager puts).
@@ -2151,7 +2155,7 @@ impl ServerSession {
             self.consume(line + used);
             bytes += size;
             batch.grants.push(grant);
-            batch.add(name, size, mode, data, trailer);
+            batch.add(name.into(), size, mode, data, trailer);
         }
     }
 
@@ -2442,7 +2446,7 @@ impl ServerSession {
         frame.encode(&mut self.out);
     }
 
-    fn reply_err(&mut self, command: &'static str, name: Option<&FileName>, code: Code) {
+    fn reply_err(&mut self, command: &'static str, name: Option<&TreePath>, code: Code) {
         self.reply(&Reply::Err(err_reply(code)));
         self.log(command, name, Some(code), 0);
     }
@@ -2461,7 +2465,7 @@ impl ServerSession {
     /// line-breaking character escaped, so that a name cannot forge fields or lines), octets
     /// moved (entries for `dir`), the error code if any, and how long it took; within the
     /// session's [`LogBudget`]. The audit records every one, before that limit.
-    fn log(&mut self, command: &'static str, name: Option<&FileName>, code: Option<Code>, n: u64) {
+    fn log(&mut self, command: &'static str, name: Option<&TreePath>, code: Option<Code>, n: u64) {
         self.audit_answer(command, name, code, n);
         if !self.log_budget.allow(self.now) {
             return;

@@ -319,7 +319,7 @@ mod tests {
             homes.user(&user("alice")).expect("alice"),
             homes.user(&user("bob")).expect("bob"),
         );
-        let name = |s: &str| ferry_wire::FileName::new(s).expect("name");
+        let name = |s: &str| ferry_wire::TreePath::new(s).expect("name");
         let put = |root: &Root, n: &str| {
             let mut u = root.begin_upload(&name(n), 1, ferry_wire::PutMode::New)?;
             u.write_all(b"x")?;

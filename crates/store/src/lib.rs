@@ -47,6 +47,7 @@ pub mod audit;
 mod config;
 pub mod digests;
 pub mod homes;
+mod resolve;
 mod slots;
 mod space;
 pub use config::{
@@ -68,7 +69,7 @@ use std::time::SystemTime;
 use digests::{DigestCache, Identity};
 
 use ferry_proto::server::EagerUpload;
-use ferry_wire::{Code, Digest, Entry, FileName, PutMode, Timestamp};
+use ferry_wire::{Code, Digest, Entry, FileName, PutMode, Timestamp, TreePath};
 use rustix::fs::{
     AtFlags, Dir, FileType, FlockOperation, Mode, OFlags, RenameFlags, Stat, fchmod, flock, fstat,
     fstatvfs, fsync, linkat, mkdirat, openat, renameat, renameat_with, statat, unlinkat,
@@ -405,10 +406,15 @@ impl Root {
     /// file with more than one hard link unless this root allows them (SEC-13): the link
     /// count is that of the `fstat` of the opened file, so a link made between the look and
     /// the open cannot slip through. SIZE and MTIME are taken from the opened file (GET-2).
-    pub fn open_read(&self, name: &FileName) -> Result<ReadFile, StoreError> {
+    ///
+    /// A path of the `tree` extension (TREE-5) is opened in its folder, itself opened beneath
+    /// the root without following a link at any level (TREE-4); a missing folder is
+    /// [`StoreError::NotFound`].
+    pub fn open_read(&self, path: &TreePath) -> Result<ReadFile, StoreError> {
+        let (dir, name) = resolve::parent(&self.inner.dir, path).map_err(not_found_or)?;
         // A cheap look first, so that special files (FIFOs, devices) are not even opened; the
         // fstat after the open is what makes the check race-free.
-        match statat(&self.inner.dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+        match statat(&dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st)
                 if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
                     && !self.refuses_links(&st) => {}
@@ -416,7 +422,7 @@ impl Root {
             Err(e) => return Err(not_found_or(e)),
         }
         let fd = openat(
-            &self.inner.dir,
+            &dir,
             name.as_str(),
             OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
             Mode::empty(),
@@ -481,28 +487,33 @@ impl Root {
     ///
     /// A read-only root ([`Root::open_read_only`]) refuses every upload with
     /// [`StoreError::ReadOnly`] before any check, touching nothing.
+    ///
+    /// A path of the `tree` extension (TREE-5) is stored in its folder, opened beneath the root
+    /// without following a link at any level (TREE-4) and kept open until the commit; a
+    /// missing folder is [`StoreError::NotFound`]. The staging file is in the root's staging
+    /// area all the same (SEC-6), on the same file system, so the commit's rename is atomic.
     pub fn begin_upload(
         &self,
-        name: &FileName,
+        path: &TreePath,
         size: u64,
         mode: PutMode,
     ) -> Result<Upload, StoreError> {
         let staging = self.inner.staging.as_ref().ok_or(StoreError::ReadOnly)?;
+        let (dir, name) = resolve::parent(&self.inner.dir, path).map_err(not_found_or)?;
         // The size of the file a `replace` frees when it commits (credited by the quota), and
         // whether the upload adds a file (the quota in files).
-        let (credit, adds_file) =
-            match statat(&self.inner.dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(st) => {
-                    let kind = FileType::from_raw_mode(st.st_mode);
-                    let replaceable = matches!(kind, FileType::RegularFile | FileType::Symlink);
-                    if mode == PutMode::New || !replaceable {
-                        return Err(StoreError::Exists);
-                    }
-                    (regular_size(&st), kind != FileType::RegularFile)
+        let (credit, adds_file) = match statat(&dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => {
+                let kind = FileType::from_raw_mode(st.st_mode);
+                let replaceable = matches!(kind, FileType::RegularFile | FileType::Symlink);
+                if mode == PutMode::New || !replaceable {
+                    return Err(StoreError::Exists);
                 }
-                Err(Errno::NOENT) => (0, true),
-                Err(e) => return Err(StoreError::from_errno(e)),
-            };
+                (regular_size(&st), kind != FileType::RegularFile)
+            }
+            Err(Errno::NOENT) => (0, true),
+            Err(e) => return Err(StoreError::from_errno(e)),
+        };
         let space = self.inner.space.reserve(size, credit, adds_file, || {
             let vfs = fstatvfs(staging).map_err(StoreError::from_errno)?;
             Ok(vfs.f_bavail.saturating_mul(vfs.f_frsize))
@@ -512,7 +523,9 @@ impl Root {
             root: self.clone(),
             file: File::from(fd),
             staging_name,
-            name: name.clone(),
+            folder: dir.into_owned(),
+            path: path.clone(),
+            name,
             mode,
             size,
             written: 0,
@@ -622,13 +635,18 @@ fn with_context(e: io::Error, what: &str, path: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {what}: {e}", path.display()))
 }
 
-/// ENOENT, ELOOP (a symbolic link under O_NOFOLLOW), ENXIO (a socket), ENODEV, ENOTDIR and
-/// EISDIR mean "no regular file of that name"; anything else is a storage error.
+/// ENOENT, ELOOP (a symbolic link under O_NOFOLLOW or RESOLVE_NO_SYMLINKS), ENXIO (a
+/// socket), ENODEV, ENOTDIR, EISDIR and EXDEV (RESOLVE_BENEATH) mean "no regular file (or
+/// folder) of that name"; anything else is a storage error.
 fn not_found_or(e: Errno) -> StoreError {
     match e {
-        Errno::NOENT | Errno::LOOP | Errno::NXIO | Errno::NODEV | Errno::NOTDIR | Errno::ISDIR => {
-            StoreError::NotFound
-        }
+        Errno::NOENT
+        | Errno::LOOP
+        | Errno::NXIO
+        | Errno::NODEV
+        | Errno::NOTDIR
+        | Errno::ISDIR
+        | Errno::XDEV => StoreError::NotFound,
         e => StoreError::from_errno(e),
     }
 }
@@ -733,6 +751,11 @@ pub struct Upload {
     root: Root,
     file: File,
     staging_name: String,
+    /// The folder the file goes into; `None`: the root.
+    folder: Option<OwnedFd>,
+    /// Where the file goes.
+    path: TreePath,
+    /// Its name in `folder`.
     name: FileName,
     mode: PutMode,
     size: u64,
@@ -743,9 +766,9 @@ pub struct Upload {
 }
 
 impl Upload {
-    /// The name the file will have.
-    pub fn name(&self) -> &FileName {
-        &self.name
+    /// The path the file will have.
+    pub fn path(&self) -> &TreePath {
+        &self.path
     }
 
     /// The announced size.
@@ -795,18 +818,17 @@ impl Upload {
         // An upload exists only on a root with a staging area (`begin_upload`).
         let staging = inner.staging.as_ref().ok_or(StoreError::ReadOnly)?;
         let (staging_name, name) = (self.staging_name.as_str(), self.name.as_str());
+        let dir = self.folder.as_ref().unwrap_or(&inner.dir);
         let renamed = self.space.commit(|| match self.mode {
-            PutMode::New => {
-                rename_noreplace(staging, staging_name, &inner.dir, name).map(|()| None)
-            }
+            PutMode::New => rename_noreplace(staging, staging_name, dir, name).map(|()| None),
             PutMode::Replace => {
                 // The regular file the rename replaces, if any: its size is freed, and the
                 // folder holds no more files than before.
-                let replaced = statat(&inner.dir, name, AtFlags::SYMLINK_NOFOLLOW)
+                let replaced = statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
                     .ok()
                     .filter(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
                     .map(|st| stat_size(&st));
-                renameat(staging, staging_name, &inner.dir, name).map(|()| replaced)
+                renameat(staging, staging_name, dir, name).map(|()| replaced)
             }
         });
         match renamed {
@@ -814,11 +836,13 @@ impl Upload {
             // EEXIST: `new` lost a race. EISDIR/ENOTEMPTY: a folder appeared under the name of
             // a `replace`; it is not a replaceable file (PUT-2).
             Err(Errno::EXIST | Errno::ISDIR | Errno::NOTEMPTY) => return Err(StoreError::Exists),
+            // The upload's folder was removed since the begin (TREE-5).
+            Err(Errno::NOENT) if self.folder.is_some() => return Err(StoreError::NotFound),
             Err(e) => return Err(StoreError::from_errno(e)),
         }
         // The file is visible now; a failed folder fsync cannot be undone, only reported.
-        if let Err(e) = fsync(&inner.dir) {
-            let name = self.name.as_str();
+        if let Err(e) = fsync(dir) {
+            let name = self.path.as_str();
             tracing::warn!(name = ?name, error = %e, "fsync of the served folder failed");
         }
         Ok(())
@@ -887,8 +911,8 @@ fn link_noreplace(
 mod tests {
     use super::*;
 
-    fn name(s: &str) -> FileName {
-        FileName::new(s).expect("valid name")
+    fn name(s: &str) -> TreePath {
+        TreePath::new(s).expect("valid name")
     }
 
     /// The digest cache end to end: filled only after a check found the opened file's

@@ -8,10 +8,10 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use ferry_store::{Root, STAGING_DIR, StoreError};
-use ferry_wire::{FileName, PutMode, Timestamp};
+use ferry_wire::{PutMode, Timestamp, TreePath};
 
-fn name(s: &str) -> FileName {
-    FileName::new(s).expect("valid name")
+fn name(s: &str) -> TreePath {
+    TreePath::new(s).expect("valid name")
 }
 
 fn staging_entries(root: &Path) -> Vec<String> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry_wire::auth::AuthRequest;
-use ferry_wire::{Code, FileName, Request};
+use ferry_wire::{Code, Request, TreePath};
 
 use super::{End, ServerSession, State};
 use crate::audit::{self, Audit, Operation, Outcome, Record};
@@ -34,7 +34,7 @@ pub(super) struct Trail {
 #[derive(Debug)]
 struct Open {
     operation: Operation,
-    name: Option<FileName>,
+    name: Option<TreePath>,
     began: Instant,
     /// [`Trail::moved`] when it began.
     moved: u64,
@@ -89,8 +89,8 @@ impl ServerSession {
         }
         let (operation, name) = match request {
             Request::Dir => (Operation::Dir, None),
-            Request::Get { name, .. } => (Operation::Get, Some(name.clone())),
-            Request::Put { name, .. } => (Operation::Put, Some(name.clone())),
+            Request::Get { name, .. } => (Operation::Get, Some(TreePath::from(name.clone()))),
+            Request::Put { name, .. } => (Operation::Put, Some(TreePath::from(name.clone()))),
             Request::Version(_) | Request::Close => return,
         };
         self.audit.open = Some(Open {
@@ -120,7 +120,7 @@ impl ServerSession {
     pub(super) fn audit_answer(
         &mut self,
         command: &'static str,
-        name: Option<&FileName>,
+        name: Option<&TreePath>,
         code: Option<Code>,
         n: u64,
     ) {

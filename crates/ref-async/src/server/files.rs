@@ -11,7 +11,7 @@ use std::sync::Arc;
 use ferry_proto::server::{FileMeta, ServerSession};
 use ferry_store::{ReadFile, Root, StoreError, Upload};
 use ferry_wire::limits::MAX_CHUNK;
-use ferry_wire::{Code, Digest, FileName, HEAD_ROOM, PutMode};
+use ferry_wire::{Code, Digest, HEAD_ROOM, PutMode, TreePath};
 
 use crate::runtime::{BoxFuture, Runtime};
 
@@ -81,7 +81,7 @@ impl<R: Runtime> Reader<R> {
     pub(super) async fn open(
         rt: &R,
         root: &Root,
-        name: FileName,
+        name: TreePath,
         offset: u64,
     ) -> Result<(Self, FileMeta), Code> {
         let root = root.clone();
@@ -216,7 +216,7 @@ impl<R: Runtime> Writer<R> {
     pub(super) async fn begin(
         rt: &R,
         root: &Root,
-        name: FileName,
+        name: TreePath,
         size: u64,
         mode: PutMode,
     ) -> Result<Self, Code> {

@@ -233,7 +233,7 @@ fn no_folder() -> io::Error {
 fn open_read(
     shared: &Shared,
     session: &ServerSession,
-    name: &ferry_wire::FileName,
+    name: &ferry_wire::TreePath,
 ) -> Result<ReadFile, StoreError> {
     match shared.root_for(session) {
         Some(root) => root.open_read(name),
@@ -244,7 +244,7 @@ fn open_read(
 fn begin_upload(
     shared: &Shared,
     session: &ServerSession,
-    name: &ferry_wire::FileName,
+    name: &ferry_wire::TreePath,
     size: u64,
     mode: ferry_wire::PutMode,
 ) -> Result<Upload, StoreError> {
