@@ -49,6 +49,15 @@ pub enum NameError {
     /// The name contains a code point that Unicode 18.0.0 does not assign (NAME-13).
     #[error("name contains U+{:04X}, which Unicode 18.0.0 does not assign", *.0 as u32)]
     Unassigned(char),
+    /// A path of the `tree` extension (section 17) longer than [`crate::limits::MAX_PATH`]
+    /// octets (TREE-3). Never a fault of a [`FileName`]: only a request or listing line's
+    /// path field reports it, so that a bad path is the same `bad-name` as a bad name.
+    #[error("path is {0} octets long; the limit is 1024")]
+    PathTooLong(usize),
+    /// A path of the `tree` extension with more than [`crate::limits::MAX_DEPTH`] names
+    /// (TREE-3); like [`NameError::PathTooLong`], never a fault of a [`FileName`].
+    #[error("path has {0} names; the limit is 64")]
+    PathTooDeep(usize),
 }
 
 /// A file name that satisfies every rule of the `name` ABNF rule and its prose

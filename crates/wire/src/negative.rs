@@ -234,3 +234,42 @@ fn greeting_params_keep_their_order() {
             .all(|(k, _)| k.as_str() != "min-rate")
     );
 }
+
+/// The `tree` extension's invalid lines get ferry/1's answers (ERR-6, TREE-3, TREE-5,
+/// TREE-11): 510 for a bad path, 502 (closing) for a put line that does not parse up to its
+/// path, 500 for the rest.
+#[test]
+fn tree_lines_are_sorted_like_ferry_1_lines() {
+    use crate::tree::decode_tree_request;
+    for (line, code) in [
+        (&b"mkdir a/../b\n"[..], Code::BAD_NAME),
+        (b"list recursive /\n", Code::BAD_NAME),
+        (b"get 0 a//b\n", Code::BAD_NAME),
+        (b"put 3 new wait a/\n", Code::BAD_NAME),
+        (b"put 3 new now .ferry-staging/x\n", Code::BAD_NAME),
+        (b"rename 1 a a/.b\n", Code::BAD_NAME),
+        (b"put 3 new soon a/b\n", Code::PROTOCOL),
+        (b"put -3 new now a/b\n", Code::PROTOCOL),
+        (b"rename 7 a b\n", Code::SYNTAX),
+        (b"rename 2000 a b\n", Code::SYNTAX),
+        (b"list digests,digests .\n", Code::SYNTAX),
+        (b"enable\n", Code::SYNTAX),
+        (b"get a/b\n", Code::SYNTAX),
+    ] {
+        let e = invalid(decode_tree_request(line));
+        assert_eq!(e.reply_code(), code, "{:?}", String::from_utf8_lossy(line));
+        assert_eq!(e.line_len, Some(line.len()));
+        assert_eq!(
+            e.reply_code().closes_connection(),
+            code == Code::PROTOCOL,
+            "{line:?}"
+        );
+    }
+    let mut long = b"mkdir ".to_vec();
+    long.resize(MAX_LINE + 10, b'a');
+    long.push(b'\n');
+    assert_eq!(
+        invalid(decode_tree_request(&long)).reply_code(),
+        Code::LINE_TOO_LONG
+    );
+}

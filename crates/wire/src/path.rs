@@ -29,6 +29,21 @@ pub enum PathError {
     },
 }
 
+impl PathError {
+    /// The [`NameError`] a decoder reports for this path in [`crate::InvalidKind::BadName`]
+    /// (answered `err 510 bad-name` like a bad ferry/1 name): the fault of the offending
+    /// name, [`NameError::Empty`] for an empty path, and [`NameError::PathTooLong`] /
+    /// [`NameError::PathTooDeep`] for the path's own limits.
+    pub fn as_name_error(&self) -> NameError {
+        match *self {
+            PathError::Empty => NameError::Empty,
+            PathError::TooLong(n) => NameError::PathTooLong(n),
+            PathError::TooDeep(n) => NameError::PathTooDeep(n),
+            PathError::Name { error, .. } => error,
+        }
+    }
+}
+
 /// A path (`path` rule): one or more valid names (section 5) joined by `/`, at most
 /// [`MAX_PATH`] octets and [`MAX_DEPTH`] names (TREE-3). A one-name path is exactly a ferry/1
 /// [`FileName`]. Built only through validation, so it never names `.`, `..`, a hidden entry
