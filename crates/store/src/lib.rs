@@ -50,6 +50,7 @@ pub mod homes;
 mod resolve;
 mod slots;
 mod space;
+mod tree;
 pub use config::{
     ACCEPT_PAUSE, DEFAULT_MAX_PER_ADDRESS, MAX_TIMEOUT, SHUTDOWN_CHUNK_PATIENCE, ServerAuth,
     ServerConfig,
@@ -102,15 +103,31 @@ pub enum StoreError {
     /// `err 516 denied`, not 431, which tells a client that retrying may help.
     #[error("permission denied")]
     Denied,
+    /// `rmdir` of a folder that has entries, whatever they are (TREE-9): `err 517`.
+    #[error("the folder is not empty")]
+    NotEmpty,
+    /// A folder where a file is meant, or a file where a folder is meant (`delete` of a
+    /// folder, `rmdir` or `list` of a file; TREE-6, TREE-9, TREE-10): `err 518`.
+    #[error("a folder where a file is meant, or a file where a folder is meant")]
+    WrongKind,
+    /// A listing's entries exceed the memory it was granted (`TreeOp::List`'s budget,
+    /// DIR-11): `err 431 storage`, like [`StoreError::Io`], but expected, so not logged as a
+    /// fault.
+    #[error("the listing exceeds the memory granted to it")]
+    ListingTooLarge,
     /// Any other I/O error.
     #[error("storage error: {0}")]
     Io(io::Error),
 }
 
 impl StoreError {
-    /// The ferry/1 code that reports this error: 511, 512, 432, 514, 516 or 431.
+    /// The code that reports this error: ferry/1's 511, 512, 432, 514, 516 or 431, or the
+    /// `tree` extension's 517 and 518 (section 17).
     pub fn code(&self) -> Code {
         match self {
+            StoreError::NotEmpty => ferry_wire::tree::NOT_EMPTY,
+            StoreError::WrongKind => ferry_wire::tree::WRONG_KIND,
+            StoreError::ListingTooLarge => Code::STORAGE,
             StoreError::NotFound => Code::NOT_FOUND,
             StoreError::Exists => Code::EXISTS,
             StoreError::NoSpace => Code::NO_SPACE,
@@ -123,8 +140,12 @@ impl StoreError {
     /// [`StoreError::code`], logging the unexpected kind ([`StoreError::Io`]) as a warning
     /// about `what` failed: what a server answers and logs for a failed storage operation.
     pub fn report(&self, what: &'static str) -> Code {
-        if let StoreError::Io(e) = self {
-            tracing::warn!(error = %e, "{what} failed");
+        match self {
+            StoreError::Io(e) => tracing::warn!(error = %e, "{what} failed"),
+            StoreError::ListingTooLarge => {
+                tracing::info!("{what}: the listing exceeds the memory granted to it");
+            }
+            _ => {}
         }
         self.code()
     }
@@ -289,13 +310,14 @@ impl Root {
     /// SIZE of every upload in progress plus its own SIZE would exceed it (a `replace` is
     /// credited the size of the file it replaces).
     ///
-    /// What the folder's files hold is taken now, by a scan of the folder: the sizes of the
-    /// regular files directly inside it, one count per name (a file with several hard links
-    /// in the folder counts for each; dotfiles and other names no request can reach count
-    /// too), not folders or what is in them, symbolic links or special files. Staging files
+    /// What the folder's files hold is taken now, by a scan of the folder's whole tree (the
+    /// `tree` extension, TREE-12): the sizes of the regular files in it and in its subfolders
+    /// at every depth a path can name, one count per name (a file with several hard links
+    /// in the tree counts for each; dotfiles, hidden folders and other names no request can
+    /// reach count too), not symbolic links (never followed) or special files. Staging files
     /// count by their uploads' reservations (leftovers were removed by [`Root::open`]).
-    /// Commits keep the figure up to date; changes other programs make to the folder are
-    /// seen at the next start. A scan per upload would make each request line cost a
+    /// Commits and deletes ([`Root::tree`]) keep the figure up to date; changes other
+    /// programs make to the folder are seen at the next start. A scan per upload would make each request line cost a
     /// `stat` of every file in the folder.
     ///
     /// The quota belongs to the folder's shared state: every clone of this root sees it.
@@ -967,6 +989,9 @@ mod tests {
         assert_eq!(StoreError::NoSpace.code(), Code::NO_SPACE);
         assert_eq!(StoreError::ReadOnly.code(), Code::READ_ONLY);
         assert_eq!(StoreError::Io(io::Error::other("x")).code(), Code::STORAGE);
+        assert_eq!(StoreError::NotEmpty.code().get(), 517);
+        assert_eq!(StoreError::WrongKind.code().get(), 518);
+        assert_eq!(StoreError::ListingTooLarge.code(), Code::STORAGE);
         let enospc = io::Error::from_raw_os_error(Errno::NOSPC.raw_os_error());
         assert!(matches!(StoreError::from_io(enospc), StoreError::NoSpace));
         let erofs = io::Error::from_raw_os_error(Errno::ROFS.raw_os_error());

@@ -12,8 +12,9 @@
 //! - **Quota.** The folder's files (`used`) plus the whole SIZE of every upload in progress
 //!   (`reserved`) plus the new SIZE must stay within the quota in octets; a `replace` is
 //!   credited the size of the file it replaces, which its commit frees. `used` is the sum of
-//!   the sizes of the regular files directly inside the folder when it was opened ([`scan`]),
-//!   kept up to date by the commits; changes made by other programs are seen at the next
+//!   the sizes of the regular files in the folder's whole tree when it was opened ([`scan`]),
+//!   kept up to date by the commits and deletes (a rename or a new folder changes nothing);
+//!   changes made by other programs are seen at the next
 //!   start. The quota in files counts the same way: the regular files (`files`) plus the
 //!   uploads in progress that will add one (a `new` put, or a `replace` of a name that holds
 //!   no regular file) plus this one must stay within it.
@@ -26,10 +27,11 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use rustix::fs::{AtFlags, Dir, FileType, statat};
+use ferry_wire::limits::MAX_DEPTH;
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, openat, statat};
 use rustix::io::Errno;
 
-use crate::StoreError;
+use crate::{STAGING_DIR, StoreError};
 
 /// The space ledger of one served folder.
 #[derive(Debug, Default)]
@@ -180,6 +182,22 @@ impl Space {
     }
 }
 
+impl Space {
+    /// Runs `unlink` (which removes a regular file's name and returns the file's size) with
+    /// the ledger locked, and on success takes the size and one file off what the folder
+    /// holds (`delete`, TREE-12). Locked, like [`Reservation::commit`], so that a commit and
+    /// a delete of one name count in the order they happened.
+    pub(crate) fn remove<E>(&self, unlink: impl FnOnce() -> Result<u64, E>) -> Result<(), E> {
+        let mut ledger = self.lock();
+        let size = unlink()?;
+        if let Some(q) = &mut ledger.quota {
+            q.used = q.used.saturating_sub(size);
+            q.files = q.files.saturating_sub(1);
+        }
+        Ok(())
+    }
+}
+
 /// The space promised to one upload, given back when it is committed or dropped.
 #[derive(Debug)]
 pub(crate) struct Reservation {
@@ -249,28 +267,66 @@ impl Drop for Reservation {
 }
 
 /// What the folder holds for the quota: the number and sizes (`st_size`) of the regular files
-/// directly inside it, each name counted (a file with several hard links in the folder counts
-/// once per name), whatever the name (dotfiles and names no request can reach count too). Not
-/// counted: folders and what is in them (the staging area among them: uploads in progress
-/// count by their reservations), symbolic links and special files. A file that disappears
-/// during the scan is left out.
+/// in the whole tree beneath it (the `tree` extension, TREE-12: subfolders at every depth a
+/// path can reach, [`MAX_DEPTH`] names), each name counted (a file with several hard links
+/// in the tree counts once per name), whatever the name (dotfiles, hidden folders and names
+/// no request can reach count too). Not counted: the staging area (uploads in progress count
+/// by their reservations), symbolic links (never followed: each subfolder is opened with
+/// `O_NOFOLLOW | O_DIRECTORY` relative to its parent), special files, and what lies deeper
+/// than a path can name. A file or folder that disappears during the scan is left out; a
+/// subfolder the server may not read (EACCES, EPERM: `lost+found` at the root of a mount) is
+/// left out with a warning, as the server can reach nothing in it either.
 pub(crate) fn scan(dir: &OwnedFd) -> io::Result<Held> {
     let mut held = Held::default();
+    scan_folder(dir, 1, &mut held)?;
+    Ok(held)
+}
+
+/// [`scan`] of one folder whose entries have `depth` names, then of its subfolders.
+fn scan_folder(dir: &OwnedFd, depth: usize, held: &mut Held) -> io::Result<()> {
+    let mut folders = Vec::new();
     for entry in Dir::read_from(dir)? {
         let entry = entry?;
-        if !matches!(entry.file_type(), FileType::RegularFile | FileType::Unknown) {
+        let name = entry.file_name();
+        let kind = entry.file_type();
+        if name.to_bytes() == b"." || name.to_bytes() == b".." {
             continue;
         }
-        match statat(dir, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
-                held.bytes = held.bytes.saturating_add(crate::stat_size(&st));
-                held.files += 1;
-            }
-            Ok(_) | Err(Errno::NOENT) => {}
+        if depth == 1 && name.to_bytes() == STAGING_DIR.as_bytes() {
+            continue;
+        }
+        if !matches!(
+            kind,
+            FileType::RegularFile | FileType::Directory | FileType::Unknown
+        ) {
+            continue;
+        }
+        match statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => match FileType::from_raw_mode(st.st_mode) {
+                FileType::RegularFile => {
+                    held.bytes = held.bytes.saturating_add(crate::stat_size(&st));
+                    held.files += 1;
+                }
+                FileType::Directory if depth < MAX_DEPTH => folders.push(name.to_owned()),
+                _ => {}
+            },
+            Err(Errno::NOENT) => {}
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(held)
+    for name in folders {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match openat(dir, name.as_c_str(), flags, Mode::empty()) {
+            Ok(sub) => scan_folder(&sub, depth + 1, held)?,
+            // Gone, or replaced by a link or a file since it was seen.
+            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => {}
+            Err(e @ (Errno::ACCESS | Errno::PERM)) => {
+                tracing::warn!(folder = ?name, error = %e, "quota scan: cannot read a folder; what it holds is not counted");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

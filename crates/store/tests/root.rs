@@ -780,17 +780,21 @@ fn an_upload_reserves_until_it_is_written_committed_or_dropped() {
     assert_eq!(root.usage(), None, "no quota");
 }
 
-/// PUT-23: the quota counts the folder's regular files at start (dotfiles too; not folders,
-/// what they hold, links or the staging area), and every upload in progress; a refused
-/// upload is 432 before anything is staged; commits and drops keep the count.
+/// PUT-23: the quota counts the regular files of the folder's whole tree at start (dotfiles
+/// and subfolders too, TREE-12; not links, what a link to a folder holds, or the staging
+/// area), and every upload in progress; a refused upload is 432 before anything is staged;
+/// commits and drops keep the count.
 #[test]
 fn the_quota_counts_files_and_uploads_in_progress() {
     let tmp = tempfile::tempdir().expect("tempdir");
     fs::write(tmp.path().join("a"), [0u8; 100]).expect("write");
-    fs::write(tmp.path().join(".hidden"), [0u8; 50]).expect("write");
+    fs::write(tmp.path().join(".hidden"), [0u8; 25]).expect("write");
     fs::create_dir(tmp.path().join("sub")).expect("mkdir");
-    fs::write(tmp.path().join("sub").join("x"), [0u8; 1000]).expect("write");
+    fs::write(tmp.path().join("sub").join("x"), [0u8; 25]).expect("write");
+    let outside = tempfile::tempdir().expect("tempdir");
+    fs::write(outside.path().join("y"), [0u8; 1000]).expect("write");
     symlink(tmp.path().join("a"), tmp.path().join("link")).expect("symlink");
+    symlink(outside.path(), tmp.path().join("sub").join("folder-link")).expect("symlink");
     let root = Root::open(tmp.path())
         .expect("open")
         .with_quota(Some(300))
@@ -822,9 +826,9 @@ fn the_quota_counts_files_and_uploads_in_progress() {
     assert_eq!(root.usage().map(|u| u.quota.bytes), Some(Some(300)));
 }
 
-/// PUT-23 in files: the regular files directly in the folder count (dotfiles too; not
-/// folders, what they hold, or links), and the uploads in progress that add one; a replace of
-/// a regular file adds none, a replace of a link adds one.
+/// PUT-23 in files: the regular files of the folder's tree count (dotfiles and subfolders'
+/// too, TREE-12; not folders or links), and the uploads in progress that add one; a replace
+/// of a regular file adds none, a replace of a link adds one.
 #[test]
 fn the_quota_in_files_counts_regular_files_and_uploads_that_add_one() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -835,17 +839,17 @@ fn the_quota_in_files_counts_regular_files_and_uploads_that_add_one() {
     symlink(tmp.path().join("a"), tmp.path().join("link")).expect("symlink");
     let quota = ferry_store::Quota {
         bytes: None,
-        files: Some(3),
+        files: Some(4),
     };
     let root = Root::open(tmp.path())
         .expect("open")
         .with_quotas(quota)
         .expect("scan");
     assert_eq!(root.quota(), quota);
-    assert_eq!(root.usage().map(|u| u.files), Some(2));
+    assert_eq!(root.usage().map(|u| u.files), Some(3));
     let up = root
         .begin_upload(&name("b"), 1, PutMode::New)
-        .expect("3 of 3");
+        .expect("4 of 4");
     for (n, mode) in [("c", PutMode::New), ("link", PutMode::Replace)] {
         match root.begin_upload(&name(n), 1, mode) {
             Err(e @ StoreError::NoSpace) => assert_eq!(e.code().get(), 432),
@@ -860,7 +864,7 @@ fn the_quota_in_files_counts_regular_files_and_uploads_that_add_one() {
     drop(up);
     assert_eq!(
         root.usage().map(|u| (u.files, u.reserved_files)),
-        Some((2, 0))
+        Some((3, 0))
     );
     assert!(root.begin_upload(&name("c"), 1, PutMode::New).is_ok());
 }
