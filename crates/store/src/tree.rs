@@ -531,4 +531,51 @@ mod tests {
         .expect("hash");
         assert_eq!(grown, None);
     }
+
+    /// A listing with digests takes a digest the folder's cache knows for the file's
+    /// identity instead of hashing (as a get does); another identity hashes.
+    #[test]
+    fn a_listing_uses_the_digest_cache() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = Root::open(tmp.path()).expect("open");
+        std::fs::create_dir(tmp.path().join("a")).expect("mkdir");
+        let path = tmp.path().join("a").join("f");
+        std::fs::write(&path, b"content").expect("write");
+        let st = rustix::fs::stat(&path).expect("stat");
+        let known = Digest::from_bytes([7; 16]);
+        root.inner.digests.insert(Identity::of(&st), known);
+        let op = TreeOp::List {
+            folder: Folder::Root,
+            options: ListOptions {
+                digests: true,
+                recursive: true,
+            },
+            budget: usize::MAX,
+        };
+        let digest_of_f = |done: TreeDone| match done {
+            TreeDone::Listing(entries) => entries
+                .into_iter()
+                .find(|e| e.path.as_str() == "a/f")
+                .map(|e| e.kind),
+            TreeDone::Done => None,
+        };
+        let kind = digest_of_f(root.tree(&op).expect("list"));
+        assert_eq!(
+            kind,
+            Some(EntryKind::File {
+                size: 7,
+                digest: Some(known)
+            })
+        );
+        // Another size: another identity, whatever the clock's granularity.
+        std::fs::write(&path, b"changed!").expect("rewrite");
+        let kind = digest_of_f(root.tree(&op).expect("list"));
+        assert_eq!(
+            kind,
+            Some(EntryKind::File {
+                size: 8,
+                digest: Some(Digest::of(b"changed!"))
+            })
+        );
+    }
 }
