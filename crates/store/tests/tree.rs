@@ -758,3 +758,66 @@ fn the_quota_follows_the_tree() {
     let again = f.root().with_quotas(quota).expect("scan");
     assert_eq!(usage(&again), Some((15, 2)), "the ledger matched the tree");
 }
+
+/// A tmpfs mounted at a folder inside the served one, unmounted on drop.
+struct Mounted(PathBuf);
+
+impl Mounted {
+    fn at(path: &Path) -> Option<Self> {
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(path)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then(|| Mounted(path.to_owned()))
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// TREE-11, TREE-9: a rename into or out of a file system mounted inside the folder cannot
+/// be one atomic step (EXDEV): 516, nothing moved; the mount point itself cannot be removed
+/// or moved (EBUSY): 516. Needs permission to mount a tmpfs; skipped (with a note) otherwise.
+#[test]
+fn a_mount_inside_the_folder_is_not_crossed() {
+    let f = Fixture::new();
+    fs::create_dir(f.at("mnt")).expect("mkdir");
+    let Some(_mnt) = Mounted::at(&f.at("mnt")) else {
+        // CI has these capabilities (root, tmpfs): never skip there.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "skipped: cannot mount a tmpfs here"
+        );
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    };
+    let root = f.root();
+    fs::write(f.at("file"), b"x").expect("write");
+    fs::write(f.at("mnt/inner"), b"i").expect("write");
+    fs::create_dir(f.at("empty")).expect("mkdir");
+    let before = snapshot(&f.served);
+    for (from, to) in [
+        ("file", "mnt/file"),
+        ("mnt/inner", "inner"),
+        ("empty", "mnt/empty"),
+    ] {
+        assert!(
+            matches!(err(rename(&root, from, to)), StoreError::Denied),
+            "{from} -> {to}"
+        );
+    }
+    assert_eq!(snapshot(&f.served), before);
+    delete(&root, "mnt/inner").expect("delete inside the mount");
+    assert!(matches!(err(rmdir(&root, "mnt")), StoreError::Denied));
+    assert!(matches!(
+        err(rename(&root, "mnt", "moved")),
+        StoreError::Denied
+    ));
+    assert!(f.at("mnt").is_dir());
+    assert_eq!(listed(&root, ".", true), ["d empty", "f file", "d mnt"]);
+}
