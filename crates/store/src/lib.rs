@@ -37,6 +37,11 @@
 //!   ([`digests`]: in memory, keyed to the file's identity), and [`Root::remember_digest`]
 //!   fills it after a get hashed the whole file, so a resumed get does not hash it again.
 //!
+//! - [`Root::tree`] performs the `tree` extension's operations (spec section 17): `list`
+//!   (recursive, with digests), `mkdir`, `rmdir`, `delete`, `rename`, every path resolved
+//!   beneath the root without following a link at any level (TREE-4), each change one system
+//!   call, never replacing, and fsynced (TREE-12).
+//!
 //! - [`audit`]: the audit log file of `ferry serve --audit-log` (#16), one JSON line per
 //!   operation of every session, written by one thread so that no session waits for it.
 //!

@@ -614,6 +614,15 @@ fn recursive_listings_stop_at_the_path_limits() {
     let from_d = list(&root, "d/d", true).expect("list");
     assert_eq!(from_d.len(), entries.len() - 3, "all but d, d/f and d/d");
     assert!(from_d.iter().all(|e| e.path.depth() + 2 <= MAX_DEPTH));
+    // The quota's scan counts what a path can name, as the listing shows it.
+    let counted = root
+        .clone()
+        .with_quotas(Quota {
+            bytes: None,
+            files: Some(1000),
+        })
+        .expect("scan");
+    assert_eq!(counted.usage().map(|u| u.files), Some(MAX_DEPTH as u64 - 1));
 
     // Octets: five 200-octet folders (1004 octets), then names of 19 and 20 octets.
     let long = "x".repeat(200);
