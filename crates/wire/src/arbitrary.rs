@@ -11,8 +11,10 @@ use crate::message::{
     ChunkLen, Entry, ErrorReply, Frame, Greeting, Hello, Limits, PutFlow, PutMode, Reply, Request,
 };
 use crate::name::FileName;
+use crate::path::TreePath;
 use crate::text::{ExtName, Text, Version};
 use crate::time::Timestamp;
+use crate::tree::{EntryKind, Folder, ListEntry, ListOptions, TreeReply, TreeRequest};
 
 fn cut(s: &mut String, max: usize) {
     let mut at = s.len().min(max);
@@ -213,6 +215,121 @@ impl<'a> Arbitrary<'a> for Hello {
     }
 }
 
+impl<'a> Arbitrary<'a> for TreePath {
+    /// One to eight names; names are dropped from the end until the path fits TREE-3.
+    fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+        let mut names: Vec<FileName> = (0..u.int_in_range(1..=8)?)
+            .map(|_| u.arbitrary())
+            .collect::<Result<_>>()?;
+        while !names.is_empty() {
+            if let Ok(p) = TreePath::from_names(&names) {
+                return Ok(p);
+            }
+            names.pop();
+        }
+        TreePath::new("x").map_err(|_| arbitrary::Error::IncorrectFormat)
+    }
+}
+
+impl<'a> Arbitrary<'a> for ListOptions {
+    fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+        Ok(ListOptions {
+            digests: u.arbitrary()?,
+            recursive: u.arbitrary()?,
+        })
+    }
+}
+
+impl<'a> Arbitrary<'a> for Folder {
+    fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+        Ok(if u.ratio(1, 4)? {
+            Folder::Root
+        } else {
+            Folder::Path(u.arbitrary()?)
+        })
+    }
+}
+
+/// `tree` most of the time, else another extension name.
+fn ext_name(u: &mut Unstructured<'_>) -> Result<ExtName> {
+    let name = if u.ratio(3, 4)? {
+        "tree".to_owned()
+    } else {
+        format!("x{}", u.arbitrary::<u16>()?)
+    };
+    ExtName::new(name).map_err(|_| arbitrary::Error::IncorrectFormat)
+}
+
+impl<'a> Arbitrary<'a> for TreeRequest {
+    fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+        Ok(match u.int_in_range(0..=7)? {
+            0 => TreeRequest::Enable(ext_name(u)?),
+            1 => TreeRequest::List {
+                options: u.arbitrary()?,
+                folder: u.arbitrary()?,
+            },
+            2 => TreeRequest::Mkdir(u.arbitrary()?),
+            3 => TreeRequest::Rmdir(u.arbitrary()?),
+            4 => TreeRequest::Delete(u.arbitrary()?),
+            5 => TreeRequest::Rename {
+                from: u.arbitrary()?,
+                to: u.arbitrary()?,
+            },
+            6 => TreeRequest::Get {
+                offset: u.arbitrary()?,
+                path: u.arbitrary()?,
+            },
+            _ => TreeRequest::Put {
+                size: u.arbitrary()?,
+                mode: if u.arbitrary()? {
+                    PutMode::New
+                } else {
+                    PutMode::Replace
+                },
+                flow: if u.arbitrary()? {
+                    PutFlow::Wait
+                } else {
+                    PutFlow::Now
+                },
+                path: u.arbitrary()?,
+            },
+        })
+    }
+}
+
+impl<'a> Arbitrary<'a> for TreeReply {
+    fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+        Ok(match u.int_in_range(0..=5)? {
+            0 => TreeReply::Enabled(ext_name(u)?),
+            1 => TreeReply::ListOk {
+                count: u.arbitrary()?,
+            },
+            2 => TreeReply::Mkdir,
+            3 => TreeReply::Rmdir,
+            4 => TreeReply::Delete,
+            _ => TreeReply::Rename,
+        })
+    }
+}
+
+impl<'a> Arbitrary<'a> for ListEntry {
+    fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+        let kind = if u.ratio(1, 4)? {
+            EntryKind::Folder
+        } else {
+            EntryKind::File {
+                size: u.arbitrary()?,
+                digest: u.arbitrary()?,
+            }
+        };
+        Ok(ListEntry {
+            kind,
+            mtime: u.arbitrary()?,
+            path: u.arbitrary()?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +373,21 @@ mod tests {
             assert_eq!(
                 crate::decode_hello(&h.to_bytes()),
                 Ok((h.clone(), h.to_bytes().len()))
+            );
+            let r: TreeRequest = u.arbitrary().expect("tree request");
+            assert_eq!(
+                crate::tree::decode_tree_request(&r.encode()),
+                Ok((r.clone(), r.encode().len()))
+            );
+            let r: TreeReply = u.arbitrary().expect("tree reply");
+            assert_eq!(
+                crate::tree::decode_tree_reply(&r.encode()),
+                Ok((r.clone(), r.encode().len()))
+            );
+            let e: ListEntry = u.arbitrary().expect("list entry");
+            assert_eq!(
+                crate::tree::decode_list_entry(&e.encode()),
+                Ok((e.clone(), e.encode().len()))
             );
         }
     }

@@ -7,6 +7,66 @@ use crate::decode::{
     DecodeError, decode_entry, decode_frame, decode_hello, decode_reply, decode_request,
 };
 use crate::strategy;
+use crate::tree::{
+    ListEntry, ListLine, TreeReply, TreeRequest, decode_list_entry, decode_list_line,
+    decode_tree_reply, decode_tree_request,
+};
+use crate::{FileName, TreePath};
+
+/// The `tree` extension's messages spell their octets `encode`; the macros say `to_bytes`.
+trait ToBytes {
+    fn to_bytes(&self) -> Vec<u8>;
+}
+
+impl ToBytes for TreeRequest {
+    fn to_bytes(&self) -> Vec<u8> {
+        self.encode()
+    }
+}
+
+impl ToBytes for TreeReply {
+    fn to_bytes(&self) -> Vec<u8> {
+        self.encode()
+    }
+}
+
+impl ToBytes for ListEntry {
+    fn to_bytes(&self) -> Vec<u8> {
+        self.encode()
+    }
+}
+
+/// [`decode_list_line`] on arbitrary octets: a valid entry is canonical as with
+/// [`decode_list_entry`]; a skipped one took the whole line, its path field is the rest of the
+/// line after valid fields, and that path is indeed invalid (TREE-3).
+fn check_list_line(bytes: &[u8]) -> Result<(), TestCaseError> {
+    match decode_list_line(bytes) {
+        Ok((ListLine::Entry(e), used)) => {
+            prop_assert_eq!(decode_list_entry(bytes), Ok((e, used)));
+        }
+        Ok((ListLine::Skipped(s), used)) => {
+            prop_assert!(TreePath::from_bytes(&s.path).is_err());
+            let probe = ListEntry {
+                kind: s.kind,
+                mtime: s.mtime,
+                path: TreePath::from(FileName::new("x").expect("a name")),
+            }
+            .encode();
+            let mut line = probe[..probe.len() - 2].to_vec();
+            line.extend_from_slice(&s.path);
+            line.push(b'\n');
+            let got = &bytes[..used];
+            let got = match got.strip_suffix(b"\r\n") {
+                Some(body) => [body, b"\n"].concat(),
+                None => got.to_vec(),
+            };
+            prop_assert_eq!(line, got);
+            prop_assert!(decode_list_entry(bytes).is_err());
+        }
+        Err(e) => prop_assert_eq!(decode_list_entry(bytes).err(), Some(e)),
+    }
+    Ok(())
+}
 
 /// Checks the three codec properties for one encoded message:
 /// decode gives back the value and consumes every octet; every strict prefix is Incomplete;
@@ -92,6 +152,70 @@ proptest! {
             canonical!(&bytes, decode_reply);
             canonical!(&bytes, decode_entry);
             canonical!(&bytes, decode_frame);
+        }
+    }
+
+    #[test]
+    fn tree_requests_round_trip(r in strategy::tree_request()) {
+        round_trip!(r, decode_tree_request);
+    }
+
+    #[test]
+    fn tree_replies_round_trip(r in strategy::tree_reply()) {
+        round_trip!(r, decode_tree_reply);
+    }
+
+    #[test]
+    fn list_entries_round_trip(e in strategy::list_entry()) {
+        round_trip!(e.clone(), decode_list_entry);
+        let bytes = e.encode();
+        prop_assert_eq!(decode_list_line(&bytes), Ok((ListLine::Entry(e), bytes.len())));
+    }
+
+    /// A path is its names joined by `/`, and a one-name path is a ferry/1 name (TREE-3).
+    #[test]
+    fn paths_are_their_names(p in strategy::tree_path()) {
+        let names: Vec<FileName> = p
+            .names()
+            .map(|n| FileName::new(n).expect("every name of a path is valid"))
+            .collect();
+        prop_assert_eq!(TreePath::from_names(&names), Ok(p.clone()));
+        prop_assert_eq!(p.depth(), names.len());
+        prop_assert_eq!(p.as_file_name().is_some(), names.len() == 1);
+        prop_assert_eq!(TreePath::from_bytes(p.as_bytes()), Ok(p));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_tree_decoders(
+        bytes in proptest::collection::vec(any::<u8>(), 0..300),
+    ) {
+        canonical!(&bytes, decode_tree_request);
+        canonical!(&bytes, decode_tree_reply);
+        canonical!(&bytes, decode_list_entry);
+        check_list_line(&bytes)?;
+    }
+
+    /// Mutations of valid lines of the extension, as for ferry/1's above.
+    #[test]
+    fn mutated_tree_lines_decode_canonically_or_not_at_all(
+        r in strategy::tree_request(),
+        rep in strategy::tree_reply(),
+        e in strategy::list_entry(),
+        pos in any::<prop::sample::Index>(),
+        octet in any::<u8>(),
+        op in 0..3u8,
+    ) {
+        for mut bytes in [r.encode(), rep.encode(), e.encode()] {
+            let i = pos.index(bytes.len());
+            match op {
+                0 => bytes[i] = octet,
+                1 => bytes.insert(i, octet),
+                _ => { bytes.remove(i); }
+            }
+            canonical!(&bytes, decode_tree_request);
+            canonical!(&bytes, decode_tree_reply);
+            canonical!(&bytes, decode_list_entry);
+            check_list_line(&bytes)?;
         }
     }
 

@@ -212,3 +212,93 @@ fn auth_extension() {
     out.extend_from_slice(format!("auth={}\n", auth::param_value(&Mechanism::ALL)).as_bytes());
     insta::assert_snapshot!(show(&out));
 }
+
+#[test]
+fn tree_extension() {
+    use crate::path::TreePath;
+    use crate::tree::{self, EntryKind, Folder, ListEntry, ListOptions, TreeReply, TreeRequest};
+    let path = |s: &str| TreePath::new(s).expect("valid path");
+    let mut out = Vec::new();
+    let mut requests = vec![TreeRequest::Enable(ExtName::new("tree").expect("ext"))];
+    for (digests, recursive) in [(false, false), (true, false), (false, true), (true, true)] {
+        requests.push(TreeRequest::List {
+            options: ListOptions { digests, recursive },
+            folder: Folder::Root,
+        });
+    }
+    requests.extend([
+        TreeRequest::List {
+            options: ListOptions::default(),
+            folder: Folder::Path(path("射频/天线")),
+        },
+        TreeRequest::Mkdir(path("my docs")),
+        TreeRequest::Rmdir(path("a/b")),
+        TreeRequest::Delete(path("a/b/report (final).pdf")),
+        TreeRequest::Rename {
+            from: path("a b/天线15.doc"),
+            to: path("c/d e.doc"),
+        },
+        TreeRequest::Get {
+            offset: 1024,
+            path: path("射频/仿真.pptx"),
+        },
+        TreeRequest::Put {
+            size: 5,
+            mode: PutMode::New,
+            flow: PutFlow::Now,
+            path: path("a/hello.txt"),
+        },
+        TreeRequest::Put {
+            size: 0,
+            mode: PutMode::Replace,
+            flow: PutFlow::Wait,
+            path: path("a/b/empty"),
+        },
+    ]);
+    for r in requests {
+        r.encode_into(&mut out);
+    }
+    for r in [
+        TreeReply::Enabled(ExtName::new("tree").expect("ext")),
+        TreeReply::ListOk { count: 3 },
+        TreeReply::Mkdir,
+        TreeReply::Rmdir,
+        TreeReply::Delete,
+        TreeReply::Rename,
+    ] {
+        r.encode_into(&mut out);
+    }
+    for e in [
+        ListEntry {
+            kind: EntryKind::Folder,
+            mtime: t(),
+            path: path("a"),
+        },
+        ListEntry {
+            kind: EntryKind::File {
+                size: 5,
+                digest: Some(Digest::of(b"hello")),
+            },
+            mtime: t(),
+            path: path("a/hello.txt"),
+        },
+        ListEntry {
+            kind: EntryKind::File {
+                size: 0,
+                digest: None,
+            },
+            mtime: t(),
+            path: path("天线15.doc"),
+        },
+    ] {
+        e.encode_into(&mut out);
+    }
+    for code in tree::CODES {
+        Reply::Err(ErrorReply::new(
+            *code,
+            tree::code_name(*code).expect("named"),
+        ))
+        .encode(&mut out);
+    }
+    insta::assert_snapshot!(show(&out));
+}

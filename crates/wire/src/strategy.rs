@@ -5,13 +5,15 @@ use proptest::prelude::*;
 
 use crate::code::Code;
 use crate::digest::Digest;
-use crate::limits::{MAX_CHUNK, MAX_VERSION};
+use crate::limits::{MAX_CHUNK, MAX_DEPTH, MAX_NAME, MAX_VERSION};
 use crate::message::{
     ChunkLen, Entry, ErrorReply, Frame, Greeting, Hello, Limits, PutFlow, PutMode, Reply, Request,
 };
 use crate::name::FileName;
+use crate::path::TreePath;
 use crate::text::{ExtName, ParamName, ParamValue, Text, Version};
 use crate::time::Timestamp;
+use crate::tree::{EntryKind, Folder, ListEntry, ListOptions, TreeReply, TreeRequest};
 
 const NAME_CHARS: &[char] = &[
     'a', 'b', 'z', 'A', 'Q', '0', '9', ' ', '.', '-', '_', '(', ')', '~', '=', '射', '频', '仿',
@@ -188,4 +190,88 @@ pub fn hello() -> impl Strategy<Value = Hello> {
         greeting().prop_map(Hello::Greeting),
         error_reply().prop_map(Hello::Refused)
     ]
+}
+
+/// Valid paths (TREE-3): one to five names, and now and then a deep one of up to 64 short
+/// names or a long one near 1024 octets.
+pub fn tree_path() -> impl Strategy<Value = TreePath> {
+    prop_oneof![
+        8 => proptest::collection::vec(file_name(), 1..=5),
+        1 => proptest::collection::vec(
+            proptest::sample::select(&["a", "b c", "天", "x.y", "0"][..])
+                .prop_map(|n| FileName::new(n).expect("a valid name")),
+            1..=MAX_DEPTH,
+        ),
+        1 => proptest::collection::vec(
+            (1..=MAX_NAME).prop_map(|n| FileName::new("n".repeat(n)).expect("a valid name")),
+            4..=6,
+        ),
+    ]
+    .prop_filter_map("over the path limits", |names| {
+        TreePath::from_names(&names).ok()
+    })
+}
+
+/// Extension names, `tree` most of the time.
+pub fn ext_name() -> impl Strategy<Value = ExtName> {
+    prop_oneof![
+        3 => Just(ExtName::new("tree").expect("a valid extension name")),
+        1 => "[a-z][a-z0-9-]{0,8}".prop_filter_map("ext-name", |s| ExtName::new(s).ok()),
+    ]
+}
+
+/// Any `list` options.
+pub fn list_options() -> impl Strategy<Value = ListOptions> {
+    (any::<bool>(), any::<bool>())
+        .prop_map(|(digests, recursive)| ListOptions { digests, recursive })
+}
+
+/// Any request of the `tree` extension, `get` and `put` with a path included.
+pub fn tree_request() -> impl Strategy<Value = TreeRequest> {
+    let mode = prop_oneof![Just(PutMode::New), Just(PutMode::Replace)];
+    let flow = prop_oneof![Just(PutFlow::Wait), Just(PutFlow::Now)];
+    let folder = prop_oneof![
+        1 => Just(Folder::Root),
+        3 => tree_path().prop_map(Folder::Path),
+    ];
+    prop_oneof![
+        ext_name().prop_map(TreeRequest::Enable),
+        (list_options(), folder)
+            .prop_map(|(options, folder)| TreeRequest::List { options, folder }),
+        tree_path().prop_map(TreeRequest::Mkdir),
+        tree_path().prop_map(TreeRequest::Rmdir),
+        tree_path().prop_map(TreeRequest::Delete),
+        (tree_path(), tree_path()).prop_map(|(from, to)| TreeRequest::Rename { from, to }),
+        (u64_value(), tree_path()).prop_map(|(offset, path)| TreeRequest::Get { offset, path }),
+        (u64_value(), mode, flow, tree_path()).prop_map(|(size, mode, flow, path)| {
+            TreeRequest::Put {
+                size,
+                mode,
+                flow,
+                path,
+            }
+        }),
+    ]
+}
+
+/// Any final reply of the `tree` extension.
+pub fn tree_reply() -> impl Strategy<Value = TreeReply> {
+    prop_oneof![
+        ext_name().prop_map(TreeReply::Enabled),
+        u64_value().prop_map(|count| TreeReply::ListOk { count }),
+        Just(TreeReply::Mkdir),
+        Just(TreeReply::Rmdir),
+        Just(TreeReply::Delete),
+        Just(TreeReply::Rename),
+    ]
+}
+
+/// Any line of a `list` listing.
+pub fn list_entry() -> impl Strategy<Value = ListEntry> {
+    let kind = prop_oneof![
+        3 => (u64_value(), proptest::option::of(digest()))
+            .prop_map(|(size, digest)| EntryKind::File { size, digest }),
+        1 => Just(EntryKind::Folder),
+    ];
+    (kind, timestamp(), tree_path()).prop_map(|(kind, mtime, path)| ListEntry { kind, mtime, path })
 }
