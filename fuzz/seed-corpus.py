@@ -74,3 +74,28 @@ for seed in [
     "ok auth alice dj0xMjM=\n",
 ]:
     put("decode_auth", seed.encode())
+
+# decode_tree: the tree extension's lines (spec section 17), valid and near misses.
+for seed in [
+    "enable tree\n",
+    "list - .\n",
+    "list digests,recursive a/b\r\n",
+    "list recursive,digests 射频\n",
+    "mkdir a/b c\n",
+    "rmdir a/b\n",
+    "delete a/b/c.txt\n",
+    "rename 5 a/b c d/e\n",
+    "rename 3 a b\n",
+    "get 0 a/b\n",
+    "put 5 new now a/hello.txt\n",
+    "put 5 replace wait a/../b\n",
+    "mkdir a//b\n",
+    "ok enable tree\n",
+    "ok list 2\n",
+    "ok mkdir\n",
+    "ok rename\n",
+    "d - 2026-11-24T19:22:08Z - a\n",
+    "f 5 2026-11-24T19:22:08Z xxh3-128:b5e9c1ad071b3e7fc779cfaa5e523818 a/hello.txt\n",
+    "f 0 2026-11-24T19:22:08Z - a/.hidden\n",
+]:
+    put("decode_tree", seed.encode())

@@ -25,6 +25,64 @@ impl Wire for ferry_wire::auth::AuthReply {
     }
 }
 
+macro_rules! wire_encode {
+    ($($t:ty),*) => { $(impl Wire for $t { fn bytes(&self) -> Vec<u8> { self.encode() } })* };
+}
+wire_encode!(
+    ferry_wire::tree::TreeRequest,
+    ferry_wire::tree::TreeReply,
+    ferry_wire::tree::ListEntry
+);
+
+/// [`ferry_wire::tree::decode_tree_request`] on arbitrary octets, as [`check_decode`] checks
+/// every decoder. `list-opts` may name its two options in either order (TREE-6) while the
+/// encoder writes `digests,recursive`: a line with `recursive,digests` must decode exactly
+/// as the same line with the canonical order (same length), which is then checked.
+pub fn check_tree_request(data: &[u8]) {
+    use ferry_wire::tree::decode_tree_request;
+    const SWAPPED: &[u8] = b"list recursive,digests ";
+    const CANONICAL: &[u8] = b"list digests,recursive ";
+    if data.starts_with(SWAPPED) {
+        let mut canonical = data.to_vec();
+        canonical[..CANONICAL.len()].copy_from_slice(CANONICAL);
+        assert_eq!(decode_tree_request(data), decode_tree_request(&canonical));
+        check_decode(&canonical, decode_tree_request);
+    } else {
+        check_decode(data, decode_tree_request);
+    }
+}
+
+/// [`ferry_wire::tree::decode_list_line`] on arbitrary octets: what it reads as an entry is
+/// what [`ferry_wire::tree::decode_list_entry`] reads; what it skips took the whole line, its
+/// path field is the line's rest after valid fields (the same fields spelled canonically) and
+/// that path is indeed invalid; what it refuses, the strict decoder refuses alike.
+pub fn check_list_line(data: &[u8]) {
+    use ferry_wire::tree::{ListEntry, ListLine, decode_list_entry, decode_list_line};
+    match decode_list_line(data) {
+        Ok((ListLine::Entry(e), used)) => assert_eq!(decode_list_entry(data), Ok((e, used))),
+        Ok((ListLine::Skipped(s), used)) => {
+            assert!(ferry_wire::TreePath::from_bytes(&s.path).is_err());
+            let probe = ListEntry {
+                kind: s.kind,
+                mtime: s.mtime,
+                path: ferry_wire::TreePath::new("x").expect("a path"),
+            }
+            .encode();
+            let mut line = probe[..probe.len() - 2].to_vec();
+            line.extend_from_slice(&s.path);
+            line.push(b'\n');
+            let got = &data[..used];
+            let got = match got.strip_suffix(b"\r\n") {
+                Some(body) => [body, b"\n"].concat(),
+                None => got.to_vec(),
+            };
+            assert_eq!(line, got);
+            assert!(decode_list_entry(data).is_err());
+        }
+        Err(e) => assert_eq!(decode_list_entry(data).err(), Some(e)),
+    }
+}
+
 /// [`ferry_wire::auth::decode_auth_request`] as a [`Decoder`]: an `auth` line with an unknown
 /// mechanism (which has no canonical form to re-encode) must start with `auth ` and counts
 /// as invalid here.

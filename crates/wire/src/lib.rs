@@ -6,7 +6,9 @@
 //!    [`Version`], [`ChunkLen`]: each can only be built through a check of its rule, so the
 //!    encoder can never produce octets the decoder rejects.
 //! 2. **Messages** — [`Request`], [`Hello`]/[`Greeting`], [`Reply`], [`Entry`], [`Frame`],
-//!    each with `encode` (canonical form: LF line ends, no leading zeros).
+//!    each with `encode` (canonical form: LF line ends, no leading zeros). The extensions'
+//!    messages, with their own decoders, are in [`auth`] (section 16) and [`tree`] (section
+//!    17, paths as [`TreePath`]): not variants of ferry/1's (EXT-6).
 //! 3. **Streaming decode** — [`decode_request`], [`decode_hello`], [`decode_reply`],
 //!    [`decode_entry`], [`decode_frame`]: octets in, `(message, consumed)` out;
 //!    [`DecodeError::Incomplete`] (read more) is kept apart from [`DecodeError::Invalid`]

@@ -36,6 +36,18 @@ impl ToBytes for ListEntry {
     }
 }
 
+/// `bytes` with `list recursive,digests ` spelled canonically (`digests,recursive`, same
+/// length): TREE-6 lets a client name the options in either order, the encoder writes one.
+fn canonical_list_opts(bytes: &[u8]) -> Vec<u8> {
+    const SWAPPED: &[u8] = b"list recursive,digests ";
+    const CANONICAL: &[u8] = b"list digests,recursive ";
+    let mut out = bytes.to_vec();
+    if out.starts_with(SWAPPED) {
+        out[..CANONICAL.len()].copy_from_slice(CANONICAL);
+    }
+    out
+}
+
 /// [`decode_list_line`] on arbitrary octets: a valid entry is canonical as with
 /// [`decode_list_entry`]; a skipped one took the whole line, its path field is the rest of the
 /// line after valid fields, and that path is indeed invalid (TREE-3).
@@ -172,6 +184,19 @@ proptest! {
         prop_assert_eq!(decode_list_line(&bytes), Ok((ListLine::Entry(e), bytes.len())));
     }
 
+    /// `list-opts` in either order means the same (TREE-6); the encoder's order is
+    /// `digests,recursive`.
+    #[test]
+    fn list_options_in_either_order(folder in strategy::tree_path()) {
+        let swapped = format!("list recursive,digests {folder}\n");
+        let canonical = format!("list digests,recursive {folder}\n");
+        prop_assert_eq!(
+            decode_tree_request(swapped.as_bytes()),
+            decode_tree_request(canonical.as_bytes())
+        );
+        canonical!(&canonical_list_opts(swapped.as_bytes()), decode_tree_request);
+    }
+
     /// A path is its names joined by `/`, and a one-name path is a ferry/1 name (TREE-3).
     #[test]
     fn paths_are_their_names(p in strategy::tree_path()) {
@@ -189,7 +214,11 @@ proptest! {
     fn arbitrary_bytes_never_panic_the_tree_decoders(
         bytes in proptest::collection::vec(any::<u8>(), 0..300),
     ) {
-        canonical!(&bytes, decode_tree_request);
+        prop_assert_eq!(
+            decode_tree_request(&bytes),
+            decode_tree_request(&canonical_list_opts(&bytes))
+        );
+        canonical!(&canonical_list_opts(&bytes), decode_tree_request);
         canonical!(&bytes, decode_tree_reply);
         canonical!(&bytes, decode_list_entry);
         check_list_line(&bytes)?;
@@ -212,7 +241,11 @@ proptest! {
                 1 => bytes.insert(i, octet),
                 _ => { bytes.remove(i); }
             }
-            canonical!(&bytes, decode_tree_request);
+            prop_assert_eq!(
+                decode_tree_request(&bytes),
+                decode_tree_request(&canonical_list_opts(&bytes))
+            );
+            canonical!(&canonical_list_opts(&bytes), decode_tree_request);
             canonical!(&bytes, decode_tree_reply);
             canonical!(&bytes, decode_list_entry);
             check_list_line(&bytes)?;
