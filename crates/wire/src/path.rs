@@ -64,11 +64,27 @@ impl TreePath {
         if bytes.len() > MAX_PATH {
             return Err(PathError::TooLong(bytes.len()));
         }
-        let s = std::str::from_utf8(bytes).map_err(|_| PathError::Name {
-            index: 1,
-            error: NameError::NotUtf8,
-        })?;
-        Self::new(s)
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Self::new(s),
+            Err(e) => {
+                // Names before the one that is not UTF-8 may break other rules: report the
+                // first fault in order, as for a path that is UTF-8.
+                let before = &bytes[..e.valid_up_to()];
+                let index = before.iter().filter(|&&b| b == b'/').count() + 1;
+                let valid = before
+                    .iter()
+                    .rposition(|&b| b == b'/')
+                    .map_or(&before[..0], |slash| &before[..slash]);
+                if !valid.is_empty() {
+                    let valid = std::str::from_utf8(valid).unwrap_or_default();
+                    validate_path(valid)?;
+                }
+                Err(PathError::Name {
+                    index,
+                    error: NameError::NotUtf8,
+                })
+            }
+        }
     }
 
     /// The path of `names`, in order (at least one).
@@ -244,7 +260,28 @@ mod tests {
             TreePath::new(too_long.clone()),
             Err(PathError::TooLong(too_long.len()))
         );
-        assert!(TreePath::from_bytes(b"a/\xff").is_err());
+        assert_eq!(
+            TreePath::from_bytes(b"a/b/c\xff/d"),
+            Err(PathError::Name {
+                index: 3,
+                error: NameError::NotUtf8
+            })
+        );
+        assert_eq!(
+            TreePath::from_bytes(b"\xff/a"),
+            Err(PathError::Name {
+                index: 1,
+                error: NameError::NotUtf8
+            })
+        );
+        assert_eq!(
+            TreePath::from_bytes(b"a/.b/\xff"),
+            Err(PathError::Name {
+                index: 2,
+                error: NameError::LeadingDot
+            }),
+            "the first fault in order"
+        );
     }
 
     #[test]
