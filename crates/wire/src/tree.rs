@@ -292,8 +292,8 @@ impl ListEntry {
 }
 
 /// A listing line whose kind, size, mtime and digest fields are valid but whose path field
-/// is not a valid path (TREE-3): a client skips the entry and reads on, as it does with a
-/// `dir` entry whose name it cannot accept (NAME-14, [`crate::SkippedEntry`]).
+/// is not a valid path (TREE-3): a client skips the entry and reads on (TREE-14), as it does
+/// with a `dir` entry whose name it cannot accept (NAME-14, [`crate::SkippedEntry`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SkippedListEntry {
     /// File (with its size and digest, as listed) or folder.
@@ -311,7 +311,7 @@ pub struct SkippedListEntry {
 pub enum ListLine {
     /// A valid entry.
     Entry(ListEntry),
-    /// An entry to skip (NAME-14's rule, applied to paths).
+    /// An entry to skip (TREE-14).
     Skipped(SkippedListEntry),
 }
 
@@ -326,7 +326,8 @@ impl ListLine {
 }
 
 /// A `list` listing as a client accepted it: the valid entries and the skipped ones, both in
-/// listing order, checked to be in strictly ascending order of their paths' octets (TREE-6).
+/// listing order, checked to be in strictly ascending order of their paths' octets (TREE-6,
+/// TREE-14: as DIR-9 and DIR-10 check a `dir` listing).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct TreeListing {
     /// The entries with valid paths, in ascending order of their paths' octets.
@@ -435,7 +436,7 @@ pub fn decode_list_entry(buf: &[u8]) -> Result<(ListEntry, usize), DecodeError> 
 /// Decodes one listing line as a client reads it: like [`decode_list_entry`], except that a
 /// line that is valid up to its path field and whose path field (the rest of the line) is not
 /// a valid path is [`ListLine::Skipped`], with the path's raw octets: the entry is one line,
-/// so the rest of the listing can still be read (NAME-14's rule, applied to paths). Any other
+/// so the rest of the listing can still be read (TREE-14, NAME-14). Any other
 /// line that does not match `list-entry` (a bad kind, size, mtime or digest, a folder with a
 /// size or digest, a missing field) is [`DecodeError::Invalid`] (ERR-10).
 pub fn decode_list_line(buf: &[u8]) -> Result<(ListLine, usize), DecodeError> {

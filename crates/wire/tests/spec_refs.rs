@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 const PREFIXES: &[&str] = &[
     "FRAME", "CONN", "HELLO", "VER", "EXT", "NAME", "DIR", "GET", "PUT", "DATA", "SUM", "PIPE",
-    "ERR", "TIME", "CLOSE", "SEC", "TLS", "AUTH",
+    "ERR", "TIME", "CLOSE", "SEC", "TLS", "AUTH", "TREE",
 ];
 
 fn ids_in(text: &str, out: &mut BTreeSet<String>) {
