@@ -4,8 +4,9 @@
 //!
 //! Unlike the session's log (`tracing`, rate limited per session), the audit is neither
 //! limited nor sampled: every `auth` attempt (failures included, with the user name tried),
-//! every `dir`, `get` and `put`, answered or cut short by the session's end, and the end of
-//! the session itself. The session reads no clock, so a record carries the operation's
+//! every `dir`, `get` and `put` and every request of the `tree` extension (`list`, `mkdir`,
+//! `rmdir`, `delete`, `rename`; spec section 17), answered or cut short by the session's end,
+//! and the end of the session itself. The session reads no clock, so a record carries the operation's
 //! duration from the instants its driver passed in; the sink stamps the wall-clock time (and
 //! must not block: it is called inside the session's driver, perhaps on an async runtime).
 //! Without a sink nothing is recorded and nothing is allocated.
@@ -33,18 +34,34 @@ pub enum Operation {
     Get,
     /// `put`.
     Put,
+    /// `list` (the `tree` extension, TREE-6).
+    List,
+    /// `mkdir` (TREE-8).
+    Mkdir,
+    /// `rmdir` (TREE-9).
+    Rmdir,
+    /// `delete` (TREE-10).
+    Delete,
+    /// `rename` (TREE-11): [`Record::name`] is what moved, [`Record::to`] where to.
+    Rename,
     /// The session's end: its whole duration and the octets it moved.
     End,
 }
 
 impl Operation {
-    /// The name in the audit log: `auth`, `dir`, `get`, `put`, `end`.
+    /// The name in the audit log: `auth`, `dir`, `get`, `put`, `list`, `mkdir`, `rmdir`,
+    /// `delete`, `rename`, `end`.
     pub fn as_str(self) -> &'static str {
         match self {
             Operation::Auth => "auth",
             Operation::Dir => "dir",
             Operation::Get => "get",
             Operation::Put => "put",
+            Operation::List => "list",
+            Operation::Mkdir => "mkdir",
+            Operation::Rmdir => "rmdir",
+            Operation::Delete => "delete",
+            Operation::Rename => "rename",
             Operation::End => "end",
         }
     }
@@ -78,6 +95,7 @@ impl Outcome {
 pub fn code_name(code: Code) -> &'static str {
     code.name()
         .or_else(|| ferry_wire::auth::code_name(code))
+        .or_else(|| ferry_wire::tree::code_name(code))
         .unwrap_or("error")
 }
 
@@ -93,17 +111,21 @@ pub struct Record {
     pub user: Option<String>,
     /// The client's address, when the driver gave it.
     pub peer: Option<SocketAddr>,
-    /// The file name of a get or put (any valid UTF-8: quotes, backslashes, spaces); `None`
-    /// for the other operations and for an eager put refused for its name (`err 510
-    /// bad-name`, answered after its payload; a `get` or waiting `put` with an invalid name is
-    /// an invalid request line, not recorded).
+    /// The file name (or path, `tree` extension) of a get or put (any valid UTF-8: quotes,
+    /// backslashes, spaces); the path of a `mkdir`, `rmdir`, `delete`, what a `rename` moves,
+    /// the folder a `list` lists (`.` for the served folder); `None` for the other operations
+    /// and for an eager put refused for its name (`err 510 bad-name`, answered after its
+    /// payload; a request with an invalid name or path is an invalid request line, not
+    /// recorded).
     pub name: Option<String>,
+    /// Where a `rename` moves [`Record::name`] to; `None` for the other operations.
+    pub to: Option<String>,
     /// Payload octets moved: of the file for a get (from its offset) or a put; for an
     /// operation cut short, the octets that moved on the connection since its request,
     /// framing included; for [`Operation::End`], every octet the session moved both ways. 0
-    /// for `dir` and `auth`.
+    /// for `dir`, `auth`, `list`, `mkdir`, `rmdir`, `delete` and `rename`.
     pub bytes: u64,
-    /// For `dir`: the number of entries listed.
+    /// For `dir` and `list`: the number of entries listed.
     pub entries: Option<u64>,
     /// How it ended.
     pub outcome: Outcome,

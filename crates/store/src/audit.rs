@@ -1,7 +1,7 @@
 //! The audit log file (`ferry serve --audit-log FILE`, #16): one JSON object per line for
 //! every record of every session (`ferry_proto::audit`), appended by one writer thread.
 //!
-//! A line (keys in this order; `entries`, `code`, `error` and `reason` only where they
+//! A line (keys in this order; `to`, `entries`, `code`, `error` and `reason` only where they
 //! apply):
 //!
 //! ```json
@@ -15,10 +15,15 @@
 //!   access, or a server without `--users`). For `op` `auth`, the user name tried, `null` when
 //!   none could be read.
 //! - `peer`: the client's address and port.
-//! - `op`: `auth`, `dir`, `get`, `put`, `end` (the session's end); `lost` (see below).
-//! - `name`: the file name of a get or put, JSON-escaped (`null` otherwise).
+//! - `op`: `auth`, `dir`, `get`, `put`, the `tree` extension's `list`, `mkdir`, `rmdir`,
+//!   `delete`, `rename`, `end` (the session's end); `lost` (see below).
+//! - `name`: the file name (or path) of a get or put, the path of a `mkdir`, `rmdir` or
+//!   `delete`, the folder of a `list` (`.`: the served folder), what a `rename` moves;
+//!   JSON-escaped (`null` otherwise).
+//! - `to`: where a `rename` moves `name` to (only for `rename`):
+//!   `{…,"op":"rename","name":"a/b","to":"c/b",…}`.
 //! - `bytes`: payload octets moved (see `ferry_proto::audit::Record::bytes`); `entries`: the
-//!   entries of a `dir`.
+//!   entries of a `dir` or `list`.
 //! - `result`: `ok`; `err` with `code` and `error` (`err 512 exists`, `abort 430 changed`, a
 //!   closing error such as `421 timeout`); or `cut` with a `reason` (the session ended before
 //!   an answer: the client closed the connection, the connection ended).
@@ -290,6 +295,8 @@ struct Line<'a> {
     peer: Option<String>,
     op: &'static str,
     name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<&'a str>,
     bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     entries: Option<u64>,
@@ -317,6 +324,7 @@ pub fn encode(record: &Record, time: SystemTime) -> Vec<u8> {
         peer: record.peer.map(|p| p.to_string()),
         op: record.operation.as_str(),
         name: record.name.as_deref(),
+        to: record.to.as_deref(),
         bytes: record.bytes,
         entries: record.entries,
         result,
@@ -368,6 +376,7 @@ mod tests {
             user: Some("alice".into()),
             peer: Some("[2001:db8::1]:4711".parse().expect("address")),
             name: name.map(str::to_owned),
+            to: None,
             bytes: 9,
             entries: None,
             outcome,
@@ -406,6 +415,45 @@ mod tests {
             "{\"time\":\"1970-01-01T00:00:00.005Z\",\"user\":\"alice\",\"peer\":\"[2001:db8::1]:4711\",\
              \"op\":\"put\",\"name\":\"f.txt\",\"bytes\":9,\"result\":\"ok\",\"duration_ms\":1.5}\n"
         );
+    }
+
+    #[test]
+    fn a_rename_records_where_to_and_a_list_its_entries() {
+        let rename = Record {
+            operation: Operation::Rename,
+            name: Some("a/b".into()),
+            to: Some("c \"d\"/b".into()),
+            bytes: 0,
+            ..record(None, Outcome::Ok)
+        };
+        let line = String::from_utf8(encode(&rename, at(0, 5))).expect("UTF-8");
+        assert!(
+            line.contains(
+                "\"op\":\"rename\",\"name\":\"a/b\",\"to\":\"c \\\"d\\\"/b\",\"bytes\":0,"
+            ),
+            "{line}"
+        );
+        let v = parse(line.as_bytes());
+        assert_eq!(
+            (v["name"].as_str(), v["to"].as_str()),
+            (Some("a/b"), Some("c \"d\"/b"))
+        );
+        let list = Record {
+            operation: Operation::List,
+            name: Some(".".into()),
+            bytes: 0,
+            entries: Some(3),
+            outcome: Outcome::Err(ferry_wire::tree::WRONG_KIND),
+            ..record(None, Outcome::Ok)
+        };
+        let v = parse(&encode(&list, at(0, 0)));
+        assert_eq!(v["op"], "list");
+        assert_eq!(v["entries"], 3);
+        assert_eq!(
+            (v["code"].as_u64(), v["error"].as_str()),
+            (Some(518), Some("wrong-kind"))
+        );
+        assert!(v.get("to").is_none(), "to only for rename");
     }
 
     #[test]

@@ -148,6 +148,7 @@ impl ServerSession {
             user,
             peer: self.auth.peer,
             name: name.map(|n| n.as_str().to_owned()),
+            to: None,
             bytes: if dir || operation == Operation::Auth {
                 0
             } else {
@@ -201,6 +202,7 @@ impl ServerSession {
                 user,
                 peer: self.auth.peer,
                 name: None,
+                to: None,
                 bytes: 0,
                 entries: None,
                 outcome,
@@ -217,6 +219,7 @@ impl ServerSession {
                     user: self.audit_user(),
                     peer: self.auth.peer,
                     name: Some(name.as_str().to_owned()),
+                    to: None,
                     bytes: *size,
                     entries: None,
                     outcome: cut,
@@ -230,6 +233,7 @@ impl ServerSession {
                 user: self.audit_user(),
                 peer: self.auth.peer,
                 name: open.name.map(|n| n.as_str().to_owned()),
+                to: None,
                 bytes: self.audit.moved.saturating_sub(open.moved),
                 entries: None,
                 outcome: cut,
@@ -241,6 +245,7 @@ impl ServerSession {
             user: self.audit_user(),
             peer: self.auth.peer,
             name: None,
+            to: None,
             bytes: self.audit.moved,
             entries: None,
             outcome: session,
