@@ -18,7 +18,7 @@ use ferry_proto::server::{Action, SessionConfig};
 use ferry_wire::{Code, Digest};
 use libfuzzer_sys::fuzz_target;
 
-const GREETING: &[u8] = b"ferry/1 max-line=4096 max-name=255 max-size=65536 max-chunk=1048576 max-eager=4096 idle=2 stall=1\n";
+const GREETING: &[u8] = b"ferry/1 max-line=4096 max-name=255 max-size=65536 max-chunk=1048576 ext=tree max-eager=4096 idle=2 stall=1\n";
 
 #[derive(Debug, Clone, Arbitrary)]
 enum Op {
@@ -72,6 +72,8 @@ fn play(
         memory: ferry_proto::server::MemoryBudget::new(3 << 20),
         listing_memory: ferry_proto::server::MemoryBudget::new(1 << 20),
         auth: None,
+        // The `tree` extension's requests reach the core (and the harness's folder).
+        tree: true,
     };
     let longest = Duration::from_secs(2 + 1 + 5 + 1);
     let mut h = Harness::new(cfg);

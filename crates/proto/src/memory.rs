@@ -2,12 +2,14 @@
 //! a virtual clock and a folder are plain values, so a whole session runs without a socket,
 //! a file or a sleep, and every deadline is met exactly.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use ferry_wire::{Code, Digest, Entry, FileName, HEAD_ROOM, PutMode, Timestamp};
+use ferry_wire::tree::{self as tree_wire, EntryKind, Folder, ListEntry};
+use ferry_wire::{Code, Digest, Entry, FileName, HEAD_ROOM, Hasher, PutMode, Timestamp, TreePath};
 
 use crate::server::{Action, Buffers, EagerUpload, End, FileMeta, ServerSession, SessionConfig};
+use crate::tree::{TreeDone, TreeOp, entry_cost};
 
 /// The settings the in-memory tests start from: `greeting`, `max-size` 1,000,000,
 /// `max-eager` 100, idle 300 s, stall 60 s, no `min-rate`, unbounded memory budgets, no
@@ -26,6 +28,7 @@ pub fn test_config(greeting: &[u8]) -> SessionConfig {
         memory: crate::server::MemoryBudget::new(usize::MAX),
         listing_memory: crate::server::MemoryBudget::new(usize::MAX),
         auth: None,
+        tree: false,
     }
 }
 
@@ -36,8 +39,12 @@ pub struct Harness {
     pub s: ServerSession,
     /// The virtual clock.
     pub now: Instant,
-    /// The served folder: name and content.
+    /// The served folder's files: path (a name, or with the `tree` extension names joined
+    /// by `/`) and content.
     pub files: BTreeMap<String, Vec<u8>>,
+    /// The folders beneath the served folder (the `tree` extension), by path. A file's
+    /// folder must be here for a put into it ([`Action::Tree`] creates them).
+    pub folders: BTreeSet<String>,
     /// The open file of a get: its name and content.
     pub open: Option<(String, Vec<u8>)>,
     /// A digest cache: the digests [`Action::RememberDigest`] gave, by name, handed to
@@ -91,6 +98,7 @@ impl Harness {
             s: ServerSession::new(cfg, now),
             now,
             files: BTreeMap::new(),
+            folders: BTreeSet::new(),
             open: None,
             digests: BTreeMap::new(),
             cache: false,
@@ -242,9 +250,11 @@ impl Harness {
                 }
                 Action::List => {
                     self.ops.push("list".into());
+                    // The files directly in the served folder (a `dir` lists no folder).
                     let entries = self
                         .files
                         .iter()
+                        .filter(|(n, _)| !n.contains('/'))
                         .map(|(n, d)| Entry {
                             size: d.len() as u64,
                             mtime: self.mtime,
@@ -303,6 +313,11 @@ impl Harness {
                 }
                 Action::BeginUpload { name, size, mode } => {
                     self.ops.push(format!("begin {name} {size}"));
+                    if !self.folder_of_exists(&name) {
+                        // TREE-5: a put into a folder that does not exist.
+                        self.s.upload_begun(Err(Code::NOT_FOUND));
+                        continue;
+                    }
                     if mode == PutMode::New && self.files.contains_key(name.as_str()) {
                         // PUT-2: `new` refuses a name that is taken.
                         self.s.upload_begun(Err(Code::EXISTS));
@@ -336,6 +351,10 @@ impl Harness {
                     self.ops.push("discard".into());
                     self.upload = None;
                 }
+                Action::Tree(op) => {
+                    let done = self.tree(op);
+                    self.s.tree_done(done);
+                }
                 Action::StoreUploads => {
                     self.store_steps += 1;
                     let uploads = if self.fast {
@@ -353,7 +372,10 @@ impl Harness {
     /// One upload of [`Action::StoreUploads`].
     fn store(&mut self, u: EagerUpload) -> Result<(), Code> {
         let (name, size) = (u.name.as_str(), u.size);
-        if u.mode == PutMode::New && self.files.contains_key(name) {
+        if !self.folder_of_exists(&u.name) {
+            self.ops.push(format!("store {name} {size}: no folder"));
+            Err(Code::NOT_FOUND)
+        } else if u.mode == PutMode::New && self.files.contains_key(name) {
             // PUT-2: `new` refuses a name that is taken.
             self.ops.push(format!("store {name} {size}: exists"));
             Err(Code::EXISTS)
@@ -368,6 +390,167 @@ impl Harness {
             self.digests.remove(name);
             self.files.insert(name.to_owned(), u.data);
             Ok(())
+        }
+    }
+
+    /// Whether the folder `path` is in exists (the served folder always does).
+    fn folder_of_exists(&self, path: &TreePath) -> bool {
+        match path.split_last().0 {
+            Some(folder) => self.folders.contains(folder.as_str()),
+            None => true,
+        }
+    }
+
+    /// An operation of the `tree` extension on the folder in memory (as ferry-store's
+    /// `Root::tree` does it on disk: TREE-6 to TREE-11). A fault of [`Harness::faults`] fails
+    /// it.
+    fn tree(&mut self, op: TreeOp) -> Result<TreeDone, Code> {
+        self.ops.push(match &op {
+            TreeOp::List { folder, .. } => format!("list {folder}"),
+            TreeOp::Mkdir(p) => format!("mkdir {p}"),
+            TreeOp::Rmdir(p) => format!("rmdir {p}"),
+            TreeOp::Delete(p) => format!("delete {p}"),
+            TreeOp::Rename { from, to } => format!("rename {from} {to}"),
+        });
+        if !self.faults.is_empty() {
+            return Err(self.faults.remove(0));
+        }
+        let within = |key: &str, folder: &str| {
+            key.len() > folder.len()
+                && key.starts_with(folder)
+                && key.as_bytes()[folder.len()] == b'/'
+        };
+        match op {
+            TreeOp::List {
+                folder,
+                options,
+                budget,
+            } => {
+                let prefix = match &folder {
+                    Folder::Root => String::new(),
+                    Folder::Path(p) if self.files.contains_key(p.as_str()) => {
+                        return Err(tree_wire::WRONG_KIND);
+                    }
+                    Folder::Path(p) if !self.folders.contains(p.as_str()) => {
+                        return Err(Code::NOT_FOUND);
+                    }
+                    Folder::Path(p) => format!("{p}/"),
+                };
+                let relative = |key: &str| {
+                    let rel = key.strip_prefix(prefix.as_str())?;
+                    (options.recursive || !rel.contains('/')).then(|| TreePath::new(rel).ok())?
+                };
+                let mut entries = Vec::new();
+                for (key, data) in &self.files {
+                    if let Some(path) = relative(key) {
+                        let digest = options.digests.then(|| {
+                            let mut h = Hasher::new();
+                            h.update(data);
+                            h.digest()
+                        });
+                        entries.push(ListEntry {
+                            kind: EntryKind::File {
+                                size: data.len() as u64,
+                                digest,
+                            },
+                            mtime: self.mtime,
+                            path,
+                        });
+                    }
+                }
+                for key in &self.folders {
+                    if let Some(path) = relative(key) {
+                        entries.push(ListEntry {
+                            kind: EntryKind::Folder,
+                            mtime: self.mtime,
+                            path,
+                        });
+                    }
+                }
+                entries.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+                if entries.iter().map(entry_cost).sum::<usize>() > budget {
+                    return Err(Code::STORAGE);
+                }
+                Ok(TreeDone::Listing(entries))
+            }
+            TreeOp::Mkdir(p) => {
+                let key = p.as_str();
+                if self.files.contains_key(key) || self.folders.contains(key) {
+                    return Err(Code::EXISTS);
+                }
+                if !self.folder_of_exists(&p) {
+                    return Err(Code::NOT_FOUND);
+                }
+                self.folders.insert(key.to_owned());
+                Ok(TreeDone::Done)
+            }
+            TreeOp::Rmdir(p) => {
+                let key = p.as_str();
+                if self.files.contains_key(key) {
+                    return Err(tree_wire::WRONG_KIND);
+                }
+                if !self.folders.contains(key) {
+                    return Err(Code::NOT_FOUND);
+                }
+                if self
+                    .files
+                    .keys()
+                    .chain(&self.folders)
+                    .any(|k| within(k, key))
+                {
+                    return Err(tree_wire::NOT_EMPTY);
+                }
+                self.folders.remove(key);
+                Ok(TreeDone::Done)
+            }
+            TreeOp::Delete(p) => {
+                let key = p.as_str();
+                if self.folders.contains(key) {
+                    return Err(tree_wire::WRONG_KIND);
+                }
+                self.digests.remove(key);
+                match self.files.remove(key) {
+                    Some(_) => Ok(TreeDone::Done),
+                    None => Err(Code::NOT_FOUND),
+                }
+            }
+            TreeOp::Rename { from, to } => {
+                let (f, t) = (from.as_str(), to.as_str());
+                let file = self.files.contains_key(f);
+                if !file && !self.folders.contains(f) {
+                    return Err(Code::NOT_FOUND);
+                }
+                if self.files.contains_key(t) || self.folders.contains(t) {
+                    return Err(Code::EXISTS);
+                }
+                if !self.folder_of_exists(&to) {
+                    return Err(Code::NOT_FOUND);
+                }
+                let moved = |key: &str| format!("{t}{}", &key[f.len()..]);
+                let files: Vec<String> = self
+                    .files
+                    .keys()
+                    .filter(|k| k.as_str() == f || within(k, f))
+                    .cloned()
+                    .collect();
+                for key in files {
+                    if let Some(data) = self.files.remove(&key) {
+                        self.digests.remove(&key);
+                        self.files.insert(moved(&key), data);
+                    }
+                }
+                let folders: Vec<String> = self
+                    .folders
+                    .iter()
+                    .filter(|k| k.as_str() == f || within(k, f))
+                    .cloned()
+                    .collect();
+                for key in folders {
+                    self.folders.remove(&key);
+                    self.folders.insert(moved(&key));
+                }
+                Ok(TreeDone::Done)
+            }
         }
     }
 

@@ -21,6 +21,7 @@
 //! | [`Action::CommitUpload`] | fsyncs and renames the staging file into place | [`ServerSession::upload_committed`] |
 //! | [`Action::DiscardUpload`] | drops the upload (removes the staging file) | — |
 //! | [`Action::StoreUploads`] | stores eager puts received whole, in order ([`ServerSession::uploads`]): begins each, then writes and commits it or drops it | [`ServerSession::uploads_stored`] |
+//! | [`Action::Tree`] | performs a storage operation of the `tree` extension ([`crate::tree::TreeOp`]: list, mkdir, rmdir, delete, rename) | [`ServerSession::tree_done`] |
 //! | [`Action::Drain`] | shuts down its sending side and reads and discards input until `until` or EOF | [`ServerSession::drained`] |
 //! | [`Action::Finished`] | closes the connection; the session is over | — |
 //!
@@ -35,6 +36,13 @@
 //! connection's channel binding ([`ServerSession::set_channel_binding`]) before its first
 //! poll. Which folder a session is served is the driver's: [`ServerSession::grant`] says who
 //! the session serves (`ferry_store::ServerConfig::auth` maps users to folders).
+//!
+//! Folders (the `tree` extension, spec section 17): with [`SessionConfig::tree`] set (and
+//! `tree` listed in the greeting), the session reads `enable`, `list`, `mkdir`, `rmdir`,
+//! `delete` and `rename` (`ferry_wire::tree`), and after `ok enable tree` paths in `get` and
+//! `put` (TREE-1, TREE-5); without it, those requests get `err 503 unsupported` (EXT-4). The
+//! checks that need no storage are the session's (rights, a rename into itself, read-only);
+//! the rest is one [`Action::Tree`].
 //!
 //! Audit: a driver that gives the session a sink ([`ServerSession::set_audit`]) gets one
 //! [`crate::audit::Record`] for every `auth` attempt, `dir`, `get` and `put` and for the
@@ -82,8 +90,11 @@ use ferry_wire::auth::{self as auth_wire, AuthLine, AuthRequest};
 use ferry_wire::limits::MAX_CHUNK;
 
 use crate::auth::{self, Authenticator, Mechanism, Right, ScramServer};
+use crate::tree::TreeOp;
 
 mod audit;
+mod tree;
+use ferry_wire::tree::{self as tree_wire, ListEntry, TreeRequest};
 use ferry_wire::{
     ChunkLen, Code, DecodeError, Digest, Entry, ErrorReply, Frame, HEAD_ROOM, Hasher, Invalid,
     InvalidKind, PayloadReceiver, PutFlow, PutMode, Reply, Request, Step, Timestamp, TreePath,
@@ -168,6 +179,11 @@ pub struct SessionConfig {
     /// then lists it, AUTH-1); `None`: no authentication, every session may do everything
     /// the server allows.
     pub auth: Option<Arc<dyn Authenticator>>,
+    /// The session offers the `tree` extension (section 17): it reads the extension's
+    /// requests, and `get`/`put` with paths after `ok enable tree`. The greeting must list
+    /// `tree` then (`ferry_wire::tree::offer`); off: those requests get `err 503
+    /// unsupported` (EXT-4).
+    pub tree: bool,
 }
 
 /// The memory the sessions of one server share for their large buffers: an eager put's
@@ -204,6 +220,12 @@ impl MemoryBudget {
     /// What is not taken.
     pub fn available(&self) -> usize {
         self.left.load(Ordering::Relaxed)
+    }
+
+    /// For the listing budget: what the last listing took, taken before the next one is
+    /// collected (DIR-11); `None` when that much is not left.
+    fn take_hint(self: &Arc<Self>) -> Option<Grant> {
+        self.take(self.hint.load(Ordering::Relaxed))
     }
 
     /// A grant of nothing, to add to.
@@ -345,6 +367,9 @@ pub enum Action {
     /// changes no reply (PUT-9 answers a refused eager put after its payload anyway); the
     /// puts of one step are those already in the input, so no reply waits for the network.
     StoreUploads,
+    /// Perform a storage operation of the `tree` extension: [`ServerSession::tree_done`].
+    /// For [`TreeOp::List`], its `budget` is what the listing may hold (DIR-11).
+    Tree(TreeOp),
     /// Shut down the sending direction, read and discard input until `until` or EOF:
     /// [`ServerSession::drained`] (CLOSE-6).
     Drain {
@@ -425,13 +450,15 @@ enum State {
     },
     /// `dir`: waiting for the listing, with the listing budget it was granted beforehand.
     Listing(Option<Grant>),
-    /// `dir`: sending the listing's entries, a part at a time as the output drains, so that
-    /// the reply buffer stays small whatever the folder holds.
+    /// `dir` or `list`: sending the listing's entries, a part at a time as the output
+    /// drains, so that the reply buffer stays small whatever the folder holds.
     SendingListing {
-        entries: std::vec::IntoIter<Entry>,
+        entries: Listing,
         /// The listing budget the entries hold until they are sent (DIR-11).
         _held: Grant,
     },
+    /// A request of the `tree` extension waiting for its [`Action::Tree`].
+    Tree(Box<tree::Waiting>),
     /// `get`: waiting for the file to open.
     Opening { offset: u64, name: TreePath },
     /// `get`: reading the file (hashing the prefix before `offset`, then sending chunks).
@@ -466,6 +493,33 @@ enum State {
     Flushing(End),
     /// Over.
     Finished(End),
+}
+
+/// The entries of a listing still to send.
+#[derive(Debug)]
+enum Listing {
+    /// A `dir`'s.
+    Dir(std::vec::IntoIter<Entry>),
+    /// A `list`'s.
+    Tree(std::vec::IntoIter<ListEntry>),
+}
+
+impl Listing {
+    /// Encodes the next entry into `out`; `false` when none is left.
+    fn encode_next(&mut self, out: &mut Vec<u8>) -> bool {
+        match self {
+            Listing::Dir(entries) => entries.next().map(|e| e.encode(out)).is_some(),
+            Listing::Tree(entries) => entries.next().map(|e| e.encode_into(out)).is_some(),
+        }
+    }
+
+    /// How many entries are left.
+    fn len(&self) -> usize {
+        match self {
+            Listing::Dir(entries) => entries.len(),
+            Listing::Tree(entries) => entries.len(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -626,6 +680,8 @@ pub struct ServerSession {
     auth: AuthState,
     /// The audit of the session's operations ([`ServerSession::set_audit`]).
     audit: audit::Trail,
+    /// `ok enable tree` was sent: `get` and `put` take paths (TREE-1, TREE-5).
+    tree_enabled: bool,
 }
 
 /// A session's side of the `auth` extension (section 16).
@@ -754,14 +810,20 @@ impl LogBudget {
 }
 
 fn err_reply(code: Code) -> ErrorReply {
-    let name = code.name().or_else(|| auth_wire::code_name(code));
+    let name = code
+        .name()
+        .or_else(|| auth_wire::code_name(code))
+        .or_else(|| tree_wire::code_name(code));
     ErrorReply::new(code, name.unwrap_or("error"))
 }
 
-/// A request line of ferry/1, or of the `auth` extension.
+/// A request line of ferry/1, or of the `auth` or `tree` extension.
 enum Line {
     Request(Request),
     Auth(AuthLine),
+    Tree(TreeRequest),
+    /// A request of the `tree` extension in a session that did not offer it (EXT-4).
+    NotOffered,
 }
 
 /// Whether a request line (perhaps incomplete) is the `auth` extension's.
@@ -809,6 +871,7 @@ impl ServerSession {
             input_grant: None,
             auth: AuthState::default(),
             audit: audit::Trail::new(now),
+            tree_enabled: false,
         }
     }
 
@@ -1228,21 +1291,11 @@ impl ServerSession {
         match result {
             Ok(entries) => {
                 // DIR-11: the whole listing within the listing budget, or 431.
-                let budget = &self.cfg.listing_memory;
                 let bytes = entries
                     .iter()
                     .map(|e| std::mem::size_of::<Entry>() + e.name.as_str().len())
                     .sum::<usize>();
-                budget.hint.store(bytes, Ordering::Relaxed);
-                let mut grant = grant.unwrap_or_else(|| budget.nothing());
-                let fits = match bytes.checked_sub(grant.n) {
-                    Some(more) => budget.take(more).map(|m| grant.absorb(m)).is_some(),
-                    None => {
-                        grant.give_back(grant.n - bytes);
-                        true
-                    }
-                };
-                if !fits {
+                let Some(grant) = self.hold_listing(grant, bytes) else {
                     tracing::info!(entries = entries.len(), "listing budget spent: dir refused");
                     return self.reply_err("dir", None, Code::STORAGE);
                 };
@@ -1252,12 +1305,25 @@ impl ServerSession {
                 .encode(&mut self.out);
                 self.log("dir", None, None, entries.len() as u64);
                 self.state = State::SendingListing {
-                    entries: entries.into_iter(),
+                    entries: Listing::Dir(entries.into_iter()),
                     _held: grant,
                 };
             }
             Err(code) => self.reply_err("dir", None, code),
         }
+    }
+
+    /// A listing of `bytes` is held: `grant` (taken before it was collected) made exactly that
+    /// large, out of the listing budget (DIR-11); `None` when the budget cannot hold it.
+    fn hold_listing(&self, grant: Option<Grant>, bytes: usize) -> Option<Grant> {
+        let budget = &self.cfg.listing_memory;
+        budget.hint.store(bytes, Ordering::Relaxed);
+        let mut grant = grant.unwrap_or_else(|| budget.nothing());
+        match bytes.checked_sub(grant.n) {
+            Some(more) => grant.absorb(budget.take(more)?),
+            None => grant.give_back(grant.n - bytes),
+        }
+        Some(grant)
     }
 
     /// The result of [`Action::OpenRead`]. On success the driver holds the open file until
@@ -1572,8 +1638,7 @@ impl ServerSession {
                 if grant.is_none() {
                     // DIR-11: the listing is held out of the listing budget; what the last
                     // one took is taken before this one is collected.
-                    let hint = self.cfg.listing_memory.hint.load(Ordering::Relaxed);
-                    match self.cfg.listing_memory.take(hint) {
+                    match self.cfg.listing_memory.take_hint() {
                         Some(g) => *grant = Some(g),
                         None => {
                             self.state = Self::between();
@@ -1592,12 +1657,7 @@ impl ServerSession {
                     self.out.drain(..self.out_sent);
                     self.out_sent = 0;
                 }
-                while self.out.len() < OUTPUT_CAPACITY {
-                    match entries.next() {
-                        Some(entry) => entry.encode(&mut self.out),
-                        None => break,
-                    }
-                }
+                while self.out.len() < OUTPUT_CAPACITY && entries.encode_next(&mut self.out) {}
                 if entries.len() == 0 {
                     self.state = Self::between();
                     return None;
@@ -1617,6 +1677,7 @@ impl ServerSession {
             }),
             State::Committing { .. } => Some(Action::CommitUpload),
             State::Storing(_) => Some(Action::StoreUploads),
+            State::Tree(_) => self.peek_tree(),
             State::Checking(_) => Some(Action::CheckUnchanged),
             State::Request { .. } => self.peek_request(),
             State::Reading(_) => self.peek_get(),
@@ -1691,6 +1752,20 @@ impl ServerSession {
         let input = &self.input[self.in_start..self.in_end];
         let decoded = if is_auth_line(input) {
             auth_wire::decode_auth_request(input).map(|(l, used)| (Line::Auth(l), used))
+        } else if tree_wire::is_tree_verb(input) && !self.cfg.tree {
+            // EXT-4: the extension's request, not offered: 503 (a line that does not end
+            // within 4096 octets is still 501).
+            match decode_request(input) {
+                Err(DecodeError::Invalid(Invalid {
+                    line_len: Some(used),
+                    kind,
+                    ..
+                })) if kind != InvalidKind::LineTooLong => Ok((Line::NotOffered, used)),
+                Ok((_, used)) => Ok((Line::NotOffered, used)),
+                Err(e) => Err(e),
+            }
+        } else if tree::is_tree_line(self.cfg.tree, self.tree_enabled, input) {
+            tree_wire::decode_tree_request(input).map(|(r, used)| (Line::Tree(r), used))
         } else {
             decode_request(input).map(|(r, used)| (Line::Request(r), used))
         };
@@ -1704,6 +1779,11 @@ impl ServerSession {
                 match line {
                     Line::Request(request) => self.execute(request, first),
                     Line::Auth(line) => self.execute_auth(line),
+                    Line::Tree(request) => self.execute_tree(request),
+                    Line::NotOffered => {
+                        tracing::info!("request of the tree extension, not offered");
+                        self.reply_err("tree", None, Code::UNSUPPORTED);
+                    }
                 }
             }
             Err(DecodeError::Invalid(invalid)) => {
@@ -1738,64 +1818,13 @@ impl ServerSession {
                 Ok(()) => self.state = State::Listing(None),
                 Err(code) => self.reply_err("dir", None, code),
             },
-            Request::Get { offset, name } => {
-                let name = TreePath::from(name);
-                match self.allowed(Right::Read) {
-                    Ok(()) => self.state = State::Opening { offset, name },
-                    Err(code) => self.reply_err("get", Some(&name), code),
-                }
-            }
+            Request::Get { offset, name } => self.get(offset, TreePath::from(name)),
             Request::Put {
                 size,
                 mode,
                 flow,
                 name,
-            } => {
-                let name = TreePath::from(name);
-                // PUT-8: before any other check, and without reading the payload.
-                if flow == PutFlow::Now && !self.eager_allowed(size) {
-                    return self.close_with(Code::PROTOCOL);
-                }
-                // AUTH-17, AUTH-19: who may put, before the checks of PUT-2.
-                if let Err(code) = self.allowed(Right::Create) {
-                    return self.refuse_put(size, flow, name, code);
-                }
-                let mode = self.put_mode(mode);
-                // PUT-2, in order (the name was checked by the decoder).
-                let refused = if self.cfg.read_only {
-                    Some(Code::READ_ONLY)
-                } else if size > self.cfg.max_size {
-                    Some(Code::TOO_LARGE)
-                } else {
-                    None
-                };
-                match (refused, flow) {
-                    (Some(code), _) => self.refuse_put(size, flow, name, code),
-                    // An eager put is begun once its payload has arrived (Action::StoreUploads).
-                    // ... when the memory budget can hold it; else it is begun first and
-                    // streamed, as a put with flow `wait` is.
-                    (None, PutFlow::Now) => match self.cfg.memory.take(size as usize) {
-                        Some(grant) => self.receive(Some(name), size, Into::Hold(mode, grant)),
-                        None => {
-                            tracing::debug!("memory budget spent: an eager put is streamed");
-                            self.state = State::Beginning {
-                                size,
-                                mode,
-                                name,
-                                flow,
-                            };
-                        }
-                    },
-                    (None, PutFlow::Wait) => {
-                        self.state = State::Beginning {
-                            size,
-                            mode,
-                            name,
-                            flow,
-                        };
-                    }
-                }
-            }
+            } => self.put(size, mode, flow, TreePath::from(name)),
             Request::Version(v) => {
                 if !first {
                     // VER-6: only as the first request.
@@ -1811,6 +1840,61 @@ impl ServerSession {
                 self.reply(&Reply::Bye);
                 self.log("close", None, None, 0);
                 self.state = State::Closing(End::Bye);
+            }
+        }
+    }
+
+    /// A `get` (ferry/1's, or with a path after `ok enable tree`).
+    fn get(&mut self, offset: u64, name: TreePath) {
+        match self.allowed(Right::Read) {
+            Ok(()) => self.state = State::Opening { offset, name },
+            Err(code) => self.reply_err("get", Some(&name), code),
+        }
+    }
+
+    /// A `put` (ferry/1's, or with a path after `ok enable tree`).
+    fn put(&mut self, size: u64, mode: PutMode, flow: PutFlow, name: TreePath) {
+        // PUT-8: before any other check, and without reading the payload.
+        if flow == PutFlow::Now && !self.eager_allowed(size) {
+            return self.close_with(Code::PROTOCOL);
+        }
+        // AUTH-17, AUTH-19: who may put, before the checks of PUT-2.
+        if let Err(code) = self.allowed(Right::Create) {
+            return self.refuse_put(size, flow, name, code);
+        }
+        let mode = self.put_mode(mode);
+        // PUT-2, in order (the name was checked by the decoder).
+        let refused = if self.cfg.read_only {
+            Some(Code::READ_ONLY)
+        } else if size > self.cfg.max_size {
+            Some(Code::TOO_LARGE)
+        } else {
+            None
+        };
+        match (refused, flow) {
+            (Some(code), _) => self.refuse_put(size, flow, name, code),
+            // An eager put is begun once its payload has arrived (Action::StoreUploads).
+            // ... when the memory budget can hold it; else it is begun first and
+            // streamed, as a put with flow `wait` is.
+            (None, PutFlow::Now) => match self.cfg.memory.take(size as usize) {
+                Some(grant) => self.receive(Some(name), size, Into::Hold(mode, grant)),
+                None => {
+                    tracing::debug!("memory budget spent: an eager put is streamed");
+                    self.state = State::Beginning {
+                        size,
+                        mode,
+                        name,
+                        flow,
+                    };
+                }
+            },
+            (None, PutFlow::Wait) => {
+                self.state = State::Beginning {
+                    size,
+                    mode,
+                    name,
+                    flow,
+                };
             }
         }
     }
@@ -2125,16 +2209,7 @@ impl ServerSession {
         let mut bytes: u64 = batch.uploads.iter().map(|u| u.size).sum();
         while batch.uploads.len() < STORE_BATCH && self.hard.is_none() {
             let input = &self.input[self.in_start..self.in_end];
-            let Ok((request, line)) = decode_request(input) else {
-                return;
-            };
-            let Request::Put {
-                size,
-                mode,
-                flow: PutFlow::Now,
-                name,
-            } = request
-            else {
+            let Some((size, mode, name, line)) = self.eager_put_line(input) else {
                 return;
             };
             if !self.eager_allowed(size)
@@ -2155,7 +2230,39 @@ impl ServerSession {
             self.consume(line + used);
             bytes += size;
             batch.grants.push(grant);
-            batch.add(name.into(), size, mode, data, trailer);
+            batch.add(name, size, mode, data, trailer);
+        }
+    }
+
+    /// The eager put whose line begins `input`, if it is one (with a path after `ok enable
+    /// tree`): size, mode, name and the line's length.
+    fn eager_put_line(&self, input: &[u8]) -> Option<(u64, PutMode, TreePath, usize)> {
+        if tree::is_tree_line(self.cfg.tree, self.tree_enabled, input) {
+            match tree_wire::decode_tree_request(input).ok()? {
+                (
+                    TreeRequest::Put {
+                        size,
+                        mode,
+                        flow: PutFlow::Now,
+                        path,
+                    },
+                    line,
+                ) => Some((size, mode, path, line)),
+                _ => None,
+            }
+        } else {
+            match decode_request(input).ok()? {
+                (
+                    Request::Put {
+                        size,
+                        mode,
+                        flow: PutFlow::Now,
+                        name,
+                    },
+                    line,
+                ) => Some((size, mode, name.into(), line)),
+                _ => None,
+            }
         }
     }
 
@@ -2475,6 +2582,10 @@ impl ServerSession {
         let code = code.map(Code::get);
         match (command, name) {
             ("dir", _) => tracing::info!(command, entries = n, code, micros, "request"),
+            ("list", name) => {
+                let folder = name.map_or(".", TreePath::as_str);
+                tracing::info!(command, folder = ?folder, entries = n, code, micros, "request");
+            }
             (_, Some(name)) => {
                 let name = name.as_str();
                 tracing::info!(command, name = ?name, bytes = n, code, micros, "request");

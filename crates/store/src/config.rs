@@ -175,6 +175,8 @@ impl ServerConfig {
                 ferry_proto::server::DEFAULT_LISTING_BUDGET,
             ),
             auth: self.auth.as_ref().map(|a| Arc::clone(&a.authenticator)),
+            // The drivers do not perform the extension's storage operations yet.
+            tree: false,
         }
     }
 

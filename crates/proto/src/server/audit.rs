@@ -1,6 +1,7 @@
 //! The session's side of the audit ([`crate::audit`]): what it remembers to make one record
 //! per operation, and where the records are made. Kept apart from the protocol code, which
-//! calls in at four places: a request begins ([`ServerSession::audit_begin`]), an `auth`
+//! calls in at four places: a request begins ([`ServerSession::audit_begin`],
+//! [`ServerSession::audit_begin_tree`]), an `auth`
 //! request is read ([`ServerSession::audit_auth`]), a request is answered (from
 //! `ServerSession::log`, before its rate limit), octets move; and the session's drop records
 //! what was left unanswered and the session's end.
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry_wire::auth::AuthRequest;
+use ferry_wire::tree::TreeRequest;
 use ferry_wire::{Code, Request, TreePath};
 
 use super::{End, ServerSession, State};
@@ -23,7 +25,8 @@ pub(super) struct Trail {
     began: Instant,
     /// Octets the session moved, both ways.
     moved: u64,
-    /// The `dir`, `get` or `put` in progress, until it is answered.
+    /// The `dir`, `get`, `put` or request of the `tree` extension in progress, until it is
+    /// answered.
     open: Option<Open>,
     /// The `auth` attempt in progress (a SCRAM exchange spans two requests): the user name
     /// tried and when it began.
@@ -35,6 +38,8 @@ pub(super) struct Trail {
 struct Open {
     operation: Operation,
     name: Option<TreePath>,
+    /// Where a `rename` moves `name`.
+    to: Option<TreePath>,
     began: Instant,
     /// [`Trail::moved`] when it began.
     moved: u64,
@@ -60,6 +65,15 @@ impl Trail {
 
 fn elapsed(from: Instant, to: Instant) -> Duration {
     to.saturating_duration_since(from)
+}
+
+/// A record's name: the path, or `.` for a `list` of the served folder.
+fn record_name(operation: Operation, name: Option<&TreePath>) -> Option<String> {
+    match (operation, name) {
+        (_, Some(name)) => Some(name.as_str().to_owned()),
+        (Operation::List, None) => Some(".".to_owned()),
+        (_, None) => None,
+    }
 }
 
 impl ServerSession {
@@ -93,9 +107,32 @@ impl ServerSession {
             Request::Put { name, .. } => (Operation::Put, Some(TreePath::from(name.clone()))),
             Request::Version(_) | Request::Close => return,
         };
+        self.audit_open(operation, name, None);
+    }
+
+    /// A request of the `tree` extension begins (all but `enable` are operations).
+    pub(super) fn audit_begin_tree(&mut self, request: &TreeRequest) {
+        if self.audit.sink.is_none() {
+            return;
+        }
+        let (operation, name, to) = match request {
+            TreeRequest::Enable(_) => return,
+            TreeRequest::Get { path, .. } => (Operation::Get, Some(path), None),
+            TreeRequest::Put { path, .. } => (Operation::Put, Some(path), None),
+            TreeRequest::List { folder, .. } => (Operation::List, folder.path(), None),
+            TreeRequest::Mkdir(p) => (Operation::Mkdir, Some(p), None),
+            TreeRequest::Rmdir(p) => (Operation::Rmdir, Some(p), None),
+            TreeRequest::Delete(p) => (Operation::Delete, Some(p), None),
+            TreeRequest::Rename { from, to } => (Operation::Rename, Some(from), Some(to)),
+        };
+        self.audit_open(operation, name.cloned(), to.cloned());
+    }
+
+    fn audit_open(&mut self, operation: Operation, name: Option<TreePath>, to: Option<TreePath>) {
         self.audit.open = Some(Open {
             operation,
             name,
+            to,
             began: self.now,
             moved: self.audit.moved,
         });
@@ -136,25 +173,30 @@ impl ServerSession {
             "dir" => (Operation::Dir, self.audit_user(), self.started),
             "get" => (Operation::Get, self.audit_user(), self.started),
             "put" => (Operation::Put, self.audit_user(), self.started),
-            // version, close, invalid lines: not operations of the audit.
+            "list" => (Operation::List, self.audit_user(), self.started),
+            "mkdir" => (Operation::Mkdir, self.audit_user(), self.started),
+            "rmdir" => (Operation::Rmdir, self.audit_user(), self.started),
+            "delete" => (Operation::Delete, self.audit_user(), self.started),
+            "rename" => (Operation::Rename, self.audit_user(), self.started),
+            // version, close, enable, invalid lines: not operations of the audit.
             _ => return,
         };
-        if operation != Operation::Auth {
-            self.audit.open = None;
+        let mut to = None;
+        if operation != Operation::Auth
+            && let Some(open) = self.audit.open.take()
+        {
+            to = open.to.map(TreePath::into_string);
         }
-        let dir = operation == Operation::Dir;
+        let listing = matches!(operation, Operation::Dir | Operation::List);
+        let moves = matches!(operation, Operation::Get | Operation::Put);
         self.audit_send(Record {
             operation,
             user,
             peer: self.auth.peer,
-            name: name.map(|n| n.as_str().to_owned()),
-            to: None,
-            bytes: if dir || operation == Operation::Auth {
-                0
-            } else {
-                n
-            },
-            entries: dir.then_some(n),
+            name: record_name(operation, name),
+            to,
+            bytes: if moves { n } else { 0 },
+            entries: listing.then_some(n),
             outcome,
             duration: elapsed(began, self.now),
         });
@@ -232,8 +274,8 @@ impl ServerSession {
                 operation: open.operation,
                 user: self.audit_user(),
                 peer: self.auth.peer,
-                name: open.name.map(|n| n.as_str().to_owned()),
-                to: None,
+                name: record_name(open.operation, open.name.as_ref()),
+                to: open.to.map(TreePath::into_string),
                 bytes: self.audit.moved.saturating_sub(open.moved),
                 entries: None,
                 outcome: cut,

@@ -273,6 +273,8 @@ impl<R: Runtime> Driver<R> {
                     };
                     self.session.uploads_stored(&stored);
                 }
+                // Not offered yet (ServerConfig::session turns `tree` off): never asked.
+                Action::Tree(_) => self.session.tree_done(Err(ferry_wire::Code::STORAGE)),
                 Action::Drain { until } => {
                     self.drain(until).await;
                     self.session.drained();

@@ -211,6 +211,8 @@ fn drive(shared: &Shared, conn: &mut Conn<'_>, peer: SocketAddr) -> io::Result<E
                 };
                 session.uploads_stored(&stored);
             }
+            // Not offered yet (ServerConfig::session turns `tree` off): never asked.
+            Action::Tree(_) => session.tree_done(Err(Code::STORAGE)),
             Action::Drain { until } => {
                 drain(shared, conn, &mut session, until);
                 session.drained();
