@@ -66,6 +66,20 @@ pub(crate) struct ServeArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub allow_hard_links: Option<bool>,
+    /// Do not offer the `tree` extension (folders: `list`, `mkdir`, `rmdir`, `delete`,
+    /// `rename`, paths in get and put; spec section 17), which is offered by default: its
+    /// requests then get `err 503 unsupported` and the server serves its folder's files
+    /// only; `--no-tree=false` overrides the config file.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        env = "FERRY_NO_TREE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub no_tree: Option<bool>,
     /// Largest upload accepted, e.g. 10MiB, 1GB [default: 1TiB].
     #[arg(long, value_name = "SIZE", env = "FERRY_MAX_FILE_SIZE", value_parser = units::parse_size)]
     pub max_file_size: Option<u64>,
@@ -251,6 +265,7 @@ struct File {
     listen: Option<String>,
     read_only: Option<bool>,
     allow_hard_links: Option<bool>,
+    no_tree: Option<bool>,
     max_file_size: Option<Value>,
     max_eager: Option<Value>,
     quota: Option<Value>,
@@ -348,6 +363,7 @@ fn parse_file(text: &str, base: &Path) -> Result<ServeArgs, String> {
             .transpose()?,
         read_only: f.read_only,
         allow_hard_links: f.allow_hard_links,
+        no_tree: f.no_tree,
         max_file_size: size("max-file-size", f.max_file_size)?,
         max_eager: size("max-eager", f.max_eager)?,
         quota: size("quota", f.quota)?,
@@ -399,6 +415,7 @@ impl ServeArgs {
                 .allow_hard_links
                 .or(file.allow_hard_links)
                 .unwrap_or(d.allow_hard_links),
+            tree: !self.no_tree.or(file.no_tree).unwrap_or(!d.tree),
             max_size: self
                 .max_file_size
                 .or(file.max_file_size)
@@ -497,6 +514,7 @@ mod tests {
         listen = "0.0.0.0:9000"
         read-only = true
         allow-hard-links = true
+        no-tree = true
         max-file-size = "10MiB"
         max-eager = 4096
         quota = "2GiB"
@@ -523,6 +541,7 @@ mod tests {
         assert_eq!(c.root, Path::new("/etc/ferry/files"));
         assert!(c.read_only);
         assert!(c.allow_hard_links);
+        assert!(!c.tree);
         assert_eq!(c.max_size, 10 << 20);
         assert_eq!(c.max_eager, 4096);
         assert_eq!(c.quota, Some(2 << 30));
@@ -538,6 +557,7 @@ mod tests {
             root: Some("/srv/x".into()),
             read_only: Some(false),
             allow_hard_links: Some(false),
+            no_tree: Some(false),
             max_file_size: Some(1),
             quota: Some(5),
             idle_timeout: Some(Duration::from_secs(7)),
@@ -548,6 +568,7 @@ mod tests {
         assert_eq!(s.config.root, Path::new("/srv/x"));
         assert!(!s.config.read_only);
         assert!(!s.config.allow_hard_links);
+        assert!(s.config.tree);
         assert_eq!(s.config.max_size, 1);
         assert_eq!(s.config.quota, Some(5));
         assert_eq!(s.config.idle_timeout, Duration::from_secs(7));

@@ -1174,3 +1174,59 @@ fn hard_links_are_served_only_with_allow_hard_links() {
         }
     }
 }
+
+/// The greeting's `ext` list of the server at `addr`.
+fn greeting_extensions(addr: &str) -> Vec<String> {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    let mut line = String::new();
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .expect("greeting");
+    line.split(' ')
+        .filter_map(|p| p.trim_end().strip_prefix("ext="))
+        .flat_map(|ext| ext.split(',').map(str::to_owned))
+        .collect()
+}
+
+/// The `tree` extension (spec section 17) is offered by default; `--no-tree`,
+/// `FERRY_NO_TREE=true` or `no-tree = true` stop offering it (its requests then get 503),
+/// and `--no-tree=false` wins over the variable.
+#[test]
+fn tree_is_offered_unless_no_tree() {
+    let config = tempfile::tempdir().expect("tempdir");
+    let file = config.path().join("ferry.toml");
+    fs::write(&file, "no-tree = true\n").expect("write");
+    let file = file.to_str().expect("utf-8");
+    for (args, env, offered) in [
+        (&[][..], &[][..], true),
+        (&["--no-tree"][..], &[][..], false),
+        (&[][..], &[("FERRY_NO_TREE", "true")][..], false),
+        (&["--config", file][..], &[][..], false),
+        (
+            &["--no-tree=false"][..],
+            &[("FERRY_NO_TREE", "true")][..],
+            true,
+        ),
+    ] {
+        let server = Server::start_with(args, env);
+        let ext = greeting_extensions(&server.addr);
+        assert_eq!(
+            ext.iter().any(|e| e == "tree"),
+            offered,
+            "{args:?} {env:?}: {ext:?}"
+        );
+        let mut s = TcpStream::connect(&server.addr).expect("connect");
+        s.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+        s.write_all(b"mkdir d\nclose\n").expect("send");
+        let mut replies = String::new();
+        s.read_to_string(&mut replies).expect("replies");
+        let want = if offered {
+            "ok mkdir"
+        } else {
+            "err 503 unsupported"
+        };
+        assert!(replies.contains(want), "{args:?} {env:?}: {replies}");
+        assert_eq!(server.root().join("d").is_dir(), offered);
+    }
+}

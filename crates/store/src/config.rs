@@ -80,6 +80,10 @@ pub struct ServerConfig {
     /// Where every session's operations are recorded (`ferry_proto::audit`: each auth
     /// attempt, dir, get, put and the session's end); `None`: no audit.
     pub audit: Option<ferry_proto::audit::AuditSink>,
+    /// Offer the `tree` extension (spec section 17: folders, `list`, `mkdir`, `rmdir`,
+    /// `delete`, `rename`, paths in `get` and `put` after `enable tree`); on by default
+    /// (`ferry serve --no-tree` turns it off: those requests then get `err 503 unsupported`).
+    pub tree: bool,
 }
 
 /// A server's users: the [`Authenticator`] its sessions ask, and the users' folders.
@@ -132,6 +136,7 @@ impl Default for ServerConfig {
             tls: None,
             auth: None,
             audit: None,
+            tree: true,
         }
     }
 }
@@ -175,8 +180,7 @@ impl ServerConfig {
                 ferry_proto::server::DEFAULT_LISTING_BUDGET,
             ),
             auth: self.auth.as_ref().map(|a| Arc::clone(&a.authenticator)),
-            // The drivers do not perform the extension's storage operations yet.
-            tree: false,
+            tree: self.tree,
         }
     }
 
@@ -228,11 +232,13 @@ impl ServerConfig {
             max_connections = self.max_connections,
             max_per_address = self.max_per_address,
             tls = ?self.tls.as_ref().map(|t| t.fingerprint().to_string()),
+            tree = self.tree,
             "serving"
         );
     }
 
-    /// The greeting that announces these settings (HELLO-2, HELLO-5, HELLO-7).
+    /// The greeting that announces these settings (HELLO-2, HELLO-5, HELLO-7) and the
+    /// extensions offered (`auth` with its mechanisms, `tree`).
     pub fn greeting(&self) -> Greeting {
         let greeting = Greeting::new(Limits {
             max_size: self.max_size,
@@ -242,10 +248,14 @@ impl ServerConfig {
             ..Limits::default()
         })
         .with_min_rate((self.min_rate > 0).then_some(self.min_rate));
-        match &self.auth {
+        let greeting = match &self.auth {
             Some(auth) => ferry_wire::auth::offer(greeting, &auth.authenticator.mechanisms())
                 .expect("a greeting offers auth once"),
             None => greeting,
+        };
+        match self.tree {
+            true => ferry_wire::tree::offer(greeting).expect("a greeting offers tree once"),
+            false => greeting,
         }
     }
 }
@@ -266,14 +276,29 @@ mod tests {
         let l = *c.greeting().limits();
         assert_eq!((l.idle, l.stall), (1, MAX_TIMEOUT.as_secs()));
         assert_eq!(c.greeting().check(), Ok(()));
+        let plain = ServerConfig {
+            tree: false,
+            ..ServerConfig::default()
+        };
         assert_eq!(
-            ServerConfig::default().greeting(),
+            plain.greeting(),
             Greeting::new(Limits::default()).with_min_rate(Some(DEFAULT_MIN_RATE))
         );
         let none = ServerConfig {
             min_rate: 0,
-            ..ServerConfig::default()
+            ..plain
         };
         assert_eq!(none.greeting(), Greeting::new(Limits::default()));
+        assert!(!ferry_wire::tree::offered(&none.greeting()));
+        assert!(!none.session(0).tree);
+    }
+
+    #[test]
+    fn the_tree_extension_is_offered_by_default() {
+        let c = ServerConfig::default();
+        assert!(ferry_wire::tree::offered(&c.greeting()));
+        assert!(c.session(0).tree);
+        let g = Greeting::new(Limits::default()).with_min_rate(Some(DEFAULT_MIN_RATE));
+        assert_eq!(c.greeting(), ferry_wire::tree::offer(g).expect("offer"));
     }
 }

@@ -273,8 +273,19 @@ impl<R: Runtime> Driver<R> {
                     };
                     self.session.uploads_stored(&stored);
                 }
-                // Not offered yet (ServerConfig::session turns `tree` off): never asked.
-                Action::Tree(_) => self.session.tree_done(Err(ferry_wire::Code::STORAGE)),
+                Action::Tree(op) => {
+                    // On the blocking pool, as every storage operation.
+                    let Some(root) = self.shared.root_for(&self.session) else {
+                        self.session.tree_done(Err(ferry_wire::Code::STORAGE));
+                        continue;
+                    };
+                    let what = "a tree operation";
+                    let done = match rt.unblock(move || root.tree(&op)).await {
+                        Ok(done) => done.map_err(|e| e.report(what)),
+                        Err(e) => Err(StoreError::report_io(&e, what)),
+                    };
+                    self.session.tree_done(done);
+                }
                 Action::Drain { until } => {
                     self.drain(until).await;
                     self.session.drained();

@@ -211,8 +211,10 @@ fn drive(shared: &Shared, conn: &mut Conn<'_>, peer: SocketAddr) -> io::Result<E
                 };
                 session.uploads_stored(&stored);
             }
-            // Not offered yet (ServerConfig::session turns `tree` off): never asked.
-            Action::Tree(_) => session.tree_done(Err(Code::STORAGE)),
+            Action::Tree(op) => session.tree_done(match shared.root_for(&session) {
+                Some(root) => root.tree(&op).map_err(|e| e.report("a tree operation")),
+                None => Err(StoreError::report_io(&no_folder(), "a tree operation")),
+            }),
             Action::Drain { until } => {
                 drain(shared, conn, &mut session, until);
                 session.drained();
