@@ -22,3 +22,4 @@ mod slow;
 mod soak;
 mod space;
 mod storage;
+mod tree;
