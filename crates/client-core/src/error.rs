@@ -109,6 +109,17 @@ pub enum ClientError {
         /// Which rule it breaks.
         reason: String,
     },
+    /// The server does not offer an extension the operation needs (it is not in the
+    /// greeting's `ext`, EXT-1): nothing was sent, the session goes on. For the `tree`
+    /// extension (spec section 17): folders, paths, `list`, `mkdir`, `rmdir`, `delete`,
+    /// `rename`.
+    #[error("this server does not offer {what} (no `{extension}` extension)")]
+    NotOffered {
+        /// The extension's name (`tree`).
+        extension: &'static str,
+        /// What it would have made possible, for people.
+        what: &'static str,
+    },
     /// Reading or writing a local file failed. For a put the upload was aborted (PUT-20);
     /// for a get the destination was left untouched.
     #[error("{}", local_message(.path, .source))]
@@ -229,7 +240,10 @@ pub(crate) struct ErrorDisplay<'a>(pub &'a ErrorReply);
 impl fmt::Display for ErrorDisplay<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0.code)?;
-        match (&self.0.text, self.0.code.name()) {
+        let name = (self.0.code.name())
+            .or_else(|| ferry_wire::auth::code_name(self.0.code))
+            .or_else(|| ferry_wire::tree::code_name(self.0.code));
+        match (&self.0.text, name) {
             (Some(t), _) => write!(f, " {}", crate::names::visible(t.as_str())),
             (None, Some(n)) => write!(f, " {n}"),
             (None, None) => Ok(()),
@@ -277,6 +291,7 @@ impl ClientError {
             | ClientError::Truncated { .. } => true,
             ClientError::Protocol(_)
             | ClientError::Tls { .. }
+            | ClientError::NotOffered { .. }
             | ClientError::LocalName { .. }
             | ClientError::Local { .. } => false,
         }
@@ -296,6 +311,7 @@ impl ClientError {
             | ClientError::Truncated { .. }
             | ClientError::Protocol(_) => true,
             ClientError::Corrupt { .. }
+            | ClientError::NotOffered { .. }
             | ClientError::LocalName { .. }
             | ClientError::Local { .. } => false,
         }

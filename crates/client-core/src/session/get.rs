@@ -80,7 +80,7 @@ impl ClientSession {
             Ok(x) => x,
             Err(e) => {
                 let name = match &op.kind {
-                    Kind::Get { name, .. } => visible(name.as_str()),
+                    Kind::Get { path, .. } => visible(path.as_str()),
                     _ => String::new(),
                 };
                 let what = format!("bad payload for \"{name}\": {e}");

@@ -59,9 +59,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ferry_wire::limits::{MAX_CHUNK, MAX_LINE};
+use ferry_wire::tree::{TreeListing, TreeRequest};
 use ferry_wire::{
-    DecodeError, Digest, FileName, Greeting, HEAD_ROOM, Hasher, Invalid, Listing, PayloadReceiver,
-    PutFlow, PutMode, Reply, Request, Timestamp,
+    DecodeError, Digest, ErrorReply, FileName, Greeting, HEAD_ROOM, Hasher, Invalid, Listing,
+    PayloadReceiver, PutFlow, PutMode, Reply, Request, Timestamp, TreePath,
 };
 
 mod get;
@@ -69,6 +70,8 @@ pub use get::DRAIN_LIMIT;
 mod login;
 mod put;
 mod reply;
+mod tree;
+pub use tree::TreeOp;
 
 use crate::{
     ClientError, ClientOptions, PutOptions, PutReport, RateTooLow, Violation, ViolationKind,
@@ -183,6 +186,13 @@ pub enum Outcome {
     Put(PutReport),
     /// `bye`: the server closes the connection; so should the driver.
     Bye,
+    /// A `list` listing (the `tree` extension, TREE-6).
+    TreeListing(TreeListing),
+    /// `ok mkdir`, `ok rmdir`, `ok delete` or `ok rename` (the `tree` extension).
+    TreeDone,
+    /// `ok enable tree` (TREE-1); the session sends `enable` itself and reports only a
+    /// refusal, through the gets and puts by path that follow it.
+    Enabled,
 }
 
 #[derive(Debug)]
@@ -199,13 +209,17 @@ enum Kind {
     /// The greeting was accepted; the login runs ([`crate::ClientOptions::login`]).
     Login(Box<login::LoginState>),
     Dir,
+    /// `enable tree`, queued by the session before the first get or put by a path of more
+    /// than one name; its result is not reported (TREE-1).
+    Enable,
+    Tree(TreeOp),
     Get {
-        name: FileName,
+        path: TreePath,
         offset: u64,
         prefix: Option<Hasher>,
     },
     Put {
-        name: FileName,
+        target: TreePath,
         size: u64,
         mode: PutMode,
         flow: PutFlow,
@@ -228,7 +242,15 @@ enum Sent {
 #[derive(Debug)]
 enum Rx {
     Reply,
-    Entries { left: u64, listing: Listing },
+    Entries {
+        left: u64,
+        listing: Listing,
+    },
+    TreeEntries {
+        left: u64,
+        listing: Box<TreeListing>,
+        recursive: bool,
+    },
     Payload(Box<Payload>),
 }
 
@@ -327,6 +349,12 @@ enum ReadFail {
     Invalid { error: Invalid, line: String },
 }
 
+/// A request line: ferry/1's, or the `tree` extension's.
+enum Line {
+    Ferry(Request),
+    Tree(TreeRequest),
+}
+
 enum Flow {
     Act(Action),
     Again,
@@ -380,6 +408,10 @@ pub struct ClientSession {
     put_progress: Option<(u64, OpId, u64, u64)>,
     ended: Option<String>,
     disconnect: bool,
+    /// `enable tree` was queued (TREE-1: once per session).
+    enable_sent: bool,
+    /// The server refused `enable tree`.
+    enable_refused: Option<ErrorReply>,
 }
 
 impl ClientSession {
@@ -427,6 +459,8 @@ impl ClientSession {
             put_progress: None,
             ended: None,
             disconnect: false,
+            enable_sent: false,
+            enable_refused: None,
         }
     }
 
@@ -560,11 +594,61 @@ impl ClientSession {
     /// `offset` (a resume, GET-7), so that the digest check covers the whole file. It
     /// completes with [`Outcome::Got`] or [`Outcome::Discarded`].
     pub fn get(&mut self, name: FileName, offset: u64, prefix: Hasher) -> OpId {
+        self.get_path(TreePath::from(name), offset, prefix)
+    }
+
+    /// [`ClientSession::get`] of a file by its path (the `tree` extension, TREE-5). A
+    /// one-name path is a ferry/1 `get` of that name; for a longer one the session queues
+    /// `enable tree` first, once per session (TREE-1), and a server that does not offer
+    /// `tree` fails it at once with [`ClientError::NotOffered`].
+    pub fn get_path(&mut self, path: TreePath, offset: u64, prefix: Hasher) -> OpId {
+        if let Err(e) = self.prepare_path(&path) {
+            return self.start_failed(e);
+        }
         self.start(Kind::Get {
-            name,
+            path,
             offset,
             prefix: Some(prefix),
         })
+    }
+
+    /// Starts one operation of the `tree` extension: [`TreeOp::List`] completes with
+    /// [`Outcome::TreeListing`], the others with [`Outcome::TreeDone`]. A server that does
+    /// not offer `tree` fails it at once with [`ClientError::NotOffered`] (nothing is sent).
+    pub fn tree(&mut self, op: TreeOp) -> OpId {
+        if !self.tree_offered() {
+            return self.start_failed(tree::not_offered());
+        }
+        self.start(Kind::Tree(op))
+    }
+
+    /// Whether the server's greeting lists `tree` (unknown before the greeting: yes).
+    pub fn tree_offered(&self) -> bool {
+        self.greeting.as_ref().is_none_or(ferry_wire::tree::offered)
+    }
+
+    /// Before a get or put by `path`: nothing for a one-name path; else the server must
+    /// offer `tree`, and `enable tree` is queued once (TREE-1).
+    fn prepare_path(&mut self, path: &TreePath) -> Result<(), ClientError> {
+        if path.depth() <= 1 {
+            return Ok(());
+        }
+        if !self.tree_offered() {
+            return Err(tree::not_offered());
+        }
+        if !self.enable_sent && self.ended.is_none() {
+            self.enable_sent = true;
+            self.start(Kind::Enable);
+        }
+        Ok(())
+    }
+
+    /// An operation that fails before anything is sent.
+    fn start_failed(&mut self, e: ClientError) -> OpId {
+        let id = OpId(self.next_id);
+        self.next_id += 1;
+        self.done.push_back((id, Err(e)));
+        id
     }
 
     /// Starts a `put` of `size` octets as `name`, with flow `now` when `size` is within
@@ -578,10 +662,26 @@ impl ClientSession {
         opts: &PutOptions,
         path: Option<PathBuf>,
     ) -> OpId {
+        self.put_path(TreePath::from(name), size, opts, path)
+    }
+
+    /// [`ClientSession::put`] to a path (the `tree` extension, TREE-5): as
+    /// [`ClientSession::get_path`] has it, a one-name path is a ferry/1 `put`, a longer one
+    /// is preceded by `enable tree` once per session. The file's folder must exist (511).
+    pub fn put_path(
+        &mut self,
+        target: TreePath,
+        size: u64,
+        opts: &PutOptions,
+        path: Option<PathBuf>,
+    ) -> OpId {
+        if let Err(e) = self.prepare_path(&target) {
+            return self.start_failed(e);
+        }
         let eager = self.eager_max(opts).is_some_and(|max| size <= max);
         let flow = if eager { PutFlow::Now } else { PutFlow::Wait };
         self.start(Kind::Put {
-            name,
+            target,
             size,
             mode: opts.mode,
             flow,
@@ -852,40 +952,63 @@ impl ClientSession {
         }
         let op = &mut self.ops[self.queued];
         self.queued += 1;
-        let request = match &op.kind {
+        // A one-name path is a ferry/1 name; a longer one is the extension's (TREE-5).
+        let line = match &op.kind {
             Kind::Greeting | Kind::Login(_) => return Flow::Again,
-            Kind::Dir => Request::Dir,
-            Kind::Get { name, offset, .. } => Request::Get {
-                offset: *offset,
-                name: name.clone(),
+            Kind::Dir => Line::Ferry(Request::Dir),
+            Kind::Enable => match tree::tree_name() {
+                Some(ext) => Line::Tree(TreeRequest::Enable(ext)),
+                None => return Flow::Again,
+            },
+            Kind::Tree(t) => Line::Tree(t.request()),
+            Kind::Get { path, offset, .. } => match path.as_file_name() {
+                Some(name) => Line::Ferry(Request::Get {
+                    offset: *offset,
+                    name,
+                }),
+                None => Line::Tree(TreeRequest::Get {
+                    offset: *offset,
+                    path: path.clone(),
+                }),
             },
             Kind::Put {
-                name,
+                target,
                 size,
                 mode,
                 flow,
                 ..
-            } => Request::Put {
-                size: *size,
-                mode: *mode,
-                flow: *flow,
-                name: name.clone(),
+            } => match target.as_file_name() {
+                Some(name) => Line::Ferry(Request::Put {
+                    size: *size,
+                    mode: *mode,
+                    flow: *flow,
+                    name,
+                }),
+                None => Line::Tree(TreeRequest::Put {
+                    size: *size,
+                    mode: *mode,
+                    flow: *flow,
+                    path: target.clone(),
+                }),
             },
-            Kind::Close => Request::Close,
+            Kind::Close => Line::Ferry(Request::Close),
+        };
+        let put = match &op.kind {
+            Kind::Put { flow, size, .. } => Some((*flow, *size)),
+            _ => None,
         };
         let id = op.id;
-        let end = self.queue_out(|out| request.encode(out));
-        match request {
-            Request::Put {
-                flow: PutFlow::Now,
-                size,
-                ..
-            } => self.start_upload(id, size),
-            Request::Put { .. } => {
+        let end = self.queue_out(|out| match &line {
+            Line::Ferry(r) => r.encode(out),
+            Line::Tree(r) => r.encode_into(out),
+        });
+        match put {
+            Some((PutFlow::Now, size)) => self.start_upload(id, size),
+            Some((PutFlow::Wait, _)) => {
                 self.hold = true;
                 self.ops[self.queued - 1].end = Some(end);
             }
-            _ => self.ops[self.queued - 1].end = Some(end),
+            None => self.ops[self.queued - 1].end = Some(end),
         }
         Flow::Again
     }
@@ -917,6 +1040,11 @@ impl ClientSession {
         match std::mem::replace(&mut self.rx, Rx::Reply) {
             Rx::Reply => self.reply_step(),
             Rx::Entries { left, listing } => self.entries_step(left, listing),
+            Rx::TreeEntries {
+                left,
+                listing,
+                recursive,
+            } => self.tree_entries_step(left, listing, recursive),
             Rx::Payload(p) => self.payload_step(p),
         }
     }
@@ -966,14 +1094,18 @@ impl ClientSession {
 
     /// `op`, taken from the head of the queue, is done; an error that ends the session ends
     /// it (ERR-9, ERR-10).
-    fn finish(&mut self, op: Op, result: Result<Outcome, ClientError>) {
+    fn finish(&mut self, op: Op, mut result: Result<Outcome, ClientError>) {
+        self.explain_path_error(&op, &mut result);
         let why = match &result {
             Err(e) if e.ends_session() => Some(e.to_string()),
             _ => None,
         };
         self.rx = Rx::Reply;
         self.queued = self.queued.saturating_sub(1);
-        self.done.push_back((op.id, result));
+        // `enable tree` is the session's own: its refusal explains later failures.
+        if !matches!(op.kind, Kind::Enable) {
+            self.done.push_back((op.id, result));
+        }
         if let Some(why) = why {
             self.end(why);
         }
@@ -992,8 +1124,10 @@ impl ClientSession {
     fn fail_rest(&mut self) {
         let why = self.ended.clone().unwrap_or_default();
         for op in self.ops.drain(..) {
-            self.done
-                .push_back((op.id, Err(ClientError::Disconnected(why.clone()))));
+            if !matches!(op.kind, Kind::Enable) {
+                self.done
+                    .push_back((op.id, Err(ClientError::Disconnected(why.clone()))));
+            }
         }
         self.queued = 0;
         self.hold = false;

@@ -155,7 +155,7 @@ impl ClientSession {
     /// The reply to a put: to its line (flow `wait`), or to its payload.
     pub(super) fn put_reply(&mut self, mut op: Op, reply: Reply) -> Flow {
         let Kind::Put {
-            name,
+            target,
             size,
             flow,
             path,
@@ -188,7 +188,7 @@ impl ClientSession {
             (Reply::PutOk { size: s, digest: d }, Sent::Complete(ours)) => {
                 if s == *size && d == *ours {
                     Ok(Outcome::Put(PutReport {
-                        name: name.clone(),
+                        name: target.split_last().1,
                         size: *size,
                         digest: *ours,
                         flow: *flow,

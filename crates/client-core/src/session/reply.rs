@@ -46,6 +46,7 @@ impl ClientSession {
         match head.kind {
             Kind::Greeting => return self.greeting_step(),
             Kind::Login(_) => return self.login_step(),
+            Kind::Enable | Kind::Tree(_) => return self.tree_reply_step(),
             _ => {}
         }
         let unknown = matches!(
@@ -120,6 +121,7 @@ impl ClientSession {
             }
             (Kind::Close, other) => Err(unexpected(&other, "close")),
             (Kind::Greeting | Kind::Login(_), _) => Ok(Outcome::Connected),
+            (Kind::Enable | Kind::Tree(_), other) => Err(unexpected(&other, "a tree request")),
         };
         self.finish(op, result);
         Flow::Again
