@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::session::Outcome;
-use ferry_wire::{Code, FileName, Hasher, Timestamp};
+use ferry_wire::tree::TreeListing;
+use ferry_wire::{Code, FileName, Hasher, Timestamp, TreePath};
 
 use crate::{ClientError, GetOptions, GetReport, part_path};
 
@@ -58,6 +59,23 @@ pub fn retry_targets(
         }
     }
     targets
+}
+
+/// The listing of a `list` (the `tree` extension), from its outcome.
+pub fn tree_listing(result: Result<Outcome, ClientError>) -> Result<TreeListing, ClientError> {
+    match result? {
+        Outcome::TreeListing(l) => Ok(l),
+        other => Err(unexpected_outcome(&other)),
+    }
+}
+
+/// The result of a `mkdir`, `rmdir`, `delete` or `rename` (the `tree` extension), from its
+/// outcome.
+pub fn tree_done(result: Result<Outcome, ClientError>) -> Result<(), ClientError> {
+    match result? {
+        Outcome::TreeDone => Ok(()),
+        other => Err(unexpected_outcome(&other)),
+    }
 }
 
 /// The results of a batch, in order: an item never attempted (the session ended first) is
@@ -161,8 +179,10 @@ impl From<ClientError> for GetFail {
 /// A download to a path, prepared before its request is sent.
 #[derive(Debug)]
 pub struct GetJob {
-    /// The file's name on the server.
+    /// The file's name on the server (the last name of its path).
     pub name: FileName,
+    /// Its path on the server (the `tree` extension; a one-name path is a ferry/1 name).
+    pub path: TreePath,
     /// Where the verified file goes.
     pub dest: PathBuf,
     /// The partial file (`dest` + [`crate::PART_SUFFIX`]).
@@ -179,9 +199,19 @@ impl GetJob {
     /// Finds the partial file (hashing its content, for `resume`) or removes a stale one.
     /// Hashing happens before the request goes out, so the server never waits for it.
     pub fn prepare(name: &FileName, dest: PathBuf, opts: &GetOptions) -> Result<Self, ClientError> {
+        Self::prepare_path(&TreePath::from(name.clone()), dest, opts)
+    }
+
+    /// [`GetJob::prepare`] for a file named by its path on the server (the `tree` extension).
+    pub fn prepare_path(
+        path: &TreePath,
+        dest: PathBuf,
+        opts: &GetOptions,
+    ) -> Result<Self, ClientError> {
         let part = part_path(&dest)?;
         let mut job = Self {
-            name: name.clone(),
+            name: path.split_last().1,
+            path: path.clone(),
             dest,
             part,
             offset: 0,

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use ferry_wire::{Entry, FileName, Greeting, Listing};
+use ferry_client_core::session::{Outcome, TreeOp};
+use ferry_wire::tree::{Folder, ListOptions, TreeListing};
+use ferry_wire::{Entry, FileName, Greeting, Listing, TreePath};
 use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::client::{
@@ -153,6 +155,42 @@ impl<R: BlockOn> BlockingClient<R> {
     ) -> Vec<Result<PutReport, ClientError>> {
         self.rt
             .block_on(self.client.put_many(files, opts, progress))
+    }
+
+    /// [`Client::get_paths`].
+    pub fn get_paths(
+        &mut self,
+        files: &[(TreePath, PathBuf)],
+        opts: &GetOptions,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Vec<Result<GetReport, ClientError>> {
+        self.rt
+            .block_on(self.client.get_paths(files, opts, progress))
+    }
+
+    /// [`Client::put_paths`].
+    pub fn put_paths(
+        &mut self,
+        files: &[(PathBuf, TreePath)],
+        opts: &PutOptions,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Vec<Result<PutReport, ClientError>> {
+        self.rt
+            .block_on(self.client.put_paths(files, opts, progress))
+    }
+
+    /// [`Client::list`].
+    pub fn list(
+        &mut self,
+        folder: Folder,
+        options: ListOptions,
+    ) -> Result<TreeListing, ClientError> {
+        self.rt.block_on(self.client.list(folder, options))
+    }
+
+    /// [`Client::tree_many`].
+    pub fn tree_many(&mut self, ops: &[TreeOp]) -> Vec<Result<Outcome, ClientError>> {
+        self.rt.block_on(self.client.tree_many(ops))
     }
 
     /// [`Client::close`].

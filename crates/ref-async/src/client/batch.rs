@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use ferry_client_core::local::{GetJob, batch_results, put_report, retry_targets};
-use ferry_wire::{FileName, PutMode};
+use ferry_client_core::local::{GetJob, batch_results, put_report};
+use ferry_wire::{FileName, PutMode, TreePath};
 
 use super::drive::{EagerFeed, Feed, Ops, drive};
 use super::{
@@ -27,20 +27,48 @@ impl<R: Runtime> Client<R> {
         names: &[FileName],
         dest_dir: &Path,
         opts: &GetOptions,
+        progress: impl FnMut(Progress<'_>),
+    ) -> Vec<Result<GetReport, ClientError>> {
+        let targets = names
+            .iter()
+            .map(|name| Ok((TreePath::from(name.clone()), local_path(dest_dir, name)?)))
+            .collect();
+        self.get_targets(targets, opts, progress).await
+    }
+
+    /// Downloads every `(path on the server, local file)` pair (the `tree` extension for
+    /// paths of more than one name, see [`Client::get_path_to_path`]), pipelined on this one
+    /// connection, with the guarantees and retries of [`Client::get_many`]. The local files'
+    /// folders must exist: the caller chose them (TREE-14).
+    pub async fn get_paths(
+        &mut self,
+        files: &[(TreePath, PathBuf)],
+        opts: &GetOptions,
+        progress: impl FnMut(Progress<'_>),
+    ) -> Vec<Result<GetReport, ClientError>> {
+        let targets = files
+            .iter()
+            .map(|(p, d)| Ok((p.clone(), d.clone())))
+            .collect();
+        self.get_targets(targets, opts, progress).await
+    }
+
+    async fn get_targets(
+        &mut self,
+        targets: Vec<Result<(TreePath, PathBuf), ClientError>>,
+        opts: &GetOptions,
         mut progress: impl FnMut(Progress<'_>),
     ) -> Vec<Result<GetReport, ClientError>> {
         let mut results: Vec<Option<Result<GetReport, ClientError>>> =
-            names.iter().map(|_| None).collect();
-        // Where each file goes; a resume hashes the partial files first, all in one trip.
-        let dests: Vec<Result<PathBuf, ClientError>> =
-            names.iter().map(|n| local_path(dest_dir, n)).collect();
+            targets.iter().map(|_| None).collect();
         let mut jobs: Vec<Option<Result<GetJob, ClientError>>> =
-            names.iter().map(|_| None).collect();
+            targets.iter().map(|_| None).collect();
         if opts.resume {
-            let todo: Vec<(usize, FileName, PathBuf)> = dests
+            // A resume hashes the partial files first, all in one trip.
+            let todo: Vec<(usize, TreePath, PathBuf)> = targets
                 .iter()
                 .enumerate()
-                .filter_map(|(i, d)| d.as_ref().ok().map(|d| (i, names[i].clone(), d.clone())))
+                .filter_map(|(i, t)| t.as_ref().ok().map(|(p, d)| (i, p.clone(), d.clone())))
                 .collect();
             let o = *opts;
             let prepared = self
@@ -48,7 +76,7 @@ impl<R: Runtime> Client<R> {
                 .rt
                 .unblock(move || {
                     todo.into_iter()
-                        .map(|(i, name, dest)| (i, GetJob::prepare(&name, dest, &o)))
+                        .map(|(i, path, dest)| (i, GetJob::prepare_path(&path, dest, &o)))
                         .collect::<Vec<_>>()
                 })
                 .await;
@@ -69,15 +97,15 @@ impl<R: Runtime> Client<R> {
         {
             let mut ops: Plain<'_, _> = Ops::new(&mut progress);
             let mut started = Vec::new();
-            for (i, (name, dest)) in names.iter().zip(dests).enumerate() {
+            for (i, target) in targets.iter().enumerate() {
                 if let Err(e) = self.check_open() {
                     results[i] = Some(Err(e));
                     continue;
                 }
-                let dest = match dest {
-                    Ok(d) => d,
+                let (path, dest) = match target {
+                    Ok(t) => t,
                     Err(e) => {
-                        results[i] = Some(Err(e));
+                        results[i] = Some(Err(copy_error(e)));
                         continue;
                     }
                 };
@@ -89,7 +117,7 @@ impl<R: Runtime> Client<R> {
                     }
                     None => None,
                 };
-                let id = ops.start_get(&mut self.session, name, dest, opts, job);
+                let id = ops.start_get(&mut self.session, path, dest.clone(), opts, job);
                 started.push((i, id));
             }
             drive(
@@ -106,14 +134,17 @@ impl<R: Runtime> Client<R> {
                 );
             }
         }
-        for (i, dest, fresh) in retry_targets(retry, dest_dir, names, opts, &mut results) {
+        let fresh = opts.from_zero();
+        for i in retry {
             if !self.is_open() {
                 break;
             }
-            results[i] = Some(
-                self.get_to_path(&names[i], &dest, &fresh, &mut progress)
-                    .await,
-            );
+            if let Ok((path, dest)) = &targets[i] {
+                results[i] = Some(
+                    self.get_path_to_path(path, dest, &fresh, &mut progress)
+                        .await,
+                );
+            }
         }
         batch_results(results)
     }
@@ -129,6 +160,22 @@ impl<R: Runtime> Client<R> {
     pub async fn put_many(
         &mut self,
         files: &[(PathBuf, FileName)],
+        opts: &PutOptions,
+        progress: impl FnMut(Progress<'_>),
+    ) -> Vec<Result<PutReport, ClientError>> {
+        let files: Vec<(PathBuf, TreePath)> = files
+            .iter()
+            .map(|(p, n)| (p.clone(), TreePath::from(n.clone())))
+            .collect();
+        self.put_paths(&files, opts, progress).await
+    }
+
+    /// Uploads every `(local path, path on the server)` pair, pipelined on this one
+    /// connection, as [`Client::put_many`] does (the `tree` extension for paths of more than
+    /// one name: the session sends `enable tree` first; the folders must exist, 511).
+    pub async fn put_paths(
+        &mut self,
+        files: &[(PathBuf, TreePath)],
         opts: &PutOptions,
         mut progress: impl FnMut(Progress<'_>),
     ) -> Vec<Result<PutReport, ClientError>> {
@@ -164,9 +211,9 @@ impl<R: Runtime> Client<R> {
                 continue;
             }
             if eager[i].is_none() {
-                let (path, name) = &files[i];
+                let (path, target) = &files[i];
                 results[i] = Some(
-                    self.put_from_path(path, Some(name), opts, &mut progress)
+                    self.put_path_from_path(path, target, opts, &mut progress)
                         .await,
                 );
                 i += 1;
@@ -194,7 +241,7 @@ impl<R: Runtime> Client<R> {
     /// blocking pool, and reads their replies.
     async fn put_batch(
         &mut self,
-        batch: &[(PathBuf, FileName)],
+        batch: &[(PathBuf, TreePath)],
         sizes: Vec<u64>,
         results: &mut [Option<Result<PutReport, ClientError>>],
         mode: PutMode,
@@ -217,5 +264,19 @@ impl<R: Runtime> Client<R> {
         for (k, id) in feed.started {
             results[k] = Some(ops.take(id).and_then(put_report));
         }
+    }
+}
+
+/// A copy of an error found before a batch began, for its one result.
+fn copy_error(e: &ClientError) -> ClientError {
+    match e {
+        ClientError::LocalName { name, reason } => ClientError::LocalName {
+            name: name.clone(),
+            reason: reason.clone(),
+        },
+        other => ClientError::Local {
+            path: None,
+            source: std::io::Error::other(other.to_string()),
+        },
     }
 }

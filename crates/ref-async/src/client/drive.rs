@@ -21,7 +21,7 @@ use std::time::Instant;
 use ferry_client_core::local::{GetFail, GetJob, PartState, finish_get, open_source, read_full};
 use ferry_client_core::session::{Action, ClientSession, OpId, Outcome};
 use ferry_client_core::{ClientError, GetOptions, GetReport, Progress, PutOptions};
-use ferry_wire::FileName;
+use ferry_wire::{FileName, TreePath};
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::io::{ReadHalf, WriteHalf};
 use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _};
@@ -157,7 +157,7 @@ async fn before_deadline<T>(op: impl Future<Output = T>, timer: impl Future<Outp
 /// The disk side of a download to a path: everything a blocking call needs, moved into
 /// it and back.
 struct Disk {
-    name: FileName,
+    path: TreePath,
     dest: PathBuf,
     opts: GetOptions,
     /// Prepared before the request (a resume hashes its partial file first), or at the
@@ -174,7 +174,7 @@ impl Disk {
     /// `data`: a blocking call.
     fn write(&mut self, data: &[u8]) -> io::Result<()> {
         if self.job.is_none() {
-            let job = GetJob::prepare(&self.name, self.dest.clone(), &self.opts)
+            let job = GetJob::prepare_path(&self.path, self.dest.clone(), &self.opts)
                 .map_err(|e| io::Error::other(e.to_string()))?;
             self.job = Some(job);
         }
@@ -218,14 +218,14 @@ pub(super) struct Part {
 impl Part {
     /// A download of `name` to `dest`; `job` when it was prepared already (a resume).
     pub(super) fn new(
-        name: FileName,
+        path: TreePath,
         dest: PathBuf,
         opts: GetOptions,
         job: Option<GetJob>,
     ) -> Self {
         Self {
             disk: Some(Box::new(Disk {
-                name,
+                path,
                 dest,
                 opts,
                 job,
@@ -297,7 +297,7 @@ impl Part {
         };
         let job = match disk.job.take() {
             Some(job) => job,
-            None => GetJob::prepare(&disk.name, disk.dest.clone(), &disk.opts)?,
+            None => GetJob::prepare_path(&disk.path, disk.dest.clone(), &disk.opts)?,
         };
         finish_get(job, disk.state, result, &disk.opts)
     }
@@ -528,7 +528,7 @@ where
     pub(super) fn start_get(
         &mut self,
         session: &mut ClientSession,
-        name: &FileName,
+        path: &TreePath,
         dest: PathBuf,
         opts: &GetOptions,
         job: Option<GetJob>,
@@ -536,9 +536,9 @@ where
         let (offset, prefix) = job.as_ref().map_or((0, ferry_wire::Hasher::new()), |j| {
             (j.offset, j.prefix.clone())
         });
-        let id = session.get(name.clone(), offset, prefix);
-        self.names.insert(id, name.clone());
-        let part = Part::new(name.clone(), dest, *opts, job);
+        let id = session.get_path(path.clone(), offset, prefix);
+        self.names.insert(id, path.split_last().1);
+        let part = Part::new(path.clone(), dest, *opts, job);
         self.sinks.insert(id, Sink::Part(Box::new(part)));
         id
     }
@@ -684,7 +684,7 @@ type Opening = (Vec<usize>, BoxFuture<io::Result<Vec<(usize, Opened)>>>);
 /// See [`Feed::Eager`].
 pub(super) struct EagerFeed<'f> {
     /// The batch.
-    all: &'f [(PathBuf, FileName)],
+    all: &'f [(PathBuf, TreePath)],
     /// Indices of the files not yet opened.
     next: VecDeque<usize>,
     /// Their sizes when the batch was formed (to group the files read in one trip).
@@ -705,7 +705,7 @@ impl<'f> EagerFeed<'f> {
     /// Eager puts of `all` (whose sizes were `sizes` when the batch was formed), with
     /// `opts`, each at most `max` octets.
     pub(super) fn new(
-        all: &'f [(PathBuf, FileName)],
+        all: &'f [(PathBuf, TreePath)],
         sizes: Vec<u64>,
         opts: PutOptions,
         max: u64,
@@ -817,8 +817,8 @@ impl Feed<'_> {
                 f.skipped.push((k, ClientError::local(path, e)));
                 continue;
             }
-            let id = session.put(name.clone(), size, &f.opts, Some(path.clone()));
-            ops.names.insert(id, name.clone());
+            let id = session.put_path(name.clone(), size, &f.opts, Some(path.clone()));
+            ops.names.insert(id, name.split_last().1);
             ops.sources.insert(id, Source::File(Box::new(src)));
             f.started.push((k, id));
             return true;

@@ -61,6 +61,7 @@
 
 mod batch;
 mod drive;
+mod tree;
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -72,7 +73,7 @@ use ferry_client_core::local::{
     unexpected_outcome, writer_report,
 };
 use ferry_client_core::session::{ClientSession, OpId, Outcome};
-use ferry_wire::{Entry, FileName, Greeting, Hasher, Listing};
+use ferry_wire::{Entry, FileName, Greeting, Hasher, Listing, TreePath};
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::io::{Empty, Sink as NullSink};
 
@@ -255,6 +256,21 @@ impl<R: Runtime> Client<R> {
         name: &FileName,
         dest: &Path,
         opts: &GetOptions,
+        progress: impl FnMut(Progress<'_>),
+    ) -> Result<GetReport, ClientError> {
+        let path = TreePath::from(name.clone());
+        self.get_path_to_path(&path, dest, opts, progress).await
+    }
+
+    /// [`Client::get_to_path`] of a file named by its path on the server (the `tree`
+    /// extension, spec section 17): a one-name path is a ferry/1 get; before the first
+    /// longer one the session sends `enable tree` (TREE-1), and a server that does not offer
+    /// `tree` gives [`ClientError::NotOffered`].
+    pub async fn get_path_to_path(
+        &mut self,
+        name: &TreePath,
+        dest: &Path,
+        opts: &GetOptions,
         mut progress: impl FnMut(Progress<'_>),
     ) -> Result<GetReport, ClientError> {
         self.check_open()?;
@@ -276,7 +292,7 @@ impl<R: Runtime> Client<R> {
     /// One download to a path: a resume prepares (hashes) its partial file first.
     async fn get_part(
         &mut self,
-        name: &FileName,
+        name: &TreePath,
         dest: &Path,
         opts: &GetOptions,
         progress: &mut impl FnMut(Progress<'_>),
@@ -286,7 +302,7 @@ impl<R: Runtime> Client<R> {
             let prepared = self
                 .conn
                 .rt
-                .unblock(move || GetJob::prepare(&name, dest, &o))
+                .unblock(move || GetJob::prepare_path(&name, dest, &o))
                 .await
                 .map_err(ClientError::Io)?;
             Some(prepared?)
@@ -348,6 +364,20 @@ impl<R: Runtime> Client<R> {
             Some(n) => n.clone(),
             None => name_for_local(path)?,
         };
+        let target = TreePath::from(name);
+        self.put_path_from_path(path, &target, opts, progress).await
+    }
+
+    /// Uploads the local file at `path` to `target`, a path on the server (the `tree`
+    /// extension, as [`Client::get_path_to_path`] has it); the folder must exist (511).
+    pub async fn put_path_from_path(
+        &mut self,
+        path: &Path,
+        target: &TreePath,
+        opts: &PutOptions,
+        progress: impl FnMut(Progress<'_>),
+    ) -> Result<PutReport, ClientError> {
+        self.check_open()?;
         let owned = path.to_path_buf();
         let preload = self.session.eager_max(opts);
         let (src, size) = self
@@ -358,9 +388,9 @@ impl<R: Runtime> Client<R> {
             .map_err(ClientError::Io)??;
         let id = self
             .session
-            .put(name.clone(), size, opts, Some(path.to_path_buf()));
+            .put_path(target.clone(), size, opts, Some(path.to_path_buf()));
         let mut ops: Plain<'_, _> = Ops::new(progress);
-        ops.names.insert(id, name);
+        ops.names.insert(id, target.split_last().1);
         ops.sources.insert(id, Source::File(Box::new(src)));
         self.run(id, &mut ops).await.and_then(put_report)
     }

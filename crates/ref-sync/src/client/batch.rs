@@ -8,15 +8,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use ferry_client_core::session::{ClientSession, OpId};
-use ferry_wire::{FileName, PutMode};
+use ferry_wire::{FileName, PutMode, TreePath};
 
 use super::drive::{Feed, NoFeed, Ops, Sink, Source, drive};
 use super::{
     Client, ClientError, GetOptions, GetReport, Progress, PutOptions, PutReport, local_path,
 };
-use ferry_client_core::local::{
-    GetJob, PartState, batch_results, open_source, put_report, retry_targets,
-};
+use ferry_client_core::local::{GetJob, PartState, batch_results, open_source, put_report};
 
 impl Client {
     /// Downloads every name into `dest_dir` (each as `dest_dir/NAME`, with the guarantees of
@@ -33,24 +31,57 @@ impl Client {
         opts: &GetOptions,
         progress: &mut dyn FnMut(Progress<'_>),
     ) -> Vec<Result<GetReport, ClientError>> {
+        let targets = names
+            .iter()
+            .map(|name| Ok((TreePath::from(name.clone()), local_path(dest_dir, name)?)))
+            .collect();
+        self.get_targets(targets, opts, progress)
+    }
+
+    /// Downloads every `(path on the server, local file)` pair (the `tree` extension for
+    /// paths of more than one name, see [`Client::get_path_to_path`]), pipelined on this one
+    /// connection, with the guarantees and retries of [`Client::get_many`]. The local files'
+    /// folders must exist: the caller chose them (TREE-14).
+    pub fn get_paths(
+        &mut self,
+        files: &[(TreePath, PathBuf)],
+        opts: &GetOptions,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Vec<Result<GetReport, ClientError>> {
+        let targets = files
+            .iter()
+            .map(|(p, d)| Ok((p.clone(), d.clone())))
+            .collect();
+        self.get_targets(targets, opts, progress)
+    }
+
+    fn get_targets(
+        &mut self,
+        targets: Vec<Result<(TreePath, PathBuf), ClientError>>,
+        opts: &GetOptions,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Vec<Result<GetReport, ClientError>> {
         let mut results: Vec<Option<Result<GetReport, ClientError>>> =
-            names.iter().map(|_| None).collect();
+            targets.iter().map(|_| None).collect();
         let mut retry = Vec::new();
         {
             let mut ops = Ops::new(progress);
             let mut started = Vec::new();
-            for (i, name) in names.iter().enumerate() {
+            for (i, target) in targets.iter().enumerate() {
                 if let Err(e) = self.check_open() {
                     results[i] = Some(Err(e));
                     continue;
                 }
-                match local_path(dest_dir, name).and_then(|dest| GetJob::prepare(name, dest, opts))
-                {
+                let job = match target {
+                    Ok((path, dest)) => GetJob::prepare_path(path, dest.clone(), opts),
+                    Err(e) => Err(copy_error(e)),
+                };
+                match job {
                     Ok(job) => {
-                        let id = self
-                            .session
-                            .get(name.clone(), job.offset, job.prefix.clone());
-                        ops.names.insert(id, name.clone());
+                        let id =
+                            self.session
+                                .get_path(job.path.clone(), job.offset, job.prefix.clone());
+                        ops.names.insert(id, job.name.clone());
                         ops.sinks.insert(
                             id,
                             Sink::Part {
@@ -77,11 +108,14 @@ impl Client {
                 );
             }
         }
-        for (i, dest, fresh) in retry_targets(retry, dest_dir, names, opts, &mut results) {
+        let fresh = opts.from_zero();
+        for i in retry {
             if !self.is_open() {
                 break;
             }
-            results[i] = Some(self.get_to_path(&names[i], &dest, &fresh, progress));
+            if let Ok((path, dest)) = &targets[i] {
+                results[i] = Some(self.get_path_to_path(path, dest, &fresh, progress));
+            }
         }
         batch_results(results)
     }
@@ -97,6 +131,22 @@ impl Client {
     pub fn put_many(
         &mut self,
         files: &[(PathBuf, FileName)],
+        opts: &PutOptions,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Vec<Result<PutReport, ClientError>> {
+        let files: Vec<(PathBuf, TreePath)> = files
+            .iter()
+            .map(|(p, n)| (p.clone(), TreePath::from(n.clone())))
+            .collect();
+        self.put_paths(&files, opts, progress)
+    }
+
+    /// Uploads every `(local path, path on the server)` pair, pipelined on this one
+    /// connection, as [`Client::put_many`] does (the `tree` extension for paths of more than
+    /// one name: the session sends `enable tree` first; the folders must exist, 511).
+    pub fn put_paths(
+        &mut self,
+        files: &[(PathBuf, TreePath)],
         opts: &PutOptions,
         progress: &mut dyn FnMut(Progress<'_>),
     ) -> Vec<Result<PutReport, ClientError>> {
@@ -117,8 +167,8 @@ impl Client {
                 continue;
             }
             if eager_size(&self.session, &files[i].0).is_none() {
-                let (path, name) = &files[i];
-                results[i] = Some(self.put_from_path(path, Some(name), opts, progress));
+                let (path, target) = &files[i];
+                results[i] = Some(self.put_path_from_path(path, target, opts, progress));
                 i += 1;
                 continue;
             }
@@ -136,7 +186,7 @@ impl Client {
     /// sent, and reads their replies.
     fn put_batch(
         &mut self,
-        batch: &[(PathBuf, FileName)],
+        batch: &[(PathBuf, TreePath)],
         results: &mut [Option<Result<PutReport, ClientError>>],
         mode: PutMode,
         progress: &mut dyn FnMut(Progress<'_>),
@@ -166,7 +216,7 @@ impl Client {
 
 /// The files of an eager batch, opened one at a time as the session is ready for the next.
 struct EagerFeed<'b> {
-    next: VecDeque<(usize, &'b (PathBuf, FileName))>,
+    next: VecDeque<(usize, &'b (PathBuf, TreePath))>,
     opts: PutOptions,
     max: u64,
     started: Vec<(usize, OpId)>,
@@ -193,8 +243,8 @@ impl<'a> Feed<'a> for EagerFeed<'_> {
                 self.skipped.push((k, ClientError::local(path, e)));
                 continue;
             }
-            let id = session.put(name.clone(), size, &self.opts, Some(path.clone()));
-            ops.names.insert(id, name.clone());
+            let id = session.put_path(name.clone(), size, &self.opts, Some(path.clone()));
+            ops.names.insert(id, name.split_last().1);
             ops.sources.insert(
                 id,
                 Source {
@@ -206,5 +256,19 @@ impl<'a> Feed<'a> for EagerFeed<'_> {
             return true;
         }
         false
+    }
+}
+
+/// A copy of an error found before a batch began, for its one result.
+fn copy_error(e: &ClientError) -> ClientError {
+    match e {
+        ClientError::LocalName { name, reason } => ClientError::LocalName {
+            name: name.clone(),
+            reason: reason.clone(),
+        },
+        other => ClientError::Local {
+            path: None,
+            source: io::Error::other(other.to_string()),
+        },
     }
 }

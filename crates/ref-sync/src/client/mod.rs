@@ -50,6 +50,7 @@
 mod batch;
 mod drive;
 mod transport;
+mod tree;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -57,7 +58,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use ferry_client_core::session::{ClientSession, OpId, Outcome};
-use ferry_wire::{Entry, FileName, Greeting, Hasher, Listing};
+use ferry_wire::{Entry, FileName, Greeting, Hasher, Listing, TreePath};
 
 use drive::{NoFeed, Ops, Sink, Source, drive};
 use ferry_client_core::local::{
@@ -243,8 +244,22 @@ impl Client {
         opts: &GetOptions,
         progress: &mut dyn FnMut(Progress<'_>),
     ) -> Result<GetReport, ClientError> {
+        self.get_path_to_path(&TreePath::from(name.clone()), dest, opts, progress)
+    }
+
+    /// [`Client::get_to_path`] of a file named by its path on the server (the `tree`
+    /// extension, spec section 17): a one-name path is a ferry/1 get; before the first
+    /// longer one the session sends `enable tree` (TREE-1), and a server that does not offer
+    /// `tree` gives [`ClientError::NotOffered`].
+    pub fn get_path_to_path(
+        &mut self,
+        path: &TreePath,
+        dest: &Path,
+        opts: &GetOptions,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<GetReport, ClientError> {
         self.check_open()?;
-        let job = GetJob::prepare(name, dest.to_path_buf(), opts)?;
+        let job = GetJob::prepare_path(path, dest.to_path_buf(), opts)?;
         match self.get_job(job, opts, progress) {
             Ok(report) => Ok(report),
             Err(GetFail {
@@ -252,7 +267,7 @@ impl Client {
                 ..
             }) if self.is_open() => {
                 let fresh = opts.from_zero();
-                let job = GetJob::prepare(name, dest.to_path_buf(), &fresh)?;
+                let job = GetJob::prepare_path(path, dest.to_path_buf(), &fresh)?;
                 self.get_job(job, &fresh, progress).map_err(|f| f.error)
             }
             Err(f) => Err(f.error),
@@ -268,7 +283,7 @@ impl Client {
     ) -> Result<GetReport, GetFail> {
         let id = self
             .session
-            .get(job.name.clone(), job.offset, job.prefix.clone());
+            .get_path(job.path.clone(), job.offset, job.prefix.clone());
         let mut ops = Ops::new(progress);
         ops.names.insert(id, job.name.clone());
         ops.sinks.insert(
@@ -309,7 +324,14 @@ impl Client {
             reader: Box::new(r),
             unchanged: Box::new(|| Ok(true)),
         };
-        self.put_source(name, size, source, None, opts, progress)
+        self.put_source(
+            &TreePath::from(name.clone()),
+            size,
+            source,
+            None,
+            opts,
+            progress,
+        )
     }
 
     /// Uploads the local file at `path`, as `name` or, by default, under its own file name
@@ -332,12 +354,37 @@ impl Client {
             reader: Box::new(file),
             unchanged,
         };
-        self.put_source(&name, size, source, Some(path), opts, progress)
+        self.put_source(
+            &TreePath::from(name),
+            size,
+            source,
+            Some(path),
+            opts,
+            progress,
+        )
+    }
+
+    /// Uploads the local file at `path` to `target`, a path on the server (the `tree`
+    /// extension, as [`Client::get_path_to_path`] has it); the folder must exist (511).
+    pub fn put_path_from_path(
+        &mut self,
+        path: &Path,
+        target: &TreePath,
+        opts: &PutOptions,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<PutReport, ClientError> {
+        self.check_open()?;
+        let (file, size, unchanged) = open_source(path)?;
+        let source = Source {
+            reader: Box::new(file),
+            unchanged,
+        };
+        self.put_source(target, size, source, Some(path), opts, progress)
     }
 
     fn put_source(
         &mut self,
-        name: &FileName,
+        name: &TreePath,
         size: u64,
         source: Source<'_>,
         path: Option<&Path>,
@@ -347,9 +394,9 @@ impl Client {
         self.check_open()?;
         let id = self
             .session
-            .put(name.clone(), size, opts, path.map(Path::to_path_buf));
+            .put_path(name.clone(), size, opts, path.map(Path::to_path_buf));
         let mut ops = Ops::new(progress);
-        ops.names.insert(id, name.clone());
+        ops.names.insert(id, name.split_last().1);
         ops.sources.insert(id, source);
         self.run_one(id, ops).and_then(put_report)
     }
