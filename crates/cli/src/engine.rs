@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use ferry_async::BlockOn as _;
+use ferry_client_core::session::{Outcome, TreeOp};
 use ferry_sync::client::{
     ClientError, ClientOptions, GetOptions, GetReport, Progress, PutOptions, PutReport,
 };
-use ferry_wire::{FileName, Listing};
+use ferry_wire::tree::{Folder, ListOptions, TreeListing};
+use ferry_wire::{FileName, Listing, TreePath};
 
 /// Implementations of the protocol engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -129,6 +131,40 @@ impl AnyClient {
         progress: &mut dyn FnMut(Progress<'_>),
     ) -> Vec<Result<PutReport, ClientError>> {
         each!(self, c => c.put_many(files, opts, progress))
+    }
+
+    /// Lists a folder (the `tree` extension).
+    pub(crate) fn list(
+        &mut self,
+        folder: Folder,
+        options: ListOptions,
+    ) -> Result<TreeListing, ClientError> {
+        each!(self, c => c.list(folder, options))
+    }
+
+    /// Runs `mkdir`, `rmdir`, `delete`, `rename` or `list` requests, pipelined.
+    pub(crate) fn tree_many(&mut self, ops: &[TreeOp]) -> Vec<Result<Outcome, ClientError>> {
+        each!(self, c => c.tree_many(ops))
+    }
+
+    /// Downloads files by path to local files whose folders exist, pipelined.
+    pub(crate) fn get_paths(
+        &mut self,
+        files: &[(TreePath, PathBuf)],
+        opts: &GetOptions,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Vec<Result<GetReport, ClientError>> {
+        each!(self, c => c.get_paths(files, opts, progress))
+    }
+
+    /// Uploads local files to paths, pipelined.
+    pub(crate) fn put_paths(
+        &mut self,
+        files: &[(PathBuf, TreePath)],
+        opts: &PutOptions,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Vec<Result<PutReport, ClientError>> {
+        each!(self, c => c.put_paths(files, opts, progress))
     }
 }
 

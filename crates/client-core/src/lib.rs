@@ -21,6 +21,7 @@ pub mod local;
 pub mod login;
 pub mod names;
 pub mod session;
+pub mod tree;
 
 pub use error::{ClientError, RateTooLow, Violation, ViolationKind};
 pub use login::{AuthError, AuthFailure, Login};
