@@ -71,6 +71,11 @@ impl AnyClient {
         })
     }
 
+    /// The server's greeting.
+    pub(crate) fn greeting(&self) -> &ferry_wire::Greeting {
+        each!(self, c => c.greeting())
+    }
+
     /// Whether the session can still be used.
     pub(crate) fn is_open(&self) -> bool {
         each!(self, c => c.is_open())

@@ -52,6 +52,8 @@ pub(crate) fn for_error(e: &ClientError) -> u8 {
         ClientError::Corrupt { .. } | ClientError::Truncated { .. } => INTEGRITY,
         ClientError::Local { .. } => LOCAL_IO,
         ClientError::LocalName { .. } => USAGE,
+        // Like `err 503 unsupported`: this server will not do it.
+        ClientError::NotOffered { .. } => PERMANENT,
         _ => CONNECTION,
     }
 }

@@ -83,7 +83,8 @@ pub(crate) fn explain(
             let name = r
                 .code
                 .name()
-                .or_else(|| ferry_wire::auth::code_name(r.code));
+                .or_else(|| ferry_wire::auth::code_name(r.code))
+                .or_else(|| ferry_wire::tree::code_name(r.code));
             let meaning = meaning(name.unwrap_or(""));
             let retry = match r.code.class() {
                 Class::Transient => "retrying later may help",
@@ -129,8 +130,11 @@ pub(crate) fn meaning(name: &str) -> Option<&'static str> {
         "syntax" | "line-too-long" | "protocol" => "the server did not understand the client",
         "unsupported" => "the server does not offer this",
         "bad-name" => "the server does not accept this file name",
-        "not-found" => "no file of that name on the server",
-        "exists" => "a file of that name exists on the server",
+        "not-found" => {
+            "no file of that name on the server (for a path: it, or one of its folders, is \
+             missing)"
+        }
+        "exists" => "a file (or folder) of that name exists on the server",
         "too-large" => "the file is larger than the server's --max-file-size",
         "read-only" => "the server accepts no uploads",
         "bad-offset" => "the partial file is longer than the file on the server",
@@ -139,6 +143,11 @@ pub(crate) fn meaning(name: &str) -> Option<&'static str> {
              ferrys://USER@HOST"
         }
         "not-permitted" => "the user you logged in as lacks the right to do this",
+        "not-empty" => {
+            "the folder is not empty (it may hold entries no listing shows: hidden names, \
+             links); `ferry rm -r` removes what it lists"
+        }
+        "wrong-kind" => "a folder where a file was meant, or a file where a folder was meant",
         "denied" => {
             "the server's storage refuses permission for this file: a permission problem on \
              the server (its folder or the file is not readable or writable by the server), \
@@ -173,6 +182,9 @@ mod tests {
     fn every_defined_code_has_a_meaning() {
         for n in 400..600 {
             if let Some(name) = Code::new(n).and_then(|c| c.name()) {
+                assert!(meaning(name).is_some(), "{n} {name}");
+            }
+            if let Some(name) = Code::new(n).and_then(ferry_wire::tree::code_name) {
                 assert!(meaning(name).is_some(), "{n} {name}");
             }
         }

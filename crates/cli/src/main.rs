@@ -15,6 +15,7 @@ mod password;
 mod progress;
 mod serve;
 mod shell;
+mod tree;
 mod users;
 
 use std::path::PathBuf;
@@ -127,7 +128,8 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Download files (pipelined on one connection).
+    /// Download files (pipelined on one connection), or with -r a folder and everything in
+    /// it.
     ///
     /// A file is written to NAME.ferry-part and renamed to NAME only once its digest is
     /// verified; an existing file is replaced only then. After a failure that may have left
@@ -138,9 +140,15 @@ enum Command {
         /// The server.
         #[arg(value_parser = addr::parse_any)]
         addr: ServerAddr,
-        /// The files to download.
-        #[arg(required = true, value_name = "NAME", value_parser = parse_name)]
-        names: Vec<FileName>,
+        /// The files to download; with -r, the one folder (a path such as docs/2024, or `.`
+        /// for the whole served folder).
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+        /// Download the folder NAME with its subfolders into DIR/NAME (DIR: `-o`, default
+        /// the current folder), needing a server with the `tree` extension. Folders are made
+        /// beneath DIR only, never through a symbolic link.
+        #[arg(short = 'r', long)]
+        recursive: bool,
         /// Where to save: with one NAME, a file path or an existing folder; with several, a
         /// folder (created if missing). Default: the current folder.
         #[arg(short = 'o', long = "output", value_name = "PATH")]
@@ -156,7 +164,7 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Upload files (small files pipelined on one connection).
+    /// Upload files (small files pipelined on one connection), or with -r a folder.
     ///
     /// Each file is stored under its own name (converted to Unicode NFC) unless `--as`
     /// names it. Without `--replace`, a name that exists on the server is an error (512).
@@ -165,9 +173,16 @@ enum Command {
         /// The server.
         #[arg(value_parser = addr::parse_any)]
         addr: ServerAddr,
-        /// The local files to upload.
+        /// The local files to upload; with -r, the folder DIR and, optionally, the folder
+        /// on the server to upload it as (REMOTE; default DIR's own name, `.` the served
+        /// folder).
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+        /// Upload the folder DIR with its subfolders (the `tree` extension): folders made as
+        /// needed, files pipelined; symbolic links and special files are skipped with a
+        /// warning.
+        #[arg(short = 'r', long)]
+        recursive: bool,
         /// The name to store the file under (only with one FILE).
         #[arg(long = "as", value_name = "NAME", value_parser = parse_name)]
         as_name: Option<FileName>,
@@ -178,6 +193,110 @@ enum Command {
         /// ("ok" or "failed"), and for a failure error and code.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List a folder of the server (the `tree` extension): size (`-` for a folder),
+    /// modification time (UTC), path (a folder's ends with `/`).
+    Ls {
+        /// The server.
+        #[arg(value_parser = addr::parse_any)]
+        addr: ServerAddr,
+        /// The folder (default `.`, the served folder).
+        #[arg(value_parser = tree::parse_folder, default_value = ".", hide_default_value = true)]
+        path: ferry_wire::tree::Folder,
+        /// Also the subfolders' entries, at every depth.
+        #[arg(short = 'r', long)]
+        recursive: bool,
+        /// Also each file's digest (xxh3-128, as a download verifies it).
+        #[arg(long)]
+        digests: bool,
+        /// One JSON object per line: {"path", "kind" (file or folder), "size", "mtime",
+        /// "digest"}.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete files on the server (the `tree` extension); with -r, folders with everything
+    /// in them.
+    Rm {
+        /// The server.
+        #[arg(value_parser = addr::parse_any)]
+        addr: ServerAddr,
+        /// The files (paths such as docs/notes.txt).
+        #[arg(required = true, value_name = "PATH", value_parser = tree::parse_path)]
+        paths: Vec<ferry_wire::TreePath>,
+        /// Remove folders and what they hold: the files first, then the folders, deepest
+        /// first (pipelined). A folder holding entries no listing shows stays (517).
+        #[arg(short = 'r', long)]
+        recursive: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Move or rename a file or folder on the server (the `tree` extension); never replaces
+    /// what exists at TO.
+    Mv {
+        /// The server.
+        #[arg(value_parser = addr::parse_any)]
+        addr: ServerAddr,
+        /// What to move.
+        #[arg(value_parser = tree::parse_path)]
+        from: ferry_wire::TreePath,
+        /// Its new path (its folder must exist).
+        #[arg(value_parser = tree::parse_path)]
+        to: ferry_wire::TreePath,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Make folders on the server (the `tree` extension).
+    Mkdir {
+        /// The server.
+        #[arg(value_parser = addr::parse_any)]
+        addr: ServerAddr,
+        /// The folders.
+        #[arg(required = true, value_name = "PATH", value_parser = tree::parse_path)]
+        paths: Vec<ferry_wire::TreePath>,
+        /// Make missing parents too; a folder that exists is no error.
+        #[arg(short = 'p', long)]
+        parents: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Remove empty folders on the server (the `tree` extension).
+    Rmdir {
+        /// The server.
+        #[arg(value_parser = addr::parse_any)]
+        addr: ServerAddr,
+        /// The folders.
+        #[arg(required = true, value_name = "PATH", value_parser = tree::parse_path)]
+        paths: Vec<ferry_wire::TreePath>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Make a folder on the server the same as a local one (push), or the other way round
+    /// (pull), copying only the files whose size or digest differs (the `tree` extension).
+    ///
+    /// Prints a summary: files sent or received, octets, files unchanged, entries deleted.
+    /// A rerun after an interruption finishes the job.
+    Mirror {
+        /// push: local to server; pull: server to local.
+        #[arg(value_enum)]
+        direction: MirrorWay,
+        /// The server.
+        #[arg(value_parser = addr::parse_any)]
+        addr: ServerAddr,
+        /// The local folder.
+        local: PathBuf,
+        /// The folder on the server (default: LOCAL's own name; `.` the served folder).
+        #[arg(value_parser = tree::parse_folder)]
+        remote: Option<ferry_wire::tree::Folder>,
+        /// Also delete what the source lacks (files, then folders deepest first).
+        #[arg(long)]
+        delete: bool,
+        /// Print what would be done, change nothing.
+        #[arg(long = "dry-run", short = 'n')]
+        dry_run: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -239,6 +358,15 @@ enum Command {
     /// Print the man page (roff), e.g. `ferry man > ferry.1; man ./ferry.1`.
     #[command(hide = true)]
     Man,
+}
+
+/// Which way `ferry mirror` copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum MirrorWay {
+    /// Local to server.
+    Push,
+    /// Server to local.
+    Pull,
 }
 
 fn parse_name(s: &str) -> Result<FileName, String> {
@@ -371,17 +499,156 @@ fn main() -> ExitCode {
         Command::Get {
             addr,
             names,
+            recursive: true,
             output,
             resume,
             json,
             client,
         } => {
+            let folder = match names.as_slice() {
+                [one] if !json => tree::parse_folder(one),
+                [_] => Err("--json is for files, not -r".to_owned()),
+                _ => Err("-r takes one folder".to_owned()),
+            };
+            let folder = folder.unwrap_or_else(|e| {
+                command()
+                    .error(clap::error::ErrorKind::ValueValidation, e)
+                    .exit()
+            });
+            client_logs(&client);
+            let dir = output.unwrap_or_else(|| PathBuf::from("."));
+            tree::one_shot(&client, &addr, |c, ctx| {
+                tree::get_recursive(c, ctx, &folder, &dir, resume)
+            })
+        }
+        Command::Get {
+            addr,
+            names,
+            recursive: false,
+            output,
+            resume,
+            json,
+            client,
+        } => {
+            let names: Vec<FileName> = names
+                .iter()
+                .map(|n| {
+                    parse_name(n).unwrap_or_else(|e| {
+                        let hint = if n.contains('/') {
+                            " (a folder's files: `ferry get -r`)"
+                        } else {
+                            ""
+                        };
+                        command()
+                            .error(
+                                clap::error::ErrorKind::ValueValidation,
+                                format!("invalid value '{n}' for '<NAME>...': {e}{hint}"),
+                            )
+                            .exit()
+                    })
+                })
+                .collect();
             client_logs(&client);
             commands::get(client, &addr, &names, output.as_deref(), resume, json)
         }
         Command::Put {
             addr,
             files,
+            recursive: true,
+            as_name,
+            replace,
+            json,
+            client,
+        } => {
+            let remote = match files.as_slice() {
+                _ if as_name.is_some() || json => Err("--as and --json are not for -r".to_owned()),
+                [_] => Ok(None),
+                [_, remote] => tree::parse_folder(&remote.to_string_lossy()).map(Some),
+                _ => Err("-r takes one folder DIR and, optionally, REMOTE".to_owned()),
+            };
+            let remote = remote.unwrap_or_else(|e| {
+                command()
+                    .error(clap::error::ErrorKind::ArgumentConflict, e)
+                    .exit()
+            });
+            client_logs(&client);
+            tree::one_shot(&client, &addr, |c, ctx| {
+                tree::put_recursive(c, ctx, &files[0], remote, replace)
+            })
+        }
+        Command::Ls {
+            addr,
+            path,
+            recursive,
+            digests,
+            json,
+            client,
+        } => {
+            client_logs(&client);
+            let options = ferry_wire::tree::ListOptions { digests, recursive };
+            tree::one_shot(&client, &addr, |c, ctx| {
+                tree::ls(c, ctx, path, options, json, &mut std::io::stdout().lock())
+            })
+        }
+        Command::Rm {
+            addr,
+            paths,
+            recursive,
+            client,
+        } => {
+            client_logs(&client);
+            tree::one_shot(&client, &addr, |c, ctx| tree::rm(c, ctx, &paths, recursive))
+        }
+        Command::Mv {
+            addr,
+            from,
+            to,
+            client,
+        } => {
+            client_logs(&client);
+            tree::one_shot(&client, &addr, |c, ctx| tree::mv(c, ctx, &from, &to))
+        }
+        Command::Mkdir {
+            addr,
+            paths,
+            parents,
+            client,
+        } => {
+            client_logs(&client);
+            tree::one_shot(&client, &addr, |c, ctx| {
+                tree::mkdir(c, ctx, &paths, parents)
+            })
+        }
+        Command::Rmdir {
+            addr,
+            paths,
+            client,
+        } => {
+            client_logs(&client);
+            tree::one_shot(&client, &addr, |c, ctx| tree::rmdir(c, ctx, &paths))
+        }
+        Command::Mirror {
+            direction,
+            addr,
+            local,
+            remote,
+            delete,
+            dry_run,
+            client,
+        } => {
+            client_logs(&client);
+            let direction = match direction {
+                MirrorWay::Push => tree::Direction::Push,
+                MirrorWay::Pull => tree::Direction::Pull,
+            };
+            tree::one_shot(&client, &addr, |c, ctx| {
+                tree::mirror(c, ctx, direction, &local, remote, delete, dry_run)
+            })
+        }
+        Command::Put {
+            addr,
+            files,
+            recursive: false,
             as_name,
             replace,
             json,
