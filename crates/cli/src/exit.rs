@@ -22,7 +22,8 @@ pub(crate) const LOCAL_IO: u8 = 6;
 pub(crate) const HELP: &str = "\
 Exit codes:
   0  success
-  1  some operation failed with a permanent server error (5xx, e.g. 511 not-found, 512 exists)
+  1  some operation failed with a permanent server error (5xx, e.g. 511 not-found, 512 exists),
+     or the server lacks the extension the command needs (folders: `tree`)
   2  usage error (bad arguments, or a local file name that is not a valid ferry name)
   3  could not connect, connection lost, or the server violated the protocol
   4  transient server error (4xx, e.g. 420 busy, 432 no-space): retrying may help

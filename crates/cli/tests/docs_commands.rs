@@ -68,6 +68,18 @@ const HANDLING: &[(&str, How)] = &[
     ("ferry put 127.0.0.1 report.pdf 射频仿真.pptx", How::Run),
     ("ferry dir 127.0.0.1 --json", How::Run),
     ("ferry get 127.0.0.1 report.pdf -o downloads/", How::Run),
+    // The folder commands need a server with the `tree` extension (#17): parsed until
+    // ferry serve offers it, then run.
+    ("ferry mkdir 127.0.0.1 docs/2024 -p", How::Parse),
+    ("ferry put -r 127.0.0.1 photos", How::Parse),
+    ("ferry ls 127.0.0.1 photos -r --digests", How::Parse),
+    ("ferry mv 127.0.0.1 photos albums", How::Parse),
+    ("ferry get -r 127.0.0.1 albums -o copy/", How::Parse),
+    (
+        "ferry mirror push 127.0.0.1 photos --delete --dry-run",
+        How::Parse,
+    ),
+    ("ferry rm -r 127.0.0.1 albums", How::Parse),
     (
         "printf 'dir\\nget report.pdf\\nclose\\n' | ferry shell 127.0.0.1",
         How::Run,
