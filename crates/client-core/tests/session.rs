@@ -1175,3 +1175,216 @@ fn a_min_rate_of_zero_leaves_only_the_timeouts() {
         "the read timeout: {r:?}"
     );
 }
+
+// ------------------------------------------------------------- the tree extension ---
+
+mod tree {
+    use super::*;
+    use ferry_client_core::session::TreeOp;
+    use ferry_wire::TreePath;
+    use ferry_wire::tree::{EntryKind, Folder, ListOptions};
+
+    fn tree_greeting() -> Vec<u8> {
+        let g = Greeting::new(Limits {
+            max_eager: 1 << 20,
+            max_size: 10_000_000,
+            ..Limits::default()
+        });
+        ferry_wire::tree::offer(g).expect("offer tree").to_bytes()
+    }
+
+    fn path(s: &str) -> TreePath {
+        TreePath::new(s).expect("a valid path")
+    }
+
+    fn list(recursive: bool) -> TreeOp {
+        TreeOp::List {
+            folder: Folder::Root,
+            options: ListOptions {
+                digests: true,
+                recursive,
+            },
+        }
+    }
+
+    fn code(r: Result<Outcome, ClientError>) -> Option<u16> {
+        match r {
+            Err(e) => e.code().map(|c| c.get()),
+            Ok(o) => panic!("not refused: {o:?}"),
+        }
+    }
+
+    #[test]
+    fn without_tree_in_the_greeting_nothing_is_sent_and_the_error_says_so() {
+        let mut s = Script::new(&greeting(1 << 20));
+        let mkdir = s.c.tree(TreeOp::Mkdir(path("a")));
+        let get = s.c.get_path(path("a/b"), 0, Hasher::new());
+        s.run();
+        for id in [mkdir, get] {
+            match s.result(id) {
+                Err(e @ ClientError::NotOffered { .. }) => assert_eq!(
+                    e.to_string(),
+                    "this server does not offer folders, delete or rename (no `tree` extension)"
+                ),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(s.wire.is_empty(), "{:?}", String::from_utf8_lossy(&s.wire));
+        assert!(s.c.is_open());
+        // A one-name path is ferry/1's get (TREE-3), tree or not.
+        s.c.get_path(path("a"), 0, Hasher::new());
+        s.run();
+        assert_eq!(s.wire, b"get 0 a\n");
+    }
+
+    #[test]
+    fn gets_and_puts_by_path_follow_one_pipelined_enable() {
+        let mut s = Script::new(&tree_greeting());
+        let one = s.c.get_path(path("top"), 0, Hasher::new());
+        let a = s.c.get_path(path("d/a b"), 0, Hasher::new());
+        let opts = PutOptions {
+            mode: PutMode::Replace,
+            eager: true,
+        };
+        let put = s.c.put_path(path("d/e/f"), 2, &opts, None);
+        s.local.sources.insert(put, (b"hi".to_vec(), 0));
+        s.run();
+        // TREE-1: `enable tree` once, before the first path of more than one name, and
+        // nothing waits for its reply.
+        let wire = String::from_utf8_lossy(&s.wire).into_owned();
+        assert!(
+            wire.starts_with("get 0 top\nenable tree\nget 0 d/a b\nput 2 replace now d/e/f\n"),
+            "{wire:?}"
+        );
+        let mut replies = get_payload(b"1", Digest::of(b"1"));
+        replies.extend_from_slice(b"ok enable tree\n");
+        replies.extend_from_slice(&get_payload(b"22", Digest::of(b"22")));
+        replies.extend_from_slice(format!("ok put 2 {}\n", Digest::of(b"hi")).as_bytes());
+        s.server(&replies);
+        assert!(matches!(s.result(one), Ok(Outcome::Got { size: 1, .. })));
+        assert!(matches!(s.result(a), Ok(Outcome::Got { size: 2, .. })));
+        match s.result(put) {
+            Ok(Outcome::Put(r)) => assert_eq!(r.name.as_str(), "f"),
+            other => panic!("{other:?}"),
+        }
+        // The enable's own result is not reported.
+        s.local.done.remove(&OpId(0));
+        assert!(s.local.done.is_empty(), "{:?}", s.local.done.keys());
+        s.c.get_path(path("d/x"), 0, Hasher::new());
+        s.run();
+        assert!(!String::from_utf8_lossy(&s.wire)[wire.len()..].contains("enable"));
+    }
+
+    #[test]
+    fn a_refused_enable_explains_the_bad_name_that_follows() {
+        let mut s = Script::new(&tree_greeting());
+        let get = s.c.get_path(path("d/a"), 0, Hasher::new());
+        s.server(b"err 503 unsupported\nerr 510 bad-name\n");
+        assert_eq!(code(s.result(get)), Some(503));
+        assert!(s.c.is_open());
+    }
+
+    #[test]
+    fn a_listing_is_checked_and_bad_paths_are_skipped() {
+        let mut s = Script::new(&tree_greeting());
+        let id = s.c.tree(list(true));
+        s.run();
+        assert_eq!(s.wire, b"list digests,recursive .\n");
+        let d = Digest::of(b"xy");
+        s.server(
+            format!(
+                "ok list 4\nd - {MTIME} - a\nf 1 {MTIME} - a/../x\nf 2 {MTIME} {d} a/b\n\
+                 f 3 {MTIME} - a/c\n"
+            )
+            .as_bytes(),
+        );
+        match s.result(id) {
+            Ok(Outcome::TreeListing(l)) => {
+                let paths: Vec<&str> = l.entries.iter().map(|e| e.path.as_str()).collect();
+                assert_eq!(paths, ["a", "a/b", "a/c"]);
+                assert_eq!(l.skipped.len(), 1);
+                assert_eq!(l.skipped[0].path, b"a/../x");
+                assert_eq!(
+                    l.entries[1].kind,
+                    EntryKind::File {
+                        size: 2,
+                        digest: Some(d)
+                    }
+                );
+                // TREE-7: `-` under digests is unknown.
+                assert_eq!(
+                    l.entries[2].kind,
+                    EntryKind::File {
+                        size: 3,
+                        digest: None
+                    }
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(s.c.is_open());
+    }
+
+    #[test]
+    fn hostile_listings_end_the_session() {
+        let cases: Vec<(bool, String)> = vec![
+            // Out of order, twice, a skipped path out of order (TREE-14, DIR-10).
+            (
+                true,
+                format!("ok list 2\nf 1 {MTIME} - b\nf 1 {MTIME} - a\n"),
+            ),
+            (
+                true,
+                format!("ok list 2\nd - {MTIME} - a\nd - {MTIME} - a\n"),
+            ),
+            (
+                true,
+                format!("ok list 2\nf 1 {MTIME} - b\nf 1 {MTIME} - ../a\n"),
+            ),
+            // A nested path in a listing that is not recursive.
+            (false, format!("ok list 1\nf 1 {MTIME} - a/b\n")),
+            // More entries than the client accepts, a folder with a size.
+            (true, "ok list 18446744073709551615\n".to_owned()),
+            (true, format!("ok list 1\nd 5 {MTIME} - a\n")),
+        ];
+        for (recursive, reply) in cases {
+            let mut s = Script::new(&tree_greeting());
+            let id = s.c.tree(list(recursive));
+            s.server(reply.as_bytes());
+            let kind = s.violation(id);
+            assert!(
+                matches!(kind, ViolationKind::Listing | ViolationKind::Malformed),
+                "{reply:?}: {kind:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn changes_are_pipelined_and_each_reply_must_match_its_request() {
+        let mut s = Script::new(&tree_greeting());
+        let ops = [
+            TreeOp::Mkdir(path("new")),
+            TreeOp::Rename {
+                from: path("my docs/a b"),
+                to: path("new/c d"),
+            },
+            TreeOp::Delete(path("x")),
+            TreeOp::Rmdir(path("my docs")),
+        ];
+        let ids: Vec<OpId> = ops.iter().map(|o| s.c.tree(o.clone())).collect();
+        s.run();
+        assert_eq!(
+            String::from_utf8_lossy(&s.wire),
+            "mkdir new\nrename 11 my docs/a b new/c d\ndelete x\nrmdir my docs\n"
+        );
+        s.server(b"ok mkdir\nok rename\nerr 518 wrong-kind\nerr 517 not-empty\n");
+        assert!(matches!(s.result(ids[0]), Ok(Outcome::TreeDone)));
+        assert!(matches!(s.result(ids[1]), Ok(Outcome::TreeDone)));
+        assert_eq!(code(s.result(ids[2])), Some(518));
+        assert_eq!(code(s.result(ids[3])), Some(517));
+        assert!(s.c.is_open(), "517 and 518 do not end the session");
+        let wrong = s.c.tree(TreeOp::Delete(path("y")));
+        s.server(b"ok rmdir\n");
+        assert_eq!(s.violation(wrong), ViolationKind::Unexpected);
+    }
+}
