@@ -46,6 +46,33 @@ pub(crate) fn ferry_in(cwd: &Path, args: &[&str], stdin: &[u8]) -> Output {
     child.wait_with_output().expect("output")
 }
 
+/// Runs `ferry ARGS` in `cwd` with HOME and XDG_CONFIG_HOME set to `home` (a client never
+/// writes into the real home), stdin empty.
+pub(crate) fn ferry_home(cwd: &Path, home: &Path, args: &[&str]) -> Output {
+    let mut child = Command::new(FERRY)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("FERRY_LOG")
+        .env_remove("RUST_LOG")
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ferry");
+    let deadline = Instant::now() + LIMIT;
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ferry {args:?} did not finish");
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    child.wait_with_output().expect("output")
+}
+
 /// A `ferry serve` child process, killed when dropped.
 pub(crate) struct Server {
     /// The process.
