@@ -1,6 +1,7 @@
 //! The shell's commands: their table (for `help` and completion) and the parsing of a line.
 
-use ferry_wire::PutMode;
+use ferry_wire::tree::Folder;
+use ferry_wire::{PutMode, TreePath};
 
 /// What a command's arguments name, for completion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +81,48 @@ pub(super) const COMMANDS: &[Spec] = &[
         names: &["mreplace"],
         usage: "PATTERN...",
         help: "as mput, replacing the server's copies",
+        args: Args::LocalWords,
+    },
+    Spec {
+        names: &["list"],
+        usage: "[-r] [--digests] [FOLDER]",
+        help: "list a folder's files and folders (-r: at every depth) [tree]",
+        args: Args::RemoteWords,
+    },
+    Spec {
+        names: &["mkdir"],
+        usage: "[-p] PATH...",
+        help: "make folders on the server (-p: with their parents) [tree]",
+        args: Args::RemoteWords,
+    },
+    Spec {
+        names: &["rmdir"],
+        usage: "PATH...",
+        help: "remove empty folders on the server [tree]",
+        args: Args::RemoteWords,
+    },
+    Spec {
+        names: &["rm"],
+        usage: "[-r] PATH...",
+        help: "delete files on the server (-r: folders with what they hold) [tree]",
+        args: Args::RemoteWords,
+    },
+    Spec {
+        names: &["mv"],
+        usage: "FROM TO",
+        help: "move or rename a file or folder on the server, never replacing [tree]",
+        args: Args::RemoteWords,
+    },
+    Spec {
+        names: &["rget"],
+        usage: "FOLDER",
+        help: "download a folder with its subfolders into the local folder [tree]",
+        args: Args::RemoteName,
+    },
+    Spec {
+        names: &["rput"],
+        usage: "DIR [REMOTE]",
+        help: "upload a local folder with its subfolders (as REMOTE) [tree]",
         args: Args::LocalWords,
     },
     Spec {
@@ -175,6 +218,115 @@ pub(super) enum Command {
     Lpwd,
     /// `!COMMAND`; `None`: start an interactive shell.
     Local(Option<String>),
+    /// A command of the `tree` extension.
+    Tree(TreeCommand),
+}
+
+/// The shell's commands of the `tree` extension (spec section 17), arguments parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum TreeCommand {
+    List {
+        folder: Folder,
+        recursive: bool,
+        digests: bool,
+    },
+    Mkdir {
+        paths: Vec<TreePath>,
+        parents: bool,
+    },
+    Rmdir(Vec<TreePath>),
+    Rm {
+        paths: Vec<TreePath>,
+        recursive: bool,
+    },
+    Mv(TreePath, TreePath),
+    Rget(Folder),
+    Rput {
+        dir: String,
+        remote: Option<Folder>,
+    },
+}
+
+/// Splits words into flags (from `allowed`) and the rest.
+fn flags(words: Vec<String>, allowed: &[&str]) -> Result<(Vec<String>, Vec<String>), Usage> {
+    let (flags, rest): (Vec<String>, Vec<String>) = words
+        .into_iter()
+        .partition(|w| w.starts_with('-') && w.len() > 1);
+    if let Some(bad) = flags.iter().find(|f| !allowed.contains(&f.as_str())) {
+        return Err(Usage(format!("unknown option {bad}")));
+    }
+    Ok((flags, rest))
+}
+
+fn tree_paths(words: &[String]) -> Result<Vec<TreePath>, Usage> {
+    words
+        .iter()
+        .map(|w| crate::tree::parse_path(w).map_err(|e| Usage(format!("{w:?}: {e}"))))
+        .collect()
+}
+
+fn tree_folder(word: &str) -> Result<Folder, Usage> {
+    crate::tree::parse_folder(word).map_err(|e| Usage(format!("{word:?}: {e}")))
+}
+
+/// Parses the arguments of a command of the `tree` extension.
+fn tree_command(command: &str, words: Vec<String>, usage: Usage) -> Result<TreeCommand, Usage> {
+    Ok(match command {
+        "list" => {
+            let (f, rest) = flags(words, &["-r", "--digests"])?;
+            let folder = match rest.as_slice() {
+                [] => Folder::Root,
+                [one] => tree_folder(one)?,
+                _ => return Err(usage),
+            };
+            TreeCommand::List {
+                folder,
+                recursive: f.iter().any(|x| x == "-r"),
+                digests: f.iter().any(|x| x == "--digests"),
+            }
+        }
+        "mkdir" => {
+            let (f, rest) = flags(words, &["-p"])?;
+            if rest.is_empty() {
+                return Err(usage);
+            }
+            TreeCommand::Mkdir {
+                paths: tree_paths(&rest)?,
+                parents: !f.is_empty(),
+            }
+        }
+        "rmdir" if !words.is_empty() => TreeCommand::Rmdir(tree_paths(&words)?),
+        "rm" => {
+            let (f, rest) = flags(words, &["-r"])?;
+            if rest.is_empty() {
+                return Err(usage);
+            }
+            TreeCommand::Rm {
+                paths: tree_paths(&rest)?,
+                recursive: !f.is_empty(),
+            }
+        }
+        "mv" => match tree_paths(&words)?.as_slice() {
+            [from, to] => TreeCommand::Mv(from.clone(), to.clone()),
+            _ => return Err(usage),
+        },
+        "rget" => match words.as_slice() {
+            [one] => TreeCommand::Rget(tree_folder(one)?),
+            _ => return Err(usage),
+        },
+        "rput" => match words.as_slice() {
+            [dir] => TreeCommand::Rput {
+                dir: dir.clone(),
+                remote: None,
+            },
+            [dir, remote] => TreeCommand::Rput {
+                dir: dir.clone(),
+                remote: Some(tree_folder(remote)?),
+            },
+            _ => return Err(usage),
+        },
+        _ => return Err(usage),
+    })
 }
 
 /// A line that is not a valid command: the message to show.
@@ -236,6 +388,9 @@ pub(super) fn parse(line: &str) -> Result<Command, Usage> {
                 mode: mode(spec.names[0]),
             },
         },
+        "list" | "mkdir" | "rmdir" | "rm" | "mv" | "rget" | "rput" => {
+            Command::Tree(tree_command(spec.names[0], words()?, usage())?)
+        }
         "lcd" => Command::Lcd(one()),
         "lls" => Command::Lls(one()),
         "!" => Command::Local(one()),
@@ -331,6 +486,34 @@ mod tests {
             parse("frobnicate").is_err_and(|u| u.0.starts_with("unknown command \"frobnicate\""))
         );
         assert!(parse("mget 'open").is_err_and(|u| u.0.starts_with("mget: ")));
+    }
+
+    #[test]
+    fn tree_commands_take_paths_and_flags() {
+        let p = |s: &str| TreePath::new(s).expect("path");
+        assert_eq!(
+            ok("rm -r 'my docs' a/b"),
+            Command::Tree(TreeCommand::Rm {
+                paths: vec![p("my docs"), p("a/b")],
+                recursive: true
+            })
+        );
+        assert_eq!(
+            ok("list --digests -r docs/"),
+            Command::Tree(TreeCommand::List {
+                folder: Folder::Path(p("docs")),
+                recursive: true,
+                digests: true
+            })
+        );
+        assert_eq!(
+            ok("mv a 'b c/d'"),
+            Command::Tree(TreeCommand::Mv(p("a"), p("b c/d")))
+        );
+        assert_eq!(ok("rget ."), Command::Tree(TreeCommand::Rget(Folder::Root)));
+        for bad in ["mv a", "rm", "rm -x a", "mkdir ../a", "rmdir", "rget a b"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -309,7 +309,16 @@ mod tests {
         assert_eq!(at_end("g"), (0, vec!["get ".to_owned()]));
         assert_eq!(
             at_end("  m"),
-            (2, vec!["mget ".into(), "mput ".into(), "mreplace ".into()])
+            (
+                2,
+                vec![
+                    "mget ".into(),
+                    "mkdir ".into(),
+                    "mput ".into(),
+                    "mreplace ".into(),
+                    "mv ".into()
+                ]
+            )
         );
         assert_eq!(at_end("lp"), (0, vec!["lpwd".to_owned()]));
         // A batch line's `-` is skipped.

@@ -276,9 +276,60 @@ impl Shell {
             Command::Lls(dir) => local::lls(dir.as_deref()),
             Command::Lpwd => local::lpwd(),
             Command::Local(cmd) => local::run(cmd.as_deref(), self.script_on_stdin),
+            Command::Tree(t) => self.tree(t),
         };
         let _ = io::stdout().flush();
         Flow::Next(result)
+    }
+
+    /// A command of the `tree` extension, run by the same code as the one-shot commands.
+    fn tree(&mut self, t: command::TreeCommand) -> Result<(), u8> {
+        use command::TreeCommand as T;
+        let addr = self.session.addr().clone();
+        let timeout = self.session.timeout();
+        let what = match &t {
+            T::List { .. } => "list",
+            T::Mkdir { .. } => "mkdir",
+            T::Rmdir(_) => "rmdir",
+            T::Rm { .. } => "rm",
+            T::Mv(..) => "mv",
+            T::Rget(_) => "rget",
+            T::Rput { .. } => "rput",
+        };
+        let ran = self.session.with(|client| {
+            let ctx = crate::tree::Ctx {
+                addr: &addr,
+                timeout,
+            };
+            if !ferry_wire::tree::offered(client.greeting()) {
+                return ctx.fail(what, &crate::tree::not_offered());
+            }
+            match t {
+                T::List {
+                    folder,
+                    recursive,
+                    digests,
+                } => {
+                    let options = ferry_wire::tree::ListOptions { digests, recursive };
+                    crate::tree::ls(client, &ctx, folder, options, false, &mut io::stdout())
+                }
+                T::Mkdir { paths, parents } => crate::tree::mkdir(client, &ctx, &paths, parents),
+                T::Rmdir(paths) => crate::tree::rmdir(client, &ctx, &paths),
+                T::Rm { paths, recursive } => crate::tree::rm(client, &ctx, &paths, recursive),
+                T::Mv(from, to) => crate::tree::mv(client, &ctx, &from, &to),
+                T::Rget(folder) => {
+                    crate::tree::get_recursive(client, &ctx, &folder, Path::new("."), false)
+                }
+                T::Rput { dir, remote } => {
+                    crate::tree::put_recursive(client, &ctx, Path::new(&dir), remote, false)
+                }
+            }
+        });
+        match ran {
+            Ok(exit::OK) => Ok(()),
+            Ok(code) => Err(code),
+            Err(f) => Err(self.failed(what, &f)),
+        }
     }
 
     /// Reports a failed request; returns its exit code. A session that ended is dropped

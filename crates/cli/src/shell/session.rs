@@ -324,6 +324,17 @@ impl Session {
         }
     }
 
+    /// `--timeout`, for the hints of error messages.
+    pub(super) fn timeout(&self) -> Duration {
+        self.options.read_timeout.unwrap_or_default()
+    }
+
+    /// Runs `f` on the session (the commands of the `tree` extension). On the threaded
+    /// engine Ctrl-C stops it (the socket is shut down); on the async ones it runs to its end.
+    pub(super) fn with<T>(&mut self, f: impl FnOnce(&mut AnyClient) -> T) -> Result<T, Failed> {
+        self.run(|client, _| Some(f(client)))
+    }
+
     /// Lists the served folder.
     pub(super) fn dir(&mut self) -> Result<Listing, Failed> {
         self.run(
