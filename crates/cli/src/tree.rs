@@ -274,11 +274,17 @@ pub(crate) fn mv(client: &mut AnyClient, ctx: &Ctx<'_>, from: &TreePath, to: &Tr
         from: from.clone(),
         to: to.clone(),
     };
-    let code = run_ops(client, ctx, std::slice::from_ref(&op), &|_, _| false);
-    if code == exit::PERMANENT {
-        eprintln!("ferry: hint: `mv` never replaces: remove TO first (`rm`) to replace it");
+    match client.tree_many(std::slice::from_ref(&op)).pop() {
+        Some(Ok(_)) => exit::OK,
+        Some(Err(e)) => {
+            let code = ctx.fail(&describe(&op), &e);
+            if exists(&e) {
+                eprintln!("ferry: hint: `mv` never replaces: remove TO first (`rm`) to replace it");
+            }
+            code
+        }
+        None => exit::CONNECTION,
     }
-    code
 }
 
 /// `rm PATH... [-r]`: files; with `-r` a folder and everything in it: its files deleted,

@@ -33,23 +33,34 @@ pub(crate) fn ferry_in(cwd: &Path, args: &[&str], stdin: &[u8]) -> Output {
     let feeder = thread::spawn(move || {
         let _ = input.write_all(&stdin);
     });
-    let deadline = Instant::now() + LIMIT;
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
+    let output = finish(child, args);
+    let _ = feeder.join();
+    output
+}
+
+/// Waits for `child`, reading its stdout and stderr meanwhile (a child whose output fills
+/// a pipe must not wait for a reader that waits for it); kills it and fails the test if it
+/// takes longer than [`LIMIT`].
+fn finish(child: Child, args: &[&str]) -> Output {
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(LIMIT) {
+        Ok(output) => output.expect("output"),
+        Err(_) => {
+            // The child is owned by the waiting thread: kill it by its id.
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
             panic!("ferry {args:?} did not finish");
         }
-        thread::sleep(Duration::from_millis(5));
     }
-    let _ = feeder.join();
-    child.wait_with_output().expect("output")
 }
 
 /// Runs `ferry ARGS` in `cwd` with HOME and XDG_CONFIG_HOME set to `home` (a client never
 /// writes into the real home), stdin empty.
 pub(crate) fn ferry_home(cwd: &Path, home: &Path, args: &[&str]) -> Output {
-    let mut child = Command::new(FERRY)
+    let child = Command::new(FERRY)
         .args(args)
         .current_dir(cwd)
         .env_remove("FERRY_LOG")
@@ -61,16 +72,7 @@ pub(crate) fn ferry_home(cwd: &Path, home: &Path, args: &[&str]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn ferry");
-    let deadline = Instant::now() + LIMIT;
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("ferry {args:?} did not finish");
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-    child.wait_with_output().expect("output")
+    finish(child, args)
 }
 
 /// A `ferry serve` child process, killed when dropped.
