@@ -192,3 +192,203 @@ fn a_server_without_tree_gets_one_clear_message_and_exit_1() {
     assert!(asked.iter().all(|l| l == "close\n"), "{asked:?}");
     assert!(!root.path().join("out").exists());
 }
+
+// ------------------------------------------------------------ against `ferry serve` ---
+
+/// `ferry serve` on a fresh folder, and a client's home and working folder.
+struct Served {
+    server: common::Server,
+    root: tempfile::TempDir,
+    home: tempfile::TempDir,
+    work: tempfile::TempDir,
+}
+
+impl Served {
+    fn start() -> Self {
+        let root = tempfile::tempdir().expect("root");
+        let root_s = root.path().to_str().expect("utf-8").to_owned();
+        let server = common::serve(&["--listen", "127.0.0.1:0", "--root", &root_s]);
+        Served {
+            server,
+            root,
+            home: tempfile::tempdir().expect("home"),
+            work: tempfile::tempdir().expect("work"),
+        }
+    }
+
+    /// `ferry VERB ADDR ARGS…` in the working folder.
+    fn run(&self, verb: &[&str], args: &[&str]) -> std::process::Output {
+        let mut all: Vec<&str> = verb.to_vec();
+        all.push(&self.server.addr);
+        all.extend_from_slice(args);
+        ferry_home(self.work.path(), self.home.path(), &all)
+    }
+
+    /// Runs and requires exit 0; returns stdout.
+    fn ok(&self, verb: &[&str], args: &[&str]) -> String {
+        let out = self.run(verb, args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{verb:?} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn work(&self) -> &Path {
+        self.work.path()
+    }
+}
+
+use std::path::Path;
+
+/// A local tree with spaces and non-ASCII names (one of them NFD, sent as NFC).
+fn make_tree(at: &Path) {
+    fs::create_dir_all(at.join("sub dir/deep")).expect("mkdir");
+    fs::create_dir_all(at.join("天线")).expect("mkdir");
+    fs::write(at.join("a.txt"), b"one\n").expect("write");
+    fs::write(at.join("sub dir/b c.txt"), b"two\n").expect("write");
+    fs::write(at.join("sub dir/deep/x"), vec![7u8; 300_000]).expect("write");
+    fs::write(at.join("天线/射频仿真.pptx"), b"three\n").expect("write");
+    fs::write(at.join("天线/Cafe\u{301}.txt"), b"nfd\n").expect("write");
+}
+
+/// Every file beneath `at`, relative, with its content.
+fn files(at: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![at.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).expect("read_dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(at).expect("beneath");
+                out.push((
+                    rel.to_string_lossy().into_owned(),
+                    fs::read(&p).expect("read"),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn put_r_then_get_r_round_trips_a_tree() {
+    let s = Served::start();
+    make_tree(&s.work().join("photos"));
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("/etc/passwd", s.work().join("photos/link")).expect("symlink");
+    let out = s.run(&["put", "-r"], &["photos"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    #[cfg(unix)]
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+    assert!(
+        !s.root.path().join("photos/link").exists(),
+        "links are not sent"
+    );
+    // Stored in NFC.
+    assert!(s.root.path().join("photos/天线/Caf\u{e9}.txt").is_file());
+    let listing = s.ok(&["ls"], &["photos", "-r", "--digests"]);
+    assert!(listing.contains("sub dir/deep/x"), "{listing}");
+    assert!(listing.contains("xxh3-128:"), "{listing}");
+    assert!(listing.contains("  sub dir/\n"), "{listing}");
+    s.ok(&["get", "-r"], &["photos", "-o", "copy"]);
+    #[cfg(unix)]
+    fs::remove_file(s.work().join("photos/link")).expect("rm link");
+    let mut want = files(&s.work().join("photos"));
+    for (name, _) in &mut want {
+        *name = name.replace("Cafe\u{301}", "Caf\u{e9}");
+    }
+    want.sort();
+    assert_eq!(files(&s.work().join("copy/photos")), want);
+}
+
+#[test]
+fn ls_rm_mv_mkdir_rmdir_do_what_they_say() {
+    let s = Served::start();
+    s.ok(&["mkdir", "-p"], &["docs/2024/q1", "docs/2025"]);
+    assert!(s.root.path().join("docs/2024/q1").is_dir());
+    // Without -p, a missing parent and an existing folder are errors (511, 512): exit 1.
+    assert_eq!(s.run(&["mkdir"], &["x/y"]).status.code(), Some(1));
+    assert_eq!(s.run(&["mkdir"], &["docs"]).status.code(), Some(1));
+    fs::write(s.root.path().join("docs/2024/q1/n.txt"), b"n").expect("write");
+    let ls = s.ok(&["ls"], &["docs", "-r"]);
+    assert_eq!(
+        ls.lines()
+            .map(|l| l.rsplit("  ").next().unwrap_or(""))
+            .collect::<Vec<_>>(),
+        ["2024/", "2024/q1/", "2024/q1/n.txt", "2025/"]
+    );
+    // rmdir of a folder with a file: 517, exit 1; rm of a folder: 518 with a hint.
+    let out = s.run(&["rmdir"], &["docs/2024/q1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("517"));
+    let out = s.run(&["rm"], &["docs/2024"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rm -r"));
+    s.ok(&["mv"], &["docs/2024/q1/n.txt", "docs/2025/m n.txt"]);
+    assert!(s.root.path().join("docs/2025/m n.txt").is_file());
+    // mv never replaces.
+    fs::write(s.root.path().join("other"), b"o").expect("write");
+    let out = s.run(&["mv"], &["other", "docs/2025/m n.txt"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        fs::read(s.root.path().join("docs/2025/m n.txt")).expect("r"),
+        b"n"
+    );
+    s.ok(&["rm"], &["other"]);
+    s.ok(&["rmdir"], &["docs/2024/q1"]);
+    s.ok(&["rm", "-r"], &["docs"]);
+    assert!(!s.root.path().join("docs").exists());
+    assert_eq!(s.ok(&["ls"], &[]), "");
+}
+
+#[test]
+fn mirror_sends_only_what_changed_and_deletes_only_when_asked() {
+    let s = Served::start();
+    let local = s.work().join("site");
+    make_tree(&local);
+    let first = s.ok(&["mirror", "push"], &["site"]);
+    assert!(first.starts_with("sent 5 files"), "{first}");
+    let again = s.ok(&["mirror", "push"], &["site"]);
+    assert!(again.starts_with("sent 0 files"), "{again}");
+    // Same size, other content: the digest tells.
+    fs::write(local.join("a.txt"), b"ONE\n").expect("write");
+    let one = s.ok(&["mirror", "push"], &["site"]);
+    assert!(
+        one.starts_with("sent 1 file (4 octets), 4 unchanged"),
+        "{one}"
+    );
+    assert_eq!(
+        fs::read(s.root.path().join("site/a.txt")).expect("r"),
+        b"ONE\n"
+    );
+    // What the source lacks stays without --delete; --dry-run changes nothing.
+    fs::remove_dir_all(local.join("sub dir")).expect("rm");
+    s.ok(&["mirror", "push"], &["site"]);
+    assert!(s.root.path().join("site/sub dir/deep/x").is_file());
+    let plan = s.ok(&["mirror", "push"], &["site", "--delete", "--dry-run"]);
+    assert!(plan.contains("delete sub dir/deep/x\n"), "{plan}");
+    assert!(
+        plan.contains("rmdir sub dir/deep\nrmdir sub dir\n"),
+        "{plan}"
+    );
+    assert!(s.root.path().join("site/sub dir/deep/x").is_file());
+    let deleted = s.ok(&["mirror", "push"], &["site", "--delete"]);
+    assert!(deleted.contains("4 deleted"), "{deleted}");
+    assert!(!s.root.path().join("site/sub dir").exists());
+    // And back: a pull into an empty folder, then a rerun that moves nothing.
+    let pulled = s.ok(&["mirror", "pull"], &["back", "site"]);
+    assert!(pulled.starts_with("received 3 files"), "{pulled}");
+    assert_eq!(
+        files(&s.work().join("back")),
+        files(&s.root.path().join("site"))
+    );
+    let rerun = s.ok(&["mirror", "pull"], &["back", "site"]);
+    assert!(rerun.starts_with("received 0 files"), "{rerun}");
+}

@@ -1215,6 +1215,70 @@ mod tree {
     }
 
     #[test]
+    fn with_the_server_core_a_pipelined_tree_session_does_everything_in_order() {
+        let g = tree_greeting();
+        let cfg = SessionConfig {
+            tree: true,
+            max_size: 10_000_000,
+            max_eager: 1 << 20,
+            ..ferry_proto::memory::test_config(&g)
+        };
+        let mut p = Pair::new(cfg, options());
+        let mkdir = p.c.tree(TreeOp::Mkdir(path("my docs")));
+        let put =
+            p.c.put_path(path("my docs/a b"), 5, &PutOptions::default(), None);
+        p.local.sources.insert(put, (b"hello".to_vec(), 0));
+        let list = p.c.tree(TreeOp::List {
+            folder: Folder::Root,
+            options: ListOptions {
+                digests: true,
+                recursive: true,
+            },
+        });
+        let get = p.c.get_path(path("my docs/a b"), 0, Hasher::new());
+        let mv = p.c.tree(TreeOp::Rename {
+            from: path("my docs/a b"),
+            to: path("my docs/c"),
+        });
+        let not_empty = p.c.tree(TreeOp::Rmdir(path("my docs")));
+        let del = p.c.tree(TreeOp::Delete(path("my docs/c")));
+        let rmdir = p.c.tree(TreeOp::Rmdir(path("my docs")));
+        p.run();
+        assert!(matches!(p.result(mkdir), Ok(Outcome::TreeDone)));
+        assert!(matches!(p.result(put), Ok(Outcome::Put(_))));
+        match p.result(list) {
+            Ok(Outcome::TreeListing(l)) => {
+                let got: Vec<_> = l
+                    .entries
+                    .iter()
+                    .map(|e| (e.path.as_str(), e.kind))
+                    .collect();
+                assert_eq!(
+                    got,
+                    [
+                        ("my docs", EntryKind::Folder),
+                        (
+                            "my docs/a b",
+                            EntryKind::File {
+                                size: 5,
+                                digest: Some(Digest::of(b"hello"))
+                            }
+                        )
+                    ]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(p.result(get), Ok(Outcome::Got { size: 5, .. })));
+        assert_eq!(p.local.sinks.remove(&get).as_deref(), Some(&b"hello"[..]));
+        assert!(matches!(p.result(mv), Ok(Outcome::TreeDone)));
+        assert_eq!(code(p.result(not_empty)), Some(517));
+        assert!(matches!(p.result(del), Ok(Outcome::TreeDone)));
+        assert!(matches!(p.result(rmdir), Ok(Outcome::TreeDone)));
+        assert!(p.c.is_open());
+    }
+
+    #[test]
     fn without_tree_in_the_greeting_nothing_is_sent_and_the_error_says_so() {
         let mut s = Script::new(&greeting(1 << 20));
         let mkdir = s.c.tree(TreeOp::Mkdir(path("a")));
