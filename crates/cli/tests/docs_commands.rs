@@ -68,18 +68,16 @@ const HANDLING: &[(&str, How)] = &[
     ("ferry put 127.0.0.1 report.pdf 射频仿真.pptx", How::Run),
     ("ferry dir 127.0.0.1 --json", How::Run),
     ("ferry get 127.0.0.1 report.pdf -o downloads/", How::Run),
-    // The folder commands need a server with the `tree` extension (#17): parsed until
-    // ferry serve offers it, then run.
-    ("ferry mkdir 127.0.0.1 docs/2024 -p", How::Parse),
-    ("ferry put -r 127.0.0.1 photos", How::Parse),
-    ("ferry ls 127.0.0.1 photos -r --digests", How::Parse),
-    ("ferry mv 127.0.0.1 photos albums", How::Parse),
-    ("ferry get -r 127.0.0.1 albums -o copy/", How::Parse),
+    ("ferry mkdir 127.0.0.1 docs/2024 -p", How::Run),
+    ("ferry put -r 127.0.0.1 photos", How::Run),
+    ("ferry ls 127.0.0.1 photos -r --digests", How::Run),
+    ("ferry mv 127.0.0.1 photos albums", How::Run),
+    ("ferry get -r 127.0.0.1 albums -o copy/", How::Run),
     (
         "ferry mirror push 127.0.0.1 photos --delete --dry-run",
-        How::Parse,
+        How::Run,
     ),
-    ("ferry rm -r 127.0.0.1 albums", How::Parse),
+    ("ferry rm -r 127.0.0.1 albums", How::Run),
     (
         "printf 'dir\\nget report.pdf\\nclose\\n' | ferry shell 127.0.0.1",
         How::Run,
@@ -303,6 +301,8 @@ const HANDLING: &[(&str, How)] = &[
 const FIXTURES: &[(&str, &str)] = &[
     ("report.pdf", "%PDF-1.7 not really\n"),
     ("射频仿真.pptx", "slides\n"),
+    ("photos/sea.jpg", "not really a photo\n"),
+    ("photos/2024/天线.png", "nor this\n"),
 ];
 
 /// A hang guard for one command, not a timing assertion.
@@ -556,7 +556,11 @@ impl Sandbox {
         }
         fs::create_dir(dir.path().join("work")).expect("work");
         for (name, content) in FIXTURES {
-            fs::write(dir.path().join("work").join(name), content).expect("fixture");
+            let path = dir.path().join("work").join(name);
+            if let Some(folder) = path.parent() {
+                fs::create_dir_all(folder).expect("fixture folder");
+            }
+            fs::write(path, content).expect("fixture");
         }
         Sandbox { dir }
     }
