@@ -48,7 +48,7 @@ pub struct ClientOptions {
     /// Uploads up to this size (and up to the server's `max-eager`) are sent eagerly, with
     /// flow `now`; larger ones wait for `go`. Default [`DEFAULT_EAGER_LIMIT`].
     pub eager_limit: u64,
-    /// Most entries accepted in one `dir` listing (default 1,000,000): a server that sends
+    /// Most entries accepted in one `dir` or `list` listing (default 1,000,000): a server that sends
     /// more is treated as hostile, so that it cannot make the client's memory grow without
     /// bound (DIR-8).
     pub max_listing: u64,

@@ -188,6 +188,35 @@ impl<R: BlockOn> BlockingClient<R> {
         self.rt.block_on(self.client.list(folder, options))
     }
 
+    /// [`Client::tree_op`].
+    pub fn tree_op(&mut self, op: TreeOp) -> Result<(), ClientError> {
+        self.rt.block_on(self.client.tree_op(op))
+    }
+
+    /// [`Client::get_path_to_path`].
+    pub fn get_path_to_path(
+        &mut self,
+        path: &TreePath,
+        dest: &Path,
+        opts: &GetOptions,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<GetReport, ClientError> {
+        self.rt
+            .block_on(self.client.get_path_to_path(path, dest, opts, progress))
+    }
+
+    /// [`Client::put_path_from_path`].
+    pub fn put_path_from_path(
+        &mut self,
+        path: &Path,
+        target: &TreePath,
+        opts: &PutOptions,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<PutReport, ClientError> {
+        self.rt
+            .block_on(self.client.put_path_from_path(path, target, opts, progress))
+    }
+
     /// [`Client::tree_many`].
     pub fn tree_many(&mut self, ops: &[TreeOp]) -> Vec<Result<Outcome, ClientError>> {
         self.rt.block_on(self.client.tree_many(ops))
