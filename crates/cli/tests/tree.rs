@@ -392,3 +392,26 @@ fn mirror_sends_only_what_changed_and_deletes_only_when_asked() {
     let rerun = s.ok(&["mirror", "pull"], &["back", "site"]);
     assert!(rerun.starts_with("received 0 files"), "{rerun}");
 }
+
+#[test]
+fn every_engine_runs_the_folder_commands() {
+    let s = Served::start();
+    make_tree(&s.work().join("d"));
+    for engine in ["threads", "tokio", "smol", "async-std"] {
+        let remote = format!("up {engine}");
+        let copy = format!("copy-{engine}");
+        s.ok(&["put", "-r", "--impl", engine], &["d", &remote]);
+        let ls = s.ok(&["ls", "--impl", engine], &[&remote, "-r"]);
+        assert_eq!(ls.lines().count(), 8, "{engine}: {ls}");
+        s.ok(&["get", "-r", "--impl", engine], &[&remote, "-o", &copy]);
+        assert_eq!(
+            files(&s.work().join(&copy).join(&remote)).len(),
+            5,
+            "{engine}"
+        );
+        let same = s.ok(&["mirror", "push", "--impl", engine], &["d", &remote]);
+        assert!(same.starts_with("sent 0 files"), "{engine}: {same}");
+        s.ok(&["rm", "-r", "--impl", engine], &[&remote]);
+        assert!(!s.root.path().join(&remote).exists(), "{engine}");
+    }
+}
