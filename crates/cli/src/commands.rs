@@ -214,7 +214,7 @@ pub(crate) fn warn_skipped(s: &SkippedEntry) {
 /// characters as `\u{…}` ([`visible`]), code points that Unicode 18.0.0 does not assign as
 /// `\u{…}` too (and, with `all_non_ascii`, every character outside ASCII, so that a name
 /// that is not NFC does not look like its NFC form), and octets that are not UTF-8 as `\xHH`.
-fn shown_octets(name: &[u8], all_non_ascii: bool) -> String {
+pub(crate) fn shown_octets(name: &[u8], all_non_ascii: bool) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     for chunk in name.utf8_chunks() {

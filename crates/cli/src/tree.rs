@@ -88,13 +88,20 @@ fn under(base: &Folder, rel: &TreePath) -> Result<TreePath, ClientError> {
 }
 
 /// Warns about the entries of a listing skipped because their paths are not valid here
-/// (TREE-14, NAME-15).
+/// (TREE-14), shown escaped as `dir`'s are (NAME-15).
 fn warn_skipped(listing: &TreeListing) {
     for s in &listing.skipped {
+        let not_nfc = matches!(
+            s.error,
+            ferry_wire::PathError::Name {
+                error: ferry_wire::NameError::NotNfc,
+                ..
+            }
+        );
         eprintln!(
             "ferry: warning: skipped a listed entry whose path is not valid ({}): {}",
             s.error,
-            visible(&String::from_utf8_lossy(&s.path))
+            crate::commands::shown_octets(&s.path, not_nfc)
         );
     }
 }
