@@ -247,7 +247,7 @@ fn partial_hint(dest: &Path) {
 /// Whether `path` can only name a folder: it ends with a path separator (`downloads/`), or
 /// its last component is `.` or `..`. (`Path` itself forgets a trailing separator:
 /// `Path::new("downloads/").file_name()` is `downloads`.)
-fn names_folder(path: &Path) -> bool {
+pub(crate) fn names_folder(path: &Path) -> bool {
     let bytes = path.as_os_str().as_encoded_bytes();
     let last = bytes
         .rsplit(|&b| std::path::is_separator(char::from(b)))

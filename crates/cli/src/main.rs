@@ -140,7 +140,8 @@ enum Command {
         /// The server.
         #[arg(value_parser = addr::parse_any)]
         addr: ServerAddr,
-        /// The files to download; with -r, the one folder (a path such as docs/2024, or `.`
+        /// The files to download (a path such as docs/a.txt names a file in a folder, with
+        /// the `tree` extension); with -r, the one folder (a path such as docs/2024, or `.`
         /// for the whole served folder).
         #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
@@ -183,9 +184,10 @@ enum Command {
         /// warning.
         #[arg(short = 'r', long)]
         recursive: bool,
-        /// The name to store the file under (only with one FILE).
-        #[arg(long = "as", value_name = "NAME", value_parser = parse_name)]
-        as_name: Option<FileName>,
+        /// The name to store the file under (only with one FILE); a path such as
+        /// docs/a.txt stores it in that folder (the `tree` extension; the folder must exist).
+        #[arg(long = "as", value_name = "NAME", value_parser = tree::parse_path)]
+        as_name: Option<ferry_wire::TreePath>,
         /// Replace an existing file of the same name (atomically).
         #[arg(long)]
         replace: bool,
@@ -530,26 +532,41 @@ fn main() -> ExitCode {
             json,
             client,
         } => {
-            let names: Vec<FileName> = names
+            // A NAME with a `/` is a path (the `tree` extension).
+            let paths: Vec<ferry_wire::TreePath> = names
                 .iter()
                 .map(|n| {
-                    parse_name(n).unwrap_or_else(|e| {
-                        let hint = if n.contains('/') {
-                            " (a folder's files: `ferry get -r`)"
-                        } else {
-                            ""
-                        };
+                    let parsed = match parse_name(n) {
+                        Ok(name) => Ok(ferry_wire::TreePath::from(name)),
+                        Err(e) if !n.contains('/') => Err(e),
+                        Err(_) => tree::parse_path(n),
+                    };
+                    parsed.unwrap_or_else(|e| {
                         command()
                             .error(
                                 clap::error::ErrorKind::ValueValidation,
-                                format!("invalid value '{n}' for '<NAME>...': {e}{hint}"),
+                                format!("invalid value '{n}' for '<NAME>...': {e}"),
                             )
                             .exit()
                     })
                 })
                 .collect();
             client_logs(&client);
-            commands::get(client, &addr, &names, output.as_deref(), resume, json)
+            let names: Option<Vec<FileName>> = paths.iter().map(|p| p.as_file_name()).collect();
+            match names {
+                Some(names) => {
+                    commands::get(client, &addr, &names, output.as_deref(), resume, json)
+                }
+                None if json => command()
+                    .error(
+                        clap::error::ErrorKind::ArgumentConflict,
+                        "--json is for names without folders",
+                    )
+                    .exit(),
+                None => tree::one_shot(&client, &addr, |c, ctx| {
+                    tree::get_by_path(c, ctx, &paths, output.as_deref(), resume)
+                }),
+            }
         }
         Command::Put {
             addr,
@@ -663,7 +680,21 @@ fn main() -> ExitCode {
                     .exit();
             }
             client_logs(&client);
-            commands::put(client, &addr, &files, as_name, replace, json)
+            match as_name.as_ref().map(|p| (p.as_file_name(), p)) {
+                Some((None, path)) if !json => tree::one_shot(&client, &addr, |c, ctx| {
+                    tree::put_by_path(c, ctx, &files[0], path, replace)
+                }),
+                Some((None, _)) => command()
+                    .error(
+                        clap::error::ErrorKind::ArgumentConflict,
+                        "--json is for names without folders",
+                    )
+                    .exit(),
+                Some((Some(name), _)) => {
+                    commands::put(client, &addr, &files, Some(name), replace, json)
+                }
+                None => commands::put(client, &addr, &files, None, replace, json),
+            }
         }
         Command::Shell {
             addr,

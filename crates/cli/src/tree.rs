@@ -429,6 +429,78 @@ fn get_files(
     tally
 }
 
+/// `get ADDR PATH... [-o PATH]` with paths of more than one name: as `get` places names
+/// (one PATH: `-o` is the file, or a folder to save it in; several: `-o` is a folder), each
+/// file under its last name.
+pub(crate) fn get_by_path(
+    client: &mut AnyClient,
+    ctx: &Ctx<'_>,
+    paths: &[TreePath],
+    output: Option<&Path>,
+    resume: bool,
+) -> u8 {
+    let mut worst = Worst::default();
+    // One PATH and an `-o` that is not a folder: the file itself.
+    let exact = match output {
+        Some(o) if paths.len() == 1 && !o.is_dir() && !crate::commands::names_folder(o) => {
+            Some(o.to_path_buf())
+        }
+        _ => None,
+    };
+    let folder = output.map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    if exact.is_none()
+        && let Err(e) = make_local_folder(&folder, None)
+    {
+        return ctx.fail("get", &e);
+    }
+    let mut files = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for p in paths {
+        let dest = match &exact {
+            Some(o) => Ok(o.clone()),
+            None => ferry_sync::client::local_path(&folder, &p.split_last().1),
+        };
+        match dest {
+            Ok(d) if !seen.insert(d.clone()) => {
+                eprintln!(
+                    "ferry: get {}: another PATH is saved as {} already",
+                    visible(p.as_str()),
+                    d.display()
+                );
+                worst.add(exit::USAGE);
+            }
+            Ok(d) => files.push((p.clone(), d)),
+            Err(e) => worst.add(ctx.fail(&format!("get {}", visible(p.as_str())), &e)),
+        }
+    }
+    get_files(client, ctx, &files, resume, &mut worst);
+    worst.code()
+}
+
+/// `put FILE --as PATH` with a path of more than one name (its folder must exist).
+pub(crate) fn put_by_path(
+    client: &mut AnyClient,
+    ctx: &Ctx<'_>,
+    file: &Path,
+    path: &TreePath,
+    replace: bool,
+) -> u8 {
+    let mode = if replace {
+        PutMode::Replace
+    } else {
+        PutMode::New
+    };
+    let mut worst = Worst::default();
+    put_files(
+        client,
+        ctx,
+        &[(file.to_path_buf(), path.clone())],
+        mode,
+        &mut worst,
+    );
+    worst.code()
+}
+
 /// Warns about what a local walk left out.
 fn warn_local_skipped(tree: &LocalTree) {
     for (path, why) in &tree.skipped {

@@ -415,3 +415,30 @@ fn every_engine_runs_the_folder_commands() {
         assert!(!s.root.path().join(&remote).exists(), "{engine}");
     }
 }
+
+#[test]
+fn get_and_put_take_paths() {
+    let s = Served::start();
+    s.ok(&["mkdir", "-p"], &["docs/2024"]);
+    fs::write(s.work().join("local.txt"), b"by path\n").expect("write");
+    s.ok(&["put"], &["local.txt", "--as", "docs/2024/天线 15.doc"]);
+    assert_eq!(
+        fs::read(s.root.path().join("docs/2024/天线 15.doc")).expect("stored"),
+        b"by path\n"
+    );
+    // Its folder must exist: 511, exit 1.
+    let out = s.run(&["put"], &["local.txt", "--as", "nope/x"]);
+    assert_eq!(out.status.code(), Some(1));
+    s.ok(&["get"], &["docs/2024/天线 15.doc"]);
+    assert_eq!(
+        fs::read(s.work().join("天线 15.doc")).expect("got"),
+        b"by path\n"
+    );
+    s.ok(&["get"], &["docs/2024/天线 15.doc", "-o", "renamed.txt"]);
+    assert_eq!(
+        fs::read(s.work().join("renamed.txt")).expect("got"),
+        b"by path\n"
+    );
+    // `..` is never a path: a usage error, nothing asked.
+    assert_eq!(s.run(&["get"], &["docs/../x"]).status.code(), Some(2));
+}
