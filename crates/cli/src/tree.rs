@@ -669,7 +669,11 @@ pub(crate) fn mirror(
             warn_skipped(&l);
             (remote_sides(&l.entries), true)
         }
-        Err(e) if e.code() == Some(Code::NOT_FOUND) => (BTreeMap::new(), false),
+        // Missing on the server: empty for a push; for a pull, an error (never a reason to
+        // delete the local side).
+        Err(e) if e.code() == Some(Code::NOT_FOUND) && direction == Direction::Push => {
+            (BTreeMap::new(), false)
+        }
         Err(e) => return ctx.fail(&what, &e),
     };
     // The local side: missing is empty for a pull.

@@ -391,6 +391,10 @@ fn mirror_sends_only_what_changed_and_deletes_only_when_asked() {
     );
     let rerun = s.ok(&["mirror", "pull"], &["back", "site"]);
     assert!(rerun.starts_with("received 0 files"), "{rerun}");
+    // A pull from a folder the server lacks is an error, and deletes nothing.
+    let out = s.run(&["mirror", "pull"], &["back", "nope", "--delete"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(files(&s.work().join("back")).len(), 3);
 }
 
 #[test]
