@@ -58,10 +58,12 @@ pub const FIXTURE_MTIME: Duration = Duration::from_secs(1_700_000_000);
 pub const FIXTURE_MTIME_TEXT: &str = "2023-11-14T22:13:20Z";
 
 /// A server of `imp` with the session's options and fixture files (mtime
-/// [`FIXTURE_MTIME`]).
+/// [`FIXTURE_MTIME`]). The model is ferry/1's: the server offers no extension (`tree`, on by
+/// default, would answer its verbs where the model expects `err 500 syntax`).
 pub fn server_with(imp: Impl, session: &ops::Session) -> TestServer {
     let cfg = session.config;
     let server = TestServer::with_impl_config(imp, |c| {
+        c.tree = false;
         c.read_only = cfg.read_only;
         c.max_size = cfg.max_size;
         c.max_eager = cfg.max_eager;

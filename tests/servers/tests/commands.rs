@@ -39,7 +39,7 @@ fn greeting_announces_the_configured_limits(imp: Impl) {
     let mut s = RawSession::connect(server.addr);
     s.expect_line(
         "ferry/1 max-line=4096 max-name=255 max-size=1099511627776 max-chunk=1048576 \
-         max-eager=1048576 idle=300 stall=60 min-rate=1024",
+         max-eager=1048576 idle=300 stall=60 min-rate=1024 ext=tree",
     );
     drop(s);
     drop(server);
@@ -50,6 +50,7 @@ fn greeting_announces_the_configured_limits(imp: Impl) {
         c.idle_timeout = Duration::from_millis(2500);
         c.stall_timeout = Duration::from_millis(100); // raised to the minimum of 1 s
         c.min_rate = 0; // not announced
+        c.tree = false; // not offered
     });
     let mut s = RawSession::connect(server.addr);
     s.expect_line(

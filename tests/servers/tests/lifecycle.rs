@@ -470,7 +470,7 @@ fn huge_configured_timeouts_are_capped_not_overflowed(imp: Impl) {
     let mut s = RawSession::connect(server.addr);
     s.expect_line(
         "ferry/1 max-line=4096 max-name=255 max-size=1099511627776 max-chunk=1048576 \
-         max-eager=1048576 idle=31536000 stall=31536000 min-rate=1024",
+         max-eager=1048576 idle=31536000 stall=31536000 min-rate=1024 ext=tree",
     );
     s.send(b"put 1 new wait x\n");
     s.expect_line("go");

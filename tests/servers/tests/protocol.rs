@@ -80,9 +80,12 @@ fn greeting_and_dir(imp: Impl) {
     let line = s.read_line_str();
     assert_eq!(
         format!("{line}\n").into_bytes(),
-        Greeting::new(Limits::default())
-            .with_min_rate(Some(ferry_wire::limits::DEFAULT_MIN_RATE))
-            .to_bytes()
+        ferry_wire::tree::offer(
+            Greeting::new(Limits::default())
+                .with_min_rate(Some(ferry_wire::limits::DEFAULT_MIN_RATE))
+        )
+        .expect("offered once")
+        .to_bytes()
     );
 
     s.send_request(&Request::Dir);
