@@ -390,3 +390,24 @@ fn every_request_is_audited_with_its_path_and_a_rename_with_where_to() {
     assert!(records.iter().all(|r| r.bytes == 0 && r.user.is_none()));
     assert_eq!(audit::code_name(ferry_wire::tree::NOT_EMPTY), "not-empty");
 }
+
+#[test]
+fn after_enable_bad_lines_are_answered_as_ferry_1_answers_them() {
+    let mut h = session(config(true));
+    h.folders.insert("a".into());
+    // An eager put with a bad path: its payload is read past, then 510 (PUT-9); the session
+    // stays in step.
+    let mut script = b"enable tree\n".to_vec();
+    script.extend(eager_put("a/../b", b"xyz"));
+    script.extend_from_slice(b"list\nlist digests,digests .\nmkdir\nget 0 a/\n");
+    h.client(&script).run();
+    assert_eq!(
+        out(&mut h),
+        "ok enable tree\nerr 510 bad-name\nerr 500 syntax\nerr 500 syntax\nerr 500 syntax\nerr 510 bad-name\n"
+    );
+    assert!(h.ops.is_empty(), "{:?}", h.ops);
+    // A put line that does not parse up to its path: 502, and the session closes (ERR-6).
+    h.client(b"put x new wait a/b\n").run();
+    assert_eq!(out(&mut h), "err 502 protocol\n");
+    assert!(h.draining(), "{:?}", h.waiting);
+}
