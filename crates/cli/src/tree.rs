@@ -664,7 +664,19 @@ pub(crate) fn mirror(
         digests: true,
         recursive: true,
     };
-    let (remote_map, remote_exists) = match client.list(folder.clone(), options) {
+    // The local side is walked and hashed on a thread of its own while the server lists
+    // its side: the two take about as long, and neither needs the other. Every local file
+    // is hashed (its size may match the server's, which is only known after the listing).
+    let walk = local.exists() || direction == Direction::Push;
+    let (listed, hashed) = std::thread::scope(|s| {
+        let hashing = s.spawn(|| local_side(local, folder.path(), walk));
+        let listed = client.list(folder.clone(), options);
+        match hashing.join() {
+            Ok(hashed) => (listed, hashed),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    });
+    let (remote_map, remote_exists) = match listed {
         Ok(l) => {
             warn_skipped(&l);
             (remote_sides(&l.entries), true)
@@ -677,13 +689,9 @@ pub(crate) fn mirror(
         Err(e) => return ctx.fail(&what, &e),
     };
     // The local side: missing is empty for a pull.
-    let tree = if local.exists() || direction == Direction::Push {
-        match walk_local(local, folder.path()) {
-            Ok(t) => t,
-            Err(e) => return ctx.fail(&what, &e),
-        }
-    } else {
-        LocalTree::default()
+    let (tree, digests) = match hashed {
+        Ok(t) => t,
+        Err(e) => return ctx.fail(&what, &e),
     };
     warn_local_skipped(&tree);
     let mut worst = Worst::default();
@@ -692,26 +700,19 @@ pub(crate) fn mirror(
         .iter()
         .map(|e| (e.path.clone(), e.local.clone()))
         .collect();
-    // Local digests only where they decide something: a file of the same size there.
     let mut local_map = BTreeMap::new();
-    for e in &tree.entries {
-        let side = match e.kind {
-            LocalKind::Folder => Side::Folder,
-            LocalKind::File(size) => {
-                let same_size = matches!(remote_map.get(&e.path), Some(Side::File { size: s, .. }) if *s == size);
-                let digest = if same_size {
-                    match hash_file(&e.local) {
-                        Ok((_, d)) => Some(d),
-                        Err(err) => {
-                            worst.add(ctx.fail(&what, &err));
-                            None
-                        }
-                    }
-                } else {
-                    None
-                };
-                Side::File { size, digest }
+    for (e, digest) in tree.entries.iter().zip(digests) {
+        let side = match (&e.kind, digest) {
+            (LocalKind::Folder, _) => Side::Folder,
+            (&LocalKind::File(size), Some(Ok((_, d)))) => Side::File {
+                size,
+                digest: Some(d),
+            },
+            (&LocalKind::File(size), Some(Err(err))) => {
+                worst.add(ctx.fail(&what, &err));
+                Side::File { size, digest: None }
             }
+            (&LocalKind::File(size), None) => Side::File { size, digest: None },
         };
         local_map.insert(e.path.clone(), side);
     }
@@ -748,6 +749,36 @@ pub(crate) fn mirror(
     let extra = format!(", {} unchanged, {deleted} deleted", plan.same.len());
     summary(verb, &tally, Some(extra));
     worst.code()
+}
+
+/// The local side of a mirror: the walk of `local` (none when `walk` is false: a pull into
+/// a folder that does not exist yet) and, for each entry in order, the size and digest of a
+/// file (`None` for a folder).
+#[allow(clippy::type_complexity)]
+fn local_side(
+    local: &Path,
+    base: Option<&TreePath>,
+    walk: bool,
+) -> Result<
+    (
+        LocalTree,
+        Vec<Option<Result<(u64, ferry_wire::Digest), ClientError>>>,
+    ),
+    ClientError,
+> {
+    if !walk {
+        return Ok((LocalTree::default(), Vec::new()));
+    }
+    let tree = walk_local(local, base)?;
+    let digests = tree
+        .entries
+        .iter()
+        .map(|e| match e.kind {
+            LocalKind::Folder => None,
+            LocalKind::File(_) => Some(hash_file(&e.local)),
+        })
+        .collect();
+    Ok((tree, digests))
 }
 
 /// The plan of a dry run, one step a line: `mkdir`, `put`/`get` (with the size), `delete`,

@@ -10,7 +10,7 @@
 //! between the check and the download's open (the user's own files are the user's).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -214,11 +214,24 @@ fn walk(
     Ok(())
 }
 
-/// The size and digest (SUM-1, xxh3-128) of a local file, read whole.
+/// The size and digest (SUM-1, xxh3-128) of a local file, read whole. Opened without
+/// following a symbolic link (the walk skipped links; one made since is refused, not read).
+/// The read buffer is the file's size up to 1 MiB, so hashing many small files allocates
+/// small buffers, not a zeroed megabyte each.
 pub fn hash_file(path: &Path) -> Result<(u64, Digest), ClientError> {
-    let mut file = File::open(path).map_err(|e| ClientError::local(path, e))?;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc_nofollow())
+        .open(path)
+        .map_err(|e| ClientError::local(path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| ClientError::local(path, e))?
+        .len();
     let mut hasher = Hasher::new();
-    let mut buf = vec![0; 1 << 20];
+    // One octet more than the size, so that a file read whole ends in the same read.
+    let mut buf = vec![0; usize::try_from(len).unwrap_or(usize::MAX).clamp(1, 1 << 20) + 1];
     let mut size = 0u64;
     loop {
         match file.read(&mut buf) {
@@ -232,6 +245,11 @@ pub fn hash_file(path: &Path) -> Result<(u64, Digest), ClientError> {
         }
     }
     Ok((size, hasher.digest()))
+}
+
+/// `O_NOFOLLOW`, as `OpenOptionsExt::custom_flags` takes it.
+fn libc_nofollow() -> i32 {
+    rustix::fs::OFlags::NOFOLLOW.bits() as i32
 }
 
 /// Which way a mirror copies.
