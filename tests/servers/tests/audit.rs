@@ -1,6 +1,6 @@
 //! The audit log (`ferry_store::audit::AuditFile`, #16) on every server implementation:
 //! dir, get, put and auth attempts (failed ones with the user name tried) of real sessions
-//! over loopback, read back from the file as JSON lines.
+//! over loopback, and the `tree` extension's requests, read back from the file as JSON lines.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -175,4 +175,68 @@ fn every_operation_is_a_json_line_in_the_audit_log(imp: Impl) {
     assert!(!text.contains("\"op\":\"lost\""), "nothing lost: {text}");
 }
 
-ferry_test_support::every_impl!(every_operation_is_a_json_line_in_the_audit_log);
+/// The `tree` extension's requests (spec section 17) in the audit log: the path as `name`,
+/// where a rename moves it as `to`, a listing's entries, the extension's codes by name.
+fn tree_requests_are_json_lines_with_their_paths(imp: Impl) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log_path = dir.path().join("audit.log");
+    let log = AuditFile::open(&log_path).expect("audit log");
+    let sink = log.sink();
+    let server = TestServer::with_impl_config(imp, |c| c.audit = Some(sink));
+    let mut s = RawSession::connect(server.addr);
+    s.expect_greeting();
+    let mut put = b"put 2 new now d/f\n".to_vec();
+    ferry_wire::encode_payload(b"hi", ferry_wire::Digest::of(b"hi"), &mut put);
+    s.send(b"enable tree\nmkdir d\n");
+    s.send(&put);
+    s.send(b"rename 3 d/f d/g\nlist recursive .\nrmdir d\ndelete d/g\nrmdir d\nclose\n");
+    for _ in 0..4 {
+        assert!(s.read_line_str().starts_with("ok "));
+    }
+    assert_eq!(s.read_line_str(), "ok list 2");
+    s.read_line();
+    s.read_line();
+    s.expect_line("err 517 not-empty");
+    s.expect_line("ok delete");
+    s.expect_line("ok rmdir");
+    s.expect_line("bye");
+    drop(s);
+    server.stop().expect("server stopped");
+    log.close();
+
+    let text = std::fs::read_to_string(&log_path).expect("read the audit log");
+    let got: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            format!(
+                "{} {} {} {} {} {}",
+                v["op"].as_str().unwrap_or("?"),
+                v["name"],
+                v.get("to").map_or("-".to_owned(), Value::to_string),
+                v.get("entries").map_or("-".to_owned(), Value::to_string),
+                v["result"].as_str().unwrap_or("?"),
+                v["error"],
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "mkdir \"d\" - - ok null",
+            "put \"d/f\" - - ok null",
+            "rename \"d/f\" \"d/g\" - ok null",
+            "list \".\" - 2 ok null",
+            "rmdir \"d\" - - err \"not-empty\"",
+            "delete \"d/g\" - - ok null",
+            "rmdir \"d\" - - ok null",
+            "end null - - ok null",
+        ],
+        "{text}"
+    );
+}
+
+ferry_test_support::every_impl!(
+    every_operation_is_a_json_line_in_the_audit_log,
+    tree_requests_are_json_lines_with_their_paths,
+);
