@@ -682,6 +682,8 @@ pub struct ServerSession {
     audit: audit::Trail,
     /// `ok enable tree` was sent: `get` and `put` take paths (TREE-1, TREE-5).
     tree_enabled: bool,
+    /// Where the `rename` being answered moves its path, for its log event.
+    log_to: Option<TreePath>,
 }
 
 /// A session's side of the `auth` extension (section 16).
@@ -872,6 +874,7 @@ impl ServerSession {
             auth: AuthState::default(),
             audit: audit::Trail::new(now),
             tree_enabled: false,
+            log_to: None,
         }
     }
 
@@ -2574,6 +2577,7 @@ impl ServerSession {
     /// session's [`LogBudget`]. The audit records every one, before that limit.
     fn log(&mut self, command: &'static str, name: Option<&TreePath>, code: Option<Code>, n: u64) {
         self.audit_answer(command, name, code, n);
+        let to = self.log_to.take();
         if !self.log_budget.allow(self.now) {
             return;
         }
@@ -2588,7 +2592,15 @@ impl ServerSession {
             }
             (_, Some(name)) => {
                 let name = name.as_str();
-                tracing::info!(command, name = ?name, bytes = n, code, micros, "request");
+                match to {
+                    Some(to) => {
+                        let to = to.as_str();
+                        tracing::info!(command, name = ?name, to = ?to, code, micros, "request");
+                    }
+                    None => {
+                        tracing::info!(command, name = ?name, bytes = n, code, micros, "request")
+                    }
+                }
             }
             (_, None) => tracing::info!(command, code, micros, "request"),
         }

@@ -411,3 +411,63 @@ fn after_enable_bad_lines_are_answered_as_ferry_1_answers_them() {
     assert_eq!(out(&mut h), "err 502 protocol\n");
     assert!(h.draining(), "{:?}", h.waiting);
 }
+
+/// What the session logs while `run` runs (the global subscriber writes to a thread-local
+/// buffer, as crates/proto/tests/server.rs's `logged`).
+fn logged(run: impl FnOnce()) -> String {
+    use std::cell::RefCell;
+    thread_local! {
+        static LOG: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    struct ThisThread;
+    impl std::io::Write for ThisThread {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            LOG.with(|l| l.borrow_mut().extend_from_slice(b));
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(|| ThisThread)
+            .with_ansi(false)
+            .without_time()
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+    });
+    LOG.with(|l| l.borrow_mut().clear());
+    run();
+    LOG.with(|l| String::from_utf8_lossy(&l.borrow()).into_owned())
+}
+
+#[test]
+fn a_rename_is_logged_with_where_to_and_a_listing_with_its_folder() {
+    let mut h = session(config(true));
+    h.folders.insert("d".into());
+    let log = logged(|| {
+        h.client(b"rename 1 d e\nrename 1 e e/f\ndelete e\nlist - e\n")
+            .run();
+    });
+    assert_eq!(
+        out(&mut h),
+        "ok rename\nerr 510 bad-name\nerr 518 wrong-kind\nok list 0\n"
+    );
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("request")).collect();
+    assert_eq!(lines.len(), 4, "{log}");
+    assert!(
+        lines[0].contains("command=\"rename\" name=\"d\" to=\"e\""),
+        "{log}"
+    );
+    assert!(
+        lines[1].contains("name=\"e\" to=\"e/f\"") && lines[1].contains("code=510"),
+        "{log}"
+    );
+    assert!(
+        lines[2].contains("command=\"delete\"") && !lines[2].contains("to="),
+        "{log}"
+    );
+    assert!(lines[3].contains("folder=\"e\" entries=0"), "{log}");
+}

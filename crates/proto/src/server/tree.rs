@@ -94,6 +94,10 @@ impl ServerSession {
     /// server for a change (514); then the operation.
     fn tree_op(&mut self, right: Right, op: TreeOp) {
         let command = command(&op);
+        if let TreeOp::Rename { to, .. } = &op {
+            // For the log event of its answer.
+            self.log_to = Some(to.clone());
+        }
         if let Err(code) = self.allowed(right) {
             return self.reply_err(command, path(&op), code);
         }
