@@ -358,6 +358,9 @@ pub(crate) struct Conn {
     /// The greeting offered the `auth` extension: its codes (section 16) are known codes of
     /// this session (EXT-3).
     auth_offered: bool,
+    /// The greeting offered the `tree` extension: its codes (517, 518, section 17) are known
+    /// codes of this session.
+    tree_offered: bool,
 }
 
 /// Resolves `addr` (`host:port`).
@@ -383,6 +386,7 @@ impl Conn {
             deadline,
             tls_end: None,
             auth_offered: false,
+            tree_offered: false,
         }
     }
 
@@ -554,10 +558,13 @@ impl Conn {
         Ok(self.buf.drain(..n).collect())
     }
 
-    /// ERR-1: only the codes of the table, and in a session that offered `auth` also the
-    /// extension's codes (section 16).
+    /// ERR-1: only the codes of the table, and in a session that offered `auth` or `tree`
+    /// also that extension's codes (sections 16 and 17).
     pub(crate) fn check_code(&self, e: &ErrorReply) -> Res<()> {
         if self.auth_offered && ferry_wire::auth::code_name(e.code).is_some() {
+            return Ok(());
+        }
+        if self.tree_offered && ferry_wire::tree::code_name(e.code).is_some() {
             return Ok(());
         }
         check_code(e)
@@ -631,6 +638,7 @@ impl Conn {
             .extensions()
             .iter()
             .any(|e| e.as_str() == ferry_wire::auth::EXTENSION);
+        self.tree_offered = ferry_wire::tree::offered(&g);
         Ok(g)
     }
 

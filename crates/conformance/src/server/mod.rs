@@ -278,6 +278,7 @@ pub(crate) fn all() -> Vec<ServerCase> {
         .iter()
         .chain(clarified::CASES)
         .chain(cases::tls::CASES)
+        .chain(cases::tree::CASES)
         .chain(cases::auth::CASES)
         .chain(hooked::CASES)
         .chain(hooked::LAST);

@@ -23,6 +23,7 @@ mod put;
 mod session;
 mod time;
 pub(super) mod tls;
+pub(super) mod tree;
 
 use connection::*;
 use errors::*;
