@@ -125,6 +125,12 @@ pub(crate) const CASES: &[(&str, &str, &[&str], CaseFn)] = &[
         &["AUTH-18"],
         auth_18_isolation,
     ),
+    (
+        "TREE-13/2",
+        "tree requests with users: 530 before a login; 550 without the request's right, for paths that exist or not; with it, served",
+        &["TREE-13", "AUTH-17", "AUTH-19"],
+        tree_13_rights,
+    ),
 ];
 
 // ------------------------------------------------------------------ environment ---
@@ -1328,6 +1334,94 @@ fn auth_18_isolation(ctx: &mut Ctx<'_>) -> Res<Done> {
         "alice's listing shows her file once, 7 octets",
         || format!("sizes {mine:?}"),
     )?;
+    c.close()?;
+    Ok(Done::Pass)
+}
+
+fn tree_13_rights(ctx: &mut Ctx<'_>) -> Res<Done> {
+    use super::tree::{line, list_ok, ok, refused, rename_line};
+    use ferry_wire::tree::TreeReply;
+    let env = env(ctx)?;
+    let req = "TREE-13";
+    let (mut c, g) = Conn::open(&env.ep, env.deadline)?;
+    if !ferry_wire::tree::offered(&g) {
+        return Err(unimplemented(
+            "needs the server with users to list `tree` in ext (section 17)",
+        ));
+    }
+    let cb = c
+        .channel_binding()
+        .ok_or_else(|| local("no TLS channel binding for the runner's connection"))?;
+    let x = String::from_utf8_lossy(&ctx.name("t")).into_owned();
+    let (f, sub, moved) = (format!("{x}/f"), format!("{x}/sub"), format!("{x}-moved"));
+    // Before a login: 530 (AUTH-17), the path not looked at.
+    refused(&mut c, req, b"list - .\n", 530)?;
+    refused(&mut c, req, &line("mkdir", &x), 530)?;
+    refused(&mut c, req, &line("delete", &f), 530)?;
+    // alice has every right.
+    let alice = &env.creds.all;
+    env.login(&mut c, &cb, alice)?;
+    c.send(req, b"enable tree\n")?;
+    super::tree::expect_ok(&mut c, req, &super::tree::enabled_reply(), "enable tree")?;
+    ok(&mut c, req, &line("mkdir", &x), TreeReply::Mkdir)?;
+    ok(&mut c, req, &line("mkdir", &sub), TreeReply::Mkdir)?;
+    super::tree::put(&mut c, &f, b"alice's")?;
+    c.close()?;
+    // bob: list and read only; carol: no delete, no rename; dave: create only. Each in a
+    // folder of its own (AUTH-18): the paths do not exist there, and 550 comes first.
+    let (bob, carol, dave) = (
+        &env.creds.read_only,
+        &env.creds.no_replace,
+        &env.creds.drop_box,
+    );
+    let mut c = env.session_as(bob)?;
+    list_ok(&mut c, req, "-", ".")?;
+    for l in [
+        line("mkdir", &x),
+        line("rmdir", &sub),
+        line("delete", &f),
+        rename_line(&x, &moved),
+    ] {
+        refused(&mut c, req, &l, 550)?;
+    }
+    c.close()?;
+    let mut c = env.session_as(carol)?;
+    let mine = format!("{x}-carol");
+    ok(&mut c, req, &line("mkdir", &mine), TreeReply::Mkdir)?;
+    for l in [
+        line("rmdir", &mine),
+        line("delete", &f),
+        rename_line(&mine, &moved),
+    ] {
+        refused(&mut c, req, &l, 550)?;
+    }
+    c.close()?;
+    let mut c = env.session_as(dave)?;
+    refused(&mut c, req, b"list - .\n", 550)?;
+    refused(&mut c, req, &super::tree::list_line("recursive", &x), 550)?;
+    let mine = format!("{x}-dave");
+    ok(&mut c, req, &line("mkdir", &mine), TreeReply::Mkdir)?;
+    refused(&mut c, req, &line("rmdir", &mine), 550)?;
+    c.close()?;
+    // alice's tree is as she left it, and she may remove it.
+    let mut c = env.session_as(alice)?;
+    let entries = list_ok(&mut c, req, "recursive", &x)?;
+    let shapes: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+    ensure(
+        shapes == ["f", "sub"],
+        req,
+        format!("alice's {x:?} unchanged: [\"f\", \"sub\"]"),
+        || format!("{shapes:?}"),
+    )?;
+    ok(&mut c, req, &line("delete", &f), TreeReply::Delete)?;
+    ok(&mut c, req, &rename_line(&x, &moved), TreeReply::Rename)?;
+    ok(
+        &mut c,
+        req,
+        &line("rmdir", &format!("{moved}/sub")),
+        TreeReply::Rmdir,
+    )?;
+    ok(&mut c, req, &line("rmdir", &moved), TreeReply::Rmdir)?;
     c.close()?;
     Ok(Done::Pass)
 }

@@ -135,7 +135,7 @@ impl Env {
     }
 }
 
-fn enabled_reply() -> TreeReply {
+pub(super) fn enabled_reply() -> TreeReply {
     TreeReply::Enabled(ExtName::new(wire_tree::EXTENSION).expect("tree is an ext-name"))
 }
 
@@ -187,7 +187,7 @@ fn answer(c: &mut Conn, req: &str, expected: &str) -> Res<Answer> {
 }
 
 /// Reads a reply that must be `want`, the answer to `what`.
-fn expect_ok(c: &mut Conn, req: &str, want: &TreeReply, what: &str) -> Res<()> {
+pub(super) fn expect_ok(c: &mut Conn, req: &str, want: &TreeReply, what: &str) -> Res<()> {
     let expected = format!(
         "{} for {what:?}",
         Answer::Tree(want.clone()).show().trim_end()
@@ -207,28 +207,28 @@ fn expect_code(c: &mut Conn, req: &str, code: u16, what: &str) -> Res<()> {
 }
 
 /// `VERB PATH` and LF.
-fn line(verb: &str, path: &str) -> Vec<u8> {
+pub(super) fn line(verb: &str, path: &str) -> Vec<u8> {
     format!("{verb} {path}\n").into_bytes()
 }
 
 /// `rename LEN FROM TO` and LF, LEN right.
-fn rename_line(from: &str, to: &str) -> Vec<u8> {
+pub(super) fn rename_line(from: &str, to: &str) -> Vec<u8> {
     format!("rename {} {from} {to}\n", from.len()).into_bytes()
 }
 
 /// `list OPTS FOLDER` and LF.
-fn list_line(opts: &str, folder: &str) -> Vec<u8> {
+pub(super) fn list_line(opts: &str, folder: &str) -> Vec<u8> {
     format!("list {opts} {folder}\n").into_bytes()
 }
 
 /// Sends `l` (a request line) and expects `want`.
-fn ok(c: &mut Conn, req: &str, l: &[u8], want: TreeReply) -> Res<()> {
+pub(super) fn ok(c: &mut Conn, req: &str, l: &[u8], want: TreeReply) -> Res<()> {
     c.send(req, l)?;
     expect_ok(c, req, &want, &shown_line(l))
 }
 
 /// Sends `l` and expects `err CODE`.
-fn refused(c: &mut Conn, req: &str, l: &[u8], code: u16) -> Res<()> {
+pub(super) fn refused(c: &mut Conn, req: &str, l: &[u8], code: u16) -> Res<()> {
     c.send(req, l)?;
     expect_code(c, req, code, &shown_line(l))
 }
@@ -242,7 +242,7 @@ fn mkdir(c: &mut Conn, req: &str, path: &str) -> Res<()> {
 }
 
 /// A put by path (the session enabled `tree`) that must succeed.
-fn put(c: &mut Conn, path: &str, data: &[u8]) -> Res<()> {
+pub(super) fn put(c: &mut Conn, path: &str, data: &[u8]) -> Res<()> {
     c.put_ok("TREE-5", path.as_bytes(), PutMode::New, PutFlow::Wait, data)
 }
 
@@ -324,7 +324,7 @@ fn read_list(
 }
 
 /// A `list` that must succeed.
-fn list_ok(c: &mut Conn, req: &str, opts: &str, folder: &str) -> Res<Vec<ListEntry>> {
+pub(super) fn list_ok(c: &mut Conn, req: &str, opts: &str, folder: &str) -> Res<Vec<ListEntry>> {
     match list(c, req, opts, folder)? {
         Ok(v) => Ok(v),
         Err(e) => Err(violation(
