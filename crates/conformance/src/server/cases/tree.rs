@@ -53,6 +53,12 @@ pub(crate) const CASES: &[(&str, &str, &[&str], CaseFn)] = &[
         tree_6_errors,
     ),
     (
+        "TREE-6/3",
+        "an upload in progress into a folder is not listed (nor is the staging area); once committed it is",
+        &["TREE-6", "TREE-5"],
+        tree_6_in_progress,
+    ),
+    (
         "TREE-8/1",
         "mkdir: ok and listed; again, or at a file: 512; missing parent, or a file as parent: 511",
         &["TREE-8"],
@@ -896,6 +902,43 @@ fn tree_6_errors(ctx: &mut Ctx<'_>) -> Res<Done> {
     }
     expect_listing(&mut c, "TREE-6", "-", &d, &["f 1 f", "d s"])?;
     c.close()?;
+    remove_tree(&env, &d);
+    Ok(Done::Pass)
+}
+
+fn tree_6_in_progress(ctx: &mut Ctx<'_>) -> Res<Done> {
+    let env = env(ctx)?;
+    let d = env.p("u");
+    let f = format!("{d}/f");
+    let data = pattern(10, 6);
+    let mut a = env.enabled()?;
+    mkdir(&mut a, "TREE-8", &d)?;
+    a.send(
+        "TREE-5",
+        &put_line(10, PutMode::New, PutFlow::Wait, f.as_bytes()),
+    )?;
+    a.expect_reply("PUT-3", &Reply::Go)?;
+    let mut head = b"data 10\n".to_vec();
+    head.extend_from_slice(&data[..5]);
+    a.send("TREE-5", &head)?;
+    let mut b = env.open()?;
+    expect_listing(&mut b, "TREE-6", "recursive", &d, &[])?;
+    // The served folder's listing is read strictly: a `.ferry-staging` entry is no valid path.
+    list_ok(&mut b, "TREE-6", "recursive", ".")?;
+    let mut rest = data[5..].to_vec();
+    rest.extend(end(&data));
+    a.send("TREE-5", &rest)?;
+    let want = Reply::PutOk {
+        size: 10,
+        digest: Digest::of(&data),
+    };
+    let got = a.reply("TREE-5", &show_reply(&want))?;
+    ensure(got == want, "TREE-5", show_reply(&want), || {
+        show_reply(&got)
+    })?;
+    expect_listing(&mut b, "TREE-6", "recursive", &d, &["f 10 f"])?;
+    b.close()?;
+    a.close()?;
     remove_tree(&env, &d);
     Ok(Done::Pass)
 }
