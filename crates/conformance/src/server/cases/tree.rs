@@ -43,7 +43,7 @@ pub(crate) const CASES: &[(&str, &str, &[&str], CaseFn)] = &[
     (
         "TREE-6/1",
         "list: direct and recursive entries sorted by octets (a, a b, a-, a/x, ä), relative paths, digests equal to the put's, `-` without digests",
-        &["TREE-6", "TREE-7"],
+        &["TREE-6", "TREE-7", "TREE-10"],
         tree_6_list,
     ),
     (
@@ -864,6 +864,7 @@ fn tree_6_list(ctx: &mut Ctx<'_>) -> Res<Done> {
         format!("the case's entries of `list recursive .`: {want:?}"),
         || format!("{mine:?}"),
     )?;
+    ok(&mut c, "TREE-10", &line("delete", &top), TreeReply::Delete)?;
     c.close()?;
     remove_tree(&env, &d);
     Ok(Done::Pass)
