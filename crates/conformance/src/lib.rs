@@ -168,12 +168,13 @@ pub fn check_server(target: &ServerTarget, opts: &RunOptions) -> Result<(), Stri
         }
         Err(_) => return Ok(()),
     };
-    // The auth cases create their files as the users of `--auth`, in their own folders: a
-    // run of only those needs no upload to the main server without a login.
+    // The auth cases (and the tree case with users) create their files as the users of
+    // `--auth`, in their own folders: a run of only those needs no upload to the main server
+    // without a login.
     let only_auth = server::all()
         .iter()
         .filter(|c| opts.filter.selects(&c.info.id))
-        .all(|c| c.info.id.starts_with("server/AUTH-"));
+        .all(|c| server::runs_as_users(&c.info.id));
     if only_auth {
         let _ = c.close();
         return Ok(());

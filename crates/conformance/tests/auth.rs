@@ -15,6 +15,8 @@ use users::{Fault, World, world};
 fn auth_cases() -> RunOptions {
     let mut o = RunOptions::default();
     o.filter.include.push("server/AUTH-*".into());
+    // The tree case with users (section 17 with section 16's rights).
+    o.filter.include.push("server/TREE-13/2".into());
     o
 }
 
@@ -27,7 +29,7 @@ fn every_auth_case_passes(imp: Impl) {
     let w = world(imp, None);
     let r = run(&w, &auth_cases());
     common::check(&r, &format!("{} server with users", imp.name()), &[]);
-    assert!(r.summary.total >= 16, "{}", r.summary_line());
+    assert!(r.summary.total >= 17, "{}", r.summary_line());
     assert_eq!(r.summary.pass, r.summary.total, "{}", r.summary_line());
     // The users' files went where their users are.
     assert!(w.server.root.read_dir().expect("alice's folder").count() > 1);
@@ -113,12 +115,19 @@ fn broken_servers_fail_the_auth_cases() {
             ],
         ),
         (Fault::OffersUnbound, &[("server/AUTH-1/1", "AUTH-11")]),
-        (Fault::Anonymous, &[("server/AUTH-17/1", "AUTH-17")]),
+        (
+            Fault::Anonymous,
+            &[
+                ("server/AUTH-17/1", "AUTH-17"),
+                ("server/TREE-13/2", "TREE-13"),
+            ],
+        ),
         (
             Fault::AllRights,
             &[
                 ("server/AUTH-19/1", "AUTH-19"),
                 ("server/AUTH-19/2", "AUTH-19"),
+                ("server/TREE-13/2", "TREE-13"),
             ],
         ),
         (Fault::UnknownAtOnce, &[("server/AUTH-14/1", "AUTH-14")]),

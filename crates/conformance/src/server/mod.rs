@@ -86,6 +86,13 @@ pub(crate) fn offers_auth(g: &Greeting) -> bool {
         .any(|e| e.as_str() == ferry_wire::auth::EXTENSION)
 }
 
+/// Whether the case `id` (`server/…`) runs only as the users of `--auth`, on the server that
+/// offers `auth` (the `server/AUTH-*` cases and `server/TREE-13/2`).
+pub(crate) fn runs_as_users(id: &str) -> bool {
+    id.strip_prefix("server/")
+        .is_some_and(|id| cases::auth::CASES.iter().any(|(c, ..)| *c == id))
+}
+
 /// The example transcripts embedded in the runner.
 pub(crate) fn embedded_examples() -> &'static [(&'static str, &'static str)] {
     replay::EMBEDDED
