@@ -78,7 +78,7 @@ fn every_server_case_passes_over_tls() {
     opts.filter.exclude.push("server/TIME-2/3".into());
     // The auth cases need a server with users: tests/auth.rs and reference_async.rs run them.
     opts.filter.exclude.push("server/AUTH-*".into());
-    // The tree cases need servers with and without `tree`: tests/tree.rs runs them.
+    // The tree cases: tests/tree.rs and reference_async.rs (over the servers' own TLS).
     opts.filter.exclude.push("server/TREE-*".into());
     check_server(&target, &opts).expect("the server accepts uploads over TLS");
     let r = run_server(&target, &opts, &mut |_| {});
