@@ -169,7 +169,7 @@ const HANDLING: &[(&str, How)] = &[
         "FERRY_PASSWORD='correct horse battery staple' ferry get ferrys://bob@files.example report.pdf",
         How::Parse,
     ),
-    // crates/conformance/README.md: fixed ports 7450-7455 and a 30 s run
+    // crates/conformance/README.md: fixed ports 7450-7456 and a 30 s run
     (
         "ferry serve --root /tmp/conform-root --listen 127.0.0.1:7450 &",
         How::Parse,
@@ -200,11 +200,15 @@ const HANDLING: &[(&str, How)] = &[
         How::Parse,
     ),
     (
+        "ferry serve --root /tmp/c-nt --listen 127.0.0.1:7456 --no-tree &",
+        How::Parse,
+    ),
+    (
         "main=$(jobs -p %1)",
         How::Skip("shell bookkeeping of the block's background servers"),
     ),
     (
-        "ferry-conform server 127.0.0.1:7450 --read-only-server 127.0.0.1:7451 --extra-server 127.0.0.1:7452 --extra-server 127.0.0.1:7453 --extra-server 127.0.0.1:7454 --extra-server 127.0.0.1:7455 --session-limit 16 --max-wait 3 --touch-cmd 'f=/tmp/c-main/\"$FERRY_NAME\"; if [ \"$FERRY_HOW\" = append ]; then printf x >>\"$f\"; else truncate -s 1 \"$f\"; fi' --shutdown-cmd \"kill -TERM $main\" --shutdown-grace 2 --json report.json --junit report.xml",
+        "ferry-conform server 127.0.0.1:7450 --read-only-server 127.0.0.1:7451 --extra-server 127.0.0.1:7452 --extra-server 127.0.0.1:7453 --extra-server 127.0.0.1:7454 --extra-server 127.0.0.1:7455 --extra-server 127.0.0.1:7456 --session-limit 16 --max-wait 3 --touch-cmd 'f=/tmp/c-main/\"$FERRY_NAME\"; if [ \"$FERRY_HOW\" = append ]; then printf x >>\"$f\"; else truncate -s 1 \"$f\"; fi' --shutdown-cmd \"kill -TERM $main\" --shutdown-grace 2 --json report.json --junit report.xml",
         How::Parse,
     ),
     // crates/conformance/README.md, the auth cases: files under /tmp and a fixed port.
@@ -214,7 +218,7 @@ const HANDLING: &[(&str, How)] = &[
         How::Parse,
     ),
     (
-        "ferry-conform server ferrys://127.0.0.1:7461 --fingerprint SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU --auth /tmp/c-auth --include 'server/AUTH-*'",
+        "ferry-conform server ferrys://127.0.0.1:7461 --fingerprint SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU --auth /tmp/c-auth --include 'server/AUTH-*' --include server/TREE-13/2",
         How::Parse,
     ),
     (
