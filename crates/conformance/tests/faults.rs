@@ -61,6 +61,7 @@ enum SFault {
     RenameReplaces,
     RenameSplitsAtSpace,
     ReadOnlyTreeChanges,
+    ListBeyondLimits,
 }
 
 const SERVER_FAULTS: &[(SFault, &str)] = &[
@@ -149,6 +150,10 @@ const SERVER_FAULTS: &[(SFault, &str)] = &[
     (
         SFault::ReadOnlyTreeChanges,
         "a read-only server refuses puts but performs mkdir, rmdir, delete and rename",
+    ),
+    (
+        SFault::ListBeyondLimits,
+        "list recursive also sends entries deeper than 64 names from the served folder",
     ),
 ];
 
@@ -871,9 +876,12 @@ impl Session {
             b.push(b'/');
             b
         };
+        // TREE-6: what lies beyond TREE-3's limits (after a rename) is left out.
         let rel = |k: &[u8]| -> Option<Vec<u8>> {
             let r = k.strip_prefix(pre.as_slice())?;
-            (options.recursive || !r.contains(&b'/')).then(|| r.to_vec())
+            let within_limits = self.fault(SFault::ListBeyondLimits)
+                || (k.len() <= 1024 && k.iter().filter(|&&b| b == b'/').count() < 64);
+            (within_limits && (options.recursive || !r.contains(&b'/'))).then(|| r.to_vec())
         };
         let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         for (k, m) in self.folders.lock().expect("folders").iter() {

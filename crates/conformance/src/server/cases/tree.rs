@@ -59,6 +59,12 @@ pub(crate) const CASES: &[(&str, &str, &[&str], CaseFn)] = &[
         tree_6_in_progress,
     ),
     (
+        "TREE-6/4",
+        "a tree moved deeper than 64 names: a recursive listing leaves out what lies beyond the limit; moved back, it is listed again",
+        &["TREE-6", "TREE-11"],
+        tree_6_too_deep,
+    ),
+    (
         "TREE-8/1",
         "mkdir: ok and listed; again, or at a file: 512; missing parent, or a file as parent: 511",
         &["TREE-8"],
@@ -941,6 +947,97 @@ fn tree_6_in_progress(ctx: &mut Ctx<'_>) -> Res<Done> {
     b.close()?;
     a.close()?;
     remove_tree(&env, &d);
+    Ok(Done::Pass)
+}
+
+fn tree_6_too_deep(ctx: &mut Ctx<'_>) -> Res<Done> {
+    let env = env(ctx)?;
+    let d = env.p("deep");
+    let h = env.p("high");
+    let mut c = env.enabled()?;
+    // d and 62 folders `a` under it: 63 names; a file in the deepest: 64.
+    let mut chain = vec![d.clone()];
+    for _ in 0..62 {
+        let next = format!("{}/a", chain[chain.len() - 1]);
+        chain.push(next);
+    }
+    let mut w = Vec::new();
+    for p in &chain {
+        w.extend(line("mkdir", p));
+    }
+    c.send("TREE-8", &w)?;
+    for p in &chain {
+        expect_ok(&mut c, "TREE-8", &TreeReply::Mkdir, &format!("mkdir {p}"))?;
+    }
+    let f = format!("{}/f", chain[chain.len() - 1]);
+    put(&mut c, &f, b"deep")?;
+    let all = list_ok(&mut c, "TREE-6", "recursive", &d)?;
+    ensure(
+        all.len() == 63,
+        "TREE-6",
+        format!("63 entries (62 folders and the file at 64 names) in `list recursive {d}`"),
+        || format!("{} entries", all.len()),
+    )?;
+    // Moved two levels down: the file is at 66 names, the deepest folder at 65.
+    mkdir(&mut c, "TREE-8", &h)?;
+    mkdir(&mut c, "TREE-8", &format!("{h}/x"))?;
+    let moved = format!("{h}/x/d");
+    ok(
+        &mut c,
+        "TREE-11",
+        &rename_line(&d, &moved),
+        TreeReply::Rename,
+    )?;
+    let listed = list_ok(&mut c, "TREE-6", "recursive", &h)?;
+    let too_deep: Vec<&str> = listed
+        .iter()
+        .map(|e| e.path.as_str())
+        .filter(|p| p.split('/').count() + 1 > 64)
+        .collect();
+    ensure(
+        too_deep.is_empty(),
+        "TREE-6",
+        format!(
+            "no entry of `list recursive {h}` whose path from the served folder has more than 64 names"
+        ),
+        || {
+            format!(
+                "{} such entries, the first {:?}",
+                too_deep.len(),
+                too_deep[0]
+            )
+        },
+    )?;
+    // x, x/d and the folders `a` down to 64 names (61 of them).
+    ensure(
+        listed.len() == 63 && listed.iter().all(|e| e.kind == EntryKind::Folder),
+        "TREE-6",
+        format!("63 folders in `list recursive {h}` (down to 64 names, nothing deeper)"),
+        || format!("{} entries", listed.len()),
+    )?;
+    let mut at_limit = moved.clone();
+    for _ in 0..61 {
+        at_limit.push_str("/a");
+    }
+    expect_listing(&mut c, "TREE-6", "recursive", &at_limit, &[])?;
+    // Back where it was: all of it again.
+    ok(
+        &mut c,
+        "TREE-11",
+        &rename_line(&moved, &d),
+        TreeReply::Rename,
+    )?;
+    let again = list_ok(&mut c, "TREE-6", "recursive", &d)?;
+    ensure(
+        again.len() == 63,
+        "TREE-6",
+        format!("the 63 entries of `list recursive {d}` again after the move back"),
+        || format!("{} entries", again.len()),
+    )?;
+    expect_file(&mut c, "TREE-6", &f, b"deep")?;
+    c.close()?;
+    remove_tree(&env, &d);
+    remove_tree(&env, &h);
     Ok(Done::Pass)
 }
 
