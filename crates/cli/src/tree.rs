@@ -716,10 +716,25 @@ pub(crate) fn mirror(
         };
         local_map.insert(e.path.clone(), side);
     }
-    let plan = match direction {
+    let mut plan = match direction {
         Direction::Push => mirror_plan(&local_map, &remote_map, delete),
         Direction::Pull => mirror_plan(&remote_map, &local_map, delete),
     };
+    // What the walk skipped here (a link, a special file, a partial download) is not
+    // missing: a push leaves the server's entry of that path, and what is beneath it, alone.
+    if direction == Direction::Push && !tree.kept.is_empty() {
+        let kept = |p: &TreePath| tree.kept.iter().any(|k| p.is_within(k) || k.is_within(p));
+        for p in plan.delete_files.iter().chain(&plan.delete_folders) {
+            if tree.kept.iter().any(|k| p.is_within(k)) {
+                eprintln!(
+                    "ferry: warning: {} is not deleted: its local counterpart was skipped",
+                    visible(p.as_str())
+                );
+            }
+        }
+        plan.delete_files.retain(|p| !kept(p));
+        plan.delete_folders.retain(|p| !kept(p));
+    }
     for c in &plan.conflicts {
         eprintln!(
             "ferry: warning: {} is a file on one side and a folder on the other: left alone",

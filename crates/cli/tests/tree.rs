@@ -382,6 +382,23 @@ fn mirror_sends_only_what_changed_and_deletes_only_when_asked() {
     let deleted = s.ok(&["mirror", "push"], &["site", "--delete"]);
     assert!(deleted.contains("4 deleted"), "{deleted}");
     assert!(!s.root.path().join("site/sub dir").exists());
+    // A local entry the walk skips (a symbolic link) is not missing: --delete leaves the
+    // server's file of that path alone, and says so.
+    fs::write(s.root.path().join("site/linked.txt"), b"kept\n").expect("write");
+    std::os::unix::fs::symlink("a.txt", local.join("linked.txt")).expect("symlink");
+    let out = s.run(&["mirror", "push"], &["site", "--delete"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("linked.txt is not deleted"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        fs::read(s.root.path().join("site/linked.txt")).expect("kept"),
+        b"kept\n"
+    );
+    fs::remove_file(local.join("linked.txt")).expect("rm");
+    fs::remove_file(s.root.path().join("site/linked.txt")).expect("rm");
     // And back: a pull into an empty folder, then a rerun that moves nothing.
     let pulled = s.ok(&["mirror", "pull"], &["back", "site"]);
     assert!(pulled.starts_with("received 3 files"), "{pulled}");

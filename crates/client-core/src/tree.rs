@@ -119,6 +119,10 @@ pub struct LocalTree {
     /// paths past TREE-3's limits), partial downloads (`.ferry-part`), names whose NFC form
     /// repeats another's; each with why.
     pub skipped: Vec<(PathBuf, String)>,
+    /// The paths of the skipped entries that have valid names (symbolic links, special files,
+    /// partial downloads): they exist here although they are not sent, so a mirror that
+    /// deletes what its source lacks leaves the other side's entry of that path alone.
+    pub kept: Vec<TreePath>,
 }
 
 /// Walks the folder `root` (not following symbolic links anywhere: a link is skipped), for
@@ -148,7 +152,18 @@ fn walk(
     for child in children {
         let local = child.path();
         let meta = fs::symlink_metadata(&local).map_err(|e| ClientError::local(&local, e))?;
+        let os_name = child.file_name();
+        // The path a skipped entry would have (when its name is valid): kept, see LocalTree.
+        let keep = |tree: &mut LocalTree| {
+            let name = os_name.to_str().and_then(|t| FileName::from_local(t).ok());
+            let path = name.and_then(|n| match rel {
+                Some(r) => r.join(&n).ok(),
+                None => Some(TreePath::from(n)),
+            });
+            tree.kept.extend(path);
+        };
         let kind = if meta.file_type().is_symlink() {
+            keep(tree);
             tree.skipped
                 .push((local, "a symbolic link (never followed)".into()));
             continue;
@@ -157,16 +172,17 @@ fn walk(
         } else if meta.is_file() {
             LocalKind::File(meta.len())
         } else {
+            keep(tree);
             tree.skipped
                 .push((local, "not a regular file or folder".into()));
             continue;
         };
-        let os_name = child.file_name();
         let Some(text) = os_name.to_str() else {
             tree.skipped.push((local, "the name is not UTF-8".into()));
             continue;
         };
         if matches!(kind, LocalKind::File(_)) && text.ends_with(PART_SUFFIX) {
+            keep(tree);
             tree.skipped
                 .push((local, "a partial download (.ferry-part)".into()));
             continue;
