@@ -961,14 +961,7 @@ impl Conn {
 
 /// `put SIZE MODE FLOW NAME` with the name as raw octets.
 pub(crate) fn put_line(size: u64, mode: PutMode, flow: PutFlow, name: &[u8]) -> Vec<u8> {
-    let mode = match mode {
-        PutMode::New => "new",
-        PutMode::Replace => "replace",
-    };
-    let flow = match flow {
-        PutFlow::Wait => "wait",
-        PutFlow::Now => "now",
-    };
+    let (mode, flow) = (mode.as_str(), flow.as_str());
     let mut line = format!("put {size} {mode} {flow} ").into_bytes();
     line.extend_from_slice(name);
     line.push(b'\n');

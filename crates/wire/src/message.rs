@@ -31,6 +31,26 @@ pub enum PutFlow {
     Now,
 }
 
+impl PutMode {
+    /// Its keyword on the wire (`put-mode`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PutMode::New => "new",
+            PutMode::Replace => "replace",
+        }
+    }
+}
+
+impl PutFlow {
+    /// Its keyword on the wire (`put-flow`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PutFlow::Wait => "wait",
+            PutFlow::Now => "now",
+        }
+    }
+}
+
 /// A client request (`request` rule).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Request {
@@ -562,14 +582,7 @@ impl Request {
                 flow,
                 name,
             } => {
-                let mode = match mode {
-                    PutMode::New => "new",
-                    PutMode::Replace => "replace",
-                };
-                let flow = match flow {
-                    PutFlow::Wait => "wait",
-                    PutFlow::Now => "now",
-                };
+                let (mode, flow) = (mode.as_str(), flow.as_str());
                 let _ = writeln!(out, "put {size} {mode} {flow} {name}");
             }
             Request::Version(v) => {

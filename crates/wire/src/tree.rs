@@ -181,14 +181,7 @@ impl TreeRequest {
                 flow,
                 path,
             } => {
-                let mode = match mode {
-                    PutMode::New => "new",
-                    PutMode::Replace => "replace",
-                };
-                let flow = match flow {
-                    PutFlow::Wait => "wait",
-                    PutFlow::Now => "now",
-                };
+                let (mode, flow) = (mode.as_str(), flow.as_str());
                 writeln!(out, "put {size} {mode} {flow} {path}")
             }
         };

@@ -782,6 +782,20 @@ pub fn ferry_bin() -> Option<PathBuf> {
     bin.is_file().then_some(bin)
 }
 
+/// [`ferry_bin`] for a test that needs the binary: without one it says `SKIPPED` and the
+/// test returns, except under CI, which has the binary and never skips (a missing one fails).
+pub fn ferry_bin_or_skip() -> Option<PathBuf> {
+    let bin = ferry_bin();
+    if bin.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "SKIPPED: no ferry binary (run `cargo build -p ferry` or set FERRY_BIN)"
+        );
+        eprintln!("SKIPPED: no ferry binary (run `cargo build -p ferry` or set FERRY_BIN)");
+    }
+    bin
+}
+
 /// A `ferry serve` child process on 127.0.0.1:0; SIGKILLed and reaped on drop.
 #[derive(Debug)]
 pub struct ChildServer {

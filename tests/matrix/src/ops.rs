@@ -428,14 +428,7 @@ impl Op {
 }
 
 fn put_line(size: u64, mode: PutMode, flow: PutFlow, name: &Name) -> Vec<u8> {
-    let mode = match mode {
-        PutMode::New => "new",
-        PutMode::Replace => "replace",
-    };
-    let flow = match flow {
-        PutFlow::Wait => "wait",
-        PutFlow::Now => "now",
-    };
+    let (mode, flow) = (mode.as_str(), flow.as_str());
     [
         format!("put {size} {mode} {flow} ").as_bytes(),
         &name.0,

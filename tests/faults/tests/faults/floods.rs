@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use ferry_fault_tests::{
-    ChildServer, Impl, RawSession, TestServer, eventually, ferry_bin, first_line,
+    ChildServer, Impl, RawSession, TestServer, eventually, ferry_bin_or_skip, first_line,
 };
 
 const CAP: usize = 8;
@@ -172,13 +172,7 @@ fn floods_smol() {
 /// The same floods against `ferry serve` children; VmRSS must stay bounded (< 64 MiB growth).
 #[test]
 fn flood_memory_child() {
-    let Some(bin) = ferry_bin() else {
-        // CI has these capabilities (root, tmpfs, the ferry binary): never skip there.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "SKIPPED: no ferry binary (run `cargo build -p ferry` or set FERRY_BIN)"
-        );
-        eprintln!("SKIPPED: no ferry binary (run `cargo build -p ferry` or set FERRY_BIN)");
+    let Some(bin) = ferry_bin_or_skip() else {
         return;
     };
     for imp in Impl::ALL {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use ferry_fault_tests::{ChildServer, Impl, RawSession, ferry_bin, names_in};
+use ferry_fault_tests::{ChildServer, Impl, RawSession, ferry_bin_or_skip, names_in};
 
 const FILES: usize = 600;
 
@@ -59,13 +59,7 @@ fn check_whole(imp: Impl, root: &std::path::Path, acknowledged: usize) -> usize 
 
 #[test]
 fn kill_server_mid_renames_then_rerun() {
-    let Some(bin) = ferry_bin() else {
-        // CI has the ferry binary: never skip there.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "SKIPPED: no ferry binary (run `cargo build -p ferry` or set FERRY_BIN)"
-        );
-        eprintln!("SKIPPED: no ferry binary (run `cargo build -p ferry` or set FERRY_BIN)");
+    let Some(bin) = ferry_bin_or_skip() else {
         return;
     };
     for imp in Impl::ALL {
@@ -152,12 +146,7 @@ fn tree_files(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u
 /// only what the first run had not.
 #[test]
 fn kill_client_mid_mirror_then_rerun() {
-    let Some(bin) = ferry_bin() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "SKIPPED: no ferry binary (run `cargo build -p ferry` or set FERRY_BIN)"
-        );
-        eprintln!("SKIPPED: no ferry binary (run `cargo build -p ferry` or set FERRY_BIN)");
+    let Some(bin) = ferry_bin_or_skip() else {
         return;
     };
     for imp in [Impl::Threads, Impl::Tokio] {
