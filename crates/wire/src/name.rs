@@ -75,6 +75,13 @@ impl FileName {
         Ok(Self(name))
     }
 
+    /// A name already validated as part of something that only holds valid names (a
+    /// [`crate::TreePath`]'s names): no second check, no panic.
+    pub(crate) fn from_validated(name: String) -> Self {
+        debug_assert!(validate(&name).is_ok(), "{name:?} was validated");
+        Self(name)
+    }
+
     /// Validates raw octets as received from a peer.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, NameError> {
         if bytes.is_empty() {

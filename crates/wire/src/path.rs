@@ -129,11 +129,11 @@ impl TreePath {
         match self.0.rsplit_once('/') {
             Some((parent, last)) => (
                 Some(Self(parent.to_owned())),
-                FileName::new(last).expect("every name of a TreePath is valid"),
+                FileName::from_validated(last.to_owned()),
             ),
             None => (
                 None,
-                FileName::new(self.0.clone()).expect("a one-name TreePath is a valid name"),
+                FileName::from_validated(self.0.clone()),
             ),
         }
     }
@@ -143,7 +143,7 @@ impl TreePath {
         if self.0.contains('/') {
             None
         } else {
-            FileName::new(self.0.clone()).ok()
+            Some(FileName::from_validated(self.0.clone()))
         }
     }
 
