@@ -131,10 +131,7 @@ impl TreePath {
                 Some(Self(parent.to_owned())),
                 FileName::from_validated(last.to_owned()),
             ),
-            None => (
-                None,
-                FileName::from_validated(self.0.clone()),
-            ),
+            None => (None, FileName::from_validated(self.0.clone())),
         }
     }
 
