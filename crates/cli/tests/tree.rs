@@ -9,7 +9,7 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::TcpListener;
 use std::thread;
 
-use common::ferry_home;
+use common::{ferry_home, ferry_home_in};
 use ferry_wire::{Digest, Greeting, Limits};
 
 const MTIME: &str = "2024-03-01T08:00:00Z";
@@ -462,4 +462,35 @@ fn get_and_put_take_paths() {
     );
     // `..` is never a path: a usage error, nothing asked.
     assert_eq!(s.run(&["get"], &["docs/../x"]).status.code(), Some(2));
+}
+
+/// `ferry shell`'s `mirror`: the same code as `ferry mirror`, on the shell's session.
+#[test]
+fn the_shell_mirrors_a_folder() {
+    let s = Served::start();
+    let local = s.work().join("site");
+    make_tree(&local);
+    let script = b"mirror push site\nmirror push site --dry-run\nmirror pull back site\nclose\n";
+    let out = ferry_home_in(s.work(), s.home.path(), &["shell", &s.server.addr], script);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("sent 5 files"), "{stdout}");
+    assert!(
+        stdout.contains("dry run: 0 to copy, 5 unchanged, 0 to delete"),
+        "{stdout}"
+    );
+    // The server's copy has the local files (NFD names as NFC), and the pull brought it back.
+    let served = files(&s.root.path().join("site"));
+    let names = |f: &[(String, Vec<u8>)]| f.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(served.len(), 5, "{:?}", names(&served));
+    assert!(
+        files(&s.work().join("back")) == served,
+        "{:?}",
+        names(&files(&s.work().join("back")))
+    );
 }

@@ -126,6 +126,12 @@ pub(super) const COMMANDS: &[Spec] = &[
         args: Args::LocalWords,
     },
     Spec {
+        names: &["mirror"],
+        usage: "push|pull DIR [REMOTE] [--delete] [--dry-run]",
+        help: "make REMOTE the same as the local DIR (push) or the other way (pull), copying only what differs by size or digest [tree]",
+        args: Args::LocalWords,
+    },
+    Spec {
         names: &["lcd"],
         usage: "[DIR]",
         help: "change the local folder (default: your home folder)",
@@ -245,6 +251,13 @@ pub(super) enum TreeCommand {
         dir: String,
         remote: Option<Folder>,
     },
+    Mirror {
+        direction: crate::tree::Direction,
+        dir: String,
+        remote: Option<Folder>,
+        delete: bool,
+        dry_run: bool,
+    },
 }
 
 /// Splits words into flags (from `allowed`) and the rest.
@@ -314,6 +327,26 @@ fn tree_command(command: &str, words: Vec<String>, usage: Usage) -> Result<TreeC
             [one] => TreeCommand::Rget(tree_folder(one)?),
             _ => return Err(usage),
         },
+        "mirror" => {
+            let (f, rest) = flags(words, &["--delete", "--dry-run", "-n"])?;
+            let direction = match rest.first().map(String::as_str) {
+                Some("push") => crate::tree::Direction::Push,
+                Some("pull") => crate::tree::Direction::Pull,
+                _ => return Err(usage),
+            };
+            let (dir, remote) = match &rest[1..] {
+                [dir] => (dir.clone(), None),
+                [dir, remote] => (dir.clone(), Some(tree_folder(remote)?)),
+                _ => return Err(usage),
+            };
+            TreeCommand::Mirror {
+                direction,
+                dir,
+                remote,
+                delete: f.iter().any(|x| x == "--delete"),
+                dry_run: f.iter().any(|x| x == "--dry-run" || x == "-n"),
+            }
+        }
         "rput" => match words.as_slice() {
             [dir] => TreeCommand::Rput {
                 dir: dir.clone(),
@@ -388,7 +421,7 @@ pub(super) fn parse(line: &str) -> Result<Command, Usage> {
                 mode: mode(spec.names[0]),
             },
         },
-        "list" | "mkdir" | "rmdir" | "rm" | "mv" | "rget" | "rput" => {
+        "list" | "mkdir" | "rmdir" | "rm" | "mv" | "rget" | "rput" | "mirror" => {
             Command::Tree(tree_command(spec.names[0], words()?, usage())?)
         }
         "lcd" => Command::Lcd(one()),
@@ -511,7 +544,41 @@ mod tests {
             Command::Tree(TreeCommand::Mv(p("a"), p("b c/d")))
         );
         assert_eq!(ok("rget ."), Command::Tree(TreeCommand::Rget(Folder::Root)));
-        for bad in ["mv a", "rm", "rm -x a", "mkdir ../a", "rmdir", "rget a b"] {
+        assert_eq!(
+            ok("mirror push site --delete"),
+            Command::Tree(TreeCommand::Mirror {
+                direction: crate::tree::Direction::Push,
+                dir: "site".into(),
+                remote: None,
+                delete: true,
+                dry_run: false,
+            })
+        );
+        assert_eq!(
+            ok("mirror pull back site -n"),
+            Command::Tree(TreeCommand::Mirror {
+                direction: crate::tree::Direction::Pull,
+                dir: "back".into(),
+                remote: Some(Folder::Path(
+                    ferry_wire::TreePath::new("site").expect("path")
+                )),
+                delete: false,
+                dry_run: true,
+            })
+        );
+        for bad in [
+            "mv a",
+            "rm",
+            "rm -x a",
+            "mkdir ../a",
+            "rmdir",
+            "rget a b",
+            "mirror site",
+            "mirror sideways site",
+            "mirror push",
+            "mirror push a b c",
+            "mirror push a --force",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

@@ -313,6 +313,7 @@ mod tests {
                 2,
                 vec![
                     "mget ".into(),
+                    "mirror ".into(),
                     "mkdir ".into(),
                     "mput ".into(),
                     "mreplace ".into(),

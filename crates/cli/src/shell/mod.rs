@@ -295,6 +295,7 @@ impl Shell {
             T::Mv(..) => "mv",
             T::Rget(_) => "rget",
             T::Rput { .. } => "rput",
+            T::Mirror { .. } => "mirror",
         };
         let ran = self.session.with(|client| {
             let ctx = crate::tree::Ctx {
@@ -323,6 +324,21 @@ impl Shell {
                 T::Rput { dir, remote } => {
                     crate::tree::put_recursive(client, &ctx, Path::new(&dir), remote, false)
                 }
+                T::Mirror {
+                    direction,
+                    dir,
+                    remote,
+                    delete,
+                    dry_run,
+                } => crate::tree::mirror(
+                    client,
+                    &ctx,
+                    direction,
+                    Path::new(&dir),
+                    remote,
+                    delete,
+                    dry_run,
+                ),
             }
         });
         match ran {

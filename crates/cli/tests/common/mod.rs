@@ -18,9 +18,24 @@ const LIMIT: Duration = Duration::from_secs(20);
 
 /// Runs `ferry ARGS` in `cwd` with `stdin` piped in; fails the test if it takes too long.
 pub(crate) fn ferry_in(cwd: &Path, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(FERRY)
-        .args(args)
+    let mut cmd = Command::new(FERRY);
+    cmd.args(args).current_dir(cwd);
+    with_stdin(cmd, args, stdin)
+}
+
+/// [`ferry_in`] with HOME and XDG_CONFIG_HOME set to `home`, as [`ferry_home`] does.
+pub(crate) fn ferry_home_in(cwd: &Path, home: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    let mut cmd = Command::new(FERRY);
+    cmd.args(args)
         .current_dir(cwd)
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"));
+    with_stdin(cmd, args, stdin)
+}
+
+/// Runs `cmd` with `stdin` piped in and its output read; fails the test if it takes too long.
+fn with_stdin(mut cmd: Command, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = cmd
         .env_remove("FERRY_LOG")
         .env_remove("RUST_LOG")
         .stdin(Stdio::piped())
