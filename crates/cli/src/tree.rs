@@ -520,15 +520,9 @@ pub(crate) fn put_recursive(
     remote: Option<Folder>,
     replace: bool,
 ) -> u8 {
-    let folder = match remote {
-        Some(f) => f,
-        None => match ferry_sync::client::name_for_local(&absolute(dir)) {
-            Ok(n) => Folder::Path(TreePath::from(n)),
-            Err(e) => {
-                eprintln!("ferry: put -r {}: {e}", dir.display());
-                return exit::USAGE;
-            }
-        },
+    let folder = match remote_or_own_name(remote, dir, "put -r") {
+        Ok(f) => f,
+        Err(code) => return code,
     };
     let tree = match walk_local(dir, folder.path()) {
         Ok(t) => t,
@@ -648,15 +642,9 @@ pub(crate) fn mirror(
     delete: bool,
     dry_run: bool,
 ) -> u8 {
-    let folder = match remote {
-        Some(f) => f,
-        None => match ferry_sync::client::name_for_local(&absolute(local)) {
-            Ok(n) => Folder::Path(TreePath::from(n)),
-            Err(e) => {
-                eprintln!("ferry: mirror {}: {e}", local.display());
-                return exit::USAGE;
-            }
-        },
+    let folder = match remote_or_own_name(remote, local, "mirror") {
+        Ok(f) => f,
+        Err(code) => return code,
     };
     let what = format!("mirror {}", visible(&folder.to_string()));
     // The server's side: a folder that does not exist yet is empty.
@@ -794,6 +782,21 @@ fn local_side(
         })
         .collect();
     Ok((tree, digests))
+}
+
+/// The folder on the server a local folder goes to: `remote` when given, else the local
+/// folder's own name (in NFC); a name that cannot be one is a usage error (exit 2).
+fn remote_or_own_name(remote: Option<Folder>, local: &Path, what: &str) -> Result<Folder, u8> {
+    match remote {
+        Some(f) => Ok(f),
+        None => match ferry_sync::client::name_for_local(&absolute(local)) {
+            Ok(n) => Ok(Folder::Path(TreePath::from(n))),
+            Err(e) => {
+                eprintln!("ferry: {what} {}: {e}", local.display());
+                Err(exit::USAGE)
+            }
+        },
+    }
 }
 
 /// The plan of a dry run, one step a line: `mkdir`, `put`/`get` (with the size), `delete`,

@@ -131,21 +131,27 @@ fn name_or_syntax(e: &PErr<'_>) -> InvalidKind {
     }
 }
 
+/// What ERR-6 makes of a request line that does not decode: a `put` line not parsable up to
+/// its name (or path) closes (502); one whose name field is bad is 510 with its framing; any
+/// other line with a bad name field is 510, the rest 500. Shared by ferry/1's requests and
+/// the `tree` extension's (whose `get`/`put` carry paths), so that both answer alike.
+pub(crate) fn request_kind(line: &[u8], e: &PErr<'_>) -> InvalidKind {
+    if line.starts_with(b"put ") || line == b"put" {
+        match (e.name, parse::put_head(line)) {
+            (Some(error), Ok((_, head))) => InvalidKind::BadName {
+                error,
+                put: Some(head),
+            },
+            _ => InvalidKind::MalformedPut,
+        }
+    } else {
+        name_or_syntax(e)
+    }
+}
+
 /// Decodes one client request line (`request` rule).
 pub fn decode_request(buf: &[u8]) -> Result<(Request, usize), DecodeError> {
-    run(buf, parse::request, |line, e| {
-        if line.starts_with(b"put ") || line == b"put" {
-            match (e.name, parse::put_head(line)) {
-                (Some(error), Ok((_, head))) => InvalidKind::BadName {
-                    error,
-                    put: Some(head),
-                },
-                _ => InvalidKind::MalformedPut,
-            }
-        } else {
-            name_or_syntax(e)
-        }
-    })
+    run(buf, parse::request, request_kind)
 }
 
 /// Decodes the server's first line: a greeting or a refusal (`server-hello` rule).

@@ -392,22 +392,7 @@ pub fn is_tree_verb(line: &[u8]) -> bool {
 /// `rename` of a path to itself or into itself decodes: that 510 is the core's (TREE-11,
 /// [`TreePath::is_within`]).
 pub fn decode_tree_request(buf: &[u8]) -> Result<(TreeRequest, usize), DecodeError> {
-    run(buf, tree_request, |line, e| {
-        if line.starts_with(b"put ") || line == b"put" {
-            match (e.name, parse::put_head(line)) {
-                (Some(error), Ok((_, head))) => InvalidKind::BadName {
-                    error,
-                    put: Some(head),
-                },
-                _ => InvalidKind::MalformedPut,
-            }
-        } else {
-            match e.name {
-                Some(error) => InvalidKind::BadName { error, put: None },
-                None => InvalidKind::Syntax,
-            }
-        }
-    })
+    run(buf, tree_request, crate::decode::request_kind)
 }
 
 /// Decodes one final reply line of the extension (`ext-reply`). A line that is not one is
