@@ -75,6 +75,16 @@ for seed in [
 ]:
     put("decode_auth", seed.encode())
 
+# server_session: a whole session of the tree extension (spec section 17 has no transcript
+# file to replay): folders, a file in one, a rename, a listing with digests, removals.
+HELLO_DIGEST = "xxh3-128:b5e9c1ad071b3e7fc779cfaa5e523818"
+put("server_session", (
+    "enable tree\nmkdir docs\nmkdir docs/2025\n"
+    "put 5 new now docs/2025/notes.txt\ndata 5\nhelloend " + HELLO_DIGEST + "\n"
+    "rename 9 docs/2025 docs/2026\nlist digests,recursive .\nget 0 docs/2026/notes.txt\n"
+    "delete docs/2026/notes.txt\nrmdir docs/2026\nrmdir docs\nclose\n"
+).encode())
+
 # decode_tree: the tree extension's lines (spec section 17), valid and near misses.
 for seed in [
     "enable tree\n",

@@ -41,7 +41,11 @@ enum Op {
     Key { as_bob: bool, other_cb: bool },
     /// A SCRAM exchange: bob's (or carol's, unknown), with the right password or not, bound to
     /// this connection, another, or nothing.
-    Scram { carol: bool, wrong: bool, binding: Binding },
+    Scram {
+        carol: bool,
+        wrong: bool,
+        binding: Binding,
+    },
     /// Time passes (milliseconds).
     Wait(u16),
 }
@@ -204,7 +208,10 @@ fuzz_target!(|ops: Vec<Op>| {
         if let Some(name) = line.strip_prefix(b"ok auth ") {
             let name = name.split(|b| *b == b' ').next().unwrap_or_default();
             let name = std::str::from_utf8(name).expect("ascii");
-            assert!(valid.contains(&name), "ok auth {name} without a valid proof");
+            assert!(
+                valid.contains(&name),
+                "ok auth {name} without a valid proof"
+            );
             assert!(user.is_none(), "a second ok auth (AUTH-7)");
             user = valid.iter().copied().find(|v| *v == name);
         }
@@ -242,6 +249,10 @@ fn made_up_final(server_first: &[u8], cb: Option<[u8; 32]>) -> Option<String> {
         None => b"n,,".to_vec(),
     };
     binding.extend(cb.unwrap_or_default().iter().filter(|_| cb.is_some()));
-    let message = format!("c={},r={nonce},p={}", B64.encode(binding), B64.encode([0u8; 32]));
+    let message = format!(
+        "c={},r={nonce},p={}",
+        B64.encode(binding),
+        B64.encode([0u8; 32])
+    );
     Some(B64.encode(message))
 }

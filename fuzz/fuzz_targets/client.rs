@@ -19,13 +19,16 @@ fn listener() -> &'static TcpListener {
 }
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let Some((&op, server_bytes)) = data.split_first() else { return };
+    let Some((&op, server_bytes)) = data.split_first() else {
+        return;
+    };
     let listener = listener();
     let addr = listener.local_addr().expect("addr");
     let bytes = server_bytes.to_vec();
     let server = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().expect("accept");
-        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
         let mut rest = &bytes[..];
         let mut k = bytes.len();
         while !rest.is_empty() {
@@ -58,23 +61,44 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                 let _ = client.dir();
             }
             1 => {
-                let get = GetOptions { resume: op & 4 != 0, ..GetOptions::default() };
+                let get = GetOptions {
+                    resume: op & 4 != 0,
+                    ..GetOptions::default()
+                };
                 if let Ok(report) = client.get_to_path(&name, &dest.join("f"), &get, &mut |_| {}) {
                     let content = std::fs::read(dest.join("f")).expect("reported file exists");
                     assert_eq!(content.len() as u64, report.size);
-                    assert_eq!(Digest::of(&content), report.digest, "success with a wrong digest");
+                    assert_eq!(
+                        Digest::of(&content),
+                        report.digest,
+                        "success with a wrong digest"
+                    );
                 }
             }
             _ => {
                 let body = b"hello, ferry";
-                let _ = client.put_from_reader(&name, body.len() as u64, &mut &body[..], &PutOptions::default(), &mut |_| {});
+                let _ = client.put_from_reader(
+                    &name,
+                    body.len() as u64,
+                    &mut &body[..],
+                    &PutOptions::default(),
+                    &mut |_| {},
+                );
             }
         }
         drop(client);
     }
     server.join().expect("fake server");
-    let outside: Vec<_> = std::fs::read_dir(parent.path()).expect("parent").flatten().map(|e| e.file_name()).collect();
-    assert_eq!(outside, ["dest"], "the client wrote outside its destination");
+    let outside: Vec<_> = std::fs::read_dir(parent.path())
+        .expect("parent")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        outside,
+        ["dest"],
+        "the client wrote outside its destination"
+    );
     for e in std::fs::read_dir(&dest).expect("dest").flatten() {
         let n = e.file_name();
         assert!(n == "f" || n == "f.ferry-part", "unexpected file {n:?}");

@@ -1,2 +1,5 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| ferry_fuzz::check_decode(data, ferry_wire::decode_request));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ferry_fuzz::check_decode(
+    data,
+    ferry_wire::decode_request
+));

@@ -40,7 +40,10 @@ fuzz_target!(|ops: Vec<Op>| {
     // upload, file pieces swapped in): the session must not be able to tell.
     let plain = play(&ops, false, false, false);
     let fast = play(&ops, true, false, false);
-    assert!(plain.0 == fast.0, "the optional paths changed the octets sent");
+    assert!(
+        plain.0 == fast.0,
+        "the optional paths changed the octets sent"
+    );
     assert_eq!(plain.1, fast.1, "the optional paths changed the folder");
     let cached = play(&ops, true, true, false);
     assert!(plain.0 == cached.0, "known digests changed the octets sent");
@@ -48,8 +51,14 @@ fuzz_target!(|ops: Vec<Op>| {
     // A read fault hits a chunk sent from the file after its head: zeros, then the abort.
     let sendfile = play(&ops, false, true, true);
     if !ops.iter().any(|op| matches!(op, Op::Fault(_))) {
-        assert!(plain.0 == sendfile.0, "sending from the file changed the octets sent");
-        assert_eq!(plain.1, sendfile.1, "sending from the file changed the folder");
+        assert!(
+            plain.0 == sendfile.0,
+            "sending from the file changed the octets sent"
+        );
+        assert_eq!(
+            plain.1, sendfile.1,
+            "sending from the file changed the folder"
+        );
     }
 });
 
@@ -90,7 +99,11 @@ fn play(
                 h.wait(Duration::from_millis(u64::from(ms)));
             }
             Op::Window(w) => h.window = w.map(usize::from),
-            Op::Fault(permanent) => h.faults.push(if permanent { Code::DENIED } else { Code::STORAGE }),
+            Op::Fault(permanent) => h.faults.push(if permanent {
+                Code::DENIED
+            } else {
+                Code::STORAGE
+            }),
             Op::Shutdown(ms) => {
                 let hard = h.now + Duration::from_millis(u64::from(ms));
                 h.s.shutdown(hard);
@@ -112,7 +125,11 @@ fn play(
         }
         h.wait(longest);
     }
-    assert!(h.finished().is_some(), "the session did not end: {:?}", h.waiting);
+    assert!(
+        h.finished().is_some(),
+        "the session did not end: {:?}",
+        h.waiting
+    );
     assert!(h.upload.is_none(), "an upload outlived its session");
     // Every file but the seed was confirmed with `ok put SIZE DIGEST`.
     let text = String::from_utf8_lossy(&h.sent).into_owned();
@@ -133,7 +150,10 @@ fn check_deadline(h: &Harness, longest: Duration) {
             | Action::SendFile { deadline, .. }
             | Action::Receive { deadline },
         ) => {
-            assert!(*deadline >= h.now || h.s.is_shutting_down(), "deadline in the past");
+            assert!(
+                *deadline >= h.now || h.s.is_shutting_down(),
+                "deadline in the past"
+            );
             assert!(*deadline <= h.now + longest, "deadline too far ahead");
         }
         Some(Action::Drain { until }) => assert!(*until <= h.now + longest),

@@ -2,8 +2,9 @@
 //! Arbitrary client octets, written in arbitrary pieces, against a real threaded server
 //! session over loopback with a temporary root. Asserts: no panic anywhere (a panic in a
 //! server thread aborts the process); the session ends within its limits; nothing appears
-//! outside the root; no file is visible unless the server confirmed it with `ok put`; no
-//! staging debris once the session is over.
+//! outside the root; no file is visible unless the server confirmed it with `ok put`, and no
+//! folder unless it confirmed one with `ok mkdir` (the `tree` extension); no staging debris
+//! once the session is over.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown as NetShutdown, SocketAddr, TcpListener, TcpStream};
@@ -46,16 +47,37 @@ fn env() -> &'static Env {
         while !root.join(".ferry-staging").exists() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        Env { addr, parent, root, _dir: dir }
+        Env {
+            addr,
+            parent,
+            root,
+            _dir: dir,
+        }
     })
 }
 
-fn visible_files(root: &Path) -> Vec<(String, Vec<u8>)> {
+/// Every file and folder under the root but the staging folder, as (path, is_folder, content).
+fn visible(root: &Path) -> Vec<(PathBuf, bool, Vec<u8>)> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(root).expect("root").flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name != ".ferry-staging" {
-            out.push((name, std::fs::read(e.path()).unwrap_or_default()));
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for e in std::fs::read_dir(&dir).expect("folder").flatten() {
+            let path = e.path();
+            if path == root.join(".ferry-staging") {
+                continue;
+            }
+            let kind = e.file_type().expect("file type");
+            assert!(
+                !kind.is_symlink(),
+                "{path:?}: the server made a symbolic link"
+            );
+            if kind.is_dir() {
+                todo.push(path.clone());
+                out.push((path, true, Vec::new()));
+            } else {
+                let content = std::fs::read(&path).unwrap_or_default();
+                out.push((path, false, content));
+            }
         }
     }
     out
@@ -66,14 +88,31 @@ fn confirmed(replies: &[u8]) -> Vec<String> {
     replies
         .split(|&b| b == b'\n')
         .filter_map(|l| l.strip_prefix(b"ok put "))
-        .filter_map(|l| std::str::from_utf8(l).ok()?.split(' ').nth(1).map(str::to_owned))
+        .filter_map(|l| {
+            std::str::from_utf8(l)
+                .ok()?
+                .split(' ')
+                .nth(1)
+                .map(str::to_owned)
+        })
         .collect()
+}
+
+/// How many folders the server confirmed creating (`ok mkdir`); a rename moves a folder but
+/// never makes one, so no session can leave more folders than this.
+fn folders_made(replies: &[u8]) -> usize {
+    replies
+        .split(|&b| b == b'\n')
+        .filter(|l| *l == b"ok mkdir")
+        .count()
 }
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let env = env();
     let mut stream = TcpStream::connect(env.addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     let mut reader = stream.try_clone().expect("clone");
     let started = Instant::now();
     let replies = std::thread::spawn(move || {
@@ -96,23 +135,52 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     }
     let _ = stream.shutdown(NetShutdown::Write);
     let replies = replies.join().expect("reader");
-    assert!(started.elapsed() < Duration::from_secs(8), "session outlived its limits");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "session outlived its limits"
+    );
 
     // Nothing escapes the root.
-    let outside: Vec<_> = std::fs::read_dir(&env.parent).expect("parent").flatten().map(|e| e.file_name()).collect();
+    let outside: Vec<_> = std::fs::read_dir(&env.parent)
+        .expect("parent")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert_eq!(outside, ["root"], "something was created outside the root");
     // Staging debris goes away when the session ends.
     let staging = env.root.join(".ferry-staging");
     let deadline = Instant::now() + Duration::from_secs(3);
     while std::fs::read_dir(&staging).map(|d| d.count()).unwrap_or(0) > 0 {
-        assert!(Instant::now() < deadline, "staging debris after the session");
+        assert!(
+            Instant::now() < deadline,
+            "staging debris after the session"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
-    // Every visible file is a confirmed upload; then clean up for the next run.
+    // Every visible file is a confirmed upload, every folder a confirmed `mkdir`; then clean
+    // up for the next run.
     let ok = confirmed(&replies);
-    for (name, content) in visible_files(&env.root) {
-        let digest = Digest::of(&content).to_string();
-        assert!(ok.contains(&digest), "{name:?} is visible but was never confirmed");
-        let _ = std::fs::remove_file(env.root.join(&name));
+    let entries = visible(&env.root);
+    let folders = entries.iter().filter(|(_, dir, _)| *dir).count();
+    assert!(
+        folders <= folders_made(&replies),
+        "{folders} folders but fewer confirmed mkdirs"
+    );
+    for (path, dir, content) in &entries {
+        if !dir {
+            let digest = Digest::of(content).to_string();
+            assert!(
+                ok.contains(&digest),
+                "{path:?} is visible but was never confirmed"
+            );
+        }
+    }
+    for e in std::fs::read_dir(&env.root).expect("root").flatten() {
+        if e.file_name() != ".ferry-staging" {
+            let _ = match e.file_type().map(|t| t.is_dir()) {
+                Ok(true) => std::fs::remove_dir_all(e.path()),
+                _ => std::fs::remove_file(e.path()),
+            };
+        }
     }
 });

@@ -29,7 +29,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             .entries()
             .any(|(a, f, _)| a.eq_ignore_ascii_case(address) && f == stranger);
         if !lines_with_stranger {
-            assert!(matches!(known.check(address, &stranger), Known::Differs { .. }));
+            assert!(matches!(
+                known.check(address, &stranger),
+                Known::Differs { .. }
+            ));
         }
     }
 });

@@ -93,7 +93,10 @@ pub fn decode_auth_request(
     match ferry_wire::auth::decode_auth_request(buf)? {
         (AuthLine::Request(r), n) => Ok((r, n)),
         (AuthLine::UnknownMechanism, n) => {
-            assert!(buf.starts_with(b"auth "), "an unknown mechanism outside `auth`");
+            assert!(
+                buf.starts_with(b"auth "),
+                "an unknown mechanism outside `auth`"
+            );
             Err(DecodeError::Invalid(ferry_wire::Invalid {
                 kind: ferry_wire::InvalidKind::Syntax,
                 line_len: Some(n),
@@ -148,7 +151,11 @@ pub fn check_roundtrip<T: Wire>(msg: &T, decode: Decoder<T>) {
 
 /// Decodes a stream of messages from a buffer that grows in the given pieces, the way a
 /// receiver reads from a socket. Returns the messages and how the stream ended.
-pub fn decode_stream<T: Wire>(data: &[u8], cuts: &[usize], decode: Decoder<T>) -> (Vec<T>, Option<String>) {
+pub fn decode_stream<T: Wire>(
+    data: &[u8],
+    cuts: &[usize],
+    decode: Decoder<T>,
+) -> (Vec<T>, Option<String>) {
     let mut out = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
     let mut fed = 0;

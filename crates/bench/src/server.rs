@@ -166,7 +166,7 @@ impl ServerProcess {
     }
 
     /// Stops it gracefully (SIGTERM, as a user would) and waits for it to exit; kills it if it
-    /// takes longer than [`STOP_TIMEOUT`]. Fails if it did not exit cleanly.
+    /// takes longer than `STOP_TIMEOUT`. Fails if it did not exit cleanly.
     pub fn stop(mut self) -> io::Result<()> {
         let Some(mut child) = self.child.take() else {
             return Ok(());

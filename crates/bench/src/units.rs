@@ -3,7 +3,7 @@
 //!
 //! Sizes: a number of octets with an optional unit, IEC binary (`4KiB`, `10MiB`, `1GiB`) or SI
 //! decimal (`1kB`, `10MB`, `1GB`); a bare number is octets; a space before the unit and a
-//! fraction (`1.5GiB`) are fine ([`parse_size`], the `parse-size` crate). Durations: `90s`,
+//! fraction (`1.5GiB`) are fine ([`parse_size()`], the `parse-size` crate). Durations: `90s`,
 //! `5m`, `1h 30m`, `250ms` (the `humantime` crate); a bare number is seconds (`60`, `0.5`), as
 //! the flags took before ([`parse_duration`]). Reports print sizes and rates in binary units only
 //! (KiB, MiB, GiB; MiB/s) ([`size_text`], [`MIB`]).

@@ -4,6 +4,10 @@
 //! and `user` for the users file of the auth extension (#16). See
 //! crates/cli/README.md.
 
+// The doc comments of the clap types are the commands' --help text, written for a terminal:
+// `HOST[:PORT]` there is a usage pattern, not a rustdoc link.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 mod addr;
 mod commands;
 mod config;

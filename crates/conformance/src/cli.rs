@@ -1,6 +1,10 @@
 //! The `ferry-conform` command line. `ferry conform` embeds [`Target`] as its subcommand
 //! and calls [`run`].
 
+// The doc comments of the clap types are the commands' --help text, written for a terminal:
+// `HOST[:PORT]` there is a usage pattern, not a rustdoc link.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use std::ffi::OsString;
 use std::io::Write as _;
 use std::path::PathBuf;

@@ -97,7 +97,7 @@ pub struct Conn {
     trickle: bool,
 }
 
-/// How many octets at the start of a write [`write_trickled`] sends in small pieces.
+/// How many octets at the start of a write `write_trickled` sends in small pieces.
 pub const TRICKLE_PREFIX: usize = 160;
 
 /// Writes `octets`; with `trickle`, the first [`TRICKLE_PREFIX`] octets go in pieces of 1,
