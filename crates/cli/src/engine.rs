@@ -71,6 +71,37 @@ impl AnyClient {
         })
     }
 
+    /// Starts a session with `engine` on a TCP connection the caller opened (and may keep a
+    /// clone of, to shut it down).
+    pub(crate) fn from_std(
+        engine: Impl,
+        stream: std::net::TcpStream,
+        options: &ClientOptions,
+    ) -> Result<Self, ClientError> {
+        Ok(match engine {
+            Impl::Threads => {
+                Self::Threads(ferry_sync::client::Client::from_stream(stream, options)?)
+            }
+            Impl::Tokio => {
+                let rt =
+                    ferry_async::tokio::Tokio::new_current_thread().map_err(ClientError::Io)?;
+                Self::Tokio(ferry_async::tokio::BlockingClient::from_std(
+                    rt, stream, options,
+                )?)
+            }
+            Impl::AsyncStd => Self::AsyncStd(ferry_async::async_std::BlockingClient::from_std(
+                ferry_async::async_std::AsyncStd,
+                stream,
+                options,
+            )?),
+            Impl::Smol => Self::Smol(ferry_async::smol::BlockingClient::from_std(
+                ferry_async::smol::Smol::new(),
+                stream,
+                options,
+            )?),
+        })
+    }
+
     /// The server's greeting.
     pub(crate) fn greeting(&self) -> &ferry_wire::Greeting {
         each!(self, c => c.greeting())

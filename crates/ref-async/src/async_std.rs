@@ -127,6 +127,13 @@ impl Runtime for AsyncStd {
         }
     }
 
+    fn adopt(&self, stream: std::net::TcpStream) -> io::Result<Self::TcpStream> {
+        stream.set_nonblocking(true)?;
+        stream.set_nodelay(true)?;
+        // async-std's conversion panics if the reactor refuses the socket.
+        catch(move || TcpStream(async_std::net::TcpStream::from(stream)))
+    }
+
     fn peer_addr(stream: &Self::TcpStream) -> io::Result<SocketAddr> {
         stream.0.peer_addr()
     }

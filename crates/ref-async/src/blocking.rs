@@ -52,6 +52,21 @@ impl<R: BlockOn> BlockingClient<R> {
         Ok(Self { rt, client })
     }
 
+    /// Starts a session on a TCP connection the caller opened with std ([`Runtime::adopt`],
+    /// then [`Client::from_stream`]): the caller may keep a clone of the socket and shut it
+    /// down from another thread, which ends a call in progress at once.
+    ///
+    /// [`Runtime::adopt`]: crate::runtime::Runtime::adopt
+    pub fn from_std(
+        rt: R,
+        stream: std::net::TcpStream,
+        options: &ClientOptions,
+    ) -> Result<Self, ClientError> {
+        let stream = rt.adopt(stream).map_err(ClientError::Io)?;
+        let client = rt.block_on(Client::from_stream(rt.clone(), stream, options))?;
+        Ok(Self { rt, client })
+    }
+
     /// The async client inside.
     pub fn get_mut(&mut self) -> &mut Client<R> {
         &mut self.client

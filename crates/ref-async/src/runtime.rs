@@ -67,6 +67,11 @@ pub trait Runtime: Clone + Send + Sync + 'static {
         addr: SocketAddr,
     ) -> impl Future<Output = io::Result<Self::TcpStream>> + Send + 'static;
 
+    /// Adopts a TCP connection the caller opened itself with std (for example to keep a
+    /// clone of the socket that another thread can shut down to stop a call at once); makes
+    /// it non-blocking and sets `TCP_NODELAY`, as [`Runtime::connect`] does.
+    fn adopt(&self, stream: std::net::TcpStream) -> io::Result<Self::TcpStream>;
+
     /// The remote address of a connected stream.
     fn peer_addr(stream: &Self::TcpStream) -> io::Result<SocketAddr>;
 }

@@ -104,6 +104,12 @@ impl Runtime for Smol {
         }
     }
 
+    fn adopt(&self, stream: std::net::TcpStream) -> io::Result<Self::TcpStream> {
+        stream.set_nodelay(true)?;
+        // Makes it non-blocking and registers it with the reactor.
+        async_net::TcpStream::try_from(stream)
+    }
+
     fn peer_addr(stream: &Self::TcpStream) -> io::Result<SocketAddr> {
         stream.peer_addr()
     }

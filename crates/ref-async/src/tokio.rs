@@ -157,6 +157,14 @@ impl Runtime for Tokio {
         async move { task.await.map_err(io::Error::other)? }
     }
 
+    fn adopt(&self, stream: std::net::TcpStream) -> io::Result<Self::TcpStream> {
+        // The socket registers with this runtime's reactor.
+        let _entered = self.handle.enter();
+        stream.set_nonblocking(true)?;
+        stream.set_nodelay(true)?;
+        Ok(tokio::net::TcpStream::from_std(stream)?.compat())
+    }
+
     fn peer_addr(stream: &Self::TcpStream) -> io::Result<SocketAddr> {
         stream.get_ref().peer_addr()
     }

@@ -3,8 +3,8 @@
 //! [`Canceller`] that stops the request in flight from another thread (Ctrl-C).
 //!
 //! ferry/1 has no way to stop a transfer inside a session, so cancelling ends the session:
-//! on the threaded engine the socket is shut down under the blocked call; on the async
-//! engines the request's future is dropped. Either way the session is then dropped and a new
+//! the socket is shut down under the blocked call (this module connects it and keeps a
+//! clone, on every engine); on the async engines the request's future is also dropped. Either way the session is then dropped and a new
 //! one opened. A cancelled download keeps its `.ferry-part` (`reget` resumes it); a
 //! cancelled upload is discarded by the server (its staging file removed).
 
@@ -176,18 +176,14 @@ impl std::fmt::Debug for Session {
     }
 }
 
-/// Connects with `engine`. The threaded engine gets a socket this module connected itself,
-/// so that it keeps a clone to shut down.
+/// Connects with `engine` on a socket this module connected itself, so that it keeps a clone
+/// to shut down (every engine: a command of the `tree` extension is many calls, which only a
+/// socket shut down under them stops).
 fn open(engine: Impl, addr: &ServerAddr, options: &ClientOptions) -> Result<Open, ClientError> {
-    let (client, stream) = match engine {
-        Impl::Threads => {
-            let stream = connect_tcp(addr, options)?;
-            let clone = stream.try_clone().map_err(ClientError::Io)?;
-            let c = ferry_sync::client::Client::from_stream(stream, options)?;
-            (AnyClient::Threads(c), Some(clone))
-        }
-        other => (AnyClient::connect(other, addr.target(), options)?, None),
-    };
+    let stream = connect_tcp(addr, options)?;
+    let clone = stream.try_clone().map_err(ClientError::Io)?;
+    let client = AnyClient::from_std(engine, stream, options)?;
+    let stream = Some(clone);
     crate::commands::show_tls_notices(options);
     let idle = match &client {
         AnyClient::Threads(c) => c.greeting().limits().idle,
@@ -329,8 +325,8 @@ impl Session {
         self.options.read_timeout.unwrap_or_default()
     }
 
-    /// Runs `f` on the session (the commands of the `tree` extension). On the threaded
-    /// engine Ctrl-C stops it (the socket is shut down); on the async ones it runs to its end.
+    /// Runs `f` on the session (the commands of the `tree` extension): Ctrl-C stops it on
+    /// every engine (the socket is shut down under it).
     pub(super) fn with<T>(&mut self, f: impl FnOnce(&mut AnyClient) -> T) -> Result<T, Failed> {
         self.run(|client, _| Some(f(client)))
     }
@@ -521,6 +517,57 @@ mod tests {
             );
             let listing = session.dir().expect("dir after the cancel");
             assert!(listing.entries.is_empty(), "{engine:?}");
+        }
+    }
+
+    #[test]
+    fn cancel_stops_a_tree_command_on_every_engine() {
+        // A command of the `tree` extension runs as several calls inside `Session::with`;
+        // Ctrl-C must stop it on every engine, not only on the threaded one. No read timeout:
+        // only the cancel can end the stalled download (the channel's wait is a hang guard).
+        let server = TestServer::start();
+        std::fs::create_dir(server.root.join("d")).expect("folder");
+        server.write_file("d/big.bin", &vec![7; 8 << 20]);
+        let path: ferry_wire::TreePath = "d/big.bin".parse().expect("path");
+        let local = tempfile::tempdir().expect("tempdir");
+        let options = ClientOptions {
+            read_timeout: None,
+            ..ClientOptions::default()
+        };
+        for engine in ENGINES {
+            let relay = Relay::start(server.addr, Stall::Down(3 << 20));
+            let cancel = Canceller::default();
+            let mut session =
+                Session::connect(engine, &via(&relay), options.clone(), cancel.clone())
+                    .expect("connect");
+            let dest = local.path().join(format!("{engine:?}.bin"));
+            let (done, finished) = std::sync::mpsc::channel();
+            let (path, dest2, cancel2) = (path.clone(), dest.clone(), cancel.clone());
+            let worker = std::thread::spawn(move || {
+                let mut fired = false;
+                let result = session.with(|c| {
+                    c.get_paths(&[(path, dest2)], &GetOptions::default(), &mut |p| {
+                        if p.done > 0 && !fired {
+                            fired = cancel2.cancel();
+                        }
+                    })
+                });
+                let _ = done.send((fired, matches!(result, Err(Failed::Cancelled { .. }))));
+                session
+            });
+            let (fired, cancelled) = finished
+                .recv_timeout(Duration::from_secs(120))
+                .unwrap_or_else(|_| panic!("{engine:?}: the cancel did not stop the command"));
+            let mut session = worker.join().expect("worker");
+            assert!(fired, "{engine:?}: the transfer was running");
+            assert!(cancelled, "{engine:?}: reported as cancelled");
+            assert!(
+                !dest.exists(),
+                "{engine:?}: nothing unverified at the destination"
+            );
+            let listing = session.dir().expect("dir after the cancel");
+            assert!(listing.entries.is_empty(), "{engine:?}: d is a folder");
+            session.close().expect("close");
         }
     }
 
