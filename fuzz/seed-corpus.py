@@ -49,7 +49,7 @@ for name in sorted(os.listdir(EXAMPLES)):
         put("split_stream", bytes(data))
         put("payload", bytes(data))
     put("server_session", bytes(streams["C"]))
-    for op in (0, 1, 2):
+    for op in (0, 1, 2, 3):
         put("client", bytes([op]) + bytes(streams["S"]))
 print("corpus written to", os.path.join(HERE, "corpus"))
 
@@ -84,6 +84,21 @@ put("server_session", (
     "rename 9 docs/2025 docs/2026\nlist digests,recursive .\nget 0 docs/2026/notes.txt\n"
     "delete docs/2026/notes.txt\nrmdir docs/2026\nrmdir docs\nclose\n"
 ).encode())
+
+# client, op 3 (a recursive list): a greeting with the tree extension and listings.
+TREE_GREETING = (
+    "ferry/1 max-line=4096 max-name=255 max-size=1099511627776 max-chunk=1048576 "
+    "max-eager=1048576 idle=300 stall=60 min-rate=1024 ext=tree\n"
+)
+for listing in [
+    "ok list 3\nd - 2026-11-24T19:22:08Z - a\n"
+    "f 5 2026-11-24T19:22:08Z " + HELLO_DIGEST + " a/hello.txt\nf 0 2026-11-24T19:22:08Z - b\n",
+    "ok list 2\nf 1 2026-11-24T19:22:08Z - b\nf 1 2026-11-24T19:22:08Z - a\n",
+    "ok list 2\nd - 2026-11-24T19:22:08Z - a\nd - 2026-11-24T19:22:08Z - a\n",
+    "ok list 1\nf 1 2026-11-24T19:22:08Z - a/../../x\n",
+    "err 511 not-found\n",
+]:
+    put("client", bytes([3]) + (TREE_GREETING + listing).encode())
 
 # decode_tree: the tree extension's lines (spec section 17), valid and near misses.
 for seed in [

@@ -1,9 +1,11 @@
 #![no_main]
 //! Arbitrary server octets against the threaded client library. The first octet picks the
-//! operation (dir, get, put); the rest is what the "server" sends, in pieces, before it
-//! closes. Asserts: no panic; the client writes nothing outside its destination folder;
-//! only `f` (and its `.ferry-part`) may appear there; and a successful get left a file whose
-//! size and digest are exactly what the client reported.
+//! operation (dir, get, put, or a recursive `list` of the `tree` extension); the rest is what
+//! the "server" sends, in pieces, before it closes. Asserts: no panic; the client writes
+//! nothing outside its destination folder; only `f` (and its `.ferry-part`) may appear there;
+//! a successful get left a file whose size and digest are exactly what the client reported;
+//! a listing the client accepts has its paths in strictly ascending order of their octets
+//! (TREE-6, TREE-14: unordered or repeated paths make it not valid).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -11,6 +13,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use ferry_sync::client::{Client, ClientOptions, GetOptions, PutOptions};
+use ferry_wire::tree::{Folder, ListOptions};
 use ferry_wire::{Digest, FileName};
 
 fn listener() -> &'static TcpListener {
@@ -56,7 +59,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     };
     let stream = TcpStream::connect(addr).expect("connect");
     if let Ok(mut client) = Client::from_stream(stream, &opts) {
-        match op % 3 {
+        match op % 4 {
             0 => {
                 let _ = client.dir();
             }
@@ -72,6 +75,23 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                         Digest::of(&content),
                         report.digest,
                         "success with a wrong digest"
+                    );
+                }
+            }
+            3 => {
+                let options = ListOptions {
+                    digests: op & 4 != 0,
+                    recursive: true,
+                };
+                if let Ok(listing) = client.list(Folder::Root, options) {
+                    let paths: Vec<&[u8]> = listing
+                        .entries
+                        .iter()
+                        .map(|e| e.path.as_str().as_bytes())
+                        .collect();
+                    assert!(
+                        paths.windows(2).all(|w| w[0] < w[1]),
+                        "an accepted listing out of order or with a path twice: {paths:?}"
                     );
                 }
             }
