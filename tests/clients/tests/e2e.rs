@@ -25,6 +25,7 @@ every_impl!(
     busy_server_refuses_the_session,
     shutdown_ends_the_session_with_422,
     a_batch_of_gets_holds_one_partial_file_open_at_a_time,
+    a_batch_of_puts_does_not_hold_a_file_open_per_reply_awaited,
     a_batch_with_a_large_file_and_a_missing_one,
     sixteen_mib_through_files,
     the_idle_timeout_ends_the_session,
@@ -522,16 +523,66 @@ fn the_idle_timeout_ends_the_session(imp: Impl) {
 /// Partial files in `dir` this process holds open (Linux: /proc/self/fd). Only those in
 /// `dir`: the other tests of this binary run at the same time and hold their own.
 fn open_part_files(dir: &Path) -> usize {
+    open_files_in(dir, ".ferry-part")
+}
+
+/// Descriptors this process holds open on files in `dir` whose names end with `suffix`.
+fn open_files_in(dir: &Path, suffix: &str) -> usize {
     // The links name canonical paths.
     let dir = fs::canonicalize(dir).expect("canonical path");
     fs::read_dir("/proc/self/fd")
         .map(|d| {
             d.filter_map(Result::ok)
                 .filter_map(|e| fs::read_link(e.path()).ok())
-                .filter(|t| t.starts_with(&dir) && t.to_string_lossy().ends_with(".ferry-part"))
+                .filter(|t| t.starts_with(&dir) && t.to_string_lossy().ends_with(suffix))
                 .count()
         })
         .unwrap_or(0)
+}
+
+/// How many local files a batch of uploads may hold open at once, whatever its length: the
+/// async client opens the files of an eager batch in groups of 64 on its blocking pool (one
+/// group sent while the next opens), each with a descriptor or two.
+const MOST_OPEN_SOURCES: usize = 4 * 64;
+
+/// A batch of uploads closes each local file once its last octet and the check before its
+/// trailer are done, not when the server's reply comes: pipelined uploads wait for many
+/// replies at once, and holding a file open for each ran a `put -r` of 10,000 files into the
+/// usual limit of 1,024 descriptors (EMFILE). The count stays bounded however long the batch.
+fn a_batch_of_puts_does_not_hold_a_file_open_per_reply_awaited(imp: Impl) {
+    let server = TestServer::start_impl(imp);
+    let up = tempfile::tempdir().expect("tempdir");
+    let files: Vec<(PathBuf, FileName)> = (0..800)
+        .map(|i| {
+            let n = format!("f{i:03}.src");
+            (
+                write(up.path(), &n, format!("file {i}").as_bytes()),
+                name(&n),
+            )
+        })
+        .collect();
+    let mut c = connect(&server);
+    let mut most = 0;
+    let results = c.put_many(&files, &PutOptions::default(), &mut |_| {
+        most = most.max(open_files_in(up.path(), ".src"));
+    });
+    assert!(
+        results.iter().all(Result::is_ok),
+        "{:?}",
+        results.iter().find(|r| r.is_err())
+    );
+    assert!(
+        most <= MOST_OPEN_SOURCES,
+        "{most} local files open at once while uploading {}",
+        files.len()
+    );
+    assert_eq!(server.visible_names().len(), files.len());
+    assert_eq!(
+        open_files_in(up.path(), ".src"),
+        0,
+        "every local file closed at the end"
+    );
+    c.close().expect("close");
 }
 
 /// A batch finishes each download as it completes: it never holds more than one partial file

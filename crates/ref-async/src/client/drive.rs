@@ -462,6 +462,8 @@ pub(super) enum Source<'a, T: ?Sized> {
     Reader(&'a mut T),
     /// A local file.
     File(Box<FileSource>),
+    /// A local file after its last use (the check before the trailer), closed.
+    Closed,
 }
 
 // -------------------------------------------------------------------- ops ---
@@ -597,15 +599,27 @@ where
                 Ok(n)
             }
             Some(Source::File(src)) => src.read(rt, space).await,
+            Some(Source::Closed) => Err(io::Error::other("the upload's file is closed")),
             None => Err(io::Error::other("no source for this upload")),
         }
     }
 
     async fn check_source<R: Runtime>(&mut self, rt: &R, id: OpId) -> io::Result<bool> {
-        match self.sources.get_mut(&id) {
-            Some(Source::Reader(_)) => Ok(true),
-            Some(Source::File(src)) => src.check(rt).await,
-            None => Err(io::Error::other("no source for this upload")),
+        let Some(source) = self.sources.get_mut(&id) else {
+            return Err(io::Error::other("no source for this upload"));
+        };
+        match source {
+            Source::Reader(_) => Ok(true),
+            Source::File(src) => {
+                let unchanged = src.check(rt).await;
+                // The check before the trailer is the last use of a file: it is closed now,
+                // not when the reply comes, so that pipelined uploads waiting for many
+                // replies do not hold a file open each (10,000 files would exhaust a usual
+                // limit of 1,024 descriptors).
+                *source = Source::Closed;
+                unchanged
+            }
+            Source::Closed => Err(io::Error::other("the upload's file is closed")),
         }
     }
 

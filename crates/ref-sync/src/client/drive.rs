@@ -32,6 +32,17 @@ pub(super) struct Source<'a> {
     pub(super) unchanged: Box<dyn FnMut() -> io::Result<bool> + 'a>,
 }
 
+impl Source<'_> {
+    /// The check before the trailer is the last use of a source: its file (and the handle the
+    /// check uses) are closed then, not when the reply comes. Pipelined uploads wait for
+    /// many replies at once; they must not hold a file open each (10,000 files would exhaust
+    /// a usual limit of 1,024 descriptors).
+    fn close(&mut self) {
+        self.reader = Box::new(io::empty());
+        self.unchanged = Box::new(|| Err(io::Error::other("the upload's file is closed")));
+    }
+}
+
 /// The local side of the operations in flight: their sinks, sources, names (for progress)
 /// and, once done, their results.
 pub(super) struct Ops<'a, 'p> {
@@ -178,7 +189,11 @@ pub(super) fn drive<'a>(
             }
             Action::CheckSource { id } => {
                 let unchanged = match ops.sources.get_mut(&id) {
-                    Some(src) => (src.unchanged)(),
+                    Some(src) => {
+                        let unchanged = (src.unchanged)();
+                        src.close();
+                        unchanged
+                    }
                     None => Err(io::Error::other("no source for this upload")),
                 };
                 session.source_checked(unchanged);
