@@ -16,6 +16,7 @@ fn ferry_cli_passes_every_client_case_through_the_readme_adapter() {
          mget) exec '{f}' get \"$FERRY_ADDR\" \"$FERRY_NAME\" \"$FERRY_NAME2\" -o \"$FERRY_DIR/\";; \
          put) cd \"$FERRY_DIR\" && exec '{f}' put \"$FERRY_ADDR\" \"$FERRY_NAME\";; \
          mput) cd \"$FERRY_DIR\" && exec '{f}' put \"$FERRY_ADDR\" \"$FERRY_NAME\" \"$FERRY_NAME2\";; \
+         rget) exec '{f}' get -r \"$FERRY_ADDR\" \"$FERRY_NAME\" -o \"$FERRY_DIR\";; \
          dir) exec '{f}' dir \"$FERRY_ADDR\";; esac"
     );
     let target = ClientTarget {

@@ -226,7 +226,7 @@ const HANDLING: &[(&str, How)] = &[
         How::Skip("usage synopsis, not a command (better in a ```text block)"),
     ),
     (
-        "ferry-conform client -- sh -c 'case $FERRY_OP in get) ferry get \"$FERRY_ADDR\" \"$FERRY_NAME\" -o \"$FERRY_DIR/$FERRY_NAME\";; resume) ferry get --continue \"$FERRY_ADDR\" \"$FERRY_NAME\" -o \"$FERRY_DIR/$FERRY_NAME\";; mget) ferry get \"$FERRY_ADDR\" \"$FERRY_NAME\" \"$FERRY_NAME2\" -o \"$FERRY_DIR/\";; put) cd \"$FERRY_DIR\" && ferry put \"$FERRY_ADDR\" \"$FERRY_NAME\";; mput) cd \"$FERRY_DIR\" && ferry put \"$FERRY_ADDR\" \"$FERRY_NAME\" \"$FERRY_NAME2\";; dir) ferry dir \"$FERRY_ADDR\";; esac'",
+        "ferry-conform client -- sh -c 'case $FERRY_OP in get) ferry get \"$FERRY_ADDR\" \"$FERRY_NAME\" -o \"$FERRY_DIR/$FERRY_NAME\";; resume) ferry get --continue \"$FERRY_ADDR\" \"$FERRY_NAME\" -o \"$FERRY_DIR/$FERRY_NAME\";; mget) ferry get \"$FERRY_ADDR\" \"$FERRY_NAME\" \"$FERRY_NAME2\" -o \"$FERRY_DIR/\";; put) cd \"$FERRY_DIR\" && ferry put \"$FERRY_ADDR\" \"$FERRY_NAME\";; mput) cd \"$FERRY_DIR\" && ferry put \"$FERRY_ADDR\" \"$FERRY_NAME\" \"$FERRY_NAME2\";; rget) ferry get -r \"$FERRY_ADDR\" \"$FERRY_NAME\" -o \"$FERRY_DIR\";; dir) ferry dir \"$FERRY_ADDR\";; esac'",
         How::Run,
     ),
     // packaging/README.md: system administration (packaging/check tests the unit and the

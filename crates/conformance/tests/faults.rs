@@ -1032,10 +1032,11 @@ fn miniclient_entry() {
     let Some(fault) = role.strip_prefix("mini:") else {
         return;
     };
-    // The mini client performs one operation per session; it does not resume or batch.
+    // The mini client performs one operation per session; it does not resume, batch or
+    // download folders.
     if matches!(
         std::env::var("FERRY_OP").as_deref(),
-        Ok("resume" | "mget" | "mput")
+        Ok("resume" | "mget" | "mput" | "rget")
     ) {
         std::process::exit(127);
     }

@@ -127,6 +127,16 @@ fn refclient() -> ExitCode {
                     r?;
                 }
             }
+            "rget" => {
+                let options = ferry_wire::tree::ListOptions {
+                    digests: false,
+                    recursive: true,
+                };
+                let files = common::rget_files(&mut |f| c.list(f, options), &dir, &name)?;
+                for r in c.get_paths(&files, &GetOptions::default(), &mut |_| {}) {
+                    r?;
+                }
+            }
             "dir" => {
                 for e in c.dir()? {
                     println!("{} {} {}", e.size, e.mtime, visible(e.name.as_str()));

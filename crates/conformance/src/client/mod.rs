@@ -6,8 +6,8 @@
 //! | placeholder | env var | value |
 //! |---|---|---|
 //! | `{addr}` | `FERRY_ADDR` | the scripted server, `127.0.0.1:PORT` |
-//! | `{op}` | `FERRY_OP` | `get`, `put`, `dir`, `resume`, `mget` or `mput` |
-//! | `{name}` | `FERRY_NAME` | the remote file name (get, put, resume, mget, mput) |
+//! | `{op}` | `FERRY_OP` | `get`, `put`, `dir`, `resume`, `mget`, `mput` or `rget` |
+//! | `{name}` | `FERRY_NAME` | the remote file name (get, put, resume, mget, mput), or folder (rget) |
 //! | `{name2}` | `FERRY_NAME2` | the second file name (mget, mput) |
 //! | `{dir}` | `FERRY_DIR` | a fresh local folder: get writes `{dir}/{name}`, put reads it |
 //!
@@ -21,6 +21,9 @@
 //! - `mget`: download `{name}` and `{name2}` into `{dir}`; `mput`: upload `{dir}/{name}` and
 //!   `{dir}/{name2}`. Both in one session, in that order, pipelined or not (PIPE-2); exit 0
 //!   only if both succeeded.
+//! - `rget`: download the server's folder `{name}` with everything beneath it into
+//!   `{dir}/{name}` (the `tree` extension, section 17): the destination the user chose is
+//!   `{dir}`, and `{dir}/{name}` is the first level the client creates beneath it (TREE-14).
 //!
 //! The command runs in `{dir}`. Exit status 0 means the operation succeeded, any other
 //! status that it failed, and 127 that the client does not support the operation
@@ -29,6 +32,7 @@
 
 mod cases;
 mod clarified;
+mod folders;
 mod multi;
 
 use std::io::{self, Read as _, Write as _};
@@ -40,6 +44,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use ferry_wire::limits::MAX_LINE;
+use ferry_wire::tree::{TreeRequest, decode_tree_request, is_tree_verb};
 use ferry_wire::{
     DecodeError, Digest, FileName, Frame, Hasher, PutFlow, Request, decode_frame, decode_request,
 };
@@ -53,6 +58,7 @@ pub(crate) fn all() -> Vec<ClientCase> {
         .into_iter()
         .chain(clarified::all())
         .chain(multi::all())
+        .chain(folders::all())
         .collect()
 }
 
@@ -75,6 +81,8 @@ pub(crate) enum Op {
     MGet,
     /// Two puts in one session.
     MPut,
+    /// A folder and everything beneath it (the `tree` extension).
+    RGet,
 }
 
 impl Op {
@@ -86,14 +94,16 @@ impl Op {
             Op::Resume => "resume",
             Op::MGet => "mget",
             Op::MPut => "mput",
+            Op::RGet => "rget",
         }
     }
 }
 
 /// What the scripted server does after a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum After {
     /// Reads the next request.
+    #[default]
     Continue,
     /// Closes the connection.
     Close,
@@ -158,6 +168,142 @@ pub(crate) struct Mock {
     pub put_for: Option<fn(&str) -> PutAnswer>,
     /// `{dir}/{name}`, filled in by the runner (for [`PutAnswer::ChangeLocal`]).
     pub local_file: PathBuf,
+    /// The served tree of a greeting that offers `tree`: the folder `{name}` and what
+    /// `list` shows beneath it (see [`TreeScript`]).
+    pub tree: Option<TreeScript>,
+    /// `{name}`, filled in by the runner (the folder of [`Mock::tree`]).
+    pub name: String,
+}
+
+/// The folder `{name}` a scripted server with the `tree` extension serves: its entries as
+/// its listing shows them (correct or hostile), and its files' contents. The server answers
+/// `enable tree` with `ok enable tree`, `list OPTS FOLDER` for `.`, `{name}` or a folder
+/// beneath it with the entries beneath FOLDER (all of them, or those directly inside it
+/// without `recursive`), in the script's order, and `get OFFSET PATH` of a file with its
+/// content from OFFSET; everything else that changes the tree gets `err 514 read-only`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TreeScript {
+    /// The entries beneath `{name}`, in the order listed: the line's fields before PATH
+    /// (`f SIZE MTIME - ` or `d - MTIME - `) and PATH's octets, relative to `{name}`.
+    pub entries: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The files' contents, by PATH relative to `{name}`.
+    pub files: Vec<(Vec<u8>, Vec<u8>)>,
+    /// What the server does after a `list` reply ([`After::Hold`] for a listing that is not
+    /// valid: the client must close, ERR-10).
+    pub list_then: After,
+}
+
+impl TreeScript {
+    /// Adds the file `path` with `data`.
+    pub(crate) fn file(mut self, path: &[u8], data: &[u8]) -> Self {
+        let head = format!("f {} {} - ", data.len(), cases::MTIME).into_bytes();
+        self.entries.push((head, path.to_vec()));
+        self.files.push((path.to_vec(), data.to_vec()));
+        self
+    }
+
+    /// Adds the folder `path`.
+    pub(crate) fn folder(mut self, path: &[u8]) -> Self {
+        let head = format!("d - {} - ", cases::MTIME).into_bytes();
+        self.entries.push((head, path.to_vec()));
+        self
+    }
+
+    /// Adds an entry line as is: `head` (the fields before PATH) and PATH.
+    pub(crate) fn line(mut self, head: &str, path: &[u8]) -> Self {
+        self.entries.push((head.as_bytes().to_vec(), path.to_vec()));
+        self
+    }
+
+    /// The entries in ascending order of their paths' octets (TREE-6).
+    pub(crate) fn sorted(mut self) -> Self {
+        self.entries.sort_by(|a, b| a.1.cmp(&b.1));
+        self
+    }
+
+    /// Every entry with its path from the served folder: `{name}` itself, then the script's.
+    fn full(&self, name: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let top = (
+            format!("d - {} - ", cases::MTIME).into_bytes(),
+            name.as_bytes().to_vec(),
+        );
+        std::iter::once(top)
+            .chain(self.entries.iter().map(|(head, path)| {
+                let mut full = format!("{name}/").into_bytes();
+                full.extend_from_slice(path);
+                (head.clone(), full)
+            }))
+            .collect()
+    }
+
+    /// The answer to `list OPTS FOLDER` (`None`: the served folder).
+    fn list(&self, name: &str, folder: Option<&[u8]>, recursive: bool) -> Answer {
+        let full = self.full(name);
+        let prefix = match folder {
+            None => Vec::new(),
+            Some(f) => {
+                let is_folder = full
+                    .iter()
+                    .any(|(head, path)| head.starts_with(b"d ") && path == f);
+                if !is_folder {
+                    let file = full.iter().any(|(_, path)| path == f);
+                    return Answer {
+                        bytes: if file {
+                            b"err 518 wrong-kind\n".to_vec()
+                        } else {
+                            b"err 511 not-found\n".to_vec()
+                        },
+                        then: After::Continue,
+                    };
+                }
+                [f, b"/"].concat()
+            }
+        };
+        let lines: Vec<Vec<u8>> = full
+            .iter()
+            .filter_map(|(head, path)| {
+                let rel = path.strip_prefix(prefix.as_slice())?;
+                (!rel.is_empty() && (recursive || !rel.contains(&b'/')))
+                    .then(|| [head.as_slice(), rel, b"\n"].concat())
+            })
+            .collect();
+        let mut bytes = format!("ok list {}\n", lines.len()).into_bytes();
+        bytes.extend(lines.concat());
+        Answer {
+            bytes,
+            then: self.list_then,
+        }
+    }
+
+    /// The answer to `get OFFSET PATH`.
+    fn get(&self, name: &str, path: &[u8], offset: u64) -> Answer {
+        let prefix = format!("{name}/").into_bytes();
+        let data = path.strip_prefix(prefix.as_slice()).and_then(|rel| {
+            self.files
+                .iter()
+                .find(|(p, _)| p.as_slice() == rel)
+                .map(|(_, d)| d)
+        });
+        let bytes = match data {
+            Some(d) => match usize::try_from(offset) {
+                Ok(k) if k <= d.len() => {
+                    let mut out = format!("ok get {} {}\n", d.len(), cases::MTIME).into_bytes();
+                    for piece in d[k..].chunks(1000) {
+                        out.extend_from_slice(format!("data {}\n", piece.len()).as_bytes());
+                        out.extend_from_slice(piece);
+                    }
+                    out.extend_from_slice(format!("end {}\n", Digest::of(d)).as_bytes());
+                    out
+                }
+                _ => b"err 515 bad-offset\n".to_vec(),
+            },
+            None => b"err 511 not-found\n".to_vec(),
+        };
+        Answer {
+            bytes,
+            then: After::Continue,
+        }
+    }
 }
 
 /// The default `{name2}`.
@@ -189,6 +335,8 @@ impl Default for Mock {
             get_at: None,
             put_for: None,
             local_file: PathBuf::new(),
+            tree: None,
+            name: String::new(),
         }
     }
 }
@@ -248,6 +396,8 @@ pub(crate) struct Outcome {
     /// For a case with earlier runs: every regular file under the work folder after them
     /// (relative path, content), before the judged run.
     pub between: Vec<(String, Vec<u8>)>,
+    /// The tree the scripted server served ([`Mock::tree`]), for `rget`'s judges.
+    pub script: Option<TreeScript>,
 }
 
 impl Outcome {
@@ -549,6 +699,58 @@ fn check_request(line: &[u8], log: &Mutex<Log>, first: bool, versions: &[u32]) -
     }
 }
 
+/// Checks a request line of the `tree` extension (or a `get`/`put` by path after `enable
+/// tree`) that the client sent to a server offering it; returns the request if valid.
+fn check_tree_request(line: &[u8], log: &Mutex<Log>) -> Option<TreeRequest> {
+    let mut l = lock(log);
+    l.requests.push(line.to_vec());
+    if line.ends_with(b"\r\n") {
+        l.violate(
+            "FRAME-3",
+            "request lines ending with LF alone",
+            format!("{:?}", show(line)),
+        );
+    }
+    match decode_tree_request(line) {
+        Ok((r, _)) => {
+            let canonical = r.encode();
+            let plain: Vec<u8> = match line.strip_suffix(b"\r\n") {
+                Some(b) => [b, b"\n"].concat(),
+                None => line.to_vec(),
+            };
+            if canonical != plain {
+                l.violate("FRAME-6", show(&canonical), show(line));
+            }
+            Some(r)
+        }
+        Err(DecodeError::Invalid(e)) => {
+            let req = match e.kind {
+                ferry_wire::InvalidKind::BadName { .. } => "TREE-3",
+                _ => "FRAME-6",
+            };
+            l.violate(
+                req,
+                "a valid request line of the tree extension",
+                format!("{:?}: {e}", show(line)),
+            );
+            None
+        }
+        Err(DecodeError::Incomplete) => None,
+    }
+}
+
+/// Whether a request line is a `get` or `put` whose name is a path of more than one name:
+/// before `enable tree` a client must not send it (TREE-1).
+fn path_before_enable(line: &[u8]) -> bool {
+    matches!(decode_request(line), Err(DecodeError::Invalid(_)))
+        && match decode_tree_request(line) {
+            Ok((TreeRequest::Get { path, .. } | TreeRequest::Put { path, .. }, _)) => {
+                path.depth() > 1
+            }
+            _ => false,
+        }
+}
+
 fn versions_of(greeting: &[u8]) -> Vec<u32> {
     match ferry_wire::decode_hello(greeting) {
         Ok((ferry_wire::Hello::Greeting(g), _)) => g.versions().iter().map(|v| v.get()).collect(),
@@ -621,6 +823,8 @@ fn serve(stream: TcpStream, mock: &Mock, log: &Mutex<Log>, deadline: Instant) {
         After::Continue => {}
     }
     let mut first = true;
+    let tree_offered = offers_tree(&mock.greeting);
+    let mut enabled = false;
     loop {
         let line = match p.line() {
             Got::Line(l) => l,
@@ -634,6 +838,36 @@ fn serve(stream: TcpStream, mock: &Mock, log: &Mutex<Log>, deadline: Instant) {
                 return;
             }
         };
+        if tree_offered {
+            let by_path = line.starts_with(b"get ") || line.starts_with(b"put ");
+            if is_tree_verb(&line) || (enabled && by_path) {
+                first = false;
+                let answer = match check_tree_request(&line, log) {
+                    Some(req) => match tree_request(&mut p, mock, log, req, &mut enabled) {
+                        Some(a) => a,
+                        None => return,
+                    },
+                    None => Answer {
+                        bytes: b"err 500 syntax\n".to_vec(),
+                        then: After::Continue,
+                    },
+                };
+                if !send_answer(&mut p, &answer) {
+                    return;
+                }
+                continue;
+            }
+            if by_path && path_before_enable(&line) {
+                let mut l = lock(log);
+                l.requests.push(line.clone());
+                l.violate(
+                    "TREE-1",
+                    "`enable tree` sent before a get or put with a path of more than one name",
+                    format!("{:?} before any `enable tree`", show(&line)),
+                );
+                return;
+            }
+        }
         let Some(req) = check_request(&line, log, first, &versions) else {
             let _ = p.send(b"err 500 syntax\n");
             first = false;
@@ -642,9 +876,12 @@ fn serve(stream: TcpStream, mock: &Mock, log: &Mutex<Log>, deadline: Instant) {
         first = false;
         let answer = match req {
             Request::Dir => mock.dir.clone(),
-            Request::Get { offset, name } => mock
-                .get_at
-                .map_or_else(|| mock.get.clone(), |f| f(name.as_str(), offset)),
+            Request::Get { offset, name } => match &mock.tree {
+                Some(t) => t.get(&mock.name, name.as_bytes(), offset),
+                None => mock
+                    .get_at
+                    .map_or_else(|| mock.get.clone(), |f| f(name.as_str(), offset)),
+            },
             Request::Version(v) => {
                 version_waits(&mut p, log);
                 Answer {
@@ -682,21 +919,84 @@ fn serve(stream: TcpStream, mock: &Mock, log: &Mutex<Log>, deadline: Instant) {
                 None => return,
             },
         };
-        if !p.send(&answer.bytes) {
+        if !send_answer(&mut p, &answer) {
             return;
         }
-        match answer.then {
-            After::Continue => {}
-            After::Close => {
-                let _ = p.stream.shutdown(Shutdown::Both);
-                return;
-            }
-            After::Hold => {
-                while p.fill() == Some(true) {}
-                return;
-            }
+    }
+}
+
+/// Sends `answer`, then does what it says; `false` when the connection is over.
+fn send_answer(p: &mut Peer, answer: &Answer) -> bool {
+    if !p.send(&answer.bytes) {
+        return false;
+    }
+    match answer.then {
+        After::Continue => true,
+        After::Close => {
+            let _ = p.stream.shutdown(Shutdown::Both);
+            false
+        }
+        After::Hold => {
+            while p.fill() == Some(true) {}
+            false
         }
     }
+}
+
+/// Whether the greeting offers the `tree` extension.
+fn offers_tree(greeting: &[u8]) -> bool {
+    match ferry_wire::decode_hello(greeting) {
+        Ok((ferry_wire::Hello::Greeting(g), _)) => ferry_wire::tree::offered(&g),
+        _ => false,
+    }
+}
+
+/// Answers a request of the `tree` extension from [`Mock::tree`]; `None` ends the
+/// connection.
+fn tree_request(
+    p: &mut Peer,
+    mock: &Mock,
+    log: &Mutex<Log>,
+    req: TreeRequest,
+    enabled: &mut bool,
+) -> Option<Answer> {
+    let empty = TreeScript::default();
+    let script = mock.tree.as_ref().unwrap_or(&empty);
+    let bytes = match req {
+        TreeRequest::Enable(ext) if ext.as_str() == ferry_wire::tree::EXTENSION => {
+            *enabled = true;
+            b"ok enable tree\n".to_vec()
+        }
+        TreeRequest::Enable(ext) => {
+            lock(log).violate(
+                "EXT-3",
+                "`enable` only of an extension the server listed (`tree`)",
+                format!("enable {ext}"),
+            );
+            b"err 503 unsupported\n".to_vec()
+        }
+        TreeRequest::List { options, folder } => {
+            let f = folder.path().map(|p| p.as_bytes());
+            return Some(script.list(&mock.name, f, options.recursive));
+        }
+        TreeRequest::Get { offset, path } => {
+            return Some(script.get(&mock.name, path.as_bytes(), offset));
+        }
+        TreeRequest::Put { size, flow, .. } => {
+            if flow == PutFlow::Now {
+                p.payload(size, log)?;
+            }
+            b"err 514 read-only\n".to_vec()
+        }
+        TreeRequest::Mkdir(_)
+        | TreeRequest::Rmdir(_)
+        | TreeRequest::Delete(_)
+        | TreeRequest::Rename { .. } => b"err 514 read-only\n".to_vec(),
+    };
+    Some(Answer {
+        bytes,
+        then: After::Continue,
+    })
 }
 
 /// VER-3: after `version` the client sends nothing until the reply; waits a moment to see.
@@ -998,6 +1298,7 @@ pub(crate) fn run_case(case: &ClientCase, target: &ClientTarget, timeout: Durati
         name: case.name.clone(),
         log: run.log,
         between,
+        script: case.mock.tree.clone(),
     };
     if outcome.code == Some(127) {
         return Err(unimplemented(format!(
@@ -1052,6 +1353,7 @@ fn run_once(
         let stop = Arc::clone(&stop);
         let mut mock = mock.clone();
         mock.local_file = dir.join(&case.name);
+        mock.name.clone_from(&case.name);
         std::thread::Builder::new()
             .name("ferry-conform-mock".into())
             .spawn(move || {

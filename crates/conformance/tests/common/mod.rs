@@ -81,3 +81,38 @@ pub(crate) fn hooks_for(
         )),
     }
 }
+
+/// The reference client libraries' `rget` (the adapters of `reference.rs` and
+/// `reference_async.rs`), as `ferry get -r` does it: the listing of the folder `name` (read
+/// by `list`, which checks it and leaves out the entries it skips, TREE-14), `{dir}/{name}`
+/// and every folder beneath it made one level at a time without following a symbolic link,
+/// and the files to download, as (path on the server, local file) for `get_paths`.
+#[allow(dead_code)] // not every test binary that includes this module uses it
+pub(crate) fn rget_files(
+    list: &mut dyn FnMut(
+        ferry_wire::tree::Folder,
+    )
+        -> Result<ferry_wire::tree::TreeListing, ferry_client_core::ClientError>,
+    dir: &std::path::Path,
+    name: &str,
+) -> Result<Vec<(ferry_wire::TreePath, std::path::PathBuf)>, Box<dyn std::error::Error>> {
+    use ferry_client_core::tree::{local_file, make_local_folder};
+    use ferry_wire::TreePath;
+    use ferry_wire::tree::{EntryKind, Folder};
+    let folder = TreePath::new(name)?;
+    let listing = list(Folder::Path(folder.clone()))?;
+    let base = make_local_folder(dir, Some(&TreePath::from(folder.split_last().1)))?;
+    let mut files = Vec::new();
+    for e in &listing.entries {
+        match e.kind {
+            EntryKind::Folder => {
+                make_local_folder(&base, Some(&e.path))?;
+            }
+            EntryKind::File { .. } => files.push((
+                TreePath::new(format!("{folder}/{}", e.path))?,
+                local_file(&base, &e.path)?,
+            )),
+        }
+    }
+    Ok(files)
+}
