@@ -21,7 +21,8 @@ use ferry_conformance::{
 };
 use ferry_wire::TreePath;
 use ferry_wire::tree::{
-    self as wire_tree, Folder, ListOptions, TreeReply, TreeRequest, decode_tree_request,
+    self as wire_tree, Folder, ListLine, ListOptions, TreeListing, TreeReply, TreeRequest,
+    decode_list_line, decode_tree_reply, decode_tree_request,
 };
 use ferry_wire::{
     Code, DecodeError, Digest, ErrorReply, FileName, Greeting, Hello, InvalidKind, Limits, Listed,
@@ -958,6 +959,9 @@ enum CFault {
     AcceptsVersionTwice,
     RefusesBadNameListing,
     AcceptsUnsortedListing,
+    TreeFollowsLinks,
+    TreeTrustsPaths,
+    TreeAcceptsUnsorted,
 }
 
 const CLIENT_FAULTS: &[(CFault, &str)] = &[
@@ -1013,6 +1017,18 @@ const CLIENT_FAULTS: &[(CFault, &str)] = &[
         CFault::AcceptsUnsortedListing,
         "accepts a listing out of order or with a name twice (the entries out of place dropped)",
     ),
+    (
+        CFault::TreeFollowsLinks,
+        "rget makes its folders with create_dir_all, following a symbolic link at any level",
+    ),
+    (
+        CFault::TreeTrustsPaths,
+        "rget makes a local marker file for each list entry whose path it cannot accept, at that path",
+    ),
+    (
+        CFault::TreeAcceptsUnsorted,
+        "rget accepts a list out of order or with a path twice (the entries out of place dropped)",
+    ),
 ];
 
 fn cfault(name: &str) -> CFault {
@@ -1032,11 +1048,10 @@ fn miniclient_entry() {
     let Some(fault) = role.strip_prefix("mini:") else {
         return;
     };
-    // The mini client performs one operation per session; it does not resume, batch or
-    // download folders.
+    // The mini client performs one operation per session; it does not resume or batch.
     if matches!(
         std::env::var("FERRY_OP").as_deref(),
-        Ok("resume" | "mget" | "mput" | "rget")
+        Ok("resume" | "mget" | "mput")
     ) {
         std::process::exit(127);
     }
@@ -1285,11 +1300,141 @@ fn miniclient(fault: CFault) -> Result<(), String> {
                 );
             }
         }
+        "rget" => {
+            let g = greeting.as_ref().ok_or("no greeting")?;
+            rget(&mut w, g, &dir, &name, fault)?;
+        }
         other => return Err(format!("unknown op {other}")),
     }
     w.s.write_all(b"close\n").map_err(|e| e.to_string())?;
     let _ = w.next(decode_reply);
     let _ = w.s.shutdown(Shutdown::Write);
+    Ok(())
+}
+
+/// `{dir}/{name}/rel`'s folder levels, each made unless it is a folder already, never
+/// through a symbolic link (TREE-14); with [`CFault::TreeFollowsLinks`], `create_dir_all`.
+fn local_folder(base: &Path, rel: &[&str], fault: CFault) -> Result<std::path::PathBuf, String> {
+    let mut here = base.to_path_buf();
+    for name in rel {
+        here.push(name);
+        if fault == CFault::TreeFollowsLinks {
+            continue;
+        }
+        match std::fs::symlink_metadata(&here) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(format!("{} is not a folder", here.display())),
+            Err(_) => std::fs::create_dir(&here).map_err(|e| e.to_string())?,
+        }
+    }
+    if fault == CFault::TreeFollowsLinks {
+        std::fs::create_dir_all(&here).map_err(|e| e.to_string())?;
+    }
+    Ok(here)
+}
+
+/// `rget`: `list recursive NAME` (checked: order, MTIMEs; bad paths skipped), the folders
+/// made beneath `{dir}`, then `enable tree` and one `get` by path per file, each written to
+/// a part file renamed onto its name (a symbolic link there is replaced, not followed).
+fn rget(w: &mut Wire, g: &Greeting, dir: &Path, name: &str, fault: CFault) -> Result<(), String> {
+    if !wire_tree::offered(g) {
+        return Err("the server does not offer tree".into());
+    }
+    let folder = TreePath::new(name).map_err(|e| e.to_string())?;
+    let list = TreeRequest::List {
+        options: ListOptions {
+            digests: false,
+            recursive: true,
+        },
+        folder: Folder::Path(folder.clone()),
+    };
+    w.s.write_all(&list.encode()).map_err(|e| e.to_string())?;
+    let count = match w.next(decode_tree_reply)? {
+        TreeReply::ListOk { count } => count,
+        other => return Err(format!("list answered {other:?}")),
+    };
+    let mut listing = TreeListing::new();
+    let mut markers = Vec::new();
+    for _ in 0..count {
+        let line = w.next(decode_list_line)?;
+        if let (CFault::TreeTrustsPaths, ListLine::Skipped(s)) = (fault, &line) {
+            markers.push(String::from_utf8_lossy(&s.path).into_owned());
+        }
+        match listing.push(line) {
+            Ok(()) => {}
+            Err(_) if fault == CFault::TreeAcceptsUnsorted => {}
+            Err(e) => return Err(format!("invalid listing: {e}")),
+        }
+    }
+    let base = local_folder(dir, &[name], fault)?;
+    for m in markers {
+        // Appended as text, so that a leading `/` stays beneath `{dir}/{name}`.
+        let mut at = base.as_os_str().to_owned();
+        at.push("/");
+        at.push(m);
+        let _ = std::fs::write(at, b"");
+    }
+    let mut files = Vec::new();
+    for e in &listing.entries {
+        let names: Vec<&str> = e.path.names().collect();
+        match e.kind {
+            wire_tree::EntryKind::Folder => {
+                local_folder(&base, &names, fault)?;
+            }
+            wire_tree::EntryKind::File { .. } => {
+                let (last, parents) = names.split_last().ok_or("an empty path")?;
+                let local = local_folder(&base, parents, fault)?.join(last);
+                files.push((format!("{folder}/{}", e.path), local));
+            }
+        }
+    }
+    if files.is_empty() {
+        return Ok(());
+    }
+    let enable = TreeRequest::Enable(ferry_wire::ExtName::new("tree").map_err(|e| e.to_string())?);
+    w.s.write_all(&enable.encode()).map_err(|e| e.to_string())?;
+    match w.next(decode_tree_reply)? {
+        TreeReply::Enabled(_) => {}
+        other => return Err(format!("enable answered {other:?}")),
+    }
+    for (path, local) in files {
+        let get = TreeRequest::Get {
+            offset: 0,
+            path: TreePath::new(path).map_err(|e| e.to_string())?,
+        };
+        w.s.write_all(&get.encode()).map_err(|e| e.to_string())?;
+        let size = match w.next(decode_reply)? {
+            Reply::GetOk { size, .. } => size,
+            other => return Err(format!("get answered {other:?}")),
+        };
+        let mut rx = PayloadReceiver::new(size);
+        let mut data = Vec::new();
+        loop {
+            match rx.feed(&w.buf) {
+                Ok((Step::NeedMore, 0)) => {
+                    if !w.fill()? {
+                        return Err("truncated".into());
+                    }
+                }
+                Ok((Step::NeedMore, n)) => {
+                    w.buf.drain(..n);
+                }
+                Ok((Step::Data(d), n)) => {
+                    data.extend_from_slice(d);
+                    w.buf.drain(..n);
+                }
+                Ok((Step::Complete(_), n)) => {
+                    w.buf.drain(..n);
+                    break;
+                }
+                Ok(_) => return Err("transfer failed".into()),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        let part = local.with_file_name(".mini-part");
+        std::fs::write(&part, &data).map_err(|e| e.to_string())?;
+        std::fs::rename(&part, &local).map_err(|e| e.to_string())?;
+    }
     Ok(())
 }
 
