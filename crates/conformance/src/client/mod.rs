@@ -284,10 +284,19 @@ impl TreeScript {
                 .find(|(p, _)| p.as_slice() == rel)
                 .map(|(_, d)| d)
         });
+        // The MTIME the listing gave the file.
+        let mtime = path
+            .strip_prefix(prefix.as_slice())
+            .and_then(|rel| self.entries.iter().find(|(_, p)| p.as_slice() == rel))
+            .and_then(|(head, _)| head.split(|&b| b == b' ').nth(2))
+            .map_or_else(
+                || cases::MTIME.to_owned(),
+                |m| String::from_utf8_lossy(m).into_owned(),
+            );
         let bytes = match data {
             Some(d) => match usize::try_from(offset) {
                 Ok(k) if k <= d.len() => {
-                    let mut out = format!("ok get {} {}\n", d.len(), cases::MTIME).into_bytes();
+                    let mut out = format!("ok get {} {mtime}\n", d.len()).into_bytes();
                     for piece in d[k..].chunks(1000) {
                         out.extend_from_slice(format!("data {}\n", piece.len()).as_bytes());
                         out.extend_from_slice(piece);
@@ -718,7 +727,14 @@ fn check_tree_request(line: &[u8], log: &Mutex<Log>) -> Option<TreeRequest> {
                 Some(b) => [b, b"\n"].concat(),
                 None => line.to_vec(),
             };
-            if canonical != plain {
+            // TREE-6: `list`'s options in any order.
+            let swapped = match &r {
+                TreeRequest::List { options, folder } if options.digests && options.recursive => {
+                    format!("list recursive,digests {folder}\n").into_bytes()
+                }
+                _ => canonical.clone(),
+            };
+            if canonical != plain && swapped != plain {
                 l.violate("FRAME-6", show(&canonical), show(line));
             }
             Some(r)
