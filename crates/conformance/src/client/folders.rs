@@ -10,7 +10,7 @@ use std::path::Path;
 use ferry_wire::TreePath;
 
 use super::cases::{MTIME, failed, nothing_outside, succeeded};
-use super::{After, ClientCase, GREETING, Mock, Op, Outcome, TreeScript, tree};
+use super::{ClientCase, GREETING, Mock, Op, Outcome, TreeScript, tree};
 use crate::case::{Done, Res, ensure};
 
 /// The folder most cases download.
@@ -40,15 +40,6 @@ fn tree_mock(script: TreeScript) -> Mock {
     }
 }
 
-/// A listing that is not valid: the server holds the connection after it (ERR-10: the
-/// client closes).
-fn invalid(script: TreeScript) -> Mock {
-    tree_mock(TreeScript {
-        list_then: After::Hold,
-        ..script
-    })
-}
-
 fn rget(id: &str, title: &str, reqs: &[&str], mock: Mock, judge: JudgeFn) -> ClientCase {
     ClientCase::new(id, title, reqs, Op::RGet, mock, judge).name(FOLDER)
 }
@@ -62,7 +53,6 @@ fn script(o: &Outcome) -> &TreeScript {
     static NONE: TreeScript = TreeScript {
         entries: Vec::new(),
         files: Vec::new(),
-        list_then: After::Continue,
     };
     o.script.as_ref().unwrap_or(&NONE)
 }
@@ -316,7 +306,7 @@ pub(crate) fn all() -> Vec<ClientCase> {
             "TREE-14/2",
             "rget: entries out of order: failure, nothing created",
             &["TREE-14", "DIR-10", "ERR-10"],
-            invalid(
+            tree_mock(
                 TreeScript::default()
                     .file(b"b.txt", &data(1, 10))
                     .file(b"a.txt", &data(2, 10)),
@@ -327,7 +317,7 @@ pub(crate) fn all() -> Vec<ClientCase> {
             "TREE-14/3",
             "rget: a path listed twice: failure, nothing created",
             &["TREE-14", "DIR-10", "ERR-10"],
-            invalid(
+            tree_mock(
                 TreeScript::default()
                     .file(b"a.txt", &data(1, 10))
                     .file(b"a.txt", &data(2, 10))
@@ -339,7 +329,7 @@ pub(crate) fn all() -> Vec<ClientCase> {
             "TREE-14/4",
             "rget: a path listed as a folder and as a file: failure, nothing created",
             &["TREE-14", "DIR-10", "ERR-10"],
-            invalid(
+            tree_mock(
                 TreeScript::default()
                     .folder(b"x")
                     .file(b"x", &data(1, 10))
@@ -351,7 +341,7 @@ pub(crate) fn all() -> Vec<ClientCase> {
             "TREE-14/5",
             "rget: an entry with MTIME 2023-02-30T00:00:00Z: failure, nothing created",
             &["TREE-14", "DIR-9", "ERR-10"],
-            invalid(
+            tree_mock(
                 TreeScript::default()
                     .file(b"a.txt", &data(1, 10))
                     .line("f 5 2023-02-30T00:00:00Z - ", b"b.txt")
@@ -363,7 +353,7 @@ pub(crate) fn all() -> Vec<ClientCase> {
             "TREE-14/6",
             "rget: a skipped path (`../x`) out of order still makes the listing invalid",
             &["TREE-14", "DIR-10", "NAME-14", "ERR-10"],
-            invalid(
+            tree_mock(
                 TreeScript::default()
                     .file(b"a.txt", &data(1, 10))
                     .file(b"z.txt", &data(2, 10))
@@ -479,33 +469,31 @@ pub(crate) fn all() -> Vec<ClientCase> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::listing_valid;
 
-    /// The listings meant to be valid are sorted and list each path once (those with
-    /// out-of-order or repeated paths are not); the judges' expectations leave the bad paths
-    /// out.
+    /// Exactly the listings of the cases judged by `invalid_listing` are not valid (the
+    /// scripted server holds the connection after those only); the judges' expectations
+    /// leave the bad paths out.
     #[test]
     fn scripts_are_what_the_cases_say() {
+        let invalid = [
+            "TREE-14/2",
+            "TREE-14/3",
+            "TREE-14/4",
+            "TREE-14/5",
+            "TREE-14/6",
+        ];
         for case in all() {
             let Some(s) = &case.mock.tree else {
                 panic!("{}: no tree", case.info.id)
             };
-            let sorted = s.entries.windows(2).all(|w| w[0].1 < w[1].1);
-            if s.list_then == After::Continue {
-                assert!(sorted, "{}: a valid listing is sorted", case.info.id);
-            }
-        }
-        let unsorted = ["TREE-14/2", "TREE-14/3", "TREE-14/4", "TREE-14/6"];
-        for case in all()
-            .iter()
-            .filter(|c| unsorted.iter().any(|u| c.info.id.ends_with(u)))
-        {
-            let s = case
-                .mock
-                .tree
-                .as_ref()
-                .map(|s| s.entries.clone())
-                .unwrap_or_default();
-            assert!(!s.windows(2).all(|w| w[0].1 < w[1].1), "{}", case.info.id);
+            let lines: Vec<Vec<u8>> = s
+                .entries
+                .iter()
+                .map(|(head, path)| [head.as_slice(), path, b"\n"].concat())
+                .collect();
+            let id = case.info.id.trim_start_matches("client/");
+            assert_eq!(listing_valid(&lines), !invalid.contains(&id), "{id}");
         }
         let bad = with_bad(&[(&format!("f 5 {MTIME} - "), b"../x")]);
         let valid: Vec<_> = bad

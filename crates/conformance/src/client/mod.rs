@@ -188,9 +188,6 @@ pub(crate) struct TreeScript {
     pub entries: Vec<(Vec<u8>, Vec<u8>)>,
     /// The files' contents, by PATH relative to `{name}`.
     pub files: Vec<(Vec<u8>, Vec<u8>)>,
-    /// What the server does after a `list` reply ([`After::Hold`] for a listing that is not
-    /// valid: the client must close, ERR-10).
-    pub list_then: After,
 }
 
 impl TreeScript {
@@ -267,12 +264,16 @@ impl TreeScript {
                     .then(|| [head.as_slice(), rel, b"\n"].concat())
             })
             .collect();
+        // After a listing that is not valid the server holds the connection: the client
+        // must close it (ERR-10).
+        let then = if listing_valid(&lines) {
+            After::Continue
+        } else {
+            After::Hold
+        };
         let mut bytes = format!("ok list {}\n", lines.len()).into_bytes();
         bytes.extend(lines.concat());
-        Answer {
-            bytes,
-            then: self.list_then,
-        }
+        Answer { bytes, then }
     }
 
     /// The answer to `get OFFSET PATH`.
@@ -313,6 +314,15 @@ impl TreeScript {
             then: After::Continue,
         }
     }
+}
+
+/// Whether `lines` are a valid listing as a client checks one (TREE-14: each line a
+/// `list-entry` but perhaps for its path, the paths in ascending order, each once).
+pub(crate) fn listing_valid(lines: &[Vec<u8>]) -> bool {
+    let mut listing = ferry_wire::tree::TreeListing::new();
+    lines.iter().all(|l| {
+        ferry_wire::tree::decode_list_line(l).is_ok_and(|(line, _)| listing.push(line).is_ok())
+    })
 }
 
 /// The default `{name2}`.
