@@ -4,9 +4,10 @@
 //!
 //! ferry/1 has no way to stop a transfer inside a session, so cancelling ends the session:
 //! the socket is shut down under the blocked call (this module connects it and keeps a
-//! clone, on every engine); on the async engines the request's future is also dropped. Either way the session is then dropped and a new
-//! one opened. A cancelled download keeps its `.ferry-part` (`reget` resumes it); a
-//! cancelled upload is discarded by the server (its staging file removed).
+//! clone, on every engine); on the async engines the request's future is also dropped.
+//! Either way the session is then dropped and a new one opened. A cancelled download keeps
+//! its `.ferry-part` (`reget` resumes it); a cancelled upload is discarded by the server (its
+//! staging file removed).
 
 use std::net::{Shutdown, TcpStream, ToSocketAddrs as _};
 use std::path::{Path, PathBuf};
