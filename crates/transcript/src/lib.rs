@@ -1,5 +1,6 @@
 //! Reader for ferry/1 example transcripts (`spec/examples/*.txt`; format in
-//! `spec/protocol.md` section 14 and `spec/examples/README.md`).
+//! `spec/protocol.md` section 14 and `spec/examples/README.md`), those of the `tree`
+//! extension (`@server tree`, `@folder`, paths in `@file`) included.
 //!
 //! A transcript is a list of directives and of steps, each step being octets sent by the
 //! client or the server, or one side closing the connection. Tests replay the steps against
@@ -45,10 +46,21 @@ pub struct Step {
 pub struct Fixture {
     /// Modification time as written (RFC 3339 UTC).
     pub mtime: String,
-    /// The file name.
+    /// The file name; under `@server tree` a path of several names joined by `/`, whose
+    /// folders are declared by earlier `@folder` lines.
     pub name: String,
     /// The content.
     pub content: Vec<u8>,
+}
+
+/// A folder the served folder holds before the session (`@folder`, under `@server tree`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderFixture {
+    /// Modification time as written (RFC 3339 UTC): the folder's, once every fixture is in
+    /// place.
+    pub mtime: String,
+    /// The folder's path (one or more names joined by `/`).
+    pub path: String,
 }
 
 /// A parsed transcript.
@@ -64,6 +76,8 @@ pub struct Transcript {
     pub server: Vec<String>,
     /// `@file` fixtures, in order.
     pub files: Vec<Fixture>,
+    /// `@folder` fixtures, in order.
+    pub folders: Vec<FolderFixture>,
     /// The steps, in file order.
     pub steps: Vec<Step>,
 }
@@ -133,6 +147,12 @@ impl Transcript {
         self.server.iter().any(|o| o == flag)
     }
 
+    /// Whether the server offers the `tree` extension (`@server tree`, spec section 17): its
+    /// greeting ends with ` ext=tree`.
+    pub fn tree(&self) -> bool {
+        self.server_flag("tree")
+    }
+
     /// All octets one side sends, in order.
     pub fn bytes_of(&self, side: Side) -> Vec<u8> {
         let mut out = Vec::new();
@@ -187,6 +207,8 @@ fn parse(text: &str, path: &Path) -> Result<Transcript, Error> {
         ..Transcript::default()
     };
     let mut invalid_next = false;
+    // `@data` continues the last `@file`, never a `@folder` between them.
+    let mut data_ok = false;
     for (idx, raw) in text.lines().enumerate() {
         let line_no = idx + 1;
         let err = |message: String| Error {
@@ -218,12 +240,24 @@ fn parse(text: &str, path: &Path) -> Result<Transcript, Error> {
                         name: name.into(),
                         content: vec![],
                     });
+                    data_ok = true;
+                }
+                "folder" => {
+                    let (mtime, path) = val
+                        .split_once(' ')
+                        .ok_or_else(|| err("@folder needs MTIME PATH".into()))?;
+                    t.folders.push(FolderFixture {
+                        mtime: mtime.into(),
+                        path: path.into(),
+                    });
+                    data_ok = false;
                 }
                 "data" => {
                     let bytes = unescape(val).map_err(err)?;
                     let f = t
                         .files
                         .last_mut()
+                        .filter(|_| data_ok)
                         .ok_or_else(|| err("@data without @file".into()))?;
                     f.content.extend_from_slice(&bytes);
                 }
@@ -283,6 +317,39 @@ mod tests {
         assert!(t.steps[1].invalid && !t.steps[0].invalid && !t.steps[2].invalid);
         assert_eq!(t.bytes_of(Side::Server), b"ferry/1\ndata 2\nhi");
         assert_eq!(t.steps[3].action, Action::Close);
+        assert!(t.folders.is_empty() && !t.tree());
+    }
+
+    #[test]
+    fn parses_folders_and_paths() {
+        let t = Transcript::parse(
+            "@server tree\n@folder 2024-03-01T08:00:00Z my docs\n\
+             @file 2024-01-05T09:15:00Z my docs/a b.txt\n@data x\n@folder 2024-02-01T00:00:00Z my docs/sub\n",
+        )
+        .expect("valid transcript");
+        assert!(t.tree());
+        assert_eq!(
+            t.folders,
+            [
+                FolderFixture {
+                    mtime: "2024-03-01T08:00:00Z".into(),
+                    path: "my docs".into()
+                },
+                FolderFixture {
+                    mtime: "2024-02-01T00:00:00Z".into(),
+                    path: "my docs/sub".into()
+                }
+            ]
+        );
+        assert_eq!(t.files[0].name, "my docs/a b.txt");
+        assert_eq!(t.files[0].content, b"x");
+        let e = Transcript::parse("@folder 2024-03-01T08:00:00Z\n").expect_err("no path");
+        assert_eq!(e.line, 1);
+        let e = Transcript::parse(
+            "@file 2024-03-01T08:00:00Z a\n@folder 2024-03-01T08:00:00Z d\n@data x\n",
+        )
+        .expect_err("data of a folder");
+        assert_eq!(e.line, 3);
     }
 
     #[test]
