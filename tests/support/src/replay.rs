@@ -5,19 +5,21 @@
 //! the server sent so far are compared with the transcript's server steps up to that point.
 //! The comparison is by message, as the examples' README asks: lines octet for octet, and a
 //! payload by its file octets and trailer, whatever the chunk boundaries. The one field
-//! masked is a MTIME (in `ok get` and in `dir` entries) that is not the MTIME of any `@file`
-//! fixture: such a time belongs to a file created during the session, whose MTIME is the
-//! time of its commit and cannot be written down in advance (protocol.md 6.4, notes).
+//! masked is a MTIME (in `ok get`, in `dir` entries and in `list` entries) that is not the
+//! MTIME of any `@file` or `@folder` fixture: such a time belongs to a file or folder
+//! created or changed during the session, whose MTIME cannot be written down in advance
+//! (protocol.md 6.4, notes; the transcripts do not show such times).
 
 use std::collections::HashSet;
 use std::fmt;
+use std::fs;
 use std::io::{self, Read as _, Write as _};
 use std::net::{Shutdown as NetShutdown, SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ferry_transcript::{Action, Side, Transcript};
-use ferry_wire::decode_entry;
+use ferry_wire::{TreePath, decode_entry};
 
 use crate::{Impl, TestServer, lossy};
 
@@ -103,15 +105,18 @@ fn is_mtime(field: &str) -> bool {
         })
 }
 
-/// Replaces the MTIME of `ok get SIZE MTIME` lines and of `SIZE MTIME NAME` entry lines with
-/// `MTIME` when it is not one of `fixed` (the `@file` times): it is then the commit time of
-/// a file created during the session.
+/// Replaces the MTIME of `ok get SIZE MTIME` lines, of `SIZE MTIME NAME` entry lines and of
+/// `f SIZE MTIME DIGEST PATH` and `d - MTIME - PATH` list entries with `MTIME` when it is not
+/// one of `fixed` (the `@file` and `@folder` times): it is then the time of a change made
+/// during the session.
 fn mask_items(items: &[Item], fixed: &HashSet<String>) -> Vec<Item> {
     let mask = |line: &str| -> String {
         let body = line.trim_end_matches('\n');
         let fields: Vec<&str> = body.split(' ').collect();
         let at = if body.starts_with("ok get ") && fields.len() == 4 {
             3
+        } else if fields.len() >= 5 && (fields[0] == "f" || fields[0] == "d") {
+            2
         } else if fields.len() >= 3
             && !fields[0].is_empty()
             && fields[0].bytes().all(|c| c.is_ascii_digit())
@@ -229,9 +234,9 @@ pub fn replay(t: &Transcript) -> Result<(), ReplayError> {
 }
 
 /// Replays one transcript against a fresh [`TestServer`] of implementation `imp`, configured
-/// by its `@server` options and holding its `@file` fixtures; stops the server afterwards.
-/// The transcripts are ferry/1's, whose greeting lists no extension (spec/examples/README.md):
-/// the server does not offer `tree`.
+/// by its `@server` options and holding its `@folder` and `@file` fixtures; stops the server
+/// afterwards. The server offers the `tree` extension exactly when the transcript says
+/// `@server tree` (spec/examples/README.md: the greeting lists no extension otherwise).
 pub fn replay_on(imp: Impl, t: &Transcript) -> Result<(), ReplayError> {
     let fail = |message: String| ReplayError {
         transcript: t.path.display().to_string(),
@@ -246,6 +251,7 @@ pub fn replay_on(imp: Impl, t: &Transcript) -> Result<(), ReplayError> {
         for option in &t.server {
             match option.split_once('=') {
                 None if option == "read-only" => c.read_only = true,
+                None if option == "tree" => c.tree = true,
                 Some(("max-size", v)) => match v.parse() {
                     Ok(n) => c.max_size = n,
                     Err(_) => bad_option = Some(option.clone()),
@@ -261,16 +267,37 @@ pub fn replay_on(imp: Impl, t: &Transcript) -> Result<(), ReplayError> {
     if let Some(option) = bad_option {
         return Err(fail(format!("unsupported @server option {option:?}")));
     }
-    for f in &t.files {
-        let line = format!("0 {} x\n", f.mtime);
-        let mtime = decode_entry(line.as_bytes())
-            .map_err(|e| fail(format!("bad @file mtime {:?}: {e}", f.mtime)))?
+    let time = |what: &str, mtime: &str| {
+        let line = format!("0 {mtime} x\n");
+        decode_entry(line.as_bytes())
+            .map_err(|e| fail(format!("bad {what} mtime {mtime:?}: {e}")))?
             .0
-            .mtime;
-        let mtime = mtime
+            .mtime
             .to_system_time()
-            .ok_or_else(|| fail(format!("@file mtime {:?} out of range", f.mtime)))?;
-        server.write_file_with_mtime(&f.name, &f.content, mtime);
+            .ok_or_else(|| fail(format!("{what} mtime {mtime:?} out of range")))
+    };
+    // Folders first, then the files in them, then each folder's time, deepest first: writing
+    // inside a folder changes its modification time.
+    let fixture_path = |what: &str, path: &str| {
+        TreePath::new(path)
+            .map(|p| server.root.join(p.as_str()))
+            .map_err(|e| fail(format!("bad {what} path {path:?}: {e}")))
+    };
+    for d in &t.folders {
+        let path = fixture_path("@folder", &d.path)?;
+        fs::create_dir_all(&path).map_err(|e| fail(format!("@folder {}: {e}", d.path)))?;
+    }
+    for f in &t.files {
+        fixture_path("@file", &f.name)?;
+        server.write_file_with_mtime(&f.name, &f.content, time("@file", &f.mtime)?);
+    }
+    let mut folders: Vec<_> = t.folders.iter().collect();
+    folders.sort_by_key(|d| std::cmp::Reverse(d.path.matches('/').count()));
+    for d in folders {
+        let mtime = time("@folder", &d.mtime)?;
+        fs::File::open(fixture_path("@folder", &d.path)?)
+            .and_then(|f| f.set_modified(mtime))
+            .map_err(|e| fail(format!("@folder {}: {e}", d.path)))?;
     }
     let result = replay_at(t, server.addr);
     let stopped = server
@@ -280,8 +307,8 @@ pub fn replay_on(imp: Impl, t: &Transcript) -> Result<(), ReplayError> {
 }
 
 /// Replays one transcript against the server listening at `addr`, which the caller has
-/// configured by the transcript's `@server` options and given its `@file` fixtures (with
-/// their MTIMEs). One connection; the server is not stopped.
+/// configured by the transcript's `@server` options and given its `@folder` and `@file`
+/// fixtures (with their MTIMEs). One connection; the server is not stopped.
 pub fn replay_at(t: &Transcript, addr: SocketAddr) -> Result<(), ReplayError> {
     let fail = |message: String| ReplayError {
         transcript: t.path.display().to_string(),
@@ -293,7 +320,13 @@ pub fn replay_at(t: &Transcript, addr: SocketAddr) -> Result<(), ReplayError> {
         stream,
         received: Vec::new(),
         eof: false,
-        fixed: t.files.iter().map(|f| f.mtime.clone()).collect(),
+        fixed: t
+            .files
+            .iter()
+            .map(|f| &f.mtime)
+            .chain(t.folders.iter().map(|d| &d.mtime))
+            .cloned()
+            .collect(),
     };
     let mut expected = Vec::new();
     let mut server_closes = false;
