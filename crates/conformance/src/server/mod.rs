@@ -260,13 +260,15 @@ pub(crate) fn all() -> Vec<ServerCase> {
         if ex.transcript.is_illustrative() {
             continue;
         }
-        // The transcripts also cite what their client does; a server case checks only the
-        // server's side.
+        // The transcripts also cite what their client does, and requirements they show in
+        // part only; a server case checks the server's side, in full.
         let requirements: Vec<String> = ex
             .transcript
             .requires
             .iter()
-            .filter(|r| !replay::CLIENT_ONLY.contains(&r.as_str()))
+            .filter(|r| {
+                !replay::CLIENT_ONLY.contains(&r.as_str()) && !replay::PARTIAL.contains(&r.as_str())
+            })
             .cloned()
             .collect();
         out.push(ServerCase {

@@ -147,7 +147,7 @@ impl Env {
     }
 }
 
-pub(super) fn enabled_reply() -> TreeReply {
+pub(in crate::server) fn enabled_reply() -> TreeReply {
     TreeReply::Enabled(ExtName::new(wire_tree::EXTENSION).expect("tree is an ext-name"))
 }
 
@@ -199,7 +199,12 @@ fn answer(c: &mut Conn, req: &str, expected: &str) -> Res<Answer> {
 }
 
 /// Reads a reply that must be `want`, the answer to `what`.
-pub(super) fn expect_ok(c: &mut Conn, req: &str, want: &TreeReply, what: &str) -> Res<()> {
+pub(in crate::server) fn expect_ok(
+    c: &mut Conn,
+    req: &str,
+    want: &TreeReply,
+    what: &str,
+) -> Res<()> {
     let expected = format!(
         "{} for {what:?}",
         Answer::Tree(want.clone()).show().trim_end()
@@ -219,7 +224,7 @@ fn expect_code(c: &mut Conn, req: &str, code: u16, what: &str) -> Res<()> {
 }
 
 /// `VERB PATH` and LF.
-pub(super) fn line(verb: &str, path: &str) -> Vec<u8> {
+pub(in crate::server) fn line(verb: &str, path: &str) -> Vec<u8> {
     format!("{verb} {path}\n").into_bytes()
 }
 
@@ -234,7 +239,7 @@ pub(super) fn list_line(opts: &str, folder: &str) -> Vec<u8> {
 }
 
 /// Sends `l` (a request line) and expects `want`.
-pub(super) fn ok(c: &mut Conn, req: &str, l: &[u8], want: TreeReply) -> Res<()> {
+pub(in crate::server) fn ok(c: &mut Conn, req: &str, l: &[u8], want: TreeReply) -> Res<()> {
     c.send(req, l)?;
     expect_ok(c, req, &want, &shown_line(l))
 }
@@ -249,7 +254,7 @@ fn shown_line(l: &[u8]) -> String {
     show(l.strip_suffix(b"\n").unwrap_or(l)).into()
 }
 
-fn mkdir(c: &mut Conn, req: &str, path: &str) -> Res<()> {
+pub(in crate::server) fn mkdir(c: &mut Conn, req: &str, path: &str) -> Res<()> {
     ok(c, req, &line("mkdir", path), TreeReply::Mkdir)
 }
 
