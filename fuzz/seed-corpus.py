@@ -4,6 +4,8 @@
 Client lines seed decode_request, server lines seed decode_reply/decode_entry/decode_frame/
 decode_hello, whole client and server streams seed split_stream and payload, client
 streams seed server_session, and server streams (after an operation octet) seed client.
+The lines of the transcripts of the tree extension (`@server tree`, greeting ending with
+` ext=tree`) seed decode_tree as well.
 """
 import hashlib, os, re, sys
 
@@ -32,7 +34,9 @@ for name in sorted(os.listdir(EXAMPLES)):
     if not name.endswith(".txt"):
         continue
     streams = {"C": bytearray(), "S": bytearray()}
-    for line in open(os.path.join(EXAMPLES, name), encoding="utf-8").read().splitlines():
+    lines = open(os.path.join(EXAMPLES, name), encoding="utf-8").read().splitlines()
+    tree = any(l.startswith("@server") and "tree" in l.split()[1:] for l in lines)
+    for line in lines:
         m = re.match(r"^([CS])(: |> )(.*)$", line) or re.match(r"^([CS])(:)()$", line)
         if not m:
             continue
@@ -45,6 +49,8 @@ for name in sorted(os.listdir(EXAMPLES)):
             else:
                 for t in ("decode_reply", "decode_entry", "decode_frame", "decode_hello"):
                     put(t, data)
+            if tree:
+                put("decode_tree", data)
     for side, data in streams.items():
         put("split_stream", bytes(data))
         put("payload", bytes(data))
@@ -75,8 +81,8 @@ for seed in [
 ]:
     put("decode_auth", seed.encode())
 
-# server_session: a whole session of the tree extension (spec section 17 has no transcript
-# file to replay): folders, a file in one, a rename, a listing with digests, removals.
+# server_session: a whole session of the tree extension besides its transcripts (37-tree,
+# 38-tree-errors, seeded above): nested folders made, filled, renamed and removed again.
 HELLO_DIGEST = "xxh3-128:b5e9c1ad071b3e7fc779cfaa5e523818"
 put("server_session", (
     "enable tree\nmkdir docs\nmkdir docs/2025\n"

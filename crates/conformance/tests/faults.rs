@@ -1577,15 +1577,19 @@ fn fault_free_mini_server_passes() {
         "the fault-free mini server does not pass: {bad:#?}"
     );
     // It offers `tree` (and its extra server does not), and has a read-only server beside
-    // it: every tree case runs, but the one with users.
+    // it: every tree case runs, but the one with users, and so do the tree transcripts.
     let tree: Vec<_> = r
         .cases
         .iter()
-        .filter(|c| c.id.starts_with("server/TREE-") && c.id != "server/TREE-13/2")
+        .filter(|c| {
+            (c.id.starts_with("server/TREE-") && c.id != "server/TREE-13/2")
+                || c.id.starts_with("server/examples/37-tree")
+                || c.id.starts_with("server/examples/38-tree")
+        })
         .map(|c| (c.id.as_str(), c.verdict, c.note.as_deref()))
         .collect();
     assert!(
-        tree.len() >= 12 && tree.iter().all(|(_, v, _)| *v == Verdict::Pass),
+        tree.len() >= 14 && tree.iter().all(|(_, v, _)| *v == Verdict::Pass),
         "{tree:#?}"
     );
 }

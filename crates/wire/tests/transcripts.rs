@@ -3,14 +3,24 @@
 //! `# invalid`, which must be rejected), re-encode to the same octets, and the two sides must
 //! make sense together: one reply per request in order, payload sizes and digests that match
 //! the files, listings that match the folder, and errors with the code the codec assigns.
+//!
+//! The transcripts of the `tree` extension (`@server tree`, section 17) are read with the
+//! extension's decoders (its verbs always, `get`/`put` with a path after `ok enable tree`),
+//! and checked against a model of the served folder's tree: `list` shows exactly the model's
+//! entries, and each `mkdir`, `rmdir`, `delete`, `rename` and `list` gets the reply section 17
+//! prescribes for the model's state.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use ferry_transcript::{Action, Side, Transcript};
+use ferry_wire::tree::{
+    self, EntryKind, Folder, ListEntry, TreeReply, TreeRequest, decode_list_entry,
+    decode_tree_reply, decode_tree_request, is_tree_verb,
+};
 use ferry_wire::{
     Code, DecodeError, Digest, Hasher, Hello, InvalidKind, PayloadReceiver, PutFlow, PutMode,
-    Reply, Request, Step, decode_entry, decode_hello, decode_reply, decode_request,
+    Reply, Request, Step, TreePath, decode_entry, decode_hello, decode_reply, decode_request,
 };
 
 fn spec_dir() -> std::path::PathBuf {
@@ -142,11 +152,382 @@ fn request_bytes(r: &Request) -> Vec<u8> {
 fn entry_bytes(e: &ferry_wire::Entry) -> Vec<u8> {
     e.to_bytes()
 }
+fn tree_request_bytes(r: &TreeRequest) -> Vec<u8> {
+    r.encode()
+}
+fn tree_reply_bytes(r: &TreeReply) -> Vec<u8> {
+    r.encode()
+}
+fn list_entry_bytes(e: &ListEntry) -> Vec<u8> {
+    e.encode()
+}
 
 #[derive(Default)]
 struct Seen {
     codes: BTreeSet<u16>,
     requests: BTreeSet<&'static str>,
+}
+
+/// The served folder as the session leaves it so far: files and folders by path, each with
+/// its MTIME when the transcript can know it (`None`: made, or changed, during the session).
+#[derive(Default)]
+struct Tree {
+    files: BTreeMap<String, (Vec<u8>, Option<String>)>,
+    folders: BTreeMap<String, Option<String>>,
+}
+
+/// The folder that holds `path`; `None` for the served folder.
+fn parent(path: &str) -> Option<&str> {
+    path.rsplit_once('/').map(|(p, _)| p)
+}
+
+/// `path` relative to `folder` (`None`: the served folder), if it lies inside it.
+fn relative<'a>(path: &'a str, folder: Option<&str>) -> Option<&'a str> {
+    match folder {
+        None => Some(path),
+        Some(f) => path.strip_prefix(f)?.strip_prefix('/'),
+    }
+}
+
+impl Tree {
+    fn is_folder(&self, path: Option<&str>) -> bool {
+        path.is_none_or(|p| self.folders.contains_key(p))
+    }
+
+    fn exists(&self, path: &str) -> bool {
+        self.files.contains_key(path) || self.folders.contains_key(path)
+    }
+
+    /// A change inside the folder that holds `path` gives that folder a new MTIME.
+    fn touch_parent(&mut self, path: &str) {
+        if let Some(p) = parent(path) {
+            self.folders.insert(p.to_owned(), None);
+        }
+    }
+
+    fn has_entries(&self, folder: &str) -> bool {
+        let inside = |p: &String| relative(p, Some(folder)).is_some();
+        self.files.keys().any(inside) || self.folders.keys().any(inside)
+    }
+
+    /// What `list` of `folder` shows, as lines, in TREE-6's order; `Err` names an entry whose
+    /// MTIME the transcript cannot know.
+    fn listing(
+        &self,
+        folder: Option<&str>,
+        options: tree::ListOptions,
+    ) -> Result<Vec<Vec<u8>>, String> {
+        let mut out = Vec::new();
+        let take = |p: &String| {
+            relative(p, folder)
+                .filter(|r| options.recursive || !r.contains('/'))
+                .map(str::to_owned)
+        };
+        let mtime = |m: &Option<String>, p: &str| {
+            m.clone()
+                .ok_or_else(|| format!("{p} was made or changed in the session"))
+        };
+        for (p, m) in &self.folders {
+            if let Some(r) = take(p) {
+                out.push((r.clone(), format!("d - {} - {r}\n", mtime(m, p)?)));
+            }
+        }
+        for (p, (content, m)) in &self.files {
+            if let Some(r) = take(p) {
+                let digest = if options.digests {
+                    Digest::of(content).to_string()
+                } else {
+                    "-".to_owned()
+                };
+                let line = format!("f {} {} {digest} {r}\n", content.len(), mtime(m, p)?);
+                out.push((r, line));
+            }
+        }
+        out.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        Ok(out.into_iter().map(|(_, l)| l.into_bytes()).collect())
+    }
+
+    /// Moves `from` (and, for a folder, everything in it) to `to`.
+    fn rename(&mut self, from: &str, to: &str) {
+        let moved = |p: &str| -> Option<String> {
+            if p == from {
+                Some(to.to_owned())
+            } else {
+                relative(p, Some(from)).map(|r| format!("{to}/{r}"))
+            }
+        };
+        let files = std::mem::take(&mut self.files);
+        self.files = files
+            .into_iter()
+            .map(|(p, v)| (moved(&p).unwrap_or(p), v))
+            .collect();
+        let folders = std::mem::take(&mut self.folders);
+        self.folders = folders
+            .into_iter()
+            .map(|(p, m)| match moved(&p) {
+                // A moved folder's own MTIME is the file system's business (its `..`).
+                Some(q) if p == from => (q, None),
+                Some(q) => (q, m),
+                None => (p, m),
+            })
+            .collect();
+        self.touch_parent(from);
+        self.touch_parent(to);
+    }
+}
+
+/// A client request, whichever decoder read it.
+#[derive(Debug)]
+enum Op {
+    V1(Request),
+    Tree(TreeRequest),
+}
+
+/// A server reply to one: ferry/1's (errors, `ok get`, `go`, `ok put` included) or the
+/// extension's.
+#[derive(Debug)]
+enum Answer {
+    V1(Reply),
+    Tree(TreeReply),
+}
+
+/// The reply section 17 prescribes for a request of the extension in the state `model`:
+/// `Ok(())` for its `ok`, else the acceptable codes.
+fn expected_tree_reply(
+    req: &TreeRequest,
+    model: &Tree,
+    offered: bool,
+) -> Result<(), &'static [u16]> {
+    if !offered {
+        return Err(&[503]);
+    }
+    let kind = |p: &TreePath| {
+        let p = p.as_str();
+        (model.files.contains_key(p), model.folders.contains_key(p))
+    };
+    match req {
+        TreeRequest::Enable(ext) if ext.as_str() == tree::EXTENSION => Ok(()),
+        TreeRequest::Enable(_) => Err(&[503]),
+        TreeRequest::List { folder, .. } => match folder.path().map(kind) {
+            None | Some((_, true)) => Ok(()),
+            Some((true, _)) => Err(&[518]),
+            Some(_) => Err(&[511]),
+        },
+        TreeRequest::Mkdir(p) => {
+            if model.exists(p.as_str()) {
+                Err(&[512])
+            } else if !model.is_folder(parent(p.as_str())) {
+                Err(&[511])
+            } else {
+                Ok(())
+            }
+        }
+        TreeRequest::Rmdir(p) => match kind(p) {
+            (true, _) => Err(&[518]),
+            (_, true) if model.has_entries(p.as_str()) => Err(&[517]),
+            (_, true) => Ok(()),
+            _ => Err(&[511]),
+        },
+        TreeRequest::Delete(p) => match kind(p) {
+            (true, _) => Ok(()),
+            (_, true) => Err(&[518]),
+            _ => Err(&[511]),
+        },
+        TreeRequest::Rename { from, to } => {
+            if to.is_within(from) {
+                return Err(&[510]);
+            }
+            let missing = !model.exists(from.as_str()) || !model.is_folder(parent(to.as_str()));
+            match (missing, model.exists(to.as_str())) {
+                (true, true) => Err(&[511, 512]),
+                (true, false) => Err(&[511]),
+                (false, true) => Err(&[512]),
+                (false, false) => Ok(()),
+            }
+        }
+        TreeRequest::Get { .. } | TreeRequest::Put { .. } => unreachable!("read as Op::V1"),
+    }
+}
+
+/// A `get` or `put`: of a name in ferry/1, of a path after `ok enable tree` (TREE-5).
+enum Transfer {
+    Get {
+        offset: u64,
+        path: String,
+    },
+    Put {
+        size: u64,
+        mode: PutMode,
+        flow: PutFlow,
+        path: String,
+    },
+}
+
+/// The `@folder` and `@file` fixtures as a [`Tree`]; every folder of a path is declared by
+/// an earlier `@folder` (spec/examples/README.md).
+fn fixtures(t: &Transcript, name: &str) -> Tree {
+    let mut model = Tree::default();
+    if !t.folders.is_empty() {
+        assert!(t.tree(), "{name}: @folder without @server tree");
+    }
+    let valid = |p: &str| {
+        TreePath::new(p).unwrap_or_else(|e| panic!("{name}: fixture path {p:?}: {e}"));
+        assert!(
+            t.tree() || !p.contains('/'),
+            "{name}: the path {p:?} needs @server tree"
+        );
+    };
+    for f in &t.folders {
+        valid(&f.path);
+        assert!(
+            model.is_folder(parent(&f.path)) && !model.exists(&f.path),
+            "{name}: @folder {}: its folder is not declared before it, or it is declared twice",
+            f.path
+        );
+        model.folders.insert(f.path.clone(), Some(f.mtime.clone()));
+    }
+    for f in &t.files {
+        if !t.is_illustrative() || f.name.contains('/') {
+            valid(&f.name);
+        }
+        assert!(
+            model.is_folder(parent(&f.name)) && !model.exists(&f.name),
+            "{name}: @file {}: its folder is not declared by a @folder, or it is declared twice",
+            f.name
+        );
+        model
+            .files
+            .insert(f.name.clone(), (f.content.clone(), Some(f.mtime.clone())));
+    }
+    model
+}
+
+/// What a request of the extension leaves to do.
+enum Flow {
+    /// Read the next request.
+    Next,
+    /// `ok enable tree`: `get` and `put` read a path from now on.
+    Enabled,
+    /// The server closed the session.
+    End,
+}
+
+/// Reads the reply to `req` (a request of the extension, not `get`/`put`), checks it against
+/// `model` and applies it.
+#[allow(clippy::too_many_arguments)]
+fn tree_exchange(
+    name: &str,
+    req: &TreeRequest,
+    s: &mut Cursor<'_>,
+    server_closes: bool,
+    model: &mut Tree,
+    offered: bool,
+    exact: bool,
+    seen: &mut Seen,
+) -> Flow {
+    seen.requests.insert(match req {
+        TreeRequest::Enable(_) => "enable",
+        TreeRequest::List { .. } => "list",
+        TreeRequest::Mkdir(_) => "mkdir",
+        TreeRequest::Rmdir(_) => "rmdir",
+        TreeRequest::Delete(_) => "delete",
+        TreeRequest::Rename { .. } => "rename",
+        TreeRequest::Get { .. } | TreeRequest::Put { .. } => unreachable!("a transfer"),
+    });
+    let answer = if decode_tree_reply(s.rest()).is_ok() {
+        Answer::Tree(s.take(decode_tree_reply, tree_reply_bytes))
+    } else {
+        Answer::V1(s.take(decode_reply, reply_bytes))
+    };
+    let expected = expected_tree_reply(req, model, offered);
+    let r = match answer {
+        Answer::V1(Reply::Err(e)) => {
+            seen.codes.insert(e.code.get());
+            if e.code.closes_connection() {
+                assert!(s.at_end() && server_closes, "{name}: {} must close", e.code);
+                return Flow::End;
+            }
+            if exact {
+                assert!(
+                    expected.is_err_and(|codes| codes.contains(&e.code.get())),
+                    "{name}: {req:?} answered {} where section 17 says {expected:?}",
+                    e.code
+                );
+            }
+            return Flow::Next;
+        }
+        Answer::V1(r) => panic!("{name}: {req:?} answered {r:?}"),
+        Answer::Tree(r) => r,
+    };
+    if exact {
+        assert_eq!(
+            expected,
+            Ok(()),
+            "{name}: {req:?} answered {r:?} where section 17 says an error"
+        );
+    }
+    let touch = |model: &mut Tree, p: &TreePath| model.touch_parent(p.as_str());
+    match (req, r) {
+        (TreeRequest::Enable(e), TreeReply::Enabled(got)) => {
+            assert_eq!(e, &got, "{name}");
+            return Flow::Enabled;
+        }
+        (TreeRequest::List { options, folder }, TreeReply::ListOk { count }) => {
+            let mut lines = Vec::new();
+            let mut last: Option<TreePath> = None;
+            for _ in 0..count {
+                let e = s.take(decode_list_entry, list_entry_bytes);
+                if let EntryKind::File { digest, .. } = e.kind {
+                    assert!(
+                        options.digests || digest.is_none(),
+                        "{name}: a digest without `digests` (TREE-7)"
+                    );
+                }
+                assert!(
+                    last.as_ref()
+                        .is_none_or(|l| l.as_bytes() < e.path.as_bytes()),
+                    "{name}: listing not in octet order at {}",
+                    e.path
+                );
+                last = Some(e.path.clone());
+                lines.push(String::from_utf8_lossy(&e.encode()).into_owned());
+            }
+            if exact {
+                let folder = match folder {
+                    Folder::Root => None,
+                    Folder::Path(p) => Some(p.as_str()),
+                };
+                let want: Vec<String> = model
+                    .listing(folder, *options)
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "{name}: a listing would show an entry whose MTIME is not known: {e}"
+                        )
+                    })
+                    .iter()
+                    .map(|l| String::from_utf8_lossy(l).into_owned())
+                    .collect();
+                assert_eq!(lines, want, "{name}: listing vs folder");
+            }
+        }
+        (TreeRequest::Mkdir(p), TreeReply::Mkdir) => {
+            model.folders.insert(p.as_str().to_owned(), None);
+            touch(model, p);
+        }
+        (TreeRequest::Rmdir(p), TreeReply::Rmdir) => {
+            model.folders.remove(p.as_str());
+            touch(model, p);
+        }
+        (TreeRequest::Delete(p), TreeReply::Delete) => {
+            model.files.remove(p.as_str());
+            touch(model, p);
+        }
+        (TreeRequest::Rename { from, to }, TreeReply::Rename) => {
+            model.rename(from.as_str(), to.as_str());
+        }
+        (req, r) => panic!("{name}: {req:?} answered {r:?}"),
+    }
+    Flow::Next
 }
 
 fn replay(t: &Transcript, seen: &mut Seen) {
@@ -170,11 +551,9 @@ fn replay(t: &Transcript, seen: &mut Seen) {
         buf: &server.bytes,
         pos: 0,
     };
-    let mut files: BTreeMap<String, Vec<u8>> = t
-        .files
-        .iter()
-        .map(|f| (f.name.clone(), f.content.clone()))
-        .collect();
+    // Illustrative transcripts show faults a model of the folder does not know.
+    let exact = !t.is_illustrative();
+    let mut model = fixtures(t, name);
 
     let greeting = match s.take(decode_hello, hello_bytes) {
         Hello::Greeting(g) => g,
@@ -202,16 +581,36 @@ fn replay(t: &Transcript, seen: &mut Seen) {
             "{name}: greeting vs @server"
         );
     }
+    let offered = tree::offered(&greeting);
+    assert_eq!(
+        offered,
+        t.tree(),
+        "{name}: the greeting lists tree exactly under @server tree"
+    );
+    let mut enabled = false;
 
     while !c.at_end() {
         let start = c.pos;
-        let req = match decode_request(c.rest()) {
-            Ok(_) => {
+        // The extension's verbs are read by its decoder, and so are get and put once the
+        // server has answered `ok enable tree` (TREE-5).
+        let by_tree = is_tree_verb(c.rest())
+            || (enabled && (c.rest().starts_with(b"get ") || c.rest().starts_with(b"put ")));
+        let decoded = if by_tree {
+            decode_tree_request(c.rest()).map(|_| ())
+        } else {
+            decode_request(c.rest()).map(|_| ())
+        };
+        let op = match decoded {
+            Ok(()) => {
                 assert!(
                     !client.invalid_at.contains(&start),
                     "{name}: line marked invalid decodes"
                 );
-                c.take(decode_request, request_bytes)
+                if by_tree {
+                    Op::Tree(c.take(decode_tree_request, tree_request_bytes))
+                } else {
+                    Op::V1(c.take(decode_request, request_bytes))
+                }
             }
             Err(e) => {
                 assert!(
@@ -273,33 +672,135 @@ fn replay(t: &Transcript, seen: &mut Seen) {
                 continue;
             }
         };
-        let reply = s.take(decode_reply, reply_bytes);
-        match (&req, reply) {
-            (Request::Dir, Reply::DirOk { count }) => {
-                seen.requests.insert("dir");
-                let mut names = Vec::new();
-                for _ in 0..count {
-                    let e = s.take(decode_entry, entry_bytes);
-                    if let Some(content) = files.get(e.name.as_str()) {
-                        assert_eq!(e.size, content.len() as u64, "{name}: size of {}", e.name);
-                    }
-                    names.push(e.name.into_string());
+        let transfer = match op {
+            Op::V1(Request::Get { offset, name: f }) => Transfer::Get {
+                offset,
+                path: f.into_string(),
+            },
+            Op::Tree(TreeRequest::Get { offset, path }) => Transfer::Get {
+                offset,
+                path: path.into_string(),
+            },
+            Op::V1(Request::Put {
+                size,
+                mode,
+                flow,
+                name: f,
+            }) => Transfer::Put {
+                size,
+                mode,
+                flow,
+                path: f.into_string(),
+            },
+            Op::Tree(TreeRequest::Put {
+                size,
+                mode,
+                flow,
+                path,
+            }) => Transfer::Put {
+                size,
+                mode,
+                flow,
+                path: path.into_string(),
+            },
+            Op::Tree(req) => {
+                match tree_exchange(
+                    name,
+                    &req,
+                    &mut s,
+                    server.closes,
+                    &mut model,
+                    offered,
+                    exact,
+                    seen,
+                ) {
+                    Flow::Next => {}
+                    Flow::Enabled => enabled = true,
+                    Flow::End => return,
                 }
-                let mut sorted = names.clone();
-                sorted.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-                assert_eq!(names, sorted, "{name}: listing not in octet order");
-                if !t.is_illustrative() {
-                    assert_eq!(
-                        names,
-                        files.keys().cloned().collect::<Vec<_>>(),
-                        "{name}: listing vs folder"
-                    );
-                }
+                continue;
             }
-            (Request::Get { offset, name: file }, Reply::GetOk { size, .. }) => {
+            Op::V1(req) => {
+                let reply = s.take(decode_reply, reply_bytes);
+                match (&req, reply) {
+                    (Request::Dir, Reply::DirOk { count }) => {
+                        seen.requests.insert("dir");
+                        let mut names = Vec::new();
+                        for _ in 0..count {
+                            let e = s.take(decode_entry, entry_bytes);
+                            if let Some((content, mtime)) = model.files.get(e.name.as_str()) {
+                                assert_eq!(
+                                    e.size,
+                                    content.len() as u64,
+                                    "{name}: size of {}",
+                                    e.name
+                                );
+                                if exact {
+                                    assert_eq!(
+                                        mtime.as_deref(),
+                                        Some(e.mtime.to_string().as_str()),
+                                        "{name}: MTIME of {} (an upload's is not known)",
+                                        e.name
+                                    );
+                                }
+                            }
+                            names.push(e.name.into_string());
+                        }
+                        let mut sorted = names.clone();
+                        sorted.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+                        assert_eq!(names, sorted, "{name}: listing not in octet order");
+                        if exact {
+                            let files: Vec<String> = model
+                                .files
+                                .keys()
+                                .filter(|p| !p.contains('/'))
+                                .cloned()
+                                .collect();
+                            assert_eq!(names, files, "{name}: listing vs folder");
+                        }
+                    }
+                    (Request::Version(v), Reply::VersionOk(got)) => {
+                        seen.requests.insert("version");
+                        assert_eq!(*v, got, "{name}");
+                    }
+                    (Request::Close, Reply::Bye) => {
+                        seen.requests.insert("close");
+                        assert!(
+                            s.at_end() && server.closes,
+                            "{name}: bye must end the session"
+                        );
+                        assert!(c.at_end(), "{name}: nothing after close");
+                        return;
+                    }
+                    (_, Reply::Err(e)) => {
+                        seen.codes.insert(e.code.get());
+                        if e.code.closes_connection() {
+                            assert!(s.at_end() && server.closes, "{name}: {} must close", e.code);
+                            return;
+                        }
+                    }
+                    (r, reply) => panic!("{name}: {r:?} answered {reply:?}"),
+                }
+                continue;
+            }
+        };
+        let reply = s.take(decode_reply, reply_bytes);
+        match (&transfer, reply) {
+            (Transfer::Get { offset, path: file }, Reply::GetOk { size, mtime }) => {
                 seen.requests.insert("get");
                 assert!(*offset <= size, "{name}: ok for an offset past the end");
-                let content = files.get(file.as_str()).cloned();
+                let known = model.files.get(file.as_str()).cloned();
+                if exact {
+                    let (_, known_mtime) = known
+                        .as_ref()
+                        .unwrap_or_else(|| panic!("{name}: ok get of {file}, not in the folder"));
+                    assert_eq!(
+                        known_mtime.as_deref(),
+                        Some(mtime.to_string().as_str()),
+                        "{name}: MTIME of {file} (an upload's is not known)"
+                    );
+                }
+                let content = known.map(|(c, _)| c);
                 let mut prefix = Hasher::new();
                 if let Some(content) = &content {
                     assert_eq!(size, content.len() as u64, "{name}: size of {file}");
@@ -324,12 +825,25 @@ fn replay(t: &Transcript, seen: &mut Seen) {
                     return;
                 }
             }
+            (Transfer::Get { path: file, .. }, Reply::Err(e)) => {
+                seen.codes.insert(e.code.get());
+                if exact && e.code == Code::NOT_FOUND {
+                    assert!(
+                        !model.files.contains_key(file.as_str()),
+                        "{name}: 511 for {file}, which is in the folder"
+                    );
+                }
+                if e.code.closes_connection() {
+                    assert!(s.at_end() && server.closes, "{name}: {} must close", e.code);
+                    return;
+                }
+            }
             (
-                Request::Put {
+                Transfer::Put {
                     size,
                     mode,
                     flow,
-                    name: file,
+                    path: file,
                 },
                 first,
             ) => {
@@ -379,16 +893,28 @@ fn replay(t: &Transcript, seen: &mut Seen) {
                         assert_eq!(got, *size, "{name}");
                         assert_eq!(end, format!("complete {digest}"), "{name}: put verified");
                         assert_eq!(digest, Digest::of(&data), "{name}");
-                        assert!(
-                            *mode == PutMode::Replace
-                                || !files.contains_key(file.as_str())
-                                || t.is_illustrative(),
-                            "{name}: new over existing"
-                        );
-                        files.insert(file.as_str().to_owned(), data);
+                        if exact {
+                            assert!(
+                                *mode == PutMode::Replace
+                                    || !model.files.contains_key(file.as_str()),
+                                "{name}: new over existing"
+                            );
+                            assert!(
+                                model.is_folder(parent(file)) && !model.folders.contains_key(file),
+                                "{name}: ok put of {file}, whose folder is missing or which is a folder"
+                            );
+                        }
+                        model.files.insert(file.clone(), (data, None));
+                        model.touch_parent(file);
                     }
                     (payload, Reply::Err(e)) => {
                         seen.codes.insert(e.code.get());
+                        if exact && e.code == Code::NOT_FOUND {
+                            assert!(
+                                !model.is_folder(parent(file)),
+                                "{name}: 511 for a put into a folder that exists"
+                            );
+                        }
                         if let Some((_, end)) = payload {
                             if e.code == Code::CORRUPT {
                                 assert_eq!(end, "corrupt", "{name}");
@@ -405,27 +931,7 @@ fn replay(t: &Transcript, seen: &mut Seen) {
                     (_, r) => panic!("{name}: put answered {r:?}"),
                 }
             }
-            (Request::Version(v), Reply::VersionOk(got)) => {
-                seen.requests.insert("version");
-                assert_eq!(*v, got, "{name}");
-            }
-            (Request::Close, Reply::Bye) => {
-                seen.requests.insert("close");
-                assert!(
-                    s.at_end() && server.closes,
-                    "{name}: bye must end the session"
-                );
-                assert!(c.at_end(), "{name}: nothing after close");
-                return;
-            }
-            (_, Reply::Err(e)) => {
-                seen.codes.insert(e.code.get());
-                if e.code.closes_connection() {
-                    assert!(s.at_end() && server.closes, "{name}: {} must close", e.code);
-                    return;
-                }
-            }
-            (r, reply) => panic!("{name}: {r:?} answered {reply:?}"),
+            (Transfer::Get { .. }, reply) => panic!("{name}: get answered {reply:?}"),
         }
     }
     // The client stopped sending: what remains on the server side ends the session.
@@ -478,11 +984,15 @@ fn every_transcript_replays_through_the_codec() {
     }
     let missing: Vec<u16> = Code::ALL
         .iter()
+        .chain(tree::CODES)
         .map(|c| c.get())
         .filter(|c| !seen.codes.contains(c))
         .collect();
     assert!(missing.is_empty(), "codes no transcript shows: {missing:?}");
-    for r in ["dir", "get", "put", "version", "close"] {
+    for r in [
+        "dir", "get", "put", "version", "close", "enable", "list", "mkdir", "rmdir", "delete",
+        "rename",
+    ] {
         assert!(
             seen.requests.contains(r),
             "no transcript shows a successful {r}"

@@ -40,3 +40,42 @@ fn the_replay_notices_differences() {
         assert!(replay(&bad).is_err(), "a replay with {to:?} must fail");
     }
 }
+
+/// The same for the `tree` extension: the fixtures' folders get their MTIMEs, listings and
+/// error codes are compared, and the server offers `tree` only under `@server tree`.
+#[test]
+fn the_replay_notices_differences_in_tree_transcripts() {
+    use ferry_test_support::Transcript;
+    use ferry_test_support::replay;
+
+    for (file, edits) in [
+        (
+            "37-tree.txt",
+            &[
+                (
+                    "S: d - 2024-02-10T12:00:00Z - docs/old drafts",
+                    "S: d - 2024-02-10T12:00:01Z - docs/old drafts",
+                ),
+                ("S: ok list 6", "S: ok list 5"),
+                ("S: ok rename", "S: err 512 exists"),
+                ("@server tree\n", ""),
+            ][..],
+        ),
+        (
+            "38-tree-errors.txt",
+            &[
+                ("S: err 517 not-empty", "S: err 518 wrong-kind"),
+                ("S: err 503 unsupported", "S: ok enable zip"),
+            ][..],
+        ),
+    ] {
+        let good = std::fs::read_to_string(examples_dir().join(file)).expect("example");
+        let t = Transcript::parse(&good).expect("parse");
+        replay(&t).expect("the original replays");
+        for (from, to) in edits {
+            assert!(good.contains(from), "{from}");
+            let bad = Transcript::parse(&good.replacen(from, to, 1)).expect("parse");
+            assert!(replay(&bad).is_err(), "a replay with {to:?} must fail");
+        }
+    }
+}

@@ -114,6 +114,8 @@ examples![
     "34-upload-line-too-long",
     "35-name-unicode",
     "36-denied",
+    "37-tree",
+    "38-tree-errors",
 ];
 
 /// The parsed embedded transcripts (a transcript that does not parse is left out; the
