@@ -653,9 +653,10 @@ fn prefixed(req: TreeRequest, prefix: &str) -> Option<TreeRequest> {
 /// Rewrites the client's octets: every complete `get`/`put` line with a valid name gets the
 /// prefix on its name; with `tree` (a transcript of the extension), every valid request of
 /// the extension, and `get`/`put` by path after `enable tree`, gets it on the first name of
-/// each path ([`prefixed`]). Step boundaries are kept (a boundary inside a rewritten line
+/// each path ([`prefixed`]; a valid path that cannot carry it makes the case
+/// `unimplemented`). Step boundaries are kept (a boundary inside a rewritten line
 /// keeps its offset from the line's start).
-fn map_client(t: &Transcript, prefix: &str, tree: bool) -> Vec<(Side, Action)> {
+fn map_client(t: &Transcript, prefix: &str, tree: bool) -> Res<Vec<(Side, Action)>> {
     let mut stream = Vec::new();
     let mut bounds = Vec::new();
     for s in t.steps.iter().filter(|s| s.side == Side::Client) {
@@ -679,7 +680,23 @@ fn map_client(t: &Transcript, prefix: &str, tree: bool) -> Vec<(Side, Action)> {
         if by_tree {
             if let Ok((req, _)) = decode_tree_request(line) {
                 enabled |= matches!(&req, TreeRequest::Enable(e) if e.as_str() == tree::EXTENSION);
-                if let Some(r) = prefixed(req, prefix) {
+                let has_paths = !matches!(
+                    &req,
+                    TreeRequest::Enable(_)
+                        | TreeRequest::List {
+                            folder: Folder::Root,
+                            ..
+                        }
+                );
+                let r = prefixed(req, prefix);
+                if has_paths && r.is_none() {
+                    // Sent as written it would reach outside the case's prefix.
+                    return Err(unimplemented(format!(
+                        "a path of {:?} cannot carry the case prefix {prefix:?} (TREE-3's limits)",
+                        show(line.strip_suffix(b"\n").unwrap_or(line))
+                    )));
+                }
+                if let Some(r) = r {
                     let mut bytes = r.encode();
                     if crlf {
                         bytes.pop();
@@ -753,7 +770,7 @@ fn map_client(t: &Transcript, prefix: &str, tree: bool) -> Vec<(Side, Action)> {
             (side, action) => out.push((*side, action.clone())),
         }
     }
-    out
+    Ok(out)
 }
 
 /// Skips one payload at the start of `b`; its length, or `None` if incomplete.
@@ -910,7 +927,7 @@ pub(crate) fn run(ex: &Example, ctx: &mut Ctx<'_>) -> Res<Done> {
         None
     };
 
-    let steps = map_client(t, &prefix, with_tree);
+    let steps = map_client(t, &prefix, with_tree)?;
     let listing = if read_only {
         Listing::Whole
     } else {
@@ -1141,5 +1158,51 @@ fn sync(
                 ));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client_octets(steps: &[(Side, Action)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (side, a) in steps {
+            if let (Side::Client, Action::Raw(b)) = (side, a) {
+                out.extend_from_slice(b);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn tree_paths_get_the_prefix_on_their_first_name() {
+        let t = Transcript::parse(
+            "@server tree\nC: get 0 a/b\nC: enable tree\nC: get 0 a/b\nC: list - .\n\
+             C: list - my docs\nC: rename 4 a bc a b/c d\n# invalid\nC: mkdir a//b\nC: dir\n",
+        )
+        .expect("transcript");
+        let steps = map_client(&t, "cf1-007-", true).expect("mapped");
+        assert_eq!(
+            String::from_utf8(client_octets(&steps)).expect("UTF-8"),
+            "get 0 a/b\nenable tree\nget 0 cf1-007-a/b\nlist - .\nlist - cf1-007-my docs\n\
+             rename 12 cf1-007-a bc cf1-007-a b/c d\nmkdir a//b\ndir\n"
+        );
+        // Listings of `.` are filtered by the prefix, those of a folder are not.
+        assert_eq!(
+            list_roots(&client_octets(&steps)),
+            [false, false, false, true, false, false, false, false]
+        );
+    }
+
+    #[test]
+    fn a_path_that_cannot_carry_the_prefix_is_not_sent() {
+        let long = "n".repeat(250);
+        let t =
+            Transcript::parse(&format!("@server tree\nC: mkdir {long}/x\n")).expect("transcript");
+        assert!(map_client(&t, "cf1-007-", true).is_err());
+        // Without tree the same line is not the extension's and is sent as written.
+        let t = Transcript::parse(&format!("C: mkdir {long}/x\n")).expect("transcript");
+        assert!(map_client(&t, "cf1-007-", false).is_ok());
     }
 }
