@@ -871,10 +871,16 @@ pub(crate) fn run(ex: &Example, ctx: &mut Ctx<'_>) -> Res<Done> {
     } else if read_only {
         ctx.read_only()?
     } else if with_tree || max_size.is_some() || max_eager.is_some() {
-        let what = if with_tree {
-            format!("`tree` in ext (section 17) and {}", t.server.join(" "))
-        } else {
-            t.server.join(" ")
+        let others: Vec<&str> = t
+            .server
+            .iter()
+            .map(String::as_str)
+            .filter(|o| *o != "tree")
+            .collect();
+        let what = match (with_tree, others.is_empty()) {
+            (true, true) => "`tree` in ext (section 17)".to_owned(),
+            (true, false) => format!("`tree` in ext (section 17) and {}", others.join(" ")),
+            (false, _) => others.join(" "),
         };
         ctx.server_greeting(&what, |g| {
             let l = g.limits();
