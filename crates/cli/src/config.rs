@@ -91,6 +91,10 @@ pub(crate) struct ServeArgs {
     /// none].
     #[arg(long, value_name = "SIZE", env = "FERRY_QUOTA", value_parser = units::parse_size)]
     pub quota: Option<u64>,
+    /// The most files the folder may hold in its whole tree: a put that would add a file
+    /// beyond it gets `err 432 no-space` [default: none].
+    #[arg(long, value_name = "N", env = "FERRY_QUOTA_FILES")]
+    pub quota_files: Option<u64>,
     /// Most concurrent sessions; further connections get `err 420 busy` [default: 256].
     #[arg(long, value_name = "N", env = "FERRY_MAX_CONNECTIONS",
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -269,6 +273,7 @@ struct File {
     max_file_size: Option<Value>,
     max_eager: Option<Value>,
     quota: Option<Value>,
+    quota_files: Option<u64>,
     max_connections: Option<u64>,
     max_connections_per_address: Option<u64>,
     idle_timeout: Option<Value>,
@@ -367,6 +372,7 @@ fn parse_file(text: &str, base: &Path) -> Result<ServeArgs, String> {
         max_file_size: size("max-file-size", f.max_file_size)?,
         max_eager: size("max-eager", f.max_eager)?,
         quota: size("quota", f.quota)?,
+        quota_files: f.quota_files,
         max_connections,
         max_connections_per_address,
         idle_timeout: duration(
@@ -422,6 +428,7 @@ impl ServeArgs {
                 .unwrap_or(d.max_size),
             max_eager: self.max_eager.or(file.max_eager).unwrap_or(d.max_eager),
             quota: self.quota.or(file.quota).or(d.quota),
+            quota_files: self.quota_files.or(file.quota_files).or(d.quota_files),
             max_connections: self
                 .max_connections
                 .or(file.max_connections)
@@ -518,6 +525,7 @@ mod tests {
         max-file-size = "10MiB"
         max-eager = 4096
         quota = "2GiB"
+        quota-files = 10000
         max-connections = 8
         max-connections-per-address = 4
         idle-timeout = "5m"
@@ -545,6 +553,7 @@ mod tests {
         assert_eq!(c.max_size, 10 << 20);
         assert_eq!(c.max_eager, 4096);
         assert_eq!(c.quota, Some(2 << 30));
+        assert_eq!(c.quota_files, Some(10_000));
         assert_eq!(c.max_connections, 8);
         assert_eq!(c.max_per_address, 4);
         assert_eq!(c.idle_timeout, Duration::from_secs(300));
@@ -560,6 +569,7 @@ mod tests {
             no_tree: Some(false),
             max_file_size: Some(1),
             quota: Some(5),
+            quota_files: Some(3),
             idle_timeout: Some(Duration::from_secs(7)),
             ..ServeArgs::default()
         };
@@ -571,6 +581,7 @@ mod tests {
         assert!(s.config.tree);
         assert_eq!(s.config.max_size, 1);
         assert_eq!(s.config.quota, Some(5));
+        assert_eq!(s.config.quota_files, Some(3));
         assert_eq!(s.config.idle_timeout, Duration::from_secs(7));
         // What the flags leave open still comes from the file.
         assert_eq!(s.config.max_eager, 4096);
@@ -664,6 +675,34 @@ mod tests {
         assert_eq!(s.log_format, LogFormat::Text);
     }
 
+    /// `--quota-files N`: a whole number of files, over the file's `quota-files`.
+    #[test]
+    fn quota_files_flag() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let parse = |args: &[&str]| {
+            <Cli as clap::Parser>::try_parse_from(
+                std::iter::once("serve").chain(args.iter().copied()),
+            )
+            .map(|c| c.serve)
+        };
+        let flags = parse(&["--quota-files", "7"]).expect("parses");
+        assert_eq!(flags.quota_files, Some(7));
+        assert_eq!(
+            flags.over(full()).config.quota_files,
+            Some(7),
+            "the flag wins"
+        );
+        let none = parse(&[]).expect("parses");
+        assert_eq!(none.over(ServeArgs::default()).config.quota_files, None);
+        for bad in ["-1", "lots", "1.5", ""] {
+            assert!(parse(&["--quota-files", bad]).is_err(), "{bad:?}");
+        }
+    }
+
     #[test]
     fn bad_files_say_which_key() {
         for (text, want) in [
@@ -683,6 +722,8 @@ mod tests {
             ("listen = \"a b\"", "listen: "),
             ("max-connections = 0", "max-connections: must be at least 1"),
             ("root = 5", "invalid type"),
+            ("quota-files = \"10\"", "invalid type"),
+            ("quota-files = -1", "invalid value"),
         ] {
             let e = parse_file(text, Path::new("")).err().unwrap_or_default();
             assert!(e.contains(want), "{text}: {e}");

@@ -32,6 +32,7 @@ pub(crate) fn run(settings: Serve) -> u8 {
         max_file_size = config.max_size,
         max_eager = config.max_eager,
         quota = ?config.quota,
+        quota_files = ?config.quota_files,
         idle_timeout = ?config.idle_timeout,
         stall_timeout = ?config.stall_timeout,
         min_rate = config.min_rate,

@@ -51,6 +51,9 @@ pub struct ServerConfig {
     /// it, counting the uploads in progress, gets `err 432 no-space`. `None`: no quota (the
     /// free space of the file system still bounds the uploads, PUT-2, PUT-22).
     pub quota: Option<u64>,
+    /// The most regular files the served folder may hold in its whole tree (PUT-23); a put
+    /// that would add a file beyond it gets `err 432 no-space`. `None`: no limit.
+    pub quota_files: Option<u64>,
     /// Most concurrent sessions; more connections get `err 420 busy` (CONN-3).
     pub max_connections: usize,
     /// Most concurrent sessions from one source address; more get `err 420 busy` too
@@ -126,6 +129,7 @@ impl Default for ServerConfig {
             max_size: DEFAULT_MAX_SIZE,
             max_eager: DEFAULT_MAX_EAGER,
             quota: None,
+            quota_files: None,
             max_connections: 256,
             max_per_address: DEFAULT_MAX_PER_ADDRESS,
             idle_timeout: Duration::from_secs(DEFAULT_IDLE_SECS),
@@ -187,7 +191,8 @@ impl ServerConfig {
     /// Opens the served folder as this configuration asks: read-only (creating, locking and
     /// cleaning nothing, SEC-10) or for uploads ([`Root::open`]), serving files with more
     /// than one hard link only if [`ServerConfig::allow_hard_links`] (SEC-13), with the
-    /// [`ServerConfig::quota`] (which scans the folder once, `Root::with_quota`).
+    /// [`ServerConfig::quota`] and [`ServerConfig::quota_files`] (which scan the folder once,
+    /// `Root::with_quotas`).
     ///
     /// [`Root::open`]: crate::Root::open
     pub fn open_root(&self) -> std::io::Result<crate::Root> {
@@ -197,7 +202,10 @@ impl ServerConfig {
             crate::Root::open(&self.root)
         }?;
         root.with_hard_links(self.allow_hard_links)
-            .with_quota(self.quota)
+            .with_quotas(crate::Quota {
+                bytes: self.quota,
+                files: self.quota_files,
+            })
     }
 
     /// How long to pause before the next accept after `accept` failed with `e`: none for
@@ -229,6 +237,7 @@ impl ServerConfig {
             read_only = self.read_only,
             allow_hard_links = self.allow_hard_links,
             quota = ?self.quota,
+            quota_files = ?self.quota_files,
             max_connections = self.max_connections,
             max_per_address = self.max_per_address,
             tls = ?self.tls.as_ref().map(|t| t.fingerprint().to_string()),
