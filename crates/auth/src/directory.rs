@@ -55,7 +55,7 @@ pub struct HomeSpec {
     pub root: PathBuf,
     /// Its quota in octets.
     pub quota: Option<u64>,
-    /// Its quota in files.
+    /// Its quota in files and folders.
     pub quota_files: Option<u64>,
 }
 

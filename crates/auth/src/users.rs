@@ -86,10 +86,10 @@ pub struct User {
     /// The SCRAM-SHA-256 verifier (RFC 5803: `SCRAM-SHA-256$ITER:SALT$STOREDKEY:SERVERKEY`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<StoredPassword>,
-    /// Most octets the user's folder may hold.
+    /// Most octets the user's folder may hold (each folder in it counts 4096, PUT-23).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quota_bytes: Option<u64>,
-    /// Most files the user's folder may hold.
+    /// Most files and folders the user's folder may hold (PUT-23).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quota_files: Option<u64>,
     /// Most sessions of this user at once (at least 1).

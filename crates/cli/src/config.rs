@@ -86,13 +86,13 @@ pub(crate) struct ServeArgs {
     /// Largest upload a client may send without waiting for `go` (0 disables) [default: 1MiB].
     #[arg(long, value_name = "SIZE", env = "FERRY_MAX_EAGER", value_parser = units::parse_size)]
     pub max_eager: Option<u64>,
-    /// The most the folder's files may hold, e.g. 50GiB: a put that would exceed it,
-    /// counting the uploads in progress, gets `err 432 no-space` before any data [default:
-    /// none].
+    /// The most the folder's files and folders may hold, e.g. 50GiB (a folder counts 4096
+    /// octets): a put that would exceed it, counting the uploads in progress, gets `err 432
+    /// no-space` before any data, and so does a mkdir [default: none].
     #[arg(long, value_name = "SIZE", env = "FERRY_QUOTA", value_parser = units::parse_size)]
     pub quota: Option<u64>,
-    /// The most files the folder may hold in its whole tree: a put that would add a file
-    /// beyond it gets `err 432 no-space` [default: none].
+    /// The most files and folders the folder may hold in its whole tree: a put that would
+    /// add a file, or a mkdir, beyond it gets `err 432 no-space` [default: none].
     #[arg(long, value_name = "N", env = "FERRY_QUOTA_FILES")]
     pub quota_files: Option<u64>,
     /// Most concurrent sessions; further connections get `err 420 busy` [default: 256].
@@ -675,7 +675,7 @@ mod tests {
         assert_eq!(s.log_format, LogFormat::Text);
     }
 
-    /// `--quota-files N`: a whole number of files, over the file's `quota-files`.
+    /// `--quota-files N`: a whole number of files and folders, over the file's `quota-files`.
     #[test]
     fn quota_files_flag() {
         #[derive(clap::Parser)]

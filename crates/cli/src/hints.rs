@@ -122,8 +122,9 @@ pub(crate) fn meaning(name: &str) -> Option<&'static str> {
         "changed" => "the file changed on the server while it was sent",
         "storage" => "an I/O error on the server's storage",
         "no-space" => {
-            "the server has no room for the file now (its storage is full, its folder's quota \
-             is reached, or other uploads in progress have been promised the rest)"
+            "the server has no room for it now (its storage is full, its folder's quota in \
+             octets or in files and folders is reached, or other uploads in progress have been \
+             promised the rest)"
         }
         "corrupt" => "the uploaded octets did not match their digest",
         "aborted" => "the upload was aborted",

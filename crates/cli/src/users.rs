@@ -79,10 +79,10 @@ pub(crate) struct AddArgs {
     /// salted SCRAM-SHA-256 verifier; `ferry user passwd` asks on the terminal).
     #[arg(long)]
     password_stdin: bool,
-    /// Most octets the user's folder may hold (e.g. 10GiB).
+    /// Most octets the user's folder may hold (e.g. 10GiB; each folder counts 4096).
     #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
     quota_bytes: Option<u64>,
-    /// Most files the user's folder may hold.
+    /// Most files and folders the user's folder may hold (each folder counts one).
     #[arg(long, value_name = "N")]
     quota_files: Option<u64>,
     /// Most sessions of this user at once.

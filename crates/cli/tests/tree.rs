@@ -205,9 +205,16 @@ struct Served {
 
 impl Served {
     fn start() -> Self {
+        Self::start_with(&[], &[])
+    }
+
+    /// `ferry serve` with `extra` arguments and `env` variables.
+    fn start_with(extra: &[&str], env: &[(&str, &str)]) -> Self {
         let root = tempfile::tempdir().expect("root");
         let root_s = root.path().to_str().expect("utf-8").to_owned();
-        let server = common::serve(&["--listen", "127.0.0.1:0", "--root", &root_s]);
+        let mut args = vec!["--listen", "127.0.0.1:0", "--root", &root_s];
+        args.extend_from_slice(extra);
+        let server = common::serve_with(&args, env);
         Served {
             server,
             root,
@@ -306,6 +313,43 @@ fn put_r_then_get_r_round_trips_a_tree() {
     }
     want.sort();
     assert_eq!(files(&s.work().join("copy/photos")), want);
+}
+
+/// `--quota-files N` (or `FERRY_QUOTA_FILES`) bounds the files and folders of the served
+/// folder (PUT-23): a folder counts one, so a `mkdir` beyond it is `err 432 no-space`, shown
+/// with its meaning, exit 4 (transient), and nothing is made; a folder that exists is fine
+/// for `mkdir -p` whatever the quota; an `rmdir` makes room again; `put -r` reports the
+/// refused folder.
+#[test]
+fn quota_files_bounds_folders_too() {
+    for (flags, env) in [
+        (&["--quota-files", "2"][..], &[][..]),
+        (&[][..], &[("FERRY_QUOTA_FILES", "2")][..]),
+    ] {
+        let s = Served::start_with(flags, env);
+        s.ok(&["mkdir"], &["a", "b"]);
+        let out = s.run(&["mkdir"], &["c"]);
+        assert_eq!(out.status.code(), Some(4), "{flags:?} {env:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("mkdir c"), "{err}");
+        assert!(err.contains("432 no-space"), "{err}");
+        assert!(err.contains("quota"), "{err}");
+        assert!(!s.root.path().join("c").exists(), "nothing made");
+        s.ok(&["mkdir", "-p"], &["a"]);
+        // put -r: its folder `up` is refused, and so are the files beneath it (511).
+        fs::create_dir_all(s.work().join("up")).expect("mkdir");
+        fs::write(s.work().join("up/f.txt"), b"f").expect("write");
+        let out = s.run(&["put", "-r"], &["up"]);
+        assert_ne!(out.status.code(), Some(0));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("mkdir up") && err.contains("432 no-space"),
+            "{err}"
+        );
+        s.ok(&["rmdir"], &["b"]);
+        s.ok(&["mkdir"], &["c"]);
+        assert!(s.root.path().join("c").is_dir());
+    }
 }
 
 #[test]

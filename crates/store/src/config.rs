@@ -47,12 +47,14 @@ pub struct ServerConfig {
     pub max_size: u64,
     /// Largest SIZE of an eager (`now`) put (`max-eager`); 0 disables eager puts.
     pub max_eager: u64,
-    /// The most octets the served folder's files may hold (PUT-23); a put that would exceed
-    /// it, counting the uploads in progress, gets `err 432 no-space`. `None`: no quota (the
-    /// free space of the file system still bounds the uploads, PUT-2, PUT-22).
+    /// The most octets the served folder's files and folders may hold (PUT-23; each folder
+    /// counts [`crate::FOLDER_OCTETS`]); a put or a `mkdir` that would exceed it, counting the
+    /// uploads and `mkdir`s in progress, gets `err 432 no-space`. `None`: no quota (the free
+    /// space of the file system still bounds the uploads, PUT-2, PUT-22).
     pub quota: Option<u64>,
-    /// The most regular files the served folder may hold in its whole tree (PUT-23); a put
-    /// that would add a file beyond it gets `err 432 no-space`. `None`: no limit.
+    /// The most files and folders the served folder may hold in its whole tree (PUT-23); a
+    /// put that would add a file, or a `mkdir`, beyond it gets `err 432 no-space`. `None`: no
+    /// limit.
     pub quota_files: Option<u64>,
     /// Most concurrent sessions; more connections get `err 420 busy` (CONN-3).
     pub max_connections: usize,

@@ -24,9 +24,10 @@
 //! - Space (PUT-2, PUT-22, PUT-23): an upload that passes the checks reserves its announced
 //!   size, shared by every session of the server, until it is committed or dropped; a new
 //!   upload fits when the free space minus what the others have not written yet is at least
-//!   its size, and, with a quota ([`Root::with_quotas`]: octets, files), when the folder's
-//!   files plus every reservation stay within it. Else [`StoreError::NoSpace`] (`err 432`),
-//!   before any data.
+//!   its size, and, with a quota ([`Root::with_quotas`]: octets, files and folders), when
+//!   the folder's files and folders plus every reservation stay within it. Else
+//!   [`StoreError::NoSpace`] (`err 432`), before any data. A `mkdir` reserves what a folder
+//!   counts ([`FOLDER_OCTETS`] and one entry) the same way ([`Root::tree`]).
 //! - [`Root::open`] takes an exclusive `flock` on the staging area (SEC-9) and removes leftover
 //!   staging files of an earlier run (SEC-8).
 //! - [`Root::open_read_only`], for a read-only server, only opens the folder: it creates,
@@ -61,7 +62,7 @@ pub use config::{
     ServerConfig,
 };
 pub use slots::{AddressSlot, AddressSlots};
-pub use space::{Quota, Usage};
+pub use space::{FOLDER_OCTETS, Quota, Usage};
 
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher as _, RandomState};
@@ -319,15 +320,16 @@ impl Root {
     /// `tree` extension, TREE-12): the sizes of the regular files in it and in its subfolders
     /// at every depth a path can name, one count per name (a file with several hard links
     /// in the tree counts for each; dotfiles, hidden folders and other names no request can
-    /// reach count too), not symbolic links (never followed) or special files. Staging files
-    /// count by their uploads' reservations (leftovers were removed by [`Root::open`]).
-    /// Commits and deletes ([`Root::tree`]) keep the figure up to date; changes other
+    /// reach count too), and [`FOLDER_OCTETS`] for each folder beneath it; not symbolic
+    /// links (never followed) or special files. Staging files count by their uploads'
+    /// reservations (leftovers were removed by [`Root::open`]). Commits, deletes, `mkdir`s
+    /// and `rmdir`s ([`Root::tree`]) keep the figure up to date; changes other
     /// programs make to the folder are seen at the next start. A scan per upload would make each request line cost a
     /// `stat` of every file in the folder.
     ///
     /// The quota belongs to the folder's shared state: every clone of this root sees it.
     /// A read-only root takes no uploads, so it ignores the quota (and scans nothing).
-    /// No quota in files ([`Root::with_quotas`] sets both).
+    /// No quota in files and folders ([`Root::with_quotas`] sets both).
     pub fn with_quota(self, quota: Option<u64>) -> io::Result<Root> {
         self.with_quotas(Quota {
             bytes: quota,
@@ -335,12 +337,13 @@ impl Root {
         })
     }
 
-    /// This root with quotas in octets and in files (PUT-23), replacing any it had: as
-    /// [`Root::with_quota`] for the octets; with a quota in files, an upload that would add
-    /// a regular file (a `new` put, a `replace` of a name that holds none) is refused with
-    /// [`StoreError::NoSpace`] when the folder's regular files (counted as the octets are,
-    /// one per name) plus the uploads in progress that add one reach it. A `replace` of a
-    /// file always fits the quota in files.
+    /// This root with quotas in octets and in files and folders (PUT-23), replacing any it
+    /// had: as [`Root::with_quota`] for the octets; with a quota in files and folders, an
+    /// upload that would add a regular file (a `new` put, a `replace` of a name that holds
+    /// none) or a `mkdir` is refused with [`StoreError::NoSpace`] when the folder's regular
+    /// files and folders (counted as the octets are, one per name) plus the uploads and
+    /// `mkdir`s in progress that add one reach it. A `replace` of a file always fits the
+    /// quota in files and folders.
     pub fn with_quotas(self, quota: Quota) -> io::Result<Root> {
         let quota = if self.is_read_only() {
             Quota::default()
@@ -528,7 +531,7 @@ impl Root {
         let staging = self.inner.staging.as_ref().ok_or(StoreError::ReadOnly)?;
         let (dir, name) = resolve::parent(&self.inner.dir, path).map_err(not_found_or)?;
         // The size of the file a `replace` frees when it commits (credited by the quota), and
-        // whether the upload adds a file (the quota in files).
+        // whether the upload adds a file (the quota in files and folders).
         let (credit, adds_file) = match statat(&dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => {
                 let kind = FileType::from_raw_mode(st.st_mode);

@@ -13,14 +13,23 @@
 //!   (`reserved`) plus the new SIZE must stay within the quota in octets; a `replace` is
 //!   credited the size of the file it replaces, which its commit frees. `used` is the sum of
 //!   the sizes of the regular files in the folder's whole tree when it was opened ([`scan`]),
-//!   kept up to date by the commits and deletes (a rename or a new folder changes nothing);
-//!   changes made by other programs are seen at the next
-//!   start. The quota in files counts the same way: the regular files (`files`) plus the
-//!   uploads in progress that will add one (a `new` put, or a `replace` of a name that holds
-//!   no regular file) plus this one must stay within it.
+//!   plus [`FOLDER_OCTETS`] for each folder in it (what a folder takes on common file
+//!   systems: a fixed figure, so that the bound does not depend on the file system), kept up
+//!   to date by the commits, `mkdir`s, `rmdir`s and deletes (a rename changes nothing);
+//!   changes made by other programs are seen at the next start. The quota in files and
+//!   folders counts the same way: the regular files and folders (`files`) plus the uploads
+//!   in progress that will add one (a `new` put, or a `replace` of a name that holds no
+//!   regular file) plus this one must stay within it.
+//! - **Folders.** A `mkdir` reserves [`FOLDER_OCTETS`] and one entry ([`Space::reserve_folder`]),
+//!   under the same lock and against the same counts as an upload, so that concurrent
+//!   `mkdir`s and puts are never promised the same room; its commit creates the folder with
+//!   the ledger locked. A folder takes nothing from the free space an upload checks: the
+//!   file system itself refuses a folder it has no room for (ENOSPC). An `rmdir` gives back
+//!   what the folder counted ([`Space::remove`]).
 //!
-//! A reservation is given back when the upload is committed ([`Reservation::commit`]) or
-//! dropped (a failed, aborted or abandoned upload), so no path keeps it.
+//! A reservation is given back when the upload (or `mkdir`) is committed
+//! ([`Reservation::commit`]) or dropped (a failed, aborted or abandoned upload), so no path
+//! keeps it.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -32,6 +41,10 @@ use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, openat, statat};
 use rustix::io::Errno;
 
 use crate::{STAGING_DIR, StoreError};
+
+/// What one folder counts in a quota in octets (PUT-23): 4096, the size of an empty folder on
+/// common file systems (ext4, XFS, and a block of most others).
+pub const FOLDER_OCTETS: u64 = 4096;
 
 /// The space ledger of one served folder.
 #[derive(Debug, Default)]
@@ -46,19 +59,21 @@ pub(crate) struct Space {
 struct Ledger {
     /// The whole SIZE of every upload in progress.
     reserved: u64,
-    /// The uploads in progress that will add a file when committed.
+    /// The uploads (and `mkdir`s) in progress that will add a file or folder when committed.
     reserved_files: u64,
     /// The quota, when the folder has one.
     quota: Option<Counted>,
 }
 
-/// The quotas of a folder (PUT-23): in octets, in regular files, or both; `None`: no
+/// The quotas of a folder (PUT-23): in octets, in files and folders, or both; `None`: no
 /// limit. The default is no quota.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Quota {
-    /// The most octets the folder's regular files may hold.
+    /// The most octets the folder's regular files may hold, each folder in it counting
+    /// [`FOLDER_OCTETS`].
     pub bytes: Option<u64>,
-    /// The most regular files the folder may hold.
+    /// The most regular files and folders the folder may hold (the served folder itself not
+    /// counted).
     pub files: Option<u64>,
 }
 
@@ -74,13 +89,14 @@ impl Quota {
 pub struct Usage {
     /// The quota.
     pub quota: Quota,
-    /// What the folder's regular files hold (the sum of their sizes).
+    /// What the folder's regular files hold (the sum of their sizes), plus
+    /// [`FOLDER_OCTETS`] for each of its folders.
     pub used: u64,
     /// What the uploads in progress were promised (the sum of their SIZEs).
     pub reserved: u64,
-    /// How many regular files the folder holds.
+    /// How many regular files and folders the folder holds.
     pub files: u64,
-    /// How many uploads in progress will add a file.
+    /// How many uploads (and `mkdir`s) in progress will add a file or folder.
     pub reserved_files: u64,
 }
 
@@ -94,9 +110,9 @@ struct Counted {
 /// What a folder holds, for its quota ([`scan`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Held {
-    /// The sum of the regular files' sizes.
+    /// The sum of the regular files' sizes, plus [`FOLDER_OCTETS`] per folder.
     pub(crate) bytes: u64,
-    /// How many regular files.
+    /// How many regular files and folders.
     pub(crate) files: u64,
 }
 
@@ -141,9 +157,9 @@ impl Space {
     /// uploads never both take the same octets) minus what other uploads have not written yet
     /// must be at least `size`, and with a quota in octets, the folder's files plus every
     /// reservation plus `size`, less `credit` (the size of the file a `replace` will free),
-    /// must be within it; with a quota in files, an upload that `adds_file` (the name holds no
-    /// regular file now) must find the folder's files plus the uploads in progress that add
-    /// one below it.
+    /// must be within it; with a quota in files and folders, an upload that `adds_file` (the
+    /// name holds no regular file now) must find the folder's files and folders plus the
+    /// uploads and `mkdir`s in progress that add one below it.
     pub(crate) fn reserve(
         self: &Arc<Self>,
         size: u64,
@@ -156,19 +172,7 @@ impl Space {
         if size > free {
             return Err(StoreError::NoSpace);
         }
-        if let Some(q) = ledger.quota {
-            let after = u128::from(q.used) + u128::from(ledger.reserved) + u128::from(size);
-            if q.quota
-                .bytes
-                .is_some_and(|limit| after > u128::from(limit) + u128::from(credit))
-            {
-                return Err(StoreError::NoSpace);
-            }
-            let files = q.files.saturating_add(ledger.reserved_files);
-            if adds_file && q.quota.files.is_some_and(|limit| files >= limit) {
-                return Err(StoreError::NoSpace);
-            }
-        }
+        ledger.check_quota(size, credit, adds_file)?;
         ledger.reserved = ledger.reserved.saturating_add(size);
         ledger.reserved_files += u64::from(adds_file);
         self.unwritten.fetch_add(size, Ordering::SeqCst);
@@ -180,13 +184,57 @@ impl Space {
             released: false,
         })
     }
+
+    /// Reserves what a new folder counts (`mkdir`, TREE-8): [`FOLDER_OCTETS`] and one entry,
+    /// or [`StoreError::NoSpace`] when the quota (counting every reservation, uploads' and
+    /// folders', with the same lock as [`Space::reserve`]) has no room for them. Its commit
+    /// ([`Reservation::commit`], whose closure creates the folder and returns `Ok(None)`)
+    /// counts the folder; a failed or dropped one gives the reservation back. Nothing is
+    /// taken from the free space uploads check (`unwritten`).
+    pub(crate) fn reserve_folder(self: &Arc<Self>) -> Result<Reservation, StoreError> {
+        let mut ledger = self.lock();
+        ledger.check_quota(FOLDER_OCTETS, 0, true)?;
+        ledger.reserved = ledger.reserved.saturating_add(FOLDER_OCTETS);
+        ledger.reserved_files += 1;
+        Ok(Reservation {
+            space: Arc::clone(self),
+            size: FOLDER_OCTETS,
+            adds_file: true,
+            // Nothing owed to the free space: release takes nothing off `unwritten`.
+            written: FOLDER_OCTETS,
+            released: false,
+        })
+    }
+}
+
+impl Ledger {
+    /// Whether `size` more octets (less `credit`) and, if `adds_file`, one more file or
+    /// folder fit the quota with every reservation counted; else [`StoreError::NoSpace`].
+    fn check_quota(&self, size: u64, credit: u64, adds_file: bool) -> Result<(), StoreError> {
+        let Some(q) = self.quota else {
+            return Ok(());
+        };
+        let after = u128::from(q.used) + u128::from(self.reserved) + u128::from(size);
+        if q.quota
+            .bytes
+            .is_some_and(|limit| after > u128::from(limit) + u128::from(credit))
+        {
+            return Err(StoreError::NoSpace);
+        }
+        let files = q.files.saturating_add(self.reserved_files);
+        if adds_file && q.quota.files.is_some_and(|limit| files >= limit) {
+            return Err(StoreError::NoSpace);
+        }
+        Ok(())
+    }
 }
 
 impl Space {
-    /// Runs `unlink` (which removes a regular file's name and returns the file's size) with
-    /// the ledger locked, and on success takes the size and one file off what the folder
-    /// holds (`delete`, TREE-12). Locked, like [`Reservation::commit`], so that a commit and
-    /// a delete of one name count in the order they happened.
+    /// Runs `unlink` (which removes a regular file's name and returns the file's size, or
+    /// removes a folder and returns [`FOLDER_OCTETS`]) with the ledger locked, and on success
+    /// takes the octets and one file or folder off what the folder holds (`delete`, `rmdir`,
+    /// TREE-12). Locked, like [`Reservation::commit`], so that a commit and a removal of one
+    /// name count in the order they happened.
     pub(crate) fn remove<E>(&self, unlink: impl FnOnce() -> Result<u64, E>) -> Result<(), E> {
         let mut ledger = self.lock();
         let size = unlink()?;
@@ -218,9 +266,9 @@ impl Reservation {
     }
 
     /// Runs `rename` (which makes the upload visible and returns the size of the regular
-    /// file it replaced, `None` for none) with the ledger locked, and on success moves the
-    /// upload's SIZE from the reservations to the folder's files, less what it replaced, and
-    /// counts one more file unless it replaced one. Locked, so that two commits of one name
+    /// file it replaced, `None` for none; for a `mkdir`, creates the folder) with the ledger
+    /// locked, and on success moves the upload's SIZE from the reservations to the folder's
+    /// files, less what it replaced, and counts one more file unless it replaced one. Locked, so that two commits of one name
     /// see each other's result, and a check never sees the upload in neither place. On
     /// failure the reservation is given back when dropped.
     pub(crate) fn commit<E>(
@@ -268,14 +316,17 @@ impl Drop for Reservation {
 
 /// What the folder holds for the quota: the number and sizes (`st_size`) of the regular files
 /// in the whole tree beneath it (the `tree` extension, TREE-12: subfolders at every depth a
-/// path can reach, [`MAX_DEPTH`] names), each name counted (a file with several hard links
-/// in the tree counts once per name), whatever the name (dotfiles, hidden folders and names
-/// no request can reach count too). Not counted: the staging area (uploads in progress count
-/// by their reservations), symbolic links (never followed: each subfolder is opened with
-/// `O_NOFOLLOW | O_DIRECTORY` relative to its parent), special files, and what lies deeper
-/// than a path can name. A file or folder that disappears during the scan is left out; a
-/// subfolder the server may not read (EACCES, EPERM: `lost+found` at the root of a mount) is
-/// left out with a warning, as the server can reach nothing in it either.
+/// path can reach, [`MAX_DEPTH`] names), and its folders, each one entry and
+/// [`FOLDER_OCTETS`] (whatever `st_size` says), each name counted (a file with several hard
+/// links in the tree counts once per name), whatever the name (dotfiles, hidden folders and
+/// names no request can reach count too). Not counted: the served folder itself, the staging
+/// area (uploads in progress count by their reservations), symbolic links (never followed:
+/// each subfolder is opened with `O_NOFOLLOW | O_DIRECTORY` relative to its parent), special
+/// files, and what lies deeper than a path can name (a folder at the deepest level counts,
+/// what it holds does not). A file or folder that disappears during the scan is left out; a
+/// subfolder the server may not read (EACCES, EPERM: `lost+found` at the root of a mount)
+/// counts as a folder, and what it holds is left out with a warning, as the server can reach
+/// nothing in it either.
 pub(crate) fn scan(dir: &OwnedFd) -> io::Result<Held> {
     let mut held = Held::default();
     scan_folder(dir, 1, &mut held)?;
@@ -307,7 +358,13 @@ fn scan_folder(dir: &OwnedFd, depth: usize, held: &mut Held) -> io::Result<()> {
                     held.bytes = held.bytes.saturating_add(crate::stat_size(&st));
                     held.files += 1;
                 }
-                FileType::Directory if depth < MAX_DEPTH => folders.push(name.to_owned()),
+                FileType::Directory => {
+                    held.bytes = held.bytes.saturating_add(FOLDER_OCTETS);
+                    held.files += 1;
+                    if depth < MAX_DEPTH {
+                        folders.push(name.to_owned());
+                    }
+                }
                 _ => {}
             },
             Err(Errno::NOENT) => {}
@@ -523,5 +580,57 @@ mod tests {
             Some(6),
             "octets counted without a limit"
         );
+    }
+
+    /// A folder reserves one entry and [`FOLDER_OCTETS`] against the quotas, with the
+    /// uploads' counts, and nothing of the free space; its commit counts it, a failed or
+    /// dropped one gives it back, its removal frees it.
+    #[test]
+    fn a_folder_counts_one_entry_and_its_octets() {
+        let s = Arc::new(Space::default());
+        s.set_quota(
+            Quota {
+                bytes: Some(10 + 2 * FOLDER_OCTETS),
+                files: Some(3),
+            },
+            Held {
+                bytes: 10,
+                files: 1,
+            },
+        );
+        let counts = |s: &Space| {
+            s.usage()
+                .map(|u| (u.used, u.files, u.reserved, u.reserved_files))
+        };
+        let mut a = s.reserve_folder().expect("fits");
+        assert_eq!(s.unwritten(), 0, "a folder takes nothing of the free space");
+        assert_eq!(counts(&s), Some((10, 1, FOLDER_OCTETS, 1)));
+        // A failed mkdir gives the reservation back.
+        let mut failed = s.reserve_folder().expect("fits beside a");
+        assert_eq!(
+            failed.commit(|| Err::<Option<u64>, _>("exists")),
+            Err("exists")
+        );
+        drop(failed);
+        assert_eq!(counts(&s), Some((10, 1, FOLDER_OCTETS, 1)));
+        a.commit(|| Ok::<_, ()>(None)).expect("made");
+        drop(a);
+        assert_eq!(counts(&s), Some((10 + FOLDER_OCTETS, 2, 0, 0)));
+        // An upload of one octet holds the rest of the octets: no folder fits beside it.
+        let up = s
+            .reserve(FOLDER_OCTETS, 0, true, free(u64::MAX))
+            .expect("fits");
+        assert!(matches!(s.reserve_folder(), Err(StoreError::NoSpace)));
+        drop(up);
+        let b = s.reserve_folder().expect("3 of 3 entries, octets exactly");
+        assert!(matches!(
+            s.reserve(0, 0, true, free(u64::MAX)),
+            Err(StoreError::NoSpace)
+        ));
+        drop(b);
+        assert_eq!(s.unwritten(), 0);
+        // An rmdir frees what the folder counted.
+        s.remove(|| Ok::<_, ()>(FOLDER_OCTETS)).expect("removed");
+        assert_eq!(counts(&s), Some((10, 1, 0, 0)));
     }
 }

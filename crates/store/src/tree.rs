@@ -29,7 +29,9 @@ use rustix::fs::{
 use rustix::io::Errno;
 
 use crate::digests::Identity;
-use crate::{Root, Snapshot, StoreError, not_found_or, resolve, stat_mtime, stat_size};
+use crate::{
+    FOLDER_OCTETS, Root, Snapshot, StoreError, not_found_or, resolve, stat_mtime, stat_size,
+};
 
 /// How much of a file a listing with digests reads at a time.
 const PIECE: usize = 1 << 20;
@@ -57,10 +59,13 @@ impl Root {
     ///   [`StoreError::ListingTooLarge`] (431). A subfolder the server may not read fails the
     ///   listing ([`StoreError::Denied`]) rather than show it empty.
     /// - [`TreeOp::Mkdir`] (TREE-8): one folder, mode 0755 less the umask; anything at the
-    ///   path (a dangling link too) is [`StoreError::Exists`].
+    ///   path (a dangling link too) is [`StoreError::Exists`]. With a quota (PUT-23), the
+    ///   folder counts one entry and [`FOLDER_OCTETS`], reserved with the uploads' lock
+    ///   before it is made: over the quota, [`StoreError::NoSpace`] and nothing is made.
     /// - [`TreeOp::Rmdir`] (TREE-9): an empty folder; any entry at all in it (hidden, invalid
     ///   names, links) is [`StoreError::NotEmpty`]; a regular file is
-    ///   [`StoreError::WrongKind`]; a link or special file is [`StoreError::NotFound`].
+    ///   [`StoreError::WrongKind`]; a link or special file is [`StoreError::NotFound`]. With
+    ///   a quota, what the folder counted leaves the count.
     /// - [`TreeOp::Delete`] (TREE-10): a regular file's name (its other hard links keep the
     ///   file, like a `replace`); a folder is [`StoreError::WrongKind`]; a link or special
     ///   file is [`StoreError::NotFound`]. With a quota, the file's size and one file leave
@@ -70,7 +75,7 @@ impl Root {
     ///   replacing ([`StoreError::Exists`]). Where the file system lacks `RENAME_NOREPLACE`,
     ///   a file is moved with `link` + `unlink` (never replacing either; for a moment it has
     ///   two names), a folder is [`StoreError::Denied`], as is a move across file systems
-    ///   (EXDEV: a mount inside the folder). The quota changes by nothing.
+    ///   (EXDEV: a mount inside the folder). The quota's counts change by nothing.
     ///
     /// For every operation, a path whose folders are missing, or where a segment is a link, a
     /// special file or a regular file, is [`StoreError::NotFound`]; and a read-only root
@@ -98,33 +103,50 @@ impl Root {
 
     fn mkdir(&self, path: &TreePath) -> Result<(), StoreError> {
         let (dir, name) = resolve::parent(&self.inner.dir, path).map_err(not_found_or)?;
-        match mkdirat(&dir, name.as_str(), Mode::from_raw_mode(FOLDER_MODE)) {
-            Ok(()) => {}
-            Err(Errno::EXIST) => return Err(StoreError::Exists),
-            // The parent was removed after it was opened.
-            Err(Errno::NOENT) => return Err(StoreError::NotFound),
+        // A name that is taken is 512 whatever the quota (as a `new` put's, PUT-2), so that
+        // `mkdir -p` and `put -r` over existing folders go on when the quota is reached.
+        match statat(&dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(_) => return Err(StoreError::Exists),
+            Err(Errno::NOENT) => {}
             Err(e) => return Err(StoreError::from_errno(e)),
         }
+        // What the folder counts in the quota (PUT-23) is reserved then, with the uploads'
+        // lock, and counted when the folder is made (the `mkdirat` runs with the ledger
+        // locked); a refused or failed `mkdirat` gives it back.
+        let mut reservation = self.inner.space.reserve_folder()?;
+        reservation.commit(|| {
+            match mkdirat(&dir, name.as_str(), Mode::from_raw_mode(FOLDER_MODE)) {
+                Ok(()) => Ok(None),
+                Err(Errno::EXIST) => Err(StoreError::Exists),
+                // The parent was removed after it was opened.
+                Err(Errno::NOENT) => Err(StoreError::NotFound),
+                Err(e) => Err(StoreError::from_errno(e)),
+            }
+        })?;
         sync_folder(&dir, path);
         Ok(())
     }
 
     fn rmdir(&self, path: &TreePath) -> Result<(), StoreError> {
         let (dir, name) = resolve::parent(&self.inner.dir, path).map_err(not_found_or)?;
-        match kind_at(&dir, &name)? {
-            FileType::Directory => {}
-            FileType::RegularFile => return Err(StoreError::WrongKind),
-            _ => return Err(StoreError::NotFound),
-        }
-        match unlinkat(&dir, name.as_str(), AtFlags::REMOVEDIR) {
-            Ok(()) => {}
-            Err(Errno::NOTEMPTY | Errno::EXIST) => return Err(StoreError::NotEmpty),
-            // Replaced by something that is not a folder since the look, or gone.
-            Err(Errno::NOTDIR | Errno::NOENT) => return Err(StoreError::NotFound),
-            // A mount point.
-            Err(Errno::BUSY) => return Err(StoreError::Denied),
-            Err(e) => return Err(StoreError::from_errno(e)),
-        }
+        // The look and the removal with the quota's lock held, so that what the folder
+        // counted is given back exactly when it is gone, in order with the `mkdir`s.
+        self.inner.space.remove(|| {
+            match kind_at(&dir, &name)? {
+                FileType::Directory => {}
+                FileType::RegularFile => return Err(StoreError::WrongKind),
+                _ => return Err(StoreError::NotFound),
+            }
+            match unlinkat(&dir, name.as_str(), AtFlags::REMOVEDIR) {
+                Ok(()) => Ok(FOLDER_OCTETS),
+                Err(Errno::NOTEMPTY | Errno::EXIST) => Err(StoreError::NotEmpty),
+                // Replaced by something that is not a folder since the look, or gone.
+                Err(Errno::NOTDIR | Errno::NOENT) => Err(StoreError::NotFound),
+                // A mount point.
+                Err(Errno::BUSY) => Err(StoreError::Denied),
+                Err(e) => Err(StoreError::from_errno(e)),
+            }
+        })?;
         sync_folder(&dir, path);
         Ok(())
     }

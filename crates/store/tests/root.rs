@@ -7,7 +7,7 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use ferry_store::{Root, STAGING_DIR, StoreError};
+use ferry_store::{FOLDER_OCTETS, Root, STAGING_DIR, StoreError};
 use ferry_wire::{PutMode, Timestamp, TreePath};
 
 fn name(s: &str) -> TreePath {
@@ -782,8 +782,8 @@ fn an_upload_reserves_until_it_is_written_committed_or_dropped() {
 
 /// PUT-23: the quota counts the regular files of the folder's whole tree at start (dotfiles
 /// and subfolders too, TREE-12; not links, what a link to a folder holds, or the staging
-/// area), and every upload in progress; a refused upload is 432 before anything is staged;
-/// commits and drops keep the count.
+/// area), each folder as 4096 octets, and every upload in progress; a refused upload is 432
+/// before anything is staged; commits and drops keep the count.
 #[test]
 fn the_quota_counts_files_and_uploads_in_progress() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -797,9 +797,10 @@ fn the_quota_counts_files_and_uploads_in_progress() {
     symlink(outside.path(), tmp.path().join("sub").join("folder-link")).expect("symlink");
     let root = Root::open(tmp.path())
         .expect("open")
-        .with_quota(Some(300))
+        .with_quota(Some(300 + FOLDER_OCTETS))
         .expect("scan");
-    let usage = |r: &Root| r.usage().map(|u| (u.used, u.reserved));
+    // The files' 150 octets, and `sub`'s 4096 (the staging area is not counted).
+    let usage = |r: &Root| r.usage().map(|u| (u.used - FOLDER_OCTETS, u.reserved));
     assert_eq!(usage(&root), Some((150, 0)));
     match root.begin_upload(&name("big"), 151, PutMode::New) {
         Err(e @ StoreError::NoSpace) => assert_eq!(e.code().get(), 432),
@@ -823,12 +824,16 @@ fn the_quota_counts_files_and_uploads_in_progress() {
     up.write_all(&[3; 100]).expect("write");
     up.commit().expect("commit");
     assert_eq!(usage(&root), Some((250, 0)));
-    assert_eq!(root.usage().map(|u| u.quota.bytes), Some(Some(300)));
+    assert_eq!(
+        root.usage().map(|u| u.quota.bytes),
+        Some(Some(300 + FOLDER_OCTETS))
+    );
 }
 
-/// PUT-23 in files: the regular files of the folder's tree count (dotfiles and subfolders'
-/// too, TREE-12; not folders or links), and the uploads in progress that add one; a replace
-/// of a regular file adds none, a replace of a link adds one.
+/// PUT-23 in files and folders: the regular files and the folders of the folder's tree count
+/// (dotfiles and subfolders' too, TREE-12; not links or the staging area), and the uploads in
+/// progress that add one; a replace of a regular file adds none, a replace of a link adds
+/// one.
 #[test]
 fn the_quota_in_files_counts_regular_files_and_uploads_that_add_one() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -839,17 +844,21 @@ fn the_quota_in_files_counts_regular_files_and_uploads_that_add_one() {
     symlink(tmp.path().join("a"), tmp.path().join("link")).expect("symlink");
     let quota = ferry_store::Quota {
         bytes: None,
-        files: Some(4),
+        files: Some(5),
     };
     let root = Root::open(tmp.path())
         .expect("open")
         .with_quotas(quota)
         .expect("scan");
     assert_eq!(root.quota(), quota);
-    assert_eq!(root.usage().map(|u| u.files), Some(3));
+    assert_eq!(
+        root.usage().map(|u| u.files),
+        Some(4),
+        "three files and sub"
+    );
     let up = root
         .begin_upload(&name("b"), 1, PutMode::New)
-        .expect("4 of 4");
+        .expect("5 of 5");
     for (n, mode) in [("c", PutMode::New), ("link", PutMode::Replace)] {
         match root.begin_upload(&name(n), 1, mode) {
             Err(e @ StoreError::NoSpace) => assert_eq!(e.code().get(), 432),
@@ -864,7 +873,7 @@ fn the_quota_in_files_counts_regular_files_and_uploads_that_add_one() {
     drop(up);
     assert_eq!(
         root.usage().map(|u| (u.files, u.reserved_files)),
-        Some((3, 0))
+        Some((4, 0))
     );
     assert!(root.begin_upload(&name("c"), 1, PutMode::New).is_ok());
 }
@@ -908,20 +917,30 @@ fn a_replace_frees_the_size_of_the_file_it_replaces() {
     assert_eq!(root.usage().map(|u| u.used), Some(280));
 }
 
-/// `ServerConfig::quota` reaches the root (`open_root`); a read-only root ignores it.
+/// `ServerConfig::quota` and `quota_files` reach the root (`open_root`), whose scan counts
+/// the files and the folders; a read-only root ignores them.
 #[test]
 fn the_server_configuration_sets_the_quota() {
     let tmp = tempfile::tempdir().expect("tempdir");
     fs::write(tmp.path().join("a"), [0u8; 10]).expect("write");
+    fs::create_dir(tmp.path().join("d")).expect("mkdir");
     let config = ferry_store::ServerConfig {
         root: tmp.path().to_owned(),
         quota: Some(1 << 20),
+        quota_files: Some(7),
         ..ferry_store::ServerConfig::default()
     };
     let root = config.open_root().expect("open");
     assert_eq!(
-        root.usage().map(|u| (u.quota.bytes, u.used)),
-        Some((Some(1 << 20), 10))
+        root.usage().map(|u| (u.quota, u.used, u.files)),
+        Some((
+            ferry_store::Quota {
+                bytes: Some(1 << 20),
+                files: Some(7)
+            },
+            10 + FOLDER_OCTETS,
+            2
+        ))
     );
     drop(root);
     let read_only = ferry_store::ServerConfig {

@@ -9,10 +9,10 @@ use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _, symlink};
 use std::path::{Path, PathBuf};
 
 use ferry_proto::tree::{TreeDone, TreeOp, entry_cost};
-use ferry_store::{Quota, Root, STAGING_DIR, StoreError};
+use ferry_store::{FOLDER_OCTETS, Quota, Root, STAGING_DIR, StoreError};
 use ferry_wire::limits::{MAX_DEPTH, MAX_PATH};
 use ferry_wire::tree::{EntryKind, Folder, ListEntry, ListOptions};
-use ferry_wire::{Digest, TreePath};
+use ferry_wire::{Digest, PutMode, TreePath};
 
 fn p(s: &str) -> TreePath {
     TreePath::new(s).expect("valid path")
@@ -614,7 +614,8 @@ fn recursive_listings_stop_at_the_path_limits() {
     let from_d = list(&root, "d/d", true).expect("list");
     assert_eq!(from_d.len(), entries.len() - 3, "all but d, d/f and d/d");
     assert!(from_d.iter().all(|e| e.path.depth() + 2 <= MAX_DEPTH));
-    // The quota's scan counts what a path can name, as the listing shows it.
+    // The quota's scan counts what a path can name, as the listing shows it: 64 folders
+    // (the 65th is too deep) and 63 files.
     let counted = root
         .clone()
         .with_quotas(Quota {
@@ -622,7 +623,15 @@ fn recursive_listings_stop_at_the_path_limits() {
             files: Some(1000),
         })
         .expect("scan");
-    assert_eq!(counted.usage().map(|u| u.files), Some(MAX_DEPTH as u64 - 1));
+    assert_eq!(
+        counted.usage().map(|u| u.files),
+        Some(entries.len() as u64),
+        "files and folders"
+    );
+    assert_eq!(
+        counted.usage().map(|u| u.used),
+        Some(MAX_DEPTH as u64 - 1 + MAX_DEPTH as u64 * FOLDER_OCTETS)
+    );
 
     // Octets: five 200-octet folders (1004 octets), then names of 19 and 20 octets.
     let long = "x".repeat(200);
@@ -725,9 +734,10 @@ fn a_listing_beyond_its_budget_is_431() {
     ));
 }
 
-/// TREE-12 and PUT-23: the start-up scan counts the regular files of the whole tree (not
-/// links, not what a link leads to); a delete frees the file's octets and one file; a rename
-/// and a mkdir change nothing.
+/// TREE-12 and PUT-23: the start-up scan counts the regular files and the folders of the
+/// whole tree (not links, not what a link leads to; a folder as one entry and 4096 octets);
+/// a delete frees the file's octets and one file; a mkdir adds a folder, an rmdir frees it;
+/// a rename changes nothing.
 #[test]
 fn the_quota_follows_the_tree() {
     let f = Fixture::new();
@@ -739,33 +749,185 @@ fn the_quota_follows_the_tree() {
     symlink(&f.outside, f.at("a/out")).expect("symlink");
     symlink(f.at("top"), f.at("a/b/top-link")).expect("symlink");
     let quota = Quota {
-        bytes: Some(1000),
+        bytes: Some(1 << 20),
         files: Some(100),
     };
     let root = f.root().with_quotas(quota).expect("scan");
     let usage = |r: &Root| r.usage().map(|u| (u.used, u.files));
-    assert_eq!(usage(&root), Some((75, 4)));
+    // Four files (75 octets) and three folders (a, a/b, a/b/c).
+    let dirs = |n: u64| n * FOLDER_OCTETS;
+    assert_eq!(usage(&root), Some((75 + dirs(3), 7)));
     rename(&root, "a/b/c/deep", "moved").expect("rename");
     rename(&root, "a/b", "b").expect("rename a folder");
-    mkdir(&root, "new").expect("mkdir");
     assert_eq!(
         usage(&root),
-        Some((75, 4)),
-        "rename and mkdir change nothing"
+        Some((75 + dirs(3), 7)),
+        "a rename changes nothing"
     );
+    mkdir(&root, "new").expect("mkdir");
+    assert_eq!(usage(&root), Some((75 + dirs(4), 8)), "a folder more");
+    assert!(matches!(err(mkdir(&root, "new")), StoreError::Exists));
+    assert!(matches!(err(rmdir(&root, "b")), StoreError::NotEmpty));
+    assert_eq!(
+        usage(&root),
+        Some((75 + dirs(4), 8)),
+        "a refused mkdir or rmdir changes nothing"
+    );
+    rmdir(&root, "new").expect("rmdir");
+    assert_eq!(usage(&root), Some((75 + dirs(3), 7)), "a folder less");
     delete(&root, "moved").expect("delete");
-    assert_eq!(usage(&root), Some((35, 3)));
+    assert_eq!(usage(&root), Some((35 + dirs(3), 6)));
     delete(&root, "a/one").expect("delete");
-    assert_eq!(usage(&root), Some((15, 2)));
+    assert_eq!(usage(&root), Some((15 + dirs(3), 5)));
     assert!(matches!(err(delete(&root, "a/out")), StoreError::NotFound));
     assert_eq!(
         usage(&root),
-        Some((15, 2)),
+        Some((15 + dirs(3), 5)),
         "a refused delete frees nothing"
     );
     drop(root);
     let again = f.root().with_quotas(quota).expect("scan");
-    assert_eq!(usage(&again), Some((15, 2)), "the ledger matched the tree");
+    assert_eq!(
+        usage(&again),
+        Some((15 + dirs(3), 5)),
+        "the ledger matched the tree"
+    );
+}
+
+/// PUT-23, TREE-8: a folder counts one entry in the quota in files and folders; a `mkdir`
+/// over it is `NoSpace` (432) and makes nothing; a taken name is still 512; an `rmdir`
+/// gives the entry back, and a `mkdir` then fits.
+#[test]
+fn mkdir_over_the_quota_in_files_is_refused() {
+    let f = Fixture::new();
+    fs::write(f.at("file"), b"x").expect("write");
+    fs::create_dir(f.at("old")).expect("mkdir");
+    let root = f
+        .root()
+        .with_quotas(Quota {
+            bytes: None,
+            files: Some(3),
+        })
+        .expect("scan");
+    mkdir(&root, "a").expect("3 of 3");
+    let before = snapshot(&f.served);
+    for path in ["b", "a/b", "old/b"] {
+        assert!(
+            matches!(err(mkdir(&root, path)), StoreError::NoSpace),
+            "{path}"
+        );
+    }
+    assert_eq!(snapshot(&f.served), before, "nothing made");
+    assert!(
+        matches!(err(mkdir(&root, "old")), StoreError::Exists),
+        "an existing name is 512 whatever the quota"
+    );
+    assert!(
+        matches!(err(mkdir(&root, "none/b")), StoreError::NotFound),
+        "a missing parent is 511 whatever the quota"
+    );
+    assert_eq!(
+        root.usage().map(|u| (u.files, u.reserved_files)),
+        Some((3, 0)),
+        "a refused mkdir keeps no reservation"
+    );
+    // A put that adds a file is refused the same way.
+    assert!(matches!(
+        root.begin_upload(&p("new"), 1, PutMode::New),
+        Err(StoreError::NoSpace)
+    ));
+    rmdir(&root, "old").expect("rmdir");
+    mkdir(&root, "b").expect("an rmdir made room");
+    assert!(f.at("b").is_dir());
+}
+
+/// PUT-23, TREE-8: a folder counts 4096 octets in the quota in octets, whatever the file
+/// system says of it; a `mkdir` that would go over is `NoSpace` and makes nothing.
+#[test]
+fn mkdir_over_the_quota_in_octets_is_refused() {
+    let f = Fixture::new();
+    fs::write(f.at("file"), [0u8; 100]).expect("write");
+    let root = f
+        .root()
+        .with_quotas(Quota {
+            bytes: Some(100 + 2 * FOLDER_OCTETS),
+            files: None,
+        })
+        .expect("scan");
+    mkdir(&root, "a").expect("fits");
+    mkdir(&root, "a/b").expect("fits exactly");
+    assert!(matches!(err(mkdir(&root, "c")), StoreError::NoSpace));
+    assert!(!f.at("c").exists(), "nothing made");
+    assert_eq!(
+        root.usage().map(|u| (u.used, u.reserved)),
+        Some((100 + 2 * FOLDER_OCTETS, 0))
+    );
+    // An upload in progress holds its SIZE: a folder does not fit beside it either.
+    rmdir(&root, "a/b").expect("rmdir");
+    let upload = root
+        .begin_upload(&p("big"), FOLDER_OCTETS - 1, PutMode::New)
+        .expect("fits");
+    assert!(matches!(err(mkdir(&root, "c")), StoreError::NoSpace));
+    drop(upload);
+    mkdir(&root, "c").expect("the upload gave its room back");
+}
+
+/// PUT-23: `mkdir`s and puts racing for the last entries of a quota in files and folders
+/// share one count: whatever the order, exactly as many get through as the quota has room
+/// for, and the counts match what was made.
+#[test]
+fn concurrent_mkdirs_and_puts_never_overshoot_the_quota() {
+    const ROOM: usize = 10;
+    let f = Fixture::new();
+    let root = f
+        .root()
+        .with_quotas(Quota {
+            bytes: None,
+            files: Some(ROOM as u64),
+        })
+        .expect("scan");
+    let (folders, uploads) = std::thread::scope(|scope| {
+        let folders: Vec<_> = (0..ROOM)
+            .map(|i| {
+                let root = &root;
+                scope.spawn(move || mkdir(root, &format!("d{i}")).ok())
+            })
+            .collect();
+        let uploads: Vec<_> = (0..ROOM)
+            .map(|i| {
+                let root = &root;
+                scope.spawn(move || {
+                    root.begin_upload(&p(&format!("f{i}")), 1, PutMode::New)
+                        .ok()
+                })
+            })
+            .collect();
+        let folders = folders
+            .into_iter()
+            .filter_map(|h| h.join().expect("thread"))
+            .count();
+        let uploads: Vec<_> = uploads
+            .into_iter()
+            .filter_map(|h| h.join().expect("thread"))
+            .collect();
+        (folders, uploads)
+    });
+    assert_eq!(folders + uploads.len(), ROOM, "exactly the room there was");
+    assert_eq!(
+        root.usage().map(|u| (u.files, u.reserved_files)),
+        Some((folders as u64, uploads.len() as u64))
+    );
+    let made = fs::read_dir(&f.served)
+        .expect("read_dir")
+        .filter(|e| e.as_ref().expect("entry").path().is_dir())
+        .count();
+    // The staging area is a folder too, not counted.
+    assert_eq!(made, folders + 1);
+    drop(uploads);
+    assert_eq!(
+        root.usage().map(|u| (u.files, u.reserved_files)),
+        Some((folders as u64, 0))
+    );
 }
 
 /// A tmpfs mounted at a folder inside the served one, unmounted on drop.

@@ -252,7 +252,51 @@ fn symbolic_links_are_never_followed(imp: Impl) {
     assert!(server.root.join("out").is_symlink() && server.root.join("alias").is_symlink());
 }
 
+/// PUT-23, TREE-8: a folder counts one entry and 4096 octets in the served folder's quotas
+/// (here 3 files and folders, 2 × 4096 + 10 octets): a `mkdir` over either is `err 432
+/// no-space` and makes nothing; a taken name is still 512; an `rmdir` frees what the folder
+/// counted.
+fn mkdir_over_a_quota_is_432(imp: Impl) {
+    let server = start_with(imp, |c| {
+        c.quota = Some(2 * ferry_store::FOLDER_OCTETS + 10);
+        c.quota_files = Some(3);
+    });
+    let mut s = enabled(&server);
+    // Octets: a third folder would take 3 × 4096.
+    s.send(
+        b"mkdir a
+mkdir b
+mkdir c
+",
+    );
+    s.expect_line("ok mkdir");
+    s.expect_line("ok mkdir");
+    s.expect_line("err 432 no-space");
+    // Files and folders: a file makes three, then no folder fits however small.
+    let data = b"12345";
+    s.send(&put_bytes("a/x", data));
+    s.expect_line(&format!("ok put {} {}", data.len(), Digest::of(data)));
+    s.send(
+        b"mkdir a/c
+mkdir a
+rmdir b
+mkdir c
+mkdir d
+",
+    );
+    s.expect_line("err 432 no-space");
+    s.expect_line("err 512 exists");
+    s.expect_line("ok rmdir");
+    s.expect_line("ok mkdir");
+    s.expect_line("err 432 no-space");
+    assert_eq!(
+        paths(&list(&mut s, "list recursive .\n")),
+        ["a/", "a/x", "c/"]
+    );
+}
+
 ferry_test_support::every_impl!(
+    mkdir_over_a_quota_is_432,
     requests_folders_and_paths_end_to_end,
     paths_need_enable_tree_and_the_other_requests_do_not,
     without_the_extension_its_requests_are_503,
