@@ -119,8 +119,8 @@ impl Directory {
         let anonymous = file.anonymous.iter().map(|a| HomeSpec {
             user: None,
             root: a.root.clone(),
-            quota: None,
-            quota_files: None,
+            quota: a.quota_bytes,
+            quota_files: a.quota_files,
         });
         users.chain(anonymous).collect()
     }

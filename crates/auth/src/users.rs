@@ -14,6 +14,8 @@
 //! [anonymous]                        # optional; absent = no anonymous access
 //! root = "/srv/ferry/public"
 //! rights = ["list", "read"]          # read-only by default
+//! quota-bytes = 1073741824           # optional (with "create": what anonymous may fill)
+//! quota-files = 1000                 # optional
 //! ```
 //!
 //! Loading checks everything and names the file, the line, the user and the field of the
@@ -124,13 +126,21 @@ impl User {
     }
 }
 
-/// The anonymous access: a root and rights (read-only unless given).
+/// The anonymous access: a root, rights (read-only unless given) and optional quotas.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Anonymous {
     /// The folder anonymous sessions see (absolute).
     pub root: PathBuf,
     /// What they may do (default `list`, `read`).
     pub rights: Rights,
+    /// Most octets the folder may hold (each folder in it counts 4096, PUT-23): what every
+    /// anonymous session together may put there, with the `create` right.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota_bytes: Option<u64>,
+    /// Most files and folders the folder may hold (PUT-23).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota_files: Option<u64>,
 }
 
 /// The users file.
@@ -463,6 +473,7 @@ fn parse_anonymous(
 ) -> Result<Anonymous, LoadError> {
     let mut root = None;
     let mut rights = Rights::READ_ONLY;
+    let (mut quota_bytes, mut quota_files) = (None, None);
     for (key, value) in table {
         let offset = key.span().start;
         let (key, value) = (key.into_inner(), value.into_inner());
@@ -470,15 +481,24 @@ fn parse_anonymous(
         match key.as_str() {
             "root" => root = Some(parse_root(value).map_err(bad)?),
             "rights" => rights = parse_rights(value).map_err(bad)?,
+            "quota-bytes" => quota_bytes = Some(parse_count(value).map_err(bad)?),
+            "quota-files" => quota_files = Some(parse_count(value).map_err(bad)?),
             _ => {
                 return Err(bad(
-                    "unknown field (the anonymous access has root and rights)".into(),
+                    "unknown field (the anonymous access has root, rights, quota-bytes and \
+                     quota-files)"
+                        .into(),
                 ));
             }
         }
     }
     let root = root.ok_or_else(|| invalid(at, "anonymous: field \"root\" is missing".into()))?;
-    Ok(Anonymous { root, rights })
+    Ok(Anonymous {
+        root,
+        rights,
+        quota_bytes,
+        quota_files,
+    })
 }
 
 fn parse_root(value: Value) -> Result<PathBuf, String> {
@@ -550,6 +570,7 @@ rights = []
 
 [anonymous]
 root = "/srv/ferry/public"
+quota-files = 100
 "#,
             key = ALICE_KEY.trim()
         )
@@ -603,6 +624,7 @@ root = "/srv/ferry/public"
         assert!(bob.rights.is_empty() && !bob.can_log_in());
         let anon = f.anonymous.as_ref().expect("anonymous");
         assert_eq!(anon.rights, Rights::READ_ONLY, "read-only by default");
+        assert_eq!((anon.quota_bytes, anon.quota_files), (None, Some(100)));
         assert!(!anon.rights.contains(Right::Create));
         let raw = *alice.keys[0].raw();
         let (user, key) = f.key("alice", &raw).expect("alice's key");
@@ -886,6 +908,8 @@ root = "/srv/ferry/public"
                     .into_iter()
                     .filter(|r| bits & (1 << *r as u8) != 0)
                     .collect(),
+                quota_bytes: (bits & 1 != 0).then_some(u64::from(bits) << 20),
+                quota_files: (bits & 2 != 0).then_some(u64::from(bits)),
             });
             let text = f.to_toml().expect("toml");
             proptest::prop_assert_eq!(parse(&text).expect("loads"), f);

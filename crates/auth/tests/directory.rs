@@ -178,6 +178,25 @@ fn a_new_users_file_applies_to_new_logins() {
     let homes = w.directory.homes();
     assert_eq!(homes.len(), 1);
     assert_eq!(homes[0].root, std::path::Path::new("/srv/bob"));
+    // The anonymous access's folder gets the quotas its table gives (a folder anonymous
+    // sessions may write to must be bounded too).
+    let mut file = (*w.directory.file()).clone();
+    file.anonymous = Some(ferry_auth::users::Anonymous {
+        root: "/srv/public".into(),
+        rights: "list,read,create".parse().expect("rights"),
+        quota_bytes: Some(1 << 20),
+        quota_files: Some(10),
+    });
+    w.directory.update(file);
+    let homes = w.directory.homes();
+    let public = homes
+        .iter()
+        .find(|h| h.user.is_none())
+        .expect("anonymous home");
+    assert_eq!(
+        (public.quota, public.quota_files),
+        (Some(1 << 20), Some(10))
+    );
 }
 
 /// AUTH-21: alice may have one session, then two after a reload; a session's place is given

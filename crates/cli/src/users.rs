@@ -310,13 +310,7 @@ fn rights_text(rights: Rights) -> String {
 }
 
 fn limits_text(user: &User) -> String {
-    let mut parts = Vec::new();
-    if let Some(b) = user.quota_bytes {
-        parts.push(format!("quota {}", units::size_text(b)));
-    }
-    if let Some(n) = user.quota_files {
-        parts.push(format!("{n} files"));
-    }
+    let mut parts = quota_parts(user.quota_bytes, user.quota_files);
     if let Some(n) = user.max_sessions {
         parts.push(format!("{n} sessions"));
     }
@@ -325,6 +319,18 @@ fn limits_text(user: &User) -> String {
     } else {
         parts.join(", ")
     }
+}
+
+/// A folder's quotas, in words.
+fn quota_parts(bytes: Option<u64>, files: Option<u64>) -> Vec<String> {
+    let mut parts = Vec::new();
+    if let Some(b) = bytes {
+        parts.push(format!("quota {}", units::size_text(b)));
+    }
+    if let Some(n) = files {
+        parts.push(format!("{n} files"));
+    }
+    parts
 }
 
 fn list(path: &Path) -> Result<(), Failure> {
@@ -366,11 +372,19 @@ fn list(path: &Path) -> Result<(), Failure> {
         }
     }
     match &file.anonymous {
-        Some(a) => println!(
-            "anonymous access: root {}, rights {}",
-            a.root.display(),
-            rights_text(a.rights)
-        ),
+        Some(a) => {
+            let quotas = quota_parts(a.quota_bytes, a.quota_files);
+            println!(
+                "anonymous access: root {}, rights {}{}",
+                a.root.display(),
+                rights_text(a.rights),
+                if quotas.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", quotas.join(", "))
+                }
+            );
+        }
         None => println!("no anonymous access"),
     }
     let locked: Vec<&str> = file

@@ -76,6 +76,8 @@ fn the_audit_log_has_every_operation_survives_a_rotation_and_is_complete_at_exit
     file.anonymous = Some(Anonymous {
         root: public.clone(),
         rights: "list,read,create".parse().expect("rights"),
+        quota_bytes: None,
+        quota_files: None,
     });
     let users = dir.path().join("users.toml");
     file.save(&users).expect("save");

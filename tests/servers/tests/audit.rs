@@ -46,6 +46,8 @@ fn every_operation_is_a_json_line_in_the_audit_log(imp: Impl) {
     file.anonymous = Some(Anonymous {
         root: public.clone(),
         rights: "list,read,create".parse().expect("rights"),
+        quota_bytes: None,
+        quota_files: None,
     });
     let directory = Arc::new(Directory::new(file, false).expect("directory"));
     let sink = log.sink();
