@@ -268,9 +268,10 @@ impl Reservation {
     /// Runs `rename` (which makes the upload visible and returns the size of the regular
     /// file it replaced, `None` for none; for a `mkdir`, creates the folder) with the ledger
     /// locked, and on success moves the upload's SIZE from the reservations to the folder's
-    /// files, less what it replaced, and counts one more file unless it replaced one. Locked, so that two commits of one name
-    /// see each other's result, and a check never sees the upload in neither place. On
-    /// failure the reservation is given back when dropped.
+    /// files, less what it replaced, and counts one more file unless it replaced one.
+    /// Locked, so that two commits of one name see each other's result, and a check never
+    /// sees the upload in neither place. On failure the reservation is given back when
+    /// dropped.
     pub(crate) fn commit<E>(
         &mut self,
         rename: impl FnOnce() -> Result<Option<u64>, E>,

@@ -493,8 +493,8 @@ fn no_operation_escapes_through_links_or_special_files() {
 
 /// TREE-6: a listing has the regular files and folders with valid names, never links,
 /// special files, invalid or hidden names or the staging area, sorted by the paths' octets
-/// (so `a` < `a-b` < `a.c` < `a/b`, and `B` < `Z/y` < `a` < `z` < `é`), each once; paths relative to the listed
-/// folder; a file is 518, a missing folder 511.
+/// (so `a` < `a-b` < `a.c` < `a/b`, and `B` < `Z/y` < `a` < `z` < `é`), each once; paths
+/// relative to the listed folder; a file is 518, a missing folder 511.
 #[test]
 fn listings_are_sorted_by_path_octets_and_show_only_valid_files_and_folders() {
     let f = Fixture::new();

@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `{addr}` | `FERRY_ADDR` | the scripted server, `127.0.0.1:PORT` |
 //! | `{op}` | `FERRY_OP` | `get`, `put`, `dir`, `resume`, `mget`, `mput` or `rget` |
-//! | `{name}` | `FERRY_NAME` | the remote file name (get, put, resume, mget, mput), or folder (rget) |
+//! | `{name}` | `FERRY_NAME` | the remote file (get, put, resume, mget, mput) or folder (rget) |
 //! | `{name2}` | `FERRY_NAME2` | the second file name (mget, mput) |
 //! | `{dir}` | `FERRY_DIR` | a fresh local folder: get writes `{dir}/{name}`, put reads it |
 //!
