@@ -662,10 +662,8 @@ impl Peer {
     }
 }
 
-/// Checks a request line the client sent; returns the request if valid.
-fn check_request(line: &[u8], log: &Mutex<Log>, first: bool, versions: &[u32]) -> Option<Request> {
-    let mut l = lock(log);
-    l.requests.push(line.to_vec());
+/// FRAME-3: a client ends its request lines with LF alone.
+fn lf_only(line: &[u8], l: &mut Log) {
     if line.ends_with(b"\r\n") {
         l.violate(
             "FRAME-3",
@@ -673,13 +671,25 @@ fn check_request(line: &[u8], log: &Mutex<Log>, first: bool, versions: &[u32]) -
             format!("{:?}", show(line)),
         );
     }
+}
+
+/// `line` with a CR LF end as LF, to compare with a canonical encoding.
+fn with_lf(line: &[u8]) -> Vec<u8> {
+    match line.strip_suffix(b"\r\n") {
+        Some(b) => [b, b"\n"].concat(),
+        None => line.to_vec(),
+    }
+}
+
+/// Checks a request line the client sent; returns the request if valid.
+fn check_request(line: &[u8], log: &Mutex<Log>, first: bool, versions: &[u32]) -> Option<Request> {
+    let mut l = lock(log);
+    l.requests.push(line.to_vec());
+    lf_only(line, &mut l);
     match decode_request(line) {
         Ok((r, _)) => {
             let canonical = r.to_bytes();
-            let plain: Vec<u8> = match line.strip_suffix(b"\r\n") {
-                Some(b) => [b, b"\n"].concat(),
-                None => line.to_vec(),
-            };
+            let plain = with_lf(line);
             if canonical != plain {
                 l.violate("FRAME-6", show(&canonical), show(line));
             }
@@ -723,20 +733,11 @@ fn check_request(line: &[u8], log: &Mutex<Log>, first: bool, versions: &[u32]) -
 fn check_tree_request(line: &[u8], log: &Mutex<Log>) -> Option<TreeRequest> {
     let mut l = lock(log);
     l.requests.push(line.to_vec());
-    if line.ends_with(b"\r\n") {
-        l.violate(
-            "FRAME-3",
-            "request lines ending with LF alone",
-            format!("{:?}", show(line)),
-        );
-    }
+    lf_only(line, &mut l);
     match decode_tree_request(line) {
         Ok((r, _)) => {
             let canonical = r.encode();
-            let plain: Vec<u8> = match line.strip_suffix(b"\r\n") {
-                Some(b) => [b, b"\n"].concat(),
-                None => line.to_vec(),
-            };
+            let plain = with_lf(line);
             // TREE-6: `list`'s options in any order.
             let swapped = match &r {
                 TreeRequest::List { options, folder } if options.digests && options.recursive => {
