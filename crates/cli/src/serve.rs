@@ -45,6 +45,13 @@ pub(crate) fn run(settings: Serve) -> u8 {
     {
         return code;
     }
+    if users.is_some() && (config.quota.is_some() || config.quota_files.is_some()) {
+        eprintln!(
+            "ferry: warning: --quota and --quota-files bound the folder served without --users; \
+             with --users they do nothing: give quota-bytes and quota-files to each user and to \
+             [anonymous] in the users file"
+        );
+    }
     let tls = match server_tls(&tls, &config.root) {
         Ok(tls) => tls,
         Err(code) => return code,

@@ -224,6 +224,29 @@ fn an_unknown_user_s_salt_is_the_same_after_a_restart() {
     );
 }
 
+/// `--quota`/`--quota-files` bound the folder served without users; with `--users` each
+/// folder has the quotas of the users file, so the flags would silently do nothing: the
+/// server says so.
+#[test]
+fn quota_flags_with_users_are_reported_as_doing_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (users, _alice) = alice_only(dir.path());
+    let log = dir.path().join("stderr.txt");
+    let stderr = std::process::Stdio::from(std::fs::File::create(&log).expect("log"));
+    let server = serve_users_with(
+        &users,
+        &dir.path().join("tls"),
+        &["--quota", "1MiB", "--quota-files", "10"],
+        stderr,
+    );
+    drop(server);
+    let err = std::fs::read_to_string(&log).expect("stderr");
+    assert!(
+        err.contains("warning: --quota and --quota-files bound the folder served without --users"),
+        "{err}"
+    );
+}
+
 #[test]
 fn failed_logins_are_not_throttled_when_the_operator_says_so() {
     let dir = tempfile::tempdir().expect("tempdir");
