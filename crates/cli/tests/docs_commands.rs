@@ -176,6 +176,10 @@ const HANDLING: &[(&str, How)] = &[
     ),
     ("ferry-conform server 127.0.0.1:7450", How::Run),
     (
+        "mkdir -p /tmp/c-ro",
+        How::Skip("not a ferry command: the read-only server's folder"),
+    ),
+    (
         "ferry serve --root /tmp/c-main --listen 127.0.0.1:7450 --max-connections 16 --shutdown-grace 2 &",
         How::Parse,
     ),
